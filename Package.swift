@@ -1,0 +1,42 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// C kernels are always compiled with optimisation, even in debug builds, so that the
+// test suite (debug) runs the same fast paths the CLI (release) does.
+let kernelCFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
+
+let package = Package(
+    name: "rollspec",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "rollspec", targets: ["rollspec"]),
+        .library(name: "RollspecModel", targets: ["RollspecModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CZeroMQ", pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]),
+        .target(name: "CRollspecKernels", cSettings: kernelCFlags),
+        .target(name: "RollspecKernels", dependencies: ["CBLAS", "CRollspecKernels"]),
+        .target(name: "RollspecModel", dependencies: ["RollspecKernels"]),
+        .target(name: "RollspecTesting", dependencies: ["RollspecModel"]),
+        .executableTarget(
+            name: "rollspec",
+            dependencies: [
+                "RollspecModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
+        .testTarget(
+            name: "RollspecModelTests",
+            dependencies: ["RollspecModel", "RollspecTesting"],
+            resources: [.copy("Resources")]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,8 @@
+import ArgumentParser
+
+@main
+struct Rollspec: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollspec",
+        abstract: "Speculative-decoding rollouts for RL training of language models.")
+}
