@@ -145,8 +145,8 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         }
         do {
             return try JSONDecoder().decode(LlamaConfig.self, from: data)
-        } catch let error as ModelError {
-            throw error
+        } catch ModelError.invalidConfig(let why) {
+            throw ModelError.invalidConfig("\(url.path): \(why)")
         } catch {
             throw ModelError.invalidConfig("\(url.path): \(describe(error))")
         }

@@ -1,0 +1,216 @@
+import RollspecKernels
+
+/// Which positions of a forward pass produce logits.
+public enum LogitsRows: Sendable {
+    /// The last token of each segment (prefill, decode, batched decode).
+    case last
+    /// Every token (verification of draft tokens, scoring).
+    case all
+}
+
+/// One sequence's share of a forward pass: new tokens, appended to `cache` at
+/// positions `cache.count ..< cache.count + tokens.count`.
+public struct ForwardSegment {
+    public var tokens: [Int]
+    public var cache: KVCache
+    public init(tokens: [Int], cache: KVCache) {
+        self.tokens = tokens
+        self.cache = cache
+    }
+}
+
+/// Logits of a forward pass: `[rows, V]` with `segmentRows[s]` naming the rows of segment `s`.
+public struct Logits {
+    public let vocabSize: Int
+    /// `[rows, V]`
+    public let buffer: FloatBuffer
+    /// For each segment, the range of its rows in `buffer`.
+    public let segmentRows: [Range<Int>]
+
+    public var rowCount: Int { buffer.count / vocabSize }
+
+    /// Row `r` as a pointer to `V` floats.
+    public func row(_ r: Int) -> UnsafeMutablePointer<Float> { buffer.pointer + r * vocabSize }
+
+    /// Row `r` copied into an array.
+    public func rowArray(_ r: Int) -> [Float] {
+        Array(UnsafeBufferPointer(start: row(r), count: vocabSize))
+    }
+}
+
+/// A Llama-family decoder (Llama, Qwen2, SmolLM) with a forward pass over batches of
+/// sequences, each with its own KV cache and position.
+///
+/// Every entry point — prefill, decode, multi-token verify, batched decode — is one call of
+/// `forward(_:logits:)`: the matrix multiplications run on all new tokens of all sequences
+/// stacked together (so k verify tokens, or B sequences, stream each weight once), attention
+/// runs per sequence over its own cache. Not safe for concurrent use: one forward at a time
+/// per instance (its scratch buffers are reused between calls).
+public final class LlamaModel {
+    public let config: LlamaConfig
+    public let weights: LlamaWeights
+    private var scratch: Scratch
+
+    public init(weights: LlamaWeights) {
+        self.config = weights.config
+        self.weights = weights
+        self.scratch = Scratch(config: weights.config, rows: 1)
+    }
+
+    /// A fresh, empty KV cache shaped for this model.
+    public func makeCache(capacity: Int = 256) -> KVCache {
+        KVCache(config: config, capacity: capacity)
+    }
+
+    // MARK: Entry points
+
+    /// Runs the prompt through the model, filling `cache`; returns the last position's logits.
+    public func prefill(_ tokens: [Int], cache: KVCache) -> [Float] {
+        forward([ForwardSegment(tokens: tokens, cache: cache)], logits: .last).rowArray(0)
+    }
+
+    /// Decodes one token at position `cache.count`; returns its logits.
+    public func decode(_ token: Int, cache: KVCache) -> [Float] {
+        forward([ForwardSegment(tokens: [token], cache: cache)], logits: .last).rowArray(0)
+    }
+
+    /// Runs k tokens in one pass and returns the logits after each (`[k, V]`): row i is the
+    /// distribution of the token that follows `tokens[i]`. The cache keeps all k; truncate it
+    /// to drop rejected ones.
+    public func verify(_ tokens: [Int], cache: KVCache) -> Logits {
+        forward([ForwardSegment(tokens: tokens, cache: cache)], logits: .all)
+    }
+
+    /// Decodes one token for each of B sequences, each at its own position; returns `[B, V]`.
+    public func decodeBatch(_ tokens: [Int], caches: [KVCache]) -> Logits {
+        precondition(tokens.count == caches.count)
+        return forward(zip(tokens, caches).map { ForwardSegment(tokens: [$0], cache: $1) }, logits: .last)
+    }
+
+    // MARK: The forward pass
+
+    /// Runs all segments' new tokens through the model, appending their keys and values to
+    /// each segment's cache, and returns the requested logits rows.
+    public func forward(_ segments: [ForwardSegment], logits rows: LogitsRows) -> Logits {
+        let c = config
+        let dim = c.hiddenSize, qDim = c.numAttentionHeads * c.headDim
+        let kvDim = c.numKeyValueHeads * c.headDim, ffn = c.intermediateSize
+        let n = segments.reduce(0) { $0 + $1.tokens.count }
+        precondition(n > 0, "forward needs at least one token")
+        if scratch.rows < n { scratch = Scratch(config: c, rows: n) }
+        let s = scratch
+
+        // Embedding lookup and positions.
+        var row = 0
+        var starts: [Int] = []
+        for seg in segments {
+            seg.cache.reserve(seg.tokens.count)
+            starts.append(seg.cache.count)
+            for (t, token) in seg.tokens.enumerated() {
+                precondition(token >= 0 && token < c.vocabSize, "token id \(token) outside vocabulary")
+                (s.x.pointer + row * dim).update(from: weights.embedding.pointer + token * dim, count: dim)
+                s.positions[row] = Int32(seg.cache.count + t)
+                row += 1
+            }
+        }
+
+        for (l, layer) in weights.layers.enumerated() {
+            // Attention block.
+            rmsNormForward(s.xb.pointer, s.x.pointer, layer.attentionNorm.pointer, n: n, dim: dim, eps: c.rmsNormEps)
+            matmulForward(s.q.pointer, s.xb.pointer, layer.wq.pointer, layer.bq?.pointer, n: n, inDim: dim, outDim: qDim)
+            matmulForward(s.k.pointer, s.xb.pointer, layer.wk.pointer, layer.bk?.pointer, n: n, inDim: dim, outDim: kvDim)
+            matmulForward(s.v.pointer, s.xb.pointer, layer.wv.pointer, layer.bv?.pointer, n: n, inDim: dim, outDim: kvDim)
+            s.positions.withUnsafeBufferPointer { pos in
+                ropeForward(s.q.pointer, positions: pos.baseAddress!, n: n, heads: c.numAttentionHeads,
+                            headDim: c.headDim, theta: c.ropeTheta)
+                ropeForward(s.k.pointer, positions: pos.baseAddress!, n: n, heads: c.numKeyValueHeads,
+                            headDim: c.headDim, theta: c.ropeTheta)
+            }
+            row = 0
+            for (i, seg) in segments.enumerated() {
+                let m = seg.tokens.count
+                seg.cache.keyRow(layer: l, position: starts[i]).update(from: s.k.pointer + row * kvDim, count: m * kvDim)
+                seg.cache.valueRow(layer: l, position: starts[i]).update(from: s.v.pointer + row * kvDim, count: m * kvDim)
+                attentionForward(
+                    s.att.pointer + row * qDim, s.q.pointer + row * qDim,
+                    keys: seg.cache.keys[l].pointer, values: seg.cache.values[l].pointer,
+                    startPosition: starts[i], n: m, heads: c.numAttentionHeads,
+                    kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+                row += m
+            }
+            matmulForward(s.xb.pointer, s.att.pointer, layer.wo.pointer, nil, n: n, inDim: qDim, outDim: dim)
+            addInPlace(s.x.pointer, s.xb.pointer, count: n * dim)
+
+            // Feed-forward block.
+            rmsNormForward(s.xb.pointer, s.x.pointer, layer.ffnNorm.pointer, n: n, dim: dim, eps: c.rmsNormEps)
+            matmulForward(s.gate.pointer, s.xb.pointer, layer.wGate.pointer, nil, n: n, inDim: dim, outDim: ffn)
+            matmulForward(s.up.pointer, s.xb.pointer, layer.wUp.pointer, nil, n: n, inDim: dim, outDim: ffn)
+            swigluForward(s.gate.pointer, s.gate.pointer, s.up.pointer, count: n * ffn)
+            matmulForward(s.xb.pointer, s.gate.pointer, layer.wDown.pointer, nil, n: n, inDim: ffn, outDim: dim)
+            addInPlace(s.x.pointer, s.xb.pointer, count: n * dim)
+        }
+        for seg in segments { seg.cache.advance(by: seg.tokens.count) }
+
+        // Final norm and head, on the requested rows only.
+        var outRows: [Int] = []
+        var segmentRows: [Range<Int>] = []
+        row = 0
+        for seg in segments {
+            let m = seg.tokens.count
+            let first = outRows.count
+            switch rows {
+            case .last: outRows.append(row + m - 1)
+            case .all: outRows.append(contentsOf: row..<(row + m))
+            }
+            segmentRows.append(first..<outRows.count)
+            row += m
+        }
+        for (i, r) in outRows.enumerated() {
+            (s.xb.pointer + i * dim).update(from: s.x.pointer + r * dim, count: dim)
+        }
+        rmsNormForward(s.xb.pointer, s.xb.pointer, weights.finalNorm.pointer, n: outRows.count, dim: dim, eps: c.rmsNormEps)
+        let out = FloatBuffer(count: outRows.count * c.vocabSize)
+        matmulForward(out.pointer, s.xb.pointer, weights.lmHead.pointer, nil, n: outRows.count, inDim: dim, outDim: c.vocabSize)
+        return Logits(vocabSize: c.vocabSize, buffer: out, segmentRows: segmentRows)
+    }
+}
+
+/// Activation buffers for up to `rows` tokens, reused across forward calls.
+/// Legend: N rows, C hidden, Q query width, K kv width, F intermediate.
+private final class Scratch {
+    let rows: Int
+    /// `[N, C]` residual stream
+    let x: FloatBuffer
+    /// `[N, C]` normalised input / block output
+    let xb: FloatBuffer
+    /// `[N, Q]`
+    let q: FloatBuffer
+    /// `[N, K]`
+    let k: FloatBuffer
+    /// `[N, K]`
+    let v: FloatBuffer
+    /// `[N, Q]` attention output before o_proj
+    let att: FloatBuffer
+    /// `[N, F]`
+    let gate: FloatBuffer
+    /// `[N, F]`
+    let up: FloatBuffer
+    /// `[N]` absolute position of each row
+    var positions: [Int32]
+
+    init(config c: LlamaConfig, rows: Int) {
+        // Grow in steps so a prefill followed by decodes does not reallocate every call.
+        let n = max(rows, 16)
+        self.rows = n
+        let q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
+        x = FloatBuffer(count: n * c.hiddenSize)
+        xb = FloatBuffer(count: n * c.hiddenSize)
+        self.q = FloatBuffer(count: n * q)
+        k = FloatBuffer(count: n * kv)
+        v = FloatBuffer(count: n * kv)
+        att = FloatBuffer(count: n * q)
+        gate = FloatBuffer(count: n * c.intermediateSize)
+        up = FloatBuffer(count: n * c.intermediateSize)
+        positions = [Int32](repeating: 0, count: n)
+    }
+}

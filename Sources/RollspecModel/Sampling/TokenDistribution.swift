@@ -1,0 +1,98 @@
+import Foundation
+
+/// The distribution a token is drawn from, after temperature, top-k and top-p: the tokens
+/// that survived truncation and their renormalised probabilities, most likely first.
+///
+/// Greedy decoding is the point mass on the argmax. The rejection sampler of speculative
+/// decoding compares two of these (target and draft), so both are built by this one function.
+public struct TokenDistribution: Sendable, Equatable {
+    /// Surviving token ids: in decreasing probability (ties by id) when truncated, in id
+    /// order when not.
+    public var tokens: [Int32]
+    /// Their probabilities, summing to 1.
+    public var probabilities: [Float]
+
+    public init(tokens: [Int32], probabilities: [Float]) {
+        self.tokens = tokens
+        self.probabilities = probabilities
+    }
+
+    /// The probability of `token` (0 when truncated away).
+    public func probability(of token: Int) -> Float {
+        for (i, t) in tokens.enumerated() where Int(t) == token { return probabilities[i] }
+        return 0
+    }
+
+    /// Draws one token by inverse CDF with a uniform `u` in [0, 1).
+    public func sample(uniform u: Double) -> (token: Int, probability: Float) {
+        var acc: Double = 0
+        for i in tokens.indices {
+            acc += Double(probabilities[i])
+            if u < acc { return (Int(tokens[i]), probabilities[i]) }
+        }
+        // Rounding left `acc` a hair under 1: the last surviving token takes the remainder.
+        return (Int(tokens[tokens.count - 1]), probabilities[tokens.count - 1])
+    }
+
+    /// Builds the distribution that `parameters` defines over `logits` (`V` floats).
+    public init(logits: UnsafePointer<Float>, vocabSize: Int, parameters p: SamplingParameters) {
+        if p.isGreedy {
+            var best = 0
+            for i in 1..<vocabSize where logits[i] > logits[best] { best = i }
+            self.init(tokens: [Int32(best)], probabilities: [1])
+            return
+        }
+        // Softmax at temperature T, in Double for a stable normaliser.
+        let invT = 1 / Double(p.temperature)
+        var maxLogit = -Float.infinity
+        for i in 0..<vocabSize { maxLogit = max(maxLogit, logits[i]) }
+        var weights = [Double](repeating: 0, count: vocabSize)
+        var total: Double = 0
+        for i in 0..<vocabSize {
+            let w = exp(Double(logits[i] - maxLogit) * invT)
+            weights[i] = w
+            total += w
+        }
+        let truncating = p.topK > 0 && p.topK < vocabSize || p.topP < 1
+        guard truncating else {
+            // No truncation: every token, in id order; no sort needed.
+            self.init(tokens: (0..<vocabSize).map { Int32($0) },
+                      probabilities: weights.map { Float($0 / total) })
+            return
+        }
+        var order = Self.candidates(weights: weights, total: total, topK: p.topK, topP: Double(p.topP))
+        if p.topK > 0, order.count > p.topK { order.removeLast(order.count - p.topK) }
+        // Top-p over what top-k kept (mass measured against the top-k renormalised total).
+        if p.topP < 1 {
+            let keptTotal = order.reduce(0) { $0 + weights[$1] }
+            var cum: Double = 0
+            var cut = order.count
+            for (i, t) in order.enumerated() {
+                cum += weights[t] / keptTotal
+                if cum >= Double(p.topP) { cut = i + 1; break }
+            }
+            order.removeLast(order.count - cut)
+        }
+        let keptTotal = order.reduce(0) { $0 + weights[$1] }
+        self.init(tokens: order.map { Int32($0) }, probabilities: order.map { Float(weights[$0] / keptTotal) })
+    }
+
+    /// Token ids sorted by decreasing weight (ties by id), at least covering the top-k /
+    /// top-p set. Sorting all V ids each step is wasteful, so it first tries only those above a
+    /// small threshold: if they number at least k (top-k), or hold at least the nucleus mass
+    /// (top-p alone), they are a prefix of the full order that contains the kept set.
+    private static func candidates(weights: [Double], total: Double, topK: Int, topP: Double) -> [Int] {
+        func sorted(_ idx: [Int]) -> [Int] {
+            idx.sorted { weights[$0] != weights[$1] ? weights[$0] > weights[$1] : $0 < $1 }
+        }
+        let cutoff = 1e-6 * total
+        var idx: [Int] = []
+        var covered: Double = 0
+        for i in weights.indices where weights[i] >= cutoff {
+            idx.append(i)
+            covered += weights[i]
+        }
+        let enough = topK > 0 ? idx.count >= topK : covered / total >= topP
+        return sorted(enough ? idx : Array(weights.indices))
+    }
+}
