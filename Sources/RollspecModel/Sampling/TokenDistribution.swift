@@ -64,11 +64,12 @@ public struct TokenDistribution: Sendable, Equatable {
         if p.topK > 0, order.count > p.topK { order.removeLast(order.count - p.topK) }
         // Top-p over what top-k kept (mass measured against the top-k renormalised total).
         if p.topP < 1 {
-            let keptTotal = order.reduce(0) { $0 + weights[$1] }
+            // `order` may be only a prefix of all tokens: without top-k, normalise by the total.
+            let massTotal = p.topK > 0 ? order.reduce(0) { $0 + weights[$1] } : total
             var cum: Double = 0
             var cut = order.count
             for (i, t) in order.enumerated() {
-                cum += weights[t] / keptTotal
+                cum += weights[t] / massTotal
                 if cum >= Double(p.topP) { cut = i + 1; break }
             }
             order.removeLast(order.count - cut)
