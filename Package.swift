@@ -25,14 +25,18 @@ let package = Package(
         .target(name: "CRollspecKernels", cSettings: kernelCFlags),
         .target(name: "RollspecKernels", dependencies: ["CBLAS", "CRollspecKernels"]),
         .target(name: "RollspecModel", dependencies: ["RollspecKernels"]),
+        .target(name: "RollspecSpeculation", dependencies: ["RollspecModel"]),
         .target(name: "RollspecTesting", dependencies: ["RollspecModel"]),
         .executableTarget(
             name: "rollspec",
             dependencies: [
-                "RollspecModel",
+                "RollspecModel", "RollspecSpeculation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
+        .testTarget(
+            name: "RollspecSpeculationTests",
+            dependencies: ["RollspecSpeculation", "RollspecTesting"]),
         .testTarget(
             name: "RollspecModelTests",
             dependencies: ["RollspecModel", "RollspecTesting"],

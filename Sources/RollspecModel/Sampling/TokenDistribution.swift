@@ -19,8 +19,17 @@ public struct TokenDistribution: Sendable, Equatable {
 
     /// The probability of `token` (0 when truncated away).
     public func probability(of token: Int) -> Float {
+        // Untruncated distributions are stored in id order: entry `token` is the token itself.
+        if token >= 0, token < tokens.count, Int(tokens[token]) == token { return probabilities[token] }
         for (i, t) in tokens.enumerated() where Int(t) == token { return probabilities[i] }
         return 0
+    }
+
+    /// The probabilities as a dense `[V]` vector (zeros for truncated tokens).
+    public func dense(vocabSize: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: vocabSize)
+        for (t, p) in zip(tokens, probabilities) { out[Int(t)] = Double(p) }
+        return out
     }
 
     /// Draws one token by inverse CDF with a uniform `u` in [0, 1).

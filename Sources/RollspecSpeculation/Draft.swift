@@ -1,0 +1,30 @@
+import RollspecModel
+
+/// The one small type where proposers and the verifier meet: k proposed tokens and, for a
+/// model draft, the distribution each was drawn from.
+public struct Draft: Sendable, Equatable {
+    public var tokens: [Int]
+    /// `q_i`, the distribution `tokens[i]` was drawn from, after the same temperature / top-k /
+    /// top-p as the target. nil: every token was proposed deterministically (a point mass),
+    /// as the suffix index does.
+    public var distributions: [TokenDistribution]?
+    /// Which proposer made it (for statistics).
+    public var proposer: String
+
+    public init(tokens: [Int], distributions: [TokenDistribution]? = nil, proposer: String) {
+        precondition(distributions == nil || distributions!.count == tokens.count)
+        self.tokens = tokens
+        self.distributions = distributions
+        self.proposer = proposer
+    }
+
+    public static func empty(_ proposer: String) -> Draft { Draft(tokens: [], proposer: proposer) }
+
+    public var isEmpty: Bool { tokens.isEmpty }
+
+    /// `q_i(token)`: 1 for a point-mass proposal.
+    func draftProbability(at i: Int) -> Double {
+        guard let distributions else { return 1 }
+        return Double(distributions[i].probability(of: tokens[i]))
+    }
+}
