@@ -17,6 +17,12 @@ public struct GenerationResult: Sendable, Equatable {
     /// Seconds spent on the prompt and on generating, for throughput figures.
     public var prefillSeconds: Double = 0
     public var decodeSeconds: Double = 0
+
+    public init(tokens: [Int], logprobs: [Float], finishReason: FinishReason) {
+        self.tokens = tokens
+        self.logprobs = logprobs
+        self.finishReason = finishReason
+    }
 }
 
 /// What a generation request asks for.

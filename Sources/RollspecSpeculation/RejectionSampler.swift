@@ -45,21 +45,29 @@ public struct RejectionSampler: Sendable {
     ///   - random: the sequence's random stream.
     public func verify(draft: Draft, target: [TokenDistribution], vocabSize: Int,
                        random: inout RandomSource) -> Verification {
+        precondition(target.count == draft.tokens.count + 1, "need k + 1 target distributions")
+        return verify(draft: draft, target: { target[$0] }, vocabSize: vocabSize, random: &random)
+    }
+
+    /// As above, with the target's distributions built on demand: positions after the first
+    /// rejection are never looked at, so they need not be computed.
+    public func verify(draft: Draft, target: (Int) -> TokenDistribution, vocabSize: Int,
+                       random: inout RandomSource) -> Verification {
         let k = draft.tokens.count
-        precondition(target.count == k + 1, "need k + 1 target distributions")
         for i in 0..<k {
+            let targetHere = target(i)
             let x = draft.tokens[i]
-            let p = Double(target[i].probability(of: x))
+            let p = Double(targetHere.probability(of: x))
             let q = draft.draftProbability(at: i)
             var ratio = q > 0 ? p / q : 0
             if case .perturbedRatio(let f) = variant { ratio *= f }
             if random.nextUnit() < min(1, ratio) { continue }
             let next = variant == .resampleFromTarget
-                ? target[i].sample(uniform: random.nextUnit()).token
-                : residualSample(p: target[i], draft: draft, at: i, vocabSize: vocabSize, random: &random)
+                ? targetHere.sample(uniform: random.nextUnit()).token
+                : residualSample(p: targetHere, draft: draft, at: i, vocabSize: vocabSize, random: &random)
             return Verification(acceptedCount: i, nextToken: next, isBonus: false)
         }
-        return Verification(acceptedCount: k, nextToken: target[k].sample(uniform: random.nextUnit()).token,
+        return Verification(acceptedCount: k, nextToken: target(k).sample(uniform: random.nextUnit()).token,
                             isBonus: true)
     }
 

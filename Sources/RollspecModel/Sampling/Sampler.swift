@@ -7,6 +7,11 @@ public struct SampledToken: Equatable, Sendable {
     /// top-k and top-p, renormalised. For greedy decoding (a point mass) it is the model's own
     /// log-softmax at temperature 1 instead, which is what an RL learner wants to see.
     public var logprob: Float
+
+    public init(token: Int, logprob: Float) {
+        self.token = token
+        self.logprob = logprob
+    }
 }
 
 /// Draws tokens from logits under fixed `SamplingParameters`, from a seeded random stream:

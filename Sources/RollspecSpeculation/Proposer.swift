@@ -1,0 +1,26 @@
+import RollspecModel
+
+/// A source of draft tokens for one sequence, with a begin / propose / accept lifecycle.
+///
+/// A proposer instance serves one sequence at a time; `begin` starts a new one. The
+/// speculative generator calls `propose` before each verification and `accept` after it, with
+/// the tokens that were emitted (the accepted prefix of the draft and the next token).
+public protocol Proposer: AnyObject {
+    /// Short name for statistics ("draft", "suffix").
+    var name: String { get }
+    /// Starts a sequence whose context so far is `prompt`.
+    func begin(prompt: [Int])
+    /// Proposes up to `maxTokens` tokens to follow `context` (prompt + everything emitted).
+    /// May return fewer, or none when it has no confident guess.
+    func propose(context: [Int], maxTokens: Int, sampling: SamplingParameters,
+                 random: inout RandomSource) -> Draft
+    /// The verifier emitted `emitted` after checking `draft` (`acceptedCount` draft tokens held).
+    func accept(draft: Draft, acceptedCount: Int, emitted: [Int])
+    /// The sequence is over; `output` is everything generated after the prompt.
+    func end(prompt: [Int], output: [Int])
+}
+
+extension Proposer {
+    public func accept(draft: Draft, acceptedCount: Int, emitted: [Int]) {}
+    public func end(prompt: [Int], output: [Int]) {}
+}

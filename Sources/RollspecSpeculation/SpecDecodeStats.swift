@@ -1,0 +1,81 @@
+/// Raw counters of speculative decoding; rates are derived, never stored.
+///
+/// Conventions (the ARCHITECTURE.md metrics vocabulary):
+/// - acceptance rate = accepted draft tokens / drafted tokens;
+/// - mean acceptance length = 1 + accepted / drafts — it counts the bonus (or correction)
+///   token every verification emits, so plain decoding scores exactly 1;
+/// - per-position acceptance i = drafts whose first i + 1 tokens were all accepted / drafts.
+public struct SpecDecodeStats: Sendable, Equatable, Codable {
+    /// Verifications of a non-empty draft.
+    public var drafts = 0
+    public var draftTokens = 0
+    public var acceptedTokens = 0
+    /// `acceptedAtPosition[i]`: drafts whose token i (0-based) was accepted (so its whole
+    /// prefix was too).
+    public var acceptedAtPosition: [Int] = []
+    /// Tokens emitted in total (accepted drafts + one per verification or plain step).
+    public var emittedTokens = 0
+    /// Forward passes of the target.
+    public var targetSteps = 0
+    public var draftSeconds: Double = 0
+    public var verifySeconds: Double = 0
+
+    public init() {}
+
+    public var acceptanceRate: Double { draftTokens == 0 ? 0 : Double(acceptedTokens) / Double(draftTokens) }
+    public var meanAcceptanceLength: Double { drafts == 0 ? 1 : 1 + Double(acceptedTokens) / Double(drafts) }
+    public var perPositionAcceptance: [Double] {
+        acceptedAtPosition.map { drafts == 0 ? 0 : Double($0) / Double(drafts) }
+    }
+
+    /// Records one verification of `drafted` tokens of which the first `accepted` held.
+    public mutating func record(drafted: Int, accepted: Int) {
+        targetSteps += 1
+        emittedTokens += accepted + 1
+        guard drafted > 0 else { return }
+        drafts += 1
+        draftTokens += drafted
+        acceptedTokens += accepted
+        if acceptedAtPosition.count < drafted {
+            acceptedAtPosition += [Int](repeating: 0, count: drafted - acceptedAtPosition.count)
+        }
+        for i in 0..<accepted { acceptedAtPosition[i] += 1 }
+    }
+
+    public static func + (a: SpecDecodeStats, b: SpecDecodeStats) -> SpecDecodeStats {
+        var s = a
+        s.drafts += b.drafts
+        s.draftTokens += b.draftTokens
+        s.acceptedTokens += b.acceptedTokens
+        s.emittedTokens += b.emittedTokens
+        s.targetSteps += b.targetSteps
+        s.draftSeconds += b.draftSeconds
+        s.verifySeconds += b.verifySeconds
+        let n = max(a.acceptedAtPosition.count, b.acceptedAtPosition.count)
+        s.acceptedAtPosition = (0..<n).map {
+            ($0 < a.acceptedAtPosition.count ? a.acceptedAtPosition[$0] : 0)
+                + ($0 < b.acceptedAtPosition.count ? b.acceptedAtPosition[$0] : 0)
+        }
+        return s
+    }
+}
+
+/// Statistics of one sequence, or of many: overall and per proposer.
+public struct SpeculationReport: Sendable, Equatable, Codable {
+    public var overall = SpecDecodeStats()
+    public var byProposer: [String: SpecDecodeStats] = [:]
+
+    public init() {}
+
+    public mutating func record(proposer: String, drafted: Int, accepted: Int) {
+        overall.record(drafted: drafted, accepted: accepted)
+        byProposer[proposer, default: SpecDecodeStats()].record(drafted: drafted, accepted: accepted)
+    }
+
+    public static func + (a: SpeculationReport, b: SpeculationReport) -> SpeculationReport {
+        var r = SpeculationReport()
+        r.overall = a.overall + b.overall
+        r.byProposer = a.byProposer.merging(b.byProposer, uniquingKeysWith: +)
+        return r
+    }
+}

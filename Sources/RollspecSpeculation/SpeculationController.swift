@@ -1,0 +1,101 @@
+import Foundation
+
+/// Chooses, per sequence and step, which proposer drafts and how far (the lookahead k).
+///
+/// The choice maximises expected tokens per unit of time under a simple cost model:
+/// with running acceptance rate α, a draft of k tokens yields (1 − α^(k+1)) / (1 − α) tokens
+/// on average (Leviathan et al. 2023, eq. 1) and costs `1 + verifySlope · k + draftCost · k`
+/// target-decode units, where `verifySlope` is the measured marginal cost of one more token in
+/// a verify pass (it grows with the batch size: large batches gain little, as FastGRPO and TLT
+/// observe) and `draftCost` the measured cost of one draft step relative to a target step.
+/// A guardrail turns speculation off for a sequence whose measured rate fell below plain
+/// decoding's and retries after a cool-down, so speculation is never much slower than plain.
+public struct SpeculationController: Sendable {
+    public var maxLookahead: Int
+    public var minLookahead: Int
+    /// Weight of the newest observation in the running acceptance (exponential moving average).
+    public var smoothing: Double = 0.2
+    /// Steps without speculation after the guardrail trips.
+    public var coolDownSteps: Int = 16
+    /// Steps in the window over which the guardrail compares speculative and plain rates.
+    public var guardrailWindow: Int = 8
+
+    /// Cost of one more token in a verify pass, in units of a single-token target step.
+    public var verifySlope: Double = 0.05
+    /// Cost of one draft step per proposer, in units of a single-token target step.
+    public var draftCost: [String: Double] = [:]
+
+    public init(maxLookahead: Int = 5, minLookahead: Int = 1) {
+        self.maxLookahead = maxLookahead
+        self.minLookahead = minLookahead
+    }
+
+    /// Per-sequence state the controller keeps.
+    public struct SequenceState: Sendable {
+        /// Running acceptance per proposer (optimistic start so every proposer gets tried).
+        public var acceptance: [String: Double] = [:]
+        public var coolDown = 0
+        var windowTokens = 0
+        var windowSeconds = 0.0
+        var windowSteps = 0
+        public init() {}
+    }
+
+    /// Expected emitted tokens for lookahead k at acceptance α.
+    public static func expectedTokens(k: Int, alpha: Double) -> Double {
+        alpha >= 1 ? Double(k + 1) : (1 - pow(alpha, Double(k + 1))) / (1 - alpha)
+    }
+
+    /// The lookahead to use with `proposer` (0: decode plainly this step).
+    public func lookahead(for proposer: String, state: SequenceState) -> Int {
+        guard state.coolDown == 0, maxLookahead > 0 else { return 0 }
+        let alpha = state.acceptance[proposer] ?? 0.7
+        let unit = verifySlope + (draftCost[proposer] ?? 0)
+        var best = 0, bestRate = 1.0  // plain decoding: 1 token per unit
+        for k in minLookahead...max(minLookahead, maxLookahead) {
+            let rate = Self.expectedTokens(k: k, alpha: alpha) / (1 + unit * Double(k))
+            if rate > bestRate * 1.0001 { best = k; bestRate = rate }
+        }
+        return best
+    }
+
+    /// Among `proposers`, the one with the best expected rate at its best lookahead.
+    public func choose(among proposers: [String], state: SequenceState) -> (proposer: String, k: Int)? {
+        var best: (String, Int, Double)?
+        for p in proposers {
+            let k = lookahead(for: p, state: state)
+            guard k > 0 else { continue }
+            let alpha = state.acceptance[p] ?? 0.7
+            let rate = Self.expectedTokens(k: k, alpha: alpha)
+                / (1 + (verifySlope + (draftCost[p] ?? 0)) * Double(k))
+            if best == nil || rate > best!.2 { best = (p, k, rate) }
+        }
+        return best.map { ($0.0, $0.1) }
+    }
+
+    /// Updates a sequence's state after a step. `plainStepSeconds` is the current estimate of
+    /// one plain decode step, the guardrail's yardstick.
+    public func update(_ state: inout SequenceState, proposer: String?, drafted: Int, accepted: Int,
+                       emitted: Int, seconds: Double, plainStepSeconds: Double) {
+        if state.coolDown > 0 { state.coolDown -= 1; return }
+        guard let proposer, drafted > 0 else { return }
+        let observed = Double(accepted) / Double(drafted)
+        let old = state.acceptance[proposer] ?? 0.7
+        state.acceptance[proposer] = (1 - smoothing) * old + smoothing * observed
+        state.windowTokens += emitted
+        state.windowSeconds += seconds
+        state.windowSteps += 1
+        if state.windowSteps >= guardrailWindow {
+            let specRate = Double(state.windowTokens) / state.windowSeconds
+            let plainRate = 1 / plainStepSeconds
+            if specRate < plainRate {
+                state.coolDown = coolDownSteps
+                // Come back cautiously: forget the optimism that led here.
+                state.acceptance[proposer] = min(state.acceptance[proposer] ?? 0, 0.5)
+            }
+            state.windowTokens = 0
+            state.windowSeconds = 0
+            state.windowSteps = 0
+        }
+    }
+}

@@ -1,0 +1,213 @@
+import Foundation
+import RollspecModel
+
+/// How a speculative generator drafts.
+public enum SpeculationMode: String, CaseIterable, Sendable, Codable {
+    /// Plain decoding (the baseline; statistics still counted).
+    case none
+    /// The draft model only.
+    case draft
+    /// The suffix index only.
+    case suffix
+    /// Per step, the controller picks whichever proposer promises more.
+    case auto
+}
+
+/// One finished request of a batch, with its own acceptance statistics.
+public struct SpeculativeOutput: Sendable {
+    public var result: GenerationResult
+    public var report: SpeculationReport
+}
+
+/// Speculative generation with the same interface as `Generator`: draft with a proposer,
+/// verify all drafted tokens in one target pass, accept by lossless rejection sampling.
+///
+/// Batched: every step runs one target forward over all active sequences, each with its own
+/// draft length (including none). Sequences keep their own random streams, caches and proposer
+/// state. Tokens and logprobs are distributed exactly as plain sampling's; under greedy
+/// decoding they are equal token for token.
+public final class SpeculativeGenerator {
+    public let model: LlamaModel
+    /// Makes the proposers of one sequence (called once per sequence).
+    public var makeProposers: () -> [Proposer]
+    public var controller: SpeculationController
+    public var rejectionSampler = RejectionSampler()
+    /// Statistics of the last `generate` call.
+    public private(set) var lastReport = SpeculationReport()
+    private var costModel = CostModel()
+    private var draftSecondsPerToken: [String: Double] = [:]
+
+    public init(model: LlamaModel, controller: SpeculationController = SpeculationController(),
+                makeProposers: @escaping () -> [Proposer]) {
+        self.model = model
+        self.controller = controller
+        self.makeProposers = makeProposers
+    }
+
+    /// Generates one sequence; the same contract as `Generator.generate`.
+    public func generate(_ request: GenerationRequest, onToken: (SampledToken) -> Void = { _ in }) throws -> GenerationResult {
+        let out = try generateBatch([request]) { _, token in onToken(token) }
+        lastReport = out[0].report
+        return out[0].result
+    }
+
+    /// Generates all requests together, one target forward per step.
+    ///
+    /// - Parameter onToken: called with the request index and each emitted token, in order.
+    public func generateBatch(_ requests: [GenerationRequest],
+                              onToken: (Int, SampledToken) -> Void = { _, _ in }) throws -> [SpeculativeOutput] {
+        for r in requests { try r.validate(vocabSize: model.config.vocabSize) }
+        var seqs = requests.map { SequenceRun(request: $0, model: model, proposers: makeProposers()) }
+        let vocab = model.config.vocabSize
+
+        // Prefill all prompts but their last token, which each first step feeds with its draft.
+        let prefillStart = Date()
+        let prefills = seqs.indices.filter { seqs[$0].request.prompt.count > 1 }
+        if !prefills.isEmpty {
+            _ = model.forward(prefills.map {
+                ForwardSegment(tokens: Array(seqs[$0].request.prompt.dropLast()), cache: seqs[$0].cache)
+            }, logits: .last)
+        }
+        let prefillSeconds = Date().timeIntervalSince(prefillStart)
+        for i in seqs.indices {
+            seqs[i].result.prefillSeconds = prefillSeconds
+            if seqs[i].request.maxTokens == 0 { seqs[i].done = true }
+        }
+        let decodeStart = Date()
+
+        while true {
+            let active = seqs.indices.filter { !seqs[$0].done }
+            if active.isEmpty { break }
+            let batch = active.count
+            if let slope = costModel.verifySlope(batch: batch) { controller.verifySlope = slope }
+            if let plain = costModel.plainStepSeconds(batch: batch) {
+                for (name, perToken) in draftSecondsPerToken { controller.draftCost[name] = perToken / plain }
+            }
+
+            // 1. Draft.
+            var drafts: [Draft] = []
+            var draftSeconds: [Double] = []
+            for i in active {
+                let t0 = Date()
+                drafts.append(seqs[i].propose(controller: controller))
+                let dt = Date().timeIntervalSince(t0)
+                draftSeconds.append(dt)
+                let d = drafts.last!
+                if !d.isEmpty {
+                    let old = draftSecondsPerToken[d.proposer] ?? dt / Double(d.tokens.count)
+                    draftSecondsPerToken[d.proposer] = 0.8 * old + 0.2 * dt / Double(d.tokens.count)
+                }
+            }
+
+            // 2. Verify every sequence's pending token + draft in one target pass.
+            let t0 = Date()
+            let segments = zip(active, drafts).map { i, d in
+                ForwardSegment(tokens: [seqs[i].pending] + d.tokens, cache: seqs[i].cache)
+            }
+            let logits = model.forward(segments, logits: .all)
+            let verifySeconds = Date().timeIntervalSince(t0)
+            let totalTokens = segments.reduce(0) { $0 + $1.tokens.count }
+            costModel.observe(tokens: totalTokens, seconds: verifySeconds)
+            let plainStep = costModel.plainStepSeconds(batch: batch) ?? verifySeconds / Double(batch)
+
+            // 3. Accept, emit, roll back the cache past rejected tokens.
+            for (j, i) in active.enumerated() {
+                let rows = logits.segmentRows[j]
+                let share = verifySeconds * Double(segments[j].tokens.count) / Double(totalTokens)
+                seqs[i].settle(draft: drafts[j], logits: logits, rows: rows, vocabSize: vocab,
+                               sampler: rejectionSampler, controller: controller,
+                               draftSeconds: draftSeconds[j], verifySeconds: share,
+                               plainStepSeconds: plainStep) { onToken(i, $0) }
+            }
+        }
+        let decodeSeconds = Date().timeIntervalSince(decodeStart)
+        var outputs: [SpeculativeOutput] = []
+        for i in seqs.indices {
+            seqs[i].result.decodeSeconds = decodeSeconds
+            for p in seqs[i].proposers { p.end(prompt: seqs[i].request.prompt, output: seqs[i].result.tokens) }
+            outputs.append(SpeculativeOutput(result: seqs[i].result, report: seqs[i].report))
+        }
+        lastReport = outputs.map(\.report).reduce(SpeculationReport(), +)
+        return outputs
+    }
+}
+
+/// The state of one sequence inside `generateBatch`.
+private struct SequenceRun {
+    let request: GenerationRequest
+    let cache: KVCache
+    let proposers: [Proposer]
+    var random: RandomSource
+    /// Prompt and emitted tokens; the last one is `pending` (not yet in the cache).
+    var context: [Int]
+    var result = GenerationResult(tokens: [], logprobs: [], finishReason: .length)
+    var report = SpeculationReport()
+    var control = SpeculationController.SequenceState()
+    var done = false
+
+    init(request: GenerationRequest, model: LlamaModel, proposers: [Proposer]) {
+        self.request = request
+        self.cache = model.makeCache(capacity: request.prompt.count + request.maxTokens + 16)
+        self.proposers = proposers
+        self.random = RandomSource(seed: request.sampling.seed)
+        self.context = request.prompt
+        for p in proposers { p.begin(prompt: request.prompt) }
+    }
+
+    var pending: Int { context[context.count - 1] }
+
+    mutating func propose(controller: SpeculationController) -> Draft {
+        let remaining = request.maxTokens - result.tokens.count
+        guard remaining > 1, let choice = controller.choose(among: proposers.map(\.name), state: control),
+              let proposer = proposers.first(where: { $0.name == choice.proposer })
+        else { return .empty("none") }
+        // Never draft past the token budget: the bonus token takes the last place.
+        let k = min(choice.k, remaining - 1)
+        return proposer.propose(context: context, maxTokens: k, sampling: request.sampling, random: &random)
+    }
+
+    mutating func settle(draft: Draft, logits: Logits, rows: Range<Int>, vocabSize: Int,
+                         sampler: RejectionSampler, controller: SpeculationController,
+                         draftSeconds: Double, verifySeconds: Double, plainStepSeconds: Double,
+                         onToken: (SampledToken) -> Void) {
+        let params = request.sampling
+        let base = rows.lowerBound
+        var distributions: [Int: TokenDistribution] = [:]
+        func target(_ i: Int) -> TokenDistribution {
+            if let d = distributions[i] { return d }
+            let d = TokenDistribution(logits: logits.row(base + i), vocabSize: vocabSize, parameters: params)
+            distributions[i] = d
+            return d
+        }
+        let v = sampler.verify(draft: draft, target: target, vocabSize: vocabSize, random: &random)
+        let emitted = Array(draft.tokens.prefix(v.acceptedCount)) + [v.nextToken]
+        cache.truncate(to: cache.count - draft.tokens.count + v.acceptedCount)
+
+        var kept = 0
+        for (i, token) in emitted.enumerated() {
+            // The same logprob plain sampling reports for this token at this position.
+            let logprob = params.isGreedy
+                ? logSoftmax(logits.row(base + i), vocabSize: vocabSize, at: token)
+                : Float(log(Double(target(i).probability(of: token))))
+            let sampled = SampledToken(token: token, logprob: logprob)
+            result.tokens.append(token)
+            result.logprobs.append(logprob)
+            onToken(sampled)
+            kept += 1
+            if request.stopTokens.contains(token) { result.finishReason = .stop; done = true; break }
+            if result.tokens.count >= request.maxTokens { result.finishReason = .length; done = true; break }
+        }
+        context += emitted.prefix(kept)
+        report.record(proposer: draft.proposer, drafted: draft.tokens.count, accepted: v.acceptedCount)
+        report.overall.draftSeconds += draftSeconds
+        report.overall.verifySeconds += verifySeconds
+        report.byProposer[draft.proposer]?.draftSeconds += draftSeconds
+        report.byProposer[draft.proposer]?.verifySeconds += verifySeconds
+        for p in proposers where p.name == draft.proposer {
+            p.accept(draft: draft, acceptedCount: v.acceptedCount, emitted: emitted)
+        }
+        controller.update(&control, proposer: draft.isEmpty ? nil : draft.proposer, drafted: draft.tokens.count,
+                          accepted: v.acceptedCount, emitted: kept, seconds: draftSeconds + verifySeconds,
+                          plainStepSeconds: plainStepSeconds)
+    }
+}

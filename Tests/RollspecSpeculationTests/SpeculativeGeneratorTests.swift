@@ -1,0 +1,167 @@
+import Testing
+import RollspecModel
+import RollspecTesting
+@testable import RollspecSpeculation
+
+@Suite struct SpeculativeGeneratorTests {
+    static let config = TinyModels.llamaConfig(vocab: 48, hidden: 32, layers: 2, heads: 4, kvHeads: 2, ffn: 48)
+    // Built per test: a LlamaModel runs one forward at a time and tests run concurrently.
+    let target = TinyModels.randomModel(config: config, seed: 1)
+    /// A different random model: its guesses are often wrong.
+    let draft = TinyModels.randomModel(
+        config: TinyModels.llamaConfig(vocab: 48, hidden: 16, layers: 1, heads: 2, kvHeads: 1, ffn: 24), seed: 2)
+    /// Repetitive prompts, so the suffix index has something to match.
+    static let prompts: [[Int]] = [
+        [5, 6, 7, 8, 9, 5, 6, 7, 8, 9, 5, 6, 7],
+        [1, 2, 3, 1, 2, 3, 1, 2],
+        [40, 41, 42, 43, 44, 45, 46, 47, 40, 41],
+    ]
+
+    func generator(_ mode: SpeculationMode, index: SuffixIndex = SuffixIndex(maxNgram: 4)) -> SpeculativeGenerator {
+        let target = self.target, draft = self.draft
+        return SpeculativeGenerator(model: target, controller: SpeculationController(maxLookahead: 4)) {
+            switch mode {
+            case .none: return []
+            case .draft: return [DraftModelProposer(model: draft)]
+            case .suffix: return [SuffixProposer(global: index, minMatch: 1)]
+            case .auto: return [DraftModelProposer(model: draft), SuffixProposer(global: index, minMatch: 1)]
+            }
+        }
+    }
+
+    @Test(arguments: SpeculationMode.allCases)
+    func greedySpeculativeEqualsGreedyPlain(mode: SpeculationMode) throws {
+        let plain = Generator(model: target)
+        let index = SuffixIndex(maxNgram: 4)
+        var drafted = 0, accepted = 0
+        for prompt in Self.prompts {
+            let request = GenerationRequest(prompt: prompt, maxTokens: 40, sampling: .greedy)
+            let expected = try plain.generate(request)
+            let spec = generator(mode, index: index)
+            let got = try spec.generate(request)
+            #expect(got.tokens == expected.tokens, "\(mode) prompt \(prompt)")
+            #expect(got.finishReason == expected.finishReason)
+            for (a, b) in zip(got.logprobs, expected.logprobs) { #expect(abs(a - b) <= 1e-5) }
+            drafted += spec.lastReport.overall.draftTokens
+            accepted += spec.lastReport.overall.acceptedTokens
+        }
+        if mode != .none {
+            // The check only means something if drafts were made and some were rejected.
+            #expect(drafted > 0)
+            #expect(accepted < drafted, "no draft was ever wrong: the test would prove nothing")
+        }
+    }
+
+    @Test(arguments: [SpeculationMode.draft, .suffix, .auto])
+    func sampledLogprobsAreThePlainOnesForTheSameTokens(mode: SpeculationMode) throws {
+        // Whatever tokens speculation emits, their logprobs are those plain scoring gives.
+        let params = SamplingParameters(temperature: 0.8, topK: 20, topP: 0.95, seed: 9)
+        let prompt = Self.prompts[0]
+        let got = try generator(mode).generate(GenerationRequest(prompt: prompt, maxTokens: 30, sampling: params))
+        let cache = target.makeCache()
+        let logits = target.verify(prompt + got.tokens.dropLast(), cache: cache)
+        for (i, token) in got.tokens.enumerated() {
+            let dist = TokenDistribution(logits: logits.row(prompt.count - 1 + i), vocabSize: 48, parameters: params)
+            let plain = log(Double(dist.probability(of: token)))
+            #expect(abs(Double(got.logprobs[i]) - plain) <= 1e-5, "position \(i)")
+        }
+    }
+
+    @Test func batchedEqualsOneAtATime() throws {
+        let requests = Self.prompts.enumerated().map { i, p in
+            GenerationRequest(prompt: p, maxTokens: 12 + 5 * i, sampling: .greedy, stopTokens: [0])
+        }
+        let batched = try generator(.draft).generateBatch(requests)
+        for (r, out) in zip(requests, batched) {
+            #expect(out.result.tokens == (try Generator(model: target).generate(r)).tokens)
+        }
+    }
+
+    @Test func statisticsFollowTheConventions() throws {
+        var s = SpecDecodeStats()
+        s.record(drafted: 4, accepted: 4)
+        s.record(drafted: 4, accepted: 1)
+        s.record(drafted: 0, accepted: 0)  // a plain step
+        #expect(s.drafts == 2 && s.draftTokens == 8 && s.acceptedTokens == 5)
+        #expect(s.acceptanceRate == 5.0 / 8)
+        #expect(s.meanAcceptanceLength == 1 + 5.0 / 2)
+        #expect(s.perPositionAcceptance == [1, 0.5, 0.5, 0.5])
+        #expect(s.emittedTokens == 5 + 3)
+    }
+}
+
+@Suite struct SuffixIndexTests {
+    func propose(_ p: SuffixProposer, _ context: [Int], max: Int = 8) -> [Int] {
+        var r = RandomSource(seed: 0)
+        return p.propose(context: context, maxTokens: max, sampling: .greedy, random: &r).tokens
+    }
+
+    @Test func proposesWhatFollowedTheLongestMatchInTheSequenceItself() {
+        let p = SuffixProposer(global: SuffixIndex(maxNgram: 4), lengthPerMatchedToken: 2, minMatch: 1)
+        let context = [1, 2, 3, 4, 9, 1, 2, 3]
+        p.begin(prompt: context)
+        // "1 2 3" matched (length 3) → up to 6 tokens of what followed: 4 9 1 2 3 (end of doc).
+        #expect(propose(p, context) == [4, 9, 1, 2, 3])
+        // Nothing matches a token never seen.
+        p.begin(prompt: [7, 8, 77])
+        #expect(propose(p, [7, 8, 77]).isEmpty)
+    }
+
+    @Test func draftLengthGrowsWithMatchLength() {
+        let global = SuffixIndex(maxNgram: 6)
+        global.add([10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20])
+        let p = SuffixProposer(global: global, lengthPerMatchedToken: 1, minMatch: 1)
+        p.begin(prompt: [99])
+        #expect(propose(p, [99, 12]) == [13])               // match 1 → 1 token
+        #expect(propose(p, [99, 11, 12]) == [13, 14])       // match 2 → 2 tokens
+        #expect(propose(p, [99, 10, 11, 12]) == [13, 14, 15])
+    }
+
+    @Test func followsTheMostFrequentContinuation() {
+        let global = SuffixIndex(maxNgram: 4)
+        global.add([1, 2, 5, 6])
+        global.add([1, 2, 3, 4])
+        global.add([1, 2, 3, 4])
+        let p = SuffixProposer(global: global, minFrequency: 0.5, lengthPerMatchedToken: 4, minMatch: 2)
+        p.begin(prompt: [0])
+        #expect(propose(p, [0, 1, 2]) == [3, 4])  // 2 of 3 votes for 3, then unanimous 4
+        let strict = SuffixProposer(global: global, minFrequency: 0.9, lengthPerMatchedToken: 4, minMatch: 2)
+        strict.begin(prompt: [0])
+        #expect(propose(strict, [0, 1, 2]).isEmpty)  // 2/3 is not confident enough
+    }
+
+    @Test func finishedOutputsFeedTheGlobalIndexWithThePromptTail() {
+        let global = SuffixIndex(maxNgram: 3)
+        let a = SuffixProposer(global: global, minMatch: 2)
+        a.begin(prompt: [7, 8, 9])
+        a.end(prompt: [7, 8, 9], output: [30, 31, 32])
+        // A second sample of the same prompt can now predict the first output tokens.
+        let b = SuffixProposer(global: global, lengthPerMatchedToken: 1, minMatch: 2)
+        b.begin(prompt: [7, 8, 9])
+        #expect(propose(b, [7, 8, 9]) == [30, 31, 32])
+    }
+
+    @Test func evictsOldestDocumentsAndStaysWithinItsBound() {
+        let index = SuffixIndex(maxNgram: 3, capacityTokens: 10)
+        index.add([1, 2, 3, 4])
+        index.add([5, 6, 7, 8])
+        index.add([9, 10, 11, 12])  // 12 tokens > 10: the first document goes
+        #expect(index.tokenCount == 8)
+        #expect(index.documentCount == 2)
+        #expect(index.longestMatch([1, 2]).length == 0)
+        #expect(index.longestMatch([6, 7]).length == 2)
+        for i in 0..<200 { index.add([i % 7, i % 5, i % 3]) }
+        #expect(index.tokenCount <= 10)
+        #expect(index.entryCount <= 10 * 3)
+    }
+
+    @Test func hashCollisionsNeverProduceFalseMatches() {
+        // Tokens far apart in value; every hit is checked token by token.
+        let index = SuffixIndex(maxNgram: 2)
+        index.add([1, 1 << 40, 3])
+        #expect(index.longestMatch([5, 1 << 40]).length == 1)
+        #expect(index.longestMatch([1, 1 << 40]).length == 2)
+    }
+}
+
+import Foundation
