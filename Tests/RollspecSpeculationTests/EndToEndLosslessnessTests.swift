@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+import RollspecModel
+import RollspecTesting
+@testable import RollspecSpeculation
+
+/// Losslessness through the whole speculative generator — real tiny-vocabulary Llama models,
+/// their KV caches, the draft proposer's cache resync, batching — not only the sampler: the
+/// first two tokens of many independent samples follow the target model's exact joint law.
+@Suite struct EndToEndLosslessnessTests {
+    static let vocab = 6
+    let target = Self.flattened(TinyModels.llamaConfig(vocab: vocab, hidden: 16, layers: 1, heads: 2, kvHeads: 1, ffn: 16),
+                                seed: 21, logitScale: 0.08)
+    let draft = Self.flattened(TinyModels.llamaConfig(vocab: vocab, hidden: 8, layers: 1, heads: 2, kvHeads: 1, ffn: 8),
+                               seed: 22, logitScale: 0.2)
+
+    /// A random model whose logits are scaled down (through the final norm's weight), so its
+    /// distributions are spread over several tokens — random tiny models are nearly greedy.
+    static func flattened(_ config: LlamaConfig, seed: UInt64, logitScale: Float) -> LlamaModel {
+        let w = TinyModels.randomWeights(config: config, seed: seed)
+        for i in 0..<w.finalNorm.count { w.finalNorm[i] *= logitScale }
+        return LlamaModel(weights: w)
+    }
+    let prompt = [1, 4, 2]
+
+    func exactJoint(_ params: SamplingParameters) -> [Double] {
+        func dist(_ tokens: [Int]) -> TokenDistribution {
+            let logits = target.verify(tokens, cache: target.makeCache())
+            return TokenDistribution(logits: logits.row(tokens.count - 1), vocabSize: Self.vocab, parameters: params)
+        }
+        let first = dist(prompt)
+        var joint = [Double](repeating: 0, count: Self.vocab * Self.vocab)
+        for a in 0..<Self.vocab where first.probability(of: a) > 0 {
+            let second = dist(prompt + [a])
+            for b in 0..<Self.vocab {
+                joint[a * Self.vocab + b] = Double(first.probability(of: a)) * Double(second.probability(of: b))
+            }
+        }
+        return joint
+    }
+
+    func sampleCounts(_ params: SamplingParameters, variant: RejectionSampler.Variant, n: Int) throws -> [Int] {
+        let draft = self.draft
+        let generator = SpeculativeGenerator(model: target, controller: SpeculationController(maxLookahead: 2, minLookahead: 2)) {
+            [DraftModelProposer(model: draft)]
+        }
+        generator.rejectionSampler = RejectionSampler(variant: variant)
+        var p = params
+        let requests = (0..<n).map { i -> GenerationRequest in
+            p.seed = UInt64(i) &* 7919 &+ 17
+            return GenerationRequest(prompt: prompt, maxTokens: 2, sampling: p)
+        }
+        var counts = [Int](repeating: 0, count: Self.vocab * Self.vocab)
+        for out in try generator.generateBatch(requests) {
+            counts[out.result.tokens[0] * Self.vocab + out.result.tokens[1]] += 1
+        }
+        #expect(generator.lastReport.overall.draftTokens > 0)
+        return counts
+    }
+
+    @Test(arguments: [SamplingParameters(temperature: 1), SamplingParameters(temperature: 0.8, topP: 0.9)])
+    func jointLawOfFirstTwoTokensIsTheTargets(params: SamplingParameters) throws {
+        let counts = try sampleCounts(params, variant: .exact, n: 12_000)
+        let (g, critical) = LosslessnessTests.gTest(counts: counts, expected: exactJoint(params))
+        #expect(g < critical, "G = \(g), critical \(critical) (T=\(params.temperature), top-p \(params.topP))")
+    }
+
+    @Test func brokenResidualIsCaughtEndToEnd() throws {
+        let params = SamplingParameters(temperature: 1)
+        let counts = try sampleCounts(params, variant: .resampleFromTarget, n: 12_000)
+        let (g, critical) = LosslessnessTests.gTest(counts: counts, expected: exactJoint(params))
+        #expect(g > critical, "broken residual passed: G = \(g), critical \(critical)")
+    }
+}
+
+extension EndToEndLosslessnessTests {
+    @Test func theTestIsNotVacuous() {
+        // The target must spread its mass and the draft must disagree with it, or the G-tests
+        // above would pass whatever the sampler did.
+        let params = SamplingParameters(temperature: 1)
+        let joint = exactJoint(params)
+        #expect(joint.filter { $0 > 0.01 }.count >= 8)
+        let t = target.verify(prompt, cache: target.makeCache()), d = draft.verify(prompt, cache: draft.makeCache())
+        let p = TokenDistribution(logits: t.row(2), vocabSize: Self.vocab, parameters: params)
+        let q = TokenDistribution(logits: d.row(2), vocabSize: Self.vocab, parameters: params)
+        let tv = (0..<Self.vocab).reduce(0.0) { $0 + abs(Double(p.probability(of: $1) - q.probability(of: $1))) } / 2
+        #expect(tv > 0.15, "total variation between target and draft is only \(tv)")
+    }
+}
