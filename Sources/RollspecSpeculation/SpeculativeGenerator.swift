@@ -61,13 +61,22 @@ public final class SpeculativeGenerator {
         let vocab = model.config.vocabSize
 
         // Prefill all prompts but their last token, which each first step feeds with its draft.
+        // Requests with the same prompt (the n samples of a GRPO group) share one prefill:
+        // the first computes it, the others start from a copy of its cache.
         let prefillStart = Date()
-        let prefills = seqs.indices.filter { seqs[$0].request.prompt.count > 1 }
+        var firstWithPrompt: [[Int]: Int] = [:]
+        var copies: [(from: Int, to: Int)] = []
+        for i in seqs.indices where seqs[i].request.prompt.count > 1 {
+            if let first = firstWithPrompt[seqs[i].request.prompt] { copies.append((first, i)) }
+            else { firstWithPrompt[seqs[i].request.prompt] = i }
+        }
+        let prefills = firstWithPrompt.values.sorted()
         if !prefills.isEmpty {
             _ = model.forward(prefills.map {
                 ForwardSegment(tokens: Array(seqs[$0].request.prompt.dropLast()), cache: seqs[$0].cache)
             }, logits: .last)
         }
+        for (from, to) in copies { seqs[to].cache = seqs[from].cache.fork() }
         let prefillSeconds = Date().timeIntervalSince(prefillStart)
         for i in seqs.indices {
             seqs[i].result.prefillSeconds = prefillSeconds
@@ -135,7 +144,7 @@ public final class SpeculativeGenerator {
 /// The state of one sequence inside `generateBatch`.
 private struct SequenceRun {
     let request: GenerationRequest
-    let cache: KVCache
+    var cache: KVCache
     let proposers: [Proposer]
     var random: RandomSource
     /// Prompt and emitted tokens; the last one is `pending` (not yet in the cache).

@@ -68,7 +68,8 @@ import RollspecTesting
     }
 
     @Test func batchedEqualsOneAtATime() throws {
-        let requests = Self.prompts.enumerated().map { i, p in
+        // The first and last requests share a prompt, so they share one prefill (forked cache).
+        let requests = (Self.prompts + [Self.prompts[0]]).enumerated().map { i, p in
             GenerationRequest(prompt: p, maxTokens: 12 + 5 * i, sampling: .greedy, stopTokens: [0])
         }
         let batched = try generator(.draft).generateBatch(requests)
