@@ -26,6 +26,7 @@ let package = Package(
         .target(name: "RollspecKernels", dependencies: ["CBLAS", "CRollspecKernels"]),
         .target(name: "RollspecModel", dependencies: ["RollspecKernels"]),
         .target(name: "RollspecSpeculation", dependencies: ["RollspecModel"]),
+        .target(name: "RollspecBus", dependencies: ["CZeroMQ"]),
         .target(name: "RollspecTesting", dependencies: ["RollspecModel"]),
         .executableTarget(
             name: "rollspec",
@@ -34,6 +35,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
+        .testTarget(
+            name: "RollspecBusTests", dependencies: ["RollspecBus"],
+            resources: [.copy("Resources")]),
         .testTarget(
             name: "RollspecSpeculationTests",
             dependencies: ["RollspecSpeculation", "RollspecTesting"]),
