@@ -2,6 +2,7 @@
 // Legend: T new tokens, H query heads, KV key/value heads (H % KV == 0), D headDim,
 // L cached positions (including the T new ones, already appended).
 
+import CRollspecKernels
 import Foundation
 
 /// Reference attention. Token `t` sits at position `startPosition + t` and attends to cache
@@ -45,13 +46,15 @@ public func attentionForwardReference(
     }
 }
 
-/// Attention as in `attentionForwardReference`: the fast path used by the model.
+/// Attention as in `attentionForwardReference`: the fast path used by the model. The
+/// (token, head) pairs are split across the kernel thread pool when the context is long.
 public func attentionForward(
     _ out: UnsafeMutablePointer<Float>, _ query: UnsafePointer<Float>,
     keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
     startPosition: Int, n: Int, heads: Int, kvHeads: Int, headDim: Int
 ) {
-    attentionForwardReference(
-        out, query, keys: keys, values: values, startPosition: startPosition, n: n,
-        heads: heads, kvHeads: kvHeads, headDim: headDim)
+    precondition(heads % kvHeads == 0, "heads must be a multiple of kvHeads")
+    rs_attention(
+        out, query, keys, values, Int64(startPosition), Int64(n), Int64(heads), Int64(kvHeads),
+        Int64(headDim))
 }

@@ -3,6 +3,7 @@
 // Legend: N rows of input (tokens), C = inDim, OC = outDim.
 
 import CBLAS
+import CRollspecKernels
 
 /// `out[N, OC] = input[N, C] · weight[OC, C]ᵀ + bias[OC]`.
 ///
@@ -22,24 +23,80 @@ public func matmulForwardReference(
 }
 
 /// `out[N, OC] = input[N, C] · weight[OC, C]ᵀ + bias[OC]` through BLAS `sgemm`.
+///
+/// Large products are split by output rows across the kernel thread pool, each part one
+/// single-threaded `sgemm`: OpenBLAS's own pool is kept at one thread (see `setKernelThreads`)
+/// so that only one set of threads ever competes for the cores.
 public func matmulForwardBLAS(
     _ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>,
     _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
     n: Int, inDim: Int, outDim: Int
 ) {
-    if let bias {
-        for r in 0..<n { (out + r * outDim).update(from: bias, count: outDim) }
+    _ = blasIsSingleThreaded
+    let threads = kernelThreads
+    // Below ~1M multiply-adds the split costs more than a second core gives.
+    guard threads > 1, n * inDim * outDim >= 1 << 20, outDim >= 32 * threads else {
+        sgemm(out, input, weight, bias, n: n, inDim: inDim, outDim: outDim, rows: 0..<outDim)
+        return
     }
-    cblas_sgemm(
-        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(outDim), Int32(inDim),
-        1, input, Int32(inDim), weight, Int32(inDim), bias == nil ? 0 : 1, out, Int32(outDim))
+    // Chunks are multiples of 16 output columns so no two threads share a cache line.
+    let chunk = (outDim + threads - 1) / threads
+    let step = (chunk + 15) / 16 * 16
+    kernelParallelFor(tasks: (outDim + step - 1) / step) { task in
+        let rows = task * step..<min(outDim, (task + 1) * step)
+        sgemm(out, input, weight, bias, n: n, inDim: inDim, outDim: outDim, rows: rows)
+    }
 }
 
+/// One `sgemm` for output columns `rows` of `out[N, OC]` (weight rows `rows`).
+private func sgemm(
+    _ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>,
+    _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+    n: Int, inDim: Int, outDim: Int, rows: Range<Int>
+) {
+    let o = out + rows.lowerBound
+    if let bias {
+        for r in 0..<n { (o + r * outDim).update(from: bias + rows.lowerBound, count: rows.count) }
+    }
+    cblas_sgemm(
+        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(rows.count), Int32(inDim),
+        1, input, Int32(inDim), weight + rows.lowerBound * inDim, Int32(inDim),
+        bias == nil ? 0 : 1, o, Int32(outDim))
+}
+
+/// OpenBLAS runs on one thread; the kernel pool provides the parallelism (set once, lazily).
+let blasIsSingleThreaded: Void = openblas_set_num_threads(1)
+
 /// `out[N, OC] = input[N, C] · weight[OC, C]ᵀ + bias[OC]`: the fast path used by the model.
+///
+/// Up to `skinnyMatmulMaxRows` rows (decode, draft verification, short prefill) run the
+/// register-blocked skinny kernel, which reads each weight row once for all rows; more rows
+/// (long prefill) go to BLAS `sgemm`, which is then as fast or faster (measured in
+/// Experiments/kernels). Both split the work across the kernel thread pool.
 public func matmulForward(
     _ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>,
     _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
     n: Int, inDim: Int, outDim: Int
 ) {
-    matmulForwardBLAS(out, input, weight, bias, n: n, inDim: inDim, outDim: outDim)
+    if n <= skinnyMatmulMaxRows {
+        matmulForwardSkinny(out, input, weight, bias, n: n, inDim: inDim, outDim: outDim)
+    } else {
+        matmulForwardBLAS(out, input, weight, bias, n: n, inDim: inDim, outDim: outDim)
+    }
+}
+
+/// Row count up to which `matmulForward` uses the skinny kernel rather than `sgemm`.
+public let skinnyMatmulMaxRows = 96
+
+/// `out[N, OC] = input[N, C] · weight[OC, C]ᵀ + bias[OC]` with the skinny kernel at any N:
+/// blocks of 4 weight rows × up to 6 input rows held in registers, each weight row streamed
+/// from memory once (see `CRollspecKernels/matmul.c`).
+///
+/// - Parameter threaded: split the output rows across the kernel thread pool.
+public func matmulForwardSkinny(
+    _ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>,
+    _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+    n: Int, inDim: Int, outDim: Int, threaded: Bool = true
+) {
+    rs_matmul_skinny(out, input, weight, bias, Int64(n), Int64(inDim), Int64(outDim), threaded ? 1 : 0)
 }

@@ -1,6 +1,8 @@
 // RMSNorm (Zhang & Sennrich 2019): out = x / sqrt(mean(x²) + eps) * weight.
 // Legend: N rows, C channels.
 
+import CRollspecKernels
+
 /// Reference RMSNorm over `n` rows of `dim` channels.
 public func rmsNormForwardReference(
     _ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>,
@@ -19,5 +21,5 @@ public func rmsNormForward(
     _ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>,
     _ weight: UnsafePointer<Float>, n: Int, dim: Int, eps: Float
 ) {
-    rmsNormForwardReference(out, input, weight, n: n, dim: dim, eps: eps)
+    rs_rmsnorm(out, input, weight, Int64(n), Int64(dim), eps)
 }

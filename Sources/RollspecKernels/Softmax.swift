@@ -1,5 +1,6 @@
 // Numerically stable softmax over the last axis. Legend: N rows, V entries per row.
 
+import CRollspecKernels
 import Foundation
 
 /// Reference softmax of `n` rows of `dim` entries; `out` may alias `input`.
@@ -19,5 +20,5 @@ public func softmaxForwardReference(
 public func softmaxForward(
     _ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, n: Int, dim: Int
 ) {
-    softmaxForwardReference(out, input, n: n, dim: dim)
+    rs_softmax(out, input, Int64(n), Int64(dim))
 }

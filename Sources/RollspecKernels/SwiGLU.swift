@@ -1,5 +1,6 @@
 // SwiGLU gate (Shazeer 2020): out = silu(gate) * up, elementwise.
 
+import CRollspecKernels
 import Foundation
 
 /// Reference SwiGLU over `count` elements; `out` may alias `gate`.
@@ -18,5 +19,5 @@ public func swigluForward(
     _ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>,
     _ up: UnsafePointer<Float>, count: Int
 ) {
-    swigluForwardReference(out, gate, up, count: count)
+    rs_swiglu(out, gate, up, Int64(count))
 }

@@ -1,11 +1,98 @@
 // Hot loops of rollspec's kernels, in C so that they are optimised in every build and can
 // pick AVX-512 / AVX2 / scalar code at run time. Only RollspecKernels imports this.
+//
+// Legend: N token rows, C input channels, OC output channels, H query heads, KV key/value
+// heads, D head dim, L cached positions. All matrices are row-major float32.
 #ifndef ROLLSPEC_KERNELS_H
 #define ROLLSPEC_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
 
-/// Placeholder so the target builds; replaced by the real kernels.
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Version of the kernel ABI (bumped when signatures change).
 int rs_kernels_version(void);
 
+// MARK: - CPU dispatch
+
+/// Instruction-set levels the kernels can run at.
+typedef enum {
+    RS_ISA_SCALAR = 0,
+    RS_ISA_AVX2 = 1,   // AVX2 + FMA (+ F16C for half conversion)
+    RS_ISA_AVX512 = 2, // AVX-512 F/VL/BW/DQ + FMA
+} rs_isa;
+
+/// The best level this CPU supports (decided once, from CPUID).
+rs_isa rs_isa_detected(void);
+/// The level the kernels currently use.
+rs_isa rs_isa_current(void);
+/// Forces a level (clamped to what the CPU supports); returns the level now in use.
+/// For tests and benchmarks; the default is `rs_isa_detected()`.
+rs_isa rs_isa_set(rs_isa level);
+
+// MARK: - Thread pool
+
+/// Number of threads (including the caller) that parallel kernels use; at least 1.
+int rs_threads_get(void);
+/// Sets the number of threads (clamped to 1...64); 0 means the number of online CPUs.
+/// Must not be called while a kernel is running on another thread.
+void rs_threads_set(int threads);
+/// How long (µs) an idle worker spins before it sleeps; default 100.
+void rs_threads_set_spin_us(int microseconds);
+/// Runs `fn(ctx, task)` for every task in `0 ..< tasks` on the pool; the calling thread
+/// works too and the call returns when every task is done. Calls are serialised: a call made
+/// while another is running (from another thread, or from inside a task) runs inline.
+void rs_parallel_for(void (*fn)(void *ctx, int task), void *ctx, int tasks);
+
+// MARK: - Matmul
+
+/// `out[N, OC] = in[N, C] · w[OC, C]ᵀ (+ bias[OC])`, register-blocked so that each weight row
+/// is read from memory once for all N rows; rows of OC are split across the pool when
+/// `threaded` is nonzero. `bias` may be NULL.
+void rs_matmul_skinny(float *out, const float *in, const float *w, const float *bias,
+                      int64_t n, int64_t c, int64_t oc, int threaded);
+
+// MARK: - Elementwise and normalisation
+
+/// RMSNorm over `n` rows of `dim`: out = x / sqrt(mean(x²) + eps) * weight. `out` may alias `in`.
+void rs_rmsnorm(float *out, const float *in, const float *weight, int64_t n, int64_t dim, float eps);
+/// Numerically stable softmax over `n` rows of `dim`. `out` may alias `in`.
+void rs_softmax(float *out, const float *in, int64_t n, int64_t dim);
+/// out = silu(gate) * up over `count` elements. `out` may alias `gate` or `up`.
+void rs_swiglu(float *out, const float *gate, const float *up, int64_t count);
+/// acc += x over `count` elements.
+void rs_add_inplace(float *acc, const float *x, int64_t count);
+/// x *= s over `count` elements.
+void rs_scale_inplace(float *x, float s, int64_t count);
+/// Σ a[i] * b[i] (float accumulators in several lanes).
+float rs_dot(const float *a, const float *b, int64_t count);
+/// IEEE half → float.
+void rs_half_to_float(float *out, const uint16_t *in, int64_t count);
+/// bfloat16 → float.
+void rs_bf16_to_float(float *out, const uint16_t *in, int64_t count);
+
+// MARK: - RoPE
+
+/// Rotate-half RoPE in place on `x[N, H, D]`; token t uses row `positions[t]` of the tables
+/// `cos_table`, `sin_table`, each `[maxPos, D/2]`.
+void rs_rope_table(float *x, const int32_t *positions, const float *cos_table,
+                   const float *sin_table, int64_t n, int64_t heads, int64_t head_dim);
+/// Fills `cos_out`, `sin_out` (`[count, D/2]`) for positions `start ..< start+count`, angles
+/// computed in double precision from `inv_freq[D/2]`.
+void rs_rope_fill_table(float *cos_out, float *sin_out, const double *inv_freq,
+                        int64_t start, int64_t count, int64_t half);
+
+// MARK: - Attention
+
+/// Causal grouped-query attention over a KV cache; see `attentionForwardReference`.
+/// out, query: `[N, H*D]`; keys, values: `[L, KV*D]` with L ≥ start + n. Parallel over
+/// (token, head) pairs when there is enough work.
+void rs_attention(float *out, const float *query, const float *keys, const float *values,
+                  int64_t start, int64_t n, int64_t heads, int64_t kv_heads, int64_t head_dim);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,140 @@
+// Causal grouped-query attention over a KV cache (Vaswani et al. 2017 scaled dot product;
+// GQA: Ainslie et al. 2023). For each new token t and query head h: scores against the cached
+// keys of kv head h / (H / KV) at positions 0 ... start + t, softmax, weighted sum of values.
+//
+// The (token, head) pairs are independent, so they are the tasks of the thread pool when
+// the context is long enough to pay for it. Scores live in a per-task scratch row.
+#include "internal.h"
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct {
+    float *out;
+    const float *query, *keys, *values;
+    int64_t start, n, heads, kv_heads, d;
+} attention_job;
+
+#if RS_X86
+/// scores[p] = scale · q·k_p for p < len, four keys at a time folded by one reduce4.
+static RS_AVX512 void scores_512(float *scores, const float *q, const float *k, int64_t len,
+                                 int64_t stride, int64_t d, float scale) {
+    __m128 sc = _mm_set1_ps(scale);
+    int64_t p = 0;
+    for (; p + 4 <= len; p += 4) {
+        const float *k0 = k + p * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        for (int64_t i = 0; i < d; i += 16) {
+            __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : rs_mask16(d - i);
+            __m512 x = _mm512_maskz_loadu_ps(m, q + i);
+            a0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, k0 + i), a0);
+            a1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, k1 + i), a1);
+            a2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, k2 + i), a2);
+            a3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, k3 + i), a3);
+        }
+        _mm_storeu_ps(scores + p, _mm_mul_ps(rs_reduce4_512(a0, a1, a2, a3), sc));
+    }
+    for (; p < len; p++) {
+        const float *kp = k + p * stride;
+        __m512 a = _mm512_setzero_ps();
+        for (int64_t i = 0; i < d; i += 16) {
+            __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : rs_mask16(d - i);
+            a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_maskz_loadu_ps(m, kp + i), a);
+        }
+        scores[p] = rs_hsum_512(a) * scale;
+    }
+}
+
+/// out = Σ_p w[p] · v_p over 64-channel slices held in four registers.
+static RS_AVX512 void mix_512(float *out, const float *w, const float *v, int64_t len,
+                              int64_t stride, int64_t d) {
+    for (int64_t i = 0; i < d; i += 64) {
+        __mmask16 m[4];
+        for (int j = 0; j < 4; j++) {
+            int64_t left = d - i - 16 * j;
+            m[j] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : rs_mask16(left);
+        }
+        __m512 o0 = _mm512_setzero_ps(), o1 = _mm512_setzero_ps();
+        __m512 o2 = _mm512_setzero_ps(), o3 = _mm512_setzero_ps();
+        for (int64_t p = 0; p < len; p++) {
+            const float *vp = v + p * stride + i;
+            __m512 s = _mm512_set1_ps(w[p]);
+            o0 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[0], vp), o0);
+            o1 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[1], vp + 16), o1);
+            o2 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[2], vp + 32), o2);
+            o3 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[3], vp + 48), o3);
+        }
+        _mm512_mask_storeu_ps(out + i, m[0], o0);
+        _mm512_mask_storeu_ps(out + i + 16, m[1], o1);
+        _mm512_mask_storeu_ps(out + i + 32, m[2], o2);
+        _mm512_mask_storeu_ps(out + i + 48, m[3], o3);
+    }
+}
+#endif
+
+/// Baseline versions (the compiler vectorises the inner loops for the baseline ISA).
+static void scores_scalar(float *scores, const float *q, const float *k, int64_t len,
+                          int64_t stride, int64_t d, float scale) {
+    for (int64_t p = 0; p < len; p++) {
+        const float *kp = k + p * stride;
+        float acc[8] = {0};
+        int64_t i = 0;
+        for (; i + 8 <= d; i += 8)
+            for (int l = 0; l < 8; l++) acc[l] += q[i + l] * kp[i + l];
+        float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; i < d; i++) s += q[i] * kp[i];
+        scores[p] = s * scale;
+    }
+}
+
+static void mix_scalar(float *out, const float *w, const float *v, int64_t len, int64_t stride,
+                       int64_t d) {
+    for (int64_t i = 0; i < d; i++) out[i] = 0;
+    for (int64_t p = 0; p < len; p++) {
+        const float *vp = v + p * stride;
+        float s = w[p];
+        for (int64_t i = 0; i < d; i++) out[i] += s * vp[i];
+    }
+}
+
+/// One (token, head) pair: task = t * heads + h.
+static void attention_task(void *ctx, int task) {
+    const attention_job *j = ctx;
+    int64_t t = task / j->heads, h = task % j->heads;
+    int64_t group = j->heads / j->kv_heads, kvh = h / group, d = j->d;
+    int64_t len = j->start + t + 1, stride = j->kv_heads * d;
+    const float *q = j->query + (t * j->heads + h) * d;
+    const float *k = j->keys + kvh * d, *v = j->values + kvh * d;
+    float *o = j->out + (t * j->heads + h) * d;
+    float scale = (float)(1.0 / sqrt((double)d));
+
+    // Scores on the stack up to 16k positions (64 KB; worker stacks are 1 MB), else the heap.
+    float stack[len <= 16384 ? len : 1];
+    float *scores = len <= 16384 ? stack : malloc((size_t)len * sizeof(float));
+#if RS_X86
+    if (rs_isa_level == RS_ISA_AVX512) {
+        scores_512(scores, q, k, len, stride, d, scale);
+        rs_softmax_row(scores, scores, len);
+        mix_512(o, scores, v, len, stride, d);
+    } else
+#endif
+    {
+        scores_scalar(scores, q, k, len, stride, d, scale);
+        rs_softmax_row(scores, scores, len);
+        mix_scalar(o, scores, v, len, stride, d);
+    }
+    if (scores != stack) free(scores);
+}
+
+void rs_attention(float *out, const float *query, const float *keys, const float *values,
+                  int64_t start, int64_t n, int64_t heads, int64_t kv_heads, int64_t head_dim) {
+    attention_job job = {out, query, keys, values, start, n, heads, kv_heads, head_dim};
+    int64_t tasks = n * heads;
+    // Work ≈ 2 · tasks · positions · D multiply-adds; below ~32k a thread wake costs more.
+    int64_t work = tasks * (start + n) * head_dim;
+    if (work < (1 << 15) || rs_threads_get() <= 1) {
+        for (int64_t i = 0; i < tasks; i++) attention_task(&job, (int)i);
+    } else {
+        rs_parallel_for(attention_task, &job, (int)tasks);
+    }
+}

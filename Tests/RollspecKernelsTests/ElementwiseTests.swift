@@ -1,0 +1,104 @@
+import Testing
+import RollspecKernels
+
+/// RMSNorm, softmax, SwiGLU, residual add, dot product and 16-bit conversions against their
+/// reference twins, at every ISA level, on lengths that hit every vector tail.
+@Suite("Elementwise", .serialized) struct ElementwiseTests {
+    static let lengths = [1, 7, 15, 16, 17, 33, 64, 100, 576, 1000, 1536]
+
+    @Test(arguments: lengths)
+    func rmsNorm(dim: Int) {
+        let n = 3
+        let x = randomBuffer(n * dim, seed: UInt64(dim), in: -3...3), w = randomBuffer(dim, seed: 2)
+        let want = FloatBuffer(count: n * dim)
+        rmsNormForwardReference(want.pointer, x.pointer, w.pointer, n: n, dim: dim, eps: 1e-5)
+        for isa in supportedISAs {
+            let got = FloatBuffer(count: n * dim)
+            withISA(isa) { rmsNormForward(got.pointer, x.pointer, w.pointer, n: n, dim: dim, eps: 1e-5) }
+            #expect(relativeError(got, want) < 1e-5, "\(isa)")
+            let inPlace = x.copy()  // out may alias input
+            withISA(isa) { rmsNormForward(inPlace.pointer, inPlace.pointer, w.pointer, n: n, dim: dim, eps: 1e-5) }
+            #expect(relativeError(inPlace, want) < 1e-5, "\(isa) in place")
+        }
+    }
+
+    @Test(arguments: lengths + [49152])
+    func softmax(dim: Int) {
+        let n = 2
+        let x = randomBuffer(n * dim, seed: UInt64(dim) + 3, in: -20...20)
+        if dim > 1 { x[0] = -.infinity }  // masked entries must come out as 0
+        let want = FloatBuffer(count: n * dim)
+        softmaxForwardReference(want.pointer, x.pointer, n: n, dim: dim)
+        for isa in supportedISAs {
+            let got = x.copy()
+            withISA(isa) { softmaxForward(got.pointer, got.pointer, n: n, dim: dim) }
+            // Relative to each probability (plus a floor for the tiny ones).
+            var worst: Float = 0
+            for i in 0..<got.count { worst = max(worst, abs(got[i] - want[i]) / (want[i] + 1e-6)) }
+            #expect(worst < 1e-4, "\(isa)")
+            if dim > 1 { #expect(got[0] < 1e-30) }
+        }
+    }
+
+    @Test(arguments: lengths)
+    func swiglu(count: Int) {
+        let gate = randomBuffer(count, seed: UInt64(count) + 4, in: -12...12)
+        let up = randomBuffer(count, seed: UInt64(count) + 5, in: -2...2)
+        if count > 2 { gate[0] = -100; gate[1] = 100 }  // saturated exp stays finite
+        let want = FloatBuffer(count: count)
+        swigluForwardReference(want.pointer, gate.pointer, up.pointer, count: count)
+        for isa in supportedISAs {
+            let got = gate.copy()  // out may alias gate
+            withISA(isa) { swigluForward(got.pointer, got.pointer, up.pointer, count: count) }
+            #expect(relativeError(got, want) < 1e-5, "\(isa)")
+        }
+    }
+
+    @Test(arguments: lengths)
+    func addAndDot(count: Int) {
+        let a = randomBuffer(count, seed: UInt64(count) + 6), b = randomBuffer(count, seed: UInt64(count) + 7)
+        for isa in supportedISAs {
+            let want = a.copy(), got = a.copy()
+            addInPlaceReference(want.pointer, b.pointer, count: count)
+            withISA(isa) { addInPlace(got.pointer, b.pointer, count: count) }
+            #expect(got.array == want.array, "\(isa)")
+            let dot = withISA(isa) { dotProduct(a.pointer, b.pointer, count: count) }
+            let ref = dotProductReference(a.pointer, b.pointer, count: count)
+            #expect(abs(dot - ref) <= 1e-5 * Float(count).squareRoot() + 1e-6, "\(isa)")
+            let scaled = a.copy()
+            withISA(isa) { scaleInPlace(scaled.pointer, 0.5, count: count) }
+            #expect(scaled.array == a.array.map { $0 * 0.5 })
+        }
+    }
+
+    @Test func halfConversionCoversEveryBitPattern() {
+        var bits = (0...UInt16.max).map { $0 }
+        let count = bits.count - 3  // not a multiple of 16: exercises the tail
+        let want = FloatBuffer(count: count)
+        bits.withUnsafeMutableBufferPointer { h in
+            convertHalfToFloatReference(want.pointer, h.baseAddress!, count: count)
+            for isa in supportedISAs {
+                let got = FloatBuffer(count: count)
+                withISA(isa) { convertHalfToFloat(got.pointer, h.baseAddress!, count: count) }
+                var mismatches = 0
+                for i in 0..<count where !(got[i] == want[i] || (got[i].isNaN && want[i].isNaN)) {
+                    mismatches += 1
+                }
+                #expect(mismatches == 0, "\(isa)")
+            }
+        }
+    }
+
+    @Test func bfloat16Conversion() {
+        var bits: [UInt16] = (0..<1001).map { UInt16(truncatingIfNeeded: $0 &* 65) }
+        let want = FloatBuffer(count: bits.count)
+        bits.withUnsafeMutableBufferPointer { h in
+            convertBFloat16ToFloatReference(want.pointer, h.baseAddress!, count: h.count)
+            for isa in supportedISAs {
+                let got = FloatBuffer(count: h.count)
+                withISA(isa) { convertBFloat16ToFloat(got.pointer, h.baseAddress!, count: h.count) }
+                #expect(got.array.map(\.bitPattern) == want.array.map(\.bitPattern), "\(isa)")
+            }
+        }
+    }
+}
