@@ -50,11 +50,14 @@ public final class LlamaModel {
     public let config: LlamaConfig
     public let weights: LlamaWeights
     private var scratch: Scratch
+    /// cos/sin of every position so far; grows by doubling when a sequence outruns it.
+    private var ropeTable: RoPETable
 
     public init(weights: LlamaWeights) {
         self.config = weights.config
         self.weights = weights
         self.scratch = Scratch(config: weights.config, rows: 1)
+        self.ropeTable = RoPETable(headDim: weights.config.headDim, theta: weights.config.ropeTheta, maxPositions: 1024)
     }
 
     /// A fresh, empty KV cache shaped for this model.
@@ -114,6 +117,14 @@ public final class LlamaModel {
             }
         }
 
+        let lastPosition = segments.map { $0.cache.count + $0.tokens.count }.max()!
+        if lastPosition > ropeTable.maxPositions {
+            var size = ropeTable.maxPositions
+            while size < lastPosition { size *= 2 }
+            ropeTable = RoPETable(headDim: c.headDim, theta: c.ropeTheta, maxPositions: size)
+        }
+        let rope = ropeTable
+
         for (l, layer) in weights.layers.enumerated() {
             // Attention block.
             rmsNormForward(s.xb.pointer, s.x.pointer, layer.attentionNorm.pointer, n: n, dim: dim, eps: c.rmsNormEps)
@@ -122,9 +133,9 @@ public final class LlamaModel {
             matmulForward(s.v.pointer, s.xb.pointer, layer.wv.pointer, layer.bv?.pointer, n: n, inDim: dim, outDim: kvDim)
             s.positions.withUnsafeBufferPointer { pos in
                 ropeForward(s.q.pointer, positions: pos.baseAddress!, n: n, heads: c.numAttentionHeads,
-                            headDim: c.headDim, theta: c.ropeTheta)
+                            headDim: c.headDim, table: rope)
                 ropeForward(s.k.pointer, positions: pos.baseAddress!, n: n, heads: c.numKeyValueHeads,
-                            headDim: c.headDim, theta: c.ropeTheta)
+                            headDim: c.headDim, table: rope)
             }
             row = 0
             for (i, seg) in segments.enumerated() {

@@ -4,5 +4,6 @@ import ArgumentParser
 struct Rollspec: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollspec",
-        abstract: "Speculative-decoding rollouts for RL training of language models.")
+        abstract: "Speculative-decoding rollouts for RL training of language models.",
+        subcommands: [GenerateCommand.self, SampleCommand.self, ScoreCommand.self, BenchCommand.self])
 }

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import RollspecKernels
+import RollspecModel
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the hot paths; every figure comes with a baseline from the same run.",
+        subcommands: [BenchDecodeCommand.self, BenchSpeculativeCommand.self, BenchMatmulCommand.self])
+}
+
+struct BenchDecodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode",
+        abstract: "Decode tokens/s and the cost of verifying k tokens in one pass, t(k)/t(1).",
+        discussion: """
+            After a prefill of --context tokens, times single-token decode steps, then forward \
+            passes over k = 1, 2, 4, 8, 16 tokens (each followed by truncating the cache back), \
+            interleaved round-robin so that machine noise hits every k alike. t(1) is the \
+            baseline of the ratios. Times are medians.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .long, help: "Prompt length before timing starts.")
+    var context: Int = 64
+
+    @Option(name: .long, help: "Timed rounds (each round runs every k once).")
+    var rounds: Int = 20
+
+    @Option(name: .long, help: "Verify widths to time, comma-separated.")
+    var widths: String = "1,2,4,8,16"
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    struct Row: Encodable {
+        var k: Int
+        var medianMs: Double
+        var ratioToK1: Double
+        var tokensPerSecond: Double
+    }
+
+    struct Report: Encodable {
+        var model: String
+        var threads: Int
+        var context: Int
+        var decodeTokensPerSecond: Double
+        var rows: [Row]
+    }
+
+    func run() throws {
+        let loaded = try LoadedModel.load(modelOptions)
+        let model = loaded.model
+        let ks = try parseTokenList(widths)
+        guard ks.allSatisfy({ $0 >= 1 && $0 <= 64 }), ks.contains(1) else {
+            throw ValidationError("--widths must be in 1...64 and include 1 (the baseline)")
+        }
+        let vocab = model.config.vocabSize
+        var rng = RandomSource(seed: 1)
+        let prompt = (0..<context).map { _ in Int(rng.next() % UInt64(vocab)) }
+        let cache = model.makeCache(capacity: context + 256)
+        _ = model.prefill(prompt, cache: cache)
+        let base = cache.count
+
+        // Decode throughput: a greedy chain of single-token steps.
+        let steps = max(rounds, 16)
+        var token = 0
+        _ = model.decode(token, cache: cache)  // warm-up
+        cache.truncate(to: base)
+        let start = Date()
+        for _ in 0..<steps {
+            let logits = model.decode(token, cache: cache)
+            token = logits.indices.max { logits[$0] < logits[$1] }!
+        }
+        let decodeRate = Double(steps) / Date().timeIntervalSince(start)
+        cache.truncate(to: base)
+
+        // Verify cost, interleaved.
+        var times = [Int: [Double]]()
+        let draft = (0..<ks.max()!).map { _ in Int(rng.next() % UInt64(vocab)) }
+        for round in -1..<rounds {  // round -1 warms up every width
+            for k in ks {
+                let t0 = Date()
+                _ = model.verify(Array(draft[..<k]), cache: cache)
+                let dt = Date().timeIntervalSince(t0)
+                cache.truncate(to: base)
+                if round >= 0 { times[k, default: []].append(dt) }
+            }
+            if !json { FileHandle.standardError.write(Data("\rround \(round + 1)/\(rounds)".utf8)) }
+        }
+        if !json { printError("") }
+        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+        let t1 = median(times[1]!)
+        let rows = ks.map { k in
+            let t = median(times[k]!)
+            return Row(k: k, medianMs: t * 1000, ratioToK1: t / t1, tokensPerSecond: Double(k) / t)
+        }
+        let report = Report(model: modelOptions.model, threads: kernelThreadCount(), context: context,
+                            decodeTokensPerSecond: decodeRate, rows: rows)
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(report), as: UTF8.self))
+        } else {
+            print(String(format: "decode: %.2f tokens/s (context %d, %d threads)", decodeRate, context, report.threads))
+            print("   k   median ms   t(k)/t(1)   tokens/s")
+            for r in rows {
+                print(String(format: "%4d  %10.2f  %10.2f  %9.1f", r.k, r.medianMs, r.ratioToK1, r.tokensPerSecond))
+            }
+        }
+    }
+}
+
+struct BenchMatmulCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "matmul",
+        abstract: "The skinny matmul kernel against OpenBLAS sgemm and N x sgemv on SmolLM2's shapes.",
+        discussion: "Ratios t(N)/t(1) and speed-ups over BLAS measured in the same run. Takes about a minute.")
+
+    func run() throws {
+        print(KernelBenchmark.table(KernelBenchmark.skinnyMatmul()))
+    }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import RollspecModel
+import RollspecSpeculation
+
+struct BenchSpeculativeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "speculative",
+        abstract: "Plain against speculative generation on the same prompts, in one run.",
+        discussion: """
+            For each prompt, generates plainly and then speculatively with the same request \
+            (alternating, so machine drift hits both), and reports the tokens/s ratio, the \
+            acceptance rate, the mean acceptance length (counting the bonus token) and the \
+            per-position acceptance. At temperature 0 it also checks that both outputs are \
+            identical. The prompts file has one prompt per line: plain text, or a JSON object \
+            {"prompt": "..."} (for prompts with newlines).
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var speculation: SpeculationOptions
+
+    @Option(name: .long, help: "Prompts file.")
+    var prompts: String
+
+    @Flag(name: .long, help: "Wrap each prompt as a user turn (ChatML).")
+    var chat = false
+
+    @Option(name: .long, help: "Tokens to generate per prompt.")
+    var maxTokens: Int = 128
+
+    @Option(name: .long, help: "Sampling temperature; 0 is greedy.")
+    var temperature: Float = 0
+
+    @Option(name: .long, help: "Random seed.")
+    var seed: UInt64 = 0
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    struct Report: Encodable {
+        var prompts: Int
+        var temperature: Float
+        var mode: String
+        var plainTokens: Int
+        var speculativeTokens: Int
+        var plainTokensPerSecond: Double
+        var speculativeTokensPerSecond: Double
+        var speedup: Double
+        var acceptanceRate: Double
+        var meanAcceptanceLength: Double
+        var perPositionAcceptance: [Double]
+        var identicalOutputs: Bool?
+        var byProposer: [String: SpecDecodeStats]
+    }
+
+    func run() throws {
+        let loaded = try LoadedModel.load(modelOptions)
+        let texts = try readPrompts(prompts)
+        let draft = try speculation.loadDraft(threads: modelOptions.threads, target: loaded.model)
+        let suffixIndex = SuffixIndex()
+        let plain = Generator(model: loaded.model)
+        let spec = speculation.makeGenerator(target: loaded.model, draft: draft, suffixIndex: suffixIndex)
+        var plainSeconds = 0.0, specSeconds = 0.0, plainTokens = 0, specTokens = 0
+        var report = SpeculationReport()
+        var identical = true
+        for (i, text) in texts.enumerated() {
+            let prompt = loaded.tokenizer.encode(try loaded.promptText(text, chat: chat))
+            let request = GenerationRequest(
+                prompt: prompt, maxTokens: maxTokens,
+                sampling: SamplingParameters(temperature: temperature, seed: seed &+ UInt64(i)),
+                stopTokens: loaded.tokenizer.stopTokenIds)
+            var t0 = Date()
+            let a = try plain.generate(request)
+            plainSeconds += Date().timeIntervalSince(t0)
+            plainTokens += a.tokens.count
+            t0 = Date()
+            let b = try spec.generate(request)
+            specSeconds += Date().timeIntervalSince(t0)
+            specTokens += b.tokens.count
+            report = report + spec.lastReport
+            if a.tokens != b.tokens { identical = false }
+            if !json {
+                FileHandle.standardError.write(Data(String(
+                    format: "\rprompt %d/%d  plain %.1f tok/s  speculative %.1f tok/s  acceptance %.2f   ",
+                    i + 1, texts.count, Double(plainTokens) / plainSeconds, Double(specTokens) / specSeconds,
+                    report.overall.acceptanceRate).utf8))
+            }
+        }
+        if !json { printError("") }
+        let plainRate = Double(plainTokens) / plainSeconds, specRate = Double(specTokens) / specSeconds
+        let out = Report(
+            prompts: texts.count, temperature: temperature, mode: speculation.speculate.rawValue,
+            plainTokens: plainTokens, speculativeTokens: specTokens,
+            plainTokensPerSecond: plainRate, speculativeTokensPerSecond: specRate, speedup: specRate / plainRate,
+            acceptanceRate: report.overall.acceptanceRate, meanAcceptanceLength: report.overall.meanAcceptanceLength,
+            perPositionAcceptance: report.overall.perPositionAcceptance,
+            identicalOutputs: temperature == 0 ? identical : nil, byProposer: report.byProposer)
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(out), as: UTF8.self))
+            return
+        }
+        print(String(format: "plain        %8.2f tokens/s  (%d tokens)", plainRate, plainTokens))
+        print(String(format: "speculative  %8.2f tokens/s  (%d tokens)  mode %@", specRate, specTokens, speculation.speculate.rawValue))
+        print(String(format: "speedup      %8.3fx", specRate / plainRate))
+        if temperature == 0 { print("outputs identical to plain greedy: \(identical ? "yes" : "NO")") }
+        print(acceptanceSummary(report))
+    }
+
+    private func readPrompts(_ path: String) throws -> [String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("cannot read prompts file \(path)")
+        }
+        var out: [String] = []
+        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+            if line.hasPrefix("{") {
+                struct P: Decodable { var prompt: String }
+                guard let p = try? JSONDecoder().decode(P.self, from: Data(line.utf8)) else {
+                    throw ValidationError("\(path):\(n + 1): expected {\"prompt\": \"...\"}")
+                }
+                out.append(p.prompt)
+            } else {
+                out.append(String(line))
+            }
+        }
+        guard !out.isEmpty else { throw ValidationError("\(path) holds no prompts") }
+        return out
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import RollspecModel
+
+/// Which model to load and how many threads the kernels use.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "A Hugging Face model directory (config.json + safetensors) or a .gguf file.")
+    var model: String
+
+    @Option(name: .long, help: "Threads for the kernels (default: all online CPUs).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+}
+
+/// How tokens are sampled.
+struct SamplingOptions: ParsableArguments {
+    @Option(name: .long, help: "Sampling temperature; 0 is greedy.")
+    var temperature: Float = 0.7
+
+    @Option(name: .long, help: "Keep the k most likely tokens (0: off).")
+    var topK: Int = 0
+
+    @Option(name: .long, help: "Nucleus sampling mass (1: off).")
+    var topP: Float = 1
+
+    @Option(name: .long, help: "Random seed.")
+    var seed: UInt64 = 0
+
+    var parameters: SamplingParameters {
+        SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed)
+    }
+
+    func validate() throws {
+        do { try parameters.validate() } catch { throw ValidationError("\(error)") }
+    }
+}
+
+/// Parses `1,2,3` into token ids.
+func parseTokenList(_ text: String) throws -> [Int] {
+    try text.split(separator: ",").map { piece in
+        guard let id = Int(piece.trimmingCharacters(in: .whitespaces)) else {
+            throw ValidationError("'\(piece)' is not a token id (expected a comma-separated list like 1,2,3)")
+        }
+        return id
+    }
+}
+
+/// Writes to standard error (progress and diagnostics stay off standard output).
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}

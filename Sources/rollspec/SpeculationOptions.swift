@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import RollspecModel
+import RollspecSpeculation
+
+extension SpeculationMode: ExpressibleByArgument {}
+
+/// How to speculate: which proposers, which draft, how far.
+struct SpeculationOptions: ParsableArguments {
+    @Option(name: .long, help: "Proposer: none, draft, suffix or auto (the controller picks per step).")
+    var speculate: SpeculationMode = .none
+
+    @Option(name: .long, help: "Draft model (HF directory or .gguf) sharing the target's vocabulary.")
+    var draft: String?
+
+    @Option(name: .long, help: "Longest draft per step.")
+    var draftMax: Int = 5
+
+    @Option(name: .long, help: "Stop drafting when the draft's probability of its pick falls below this.")
+    var draftConfidence: Float = 0
+
+    func validate() throws {
+        if (speculate == .draft) && draft == nil { throw ValidationError("--speculate draft needs --draft PATH") }
+        if draftMax < 1 || draftMax > 32 { throw ValidationError("--draft-max must be in 1...32") }
+    }
+
+    /// The draft model, checked against the target's vocabulary.
+    func loadDraft(threads: Int?, target: LlamaModel) throws -> LlamaModel? {
+        guard let draft, speculate == .draft || speculate == .auto else { return nil }
+        let weights = try ModelLoader.loadWeights(path: draft)
+        guard weights.config.vocabSize == target.config.vocabSize else {
+            throw ValidationError("draft \(draft) has a vocabulary of \(weights.config.vocabSize) tokens, the target \(target.config.vocabSize): they must share one")
+        }
+        return LlamaModel(weights: weights)
+    }
+
+    /// A speculative generator for `target`; `suffixIndex` is shared across its sequences.
+    func makeGenerator(target: LlamaModel, draft: LlamaModel?, suffixIndex: SuffixIndex) -> SpeculativeGenerator {
+        let mode = speculate, confidence = draftConfidence
+        return SpeculativeGenerator(model: target, controller: SpeculationController(maxLookahead: draftMax)) {
+            var proposers: [Proposer] = []
+            if mode == .draft || mode == .auto, let draft {
+                proposers.append(DraftModelProposer(model: draft, confidenceThreshold: confidence))
+            }
+            if mode == .suffix || mode == .auto { proposers.append(SuffixProposer(global: suffixIndex)) }
+            return proposers
+        }
+    }
+}
+
+/// One line per proposer: drafts, acceptance rate, mean acceptance length, per position.
+func acceptanceSummary(_ report: SpeculationReport) -> String {
+    var lines: [String] = []
+    func line(_ name: String, _ s: SpecDecodeStats) -> String {
+        let positions = s.perPositionAcceptance.prefix(8).map { String(format: "%.2f", $0) }.joined(separator: " ")
+        return String(format: "%@: %d drafts, %d drafted, %d accepted, acceptance rate %.3f, mean acceptance length %.2f, per position [%@]",
+                      name, s.drafts, s.draftTokens, s.acceptedTokens, s.acceptanceRate, s.meanAcceptanceLength, positions)
+    }
+    lines.append(line("speculation", report.overall))
+    for (name, s) in report.byProposer.sorted(by: { $0.key < $1.key }) where name != "none" {
+        lines.append("  " + line(name, s))
+    }
+    return lines.joined(separator: "\n")
+}
