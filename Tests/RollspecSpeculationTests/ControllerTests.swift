@@ -1,0 +1,76 @@
+import Testing
+@testable import RollspecSpeculation
+
+@Suite struct ControllerTests {
+    func state(alpha: Double, proposer: String = "draft") -> SpeculationController.SequenceState {
+        var s = SpeculationController.SequenceState()
+        s.acceptance[proposer] = alpha
+        return s
+    }
+
+    @Test func expectedTokensFollowsTheGeometricSeries() {
+        #expect(SpeculationController.expectedTokens(k: 0, alpha: 0.5) == 1)
+        #expect(abs(SpeculationController.expectedTokens(k: 3, alpha: 0.5) - 1.875) < 1e-12)
+        #expect(SpeculationController.expectedTokens(k: 4, alpha: 1) == 5)
+    }
+
+    @Test func lookaheadGrowsWithAcceptanceAndStopsWhenItDoesNotPay() {
+        var c = SpeculationController(maxLookahead: 8)
+        c.verifySlope = 0.05
+        c.draftCost["draft"] = 0.2
+        let low = c.lookahead(for: "draft", state: state(alpha: 0.1))
+        let mid = c.lookahead(for: "draft", state: state(alpha: 0.6))
+        let high = c.lookahead(for: "draft", state: state(alpha: 0.95))
+        #expect(low == 0, "a draft that is almost always wrong should not be used")
+        #expect(mid > 0 && high > mid)
+    }
+
+    @Test func largeBatchesSpeculateLess() {
+        // The cost model's relative slope tends to 1 as the batch grows.
+        var model = CostModel()
+        for n in [8, 16, 24, 32, 40] { model.observe(tokens: n, seconds: 0.010 + 0.001 * Double(n)) }
+        let small = model.verifySlope(batch: 1)!, large = model.verifySlope(batch: 32)!
+        #expect(abs(small - 0.001 / 0.011) < 1e-6)
+        #expect(large > 0.7)
+        var c = SpeculationController(maxLookahead: 8)
+        c.verifySlope = small
+        let kSmall = c.lookahead(for: "suffix", state: state(alpha: 0.6, proposer: "suffix"))
+        c.verifySlope = large
+        let kLarge = c.lookahead(for: "suffix", state: state(alpha: 0.6, proposer: "suffix"))
+        #expect(kSmall > kLarge)
+    }
+
+    @Test func choosesTheProposerThatPromisesMore() {
+        var c = SpeculationController(maxLookahead: 6)
+        c.draftCost = ["draft": 0.25, "suffix": 0.01]
+        var s = SpeculationController.SequenceState()
+        s.acceptance = ["draft": 0.7, "suffix": 0.7]
+        #expect(c.choose(among: ["draft", "suffix"], state: s)?.proposer == "suffix")  // same α, cheaper
+        s.acceptance = ["draft": 0.9, "suffix": 0.2]
+        #expect(c.choose(among: ["draft", "suffix"], state: s)?.proposer == "draft")
+    }
+
+    @Test func guardrailTurnsSpeculationOffWhenSlowerThanPlainAndRetriesLater() {
+        var c = SpeculationController(maxLookahead: 4)
+        c.guardrailWindow = 4
+        c.coolDownSteps = 3
+        var s = state(alpha: 0.9)
+        // Each step: 1 token emitted in 30 ms while a plain step takes 10 ms.
+        for _ in 0..<4 {
+            c.update(&s, proposer: "draft", drafted: 4, accepted: 0, emitted: 1, seconds: 0.030, plainStepSeconds: 0.010)
+        }
+        #expect(s.coolDown == 3)
+        #expect(c.lookahead(for: "draft", state: s) == 0)
+        for _ in 0..<3 {
+            c.update(&s, proposer: nil, drafted: 0, accepted: 0, emitted: 1, seconds: 0.010, plainStepSeconds: 0.010)
+        }
+        #expect(s.coolDown == 0)
+        #expect(s.acceptance["draft"]! <= 0.5, "comes back cautiously")
+        // Fast speculation does not trip it.
+        var fast = state(alpha: 0.9)
+        for _ in 0..<8 {
+            c.update(&fast, proposer: "draft", drafted: 4, accepted: 4, emitted: 5, seconds: 0.012, plainStepSeconds: 0.010)
+        }
+        #expect(fast.coolDown == 0)
+    }
+}
