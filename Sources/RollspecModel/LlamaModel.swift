@@ -52,12 +52,33 @@ public final class LlamaModel {
     private var scratch: Scratch
     /// cos/sin of every position so far; grows by doubling when a sequence outruns it.
     private var ropeTable: RoPETable
+    /// When set, the head computes logits for these token ids only; all others are −∞.
+    public let outputVocabulary: [Int32]?
+    /// `[S, C]` the head rows of `outputVocabulary`, gathered once.
+    private let subsetHead: FloatBuffer?
 
-    public init(weights: LlamaWeights) {
+    /// - Parameter outputVocabulary: restrict the output head to these token ids (a draft
+    ///   model that proposes only frequent tokens: FR-Spec, Zhao et al. 2025). Inputs may
+    ///   still be any token; logits of the other tokens are −∞, so the model never emits them.
+    ///   Each step then reads S instead of V head rows — most of a small draft's cost.
+    public init(weights: LlamaWeights, outputVocabulary: [Int]? = nil) {
         self.config = weights.config
         self.weights = weights
         self.scratch = Scratch(config: weights.config, rows: 1)
         self.ropeTable = RoPETable(headDim: weights.config.headDim, theta: weights.config.ropeTheta, maxPositions: 1024)
+        if let vocab = outputVocabulary {
+            let ids = Array(Set(vocab.filter { $0 >= 0 && $0 < weights.config.vocabSize })).sorted()
+            let c = weights.config.hiddenSize
+            let head = FloatBuffer(count: ids.count * c)
+            for (i, t) in ids.enumerated() {
+                (head.pointer + i * c).update(from: weights.lmHead.pointer + t * c, count: c)
+            }
+            self.outputVocabulary = ids.map { Int32($0) }
+            self.subsetHead = head
+        } else {
+            self.outputVocabulary = nil
+            self.subsetHead = nil
+        }
     }
 
     /// A fresh, empty KV cache shaped for this model.
@@ -181,7 +202,17 @@ public final class LlamaModel {
         }
         rmsNormForward(s.xb.pointer, s.xb.pointer, weights.finalNorm.pointer, n: outRows.count, dim: dim, eps: c.rmsNormEps)
         let out = FloatBuffer(count: outRows.count * c.vocabSize)
-        matmulForward(out.pointer, s.xb.pointer, weights.lmHead.pointer, nil, n: outRows.count, inDim: dim, outDim: c.vocabSize)
+        if let ids = outputVocabulary, let head = subsetHead {
+            let part = FloatBuffer(count: outRows.count * ids.count)
+            matmulForward(part.pointer, s.xb.pointer, head.pointer, nil, n: outRows.count, inDim: dim, outDim: ids.count)
+            for r in 0..<outRows.count {
+                let row = out.pointer + r * c.vocabSize
+                row.update(repeating: -.infinity, count: c.vocabSize)
+                for (i, t) in ids.enumerated() { row[Int(t)] = part[r * ids.count + i] }
+            }
+        } else {
+            matmulForward(out.pointer, s.xb.pointer, weights.lmHead.pointer, nil, n: outRows.count, inDim: dim, outDim: c.vocabSize)
+        }
         return Logits(vocabSize: c.vocabSize, buffer: out, segmentRows: segmentRows)
     }
 }

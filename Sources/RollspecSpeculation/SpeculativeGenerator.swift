@@ -17,6 +17,41 @@ public enum SpeculationMode: String, CaseIterable, Sendable, Codable {
 public struct SpeculativeOutput: Sendable {
     public var result: GenerationResult
     public var report: SpeculationReport
+    /// For each emitted token, the target's k most likely tokens at that position and their
+    /// probabilities at temperature 1 (empty unless `recordTopK > 0`): what draft distillation
+    /// trains towards.
+    public var topK: [TopKProbabilities] = []
+}
+
+/// The k most likely tokens of one position and their probabilities, most likely first.
+public struct TopKProbabilities: Sendable, Equatable, Codable {
+    public var tokens: [Int32]
+    public var probabilities: [Float]
+
+    public init(tokens: [Int32], probabilities: [Float]) {
+        self.tokens = tokens
+        self.probabilities = probabilities
+    }
+
+    /// The top `k` of softmax(`logits`) at temperature 1.
+    public init(logits: UnsafePointer<Float>, vocabSize: Int, k: Int) {
+        var m = -Float.infinity
+        for i in 0..<vocabSize { m = max(m, logits[i]) }
+        var sum = 0.0
+        for i in 0..<vocabSize { sum += exp(Double(logits[i] - m)) }
+        // Keep the k largest with a small sorted buffer (k is small).
+        var best: [(Float, Int32)] = []
+        best.reserveCapacity(k + 1)
+        for i in 0..<vocabSize {
+            let v = logits[i]
+            if best.count == k, let last = best.last, v <= last.0 { continue }
+            let at = best.firstIndex { $0.0 < v } ?? best.count
+            best.insert((v, Int32(i)), at: at)
+            if best.count > k { best.removeLast() }
+        }
+        tokens = best.map(\.1)
+        probabilities = best.map { Float(exp(Double($0.0 - m)) / sum) }
+    }
 }
 
 /// Speculative generation with the same interface as `Generator`: draft with a proposer,
@@ -32,6 +67,8 @@ public final class SpeculativeGenerator {
     public var makeProposers: () -> [Proposer]
     public var controller: SpeculationController
     public var rejectionSampler = RejectionSampler()
+    /// Record the target's top-k probabilities of every emitted token (0: off).
+    public var recordTopK = 0
     /// Statistics of the last `generate` call.
     public private(set) var lastReport = SpeculationReport()
     private var costModel = CostModel()
@@ -123,7 +160,7 @@ public final class SpeculativeGenerator {
             for (j, i) in active.enumerated() {
                 let rows = logits.segmentRows[j]
                 let share = verifySeconds * Double(segments[j].tokens.count) / Double(totalTokens)
-                seqs[i].settle(draft: drafts[j], logits: logits, rows: rows, vocabSize: vocab,
+                seqs[i].settle(draft: drafts[j], logits: logits, rows: rows, vocabSize: vocab, recordTopK: recordTopK,
                                sampler: rejectionSampler, controller: controller,
                                draftSeconds: draftSeconds[j], verifySeconds: share,
                                plainStepSeconds: plainStep) { onToken(i, $0) }
@@ -134,7 +171,7 @@ public final class SpeculativeGenerator {
         for i in seqs.indices {
             seqs[i].result.decodeSeconds = decodeSeconds
             for p in seqs[i].proposers { p.end(prompt: seqs[i].request.prompt, output: seqs[i].result.tokens) }
-            outputs.append(SpeculativeOutput(result: seqs[i].result, report: seqs[i].report))
+            outputs.append(SpeculativeOutput(result: seqs[i].result, report: seqs[i].report, topK: seqs[i].topK))
         }
         lastReport = outputs.map(\.report).reduce(SpeculationReport(), +)
         return outputs
@@ -150,6 +187,7 @@ private struct SequenceRun {
     /// Prompt and emitted tokens; the last one is `pending` (not yet in the cache).
     var context: [Int]
     var result = GenerationResult(tokens: [], logprobs: [], finishReason: .length)
+    var topK: [TopKProbabilities] = []
     var report = SpeculationReport()
     var control = SpeculationController.SequenceState()
     var done = false
@@ -175,7 +213,7 @@ private struct SequenceRun {
         return proposer.propose(context: context, maxTokens: k, sampling: request.sampling, random: &random)
     }
 
-    mutating func settle(draft: Draft, logits: Logits, rows: Range<Int>, vocabSize: Int,
+    mutating func settle(draft: Draft, logits: Logits, rows: Range<Int>, vocabSize: Int, recordTopK: Int,
                          sampler: RejectionSampler, controller: SpeculationController,
                          draftSeconds: Double, verifySeconds: Double, plainStepSeconds: Double,
                          onToken: (SampledToken) -> Void) {
@@ -201,6 +239,9 @@ private struct SequenceRun {
             let sampled = SampledToken(token: token, logprob: logprob)
             result.tokens.append(token)
             result.logprobs.append(logprob)
+            if recordTopK > 0 {
+                topK.append(TopKProbabilities(logits: logits.row(base + i), vocabSize: vocabSize, k: recordTopK))
+            }
             onToken(sampled)
             kept += 1
             if request.stopTokens.contains(token) { result.finishReason = .stop; done = true; break }

@@ -99,3 +99,20 @@ import RollspecTesting
         #expect(close(model.decode(20, cache: base.fork()), la))
     }
 }
+
+extension ForwardTests {
+    @Test func restrictedOutputVocabularyKeepsThoseLogitsAndMasksTheRest() {
+        let weights = TinyModels.randomWeights(config: TinyModels.llamaConfig(), seed: 12)
+        let full = LlamaModel(weights: weights)
+        let subset = [3, 5, 8, 13, 21, 34]
+        let restricted = LlamaModel(weights: weights, outputVocabulary: subset + [5, 999])  // dups and out-of-range dropped
+        #expect(restricted.outputVocabulary == subset.map { Int32($0) })
+        let a = full.verify(tokens, cache: full.makeCache()), b = restricted.verify(tokens, cache: restricted.makeCache())
+        for r in 0..<tokens.count {
+            for t in 0..<64 {
+                if subset.contains(t) { #expect(abs(a.row(r)[t] - b.row(r)[t]) < 1e-5) }
+                else { #expect(b.row(r)[t] == -.infinity) }
+            }
+        }
+    }
+}

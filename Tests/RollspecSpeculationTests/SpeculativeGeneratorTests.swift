@@ -166,3 +166,25 @@ import RollspecTesting
 }
 
 import Foundation
+
+extension SpeculativeGeneratorTests {
+    @Test func recordsTheTargetsTopKOfEveryEmittedToken() throws {
+        let g = generator(.suffix)
+        g.recordTopK = 3
+        let prompt = Self.prompts[1]
+        let out = try g.generateBatch([GenerationRequest(prompt: prompt, maxTokens: 10, sampling: .greedy)])[0]
+        #expect(out.topK.count == out.result.tokens.count)
+        let logits = target.verify(prompt + out.result.tokens.dropLast(), cache: target.makeCache())
+        for (i, top) in out.topK.enumerated() {
+            let row = Array(UnsafeBufferPointer(start: logits.row(prompt.count - 1 + i), count: 48))
+            let m = row.max()!
+            let z = row.reduce(0.0) { $0 + exp(Double($1 - m)) }
+            let order = row.indices.sorted { row[$0] > row[$1] }
+            #expect(top.tokens.map(Int.init) == Array(order.prefix(3)))
+            #expect(Int(top.tokens[0]) == out.result.tokens[i])  // greedy picks the top-1
+            for (t, p) in zip(top.tokens, top.probabilities) {
+                #expect(abs(Double(p) - exp(Double(row[Int(t)] - m)) / z) < 1e-5)
+            }
+        }
+    }
+}
