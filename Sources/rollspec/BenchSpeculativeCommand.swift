@@ -55,7 +55,7 @@ struct BenchSpeculativeCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try LoadedModel.load(modelOptions)
-        let texts = try readPrompts(prompts)
+        let texts = try readPromptFile(prompts)
         let draft = try speculation.loadDraft(threads: modelOptions.threads, target: loaded.model)
         let suffixIndex = SuffixIndex()
         let plain = Generator(model: loaded.model)
@@ -106,25 +106,5 @@ struct BenchSpeculativeCommand: ParsableCommand {
         print(String(format: "speedup      %8.3fx", specRate / plainRate))
         if temperature == 0 { print("outputs identical to plain greedy: \(identical ? "yes" : "NO")") }
         print(acceptanceSummary(report))
-    }
-
-    private func readPrompts(_ path: String) throws -> [String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ValidationError("cannot read prompts file \(path)")
-        }
-        var out: [String] = []
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
-            if line.hasPrefix("{") {
-                struct P: Decodable { var prompt: String }
-                guard let p = try? JSONDecoder().decode(P.self, from: Data(line.utf8)) else {
-                    throw ValidationError("\(path):\(n + 1): expected {\"prompt\": \"...\"}")
-                }
-                out.append(p.prompt)
-            } else {
-                out.append(String(line))
-            }
-        }
-        guard !out.isEmpty else { throw ValidationError("\(path) holds no prompts") }
-        return out
     }
 }
