@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "RollspecSpeculation", dependencies: ["RollspecModel"]),
         .target(name: "RollspecBus", dependencies: ["CZeroMQ"]),
         .target(name: "RollspecTesting", dependencies: ["RollspecModel"]),
+        .target(name: "RollspecTraining", dependencies: ["RollspecModel"]),
         .executableTarget(
             name: "rollspec",
             dependencies: [
@@ -35,6 +36,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
+        .testTarget(name: "RollspecTrainingTests", dependencies: ["RollspecTraining", "RollspecTesting"]),
         .testTarget(
             name: "RollspecBusTests", dependencies: ["RollspecBus"],
             resources: [.copy("Resources")]),

@@ -58,3 +58,128 @@ public func attentionForward(
         out, query, keys, values, Int64(startPosition), Int64(n), Int64(heads), Int64(kvHeads),
         Int64(headDim))
 }
+
+// MARK: Training (packed sequences) and backward
+// Legend: N rows of S packed sequences, sequence s owning rows offsets[s] ..< offsets[s+1];
+// each token attends causally within its own sequence (positions restart at 0).
+
+/// Reference training attention: like `attentionForwardReference` with `startPosition = 0`
+/// for each packed sequence, and also the softmax log-sum-exp the backward needs.
+///
+/// - Parameters:
+///   - out: `[N, H * D]`.
+///   - lse: `[N, H]` log Σ_u exp(q·k_u/√D) of each (token, head).
+///   - query: `[N, H * D]`, RoPE applied.
+///   - keys, values: `[N, KV * D]`, keys with RoPE applied.
+///   - offsets: `S + 1` row offsets, from 0 to N.
+public func attentionTrainingForwardReference(
+    _ out: UnsafeMutablePointer<Float>, _ lse: UnsafeMutablePointer<Float>,
+    _ query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+    offsets: [Int], heads: Int, kvHeads: Int, headDim: Int
+) {
+    let group = heads / kvHeads, qDim = heads * headDim, kvDim = kvHeads * headDim
+    let scale = 1 / Double(headDim).squareRoot()
+    for s in 0..<offsets.count - 1 {
+        let r0 = offsets[s], len = offsets[s + 1] - r0
+        for t in 0..<len {
+            for h in 0..<heads {
+                let q = query + (r0 + t) * qDim + h * headDim
+                let kvh = h / group
+                var scores = [Double](repeating: 0, count: t + 1)
+                for u in 0...t {
+                    var dot: Double = 0
+                    for d in 0..<headDim { dot += Double(q[d]) * Double(keys[(r0 + u) * kvDim + kvh * headDim + d]) }
+                    scores[u] = dot * scale
+                }
+                let m = scores.max()!
+                let sum = scores.reduce(0) { $0 + exp($1 - m) }
+                lse[(r0 + t) * heads + h] = Float(m + log(sum))
+                for d in 0..<headDim {
+                    var acc: Double = 0
+                    for u in 0...t { acc += exp(scores[u] - m) / sum * Double(values[(r0 + u) * kvDim + kvh * headDim + d]) }
+                    out[(r0 + t) * qDim + h * headDim + d] = Float(acc)
+                }
+            }
+        }
+    }
+}
+
+/// Training attention as in the reference, parallel over (sequence, head).
+public func attentionTrainingForward(
+    _ out: UnsafeMutablePointer<Float>, _ lse: UnsafeMutablePointer<Float>,
+    _ query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+    offsets: [Int], heads: Int, kvHeads: Int, headDim: Int
+) {
+    precondition(heads % kvHeads == 0, "heads must be a multiple of kvHeads")
+    let seq = offsets.map(Int64.init)
+    rs_attention_train_forward(
+        out, lse, query, keys, values, seq, Int64(offsets.count - 1), Int64(heads), Int64(kvHeads), Int64(headDim))
+}
+
+/// Reference backward of training attention, in double, recomputing the probabilities
+/// P = softmax(q·kᵀ/√D): `dValues_u += P·dOut`, `dS = P·(dOut·v_u − dOut·out)`,
+/// `dQuery += dS·k_u/√D`, `dKeys_u += dS·q/√D`. The query heads of a group sum into their kv
+/// head. All three gradients accumulate.
+///
+/// - Parameters:
+///   - dQuery: `[N, H * D]`.
+///   - dKeys, dValues: `[N, KV * D]`.
+///   - dOut, out: `[N, H * D]`; `out` is the forward output.
+public func attentionBackwardReference(
+    _ dQuery: UnsafeMutablePointer<Float>, _ dKeys: UnsafeMutablePointer<Float>,
+    _ dValues: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>,
+    _ query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+    out: UnsafePointer<Float>, offsets: [Int], heads: Int, kvHeads: Int, headDim: Int
+) {
+    let group = heads / kvHeads, qDim = heads * headDim, kvDim = kvHeads * headDim
+    let scale = 1 / Double(headDim).squareRoot()
+    for s in 0..<offsets.count - 1 {
+        let r0 = offsets[s], len = offsets[s + 1] - r0
+        for t in 0..<len {
+            for h in 0..<heads {
+                let qi = (r0 + t) * qDim + h * headDim
+                let kvh = h / group
+                func k(_ u: Int, _ d: Int) -> Double { Double(keys[(r0 + u) * kvDim + kvh * headDim + d]) }
+                func v(_ u: Int, _ d: Int) -> Double { Double(values[(r0 + u) * kvDim + kvh * headDim + d]) }
+                var p = (0...t).map { u in
+                    (0..<headDim).reduce(0.0) { $0 + Double(query[qi + $1]) * k(u, $1) } * scale
+                }
+                let m = p.max()!
+                p = p.map { exp($0 - m) }
+                let sum = p.reduce(0, +)
+                p = p.map { $0 / sum }
+                var di: Double = 0
+                for d in 0..<headDim { di += Double(dOut[qi + d]) * Double(out[qi + d]) }
+                for u in 0...t {
+                    var dp: Double = 0
+                    for d in 0..<headDim {
+                        dp += Double(dOut[qi + d]) * v(u, d)
+                        dValues[(r0 + u) * kvDim + kvh * headDim + d] += Float(p[u] * Double(dOut[qi + d]))
+                    }
+                    let ds = p[u] * (dp - di) * scale
+                    for d in 0..<headDim {
+                        dQuery[qi + d] += Float(ds * k(u, d))
+                        dKeys[(r0 + u) * kvDim + kvh * headDim + d] += Float(ds * Double(query[qi + d]))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Backward of `attentionTrainingForward` from its saved `lse` (FlashAttention-style
+/// recomputation, Dao et al. 2022), parallel over (sequence, kv head); gradients accumulate.
+/// See `attentionBackwardReference`.
+public func attentionBackward(
+    _ dQuery: UnsafeMutablePointer<Float>, _ dKeys: UnsafeMutablePointer<Float>,
+    _ dValues: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>,
+    _ query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+    out: UnsafePointer<Float>, lse: UnsafePointer<Float>, offsets: [Int],
+    heads: Int, kvHeads: Int, headDim: Int
+) {
+    precondition(heads % kvHeads == 0, "heads must be a multiple of kvHeads")
+    let seq = offsets.map(Int64.init)
+    rs_attention_backward(
+        dQuery, dKeys, dValues, dOut, query, keys, values, out, lse, seq, Int64(offsets.count - 1),
+        Int64(heads), Int64(kvHeads), Int64(headDim))
+}

@@ -100,3 +100,94 @@ public func matmulForwardSkinny(
 ) {
     rs_matmul_skinny(out, input, weight, bias, Int64(n), Int64(inDim), Int64(outDim), threaded ? 1 : 0)
 }
+
+// MARK: Backward
+
+/// Reference backward of `matmulForward`, accumulated in double: `dInput[N, C] += dOut[N, OC] ·
+/// weight[OC, C]`, `dWeight[OC, C] += dOutᵀ · input`, `dBias[OC] += Σ_n dOut[n, :]`.
+/// Any gradient may be nil to skip it; all three accumulate.
+public func matmulBackwardReference(
+    _ dInput: UnsafeMutablePointer<Float>?, _ dWeight: UnsafeMutablePointer<Float>?,
+    _ dBias: UnsafeMutablePointer<Float>?, _ dOut: UnsafePointer<Float>,
+    _ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+    n: Int, inDim: Int, outDim: Int
+) {
+    if let dInput {
+        for r in 0..<n {
+            for c in 0..<inDim {
+                var acc: Double = 0
+                for o in 0..<outDim { acc += Double(dOut[r * outDim + o]) * Double(weight[o * inDim + c]) }
+                dInput[r * inDim + c] += Float(acc)
+            }
+        }
+    }
+    if let dWeight {
+        for o in 0..<outDim {
+            for c in 0..<inDim {
+                var acc: Double = 0
+                for r in 0..<n { acc += Double(dOut[r * outDim + o]) * Double(input[r * inDim + c]) }
+                dWeight[o * inDim + c] += Float(acc)
+            }
+        }
+    }
+    if let dBias {
+        for o in 0..<outDim {
+            var acc: Double = 0
+            for r in 0..<n { acc += Double(dOut[r * outDim + o]) }
+            dBias[o] += Float(acc)
+        }
+    }
+}
+
+/// Backward of `matmulForward` through BLAS `sgemm`: `dInput[N, C] += dOut[N, OC] · weight[OC, C]`,
+/// `dWeight[OC, C] += dOutᵀ · input[N, C]`, `dBias[OC] += Σ_n dOut[n, :]`.
+///
+/// Any gradient may be nil to skip it; all three accumulate, so q/k/v projections of one input
+/// can sum into one `dInput`. Large products are split across the kernel thread pool: dInput
+/// by blocks of rows, dWeight by blocks of output channels, each block one single-threaded
+/// `sgemm` (as in `matmulForwardBLAS`).
+public func matmulBackward(
+    _ dInput: UnsafeMutablePointer<Float>?, _ dWeight: UnsafeMutablePointer<Float>?,
+    _ dBias: UnsafeMutablePointer<Float>?, _ dOut: UnsafePointer<Float>,
+    _ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+    n: Int, inDim: Int, outDim: Int
+) {
+    _ = blasIsSingleThreaded
+    if let dBias {
+        for r in 0..<n { rs_add_inplace(dBias, dOut + r * outDim, Int64(outDim)) }
+    }
+    // dInput[rows] += dOut[rows, :] · W
+    func inputPart(_ rows: Range<Int>) {
+        guard let dInput, !rows.isEmpty else { return }
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(inDim), Int32(outDim),
+            1, dOut + rows.lowerBound * outDim, Int32(outDim), weight, Int32(inDim),
+            1, dInput + rows.lowerBound * inDim, Int32(inDim))
+    }
+    // dWeight[channels] += dOut[:, channels]ᵀ · input
+    func weightPart(_ channels: Range<Int>) {
+        guard let dWeight, !channels.isEmpty else { return }
+        cblas_sgemm(
+            CblasRowMajor, CblasTrans, CblasNoTrans, Int32(channels.count), Int32(inDim), Int32(n),
+            1, dOut + channels.lowerBound, Int32(outDim), input, Int32(inDim),
+            1, dWeight + channels.lowerBound * inDim, Int32(inDim))
+    }
+    let threads = kernelThreads
+    guard threads > 1, n * inDim * outDim >= 1 << 20 else {
+        inputPart(0..<n)
+        weightPart(0..<outDim)
+        return
+    }
+    // Tasks 0 ..< threads take row blocks of dInput, the rest channel blocks of dWeight
+    // (multiples of 16 channels so no two threads share a cache line of dWeight).
+    let rowStep = (n + threads - 1) / threads
+    let channelStep = ((outDim + threads - 1) / threads + 15) / 16 * 16
+    kernelParallelFor(tasks: 2 * threads) { task in
+        if task < threads {
+            inputPart(min(n, task * rowStep)..<min(n, (task + 1) * rowStep))
+        } else {
+            let t = task - threads
+            weightPart(min(outDim, t * channelStep)..<min(outDim, (t + 1) * channelStep))
+        }
+    }
+}

@@ -106,3 +106,41 @@ public final class RoPETable: @unchecked Sendable {
         (0..<headDim / 2).map { i in 1 / pow(Double(theta), Double(2 * i) / Double(headDim)) }
     }
 }
+
+// MARK: Backward
+
+/// Reference RoPE backward in place on the gradient `dX[N, H, D]`: each pair is rotated by
+/// the negative angle (a rotation's transpose is its inverse).
+public func ropeBackwardReference(
+    _ dX: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>,
+    n: Int, heads: Int, headDim: Int, theta: Float
+) {
+    let half = headDim / 2
+    for t in 0..<n {
+        let pos = Double(positions[t])
+        for h in 0..<heads {
+            let base = dX + (t * heads + h) * headDim
+            for i in 0..<half {
+                let angle = pos / pow(Double(theta), Double(2 * i) / Double(headDim))
+                let c = cos(angle), s = sin(angle)
+                let a = Double(base[i]), b = Double(base[i + half])
+                base[i] = Float(a * c + b * s)
+                base[i + half] = Float(b * c - a * s)
+            }
+        }
+    }
+}
+
+/// RoPE backward in place on the gradient `dX[N, H, D]`, cos/sin from `table`.
+public func ropeBackward(
+    _ dX: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>,
+    n: Int, heads: Int, headDim: Int, table: RoPETable
+) {
+    precondition(table.headDim == headDim, "RoPE table is for head dim \(table.headDim)")
+    for t in 0..<n {
+        precondition(positions[t] >= 0 && Int(positions[t]) < table.maxPositions,
+                     "position \(positions[t]) outside the RoPE table")
+    }
+    rs_rope_table_backward(
+        dX, positions, table.cosines.pointer, table.sines.pointer, Int64(n), Int64(heads), Int64(headDim))
+}

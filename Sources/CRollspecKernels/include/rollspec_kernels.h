@@ -92,6 +92,44 @@ void rs_rope_fill_table(float *cos_out, float *sin_out, const double *inv_freq,
 void rs_attention(float *out, const float *query, const float *keys, const float *values,
                   int64_t start, int64_t n, int64_t heads, int64_t kv_heads, int64_t head_dim);
 
+// MARK: - Backward (training), see backward.c
+
+/// RMSNorm backward over `n` rows of `dim`, recomputing 1/rms from `inp`:
+/// dinp += ∂L/∂in, dweight += ∂L/∂weight. Rows are split across the pool when large.
+void rs_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                         const float *weight, int64_t n, int64_t dim, float eps);
+/// SwiGLU backward: writes dgate and dup (not accumulated) over `count` elements.
+void rs_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                        const float *up, int64_t count);
+/// Transpose of `rs_rope_table` applied in place to the gradient `dx[N, H, D]`.
+void rs_rope_table_backward(float *dx, const int32_t *positions, const float *cos_table,
+                            const float *sin_table, int64_t n, int64_t heads, int64_t head_dim);
+/// Causal GQA attention within each of `seqs` packed sequences (rows seq[s] ..< seq[s+1]),
+/// saving the softmax log-sum-exp `lse[N, H]` for the backward. out, q: `[N, H*D]`;
+/// k, v: `[N, KV*D]`. Parallel over (sequence, head).
+void rs_attention_train_forward(float *out, float *lse, const float *q, const float *k,
+                                const float *v, const int64_t *seq, int64_t seqs, int64_t heads,
+                                int64_t kv_heads, int64_t head_dim);
+/// Backward of `rs_attention_train_forward`; dq, dk, dv are accumulated (+=).
+/// Parallel over (sequence, kv head).
+void rs_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *out, const float *lse,
+                           const int64_t *seq, int64_t seqs, int64_t heads, int64_t kv_heads,
+                           int64_t head_dim);
+/// probs[N, V] = softmax(logits); losses[r] = −log probs[r, targets[r]] (0 where target < 0).
+void rs_softmax_xent_forward(float *losses, float *probs, const float *logits,
+                             const int32_t *targets, int64_t n, int64_t vocab);
+/// dlogits[r] = dlosses[r] · (probs[r] − onehot(targets[r])), 0 rows where target < 0.
+/// `dlogits` may alias `probs`.
+void rs_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *targets,
+                              const float *dlosses, int64_t n, int64_t vocab);
+/// One AdamW step over `n` parameters (PyTorch semantics); see backward.c.
+void rs_adamw(float *param, const float *grad, float *m, float *v, int64_t n, float lr,
+              float beta1, float beta2, float eps, float weight_decay, float bias_correction1,
+              float bias_correction2, float grad_scale);
+/// Σ x[i]² accumulated in double across blocks.
+double rs_sum_squares(const float *x, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

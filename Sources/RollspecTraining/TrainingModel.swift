@@ -1,0 +1,281 @@
+import Foundation
+import RollspecKernels
+import RollspecModel
+
+/// A Llama-family model (tied or untied head, q/k/v biases, grouped-query attention) with a
+/// training forward pass that keeps what the backward pass needs, and that backward pass.
+///
+/// A batch is a list of token sequences of any lengths, packed row after row (N rows in
+/// all); each token attends causally within its own sequence, positions restart at 0 for
+/// every sequence. Logits are computed only for the rows asked for (the rows whose loss
+/// counts), which saves most of the head's cost when a loss mask is sparse.
+///
+/// Weights are shared by reference with the `LlamaWeights` given (an optimiser updating them
+/// in place is seen by the next forward). Not safe for concurrent use.
+public final class TrainingModel {
+    public let config: LlamaConfig
+    public let weights: LlamaWeights
+    private var ropeTable: RoPETable
+    private var acts: Activations?
+    private var batch: PackedBatch?
+
+    public init(weights: LlamaWeights) {
+        self.config = weights.config
+        self.weights = weights
+        ropeTable = RoPETable(headDim: weights.config.headDim, theta: weights.config.ropeTheta, maxPositions: 256)
+    }
+
+    /// Row offsets of the last forward's sequences: sequence s owns rows `offsets[s] ..< offsets[s+1]`.
+    public var sequenceOffsets: [Int] { batch?.offsets ?? [0] }
+
+    /// Runs `sequences` through the model, saving activations for `backward`.
+    ///
+    /// - Parameters:
+    ///   - sequences: token ids, each sequence non-empty.
+    ///   - logitRows: packed row indices (see `sequenceOffsets`) whose logits are wanted, in
+    ///     any order; nil means every row.
+    /// - Returns: `[R, V]` logits, row i for packed row `logitRows[i]`.
+    public func forward(_ sequences: [[Int]], logitRows: [Int]? = nil) -> FloatBuffer {
+        let c = config
+        let dim = c.hiddenSize, qDim = c.numAttentionHeads * c.headDim
+        let kvDim = c.numKeyValueHeads * c.headDim, ffn = c.intermediateSize
+        let b = PackedBatch(sequences: sequences, vocab: c.vocabSize, logitRows: logitRows)
+        let n = b.rows
+        if (acts?.rows ?? 0) < n || acts?.outputRows ?? 0 < b.logitRows.count {
+            acts = Activations(config: c, rows: max(n, acts?.rows ?? 0),
+                               outputRows: max(b.logitRows.count, acts?.outputRows ?? 0))
+        }
+        let a = acts!
+        batch = b
+        let longest = sequences.map(\.count).max() ?? 0
+        if longest > ropeTable.maxPositions {
+            var size = ropeTable.maxPositions
+            while size < longest { size *= 2 }
+            ropeTable = RoPETable(headDim: c.headDim, theta: c.ropeTheta, maxPositions: size)
+        }
+
+        b.tokens.withUnsafeBufferPointer { tokens in
+            embeddingForward(a.layers[0].xIn.pointer, weights.embedding.pointer, tokens: tokens.baseAddress!, n: n, dim: dim)
+        }
+        for (l, w) in weights.layers.enumerated() {
+            let s = a.layers[l]
+            let next = l + 1 < c.numHiddenLayers ? a.layers[l + 1].xIn : a.xOut
+            // Attention block: xMid = xIn + Wo · attention(rope(Wq·x̂), rope(Wk·x̂), Wv·x̂).
+            rmsNormForward(s.xNorm1.pointer, s.xIn.pointer, w.attentionNorm.pointer, n: n, dim: dim, eps: c.rmsNormEps)
+            matmulForward(s.q.pointer, s.xNorm1.pointer, w.wq.pointer, w.bq?.pointer, n: n, inDim: dim, outDim: qDim)
+            matmulForward(s.k.pointer, s.xNorm1.pointer, w.wk.pointer, w.bk?.pointer, n: n, inDim: dim, outDim: kvDim)
+            matmulForward(s.v.pointer, s.xNorm1.pointer, w.wv.pointer, w.bv?.pointer, n: n, inDim: dim, outDim: kvDim)
+            b.positions.withUnsafeBufferPointer { pos in
+                ropeForward(s.q.pointer, positions: pos.baseAddress!, n: n, heads: c.numAttentionHeads, headDim: c.headDim, table: ropeTable)
+                ropeForward(s.k.pointer, positions: pos.baseAddress!, n: n, heads: c.numKeyValueHeads, headDim: c.headDim, table: ropeTable)
+            }
+            attentionTrainingForward(
+                s.att.pointer, s.lse.pointer, s.q.pointer, keys: s.k.pointer, values: s.v.pointer,
+                offsets: b.offsets, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+            matmulForward(s.xMid.pointer, s.att.pointer, w.wo.pointer, nil, n: n, inDim: qDim, outDim: dim)
+            addInPlace(s.xMid.pointer, s.xIn.pointer, count: n * dim)
+            // Feed-forward block: next = xMid + Wdown · (silu(Wgate·x̂) ⊙ Wup·x̂).
+            rmsNormForward(s.xNorm2.pointer, s.xMid.pointer, w.ffnNorm.pointer, n: n, dim: dim, eps: c.rmsNormEps)
+            matmulForward(s.gate.pointer, s.xNorm2.pointer, w.wGate.pointer, nil, n: n, inDim: dim, outDim: ffn)
+            matmulForward(s.up.pointer, s.xNorm2.pointer, w.wUp.pointer, nil, n: n, inDim: dim, outDim: ffn)
+            swigluForward(s.h.pointer, s.gate.pointer, s.up.pointer, count: n * ffn)
+            matmulForward(next.pointer, s.h.pointer, w.wDown.pointer, nil, n: n, inDim: ffn, outDim: dim)
+            addInPlace(next.pointer, s.xMid.pointer, count: n * dim)
+        }
+
+        // Final norm and head on the requested rows only.
+        let r = b.logitRows.count
+        for (i, row) in b.logitRows.enumerated() {
+            (a.xGathered.pointer + i * dim).update(from: a.xOut.pointer + row * dim, count: dim)
+        }
+        rmsNormForward(a.xFinal.pointer, a.xGathered.pointer, weights.finalNorm.pointer, n: r, dim: dim, eps: c.rmsNormEps)
+        let logits = FloatBuffer(count: r * c.vocabSize)
+        matmulForward(logits.pointer, a.xFinal.pointer, weights.lmHead.pointer, nil, n: r, inDim: dim, outDim: c.vocabSize)
+        return logits
+    }
+
+    /// Back-propagates `dLogits` (`[R, V]`, the gradient of the loss with respect to the
+    /// logits the last `forward` returned) through the model, **adding** every weight's
+    /// gradient into `gradients` (zero it first unless accumulating over micro-batches).
+    public func backward(_ dLogits: UnsafePointer<Float>, into gradients: LlamaGradients) {
+        guard let a = acts, let b = batch else { preconditionFailure("backward without a forward") }
+        let c = config
+        let dim = c.hiddenSize, qDim = c.numAttentionHeads * c.headDim
+        let kvDim = c.numKeyValueHeads * c.headDim, ffn = c.intermediateSize
+        let n = b.rows, r = b.logitRows.count
+        let g = a.grad
+
+        // Head and final norm, then scatter the gathered rows' gradient into the residual stream.
+        zero(g.dNorm, r * dim)
+        matmulBackward(g.dNorm.pointer, gradients.lmHead.pointer, nil, dLogits, a.xFinal.pointer,
+                       weights.lmHead.pointer, n: r, inDim: dim, outDim: c.vocabSize)
+        zero(g.dx2, r * dim)
+        rmsNormBackward(g.dx2.pointer, gradients.finalNorm.pointer, g.dNorm.pointer, a.xGathered.pointer,
+                        weights.finalNorm.pointer, n: r, dim: dim, eps: c.rmsNormEps)
+        zero(g.dx, n * dim)
+        for (i, row) in b.logitRows.enumerated() {
+            addInPlaceBackward(g.dx.pointer + row * dim, g.dx2.pointer + i * dim, count: dim)
+        }
+
+        // g.dx holds ∂L/∂(output of layer l) going in, ∂L/∂(input of layer l) coming out.
+        for l in stride(from: c.numHiddenLayers - 1, through: 0, by: -1) {
+            let s = a.layers[l], w = weights.layers[l], dw = gradients.layers[l]
+            // Feed-forward block.
+            zero(g.dh, n * ffn)
+            matmulBackward(g.dh.pointer, dw.wDown.pointer, nil, g.dx.pointer, s.h.pointer, w.wDown.pointer,
+                           n: n, inDim: ffn, outDim: dim)
+            swigluBackward(g.dGate.pointer, g.dUp.pointer, g.dh.pointer, s.gate.pointer, s.up.pointer, count: n * ffn)
+            zero(g.dNorm, n * dim)
+            matmulBackward(g.dNorm.pointer, dw.wGate.pointer, nil, g.dGate.pointer, s.xNorm2.pointer, w.wGate.pointer,
+                           n: n, inDim: dim, outDim: ffn)
+            matmulBackward(g.dNorm.pointer, dw.wUp.pointer, nil, g.dUp.pointer, s.xNorm2.pointer, w.wUp.pointer,
+                           n: n, inDim: dim, outDim: ffn)
+            rmsNormBackward(g.dx.pointer, dw.ffnNorm.pointer, g.dNorm.pointer, s.xMid.pointer, w.ffnNorm.pointer,
+                            n: n, dim: dim, eps: c.rmsNormEps)
+            // Attention block.
+            zero(g.dAtt, n * qDim)
+            matmulBackward(g.dAtt.pointer, dw.wo.pointer, nil, g.dx.pointer, s.att.pointer, w.wo.pointer,
+                           n: n, inDim: qDim, outDim: dim)
+            zero(g.dq, n * qDim); zero(g.dk, n * kvDim); zero(g.dv, n * kvDim)
+            attentionBackward(
+                g.dq.pointer, g.dk.pointer, g.dv.pointer, g.dAtt.pointer, s.q.pointer, keys: s.k.pointer,
+                values: s.v.pointer, out: s.att.pointer, lse: s.lse.pointer, offsets: b.offsets,
+                heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+            b.positions.withUnsafeBufferPointer { pos in
+                ropeBackward(g.dq.pointer, positions: pos.baseAddress!, n: n, heads: c.numAttentionHeads, headDim: c.headDim, table: ropeTable)
+                ropeBackward(g.dk.pointer, positions: pos.baseAddress!, n: n, heads: c.numKeyValueHeads, headDim: c.headDim, table: ropeTable)
+            }
+            zero(g.dNorm, n * dim)
+            matmulBackward(g.dNorm.pointer, dw.wq.pointer, dw.bq?.pointer, g.dq.pointer, s.xNorm1.pointer, w.wq.pointer,
+                           n: n, inDim: dim, outDim: qDim)
+            matmulBackward(g.dNorm.pointer, dw.wk.pointer, dw.bk?.pointer, g.dk.pointer, s.xNorm1.pointer, w.wk.pointer,
+                           n: n, inDim: dim, outDim: kvDim)
+            matmulBackward(g.dNorm.pointer, dw.wv.pointer, dw.bv?.pointer, g.dv.pointer, s.xNorm1.pointer, w.wv.pointer,
+                           n: n, inDim: dim, outDim: kvDim)
+            rmsNormBackward(g.dx.pointer, dw.attentionNorm.pointer, g.dNorm.pointer, s.xIn.pointer, w.attentionNorm.pointer,
+                            n: n, dim: dim, eps: c.rmsNormEps)
+        }
+        b.tokens.withUnsafeBufferPointer { tokens in
+            embeddingBackward(gradients.embedding.pointer, g.dx.pointer, tokens: tokens.baseAddress!, n: n, dim: dim)
+        }
+    }
+
+    private func zero(_ b: FloatBuffer, _ count: Int) {
+        memset(b.pointer, 0, count * MemoryLayout<Float>.stride)
+    }
+}
+
+/// The sequences of a batch packed row after row.
+struct PackedBatch {
+    /// `[N]` token ids.
+    let tokens: [Int32]
+    /// `[N]` position of each row within its sequence.
+    let positions: [Int32]
+    /// `[S + 1]` row offsets.
+    let offsets: [Int]
+    /// `[R]` packed rows whose logits are computed.
+    let logitRows: [Int]
+    var rows: Int { tokens.count }
+
+    init(sequences: [[Int]], vocab: Int, logitRows: [Int]?) {
+        precondition(!sequences.isEmpty, "a batch needs at least one sequence")
+        var tokens: [Int32] = [], positions: [Int32] = [], offsets = [0]
+        for seq in sequences {
+            precondition(!seq.isEmpty, "sequences must be non-empty")
+            for (t, token) in seq.enumerated() {
+                precondition(token >= 0 && token < vocab, "token id \(token) outside vocabulary")
+                tokens.append(Int32(token))
+                positions.append(Int32(t))
+            }
+            offsets.append(tokens.count)
+        }
+        self.tokens = tokens
+        self.positions = positions
+        self.offsets = offsets
+        let rows = logitRows ?? Array(0..<tokens.count)
+        precondition(rows.allSatisfy { $0 >= 0 && $0 < tokens.count }, "logit row outside the batch")
+        self.logitRows = rows
+    }
+}
+
+/// What the training forward saves for the backward, and the backward's scratch.
+/// Legend: N rows, R logit rows, C hidden, Q = H·D, K = KV·D, F intermediate.
+final class Activations {
+    let rows: Int
+    let outputRows: Int
+    let layers: [Layer]
+    /// `[N, C]` residual stream after the last layer.
+    let xOut: FloatBuffer
+    /// `[R, C]` rows of `xOut` that get logits.
+    let xGathered: FloatBuffer
+    /// `[R, C]` those rows after the final norm (the head's input).
+    let xFinal: FloatBuffer
+    let grad: Gradients
+
+    final class Layer {
+        /// `[N, C]` residual stream into the layer.
+        let xIn: FloatBuffer
+        /// `[N, C]` input_layernorm output.
+        let xNorm1: FloatBuffer
+        /// `[N, Q]`, `[N, K]` queries and keys after RoPE.
+        let q: FloatBuffer, k: FloatBuffer
+        /// `[N, K]`
+        let v: FloatBuffer
+        /// `[N, Q]` attention output (o_proj input).
+        let att: FloatBuffer
+        /// `[N, H]` softmax log-sum-exp of each (token, head).
+        let lse: FloatBuffer
+        /// `[N, C]` residual stream after attention.
+        let xMid: FloatBuffer
+        /// `[N, C]` post_attention_layernorm output.
+        let xNorm2: FloatBuffer
+        /// `[N, F]` gate and up projections, and silu(gate)·up.
+        let gate: FloatBuffer, up: FloatBuffer, h: FloatBuffer
+
+        init(_ c: LlamaConfig, _ n: Int) {
+            let q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
+            xIn = FloatBuffer(count: n * c.hiddenSize); xNorm1 = FloatBuffer(count: n * c.hiddenSize)
+            self.q = FloatBuffer(count: n * q); k = FloatBuffer(count: n * kv); v = FloatBuffer(count: n * kv)
+            att = FloatBuffer(count: n * q); lse = FloatBuffer(count: n * c.numAttentionHeads)
+            xMid = FloatBuffer(count: n * c.hiddenSize); xNorm2 = FloatBuffer(count: n * c.hiddenSize)
+            gate = FloatBuffer(count: n * c.intermediateSize); up = FloatBuffer(count: n * c.intermediateSize)
+            h = FloatBuffer(count: n * c.intermediateSize)
+        }
+    }
+
+    /// Backward scratch, shared by all layers.
+    final class Gradients {
+        /// `[N, C]` ∂L/∂residual stream.
+        let dx: FloatBuffer
+        /// `[R, C]` ∂L/∂gathered rows.
+        let dx2: FloatBuffer
+        /// `[max(N, R), C]` ∂L/∂(a norm's output).
+        let dNorm: FloatBuffer
+        /// `[N, F]`
+        let dh: FloatBuffer, dGate: FloatBuffer, dUp: FloatBuffer
+        /// `[N, Q]`
+        let dAtt: FloatBuffer, dq: FloatBuffer
+        /// `[N, K]`
+        let dk: FloatBuffer, dv: FloatBuffer
+
+        init(_ c: LlamaConfig, _ n: Int, _ r: Int) {
+            let q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
+            dx = FloatBuffer(count: n * c.hiddenSize); dx2 = FloatBuffer(count: r * c.hiddenSize)
+            dNorm = FloatBuffer(count: max(n, r) * c.hiddenSize)
+            dh = FloatBuffer(count: n * c.intermediateSize); dGate = FloatBuffer(count: n * c.intermediateSize)
+            dUp = FloatBuffer(count: n * c.intermediateSize)
+            dAtt = FloatBuffer(count: n * q); dq = FloatBuffer(count: n * q)
+            dk = FloatBuffer(count: n * kv); dv = FloatBuffer(count: n * kv)
+        }
+    }
+
+    init(config c: LlamaConfig, rows n: Int, outputRows r: Int) {
+        rows = n
+        outputRows = r
+        layers = (0..<c.numHiddenLayers).map { _ in Layer(c, n) }
+        xOut = FloatBuffer(count: n * c.hiddenSize)
+        xGathered = FloatBuffer(count: r * c.hiddenSize)
+        xFinal = FloatBuffer(count: r * c.hiddenSize)
+        grad = Gradients(c, n, r)
+    }
+}

@@ -1,0 +1,31 @@
+import Foundation
+import RollspecKernels
+import RollspecModel
+import RollspecTesting
+import RollspecTraining
+import Testing
+
+@Suite struct TrainingBenchmarkTests {
+    /// A smoke run on a tiny config (always), and the full benchmark of
+    /// Experiments/training-throughput when ROLLSPEC_TRAINING_BENCH=1.
+    @Test func throughput() {
+        let small = TrainingBenchmark.throughput(config: TinyModels.llamaConfig(), batch: 2, sequenceLength: 16, steps: 1, warmup: 0)
+        #expect(small.tokensPerSecond > 0 && small.sgemmGFLOPs > 0)
+        guard ProcessInfo.processInfo.environment["ROLLSPEC_TRAINING_BENCH"] == "1" else { return }
+        for threads in [1, 2] {
+            setKernelThreads(threads)
+            print("training-throughput:", TrainingBenchmark.throughput(steps: 5))
+        }
+        setKernelThreads(0)
+    }
+
+    @Test func overfitBound() {
+        let weights = DraftFactory.scratch(config: DraftTrainerTests.config, seed: 1, std: 0.1)
+        let trainer = DraftTrainer(
+            weights: weights,
+            optimizer: AdamWConfig(schedule: LearningRateSchedule(peak: 1e-2, warmupSteps: 10), weightDecay: 0))
+        var ce: [Float] = []
+        for _ in 0..<251 { ce.append(trainer.step(DraftTrainerTests.batch()).ce) }
+        print("overfit: ce step 1 \(ce[0]), step 50 \(ce[49]), step 100 \(ce[99]), step 251 \(ce[250])")
+    }
+}
