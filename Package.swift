@@ -32,7 +32,7 @@ let package = Package(
         .executableTarget(
             name: "rollspec",
             dependencies: [
-                "RollspecModel", "RollspecSpeculation",
+                "RollspecModel", "RollspecSpeculation", "RollspecTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),

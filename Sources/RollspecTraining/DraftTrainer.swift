@@ -91,7 +91,7 @@ public final class DraftTrainer {
                              seconds: Date().timeIntervalSince(start), learningRate: lr)
         }
         gradients.zero()
-        model.backward(pass.dLogits.pointer, into: gradients)
+        model.backward(pass.dLogits.pointer, into: gradients, frozen: optimizer.frozen)
         let stats = optimizer.step(gradients)
         return StepStats(loss: pass.loss, ce: pass.ce, kl: pass.kl, gradNorm: stats.gradNorm, tokens: pass.tokens,
                          seconds: Date().timeIntervalSince(start), learningRate: stats.learningRate)

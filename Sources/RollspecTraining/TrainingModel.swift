@@ -97,7 +97,9 @@ public final class TrainingModel {
     /// Back-propagates `dLogits` (`[R, V]`, the gradient of the loss with respect to the
     /// logits the last `forward` returned) through the model, **adding** every weight's
     /// gradient into `gradients` (zero it first unless accumulating over micro-batches).
-    public func backward(_ dLogits: UnsafePointer<Float>, into gradients: LlamaGradients) {
+    /// Gradients of the head and embedding are not computed when they are `frozen` (HF names):
+    /// with a frozen tied head that skips the largest matmul of a small draft's backward.
+    public func backward(_ dLogits: UnsafePointer<Float>, into gradients: LlamaGradients, frozen: Set<String> = []) {
         guard let a = acts, let b = batch else { preconditionFailure("backward without a forward") }
         let c = config
         let dim = c.hiddenSize, qDim = c.numAttentionHeads * c.headDim
@@ -107,7 +109,9 @@ public final class TrainingModel {
 
         // Head and final norm, then scatter the gathered rows' gradient into the residual stream.
         zero(g.dNorm, r * dim)
-        matmulBackward(g.dNorm.pointer, gradients.lmHead.pointer, nil, dLogits, a.xFinal.pointer,
+        let headName = c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
+        let dHead = frozen.contains(headName) ? nil : gradients.lmHead.pointer
+        matmulBackward(g.dNorm.pointer, dHead, nil, dLogits, a.xFinal.pointer,
                        weights.lmHead.pointer, n: r, inDim: dim, outDim: c.vocabSize)
         zero(g.dx2, r * dim)
         rmsNormBackward(g.dx2.pointer, gradients.finalNorm.pointer, g.dNorm.pointer, a.xGathered.pointer,
@@ -155,6 +159,7 @@ public final class TrainingModel {
             rmsNormBackward(g.dx.pointer, dw.attentionNorm.pointer, g.dNorm.pointer, s.xIn.pointer, w.attentionNorm.pointer,
                             n: n, dim: dim, eps: c.rmsNormEps)
         }
+        if frozen.contains("model.embed_tokens.weight") { return }
         b.tokens.withUnsafeBufferPointer { tokens in
             embeddingBackward(gradients.embedding.pointer, g.dx.pointer, tokens: tokens.baseAddress!, n: n, dim: dim)
         }

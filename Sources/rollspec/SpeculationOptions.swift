@@ -16,6 +16,9 @@ struct SpeculationOptions: ParsableArguments {
     @Option(name: .long, help: "Longest draft per step.")
     var draftMax: Int = 5
 
+    @Flag(name: .long, help: "Ignore a draft's draft_vocabulary.json and let it propose any token.")
+    var fullDraftVocabulary = false
+
     @Option(name: .long, help: "Stop drafting when the draft's probability of its pick falls below this.")
     var draftConfidence: Float = 0
 
@@ -31,7 +34,16 @@ struct SpeculationOptions: ParsableArguments {
         guard weights.config.vocabSize == target.config.vocabSize else {
             throw ValidationError("draft \(draft) has a vocabulary of \(weights.config.vocabSize) tokens, the target \(target.config.vocabSize): they must share one")
         }
-        return LlamaModel(weights: weights)
+        // A distilled draft may come with the frequent tokens its head is restricted to.
+        let vocabularyFile = URL(fileURLWithPath: draft).appendingPathComponent(draftVocabularyFile)
+        var vocabulary: [Int]?
+        if fullDraftVocabulary == false, let data = try? Data(contentsOf: vocabularyFile) {
+            guard let ids = try? JSONDecoder().decode([Int].self, from: data) else {
+                throw ValidationError("\(vocabularyFile.path) is not a JSON list of token ids")
+            }
+            vocabulary = ids
+        }
+        return LlamaModel(weights: weights, outputVocabulary: vocabulary)
     }
 
     /// A speculative generator for `target`; `suffixIndex` is shared across its sequences.

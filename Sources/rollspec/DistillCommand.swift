@@ -1,0 +1,235 @@
+import ArgumentParser
+import Foundation
+import RollspecModel
+import RollspecSpeculation
+import RollspecTraining
+
+struct DistillCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "distill",
+        abstract: "Distil a draft model from a target on the target's own answers.",
+        discussion: """
+            1. The target answers every prompt (batched, greedy by default), recording its top-k \
+            distribution at each answer token; answers are cached in OUT/data-*.json.
+            2. The draft — chosen layers of the target (--layers), a fresh model (--draft-config \
+            FILE, an HF config.json) or an existing draft (--draft) — trains on them with \
+            cross-entropy on the answer tokens plus KL to the recorded top-k, with AdamW; the \
+            embedding (tied head) stays frozen.
+            3. Held-out prompts measure the expected acceptance E[sum_x min(p(x), q(x))] during \
+            training and, at the end, the acceptance of real speculative decoding.
+            OUT receives the draft as HF safetensors + config.json (loadable with --draft), \
+            draft_vocabulary.json (the S most frequent tokens: the draft's head is restricted to \
+            them at inference), training_log.csv and summary.json.
+            """)
+
+    @Option(name: .long, help: "Target model (HF directory or .gguf).")
+    var target: String
+
+    @Option(name: .long, help: "Start from this draft checkpoint instead of target layers.")
+    var draft: String?
+
+    @Option(name: .long, help: "Train a fresh draft with this HF config.json (its vocab must be the target's).")
+    var draftConfig: String?
+
+    @Option(name: .long, help: "Target layers copied into the draft, e.g. 0,1,29.")
+    var layers: String = "0,1,2,29"
+
+    @Option(name: .long, help: "Training prompts (one per line, text or {\"prompt\": ...}).")
+    var prompts: String
+
+    @Option(name: .long, help: "Held-out prompts; default: the last 10% of --prompts.")
+    var heldout: String?
+
+    @Option(name: .long, help: "Output directory.")
+    var out: String
+
+    @Flag(name: .long, inversion: .prefixedNo, help: "Wrap prompts as ChatML user turns.")
+    var chat = true
+
+    @Option(name: .long, help: "Answer length in tokens.")
+    var maxTokens: Int = 128
+
+    @Option(name: .long, help: "Temperature of the target's answers.")
+    var temperature: Float = 0
+
+    @Option(name: .long, help: "Top-k probabilities recorded per answer token.")
+    var topK: Int = 16
+
+    @Option(name: .long, help: "Examples per training step.")
+    var batchSize: Int = 8
+
+    @Option(name: .long, help: "Passes over the training answers (the time budget may stop earlier).")
+    var epochs: Int = 8
+
+    @Option(name: .long, help: "Time budget for training, in minutes.")
+    var minutes: Double = 30
+
+    @Option(name: .long, help: "Peak learning rate.")
+    var learningRate: Float = 3e-4
+
+    @Option(name: .long, help: "Weight of the KL term (cross-entropy has weight 1).")
+    var klWeight: Float = 1
+
+    @Option(name: .long, help: "Size of the draft's output vocabulary (0: the whole vocabulary).")
+    var vocabSubset: Int = 8192
+
+    @Option(name: .long, help: "Evaluate every N steps.")
+    var evalEvery: Int = 25
+
+    @Option(name: .long, help: "Kernel threads (default: all CPUs).")
+    var threads: Int?
+
+    func run() throws {
+        let outDir = URL(fileURLWithPath: out)
+        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        let loaded = try LoadedModel.load(try ModelOptions.parse(["--model", target] + (threads.map { ["--threads", "\($0)"] } ?? [])))
+        var trainPrompts = try readPromptFile(prompts)
+        var heldPrompts: [String]
+        if let heldout { heldPrompts = try readPromptFile(heldout) } else {
+            let cut = trainPrompts.count - max(1, trainPrompts.count / 10)
+            heldPrompts = Array(trainPrompts[cut...])
+            trainPrompts = Array(trainPrompts[..<cut])
+        }
+        func data(_ p: [String], _ name: String) throws -> [DistillExample] {
+            try generateDistillData(
+                loaded: loaded, prompts: p, chat: chat, maxTokens: maxTokens, temperature: temperature, topK: topK,
+                batchSize: 16, seed: 0,
+                cache: outDir.appendingPathComponent("data-\(name)-T\(temperature)-n\(maxTokens)-k\(topK).json"), label: name)
+        }
+        let train = try data(trainPrompts, "train"), held = try data(heldPrompts, "heldout")
+
+        // The draft.
+        let targetWeights = loaded.model.weights
+        var weights: LlamaWeights
+        if let draft {
+            weights = try ModelLoader.loadWeights(path: draft)
+        } else if let draftConfig {
+            let config = try JSONDecoder().decode(LlamaConfig.self, from: Data(contentsOf: URL(fileURLWithPath: draftConfig)))
+            weights = DraftFactory.scratch(config: config, seed: 1)
+        } else {
+            let chosen = try parseTokenList(layers)
+            guard chosen.allSatisfy({ $0 >= 0 && $0 < targetWeights.config.numHiddenLayers }) else {
+                throw CLIError("--layers must be in 0..<\(targetWeights.config.numHiddenLayers)")
+            }
+            weights = DraftFactory.fromTarget(targetWeights, layers: chosen)
+        }
+        guard weights.config.vocabSize == targetWeights.config.vocabSize else {
+            throw CLIError("the draft's vocabulary (\(weights.config.vocabSize)) differs from the target's (\(targetWeights.config.vocabSize))")
+        }
+        // A fresh draft learns its own embedding; a layer copy keeps the target's, frozen.
+        let frozen: Set<String> = draftConfig == nil ? ["model.embed_tokens.weight"] : []
+
+        let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
+        let totalSteps = max(1, stepsPerEpoch * epochs)
+        let schedule = LearningRateSchedule(peak: learningRate, warmupSteps: min(50, totalSteps / 10),
+                                            totalSteps: totalSteps, minimum: learningRate / 10)
+        let trainer = DraftTrainer(weights: weights, optimizer: AdamWConfig(schedule: schedule, weightDecay: 0.01, maxGradNorm: 1),
+                                   frozen: frozen)
+        let trainExamples = train.map(makeExample), heldExamples = held.map(makeExample)
+        printError(String(format: "draft: %d layers, %.1fM parameters (%.1fM trained); %d training answers (%d tokens), %d held out",
+                          weights.config.numHiddenLayers, Double(weights.config.parameterCount) / 1e6,
+                          Double(weights.config.parameterCount - (frozen.isEmpty ? 0 : weights.embedding.count)) / 1e6,
+                          train.count, train.reduce(0) { $0 + $1.answer.count }, held.count))
+
+        var log = "seconds,step,epoch,loss,ce,kl,grad_norm,learning_rate,tokens_per_second,heldout_loss,heldout_expected_acceptance\n"
+        func evaluate() -> EvaluationStats { trainer.evaluate(heldExamples) }
+        var lastEval = evaluate()
+        log += String(format: "0,0,0,,,,,,,%.5f,%.5f\n", lastEval.loss, lastEval.expectedAcceptance)
+        printError(String(format: "before training: held-out loss %.4f, expected acceptance %.4f", lastEval.loss, lastEval.expectedAcceptance))
+        let start = Date()
+        var rng = RandomSource(seed: 7)
+        var step = 0
+        training: for epoch in 0..<epochs {
+            var order = Array(trainExamples.indices)
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            for b in stride(from: 0, to: order.count, by: batchSize) {
+                let batch = order[b..<min(order.count, b + batchSize)].map { trainExamples[$0] }
+                let s = trainer.step(batch)
+                step += 1
+                let elapsed = Date().timeIntervalSince(start)
+                var evalColumns = ","
+                if step % evalEvery == 0 || step == totalSteps {
+                    lastEval = evaluate()
+                    evalColumns = String(format: "%.5f,%.5f", lastEval.loss, lastEval.expectedAcceptance)
+                }
+                log += String(format: "%.1f,%d,%d,%.5f,%.5f,%.5f,%.4f,%.6f,%.1f,", elapsed, step, epoch, s.loss, s.ce, s.kl,
+                              s.gradNorm, s.learningRate, s.tokensPerSecond) + evalColumns + "\n"
+                let budget = minutes * 60
+                let left = min(budget - elapsed, elapsed / Double(step) * Double(totalSteps - step))
+                FileHandle.standardError.write(Data(String(
+                    format: "\rstep %d/%d epoch %d  loss %.3f (ce %.3f kl %.3f)  held-out acceptance %.3f  %.0f tok/s  %.0f s left   ",
+                    step, totalSteps, epoch + 1, s.loss, s.ce, s.kl, lastEval.expectedAcceptance, s.tokensPerSecond, max(0, left)).utf8))
+                if elapsed >= budget { break training }
+            }
+        }
+        printError("")
+        let final = evaluate()
+        log += String(format: "%.1f,%d,,,,,,,,%.5f,%.5f\n", Date().timeIntervalSince(start), step, final.loss, final.expectedAcceptance)
+        try log.write(to: outDir.appendingPathComponent("training_log.csv"), atomically: true, encoding: .utf8)
+
+        // Write the draft (HF format) and its output vocabulary.
+        try trainer.weights.save(to: outDir)
+        let vocabulary = frequentTokens(train, limit: vocabSubset, always: loaded.tokenizer.stopTokenIds)
+        if vocabSubset > 0 {
+            try JSONEncoder().encode(vocabulary).write(to: outDir.appendingPathComponent(draftVocabularyFile))
+        }
+
+        // Measured acceptance of real speculative decoding on the held-out prompts (greedy).
+        let draftModel = LlamaModel(weights: trainer.weights, outputVocabulary: vocabSubset > 0 ? vocabulary : nil)
+        let generator = SpeculativeGenerator(model: loaded.model, controller: SpeculationController(maxLookahead: 5)) {
+            [DraftModelProposer(model: draftModel)]
+        }
+        var report = SpeculationReport()
+        for ex in held {
+            _ = try generator.generate(GenerationRequest(prompt: ex.prompt, maxTokens: maxTokens, sampling: .greedy,
+                                                         stopTokens: loaded.tokenizer.stopTokenIds))
+            report = report + generator.lastReport
+        }
+        struct Summary: Encodable {
+            var steps: Int; var trainingSeconds: Double; var heldoutLoss: Float
+            var heldoutExpectedAcceptance: Float; var measuredAcceptanceRate: Double
+            var measuredMeanAcceptanceLength: Double; var perPositionAcceptance: [Double]
+            var draftLayers: Int; var outputVocabulary: Int
+        }
+        let summary = Summary(
+            steps: step, trainingSeconds: Date().timeIntervalSince(start), heldoutLoss: final.loss,
+            heldoutExpectedAcceptance: final.expectedAcceptance, measuredAcceptanceRate: report.overall.acceptanceRate,
+            measuredMeanAcceptanceLength: report.overall.meanAcceptanceLength,
+            perPositionAcceptance: report.overall.perPositionAcceptance,
+            draftLayers: trainer.weights.config.numHiddenLayers, outputVocabulary: vocabSubset > 0 ? vocabulary.count : weights.config.vocabSize)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(summary).write(to: outDir.appendingPathComponent("summary.json"))
+        print(String(format: "held-out: expected acceptance %.3f; speculative decoding (T=0): acceptance rate %.3f, mean acceptance length %.2f",
+                     final.expectedAcceptance, report.overall.acceptanceRate, report.overall.meanAcceptanceLength))
+        print("draft written to \(outDir.path)")
+    }
+
+    private func makeExample(_ e: DistillExample) -> TrainingExample {
+        let tokens = e.prompt + e.answer
+        // Position i predicts tokens[i + 1]: the answer is predicted from prompt.count − 1 on.
+        var mask = [Bool](repeating: false, count: tokens.count)
+        var topK = [[TopKProbability]](repeating: [], count: tokens.count)
+        for (j, top) in e.topK.enumerated() {
+            let position = e.prompt.count - 1 + j
+            mask[position] = true
+            topK[position] = zip(top.tokens, top.probabilities).map { (token: $0, prob: $1) }
+        }
+        return TrainingExample(tokens: tokens, lossMask: mask, targetTopK: topK, ceWeight: 1, klWeight: klWeight)
+    }
+}
+
+/// The file in a draft directory naming the tokens its head is restricted to.
+let draftVocabularyFile = "draft_vocabulary.json"
+
+/// The `limit` most frequent tokens of the target's answers and recorded top-k, plus `always`.
+func frequentTokens(_ data: [DistillExample], limit: Int, always: Set<Int>) -> [Int] {
+    var counts: [Int: Int] = [:]
+    for e in data {
+        for t in e.answer { counts[t, default: 0] += 4 }
+        for top in e.topK { for t in top.tokens { counts[Int(t), default: 0] += 1 } }
+        for t in e.prompt { counts[t, default: 0] += 1 }
+    }
+    let ranked = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map(\.key)
+    return Array(Set(ranked.prefix(max(0, limit - always.count))).union(always)).sorted()
+}
