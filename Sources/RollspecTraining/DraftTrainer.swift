@@ -71,6 +71,18 @@ public final class DraftTrainer {
     /// How top-k targets enter the KL.
     public var topKTreatment: TopKTreatment = .renormalized
     public var weights: LlamaWeights { model.weights }
+    /// Restricts the draft's head to these token ids in training (see
+    /// `TrainingModel.outputVocabulary`): targets outside it are not counted, top-k entries
+    /// outside it are dropped, and expected acceptance is that of a draft that can only
+    /// propose these tokens — as it will at inference.
+    public var outputVocabulary: [Int]? {
+        didSet {
+            model.outputVocabulary = outputVocabulary.map { Array(Set($0)).sorted().map { Int32($0) } }
+            column = Dictionary(uniqueKeysWithValues: (model.outputVocabulary ?? []).enumerated().map { (Int($1), $0) })
+        }
+    }
+    /// Token id → logits column when an output vocabulary is set.
+    private var column: [Int: Int] = [:]
 
     /// - Parameters:
     ///   - weights: the draft, trained in place.
@@ -102,9 +114,10 @@ public final class DraftTrainer {
         guard let pass = run(batch) else {
             return EvaluationStats(loss: 0, ce: 0, kl: 0, expectedAcceptance: 0, tokens: 0)
         }
-        let vocab = model.config.vocabSize
+        let vocab = model.outputWidth
         let p = pass.topK.enumerated().map { r, list -> [TopKProbability] in
-            list.isEmpty ? [(token: Int32(pass.targets[r]), prob: Float(1))] : list
+            // A target the draft cannot propose contributes acceptance 0 (an empty list).
+            list.isEmpty && pass.targets[r] >= 0 ? [(token: Int32(pass.targets[r]), prob: Float(1))] : list
         }
         let acceptance = Loss.expectedAcceptance(logits: pass.logits, vocab: vocab, topK: p)
         let mean = acceptance.reduce(Float(0)) { $0 + ($1 ?? 0) } / Float(max(pass.tokens, 1))
@@ -154,9 +167,18 @@ public final class DraftTrainer {
             offset += ex.tokens.count
         }
         guard !rows.isEmpty else { return nil }
-        let vocab = model.config.vocabSize
+        let vocab = model.outputWidth
+        if model.outputVocabulary != nil {
+            // Into the subset's column space; what the subset cannot express does not count.
+            for r in rows.indices {
+                if let j = column[targets[r]] { targets[r] = j } else { targets[r] = -1; ceW[r] = 0 }
+                topK[r] = topK[r].compactMap { e in column[Int(e.token)].map { (token: Int32($0), prob: e.prob) } }
+                if topK[r].isEmpty { klW[r] = 0 }
+            }
+        }
         let logits = model.forward(sequences, logitRows: rows)
-        let ce = Loss.crossEntropy(logits: logits, vocab: vocab, targets: targets, rowWeights: ceW)
+        // A target outside the output vocabulary (-1) has weight 0; any column stands in.
+        let ce = Loss.crossEntropy(logits: logits, vocab: vocab, targets: targets.map { max($0, 0) }, rowWeights: ceW)
         var loss = ce.loss, kl: Float = 0
         let dLogits = ce.dLogits
         let withTopK = topK.filter { !$0.isEmpty }.count

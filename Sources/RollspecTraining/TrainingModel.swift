@@ -18,6 +18,16 @@ public final class TrainingModel {
     private var ropeTable: RoPETable
     private var acts: Activations?
     private var batch: PackedBatch?
+    /// When set, the head produces logits for these token ids only (`[R, S]`, column j for
+    /// token `outputVocabulary[j]`): a draft whose head is restricted to frequent tokens at
+    /// inference trains over the same subset, at S/V of the head's cost.
+    public var outputVocabulary: [Int32]? {
+        didSet { subsetHead = nil }
+    }
+    /// `[S, C]` head rows of `outputVocabulary`, gathered at each forward (the head may train).
+    private var subsetHead: FloatBuffer?
+    /// Width of the logits `forward` returns: S with an output vocabulary, else V.
+    public var outputWidth: Int { outputVocabulary?.count ?? config.vocabSize }
 
     public init(weights: LlamaWeights) {
         self.config = weights.config
@@ -89,8 +99,8 @@ public final class TrainingModel {
             (a.xGathered.pointer + i * dim).update(from: a.xOut.pointer + row * dim, count: dim)
         }
         rmsNormForward(a.xFinal.pointer, a.xGathered.pointer, weights.finalNorm.pointer, n: r, dim: dim, eps: c.rmsNormEps)
-        let logits = FloatBuffer(count: r * c.vocabSize)
-        matmulForward(logits.pointer, a.xFinal.pointer, weights.lmHead.pointer, nil, n: r, inDim: dim, outDim: c.vocabSize)
+        let logits = FloatBuffer(count: r * outputWidth)
+        matmulForward(logits.pointer, a.xFinal.pointer, headRows.pointer, nil, n: r, inDim: dim, outDim: outputWidth)
         return logits
     }
 
@@ -110,9 +120,21 @@ public final class TrainingModel {
         // Head and final norm, then scatter the gathered rows' gradient into the residual stream.
         zero(g.dNorm, r * dim)
         let headName = c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
-        let dHead = frozen.contains(headName) ? nil : gradients.lmHead.pointer
-        matmulBackward(g.dNorm.pointer, dHead, nil, dLogits, a.xFinal.pointer,
-                       weights.lmHead.pointer, n: r, inDim: dim, outDim: c.vocabSize)
+        let headFrozen = frozen.contains(headName)
+        if let ids = outputVocabulary, let head = subsetHead {
+            // Gradient of the gathered rows, scattered back into the full head's gradient.
+            let dSubset = headFrozen ? nil : FloatBuffer(count: ids.count * dim)
+            matmulBackward(g.dNorm.pointer, dSubset?.pointer, nil, dLogits, a.xFinal.pointer,
+                           head.pointer, n: r, inDim: dim, outDim: ids.count)
+            if let dSubset {
+                for (j, t) in ids.enumerated() {
+                    addInPlace(gradients.lmHead.pointer + Int(t) * dim, dSubset.pointer + j * dim, count: dim)
+                }
+            }
+        } else {
+            matmulBackward(g.dNorm.pointer, headFrozen ? nil : gradients.lmHead.pointer, nil, dLogits, a.xFinal.pointer,
+                           weights.lmHead.pointer, n: r, inDim: dim, outDim: c.vocabSize)
+        }
         zero(g.dx2, r * dim)
         rmsNormBackward(g.dx2.pointer, gradients.finalNorm.pointer, g.dNorm.pointer, a.xGathered.pointer,
                         weights.finalNorm.pointer, n: r, dim: dim, eps: c.rmsNormEps)
@@ -163,6 +185,18 @@ public final class TrainingModel {
         b.tokens.withUnsafeBufferPointer { tokens in
             embeddingBackward(gradients.embedding.pointer, g.dx.pointer, tokens: tokens.baseAddress!, n: n, dim: dim)
         }
+    }
+
+    /// The head the logits come from: the whole head, or its `outputVocabulary` rows.
+    private var headRows: FloatBuffer {
+        guard let ids = outputVocabulary else { return weights.lmHead }
+        let dim = config.hiddenSize
+        let head = subsetHead ?? FloatBuffer(count: ids.count * dim)
+        for (j, t) in ids.enumerated() {
+            (head.pointer + j * dim).update(from: weights.lmHead.pointer + Int(t) * dim, count: dim)
+        }
+        subsetHead = head
+        return head
     }
 
     private func zero(_ b: FloatBuffer, _ count: Int) {

@@ -125,6 +125,9 @@ struct DistillCommand: ParsableCommand {
                                             totalSteps: totalSteps, minimum: learningRate / 10)
         let trainer = DraftTrainer(weights: weights, optimizer: AdamWConfig(schedule: schedule, weightDecay: 0.01, maxGradNorm: 1),
                                    frozen: frozen)
+        // The draft's head covers only the most frequent tokens, in training as at inference.
+        let vocabulary = frequentTokens(train, limit: vocabSubset, always: loaded.tokenizer.stopTokenIds)
+        if vocabSubset > 0 { trainer.outputVocabulary = vocabulary }
         let trainExamples = train.map(makeExample), heldExamples = held.map(makeExample)
         printError(String(format: "draft: %d layers, %.1fM parameters (%.1fM trained); %d training answers (%d tokens), %d held out",
                           weights.config.numHiddenLayers, Double(weights.config.parameterCount) / 1e6,
@@ -169,7 +172,6 @@ struct DistillCommand: ParsableCommand {
 
         // Write the draft (HF format) and its output vocabulary.
         try trainer.weights.save(to: outDir)
-        let vocabulary = frequentTokens(train, limit: vocabSubset, always: loaded.tokenizer.stopTokenIds)
         if vocabSubset > 0 {
             try JSONEncoder().encode(vocabulary).write(to: outDir.appendingPathComponent(draftVocabularyFile))
         }
