@@ -28,6 +28,10 @@ enum HalfPrecision {
 
     /// Widens `count` little-endian F16 values starting at `source` into `destination`.
     static func convertF16(_ destination: UnsafeMutablePointer<Float>, _ source: UnsafeRawPointer, count: Int) {
+        if Int(bitPattern: source) % 2 == 0 {  // the vectorised kernel (F16C) needs aligned input
+            convertHalfToFloat(destination, source.assumingMemoryBound(to: UInt16.self), count: count)
+            return
+        }
         f16Table.withUnsafeBufferPointer { table in
             for i in 0..<count {
                 let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
@@ -38,6 +42,10 @@ enum HalfPrecision {
 
     /// Widens `count` little-endian BF16 values starting at `source` into `destination`.
     static func convertBF16(_ destination: UnsafeMutablePointer<Float>, _ source: UnsafeRawPointer, count: Int) {
+        if Int(bitPattern: source) % 2 == 0 {
+            convertBFloat16ToFloat(destination, source.assumingMemoryBound(to: UInt16.self), count: count)
+            return
+        }
         for i in 0..<count {
             let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
             destination[i] = bf16ToFloat(bits)

@@ -1,0 +1,44 @@
+"""Plots a distillation run: training loss and held-out expected acceptance against time.
+
+Reads training_log.csv (written by `rollspec distill`) and, when present, bench-T0.json and
+bench-T1.json (`rollspec bench speculative --json`); writes distill.png.
+"""
+import csv
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+here = os.path.dirname(os.path.abspath(__file__))
+rows = list(csv.DictReader(open(os.path.join(here, "training_log.csv"))))
+train = [(float(r["seconds"]) / 60, float(r["loss"])) for r in rows if r["loss"]]
+held = [(float(r["seconds"]) / 60, float(r["heldout_expected_acceptance"])) for r in rows if r["heldout_expected_acceptance"]]
+held_loss = [(float(r["seconds"]) / 60, float(r["heldout_loss"])) for r in rows if r["heldout_loss"]]
+
+fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+ax[0].plot([t for t, _ in train], [l for _, l in train], lw=0.6, alpha=0.6, label="training loss (batch)")
+ax[0].plot([t for t, _ in held_loss], [l for _, l in held_loss], marker="o", ms=3, label="held-out loss")
+ax[0].set_xlabel("training time (min)")
+ax[0].set_ylabel("CE + KL (nats)")
+ax[0].set_yscale("log")
+ax[0].legend()
+ax[0].set_title("Draft distillation from SmolLM2-135M-Instruct")
+ax[1].plot([t for t, _ in held], [a for _, a in held], marker="o", ms=3, c="C2", label="held-out E[Σ min(p, q)]")
+title = "Held-out acceptance"
+for t, style in (("0", "--"), ("1", ":")):
+    path = os.path.join(here, f"bench-T{t}.json")
+    if os.path.exists(path):
+        b = json.load(open(path))
+        ax[1].axhline(b["acceptanceRate"], ls=style, c="C3",
+                      label=f"measured acceptance, T={t} (speedup {b['speedup']:.2f}x)")
+ax[1].set_xlabel("training time (min)")
+ax[1].set_ylabel("acceptance")
+ax[1].set_ylim(0, 1)
+ax[1].legend(loc="lower right")
+ax[1].set_title(title)
+fig.tight_layout()
+fig.savefig(os.path.join(here, "distill.png"), dpi=110)
+print("wrote distill.png")
