@@ -1,0 +1,116 @@
+import Foundation
+
+/// Throughput of the bus over tcp loopback, for `rollspec bench bus`.
+public enum BusBenchmark {
+    public struct Result: Sendable, CustomStringConvertible {
+        public var bytes: Int
+        public var chunkBytes: Int
+        /// libzmq alone: PUSH → PULL of raw frames.
+        public var rawSeconds: Double
+        /// The same bytes as `PolicyCheckpointChunk` messages: encode (CRC-32C) → send → receive
+        /// → decode (CRC-32C check, payload parse).
+        public var wireSeconds: Double
+        /// As `wireSeconds`, plus SHA-256 of the whole on the sender and chunk reassembly with
+        /// digest check on the receiver — the full checkpoint path.
+        public var wireWithDigestSeconds: Double
+
+        public var rawGBps: Double { Double(bytes) / rawSeconds / 1e9 }
+        public var wireGBps: Double { Double(bytes) / wireSeconds / 1e9 }
+        public var wireWithDigestGBps: Double { Double(bytes) / wireWithDigestSeconds / 1e9 }
+        /// wire throughput / raw throughput.
+        public var wireRatio: Double { rawSeconds / wireSeconds }
+
+        public var description: String {
+            String(format: "%d MB in %d KB chunks: raw %.2f GB/s, wire %.2f GB/s (%.0f%% of raw), wire+sha256+reassembly %.2f GB/s",
+                   bytes >> 20, chunkBytes >> 10, rawGBps, wireGBps, 100 * wireRatio, wireWithDigestGBps)
+        }
+    }
+
+    /// Sends `megabytes` MB in `chunkBytes` pieces three ways (see `Result`) over
+    /// `tcp://127.0.0.1:<ephemeral>` inside this process.
+    /// - Throws: `ZMQError`, `WireError` or `ChunkError` if anything goes wrong on the way.
+    public static func throughput(megabytes: Int = 256, chunkBytes: Int = 4 << 20) throws -> Result {
+        let total = megabytes << 20
+        var payload = Data(count: total)
+        payload.withUnsafeMutableBytes { buffer in
+            var x: UInt64 = 0x9E37_79B9_7F4A_7C15
+            for i in 0..<buffer.count {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17
+                buffer[i] = UInt8(truncatingIfNeeded: x)
+            }
+        }
+        let pieces = stride(from: 0, to: total, by: chunkBytes).map { payload.subdata(in: $0..<min($0 + chunkBytes, total)) }
+
+        let raw = try transfer(frames: pieces.count) { send in
+            for piece in pieces { try send(piece) }
+        } receive: { frame in frame.count }
+
+        let wire = try transfer(frames: pieces.count) { send in
+            let digest = Data(count: 32)  // not checked on this path
+            for (i, piece) in pieces.enumerated() {
+                let chunk = WeightsChunk(index: UInt32(i), count: UInt32(pieces.count), offset: UInt64(i * chunkBytes),
+                                         totalSize: UInt64(total), digest: digest, bytes: piece)
+                try send(PolicyCheckpointChunk(version: 1, chunk: chunk).encode(sender: "bench", sequence: UInt64(i + 1)))
+            }
+        } receive: { frame in
+            let envelope = try Envelope(decoding: frame)
+            return try envelope.message(as: PolicyCheckpointChunk.self).chunk.bytes.count
+        }
+
+        var reassembler = ChunkReassembler()
+        var assembled: Data?
+        let full = try transfer(frames: pieces.count) { send in
+            for (i, chunk) in WeightsChunk.split(payload, chunkSize: chunkBytes).enumerated() {
+                try send(PolicyCheckpointChunk(version: 1, chunk: chunk).encode(sender: "bench", sequence: UInt64(i + 1)))
+            }
+        } receive: { frame in
+            let message = try Envelope(decoding: frame).message(as: PolicyCheckpointChunk.self)
+            if let whole = try reassembler.add(message.chunk, version: message.version) { assembled = whole }
+            return message.chunk.bytes.count
+        }
+        guard assembled == payload else { throw ChunkError.digestMismatch }
+
+        return Result(bytes: total, chunkBytes: chunkBytes, rawSeconds: raw, wireSeconds: wire, wireWithDigestSeconds: full)
+    }
+
+    /// Runs `produce` on a sender thread (PUSH) and `consume` on this thread (PULL) until
+    /// `frames` frames arrived; returns the wall time from the first send to the last receive.
+    private static func transfer(
+        frames: Int, produce: @escaping (_ send: (Data) throws -> Void) throws -> Void,
+        receive consume: (Data) throws -> Int
+    ) throws -> Double {
+        let context = try ZMQContext()
+        let pull = try ZMQSocket(context: context, type: .pull)
+        try pull.setOption(.receiveTimeout(milliseconds: 10_000))
+        try pull.bind("tcp://127.0.0.1:*")
+        let endpoint = try pull.lastEndpoint
+        let push = try ZMQSocket(context: context, type: .push)
+        try push.setOption(.sendHighWaterMark(64))
+        try push.connect(endpoint)
+
+        let senderError = SenderError()
+        let start = DispatchTime.now().uptimeNanoseconds
+        // The PUSH socket is used only by the sender thread from here on.
+        let sender = Thread {
+            do { try produce { frame in try push.send(frame) } } catch { senderError.set(error) }
+            senderError.done.signal()
+        }
+        sender.start()
+        for _ in 0..<frames {
+            guard let frame = try pull.receive()?.first else { break }
+            _ = try consume(frame)
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        senderError.done.wait()
+        if let error = senderError.get() { throw error }
+        return seconds
+    }
+
+    private final class SenderError: @unchecked Sendable {
+        let done = DispatchSemaphore(value: 0)
+        private let lock = NSLock()
+        private var error: (any Error)?
+        func set(_ e: any Error) { lock.withLock { error = e } }
+        func get() -> (any Error)? { lock.withLock { error } }
+    }
+}
