@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -29,13 +30,20 @@ let package = Package(
         .target(name: "RollspecBus", dependencies: ["CZeroMQ"]),
         .target(name: "RollspecTesting", dependencies: ["RollspecModel"]),
         .target(name: "RollspecTraining", dependencies: ["RollspecModel"]),
+        .target(
+            name: "RollspecRuntime",
+            dependencies: [
+                "RollspecBus", "RollspecSpeculation", "RollspecTraining", "RollspecModel",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         .executableTarget(
             name: "rollspec",
             dependencies: [
-                "RollspecModel", "RollspecSpeculation", "RollspecTraining",
+                "RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
+        .testTarget(name: "RollspecRuntimeTests", dependencies: ["RollspecRuntime", "RollspecTesting"]),
         .testTarget(name: "RollspecTrainingTests", dependencies: ["RollspecTraining", "RollspecTesting"]),
         .testTarget(
             name: "RollspecBusTests", dependencies: ["RollspecBus"],

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import RollspecRuntime
+
+/// `rollspec role broker|worker|driver --config FILE [--index I]`: one role of a job, for a
+/// launcher, Slurm or Kubernetes to place.
+struct RoleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "role",
+        abstract: "Run one role of a job (broker, worker, driver or speculator trainer).",
+        discussion: """
+            The index defaults to $SLURM_PROCID, then $JOB_COMPLETION_INDEX, then 0. The driver \
+            stands in for the learner: it prints a JSON summary line and exits non-zero when a \
+            (request, sample) is missing at its timeout.
+            """)
+
+    enum Name: String, ExpressibleByArgument, CaseIterable { case broker, worker, driver, trainer }
+
+    @Argument(help: "broker, worker, driver or trainer.")
+    var name: Name
+
+    @Option(name: .long, help: "Job config (JSON).")
+    var config: String
+
+    @Option(name: .long, help: "Instance index.")
+    var index: Int?
+
+    func run() throws {
+        let job: JobConfig
+        do { job = try JobConfig.load(path: config) } catch { throw ValidationError("\(error)") }
+        let env = ProcessInfo.processInfo.environment
+        let i = index ?? Int(env["SLURM_PROCID"] ?? "") ?? Int(env["JOB_COMPLETION_INDEX"] ?? "") ?? 0
+        switch name {
+        case .broker: try Broker(config: job).run()
+        case .worker: try RolloutWorker(config: job, index: i).run()
+        case .trainer: try SpeculatorTrainer(config: job, index: i).run()
+        case .driver:
+            let summary = try Driver(config: job, index: i).run()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+            if !summary.ok { throw ExitCode(2) }
+        }
+    }
+}
