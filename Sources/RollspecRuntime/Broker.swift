@@ -60,15 +60,33 @@ public final class Broker {
         socket = try ZMQSocket(context: context, type: .router)
         try socket.setOption(.sendHighWaterMark(0))
         try socket.setOption(.receiveHighWaterMark(0))
+        if config.security.curve {
+            guard !config.security.brokerSecretKey.isEmpty else {
+                throw JobConfigError.invalid(key: "security.brokerSecretKey", reason: "required by the broker with security.curve")
+            }
+            // The ZAP handler must exist before the first connection arrives.
+            zap = try ZAPHandler(context: context, allowedClientKeys: config.security.allowedClientKeys)
+            try socket.makeCurveServer(secretKey: config.security.brokerSecretKey)
+        }
         try socket.bind(config.endpoint)
     }
+
+    /// Admits only allow-listed CURVE clients when `security.curve` is on.
+    private var zap: ZAPHandler?
+    /// Connections the ZAP handler refused (keys not on the allowlist).
+    public var refusedConnections: Int { zap?.rejectedCount ?? 0 }
 
     /// Serves until the process is stopped, or until `keepRunning` returns false (tests).
     public func run(while keepRunning: () -> Bool = { true }) throws {
         log("broker: listening on \(config.endpoint)")
         var poller = ZMQPoller()
         poller.add(socket)
+        var loggedRefusals = 0
         while keepRunning() {
+            if refusedConnections > loggedRefusals {
+                loggedRefusals = refusedConnections
+                log("broker: refused a connection whose CURVE key is not on the allowlist (\(loggedRefusals) so far)")
+            }
             if try poller.poll(timeoutMilliseconds: 20)[0].contains(.readable) {
                 while let frames = try socket.receive(dontWait: true) {
                     guard frames.count == 2 else { rejections.record(reason: "frames"); continue }

@@ -8,18 +8,35 @@ final class BrokerConnection {
     let sender: String
     private var sequence: UInt64 = 0
 
-    init(endpoint: String, sender: String) throws {
+    init(endpoint: String, sender: String, security: JobConfig.Security = .init()) throws {
         context = try ZMQContext()
         socket = try ZMQSocket(context: context, type: .dealer)
         try socket.setOption(.sendHighWaterMark(0))
         try socket.setOption(.receiveHighWaterMark(0))
+        // A DEALER whose broker is gone, or refused it (CURVE), blocks in send forever; with a
+        // timeout the send fails, is logged, and the role's own timeouts still fire.
+        try socket.setOption(.sendTimeout(milliseconds: 2000))
+        if security.curve {
+            guard !security.clientSecretKey.isEmpty else {
+                throw JobConfigError.invalid(key: "security.clientSecretKey", reason: "required with security.curve")
+            }
+            let publicKey = security.clientPublicKey.isEmpty
+                ? try CurveKeyPair.publicKey(forSecretKey: security.clientSecretKey) : security.clientPublicKey
+            try socket.makeCurveClient(serverPublicKey: security.brokerPublicKey,
+                                       keyPair: CurveKeyPair(publicKey: publicKey, secretKey: security.clientSecretKey))
+        }
         try socket.connect(endpoint)
         self.sender = sender
     }
 
-    func send<M: WireMessage>(_ message: M) throws {
+    /// Sends `message`; false (and a log line) when the broker did not take it within the send
+    /// timeout — unreachable, or refusing this peer.
+    @discardableResult
+    func send<M: WireMessage>(_ message: M) throws -> Bool {
         sequence += 1
-        _ = try socket.send(message.encode(sender: sender, sequence: sequence))
+        let sent = try socket.send(message.encode(sender: sender, sequence: sequence))
+        if !sent { log("\(sender): could not send to the broker within 2 s (unreachable or refusing this peer)") }
+        return sent
     }
 
     /// The next decoded envelope, waiting at most `timeout` seconds; nil on timeout.

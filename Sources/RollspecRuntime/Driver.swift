@@ -29,7 +29,7 @@ public final class Driver {
 
     public init(config: JobConfig, index: Int = 0) throws {
         self.config = config
-        connection = try BrokerConnection(endpoint: config.endpoint, sender: "driver-\(index)")
+        connection = try BrokerConnection(endpoint: config.endpoint, sender: "driver-\(index)", security: config.security)
     }
 
     /// Runs the job and returns the summary (`ok` is false on timeout or missing samples).

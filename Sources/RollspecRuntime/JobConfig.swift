@@ -29,6 +29,23 @@ public struct JobConfig: Codable, Sendable, Equatable {
     public var sampling = Sampling()
     public var driver = Driver()
     public var trainer = Trainer()
+    public var security = Security()
+
+    /// CURVE encryption and authentication of the bus (ZeroMQ RFC 26/27). With `curve` on, the
+    /// broker admits only clients whose public key is in `allowedClientKeys`: any other peer
+    /// can neither submit requests nor publish weights — its connection never completes.
+    /// Keys are Z85 text (40 characters), as `rollspec keys` prints them.
+    public struct Security: Codable, Sendable, Equatable {
+        public var curve = false
+        public var brokerPublicKey = ""
+        /// Needed by the broker only.
+        public var brokerSecretKey = ""
+        public var allowedClientKeys: [String] = []
+        /// This process's key pair, for the clients (workers, trainer, learner/driver).
+        public var clientPublicKey = ""
+        public var clientSecretKey = ""
+        public init() {}
+    }
 
     public struct Speculation: Codable, Sendable, Equatable {
         public var mode: SpeculationMode = .auto
@@ -135,6 +152,19 @@ public struct JobConfig: Codable, Sendable, Equatable {
         try check(trainer.batchSize >= 1, "trainer.batchSize", "must be at least 1")
         try check(trainer.learningRate > 0 && trainer.learningRate.isFinite, "trainer.learningRate", "must be positive")
         try check(trainer.recencyDecay > 0 && trainer.recencyDecay <= 1, "trainer.recencyDecay", "must be in (0, 1]")
+        if security.curve {
+            func isKey(_ k: String) -> Bool { k.utf8.count == 40 }
+            try check(isKey(security.brokerPublicKey), "security.brokerPublicKey", "must be a 40-character Z85 key")
+            try check(security.brokerSecretKey.isEmpty || isKey(security.brokerSecretKey), "security.brokerSecretKey",
+                      "must be a 40-character Z85 key")
+            try check(security.clientPublicKey.isEmpty || isKey(security.clientPublicKey), "security.clientPublicKey",
+                      "must be a 40-character Z85 key")
+            try check(security.clientSecretKey.isEmpty || isKey(security.clientSecretKey), "security.clientSecretKey",
+                      "must be a 40-character Z85 key")
+            for (i, k) in security.allowedClientKeys.enumerated() {
+                try check(isKey(k), "security.allowedClientKeys[\(i)]", "must be a 40-character Z85 key")
+            }
+        }
     }
 }
 
@@ -152,6 +182,19 @@ extension JobConfig {
         sampling = try c.decodeIfPresent(Sampling.self, forKey: .sampling) ?? sampling
         driver = try c.decodeIfPresent(Driver.self, forKey: .driver) ?? driver
         trainer = try c.decodeIfPresent(Trainer.self, forKey: .trainer) ?? trainer
+        security = try c.decodeIfPresent(Security.self, forKey: .security) ?? security
+    }
+}
+
+extension JobConfig.Security {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        curve = try c.decodeIfPresent(Bool.self, forKey: .curve) ?? curve
+        brokerPublicKey = try c.decodeIfPresent(String.self, forKey: .brokerPublicKey) ?? brokerPublicKey
+        brokerSecretKey = try c.decodeIfPresent(String.self, forKey: .brokerSecretKey) ?? brokerSecretKey
+        allowedClientKeys = try c.decodeIfPresent([String].self, forKey: .allowedClientKeys) ?? allowedClientKeys
+        clientPublicKey = try c.decodeIfPresent(String.self, forKey: .clientPublicKey) ?? clientPublicKey
+        clientSecretKey = try c.decodeIfPresent(String.self, forKey: .clientSecretKey) ?? clientSecretKey
     }
 }
 

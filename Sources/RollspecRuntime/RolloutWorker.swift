@@ -35,7 +35,7 @@ public final class RolloutWorker {
     public init(config: JobConfig, index: Int) throws {
         self.config = config
         self.index = index
-        connection = try BrokerConnection(endpoint: config.endpoint, sender: "worker-\(index)")
+        connection = try BrokerConnection(endpoint: config.endpoint, sender: "worker-\(index)", security: config.security)
     }
 
     /// Serves until the process is stopped.

@@ -35,7 +35,7 @@ public final class SpeculatorTrainer {
     public init(config: JobConfig, index: Int) throws {
         self.config = config
         self.index = index
-        connection = try BrokerConnection(endpoint: config.endpoint, sender: "trainer-\(index)")
+        connection = try BrokerConnection(endpoint: config.endpoint, sender: "trainer-\(index)", security: config.security)
     }
 
     private var optimizer: AdamWConfig { AdamWConfig(schedule: .constant(config.trainer.learningRate)) }

@@ -1,4 +1,5 @@
 import Foundation
+import RollspecBus
 import RollspecRuntime
 import Testing
 
@@ -225,5 +226,57 @@ import Testing
             #expect(job.text(job.log("worker-\(i)")).contains("applied draft v2"))
             #expect(job.text(job.log("broker")).contains("worker-\(i) reports policy v1 draft v2"))
         }
+    }
+}
+
+extension RoleProcessTests {
+    /// With CURVE on, a peer whose key is not on the broker's allowlist gets nothing through —
+    /// it can neither publish a policy nor submit requests — while allowed peers work.
+    @Test func curveAdmitsOnlyAllowListedKeys() throws {
+        let broker = try CurveKeyPair.generate(), client = try CurveKeyPair.generate()
+        let intruder = try CurveKeyPair.generate()
+        func config(_ me: CurveKeyPair, timeout: Double) -> (String) -> String {
+            { endpoint in
+                """
+                {"endpoint": "\(endpoint)", "workers": 1, "workerBatchSize": 2,
+                 "heartbeatIntervalSeconds": 0.1, "heartbeatTimeoutSeconds": 3, "resendTimeoutSeconds": 10,
+                 "sampling": {"temperature": 1, "maxTokens": 16},
+                 "driver": {"requests": 4, "samples": 2, "timeoutSeconds": \(timeout), "publishDraft": false},
+                 "security": {"curve": true, "brokerPublicKey": "\(broker.publicKey)", "brokerSecretKey": "\(broker.secretKey)",
+                              "allowedClientKeys": ["\(client.publicKey)"],
+                              "clientPublicKey": "\(me.publicKey)", "clientSecretKey": "\(me.secretKey)"}}
+                """
+            }
+        }
+        let job = try Job(config(client, timeout: 40))
+        defer { job.stop() }
+        // The intruder's config differs only in its own key pair.
+        let intruderConfig = job.dir.appendingPathComponent("intruder.json")
+        try Data(config(intruder, timeout: 4)("ipc://\(job.dir.path)/broker.sock").utf8).write(to: intruderConfig)
+
+        try job.start("broker", role: "broker")
+        try job.start("worker-0", role: "worker", index: 0)
+        // The intruder runs first: its policy and requests must never get through.
+        let p = Process()
+        p.executableURL = job.binary
+        p.arguments = ["role", "driver", "--config", intruderConfig.path, "--index", "7"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let line = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").last.map(String.init) ?? ""
+        let refused = try JSONDecoder().decode(Driver.Summary.self, from: Data(line.utf8))
+        #expect(p.terminationStatus != 0)
+        #expect(!refused.ok && refused.received == 0)
+        #expect(job.text(job.log("broker")).contains("not on the allowlist"))
+        #expect(!job.text(job.log("worker-0")).contains("policy v"), "the intruder's policy reached a worker")
+
+        // The allowed driver then runs the job normally.
+        try job.start("driver", role: "driver")
+        let (summary, status) = try job.driverSummary(timeout: 45)
+        #expect(status == 0)
+        #expect(summary.ok && summary.received == 8 && summary.duplicates == 0)
     }
 }
