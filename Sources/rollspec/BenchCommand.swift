@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RollspecBus
 import RollspecKernels
 import RollspecModel
 import RollspecTraining
@@ -8,7 +9,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the hot paths; every figure comes with a baseline from the same run.",
-        subcommands: [BenchDecodeCommand.self, BenchSpeculativeCommand.self, BenchMatmulCommand.self, BenchTrainingCommand.self])
+        subcommands: [BenchDecodeCommand.self, BenchSpeculativeCommand.self, BenchMatmulCommand.self, BenchTrainingCommand.self, BenchBusCommand.self])
 }
 
 struct BenchDecodeCommand: ParsableCommand {
@@ -155,5 +156,22 @@ struct BenchTrainingCommand: ParsableCommand {
         } else {
             print(r)
         }
+    }
+}
+
+struct BenchBusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bus",
+        abstract: "Checkpoint bytes over tcp loopback: raw libzmq against the wire-protocol path, same run.")
+
+    @Option(name: .long, help: "Megabytes to send.")
+    var megabytes: Int = 256
+
+    @Option(name: .long, help: "Chunk size in MiB.")
+    var chunkMiB: Int = 4
+
+    func run() throws {
+        guard megabytes >= 1, chunkMiB >= 1 else { throw ValidationError("--megabytes and --chunk-mib must be positive") }
+        print(try BusBenchmark.throughput(megabytes: megabytes, chunkBytes: chunkMiB << 20))
     }
 }
