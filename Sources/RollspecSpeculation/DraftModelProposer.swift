@@ -1,3 +1,4 @@
+import Foundation
 import RollspecModel
 
 /// Proposes with a small Llama-family draft model that shares the target's vocabulary.
@@ -62,12 +63,9 @@ public final class DraftModelProposer: Proposer {
         return Draft(tokens: tokens, distributions: dists, proposer: name)
     }
 
+    /// The draft's probability of its most likely token, at temperature 1.
     private func topProbability(_ logits: [Float]) -> Float {
-        let m = logits.max()!
-        var sum: Float = 0
-        for l in logits { sum += expf(l - m) }
-        return 1 / sum
+        let best = logits.indices.max { logits[$0] < logits[$1] }!
+        return logits.withUnsafeBufferPointer { expf(logSoftmax($0.baseAddress!, vocabSize: $0.count, at: best)) }
     }
 }
-
-import Foundation

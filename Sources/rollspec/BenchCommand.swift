@@ -99,7 +99,7 @@ struct BenchDecodeCommand: ParsableCommand {
             let t = median(times[k]!)
             return Row(k: k, medianMs: t * 1000, ratioToK1: t / t1, tokensPerSecond: Double(k) / t)
         }
-        let report = Report(model: modelOptions.model, threads: kernelThreadCount(), context: context,
+        let report = Report(model: modelOptions.model, threads: kernelThreads, context: context,
                             decodeTokensPerSecond: decodeRate, rows: rows)
         if json {
             let enc = JSONEncoder()

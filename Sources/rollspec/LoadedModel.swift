@@ -26,4 +26,3 @@ struct LoadedModel {
     }
 }
 
-func kernelThreadCount() -> Int { kernelThreads }

@@ -49,6 +49,14 @@ import Testing
             return p
         }
 
+        /// The broker, two workers and the driver: the usual job.
+        func startAll() throws {
+            try start("broker", role: "broker")
+            try start("worker-0", role: "worker", index: 0)
+            try start("worker-1", role: "worker", index: 1)
+            try start("driver", role: "driver")
+        }
+
         func log(_ name: String) -> URL { dir.appendingPathComponent("\(name).log") }
         func out(_ name: String) -> URL { dir.appendingPathComponent("\(name).out") }
         func text(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
@@ -109,10 +117,7 @@ import Testing
     @Test func everySampleArrivesExactlyOnce() throws {
         let job = try Job(Self.config(requests: 8, samples: 3, maxTokens: 32), file: "job.yaml")
         defer { job.stop() }
-        try job.start("broker", role: "broker")
-        try job.start("worker-0", role: "worker", index: 0)
-        try job.start("worker-1", role: "worker", index: 1)
-        try job.start("driver", role: "driver")
+        try job.startAll()
         let (summary, status) = try job.driverSummary(timeout: 45)
         #expect(status == 0)
         #expect(summary.ok && summary.received == 24 && summary.missing == 0 && summary.duplicates == 0)
@@ -123,10 +128,7 @@ import Testing
     @Test func killedWorkerRequestsAreRedeliveredAndRestartGetsLatestWeights() throws {
         let job = try Job(Self.config(requests: 100, samples: 2, maxTokens: 128))
         defer { job.stop() }
-        try job.start("broker", role: "broker")
-        try job.start("worker-0", role: "worker", index: 0)
-        try job.start("worker-1", role: "worker", index: 1)
-        try job.start("driver", role: "driver")
+        try job.startAll()
         // worker-0 has finished a request while the queue is still long: it holds others in flight.
         let started = job.wait(seconds: 30) { job.text(job.log("worker-0")).contains(" done (") }
         #expect(started, "no trajectories arrived:\n\(job.text(job.log("broker")))")
@@ -148,10 +150,7 @@ import Testing
     @Test func silentWorkerTimesOutAndTheOtherFinishesItsRequests() throws {
         let job = try Job(Self.config(requests: 100, samples: 2, maxTokens: 128, heartbeatTimeout: 1))
         defer { job.stop() }
-        try job.start("broker", role: "broker")
-        try job.start("worker-0", role: "worker", index: 0)
-        try job.start("worker-1", role: "worker", index: 1)
-        try job.start("driver", role: "driver")
+        try job.startAll()
         // worker-0 has finished a request while the queue is still long: it holds others in flight.
         let started = job.wait(seconds: 30) { job.text(job.log("worker-0")).contains(" done (") }
         #expect(started, "no trajectories arrived:\n\(job.text(job.log("broker")))")
@@ -213,10 +212,7 @@ import Testing
     @Test func draftPublishedMidRunReachesEveryWorker() throws {
         let job = try Job(Self.config(requests: 24, samples: 2, maxTokens: 64, draftMidRun: true))
         defer { job.stop() }
-        try job.start("broker", role: "broker")
-        try job.start("worker-0", role: "worker", index: 0)
-        try job.start("worker-1", role: "worker", index: 1)
-        try job.start("driver", role: "driver")
+        try job.startAll()
         let (summary, status) = try job.driverSummary(timeout: 45)
         #expect(status == 0)
         #expect(summary.ok && summary.received == 48 && summary.duplicates == 0)
