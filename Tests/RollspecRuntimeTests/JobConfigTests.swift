@@ -54,6 +54,59 @@ import Testing
     }
 }
 
+extension JobConfigTests {
+    @Test(arguments: [
+        ("workerz: 2\n", "workerz", "did you mean \"workers\""),
+        ("sampling:\n  temprature: 0.5\n", "sampling.temprature", "did you mean \"temperature\""),
+        ("learner:\n  groupSize: 4\n  banana: 1\n", "learner.banana", "unknown key"),
+        ("metrics:\n  prt: 9000\n", "metrics.prt", "did you mean \"port\""),
+    ])
+    func unknownKeysAreErrorsThatNameThem(yaml: String, key: String, hint: String) throws {
+        do {
+            _ = try JobConfig.decode(Data(yaml.utf8), yaml: true)
+            Issue.record("accepted \(yaml)")
+        } catch let error as JobConfigError {
+            #expect(error.key == key, "\(error)")
+            #expect("\(error)".contains(hint), "\(error)")
+        }
+    }
+
+    @Test func loadNamesTheFileAndChecksCheckpointPaths() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("jobconfig-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("job.yaml")
+        try "models:\n  policy: /nonexistent/model.gguf\n".write(to: file, atomically: true, encoding: .utf8)
+        do {
+            _ = try JobConfig.load(path: file.path)
+            Issue.record("accepted a missing checkpoint")
+        } catch let error as JobConfigError {
+            #expect(error.key == "models.policy")
+            #expect("\(error)".hasPrefix(file.path) && "\(error)".contains("/nonexistent/model.gguf"), "\(error)")
+        }
+        #expect(throws: JobConfigError.unreadable(dir.appendingPathComponent("nope.yaml").path)) {
+            try JobConfig.load(path: dir.appendingPathComponent("nope.yaml").path)
+        }
+    }
+
+    @Test func metricsPortMustNotClashWithTheBusPort() throws {
+        do {
+            _ = try JobConfig.decode(Data("endpoint: tcp://127.0.0.1:9464\nmetrics:\n  port: 9464\n".utf8), yaml: true)
+            Issue.record("accepted a port clash")
+        } catch let error as JobConfigError {
+            #expect(error.key == "metrics.port" && "\(error)".contains("clashes"), "\(error)")
+        }
+    }
+
+    @Test func emptyEndpointAndTrainerStateLiveInTheRunDirectory() throws {
+        let c = try JobConfig.decode(Data("name: demo\nrunDirectory: /tmp/rs-demo\n".utf8), yaml: true)
+        #expect(c.endpoint == "ipc:///tmp/rs-demo/broker.sock")
+        #expect(c.trainer.stateDirectory == "/tmp/rs-demo/trainer")
+        let d = try JobConfig.decode(Data("name: demo\n".utf8), yaml: true)
+        #expect(d.resolvedRunDirectory == "runs/demo" && d.endpoint.hasSuffix("/runs/demo/broker.sock"))
+    }
+}
+
 @Suite struct CheckpointCodecTests {
     @Test func roundTripKeepsConfigAndTensors() throws {
         let weights = BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: 3)

@@ -1,0 +1,73 @@
+import Foundation
+
+extension JobConfig {
+    /// The learner of the job: the reference GRPO learner, the stand-in driver, or an outside
+    /// RL loop that connects by itself (`external`: `rollspec launch` starts no learner).
+    public struct Learner: Codable, Sendable, Equatable {
+        public enum Kind: String, Codable, Sendable, CaseIterable { case grpo, driver, external }
+        public var kind: Kind = .grpo
+        /// The built-in verifiable task the GRPO learner trains on.
+        public var task: String = "arithmetic"
+        /// RL steps (policy versions published after the first).
+        public var steps: Int = 20
+        /// Prompts per step; each is one rollout request of `groupSize` samples.
+        public var promptsPerStep: Int = 8
+        /// Samples per prompt, whose rewards are normalised against each other (GRPO).
+        public var groupSize: Int = 8
+        public var learningRate: Float = 1e-3
+        /// PPO-style clip range of the probability ratio against the sampling policy.
+        public var clipEpsilon: Float = 0.2
+        /// Weight of the KL penalty to the warm-up policy (0: none).
+        public var klCoefficient: Float = 0
+        /// Supervised warm-up steps on task demonstrations before the first policy is published.
+        public var warmupSteps: Int = 200
+        public var warmupLearningRate: Float = 3e-3
+        public var warmupBatchSize: Int = 16
+        /// Seconds a step may wait for its trajectories before the job fails.
+        public var stepTimeoutSeconds: Double = 120
+        public var seed: UInt64 = 1
+        public init() {}
+    }
+}
+
+extension JobConfig.Learner {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case kind, task, steps, promptsPerStep, groupSize, learningRate, clipEpsilon, klCoefficient
+        case warmupSteps, warmupLearningRate, warmupBatchSize, stepTimeoutSeconds, seed
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        kind = try c.value(.kind, or: kind)
+        task = try c.value(.task, or: task)
+        steps = try c.value(.steps, or: steps)
+        promptsPerStep = try c.value(.promptsPerStep, or: promptsPerStep)
+        groupSize = try c.value(.groupSize, or: groupSize)
+        learningRate = try c.value(.learningRate, or: learningRate)
+        clipEpsilon = try c.value(.clipEpsilon, or: clipEpsilon)
+        klCoefficient = try c.value(.klCoefficient, or: klCoefficient)
+        warmupSteps = try c.value(.warmupSteps, or: warmupSteps)
+        warmupLearningRate = try c.value(.warmupLearningRate, or: warmupLearningRate)
+        warmupBatchSize = try c.value(.warmupBatchSize, or: warmupBatchSize)
+        stepTimeoutSeconds = try c.value(.stepTimeoutSeconds, or: stepTimeoutSeconds)
+        seed = try c.value(.seed, or: seed)
+    }
+
+    /// - Throws: `JobConfigError.invalid` naming the first bad key.
+    func validate() throws {
+        func check(_ ok: Bool, _ key: String, _ reason: String) throws {
+            if !ok { throw JobConfigError.invalid(key: "learner." + key, reason: reason) }
+        }
+        try check(steps >= 1, "steps", "must be at least 1")
+        try check(promptsPerStep >= 1, "promptsPerStep", "must be at least 1")
+        try check(groupSize >= 2, "groupSize", "must be at least 2 (advantages are relative to the group)")
+        try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive")
+        try check(clipEpsilon > 0 && clipEpsilon < 1, "clipEpsilon", "must be in (0, 1)")
+        try check(klCoefficient >= 0 && klCoefficient.isFinite, "klCoefficient", "must be ≥ 0")
+        try check(warmupSteps >= 0, "warmupSteps", "must be ≥ 0")
+        try check(warmupLearningRate > 0 && warmupLearningRate.isFinite, "warmupLearningRate", "must be positive")
+        try check(warmupBatchSize >= 1, "warmupBatchSize", "must be at least 1")
+        try check(stepTimeoutSeconds > 0, "stepTimeoutSeconds", "must be positive")
+    }
+}
