@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import RollspecRuntime
+
+/// `rollspec launch CONFIG [--emit slurm|k8s]`: run a whole job on this machine, or write what
+/// starts it on many.
+struct LaunchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "launch",
+        abstract: "Start and supervise every role of a job (or --emit files that start them on a cluster).",
+        discussion: """
+            Roles run as `rollspec role NAME` processes with one log each in \
+            <runDirectory>/logs/. A crashed role is restarted with back-off; Ctrl-C or SIGTERM \
+            stops the learner first (it saves what it accepted), then the rest. Exit status: 0 \
+            when the learner finished, 1 when the job failed, 128 + signal when interrupted.
+            """)
+
+    enum Target: String, ExpressibleByArgument, CaseIterable { case slurm, k8s }
+
+    @Argument(help: "Job config (YAML, or JSON if it ends in .json).")
+    var config: String
+
+    @Option(help: "Write launch files instead of running: slurm (srun --multi-prog) or k8s (Indexed Jobs).")
+    var emit: Target?
+
+    @Option(help: "Folder for --emit output (default: the run directory).")
+    var out: String?
+
+    @Option(help: "Container image for --emit k8s.")
+    var image = "rollspec:latest"
+
+    @Option(help: "Restarts per role before the job fails.")
+    var maxRestarts = 5
+
+    func run() throws {
+        let job: JobConfig
+        do { job = try JobConfig.load(path: config) } catch { throw ValidationError("\(error)") }
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        if let emit {
+            try write(emit, job: job, executable: executable)
+            return
+        }
+        var options = Supervisor.Options(executable: executable, configPath: config)
+        options.maxRestarts = maxRestarts
+        let supervisor = Supervisor(config: job, options: options)
+        let outcome = supervisor.run()
+        let report = RunReport(config: job, outcome: outcome, records: supervisor.learnerRecords,
+                               restarts: supervisor.restarts)
+        do {
+            try report.write(to: supervisor.runDirectory)
+        } catch {
+            FileHandle.standardError.write(Data("launch: could not write the run report: \(error)\n".utf8))
+        }
+        print(report.summaryText(runDirectory: supervisor.runDirectory))
+        if outcome.exitStatus != 0 { throw ExitCode(outcome.exitStatus) }
+    }
+
+    private func write(_ target: Target, job: JobConfig, executable: String) throws {
+        let dir = URL(fileURLWithPath: out ?? job.resolvedRunDirectory)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for warning in JobEmitter.warnings(for: job) {
+            FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
+        }
+        switch target {
+        case .slurm:
+            let files = JobEmitter.slurm(config: job, executable: executable, configPath: config)
+            let conf = dir.appendingPathComponent("\(job.name).multi-prog.conf")
+            let sbatch = dir.appendingPathComponent("\(job.name).sbatch")
+            try files.multiProg.write(to: conf, atomically: true, encoding: .utf8)
+            try files.sbatch.write(to: sbatch, atomically: true, encoding: .utf8)
+            print("wrote \(conf.path) and \(sbatch.path); submit with: sbatch \(sbatch.path)")
+        case .k8s:
+            let yaml = try String(contentsOfFile: config, encoding: .utf8)
+            let file = dir.appendingPathComponent("\(job.name).k8s.yaml")
+            try JobEmitter.kubernetes(config: job, configYAML: yaml, image: image)
+                .write(to: file, atomically: true, encoding: .utf8)
+            print("wrote \(file.path); start with: kubectl apply -f \(file.path)")
+        }
+    }
+}
