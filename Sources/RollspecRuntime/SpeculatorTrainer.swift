@@ -74,10 +74,11 @@ public final class SpeculatorTrainer {
                 guard let whole = try policyAssembler.add(m.chunk, version: m.version) else { return }
                 policyVersion = m.version
                 if trainer == nil, baseline == nil {
-                    // No draft anywhere yet: start from the policy's first layer.
-                    let draft = DraftFactory.fromTarget(try CheckpointCodec.decode(whole), layers: [0])
-                    trainer = DraftTrainer(weights: draft, optimizer: optimizer)
-                    log("trainer-\(index): starting from layer 0 of policy v\(m.version)")
+                    // No draft anywhere yet: start from the policy's first layers.
+                    let policy = try CheckpointCodec.decode(whole)
+                    let layers = Array(0..<min(config.trainer.draftLayers, policy.config.numHiddenLayers))
+                    trainer = DraftTrainer(weights: DraftFactory.fromTarget(policy, layers: layers), optimizer: optimizer)
+                    log("trainer-\(index): starting from layers \(layers) of policy v\(m.version)")
                 }
             case .draftWeightsChunk(let m):
                 guard let whole = try draftAssembler.add(m.chunk, version: m.draftVersion) else { return }

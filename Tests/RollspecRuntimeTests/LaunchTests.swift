@@ -82,3 +82,104 @@ import Yams
         #expect(report.summaryText(runDirectory: URL(fileURLWithPath: "/r")).contains("restarts: worker-0 1"))
     }
 }
+
+/// Whole jobs under `rollspec launch`, as real processes on a real socket.
+@Suite(.serialized) struct LaunchProcessTests {
+    final class Run {
+        let dir: URL
+        let config: URL
+        let process = Process()
+        let stderr: URL
+        let stdout: URL
+
+        init(_ yaml: (URL) -> String) throws {
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("rollspec-launch-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            config = dir.appendingPathComponent("job.yaml")
+            try yaml(dir.appendingPathComponent("run")).write(to: config, atomically: true, encoding: .utf8)
+            stderr = dir.appendingPathComponent("launch.err")
+            stdout = dir.appendingPathComponent("launch.out")
+            _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
+            process.executableURL = try RoleProcessTests.executable()
+            process.arguments = ["launch", config.path]
+            process.standardError = try FileHandle(forWritingTo: stderr)
+            process.standardOutput = try FileHandle(forWritingTo: stdout)
+        }
+
+        func text(_ relative: String) -> String {
+            (try? String(contentsOf: dir.appendingPathComponent(relative), encoding: .utf8)) ?? ""
+        }
+
+        /// The pid of a running role, from the launcher's process table.
+        func pid(of label: String) -> Int32? {
+            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent("run/processes.json").path),
+                  let table = try? JSONDecoder().decode([String: Int32].self, from: data) else { return nil }
+            return table[label]
+        }
+
+        func wait(seconds: Double, until condition: () -> Bool) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if condition() { return true }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            return condition()
+        }
+
+        /// Waits for the launcher to exit (killing it after `seconds`) and returns its status.
+        func finish(seconds: Double) -> Int32 {
+            if !wait(seconds: seconds, until: { !process.isRunning }) { process.terminate() }
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+
+        deinit { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    @Test func aKilledWorkerIsRestartedAndTheJobStillFinishesWithEverySample() throws {
+        let run = try Run { dir in
+            """
+            name: killtest
+            runDirectory: \(dir.path)
+            workers: 2
+            trainers: 0
+            heartbeatTimeoutSeconds: 1
+            learner: {kind: driver}
+            driver: {requests: 60, samples: 2, timeoutSeconds: 60}
+            sampling: {maxTokens: 48}
+            """
+        }
+        try run.process.run()
+        // Kill worker-1 once it has served something, mid-job.
+        #expect(run.wait(seconds: 30) { run.text("run/logs/worker-1.log").contains(" done ") }, "\(run.text("launch.err"))")
+        let pid = try #require(run.pid(of: "worker-1"))
+        kill(pid, SIGKILL)
+        let status = run.finish(seconds: 90)
+        let err = run.text("launch.err")
+        #expect(status == 0, "\(err)")
+        #expect(err.contains("worker-1 exited with signal 9; restarting"), "\(err)")
+        let summaryLine = try #require(run.text("run/logs/driver-0.log").split(separator: "\n").last { $0.hasPrefix("{") })
+        let summary = try JSONDecoder().decode(Driver.Summary.self, from: Data(summaryLine.utf8))
+        #expect(summary.ok && summary.received == 120 && summary.duplicates == 0 && summary.missing == 0)
+        let report = try JSONSerialization.jsonObject(with: Data(run.text("run/report.json").utf8)) as? [String: Any]
+        #expect((report?["restarts"] as? [String: Int])?["worker-1"] == 1)
+        #expect(run.text("run/logs/worker-1.log").components(separatedBy: "=== worker-1 started").count == 3)
+    }
+
+    @Test(arguments: [
+        ("workers: 2\nsampling:\n  temprature: 0.5\n", "sampling.temprature", "did you mean \"temperature\""),
+        ("workers: zero\n", "workers", "expected Int"),
+        ("models:\n  policy: /no/such/model.gguf\n", "models.policy", "no such file"),
+        ("endpoint: tcp://127.0.0.1:7000\nmetrics: {port: 7000}\n", "metrics.port", "clashes"),
+    ])
+    func badConfigsFailWithTheKeyAndTheFile(yaml: String, key: String, hint: String) throws {
+        let run = try Run { _ in yaml }
+        try run.process.run()
+        let status = run.finish(seconds: 20)
+        let err = run.text("launch.err")
+        #expect(status != 0)
+        #expect(err.contains(run.config.path) && err.contains("config key \(key)") && err.contains(hint), "\(err)")
+        #expect(!FileManager.default.fileExists(atPath: run.dir.appendingPathComponent("run").path))
+    }
+}

@@ -117,7 +117,7 @@ public final class Supervisor {
         let fm = FileManager.default
         try fm.createDirectory(at: runDirectory.appendingPathComponent("logs"), withIntermediateDirectories: true)
         // A fresh launch starts fresh: last run's records, logs and trainer state would mix in.
-        var stale = ["learner.jsonl", "trajectories.jsonl", "report.json", "report.png", "broker.sock"]
+        var stale = ["learner.jsonl", "trajectories.jsonl", "report.json", "report.png", "broker.sock", "processes.json"]
             .map { runDirectory.appendingPathComponent($0) }
         stale += (try? fm.contentsOfDirectory(at: runDirectory.appendingPathComponent("logs"), includingPropertiesForKeys: nil)) ?? []
         let trainerState = URL(fileURLWithPath: config.trainer.stateDirectory).standardizedFileURL
@@ -130,10 +130,22 @@ public final class Supervisor {
         do {
             try role.start(executable: options.executable,
                            arguments: LaunchPlan.arguments(for: role.instance, configPath: options.configPath))
+            writeProcessTable()
             return nil
         } catch {
             return "cannot start \(role.instance.label) (\(options.executable)): \(error)"
         }
+    }
+
+    /// `<runDirectory>/processes.json`: role label → pid of the running process, for operators
+    /// (and tests) that need to signal one role.
+    private func writeProcessTable() {
+        let table = Dictionary(uniqueKeysWithValues: roles.compactMap { r in
+            r.process.map { (r.instance.label, $0.processIdentifier) }
+        })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try? encoder.encode(table).write(to: runDirectory.appendingPathComponent("processes.json"), options: .atomic)
     }
 
     /// Waits (at most 5 s) until an ipc broker's socket file exists, so clients do not race it.
