@@ -80,6 +80,14 @@ import Yams
         #expect(abs(v2.acceptanceRate! - (0.6 * 100 + 0.9 * 300) / 400) < 1e-12)
         #expect(report.summary != nil && report.exitStatus == 0)
         #expect(report.summaryText(runDirectory: URL(fileURLWithPath: "/r")).contains("restarts: worker-0 1"))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try report.write(to: dir)
+        let png = try Data(contentsOf: dir.appendingPathComponent("report.png"))
+        #expect(png.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
+        let json = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: dir.appendingPathComponent("report.json")))
+        #expect(json.byPolicyVersion == report.byPolicyVersion)
     }
 }
 

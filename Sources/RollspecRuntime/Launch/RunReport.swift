@@ -1,7 +1,7 @@
 import Foundation
 
 /// What a launched job leaves behind: `report.json` (every learner step, figures per policy
-/// version, restarts, outcome).
+/// version, restarts, outcome) and `report.png` (reward and acceptance rate per policy version).
 public struct RunReport: Codable, Sendable {
     /// Figures of the trajectories one policy version generated.
     public struct PolicyVersionRow: Codable, Sendable, Equatable {
@@ -58,11 +58,12 @@ public struct RunReport: Codable, Sendable {
         }
     }
 
-    /// Writes `report.json` into `directory`.
+    /// Writes `report.json` (and `report.png` when there are steps to plot) into `directory`.
     public func write(to directory: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(self).write(to: directory.appendingPathComponent("report.json"), options: .atomic)
+        if !byPolicyVersion.isEmpty { try chart().write(to: directory.appendingPathComponent("report.png")) }
     }
 
     /// The end-of-job text: outcome, the table by policy version, where the report is.
@@ -80,7 +81,8 @@ public struct RunReport: Codable, Sendable {
         }
         let restarted = restarts.filter { $0.value > 0 }.sorted { $0.key < $1.key }
         if !restarted.isEmpty { lines.append("restarts: " + restarted.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }
-        lines.append("report: \(runDirectory.appendingPathComponent("report.json").path)")
+        lines.append("report: \(runDirectory.appendingPathComponent("report.json").path)"
+                     + (byPolicyVersion.isEmpty ? "" : ", \(runDirectory.appendingPathComponent("report.png").path)"))
         return lines.joined(separator: "\n")
     }
 }
