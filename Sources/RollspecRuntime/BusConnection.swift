@@ -7,6 +7,9 @@ final class BrokerConnection {
     let socket: ZMQSocket
     let sender: String
     private var sequence: UInt64 = 0
+    /// The broker's numbering. It names itself with an incarnation suffix, so a restarted
+    /// broker is a new sender here and its numbers start afresh.
+    private var sequences = SequenceChecker()
 
     init(endpoint: String, sender: String, security: JobConfig.Security = .init()) throws {
         context = try ZMQContext()
@@ -16,6 +19,7 @@ final class BrokerConnection {
         // A DEALER whose broker is gone, or refused it (CURVE), blocks in send forever; with a
         // timeout the send fails, is logged, and the role's own timeouts still fire.
         try socket.setOption(.sendTimeout(milliseconds: 2000))
+        try socket.setOption(.maxMessageSize(Broker.transportLimit))
         if security.curve {
             guard !security.clientSecretKey.isEmpty else {
                 throw JobConfigError.invalid(key: "security.clientSecretKey", reason: "required with security.curve")
@@ -40,18 +44,34 @@ final class BrokerConnection {
     }
 
     /// The next decoded envelope, waiting at most `timeout` seconds; nil on timeout.
-    /// Bad messages are counted in `rejections` and skipped.
+    ///
+    /// Bad messages (wrong frame count, too large, malformed, replayed or out of sequence) are
+    /// counted in `rejections`, logged sparingly and skipped; the wait goes on for a good one.
     func receive(timeout: Double, rejections: inout RejectionCounter) throws -> Envelope? {
+        let deadline = now() + max(0, timeout)
         var poller = ZMQPoller()
         _ = poller.add(socket)
-        guard try poller.poll(timeoutMilliseconds: max(0, Int(timeout * 1000)))[0].contains(.readable) else { return nil }
-        guard let frames = try socket.receive(dontWait: true), let last = frames.last else { return nil }
-        do {
-            return try Envelope(decoding: last)
-        } catch {
-            rejections.record(error)
-            log("\(sender): rejected message: \(error)")
-            return nil
+        while true {
+            let wait = max(0, Int((deadline - now()) * 1000))
+            guard try poller.poll(timeoutMilliseconds: wait)[0].contains(.readable) else { return nil }
+            guard let frames = try socket.receive(dontWait: true) else {
+                if now() >= deadline { return nil }
+                continue
+            }
+            do {
+                // The broker sends exactly one frame per message; more is not from it.
+                guard frames.count == 1 else { throw ConnectionRejection.frameCount(frames.count) }
+                guard frames[0].count <= Broker.wireLimits.maxMessageSize else {
+                    throw WireError.messageTooLarge(size: frames[0].count, limit: Broker.wireLimits.maxMessageSize)
+                }
+                let envelope = try Envelope(decoding: frames[0], limits: Broker.wireLimits)
+                try sequences.accept(envelope.sequence, from: envelope.sender)
+                return envelope
+            } catch {
+                let reason = rejectionReason(error)
+                rejections.record(reason: reason)
+                logRejection(sender, reason: reason, count: rejections[reason], "\(error)")
+            }
         }
     }
 
@@ -61,6 +81,34 @@ final class BrokerConnection {
 /// One line to standard error, flushed at once (roles are often read through pipes).
 func log(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Logs one refusal unless the log already holds many of its kind: the first five of each
+/// reason, then every 1000th, so a storm of bad input costs a few lines rather than one per
+/// message. The caller counts every refusal; `count` is that reason's count so far.
+func logRejection(_ who: String, reason: String, count: UInt64, _ detail: @autoclosure () -> String) {
+    guard count <= 5 || count % 1000 == 0 else { return }
+    let more = count == 5 ? " (more \(reason) refusals are logged every 1000th)" : ""
+    log("\(who): rejected [\(reason) #\(count)] \(detail())\(more)")
+}
+
+/// The label a `RejectionCounter` files `error` under.
+func rejectionReason(_ error: any Error) -> String {
+    if case ConnectionRejection.frameCount = error { return "frame_count" }
+    var counter = RejectionCounter()
+    counter.record(error)
+    return counter.counts.keys.first ?? "other"
+}
+
+/// Refusals decided by the connection, before the wire decoder sees anything.
+enum ConnectionRejection: Error, CustomStringConvertible {
+    case frameCount(Int)
+
+    var description: String {
+        switch self {
+        case .frameCount(let n): "\(n) frames, expected one"
+        }
+    }
 }
 
 /// Seconds on a monotonic clock.

@@ -84,6 +84,8 @@ import Testing
         let worker = try Peer(context, config.endpoint, "worker-0")
         let client = try Peer(context, config.endpoint, "driver-0")
         try worker.heartbeat(policy: 0)
+        // Only a peer that said it is the learner (or a client) may publish the policy.
+        try client.send(Heartbeat(role: .learner, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0))
         let artifact = Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
         for c in WeightsChunk.split(artifact, chunkSize: 30_000) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
         // A version-2 transfer whose bytes do not match its digest, and a message that is not one.
@@ -142,5 +144,99 @@ import Testing
         #expect(broker.redelivered == 1)
         #expect(broker.resent >= 1)
         worker.socket.close(); other.socket.close(); client.socket.close()
+    }
+
+    static func endpoint() -> (String, String) {
+        let path = "\(FileManager.default.temporaryDirectory.path)/rollspec-test-\(UUID().uuidString).sock"
+        return ("ipc://\(path)", path)
+    }
+
+    static func learnerHeartbeat() -> Heartbeat {
+        Heartbeat(role: .learner, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0)
+    }
+
+    /// However many requests go through, a broker keeps no state for the ones delivered and
+    /// acked, and remembers only the newest `rememberFinished` ids.
+    @Test func retainedStateIsBoundedOnceRequestsAreAcked() throws {
+        var config = JobConfig()
+        let (endpoint, path) = Self.endpoint()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        config.endpoint = endpoint
+        config.resendTimeoutSeconds = 60
+        let broker = try Broker(config: config, rememberFinished: 50)
+        let loop = BrokerLoop(broker)
+        defer { loop.stop() }
+        let context = try ZMQContext()
+        let worker = try Peer(context, endpoint, "worker-0")
+        let client = try Peer(context, endpoint, "driver-0")
+        try client.send(Self.learnerHeartbeat())
+        for c in WeightsChunk.split(Data(repeating: 7, count: 1000)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
+        try worker.heartbeat(policy: 0, credit: 16)
+        _ = try worker.drain(0.3)
+        try worker.heartbeat(policy: 1, credit: 16)
+
+        let count = 400
+        for i in 0..<count {
+            try client.send(RolloutRequest(requestID: "r\(i)", groupID: "g", promptTokens: [1], n: 2, maxTokens: 2))
+        }
+        var answered = 0, acked = 0
+        let deadline = Date().addingTimeInterval(20)
+        while acked < 2 * count, Date() < deadline {
+            for case .rolloutRequest(let r) in try worker.drain(0.02) {
+                for s in 0..<r.n {
+                    var t = Self.trajectory(r.requestID, s)
+                    t.groupID = r.groupID
+                    try worker.send(t)
+                }
+                answered += 1
+            }
+            for case .trajectory(let t) in try client.drain(0.02) {
+                try client.send(Ack(sequence: 0, requestID: "\(t.requestID)#\(t.sampleIndex)"))
+                acked += 1
+            }
+        }
+        #expect(answered == count && acked == 2 * count)
+        // Late copies: of a request still remembered (a duplicate), and of one long forgotten.
+        var late = Self.trajectory("r\(count - 1)", 0)
+        late.groupID = "g"
+        try worker.send(late)
+        late.requestID = "r0"
+        try worker.send(late)
+        #expect(Self.trajectories(try client.drain(0.3)).isEmpty)
+        loop.stop()
+        let kept = broker.retained
+        #expect(kept.requests == 0 && kept.queued == 0 && kept.unacked == 0 && kept.finishedIDs == 50 && kept.peers == 2, "\(kept)")
+        #expect(broker.rejections.counts == ["duplicate_trajectory": 1, "unknown_request": 1])
+        worker.socket.close(); client.socket.close()
+    }
+
+    /// A worker restarted under the same name starts numbering at 1 again on a new connection:
+    /// it is served at once, and the old connection is not believed any more.
+    @Test func restartedSenderStartsAfreshAndTheOldConnectionIsRefused() throws {
+        var config = JobConfig()
+        let (endpoint, path) = Self.endpoint()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        config.endpoint = endpoint
+        let broker = try Broker(config: config)
+        let loop = BrokerLoop(broker)
+        defer { loop.stop() }
+        let context = try ZMQContext()
+        let client = try Peer(context, endpoint, "driver-0")
+        try client.send(Self.learnerHeartbeat())
+        for c in WeightsChunk.split(Data(repeating: 3, count: 1000)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
+        let old = try Peer(context, endpoint, "worker-0")
+        for _ in 0..<5 { try old.heartbeat(policy: 0) }
+        #expect(try old.drain(0.3).contains { if case .policyCheckpointChunk = $0 { true } else { false } })
+
+        let restarted = try Peer(context, endpoint, "worker-0")
+        try restarted.heartbeat(policy: 0)  // sequence 1 again
+        #expect(try restarted.drain(0.3).contains { if case .policyCheckpointChunk = $0 { true } else { false } })
+        try old.heartbeat(policy: 1)
+        _ = try restarted.socket.send(Heartbeat(role: .worker, index: 0, status: .ready, credit: 1, policyVersion: 1,
+                                                draftVersion: 0).encode(sender: "worker-0", sequence: 1))
+        _ = try restarted.drain(0.3)
+        loop.stop()
+        #expect(broker.rejections.counts == ["superseded_connection": 1, "sequence_replayed": 1])
+        old.socket.close(); restarted.socket.close(); client.socket.close()
     }
 }
