@@ -24,10 +24,11 @@ let package = Package(
             name: "CZeroMQ", pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]),
         .target(name: "CRollspecKernels", cSettings: kernelCFlags),
+        .target(name: "CRollspecDigest", cSettings: kernelCFlags),
         .target(name: "RollspecKernels", dependencies: ["CBLAS", "CRollspecKernels"]),
         .target(name: "RollspecModel", dependencies: ["RollspecKernels"]),
         .target(name: "RollspecSpeculation", dependencies: ["RollspecModel"]),
-        .target(name: "RollspecBus", dependencies: ["CZeroMQ"]),
+        .target(name: "RollspecBus", dependencies: ["CZeroMQ", "CRollspecDigest"]),
         .target(name: "RollspecTesting", dependencies: ["RollspecModel"]),
         .target(name: "RollspecTraining", dependencies: ["RollspecModel"]),
         .target(

@@ -13,16 +13,28 @@ public enum BusBenchmark {
         /// As `wireSeconds`, plus SHA-256 of the whole on the sender and chunk reassembly with
         /// digest check on the receiver — the full checkpoint path.
         public var wireWithDigestSeconds: Double
+        /// SHA-256 of all `bytes` in this process: the C implementation `SHA256` uses, and the
+        /// pure-Swift `SHA256.Reference` it replaced.
+        public var sha256Seconds: Double
+        public var sha256ReferenceSeconds: Double
+        /// Whether the C SHA-256 ran on the x86 SHA extensions.
+        public var sha256Accelerated: Bool
 
         public var rawGBps: Double { Double(bytes) / rawSeconds / 1e9 }
         public var wireGBps: Double { Double(bytes) / wireSeconds / 1e9 }
         public var wireWithDigestGBps: Double { Double(bytes) / wireWithDigestSeconds / 1e9 }
+        public var sha256GBps: Double { Double(bytes) / sha256Seconds / 1e9 }
+        public var sha256ReferenceGBps: Double { Double(bytes) / sha256ReferenceSeconds / 1e9 }
         /// wire throughput / raw throughput.
         public var wireRatio: Double { rawSeconds / wireSeconds }
 
         public var description: String {
             String(format: "%d MB in %d KB chunks: raw %.2f GB/s, wire %.2f GB/s (%.0f%% of raw), wire+sha256+reassembly %.2f GB/s",
                    bytes >> 20, chunkBytes >> 10, rawGBps, wireGBps, 100 * wireRatio, wireWithDigestGBps)
+                + String(format: "; sha256 C %.2f GB/s, Swift reference %.2f GB/s (C is %.1fx)",
+                         sha256GBps, sha256ReferenceGBps,
+                         sha256ReferenceSeconds / sha256Seconds)
+                + (sha256Accelerated ? " [SHA-NI]" : " [portable C]")
         }
     }
 
@@ -70,7 +82,17 @@ public enum BusBenchmark {
         }
         guard assembled == payload else { throw ChunkError.digestMismatch }
 
-        return Result(bytes: total, chunkBytes: chunkBytes, rawSeconds: raw, wireSeconds: wire, wireWithDigestSeconds: full)
+        let sha = time { _ = SHA256.hash(payload) }
+        let shaReference = time { _ = SHA256.Reference.hash(payload) }
+
+        return Result(bytes: total, chunkBytes: chunkBytes, rawSeconds: raw, wireSeconds: wire, wireWithDigestSeconds: full,
+                      sha256Seconds: sha, sha256ReferenceSeconds: shaReference, sha256Accelerated: SHA256.isAccelerated)
+    }
+
+    private static func time(_ body: () -> Void) -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
     /// Runs `produce` on a sender thread (PUSH) and `consume` on this thread (PULL) until

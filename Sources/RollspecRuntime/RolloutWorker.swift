@@ -21,6 +21,8 @@ public final class RolloutWorker {
     private var draftAssembler = ChunkReassembler()
     private var pendingPolicy: (version: UInt64, weights: LlamaWeights)?
     private var pendingDraft: (version: UInt64, weights: LlamaWeights)?
+    /// When the pending policy finished reassembly (digest checked) and how long decoding took.
+    private var pendingPolicyTiming: (assembledAt: Double, decodeSeconds: Double)?
     private var model: LlamaModel?
     private var draftModel: LlamaModel?
     private var policyVersion: UInt64 = 0
@@ -81,7 +83,9 @@ public final class RolloutWorker {
             switch envelope.body {
             case .policyCheckpointChunk(let m):
                 if let whole = try policyAssembler.add(m.chunk, version: m.version) {
+                    let assembledAt = now()
                     pendingPolicy = (m.version, try CheckpointCodec.decode(whole))
+                    pendingPolicyTiming = (assembledAt, now() - assembledAt)
                 }
             case .draftWeightsChunk(let m):
                 if let whole = try draftAssembler.add(m.chunk, version: m.draftVersion) {
@@ -101,10 +105,15 @@ public final class RolloutWorker {
     /// Swaps in weights that arrived complete; only called between batches.
     private func applyPendingWeights() {
         if let p = pendingPolicy {
+            let applyStart = now()
             model = LlamaModel(weights: p.weights)
             policyVersion = p.version
-            log("worker-\(index): applied policy v\(p.version)")
+            // Timestamps are this host's monotonic clock, so a benchmark can line them up across processes.
+            let t = pendingPolicyTiming ?? (applyStart, 0)
+            log(String(format: "worker-%d: applied policy v%llu (assembled at t=%.6f, decode %.1f ms, apply %.1f ms, applied at t=%.6f)",
+                       index, p.version, t.assembledAt, t.decodeSeconds * 1000, (now() - applyStart) * 1000, now()))
             pendingPolicy = nil
+            pendingPolicyTiming = nil
         }
         if let d = pendingDraft {
             if let model, d.weights.config.vocabSize != model.config.vocabSize {

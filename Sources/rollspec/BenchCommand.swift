@@ -9,7 +9,8 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the hot paths; every figure comes with a baseline from the same run.",
-        subcommands: [BenchDecodeCommand.self, BenchSpeculativeCommand.self, BenchMatmulCommand.self, BenchTrainingCommand.self, BenchBusCommand.self])
+        subcommands: [BenchDecodeCommand.self, BenchSpeculativeCommand.self, BenchMatmulCommand.self, BenchTrainingCommand.self, BenchBusCommand.self,
+                      BenchBusRolesCommand.self, BenchBusHelperCommand.self])
 }
 
 struct BenchDecodeCommand: ParsableCommand {

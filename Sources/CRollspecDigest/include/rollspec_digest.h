@@ -1,0 +1,34 @@
+// SHA-256 (FIPS 180-4) for checkpoint digests on the bus: SHA-NI when the CPU has it, portable C
+// otherwise, chosen at run time. Only RollspecBus imports this.
+#ifndef ROLLSPEC_DIGEST_H
+#define ROLLSPEC_DIGEST_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Streaming SHA-256 state. Plain value: copying it forks the hash.
+typedef struct {
+    uint32_t state[8];
+    uint64_t length;      // bytes fed so far
+    uint8_t buffer[64];   // a partial block
+    uint32_t buffered;    // bytes in `buffer`
+    uint32_t accelerated; // 1: this context compresses with SHA-NI
+} rs_sha256_ctx;
+
+/// Starts a hash with the fastest compression function this CPU supports.
+void rs_sha256_init(rs_sha256_ctx *ctx);
+/// Starts a hash that always uses the portable C compression (for tests and benchmarks).
+void rs_sha256_init_portable(rs_sha256_ctx *ctx);
+void rs_sha256_update(rs_sha256_ctx *ctx, const void *data, size_t length);
+/// Pads, writes the 32-byte digest and leaves `ctx` finished (init it again to reuse).
+void rs_sha256_final(rs_sha256_ctx *ctx, uint8_t digest[32]);
+/// 1 when `rs_sha256_init` picks SHA-NI on this CPU.
+int rs_sha256_accelerated(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
