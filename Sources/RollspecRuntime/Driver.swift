@@ -3,8 +3,8 @@ import RollspecBus
 import RollspecModel
 
 /// A stand-in for the learner: publishes a built-in policy (and draft), submits rollout
-/// requests, collects and acks the trajectories and checks that every (request, sample) came
-/// exactly once.
+/// requests through a `RolloutClient`, collects the trajectories and checks that every
+/// (request, sample) came exactly once.
 public final class Driver {
     public let config: JobConfig
 
@@ -13,6 +13,7 @@ public final class Driver {
         public var requests: Int
         public var samples: Int
         public var received: Int
+        /// Trajectories that arrived more than once (the client drops the copies).
         public var duplicates: Int
         public var missing: Int
         public var seconds: Double
@@ -24,26 +25,32 @@ public final class Driver {
         public var ok: Bool
     }
 
-    private let connection: BrokerConnection
-    private var rejections = RejectionCounter()
+    private let client: RolloutClient
 
     public init(config: JobConfig, index: Int = 0) throws {
         self.config = config
-        connection = try BrokerConnection(endpoint: config.endpoint, sender: "driver-\(index)", security: config.security)
+        client = try RolloutClient(endpoint: config.endpoint, name: "driver-\(index)", security: config.security,
+                                   role: .learner, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds)
+        // Small chunks, so that even the tiny built-in models travel in several.
+        client.chunkSize = 64 << 10
     }
 
     /// Runs the job and returns the summary (`ok` is false on timeout or missing samples).
     public func run() throws -> Summary {
         let d = config.driver
         let start = now()
-        try connection.send(Heartbeat(role: .learner, index: 0, status: .ready, credit: 0, policyVersion: 1, draftVersion: 0))
-        try publishPolicy(version: 1, weights: BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: d.seed))
+        defer { client.close() }
+        let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: d.seed)
+        try client.publishPolicy(policy, version: 1)
+        log("driver: published policy v1")
         if d.publishDraft {
-            try publishDraft(version: 1, weights: BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: d.seed &+ 100))
+            try client.publishDraft(BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: d.seed &+ 100),
+                                    version: 1, policyVersion: 1)
+            log("driver: published draft v1")
         }
         let tokenizer = ByteTokenizer()
         for i in 0..<d.requests {
-            try connection.send(RolloutRequest(
+            client.submit(RolloutRequest(
                 requestID: "r\(i)", groupID: "g\(i)", promptTokens: tokenizer.encode("prompt \(i): ").map { Int32($0) },
                 n: UInt32(d.samples), temperature: config.sampling.temperature, topK: UInt32(config.sampling.topK),
                 topP: config.sampling.topP, maxTokens: UInt32(config.sampling.maxTokens),
@@ -51,46 +58,35 @@ public final class Driver {
         }
 
         let expected = d.requests * d.samples
+        // The client delivers each (request, sample) once; a second copy is only counted.
         var seen: Set<String> = []
-        var duplicates = 0, tokens = 0, drafted: UInt64 = 0, accepted: UInt64 = 0
+        var unexpected = 0, tokens = 0, drafted: UInt64 = 0, accepted: UInt64 = 0
         var policyVersions: [String: Int] = [:], draftVersions: [String: Int] = [:]
         var publishedMidRun = false
         while seen.count < expected, now() - start < d.timeoutSeconds {
-            guard let envelope = try connection.receive(timeout: 0.2, rejections: &rejections),
-                  case .trajectory(let t) = envelope.body else { continue }
-            let key = sampleKey(t.requestID, t.sampleIndex)
-            try connection.send(Ack(sequence: envelope.sequence, requestID: key))
-            guard seen.insert(key).inserted else { duplicates += 1; continue }
-            tokens += t.responseTokens.count
-            drafted += t.acceptance.draftedTokens
-            accepted += t.acceptance.acceptedTokens
-            policyVersions["\(t.policyVersion)", default: 0] += 1
-            draftVersions["\(t.draftVersion)", default: 0] += 1
-            log("driver: \(key) policy v\(t.policyVersion) draft v\(t.draftVersion) \(t.responseTokens.count) tokens (\(seen.count)/\(expected))")
-            if d.draftMidRun, !publishedMidRun, seen.count >= max(1, expected / 4) {
-                publishedMidRun = true
-                try publishDraft(version: 2, weights: BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: d.seed &+ 200))
+            for t in client.collect(count: 1, timeout: min(0.2, max(0, d.timeoutSeconds - (now() - start)))) {
+                let key = sampleKey(t.requestID, t.sampleIndex)
+                guard seen.insert(key).inserted else { unexpected += 1; continue }
+                tokens += t.responseTokens.count
+                drafted += t.acceptance.draftedTokens
+                accepted += t.acceptance.acceptedTokens
+                policyVersions["\(t.policyVersion)", default: 0] += 1
+                draftVersions["\(t.draftVersion)", default: 0] += 1
+                log("driver: \(key) policy v\(t.policyVersion) draft v\(t.draftVersion) \(t.responseTokens.count) tokens (\(seen.count)/\(expected))")
+                if d.draftMidRun, !publishedMidRun, seen.count >= max(1, expected / 4) {
+                    publishedMidRun = true
+                    // `policy`: a copy of the policy, the best possible draft; `random`: another random one.
+                    let draft = d.midRunDraft == "policy"
+                        ? policy : BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: d.seed &+ 200)
+                    try client.publishDraft(draft, version: 2, policyVersion: 1)
+                    log("driver: published draft v2 (\(d.midRunDraft))")
+                }
             }
         }
         let missing = expected - seen.count
         return Summary(
-            requests: d.requests, samples: d.samples, received: seen.count, duplicates: duplicates, missing: missing,
-            seconds: now() - start, policyVersions: policyVersions, draftVersions: draftVersions, tokens: tokens,
-            acceptanceRate: drafted == 0 ? 0 : Double(accepted) / Double(drafted), ok: missing == 0)
-    }
-
-    /// Chunks are kept small (64 KiB) so that even the tiny built-in models travel in several.
-    private func publishPolicy(version: UInt64, weights: LlamaWeights) throws {
-        for chunk in WeightsChunk.split(try CheckpointCodec.encode(weights), chunkSize: 64 << 10) {
-            try connection.send(PolicyCheckpointChunk(version: version, chunk: chunk))
-        }
-        log("driver: published policy v\(version)")
-    }
-
-    private func publishDraft(version: UInt64, weights: LlamaWeights) throws {
-        for chunk in WeightsChunk.split(try CheckpointCodec.encode(weights), chunkSize: 64 << 10) {
-            try connection.send(DraftWeightsChunk(draftVersion: version, policyVersion: 1, acceptanceRate: 0, chunk: chunk))
-        }
-        log("driver: published draft v\(version)")
+            requests: d.requests, samples: d.samples, received: seen.count, duplicates: client.duplicates + unexpected,
+            missing: missing, seconds: now() - start, policyVersions: policyVersions, draftVersions: draftVersions,
+            tokens: tokens, acceptanceRate: drafted == 0 ? 0 : Double(accepted) / Double(drafted), ok: missing == 0)
     }
 }

@@ -14,7 +14,7 @@ struct RoleCommand: ParsableCommand {
             (request, sample) is missing at its timeout.
             """)
 
-    enum Name: String, ExpressibleByArgument, CaseIterable { case broker, worker, driver, trainer }
+    enum Name: String, ExpressibleByArgument, CaseIterable { case broker, worker, driver, trainer, learner }
 
     @Argument(help: "broker, worker, driver or trainer.")
     var name: Name
@@ -34,6 +34,10 @@ struct RoleCommand: ParsableCommand {
         case .broker: try Broker(config: job).run()
         case .worker: try RolloutWorker(config: job, index: i).run()
         case .trainer: try SpeculatorTrainer(config: job, index: i).run()
+        case .learner:
+            // Step and summary lines go to stdout as the learner writes them.
+            let summary = try GRPOLearner(config: job, index: i).run()
+            if !summary.ok { throw ExitCode(2) }
         case .driver:
             let summary = try Driver(config: job, index: i).run()
             let encoder = JSONEncoder()

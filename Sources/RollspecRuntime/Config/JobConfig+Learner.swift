@@ -6,21 +6,25 @@ extension JobConfig {
     public struct Learner: Codable, Sendable, Equatable {
         public enum Kind: String, Codable, Sendable, CaseIterable { case grpo, driver, external }
         public var kind: Kind = .grpo
-        /// The built-in verifiable task the GRPO learner trains on.
+        /// The built-in verifiable task the GRPO learner trains on: `arithmetic` or `sorting`.
         public var task: String = "arithmetic"
         /// RL steps (policy versions published after the first).
         public var steps: Int = 20
         /// Prompts per step; each is one rollout request of `groupSize` samples.
-        public var promptsPerStep: Int = 8
+        public var promptsPerStep: Int = 16
         /// Samples per prompt, whose rewards are normalised against each other (GRPO).
         public var groupSize: Int = 8
-        public var learningRate: Float = 1e-3
+        public var learningRate: Float = 3e-3
+        /// Policy-gradient updates on each step's trajectories (the first is exactly on-policy).
+        public var updatesPerStep: Int = 1
         /// PPO-style clip range of the probability ratio against the sampling policy.
         public var clipEpsilon: Float = 0.2
         /// Weight of the KL penalty to the warm-up policy (0: none).
         public var klCoefficient: Float = 0
         /// Supervised warm-up steps on task demonstrations before the first policy is published.
-        public var warmupSteps: Int = 200
+        /// The default leaves the built-in policy right about a third of the time when sampling
+        /// at temperature 2.5 and nearly always greedily: GRPO then has room to sharpen it.
+        public var warmupSteps: Int = 40
         public var warmupLearningRate: Float = 3e-3
         public var warmupBatchSize: Int = 16
         /// Seconds a step may wait for its trajectories before the job fails.
@@ -32,7 +36,7 @@ extension JobConfig {
 
 extension JobConfig.Learner {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case kind, task, steps, promptsPerStep, groupSize, learningRate, clipEpsilon, klCoefficient
+        case kind, task, steps, promptsPerStep, groupSize, learningRate, updatesPerStep, clipEpsilon, klCoefficient
         case warmupSteps, warmupLearningRate, warmupBatchSize, stepTimeoutSeconds, seed
     }
 
@@ -45,6 +49,7 @@ extension JobConfig.Learner {
         promptsPerStep = try c.value(.promptsPerStep, or: promptsPerStep)
         groupSize = try c.value(.groupSize, or: groupSize)
         learningRate = try c.value(.learningRate, or: learningRate)
+        updatesPerStep = try c.value(.updatesPerStep, or: updatesPerStep)
         clipEpsilon = try c.value(.clipEpsilon, or: clipEpsilon)
         klCoefficient = try c.value(.klCoefficient, or: klCoefficient)
         warmupSteps = try c.value(.warmupSteps, or: warmupSteps)
@@ -59,10 +64,13 @@ extension JobConfig.Learner {
         func check(_ ok: Bool, _ key: String, _ reason: String) throws {
             if !ok { throw JobConfigError.invalid(key: "learner." + key, reason: reason) }
         }
+        try check(TaskRegistry.names.contains(task), "task",
+                  "unknown task \"\(task)\"; known: \(TaskRegistry.names.joined(separator: ", "))")
         try check(steps >= 1, "steps", "must be at least 1")
         try check(promptsPerStep >= 1, "promptsPerStep", "must be at least 1")
         try check(groupSize >= 2, "groupSize", "must be at least 2 (advantages are relative to the group)")
         try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive")
+        try check(updatesPerStep >= 1, "updatesPerStep", "must be at least 1")
         try check(clipEpsilon > 0 && clipEpsilon < 1, "clipEpsilon", "must be in (0, 1)")
         try check(klCoefficient >= 0 && klCoefficient.isFinite, "klCoefficient", "must be ≥ 0")
         try check(warmupSteps >= 0, "warmupSteps", "must be ≥ 0")

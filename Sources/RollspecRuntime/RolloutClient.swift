@@ -1,0 +1,361 @@
+import Foundation
+import RollspecBus
+import RollspecModel
+
+/// The Swift API of an RL loop on the bus: publish policy (and draft) weights, submit rollout
+/// requests, receive each trajectory exactly once.
+///
+/// Threading: ZeroMQ sockets are not thread-safe, so the client's one DEALER socket is owned by
+/// one private I/O thread, started by `init` and stopped by `close`. Every public method may be
+/// called from any thread: sends are put on a FIFO queue that the I/O thread drains (so a
+/// policy published before a request reaches the broker before it), and received trajectories
+/// wait in an inbox. The I/O thread also acks every trajectory as soon as it arrives — also
+/// while the caller is busy training, so the broker does not resend — heartbeats, and drops
+/// trajectories it has delivered before (the broker resends what was not acked in time);
+/// acks and deduplication use the key `"<request id>#<sample index>"`.
+///
+/// Trajectories are read either with `collect(count:timeout:)` (blocking) or by iterating
+/// `trajectories` (an `AsyncSequence`); each trajectory goes to exactly one reader.
+///
+/// ```swift
+/// let client = try RolloutClient(endpoint: config.endpoint, name: "my-rl-loop", security: config.security)
+/// try client.publishPolicy(weights, version: 1)
+/// client.submit(prompt: tokens, n: 8, sampling: config.sampling, stopTokens: [10])
+/// for await t in client.trajectories { … }
+/// ```
+public final class RolloutClient: @unchecked Sendable {
+    public let name: String
+    /// Bytes per weights chunk on the wire.
+    public var chunkSize: Int = WeightsChunk.defaultChunkSize
+    private let core: Core
+    private let ids = NSLock()
+    private var nextRequest = 0
+
+    /// Connects to the broker and starts the I/O thread (the connection completes in the
+    /// background; what is sent before waits in ZeroMQ's queue).
+    ///
+    /// - Parameters:
+    ///   - endpoint: the broker's address (`JobConfig.endpoint`).
+    ///   - name: this client's sender name on the bus.
+    ///   - security: CURVE keys when the bus is encrypted.
+    ///   - role: how the client announces itself (`.learner` for rollspec's own learners).
+    ///   - heartbeatIntervalSeconds: how often the I/O thread says it is alive.
+    /// - Throws: socket and CURVE-key errors.
+    public init(endpoint: String, name: String, security: JobConfig.Security = .init(), role: BusRole = .client,
+                heartbeatIntervalSeconds: Double = 1) throws {
+        self.name = name
+        let connection = try BrokerConnection(endpoint: endpoint, sender: name, security: security)
+        core = Core(connection: connection, role: role, heartbeatInterval: heartbeatIntervalSeconds)
+        let core = core
+        Thread.detachNewThread { core.run() }
+    }
+
+    deinit { core.close() }
+
+    // MARK: Sending
+
+    /// Publishes `weights` as policy checkpoint `version` (versions must increase). Encoding
+    /// happens on the calling thread; the chunks are queued behind everything sent before.
+    /// - Throws: `SafeTensorsWriter` errors.
+    public func publishPolicy(_ weights: LlamaWeights, version: UInt64) throws {
+        let chunks = WeightsChunk.split(try CheckpointCodec.encode(weights), chunkSize: chunkSize)
+        core.enqueue(chunks.map { PolicyCheckpointChunk(version: version, chunk: $0) }, policyVersion: version)
+    }
+
+    /// Publishes `weights` as draft `version`, trained against policy `policyVersion`, with the
+    /// acceptance rate measured for it (0 when unknown).
+    /// - Throws: `SafeTensorsWriter` errors.
+    public func publishDraft(_ weights: LlamaWeights, version: UInt64, policyVersion: UInt64, acceptance: Double = 0) throws {
+        let chunks = WeightsChunk.split(try CheckpointCodec.encode(weights), chunkSize: chunkSize)
+        core.enqueue(chunks.map {
+            DraftWeightsChunk(draftVersion: version, policyVersion: policyVersion, acceptanceRate: acceptance, chunk: $0)
+        }, draftVersion: version)
+    }
+
+    /// Queues `request` (its `requestID` must be new to the broker).
+    public func submit(_ request: RolloutRequest) {
+        core.enqueue([request])
+    }
+
+    /// Queues a request for `n` samples continuing `prompt`, and returns its id.
+    ///
+    /// - Parameters:
+    ///   - prompt: token ids.
+    ///   - sampling: temperature, top-k, top-p and the token budget (`maxTokens`).
+    ///   - stopTokens: token ids that end a sample (they are its last token).
+    ///   - seed: sample i uses `seed + i`; nil lets the worker choose.
+    ///   - requestID: nil makes `"<name>-<counter>"`.
+    ///   - groupID: nil uses the request id.
+    @discardableResult
+    public func submit(prompt: [Int], n: Int, sampling: JobConfig.Sampling, stopTokens: [Int] = [],
+                       seed: UInt64? = nil, requestID: String? = nil, groupID: String? = nil) -> String {
+        let id = requestID ?? ids.withLock {
+            nextRequest += 1
+            return "\(name)-\(nextRequest)"
+        }
+        submit(RolloutRequest(
+            requestID: id, groupID: groupID ?? id, promptTokens: prompt.map { Int32($0) }, n: UInt32(n),
+            temperature: sampling.temperature, topK: UInt32(sampling.topK), topP: sampling.topP,
+            maxTokens: UInt32(sampling.maxTokens), stopTokens: stopTokens.map { Int32($0) }, seed: seed))
+        return id
+    }
+
+    /// Waits until everything queued so far has been handed to ZeroMQ, or `timeout` passes.
+    /// - Returns: whether the queue emptied in time.
+    @discardableResult
+    public func flush(timeout: Double = 10) -> Bool { core.flush(timeout: timeout) }
+
+    // MARK: Receiving
+
+    /// Up to `count` new trajectories, waiting at most `timeout` seconds for all of them
+    /// (fewer on timeout or after `close`).
+    public func collect(count: Int, timeout: Double) -> [Trajectory] {
+        core.collect(count: count, timeout: timeout)
+    }
+
+    /// Every new trajectory, in arrival order; ends after `close`. A cancelled iteration
+    /// returns nil.
+    public var trajectories: Trajectories { Trajectories(core: core) }
+
+    /// The stream of trajectories; see `RolloutClient.trajectories`.
+    public struct Trajectories: AsyncSequence, Sendable {
+        public typealias Element = Trajectory
+        fileprivate let core: Core
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            fileprivate let core: Core
+            public mutating func next() async -> Trajectory? { await core.next() }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(core: core) }
+    }
+
+    // MARK: State
+
+    /// The client's own counters as a metrics snapshot (`rollspec_client_…`), read locally:
+    /// nothing is sent to the broker. The broker's aggregated metrics are not part of it.
+    public func metrics() -> MetricsSnapshot { core.snapshot() }
+
+    /// Trajectories that arrived again after being delivered (broker resends), dropped.
+    public var duplicates: Int { core.counters.duplicates }
+
+    /// Sends the queued messages (for at most 5 s), stops the I/O thread and closes the socket.
+    /// Readers waiting for trajectories get what is buffered, then the end. Idempotent.
+    public func close() { core.close() }
+}
+
+/// Everything the I/O thread shares with callers, guarded by `condition`.
+private final class Core: @unchecked Sendable {
+    struct Counters {
+        var received = 0
+        var duplicates = 0
+        var sent = 0
+        var sendFailures = 0
+    }
+
+    /// Used on the I/O thread only.
+    private let connection: BrokerConnection
+    private let role: BusRole
+    private let heartbeatInterval: Double
+    private var rejections = RejectionCounter()
+    private var delivered: Set<String> = []
+
+    private let condition = NSCondition()
+    private var outbox: [any WireMessage] = []
+    private var sending = false
+    private var inbox: [Trajectory] = []
+    private var waiters: [(id: UInt64, continuation: CheckedContinuation<Trajectory?, Never>)] = []
+    private var nextWaiter: UInt64 = 0
+    private var closing = false
+    /// Set by `close` when the queue did not drain in time (an unreachable or refusing broker).
+    private var abandon = false
+    private var stopped = false
+    private var policyVersion: UInt64 = 0
+    private var draftVersion: UInt64 = 0
+    private var _counters = Counters()
+    /// Copied from `rejections` (I/O thread only) for `snapshot`.
+    private var rejectedTotal: UInt64 = 0
+
+    init(connection: BrokerConnection, role: BusRole, heartbeatInterval: Double) {
+        self.connection = connection
+        self.role = role
+        self.heartbeatInterval = heartbeatInterval
+    }
+
+    var counters: Counters { condition.withLock { _counters } }
+
+    func enqueue(_ messages: [any WireMessage], policyVersion: UInt64? = nil, draftVersion: UInt64? = nil) {
+        condition.withLock {
+            outbox += messages
+            if let policyVersion { self.policyVersion = policyVersion }
+            if let draftVersion { self.draftVersion = draftVersion }
+        }
+    }
+
+    // MARK: The I/O thread
+
+    func run() {
+        var lastHeartbeat = -Double.infinity
+        while true {
+            condition.lock()
+            let batch = outbox
+            outbox = []
+            sending = !batch.isEmpty
+            let finishing = closing
+            let versions = (policyVersion, draftVersion)
+            condition.unlock()
+
+            // The heartbeat goes first: the broker takes weights only from a peer whose role it knows.
+            if now() - lastHeartbeat >= heartbeatInterval {
+                lastHeartbeat = now()
+                _ = try? connection.send(Heartbeat(role: role, index: 0, status: .ready, credit: 0,
+                                                   policyVersion: versions.0, draftVersion: versions.1))
+            }
+            var sent = 0, failed = 0
+            for message in batch {
+                // Each failed send took the 2 s send timeout: after `close` gave up, drop the rest.
+                if failed > 0, condition.withLock({ abandon }) { failed += 1; continue }
+                if (try? connection.send(message)) == true { sent += 1 } else { failed += 1 }
+            }
+            condition.withLock {
+                _counters.sent += sent
+                _counters.sendFailures += failed
+                sending = false
+                condition.broadcast()
+            }
+            if finishing { break }
+            // A short poll: it bounds how long a queued send waits for this thread.
+            var wait = batch.isEmpty ? 0.005 : 0
+            while let envelope = try? connection.receive(timeout: wait, rejections: &rejections) {
+                wait = 0
+                handle(envelope)
+            }
+            let rejected = rejections.total
+            condition.withLock { rejectedTotal = rejected }
+        }
+        connection.close()
+        condition.withLock {
+            stopped = true
+            condition.broadcast()
+        }
+    }
+
+    private func handle(_ envelope: Envelope) {
+        switch envelope.body {
+        case .trajectory(let t):
+            let key = sampleKey(t.requestID, t.sampleIndex)
+            // Acked even when it is a duplicate: the broker resends until it sees an ack.
+            _ = try? connection.send(Ack(sequence: envelope.sequence, requestID: key))
+            guard delivered.insert(key).inserted else {
+                condition.withLock { _counters.duplicates += 1 }
+                return
+            }
+            deliver(t)
+        case .error(let e):
+            log("\(connection.sender): the broker refused message \(e.sequence.map(String.init) ?? "?"): \(e.message)")
+        default:
+            break
+        }
+    }
+
+    private func deliver(_ t: Trajectory) {
+        condition.lock()
+        _counters.received += 1
+        if !waiters.isEmpty {
+            let waiter = waiters.removeFirst()
+            condition.unlock()
+            waiter.continuation.resume(returning: t)
+            return
+        }
+        inbox.append(t)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    // MARK: Callers
+
+    func collect(count: Int, timeout: Double) -> [Trajectory] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var out: [Trajectory] = []
+        condition.lock()
+        defer { condition.unlock() }
+        while out.count < count {
+            if !inbox.isEmpty {
+                let take = min(count - out.count, inbox.count)
+                out += inbox.prefix(take)
+                inbox.removeFirst(take)
+                continue
+            }
+            if stopped || !condition.wait(until: deadline) { break }
+        }
+        return out
+    }
+
+    func next() async -> Trajectory? {
+        let id: UInt64 = condition.withLock {
+            nextWaiter += 1
+            return nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Trajectory?, Never>) in
+                condition.lock()
+                if !inbox.isEmpty {
+                    let t = inbox.removeFirst()
+                    condition.unlock()
+                    continuation.resume(returning: t)
+                } else if closing || stopped || Task.isCancelled {
+                    condition.unlock()
+                    continuation.resume(returning: nil)
+                } else {
+                    waiters.append((id, continuation))
+                    condition.unlock()
+                }
+            }
+        } onCancel: {
+            condition.lock()
+            let index = waiters.firstIndex { $0.id == id }
+            let waiter = index.map { waiters.remove(at: $0) }
+            condition.unlock()
+            waiter?.continuation.resume(returning: nil)
+        }
+    }
+
+    func flush(timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while !outbox.isEmpty || sending {
+            if stopped || !condition.wait(until: deadline) { return outbox.isEmpty && !sending }
+        }
+        return true
+    }
+
+    func close() {
+        let flushed = flush(timeout: 5)
+        condition.lock()
+        closing = true
+        abandon = !flushed
+        let waiting = waiters
+        waiters = []
+        while !stopped { condition.wait() }
+        condition.unlock()
+        for w in waiting { w.continuation.resume(returning: nil) }
+    }
+
+    func snapshot() -> MetricsSnapshot {
+        condition.lock()
+        let c = _counters, queued = outbox.count, buffered = inbox.count, rejected = rejectedTotal
+        condition.unlock()
+        let samples: [(String, MetricsSnapshot.Kind, Double)] = [
+            ("rollspec_client_trajectories_total", .counter, Double(c.received)),
+            ("rollspec_client_duplicate_trajectories_total", .counter, Double(c.duplicates)),
+            ("rollspec_client_messages_sent_total", .counter, Double(c.sent)),
+            ("rollspec_client_send_failures_total", .counter, Double(c.sendFailures)),
+            ("rollspec_client_rejected_messages_total", .counter, Double(rejected)),
+            ("rollspec_client_queued_messages", .gauge, Double(queued)),
+            ("rollspec_client_buffered_trajectories", .gauge, Double(buffered)),
+        ]
+        let nanos = UInt64(max(0, Date().timeIntervalSince1970 * 1e9))
+        return MetricsSnapshot(timestampUnixNanos: nanos, samples: samples.map { .init(name: $0.0, kind: $0.1, value: $0.2) })
+    }
+}
