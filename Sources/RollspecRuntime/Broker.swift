@@ -69,6 +69,8 @@ public final class Broker {
         /// Worker connections it was dispatched to; only they may answer it. Kept after a
         /// worker is declared dead, so a late result of a slow worker still counts.
         var assigned: Set<Data> = []
+        /// When it was first given to a worker: the start of its rollout latency.
+        var firstDispatchedAt: Double?
         var isComplete: Bool { delivered.count == Int(request.n) }
     }
 
@@ -97,6 +99,11 @@ public final class Broker {
     private var policyVersion: UInt64 = 0
     private var draftVersion: UInt64 = 0
     private var lastPeerSweep = 0.0
+
+    /// What the Prometheus endpoint serves (`metrics.port`); updated on this thread, read on the
+    /// server's.
+    public let metrics = MetricsHub()
+    private var metricsServer: MetricsServer?
 
     /// Requests dispatched again after their worker died (a counter, for metrics and tests).
     public private(set) var redelivered = 0
@@ -141,7 +148,16 @@ public final class Broker {
             try socket.makeCurveServer(secretKey: config.security.brokerSecretKey)
         }
         try socket.bind(config.endpoint)
+        if config.metrics.port > 0 {
+            let metrics = metrics
+            metricsServer = try MetricsServer.startBlocking(host: config.metrics.host, port: config.metrics.port) {
+                metrics.prometheusText()
+            }
+            log("broker: metrics at \(metricsServer!.url)")
+        }
     }
+
+    deinit { metricsServer?.stopSoon() }
 
     /// Admits only allow-listed CURVE clients when `security.curve` is on.
     private var zap: ZAPHandler?
@@ -169,6 +185,12 @@ public final class Broker {
             dispatch()
             resend(at: t)
             forgetIdlePeers(at: t)
+            metrics.update {
+                $0.recordRejections(rejections)
+                $0.setRedelivery(redelivered: redelivered, resent: resent)
+                $0.setVersions(policy: policyVersion, draft: draftVersion)
+                $0.setWorkersAlive(workers.count)
+            }
         }
     }
 
@@ -358,7 +380,13 @@ public final class Broker {
                 return
             }
             acknowledge(a.requestID)
-        case .metricsSnapshot, .error:
+        case .metricsSnapshot(let m):
+            switch peers[identity]?.role {
+            case .worker?: metrics.update { $0.record(snapshot: m, worker: sender) }
+            case .trainer?, .client?: break  // allowed (wire protocol §5.6); not exported yet
+            case nil: reject("unauthorized_metrics", "metrics snapshot from \(sender), which has not said what it is")
+            }
+        case .error:
             break
         }
     }
@@ -415,6 +443,8 @@ public final class Broker {
         state.unacked += 1
         requests[t.requestID] = state
         unacked[key] = (t, now())
+        let latency = state.firstDispatchedAt.map { now() - $0 }
+        metrics.update { $0.recordTrajectory(t, worker: sender, latencySeconds: latency) }
         if let client { send(t, to: client) }
         for trainer in trainers { send(t, to: trainer) }
         if state.isComplete {
@@ -468,6 +498,7 @@ public final class Broker {
                 guard !isComplete(requestID), let r = requests[requestID]?.request else { continue }
                 workers[id]!.inFlight.insert(requestID)
                 requests[requestID]!.assigned.insert(id)
+                if requests[requestID]!.firstDispatchedAt == nil { requests[requestID]!.firstDispatchedAt = now() }
                 send(r, to: id)
                 free -= 1
             }

@@ -44,7 +44,11 @@ public final class Driver {
         try client.publishPolicy(policy, version: 1)
         log("driver: published policy v1")
         if d.publishDraft {
-            try client.publishDraft(BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: d.seed &+ 100),
+            // Untied: with tied embeddings two random models both mostly repeat the last token
+            // and agree far more than unrelated models should.
+            var unrelated = BuiltinModels.draftConfig()
+            unrelated.tieWordEmbeddings = false
+            try client.publishDraft(BuiltinModels.randomWeights(config: unrelated, seed: d.seed &+ 100),
                                     version: 1, policyVersion: 1)
             log("driver: published draft v1")
         }

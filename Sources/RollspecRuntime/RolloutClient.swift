@@ -40,12 +40,15 @@ public final class RolloutClient: @unchecked Sendable {
     ///   - security: CURVE keys when the bus is encrypted.
     ///   - role: how the client announces itself (`.learner` for rollspec's own learners).
     ///   - heartbeatIntervalSeconds: how often the I/O thread says it is alive.
-    /// - Throws: socket and CURVE-key errors.
+    ///   - journal: a file to which every new trajectory is appended before it is acked, so a
+    ///     stopped client loses nothing the broker counts as delivered (`TrajectoryJournal`).
+    /// - Throws: socket and CURVE-key errors, or when the journal cannot be created.
     public init(endpoint: String, name: String, security: JobConfig.Security = .init(), role: BusRole = .client,
-                heartbeatIntervalSeconds: Double = 1) throws {
+                heartbeatIntervalSeconds: Double = 1, journal: URL? = nil) throws {
         self.name = name
         let connection = try BrokerConnection(endpoint: endpoint, sender: name, security: security)
-        core = Core(connection: connection, role: role, heartbeatInterval: heartbeatIntervalSeconds)
+        core = Core(connection: connection, role: role, heartbeatInterval: heartbeatIntervalSeconds,
+                    journal: try journal.map(TrajectoryJournal.init(url:)))
         let core = core
         Thread.detachNewThread { core.run() }
     }
@@ -136,6 +139,18 @@ public final class RolloutClient: @unchecked Sendable {
     /// nothing is sent to the broker. The broker's aggregated metrics are not part of it.
     public func metrics() -> MetricsSnapshot { core.snapshot() }
 
+    /// The job's acceptance figures as the broker's metrics endpoint reports them (what
+    /// `rollspec metrics` prints), summed by `grouping`.
+    /// - Parameter url: the endpoint, e.g. `MetricsQuery.url(for: config)`.
+    /// - Throws: `MetricsQuery.Failure` when it cannot be read or parsed.
+    public func acceptance(metricsURL url: URL, by grouping: MetricsQuery.Grouping = .policyVersion) throws
+        -> (rows: [AcceptanceRow], total: AcceptanceRow) {
+        try MetricsQuery.scrape(url: url, by: grouping)
+    }
+
+    /// Trajectories accepted (acked and, with a journal, written), each counted once.
+    public var received: Int { core.counters.received }
+
     /// Trajectories that arrived again after being delivered (broker resends), dropped.
     public var duplicates: Int { core.counters.duplicates }
 
@@ -159,6 +174,7 @@ private final class Core: @unchecked Sendable {
     private let heartbeatInterval: Double
     private var rejections = RejectionCounter()
     private var delivered: Set<String> = []
+    private let journal: TrajectoryJournal?
 
     private let condition = NSCondition()
     private var outbox: [any WireMessage] = []
@@ -176,8 +192,9 @@ private final class Core: @unchecked Sendable {
     /// Copied from `rejections` (I/O thread only) for `snapshot`.
     private var rejectedTotal: UInt64 = 0
 
-    init(connection: BrokerConnection, role: BusRole, heartbeatInterval: Double) {
+    init(connection: BrokerConnection, role: BusRole, heartbeatInterval: Double, journal: TrajectoryJournal?) {
         self.connection = connection
+        self.journal = journal
         self.role = role
         self.heartbeatInterval = heartbeatInterval
     }
@@ -244,9 +261,12 @@ private final class Core: @unchecked Sendable {
         switch envelope.body {
         case .trajectory(let t):
             let key = sampleKey(t.requestID, t.sampleIndex)
+            let isNew = delivered.insert(key).inserted
+            // Journaled before the ack: what the broker counts as delivered is on disk.
+            if isNew { journal?.append(t) }
             // Acked even when it is a duplicate: the broker resends until it sees an ack.
             _ = try? connection.send(Ack(sequence: envelope.sequence, requestID: key))
-            guard delivered.insert(key).inserted else {
+            guard isNew else {
                 condition.withLock { _counters.duplicates += 1 }
                 return
             }

@@ -31,6 +31,8 @@ public final class RolloutWorker {
     private let suffixIndex = SuffixIndex()
     private var stats = Heartbeat.Stats()
     private var report = SpeculationReport()
+    /// Counters for the broker's metrics endpoint (RolloutWorker+Metrics.swift).
+    var metrics = WorkerMetrics()
     private var lastHeartbeat = 0.0
     private let started = now()
 
@@ -76,6 +78,7 @@ public final class RolloutWorker {
             role: .worker, index: UInt32(index), status: model == nil ? .starting : inbox.isEmpty ? .ready : .busy,
             credit: model == nil ? 0 : UInt32(config.workerBatchSize),
             policyVersion: policyVersion, draftVersion: draftVersion, stats: stats))
+        try connection.send(takeMetricsSnapshot(policyVersion: policyVersion, draftVersion: draftVersion))
     }
 
     private func handle(_ envelope: Envelope) {
@@ -151,6 +154,7 @@ public final class RolloutWorker {
                 stopTokens: Set(r.stopTokens.map(Int.init)))
         }
         let outputs = try generator.generateBatch(requests)
+        recordMetrics(outputs, policyVersion: policyVersion, draftVersion: draftVersion)
         log("worker-\(index): \(r.requestID) done (\(r.n) samples, policy v\(policyVersion), draft v\(draftVersion))")
         for (i, out) in outputs.enumerated() {
             let s = out.report.overall

@@ -2,24 +2,25 @@ import ArgumentParser
 import Foundation
 import RollspecRuntime
 
-/// `rollspec role broker|worker|driver --config FILE [--index I]`: one role of a job, for a
-/// launcher, Slurm or Kubernetes to place.
+/// `rollspec role broker|worker|trainer|learner|driver --config FILE [--index I]`: one role of a
+/// job, for a launcher, Slurm or Kubernetes to place.
 struct RoleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "role",
-        abstract: "Run one role of a job (broker, worker, driver or speculator trainer).",
+        abstract: "Run one role of a job (broker, worker, speculator trainer, GRPO learner or driver).",
         discussion: """
-            The index defaults to $SLURM_PROCID, then $JOB_COMPLETION_INDEX, then 0. The driver \
-            stands in for the learner: it prints a JSON summary line and exits non-zero when a \
-            (request, sample) is missing at its timeout.
+            The index defaults to $SLURM_PROCID, then $JOB_COMPLETION_INDEX, then 0. The learner \
+            prints one JSON line per step and a summary; on SIGINT/SIGTERM it stops after saving \
+            what it accepted and exits 0. The driver stands in for a learner: it prints a JSON \
+            summary line and exits non-zero when a (request, sample) is missing at its timeout.
             """)
 
     enum Name: String, ExpressibleByArgument, CaseIterable { case broker, worker, driver, trainer, learner }
 
-    @Argument(help: "broker, worker, driver or trainer.")
+    @Argument(help: "broker, worker, trainer, learner or driver.")
     var name: Name
 
-    @Option(name: .long, help: "Job config (JSON).")
+    @Option(name: .long, help: "Job config (YAML, or JSON if it ends in .json).")
     var config: String
 
     @Option(name: .long, help: "Instance index.")
@@ -36,8 +37,9 @@ struct RoleCommand: ParsableCommand {
         case .trainer: try SpeculatorTrainer(config: job, index: i).run()
         case .learner:
             // Step and summary lines go to stdout as the learner writes them.
+            ShutdownSignal.install()
             let summary = try GRPOLearner(config: job, index: i).run()
-            if !summary.ok { throw ExitCode(2) }
+            if !summary.ok, !summary.interrupted { throw ExitCode(2) }
         case .driver:
             let summary = try Driver(config: job, index: i).run()
             let encoder = JSONEncoder()

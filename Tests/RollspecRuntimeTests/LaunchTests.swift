@@ -175,6 +175,99 @@ import Yams
         #expect(run.text("run/logs/worker-1.log").components(separatedBy: "=== worker-1 started").count == 3)
     }
 
+    /// SIGINT mid-run: the learner stops first and every trajectory it acked is in its
+    /// journal — as many as it counted, each once — and the launcher exits 128 + 2.
+    @Test func sigintStopsCleanlyAndLosesNoAcceptedTrajectory() throws {
+        let run = try Run { dir in
+            """
+            name: sigint
+            runDirectory: \(dir.path)
+            workers: 2
+            sampling: {temperature: 2.5, maxTokens: 16}
+            learner: {task: arithmetic, steps: 400, warmupSteps: 20, promptsPerStep: 16, groupSize: 8}
+            """
+        }
+        try run.process.run()
+        #expect(run.wait(seconds: 60) { run.text("run/learner.jsonl").split(separator: "\n").count >= 3 },
+                "\(run.text("launch.err"))")
+        kill(run.process.processIdentifier, SIGINT)
+        let status = run.finish(seconds: 40)
+        let err = run.text("launch.err")
+        #expect(status == 128 + SIGINT, "\(err)")
+        #expect(err.contains("received signal 2; stopping the learner first"), "\(err)")
+        let records = LearnerRecord.parse(lines: run.text("run/learner.jsonl"))
+        let steps = records.filter { $0.event == "step" }.count
+        #expect(steps >= 3 && steps < 400)
+        let summaryLine = try #require(run.text("run/learner.jsonl").split(separator: "\n").last)
+        let summary = try JSONDecoder().decode(LearnerSummary.self, from: Data(summaryLine.utf8))
+        #expect(summary.interrupted && summary.steps == steps)
+        let keys = TrajectoryJournal.keys(at: run.dir.appendingPathComponent("run/trajectories.jsonl"))
+        #expect(summary.trajectoriesAccepted == keys.count && Set(keys).count == keys.count, "\(summary)")
+        #expect(keys.count >= steps * 16 * 8)
+        #expect(run.text("launch.out").contains("sigint: interrupted by signal 2"))
+        #expect(FileManager.default.fileExists(atPath: run.dir.appendingPathComponent("run/report.png").path))
+        // Nothing of the job is left running.
+        for label in ["broker", "worker-0", "worker-1", "trainer-0", "learner-0"] {
+            if let pid = run.pid(of: label) { #expect(kill(pid, 0) != 0, "\(label) still running") }
+        }
+    }
+
+    /// An outside RL loop (`learner.kind: external`) drives the launched job through
+    /// `RolloutClient`; the metrics endpoint, scraped while the job runs, counts exactly what
+    /// the trajectories themselves report.
+    @Test func metricsScrapedDuringARunMatchTheTrajectories() throws {
+        let port = Int.random(in: 20_000...40_000)
+        let run = try Run { dir in
+            """
+            name: external
+            runDirectory: \(dir.path)
+            workers: 2
+            trainers: 0
+            learner: {kind: external}
+            metrics: {port: \(port)}
+            sampling: {maxTokens: 32}
+            """
+        }
+        try run.process.run()
+        defer { kill(run.process.processIdentifier, SIGTERM); _ = run.finish(seconds: 20) }
+        let config = try JobConfig.load(path: run.config.path)
+        #expect(run.wait(seconds: 20) { run.text("run/logs/broker.log").contains("metrics at") })
+        let client = try RolloutClient(endpoint: config.endpoint, name: "outside-loop")
+        defer { client.close() }
+        try client.publishPolicy(BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 7), version: 1)
+        try client.publishDraft(BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: 8), version: 1, policyVersion: 1)
+        for i in 0..<12 {
+            client.submit(prompt: Array("question \(i): ".utf8).map(Int.init), n: 4, sampling: config.sampling, seed: UInt64(i))
+        }
+        let trajectories = client.collect(count: 48, timeout: 60)
+        try #require(trajectories.count == 48)
+        let drafts = trajectories.map { Int($0.acceptance.drafts) }.reduce(0, +)
+        let drafted = trajectories.map { Int($0.acceptance.draftedTokens) }.reduce(0, +)
+        let accepted = trajectories.map { Int($0.acceptance.acceptedTokens) }.reduce(0, +)
+        let tokens = trajectories.map(\.responseTokens.count).reduce(0, +)
+        #expect(drafted > 0)
+        // Workers send their counters with heartbeats: wait until the last ones are in.
+        let url = try MetricsQuery.url(for: config)
+        var total = AcceptanceRow(key: "total")
+        let consistent = run.wait(seconds: 10) {
+            guard let scraped = try? client.acceptance(metricsURL: url, by: .policyVersion) else { return false }
+            total = scraped.total
+            return total.stats.drafts == drafts && total.stats.draftTokens == drafted
+                && total.stats.acceptedTokens == accepted && total.generatedTokens == tokens
+        }
+        #expect(consistent, "scraped \(total) vs trajectories: \(drafts) drafts, \(drafted) drafted, \(accepted) accepted, \(tokens) tokens")
+        let byWorker = try client.acceptance(metricsURL: url, by: .worker).rows
+        #expect(Set(byWorker.map(\.key)).isSubset(of: ["worker-0", "worker-1"]) && !byWorker.isEmpty)
+        let text = try MetricsQuery.fetch(url: url)
+        for name in ["rollspec_spec_decode_drafts_total", "rollspec_spec_decode_draft_tokens_total",
+                     "rollspec_spec_decode_accepted_tokens_total", "rollspec_spec_decode_accepted_tokens_per_position_total",
+                     "rollspec_generated_tokens_total", "rollspec_rollout_latency_seconds_bucket",
+                     "rollspec_policy_version", "rollspec_draft_version", "rollspec_workers_alive"] {
+            #expect(text.contains(name), "\(name) missing")
+        }
+        #expect(text.contains("rollspec_trajectories_delivered_total{"))
+    }
+
     @Test(arguments: [
         ("workers: 2\nsampling:\n  temprature: 0.5\n", "sampling.temprature", "did you mean \"temperature\""),
         ("workers: zero\n", "workers", "expected Int"),

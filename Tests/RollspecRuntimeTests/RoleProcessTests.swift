@@ -210,6 +210,36 @@ import Testing
         #expect(!job.text(job.log("trainer-again")).contains("adopted draft"))
     }
 
+    /// Draft v1 is random; draft v2, published mid-run, is a copy of the policy — the best
+    /// draft there is. The metrics endpoint, by draft version, shows acceptance going up.
+    @Test func acceptanceGoesUpWhenABetterDraftArrives() throws {
+        let port = Int.random(in: 20_000...40_000)
+        let job = try Job({ endpoint in
+            """
+            {"endpoint": "\(endpoint)", "workerBatchSize": 2, "speculation": {"mode": "draft", "lookahead": 4},
+             "sampling": {"maxTokens": 48, "temperature": 0.3}, "metrics": {"port": \(port)},
+             "driver": {"requests": 40, "samples": 2, "timeoutSeconds": 60, "draftMidRun": true, "midRunDraft": "policy"}}
+            """
+        })
+        defer { job.stop() }
+        try job.startAll()
+        let (summary, status) = try job.driverSummary(timeout: 60)
+        #expect(status == 0 && summary.ok, "\(summary)")
+        #expect((summary.draftVersions["2"] ?? 0) > 0, "\(summary)")
+        var rows: [String: AcceptanceRow] = [:]
+        let url = URL(string: "http://127.0.0.1:\(port)/metrics")!
+        // The workers' last counters ride on their next heartbeats.
+        #expect(job.wait(seconds: 10) {
+            rows = Dictionary(uniqueKeysWithValues: ((try? MetricsQuery.scrape(url: url, by: .draftVersion).rows) ?? []).map { ($0.key, $0) })
+            let generated = rows.values.compactMap(\.generatedTokens).reduce(0, +)
+            return generated == summary.tokens
+        }, "\(rows)")
+        let v1 = try #require(rows["1"]?.stats), v2 = try #require(rows["2"]?.stats)
+        #expect(v1.draftTokens > 0 && v2.draftTokens > 0)
+        #expect(v2.acceptanceRate > v1.acceptanceRate + 0.2, "draft v1 \(v1.acceptanceRate), v2 \(v2.acceptanceRate)")
+        #expect(v2.acceptanceRate > 0.9, "a copy of the policy should be accepted almost always: \(v2.acceptanceRate)")
+    }
+
     @Test func draftPublishedMidRunReachesEveryWorker() throws {
         let job = try Job(Self.config(requests: 24, samples: 2, maxTokens: 64, draftMidRun: true))
         defer { job.stop() }

@@ -86,7 +86,7 @@ public struct JobConfig: Codable, Sendable, Equatable {
         /// Samples per request (`n`).
         public var samples: Int = 2
         public var timeoutSeconds: Double = 120
-        /// Publish a draft (version 1) together with policy version 1.
+        /// Publish a random draft unrelated to the policy (version 1) together with policy version 1.
         public var publishDraft: Bool = true
         /// Publish draft version 2 once a quarter of the trajectories have arrived.
         public var draftMidRun: Bool = false

@@ -70,13 +70,16 @@ public struct RunReport: Codable, Sendable {
     public func summaryText(runDirectory: URL) -> String {
         var lines = ["\(name): \(outcome)"]
         if !byPolicyVersion.isEmpty {
-            lines.append("policy  steps  reward  acceptance  mean-accept-len  rollout-tok/s  draft")
+            // String(format:) does not pad %@ on Linux: pad by hand.
+            func row(_ cells: [String]) -> String {
+                zip(cells, [7, 7, 8, 12, 17, 15, 7]).map { String(repeating: " ", count: max(0, $1 - $0.count)) + $0 }.joined()
+            }
+            func f(_ x: Double?, _ format: String) -> String { x.map { String(format: format, $0) } ?? "-" }
+            lines.append(row(["policy", "steps", "reward", "acceptance", "mean-accept-len", "rollout-tok/s", "draft"]))
             for r in byPolicyVersion {
-                func f(_ x: Double?, _ format: String) -> String { x.map { String(format: format, $0) } ?? "-" }
-                lines.append(String(format: "%6@  %5d  %6@  %10@  %15@  %13@  %5@",
-                                    "v\(r.policyVersion)", r.steps, f(r.rewardMean, "%.3f"), f(r.acceptanceRate, "%.3f"),
-                                    f(r.meanAcceptanceLength, "%.2f"), f(r.rolloutTokensPerSecond, "%.0f"),
-                                    r.newestDraftVersion.map { "v\($0)" } ?? "-"))
+                lines.append(row(["v\(r.policyVersion)", "\(r.steps)", f(r.rewardMean, "%.3f"), f(r.acceptanceRate, "%.3f"),
+                                  f(r.meanAcceptanceLength, "%.2f"), f(r.rolloutTokensPerSecond, "%.0f"),
+                                  r.newestDraftVersion.map { "v\($0)" } ?? "-"]))
             }
         }
         let restarted = restarts.filter { $0.value > 0 }.sorted { $0.key < $1.key }

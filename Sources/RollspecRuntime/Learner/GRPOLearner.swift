@@ -54,8 +54,10 @@ public final class GRPOLearner {
         let warmupReward = greedyReward(policy, problems: 64)
         log("learner: warm-up done in \(String(format: "%.1f", warmupSeconds)) s; greedy reward \(warmupReward)")
 
+        let journal = URL(fileURLWithPath: config.resolvedRunDirectory).appendingPathComponent("trajectories.jsonl")
         let client = try RolloutClient(endpoint: config.endpoint, name: "learner-\(index)", security: config.security,
-                                       role: .learner, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds)
+                                       role: .learner, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds,
+                                       journal: journal)
         defer { client.close() }
         try client.publishPolicy(policy, version: 1)
         if let draft = try firstDraft(policy) {
@@ -78,6 +80,7 @@ public final class GRPOLearner {
         var totals = AcceptanceCounts()
 
         for step in 1...L.steps {
+            if ShutdownSignal.requested { summary.interrupted = true; break }
             let stepStart = now()
             let version = UInt64(step)
             var rng = RandomSource(seed: L.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step))
@@ -93,13 +96,19 @@ public final class GRPOLearner {
             let expected = L.promptsPerStep * L.groupSize
             var trajectories: [Trajectory] = []
             let deadline = now() + L.stepTimeoutSeconds
-            while trajectories.count < expected, now() < deadline {
-                for t in client.collect(count: expected - trajectories.count, timeout: deadline - now()) {
+            while trajectories.count < expected, now() < deadline, !ShutdownSignal.requested {
+                // Short waits, so that a stop request is seen promptly.
+                for t in client.collect(count: expected - trajectories.count, timeout: min(0.25, deadline - now())) {
                     if problems[t.requestID] != nil { trajectories.append(t) }
                     else { log("learner: ignored a trajectory of request \(t.requestID) (not this step's)") }
                 }
             }
             let rolloutSeconds = now() - stepStart
+            if ShutdownSignal.requested, trajectories.count < expected {
+                summary.interrupted = true
+                log("learner: stopping in step \(step) with \(trajectories.count) of \(expected) trajectories (all in \(journal.path))")
+                break
+            }
             guard trajectories.count == expected else {
                 summary.ok = false
                 summary.error = "step \(step): \(trajectories.count) of \(expected) trajectories after \(L.stepTimeoutSeconds) s"
@@ -171,7 +180,13 @@ public final class GRPOLearner {
             totals.draftedTokens += counts.draftedTokens
             totals.acceptedTokens += counts.acceptedTokens
         }
-        client.flush()
+        // Closed before counting: after this nothing more is acked, so the count is final.
+        client.close()
+        summary.trajectoriesAccepted = client.received
+        if summary.interrupted {
+            summary.ok = false
+            summary.error = "interrupted after \(summary.steps) of \(L.steps) steps"
+        }
         summary.acceptanceRate = totals.acceptanceRate
         summary.meanAcceptanceLength = Self.meanAcceptanceLength(totals)
         summary.totalSeconds = now() - start

@@ -60,9 +60,13 @@ public struct LearnerSummary: Codable, Sendable, Equatable {
     public var totalSeconds: Double
     /// Largest |learner logprob − worker logprob| seen at any first update.
     public var maxLogprobError: Double
-    /// False when a step timed out waiting for its trajectories.
+    /// False when a step timed out waiting for its trajectories, or the run was interrupted.
     public var ok: Bool
     public var error: String?
+    /// Stopped by SIGINT/SIGTERM before the last step (`ShutdownSignal`).
+    public var interrupted = false
+    /// Trajectories the client accepted (acked), all of them in `<runDirectory>/trajectories.jsonl`.
+    public var trajectoriesAccepted = 0
 }
 
 /// Writes records as JSON lines to stdout and to a file, each line at once (unbuffered
