@@ -16,7 +16,9 @@ import RollspecBus
 ///   delivered and acked is forgotten, except for its id (the newest `rememberFinished` ids),
 ///   so a late duplicate is still known as one.
 /// - Policy checkpoints and drafts are reassembled and digest-checked before they are kept or
-///   forwarded.
+///   forwarded. They are forwarded in the chunks they came in, each encoded once
+///   (`PreparedMessage`) and sent without copying, as the same frame, to every worker and trainer;
+///   a late joiner gets the same payloads under fresh sequence numbers.
 ///
 /// Admission (docs/wire-protocol.md §6, §7): every message passes, in order, the frame count,
 /// the size limit (before decoding), decoding, the sender binding (a connection keeps the
@@ -94,8 +96,13 @@ public final class Broker {
     private var unacked: [String: (trajectory: Trajectory, sentAt: Double)] = [:]
     private var policyAssembler = ChunkReassembler()
     private var draftAssembler = ChunkReassembler()
-    private var policy: [PolicyCheckpointChunk] = []
-    private var draft: [DraftWeightsChunk] = []
+    /// The chunks of the current transfer as received (the reassembler's own copy is internal),
+    /// so the complete checkpoint is forwarded as it came instead of cut and hashed again.
+    private var policyIncoming = IncomingChunks()
+    private var draftIncoming = IncomingChunks()
+    /// The newest complete policy and draft, as chunk messages encoded once.
+    private var policy: [PreparedMessage] = []
+    private var draft: [PreparedMessage] = []
     private var policyVersion: UInt64 = 0
     private var draftVersion: UInt64 = 0
     private var lastPeerSweep = 0.0
@@ -197,6 +204,21 @@ public final class Broker {
     private func send<M: WireMessage>(_ message: M, to identity: Data) {
         sequence += 1
         _ = try? socket.send([identity, message.encode(sender: senderID, sequence: sequence)])
+    }
+
+    /// Sends `messages` to every peer in `identities`: each message is framed once, under one
+    /// sequence number that all of them get (each sees the broker's numbers increase), and the
+    /// same bytes go to all without a copy.
+    private func send(_ messages: [PreparedMessage], to identities: [Data]) {
+        guard !identities.isEmpty else { return }
+        for message in messages {
+            sequence += 1
+            let frame = message.frame(sender: senderID, sequence: sequence)
+            for identity in identities {
+                guard (try? socket.send(identity, more: true)) == true else { continue }
+                _ = try? socket.sendZeroCopy(frame)
+            }
+        }
     }
 
     // MARK: Admission
@@ -322,8 +344,7 @@ public final class Broker {
             case .trainer:
                 if trainers.insert(identity).inserted {
                     log("broker: \(sender) joined as trainer")
-                    for c in policy { send(c, to: identity) }
-                    for c in draft { send(c, to: identity) }
+                    send(policy + draft, to: [identity])
                 }
             }
         case .policyCheckpointChunk(let m):
@@ -333,12 +354,20 @@ public final class Broker {
                 return
             }
             do {
-                guard let whole = try policyAssembler.add(m.chunk, version: m.version) else { return }
-                policyVersion = m.version
-                policy = WeightsChunk.split(whole).map { PolicyCheckpointChunk(version: m.version, chunk: $0) }
+                let whole = try policyAssembler.add(m.chunk, version: m.version)
+                policyIncoming.accepted(m.chunk, version: m.version)
+                guard let whole else { return }
+                let chunks = policyIncoming.complete(whole)
                 log("broker: policy v\(m.version) complete (\(whole.count) bytes), forwarding to \(workers.count) workers")
-                for w in Set(workers.keys).union(trainers) { for c in policy { send(c, to: w) } }
+                let start = now()
+                policyVersion = m.version
+                policy = chunks.map { PreparedMessage(PolicyCheckpointChunk(version: m.version, chunk: $0)) }
+                let to = recipients(except: nil)
+                send(policy, to: to)
+                log(String(format: "broker: policy v%llu queued to %d peers in %.0f ms (%d chunks, each encoded once)",
+                           m.version, to.count, (now() - start) * 1000, policy.count))
             } catch {
+                policyIncoming.refused(error)
                 reject(rejectionReason(error), "policy chunk from \(sender): \(error)")
             }
         case .draftWeightsChunk(let m):
@@ -347,15 +376,19 @@ public final class Broker {
                 return
             }
             do {
-                guard let whole = try draftAssembler.add(m.chunk, version: m.draftVersion) else { return }
+                let whole = try draftAssembler.add(m.chunk, version: m.draftVersion)
+                draftIncoming.accepted(m.chunk, version: m.draftVersion)
+                guard let whole else { return }
+                let chunks = draftIncoming.complete(whole)
                 draftVersion = m.draftVersion
-                draft = WeightsChunk.split(whole).map {
-                    DraftWeightsChunk(draftVersion: m.draftVersion, policyVersion: m.policyVersion,
-                                      acceptanceRate: m.acceptanceRate, chunk: $0)
+                draft = chunks.map {
+                    PreparedMessage(DraftWeightsChunk(draftVersion: m.draftVersion, policyVersion: m.policyVersion,
+                                                      acceptanceRate: m.acceptanceRate, chunk: $0))
                 }
                 log("broker: draft v\(m.draftVersion) complete (\(whole.count) bytes), forwarding to \(workers.count) workers")
-                for w in Set(workers.keys).union(trainers) where w != identity { for c in draft { send(c, to: w) } }
+                send(draft, to: recipients(except: identity))
             } catch {
+                draftIncoming.refused(error)
                 reject(rejectionReason(error), "draft chunk from \(sender): \(error)")
             }
         case .rolloutRequest(let r):
@@ -397,8 +430,7 @@ public final class Broker {
             for (other, w) in workers where w.sender == sender { declareDead(other, why: "replaced by a new process") }
             workers[identity] = Worker(identity: identity, sender: sender, lastSeen: now())
             log("broker: \(sender) joined; sending policy v\(policyVersion), draft v\(draftVersion)")
-            for c in policy { send(c, to: identity) }
-            for c in draft { send(c, to: identity) }
+            send(policy + draft, to: [identity])
         }
         let old = workers[identity]!
         if old.policyVersion != hb.policyVersion || old.draftVersion != hb.draftVersion {
@@ -469,6 +501,11 @@ public final class Broker {
         }
     }
 
+    /// Workers and trainers (but `excluded`, the publisher of a draft), in a fixed order.
+    private func recipients(except excluded: Data?) -> [Data] {
+        Set(workers.keys).union(trainers).filter { $0 != excluded }.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
     private func isComplete(_ requestID: String) -> Bool {
         requests[requestID]?.isComplete ?? true
     }
@@ -512,6 +549,44 @@ public final class Broker {
             unacked[key]!.sentAt = t
             resent += 1
         }
+    }
+}
+
+/// The chunks of one artifact stream's current transfer that its `ChunkReassembler` accepted,
+/// kept beside it so that a complete artifact can be forwarded in the chunks it came in.
+struct IncomingChunks {
+    private var version: UInt64?
+    private var chunks: [UInt32: WeightsChunk] = [:]
+
+    /// The reassembler took `chunk`; a newer version replaces what is kept, as it does there.
+    mutating func accepted(_ chunk: WeightsChunk, version: UInt64) {
+        if version != self.version {
+            self.version = version
+            chunks = [:]
+        }
+        chunks[chunk.index] = chunk
+    }
+
+    /// The reassembler refused a chunk; on a failed whole (size or digest) it dropped the
+    /// transfer, and so does this.
+    mutating func refused(_ error: any Error) {
+        switch error as? ChunkError {
+        case .sizeMismatch?, .digestMismatch?: chunks = [:]
+        default: break
+        }
+    }
+
+    /// The chunks of the transfer that just completed as `whole`, by index, and forgets them.
+    /// They share the bytes the reassembler checked, so no copy or hash is needed; should they
+    /// ever not tile `whole` (they always do), `whole` is cut again.
+    mutating func complete(_ whole: Data) -> [WeightsChunk] {
+        defer { chunks = [:] }
+        let sorted = chunks.values.sorted { $0.index < $1.index }
+        if let first = sorted.first, sorted.count == Int(first.count),
+           sorted.reduce(0, { $0 + $1.bytes.count }) == whole.count {
+            return sorted
+        }
+        return WeightsChunk.split(whole)
     }
 }
 

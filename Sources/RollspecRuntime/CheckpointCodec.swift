@@ -16,26 +16,24 @@ public enum CheckpointCodec {
         return try SafeTensorsWriter.encode(tensors, metadata: ["format": "pt", configKey: config])
     }
 
-    /// Loads weights from artifact bytes: the config is taken from the metadata, and the
-    /// file goes through the ordinary loader (tensor names and shapes checked against it) via a
-    /// temporary directory that is removed afterwards.
-    /// - Throws: `CheckpointCodecError` or the loader's errors.
-    public static func decode(_ data: Data) throws -> LlamaWeights {
+    /// Loads weights from artifact bytes: the config is taken from the metadata, and the bytes
+    /// go through the ordinary loader's checks (tensor names and shapes against the config) in
+    /// memory — no temporary files, which were slow for large checkpoints and left behind by
+    /// killed processes.
+    /// - Parameter name: names the artifact in errors (e.g. "policy v3").
+    /// - Throws: `CheckpointCodecError` or the loader's errors (`ModelError`).
+    public static func decode(_ data: Data, name: String = "checkpoint artifact") throws -> LlamaWeights {
         guard data.count >= 8 else { throw CheckpointCodecError.malformed("shorter than the safetensors header length") }
         let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
         guard headerLength <= UInt64(data.count - 8) else { throw CheckpointCodecError.malformed("header length past the end") }
-        let header = data.subdata(in: 8..<8 + Int(headerLength))
+        let start = data.startIndex
+        let header = data.subdata(in: start + 8..<start + 8 + Int(headerLength))
         guard let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any],
               let metadata = object["__metadata__"] as? [String: Any],
               let config = metadata[configKey] as? String else {
             throw CheckpointCodecError.malformed("no \(configKey) in the safetensors __metadata__")
         }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rollspec-ckpt-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try Data(config.utf8).write(to: dir.appendingPathComponent("config.json"))
-        try data.write(to: dir.appendingPathComponent(SafeTensorsCheckpoint.singleFileName))
-        return try ModelLoader.loadHuggingFace(directory: dir)
+        return try ModelLoader.loadSafeTensors(configJSON: Data(config.utf8), safetensors: data, name: name)
     }
 }
 

@@ -9,14 +9,16 @@ extension RolloutWorker {
     /// `WorkerMetrics`): a lost message then leaves a series stale for at most this long.
     static let fullSnapshotEvery = 30
 
-    /// Adds one request's samples to the counters.
-    /// - Parameter outputs: its samples, generated together (they share prefill and decode
-    ///   time, so the request's time is one sample's).
-    func recordMetrics(_ outputs: [SpeculativeOutput], policyVersion: UInt64, draftVersion: UInt64) {
+    /// Adds one batch's samples to the counters.
+    /// - Parameters:
+    ///   - outputs: its samples, generated together (they share prefill and decode time, so
+    ///     the batch's time is one sample's).
+    ///   - requests: how many requests the samples belong to.
+    func recordMetrics(_ outputs: [SpeculativeOutput], requests: Int, policyVersion: UInt64, draftVersion: UInt64) {
         let report = outputs.map(\.report).reduce(SpeculationReport(), +)
         let tokens = outputs.reduce(0) { $0 + $1.result.tokens.count }
         let seconds = outputs.first.map { $0.result.prefillSeconds + $0.result.decodeSeconds } ?? 0
-        metrics.record(report: report, tokens: tokens, seconds: seconds,
+        metrics.record(report: report, tokens: tokens, seconds: seconds, requests: requests,
                        versions: .init(policy: policyVersion, draft: draftVersion))
     }
 

@@ -7,10 +7,12 @@ import RollspecSpeculation
 /// requests the broker hands it with speculative decoding, and returns one `Trajectory` per
 /// sample.
 ///
-/// New weights are reassembled and digest-checked as chunks arrive, decoded, and swapped in
-/// only between batches, so every trajectory comes from one policy and one draft version.
-/// Heartbeats carry credit (`workerBatchSize` once a policy is loaded, 0 before), the versions in
-/// use and running statistics; they go out between requests, since generation blocks.
+/// New weights are reassembled and digest-checked as chunks arrive, decoded on a background
+/// thread (`WeightsDecodeQueue`), and swapped in only between batches, so every trajectory comes
+/// from one policy and one draft version. A batch (up to `workerBatchSize` requests, all their
+/// samples) is generated in one batched call. Heartbeats carry credit (`workerBatchSize` once a
+/// policy is loaded, 0 before), the versions in use and running statistics; the receive pump
+/// also runs between tokens of a batch, so heartbeats keep going while it generates.
 public final class RolloutWorker {
     public let config: JobConfig
     public let index: Int
@@ -19,6 +21,7 @@ public final class RolloutWorker {
     private let connection: BrokerConnection
     private var policyAssembler = ChunkReassembler()
     private var draftAssembler = ChunkReassembler()
+    private let decoder = WeightsDecodeQueue()
     private var pendingPolicy: (version: UInt64, weights: LlamaWeights)?
     private var pendingDraft: (version: UInt64, weights: LlamaWeights)?
     /// When the pending policy finished reassembly (digest checked) and how long decoding took.
@@ -52,10 +55,7 @@ public final class RolloutWorker {
             guard model != nil, !inbox.isEmpty else { continue }
             let batch = Array(inbox.prefix(config.workerBatchSize))
             inbox.removeFirst(batch.count)
-            for request in batch {
-                try generate(request)
-                try pump(timeout: 0)
-            }
+            try generate(batch)
             try heartbeat()
         }
     }
@@ -66,6 +66,8 @@ public final class RolloutWorker {
         while let envelope = try connection.receive(timeout: wait, rejections: &rejections) {
             wait = 0
             handle(envelope)
+            // Also between messages: draining hundreds of checkpoint chunks takes a while.
+            if now() - lastHeartbeat >= config.heartbeatIntervalSeconds { try heartbeat() }
         }
         if now() - lastHeartbeat >= config.heartbeatIntervalSeconds { try heartbeat() }
     }
@@ -86,13 +88,11 @@ public final class RolloutWorker {
             switch envelope.body {
             case .policyCheckpointChunk(let m):
                 if let whole = try policyAssembler.add(m.chunk, version: m.version) {
-                    let assembledAt = now()
-                    pendingPolicy = (m.version, try CheckpointCodec.decode(whole))
-                    pendingPolicyTiming = (assembledAt, now() - assembledAt)
+                    decoder.submit(whole, kind: .policy, version: m.version, assembledAt: now())
                 }
             case .draftWeightsChunk(let m):
                 if let whole = try draftAssembler.add(m.chunk, version: m.draftVersion) {
-                    pendingDraft = (m.draftVersion, try CheckpointCodec.decode(whole))
+                    decoder.submit(whole, kind: .draft, version: m.draftVersion, assembledAt: now())
                 }
             case .rolloutRequest(let r):
                 inbox.append(r)
@@ -105,8 +105,26 @@ public final class RolloutWorker {
         }
     }
 
-    /// Swaps in weights that arrived complete; only called between batches.
+    /// Takes the artifacts the background decoder finished: weights become pending, refused
+    /// artifacts are counted and logged (nothing of them is applied).
+    private func collectDecoded() {
+        for d in decoder.takeFinished() {
+            switch (d.weights, d.kind) {
+            case (.success(let weights), .policy):
+                pendingPolicy = (d.version, weights)
+                pendingPolicyTiming = (d.assembledAt, d.decodeSeconds)
+            case (.success(let weights), .draft):
+                pendingDraft = (d.version, weights)
+            case (.failure(let error), _):
+                rejections.record(error)
+                log("worker-\(index): rejected \(d.kind.rawValue) v\(d.version): \(error)")
+            }
+        }
+    }
+
+    /// Swaps in weights that arrived complete and are decoded; only called between batches.
     private func applyPendingWeights() {
+        collectDecoded()
         if let p = pendingPolicy {
             let applyStart = now()
             model = LlamaModel(weights: p.weights)
@@ -131,32 +149,54 @@ public final class RolloutWorker {
         }
     }
 
-    /// Generates the `n` samples of one request together (they share the prefill) and sends
-    /// one trajectory per sample.
-    private func generate(_ r: RolloutRequest) throws {
+    /// Generates all samples of all requests of `batch` in one batched call (one target forward
+    /// per step for all of them; the samples of a request share their prompt's prefill) and sends
+    /// one trajectory per sample, each with its own acceptance statistics.
+    private func generate(_ batch: [RolloutRequest]) throws {
         guard let model else { return }
-        let mode = config.speculation.mode
+        let spec = config.speculation, mode = spec.mode
         let draft = draftModel, suffix = suffixIndex
+        var controller = SpeculationController(maxLookahead: spec.lookahead, minLookahead: spec.minLookahead)
+        controller.isFixed = spec.controller == .fixed
         let generator = SpeculativeGenerator(
-            model: model, controller: SpeculationController(maxLookahead: config.speculation.lookahead)
+            model: model, controller: controller
         ) {
             var proposers: [Proposer] = []
-            if mode == .draft || mode == .auto, let draft { proposers.append(DraftModelProposer(model: draft)) }
+            if mode == .draft || mode == .auto, let draft {
+                proposers.append(DraftModelProposer(model: draft, confidenceThreshold: spec.confidenceThreshold))
+            }
             if mode == .suffix || mode == .auto { proposers.append(SuffixProposer(global: suffix)) }
             return proposers
         }
-        let baseSeed = r.seed ?? UInt64.random(in: 0...UInt64.max)
-        let requests = (0..<Int(r.n)).map { i in
-            GenerationRequest(
-                prompt: r.promptTokens.map(Int.init), maxTokens: Int(r.maxTokens),
-                sampling: SamplingParameters(temperature: r.temperature, topK: Int(r.topK), topP: r.topP,
-                                             seed: baseSeed &+ UInt64(i)),
-                stopTokens: Set(r.stopTokens.map(Int.init)))
+        var requests: [GenerationRequest] = []
+        var owners: [(request: RolloutRequest, sample: Int)] = []
+        for r in batch {
+            let baseSeed = r.seed ?? UInt64.random(in: 0...UInt64.max)
+            for i in 0..<Int(r.n) {
+                requests.append(GenerationRequest(
+                    prompt: r.promptTokens.map(Int.init), maxTokens: Int(r.maxTokens),
+                    sampling: SamplingParameters(temperature: r.temperature, topK: Int(r.topK), topP: r.topP,
+                                                 seed: baseSeed &+ UInt64(i)),
+                    stopTokens: Set(r.stopTokens.map(Int.init))))
+                owners.append((r, i))
+            }
         }
-        let outputs = try generator.generateBatch(requests)
-        recordMetrics(outputs, policyVersion: policyVersion, draftVersion: draftVersion)
-        log("worker-\(index): \(r.requestID) done (\(r.n) samples, policy v\(policyVersion), draft v\(draftVersion))")
-        for (i, out) in outputs.enumerated() {
+        // A batch blocks this thread for as long as its longest sample: receive and heartbeat
+        // between tokens (new weights are only collected; they are applied after the batch).
+        var pumpError: (any Error)?
+        var lastPump = now()
+        let outputs = try generator.generateBatch(requests) { _, _ in
+            guard pumpError == nil, now() - lastPump >= Self.pumpIntervalSeconds else { return }
+            do { try pump(timeout: 0) } catch { pumpError = error }
+            lastPump = now()
+        }
+        if let pumpError { throw pumpError }
+        recordMetrics(outputs, requests: batch.count, policyVersion: policyVersion, draftVersion: draftVersion)
+        for r in batch {
+            log("worker-\(index): \(r.requestID) done (\(r.n) samples, policy v\(policyVersion), draft v\(draftVersion))")
+        }
+        for (out, owner) in zip(outputs, owners) {
+            let r = owner.request
             let s = out.report.overall
             report = report + out.report
             stats.requestsCompleted += 1
@@ -166,10 +206,13 @@ public final class RolloutWorker {
                 acceptedPerPosition: s.acceptedAtPosition.map { UInt64($0) },
                 proposers: out.report.byProposer.keys.sorted())
             try connection.send(Trajectory(
-                requestID: r.requestID, groupID: r.groupID, sampleIndex: UInt32(i), promptTokens: r.promptTokens,
+                requestID: r.requestID, groupID: r.groupID, sampleIndex: UInt32(owner.sample), promptTokens: r.promptTokens,
                 responseTokens: out.result.tokens.map { Int32($0) }, logprobs: out.result.logprobs,
                 finishReason: out.result.finishReason == .stop ? .stop : .length,
                 policyVersion: policyVersion, draftVersion: draftVersion, acceptance: acceptance))
         }
     }
+
+    /// How often the pump runs while a batch generates.
+    static let pumpIntervalSeconds = 0.02
 }

@@ -24,6 +24,9 @@ public struct SpeculationController: Sendable {
     public var verifySlope: Double = 0.05
     /// Cost of one draft step per proposer, in units of a single-token target step.
     public var draftCost: [String: Double] = [:]
+    /// Always draft `maxLookahead` tokens with the first proposer, no cost model, no guardrail
+    /// (a baseline, and for measuring one proposer alone).
+    public var isFixed = false
 
     public init(maxLookahead: Int = 5, minLookahead: Int = 1) {
         self.maxLookahead = maxLookahead
@@ -48,6 +51,7 @@ public struct SpeculationController: Sendable {
 
     /// The lookahead to use with `proposer` (0: decode plainly this step).
     public func lookahead(for proposer: String, state: SequenceState) -> Int {
+        if isFixed { return maxLookahead }
         guard state.coolDown == 0, maxLookahead > 0 else { return 0 }
         let alpha = state.acceptance[proposer] ?? 0.7
         let unit = verifySlope + (draftCost[proposer] ?? 0)
@@ -61,6 +65,7 @@ public struct SpeculationController: Sendable {
 
     /// Among `proposers`, the one with the best expected rate at its best lookahead.
     public func choose(among proposers: [String], state: SequenceState) -> (proposer: String, k: Int)? {
+        if isFixed { return proposers.first.flatMap { maxLookahead > 0 ? ($0, maxLookahead) : nil } }
         var best: (String, Int, Double)?
         for p in proposers {
             let k = lookahead(for: p, state: state)
@@ -78,7 +83,7 @@ public struct SpeculationController: Sendable {
     public func update(_ state: inout SequenceState, proposer: String?, drafted: Int, accepted: Int,
                        emitted: Int, seconds: Double, plainStepSeconds: Double) {
         if state.coolDown > 0 { state.coolDown -= 1; return }
-        guard let proposer, drafted > 0 else { return }
+        guard let proposer, drafted > 0, !isFixed else { return }
         let observed = Double(accepted) / Double(drafted)
         let old = state.acceptance[proposer] ?? 0.7
         state.acceptance[proposer] = (1 - smoothing) * old + smoothing * observed

@@ -29,7 +29,7 @@ import Testing
                                   sampling: SamplingParameters(temperature: 0.8, topK: 0, topP: 1, seed: UInt64(i) + policyVersion * 10))
             }
             let outputs = try generator.generateBatch(requests)
-            worker.recordMetrics(outputs, policyVersion: policyVersion, draftVersion: draftVersion)
+            worker.recordMetrics(outputs, requests: 1, policyVersion: policyVersion, draftVersion: draftVersion)
             for out in outputs {
                 let s = out.report.overall
                 var sum = fromTrajectories[policyVersion] ?? (AcceptanceCounts(), 0)

@@ -74,3 +74,20 @@ import Testing
         #expect(fast.coolDown == 0)
     }
 }
+
+@Suite struct FixedControllerTests {
+    @Test func fixedAlwaysDraftsTheFullLookaheadWithTheFirstProposer() {
+        var c = SpeculationController(maxLookahead: 3)
+        c.isFixed = true
+        c.verifySlope = 10  // a cost model would never draft at this price
+        var state = SpeculationController.SequenceState()
+        state.acceptance = ["draft": 0, "suffix": 1]
+        state.coolDown = 5
+        #expect(c.choose(among: ["draft", "suffix"], state: state)! == ("draft", 3))
+        c.update(&state, proposer: "draft", drafted: 3, accepted: 0, emitted: 1, seconds: 1, plainStepSeconds: 1e-6)
+        #expect(c.choose(among: ["draft", "suffix"], state: state)! == ("draft", 3))
+        var adaptive = c
+        adaptive.isFixed = false
+        #expect(adaptive.choose(among: ["draft", "suffix"], state: SpeculationController.SequenceState()) == nil)
+    }
+}

@@ -52,6 +52,38 @@ public enum ModelLoader {
         return LlamaWeights(config: config, tensors: tensors)
     }
 
+    /// Loads weights from one safetensors file held in memory and the HF `config.json` text
+    /// that goes with it (a checkpoint received over the bus): the same checks and errors as
+    /// `loadHuggingFace(directory:)`, with `name` where the file path would be, and no file
+    /// written or read.
+    /// - Parameters:
+    ///   - configJSON: the `config.json` bytes.
+    ///   - safetensors: the `model.safetensors` bytes; kept, not copied, while loading.
+    ///   - name: names the bytes in errors (e.g. "policy v3").
+    /// - Throws: `ModelError.invalidConfig`, `ModelError.malformedCheckpoint`,
+    ///   `ModelError.tensorMismatch`, as the directory loader does.
+    public static func loadSafeTensors(configJSON: Data, safetensors: Data, name: String) throws -> LlamaWeights {
+        let config: LlamaConfig
+        do {
+            config = try JSONDecoder().decode(LlamaConfig.self, from: configJSON)
+        } catch ModelError.invalidConfig(let why) {
+            throw ModelError.invalidConfig("\(name) config: \(why)")
+        } catch {
+            throw ModelError.invalidConfig("\(name) config: \(describe(error))")
+        }
+        let file = try SafeTensorsFile(data: safetensors, name: name)
+        // The body of `loadHuggingFace(directory:)` over one in-memory file instead of a directory.
+        var shapes: [String: [Int]] = [:]
+        for info in file.tensors { shapes[info.name] = info.shape }
+        let plan = try checkTensors(shapes, config: config, file: name)
+        var tensors: [String: FloatBuffer] = [:]
+        for tensorName in plan.load { tensors[tensorName] = try file.tensor(named: tensorName).data }
+        if plan.checkTiedHead {
+            try checkTiedHead(try file.tensor(named: lmHead).data, tensors, file: name)
+        }
+        return LlamaWeights(config: config, tensors: tensors)
+    }
+
     /// Loads the weights of an opened GGUF file into the Hugging Face layout.
     public static func loadGGUF(_ gguf: GGUFFile) throws -> LlamaWeights {
         let config = try LlamaConfig(gguf: gguf)

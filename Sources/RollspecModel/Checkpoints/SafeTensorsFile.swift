@@ -41,38 +41,69 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// The safetensors library refuses headers above 100 MB; so do we, before allocating.
     public static let maxHeaderLength = 100_000_000
 
+    /// The file; for bytes given in memory, `name` as a file URL (nothing is read from it).
     public let url: URL
+    /// What errors call the bytes: the file's path, or the name given with bytes in memory.
+    public let name: String
     /// `__metadata__`, empty when absent.
     public let metadata: [String: String]
     /// All tensors, sorted by name.
     public let tensors: [TensorInfo]
     private let index: [String: Int]
-    private let file: MappedFile
+    private let storage: Storage
     private let dataStart: Int
+
+    /// Where the bytes live: a mapped file, or an artifact already in memory (a checkpoint that
+    /// arrived over the bus), read in place rather than written to disk and mapped back.
+    private enum Storage {
+        case mapped(MappedFile)
+        case memory(Data)
+
+        func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            switch self {
+            case .mapped(let file): try body(file.bytes)
+            case .memory(let data): try data.withUnsafeBytes(body)
+            }
+        }
+    }
 
     /// Maps and validates `url`.
     /// - Throws: `ModelError.missingFile`, or `ModelError.malformedCheckpoint` naming the file,
     ///   the tensor (when one is at fault) and what is wrong with it.
-    public init(url: URL) throws {
+    public convenience init(url: URL) throws {
+        try self.init(storage: .mapped(try MappedFile(path: url.path)), url: url, name: url.path)
+    }
+
+    /// Validates safetensors bytes held in memory; the same checks and errors as a file, with
+    /// `name` where the path would be. The bytes are kept (not copied) until this is released.
+    /// - Throws: `ModelError.malformedCheckpoint` naming `name`, the tensor and what is wrong.
+    public convenience init(data: Data, name: String) throws {
+        try self.init(storage: .memory(data), url: URL(fileURLWithPath: name), name: name)
+    }
+
+    private init(storage: Storage, url: URL, name: String) throws {
         self.url = url
-        let path = url.path
-        file = try MappedFile(path: path)
+        self.name = name
+        self.storage = storage
+        let path = name
         func fail(_ reason: String, _ tensor: String? = nil) -> ModelError {
             .malformedCheckpoint(file: path, tensor: tensor, reason: reason)
         }
-        guard file.count >= 8 else {
-            throw fail("file is \(file.count) bytes, shorter than the 8-byte header length")
+        let count = storage.withBytes { $0.count }
+        guard count >= 8 else {
+            throw fail("file is \(count) bytes, shorter than the 8-byte header length")
         }
-        let headerLength = UInt64(littleEndian: file.bytes.loadUnaligned(as: UInt64.self))
+        let headerLength = storage.withBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard headerLength <= UInt64(Self.maxHeaderLength) else {
             throw fail("header length \(headerLength) is absurd (limit \(Self.maxHeaderLength) bytes)")
         }
-        guard headerLength <= UInt64(file.count - 8) else {
-            throw fail("header length \(headerLength) is larger than the \(file.count - 8) bytes after it")
+        guard headerLength <= UInt64(count - 8) else {
+            throw fail("header length \(headerLength) is larger than the \(count - 8) bytes after it")
         }
-        dataStart = 8 + Int(headerLength)
-        let dataLength = file.count - dataStart
-        let headerBytes = Data(UnsafeRawBufferPointer(rebasing: file.bytes[8..<dataStart]))
+        let dataStart = 8 + Int(headerLength)
+        self.dataStart = dataStart
+        let dataLength = count - dataStart
+        let headerBytes = storage.withBytes { Data(UnsafeRawBufferPointer(rebasing: $0[8..<dataStart])) }
 
         let root: JSONValue
         do {
@@ -175,21 +206,23 @@ public final class SafeTensorsFile: @unchecked Sendable {
     ///   for integer and 8-bit float dtypes.
     public func tensor(named name: String) throws -> (shape: [Int], data: FloatBuffer) {
         guard let info = info(named: name) else {
-            throw ModelError.malformedCheckpoint(file: url.path, tensor: name, reason: "no such tensor in the file")
+            throw ModelError.malformedCheckpoint(file: self.name, tensor: name, reason: "no such tensor in the file")
         }
         guard info.dtype.convertsToFloat else {
-            throw ModelError.unsupported("\(url.path): tensor '\(name)': dtype \(info.dtype.rawValue) cannot be loaded as Float32")
+            throw ModelError.unsupported("\(self.name): tensor '\(name)': dtype \(info.dtype.rawValue) cannot be loaded as Float32")
         }
         let count = info.elementCount
         let out = FloatBuffer(count: count)
-        guard count > 0, let base = file.bytes.baseAddress else { return (info.shape, out) }
-        let source = base + dataStart + info.dataRange.lowerBound
-        switch info.dtype {
-        case .f32: HalfPrecision.convertF32(out.pointer, source, count: count)
-        case .f16: HalfPrecision.convertF16(out.pointer, source, count: count)
-        case .bf16: HalfPrecision.convertBF16(out.pointer, source, count: count)
-        case .f64: HalfPrecision.convertF64(out.pointer, source, count: count)
-        default: break
+        storage.withBytes { bytes in
+            guard count > 0, let base = bytes.baseAddress else { return }
+            let source = base + dataStart + info.dataRange.lowerBound
+            switch info.dtype {
+            case .f32: HalfPrecision.convertF32(out.pointer, source, count: count)
+            case .f16: HalfPrecision.convertF16(out.pointer, source, count: count)
+            case .bf16: HalfPrecision.convertBF16(out.pointer, source, count: count)
+            case .f64: HalfPrecision.convertF64(out.pointer, source, count: count)
+            default: break
+            }
         }
         return (info.shape, out)
     }

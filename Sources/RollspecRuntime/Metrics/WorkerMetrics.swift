@@ -48,18 +48,19 @@ public struct WorkerMetrics: Sendable, Equatable {
         self.startTimeUnixSeconds = startTimeUnixSeconds
     }
 
-    /// Adds one request's statistics.
+    /// Adds the statistics of `requests` requests generated together.
     /// - Parameters:
-    ///   - report: the speculation report of all its samples together.
-    ///   - tokens: tokens generated over all its samples.
-    ///   - seconds: wall time of its generation.
-    public mutating func record(report: SpeculationReport, tokens: Int, seconds: Double, versions: Versions) {
+    ///   - report: the speculation report of all their samples together.
+    ///   - tokens: tokens generated over all their samples.
+    ///   - seconds: wall time of their generation.
+    public mutating func record(report: SpeculationReport, tokens: Int, seconds: Double, requests: Int = 1,
+                                versions: Versions) {
         for (proposer, stats) in report.byProposer {
             let key = ProposerKey(proposer: proposer, versions: versions)
             speculation[key] = (speculation[key] ?? SpecDecodeStats()) + stats
             changedSpeculation.insert(key)
         }
-        generation[versions, default: Generation()].requests += 1
+        generation[versions, default: Generation()].requests += requests
         generation[versions]!.tokens += tokens
         generation[versions]!.seconds += max(0, seconds)
         changedGeneration.insert(versions)
