@@ -14,6 +14,23 @@ public enum BuiltinModels {
                     ropeTheta: 10000, tieWordEmbeddings: true, attentionBias: false)
     }
 
+    /// The built-in policies by name (`models.policy`): `builtin` is the tiny one above;
+    /// `builtin-small` (4 layers, width 256, ~3.3M parameters) is big enough that a decode
+    /// step costs more than the bus and bookkeeping around it, so speculation can pay.
+    public static let policyNames = ["builtin", "builtin-small"]
+
+    /// The config of built-in policy `name`, or nil for another name.
+    public static func policyConfig(named name: String) -> LlamaConfig? {
+        switch name {
+        case "builtin": return policyConfig()
+        case "builtin-small":
+            return LlamaConfig(modelType: "llama", vocabSize: vocabSize, hiddenSize: 256, intermediateSize: 688,
+                               numHiddenLayers: 4, numAttentionHeads: 8, numKeyValueHeads: 4, rmsNormEps: 1e-5,
+                               ropeTheta: 10000, tieWordEmbeddings: true, attentionBias: false)
+        default: return nil
+        }
+    }
+
     /// The stand-in draft: 1 layer, width 32.
     public static func draftConfig() -> LlamaConfig {
         var c = policyConfig()

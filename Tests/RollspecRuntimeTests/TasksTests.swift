@@ -63,4 +63,22 @@ import Testing
         }
         #expect(TaskRegistry.task(named: "nope") == nil)
     }
+
+    @Test func countingAnswersCountAndOnlyTheExactOneScores() {
+        var rng = RandomSource(seed: 5)
+        let task = CountingTask()
+        for _ in 0..<50 {
+            let p = task.problem(&rng)
+            let bounds = p.prompt.dropFirst(2).dropLast().split(separator: "-").compactMap { Int($0) }
+            let numbers = p.answer.split(separator: " ").compactMap { Int($0) }
+            #expect(numbers == Array(bounds[0]...bounds[1]) && (4...10).contains(numbers.count), "\(p)")
+            #expect(task.reward(response: p.answer + "\n", for: p) == 1)
+            #expect(ByteTokenizer().encode(p.answer + "\n").count <= task.maxAnswerTokens)
+        }
+        let p = TaskProblem(prompt: "c:7-10=", answer: "7 8 9 10")
+        for wrong in ["7 8 9 10", "7 8 9 10 \n", "7 8 9\n", "7 8 9 11\n", "\n", ""] {
+            #expect(task.reward(response: wrong, for: p) == 0, "\(wrong)")
+        }
+        #expect(TaskRegistry.task(named: "counting")?.name == "counting")
+    }
 }

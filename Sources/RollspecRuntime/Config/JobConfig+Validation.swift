@@ -68,7 +68,7 @@ extension JobConfig {
     /// Checks that the checkpoints the config names exist.
     /// - Throws: `JobConfigError.invalid` naming the key and the missing path.
     public func checkFiles() throws {
-        for (key, value, keywords) in [("models.policy", models.policy, ["builtin"]),
+        for (key, value, keywords) in [("models.policy", models.policy, BuiltinModels.policyNames),
                                        ("models.draft", models.draft, ["builtin", "none"])]
         where !keywords.contains(value) {
             guard FileManager.default.fileExists(atPath: value) else {

@@ -45,7 +45,8 @@ public struct JobConfig: Codable, Sendable, Equatable {
 
     /// Which checkpoints the job starts from.
     public struct Models: Codable, Sendable, Equatable {
-        /// `builtin` (a tiny byte-level Llama, nothing to download) or a checkpoint path: an HF
+        /// `builtin` (a tiny byte-level Llama, nothing to download), `builtin-small` (a bigger
+        /// one, see `BuiltinModels.policyNames`) or a checkpoint path: an HF
         /// folder with `config.json` + `*.safetensors`, or a `.gguf` file.
         public var policy: String = "builtin"
         /// The first draft: `builtin` (the first layer of the policy), `none` (the speculator

@@ -204,9 +204,9 @@ public final class GRPOLearner {
     // MARK: Models
 
     private func loadPolicy() throws -> LlamaWeights {
-        let weights = config.models.policy == "builtin"
-            ? BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: config.learner.seed)
-            : try ModelLoader.loadWeights(path: config.models.policy)
+        let weights = try BuiltinModels.policyConfig(named: config.models.policy)
+            .map { BuiltinModels.randomWeights(config: $0, seed: config.learner.seed) }
+            ?? ModelLoader.loadWeights(path: config.models.policy)
         // The tasks speak bytes: ids 0–255 must be the bytes (ByteTokenizer).
         guard weights.config.vocabSize >= BuiltinModels.vocabSize else {
             throw JobConfigError.invalid(key: "models.policy", reason: "the learner's tasks use the byte tokenizer (\(BuiltinModels.vocabSize) ids); \(config.models.policy) has \(weights.config.vocabSize)")

@@ -52,13 +52,14 @@ extension VerifiableTask {
 
 /// The built-in tasks by name.
 public enum TaskRegistry {
-    public static let names = ["arithmetic", "sorting"]
+    public static let names = ["arithmetic", "sorting", "counting"]
 
     /// The task `name` names, or nil.
     public static func task(named name: String) -> (any VerifiableTask)? {
         switch name {
         case "arithmetic": ArithmeticTask()
         case "sorting": SortingTask()
+        case "counting": CountingTask()
         default: nil
         }
     }
