@@ -41,6 +41,9 @@ struct LaunchCommand: ParsableCommand {
             try write(emit, job: job, executable: executable)
             return
         }
+        do { try job.checkPortsAreFree() } catch let error as JobConfigError {
+            throw ValidationError("\(JobConfigError.inFile(config, error))")
+        }
         var options = Supervisor.Options(executable: executable, configPath: config)
         options.maxRestarts = maxRestarts
         let supervisor = Supervisor(config: job, options: options)

@@ -275,6 +275,30 @@ import Yams
         ("endpoint: tcp://127.0.0.1:7000\nmetrics: {port: 7000}\n", "metrics.port", "clashes"),
     ])
     func badConfigsFailWithTheKeyAndTheFile(yaml: String, key: String, hint: String) throws {
+        try expectLaunchRefuses(yaml: yaml, key: key, hint: hint)
+    }
+
+    /// A port another process holds is refused before anything starts.
+    @Test func aBusyPortIsRefusedUpFront() throws {
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr = in_addr(s_addr: INADDR_ANY)
+        var port = 0
+        for candidate in 30_000..<30_200 {
+            address.sin_port = in_port_t(UInt16(candidate).bigEndian)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound == 0 { port = candidate; break }
+        }
+        try #require(port > 0)
+        try expectLaunchRefuses(yaml: "endpoint: tcp://127.0.0.1:\(port)\n", key: "endpoint", hint: "port \(port) is already in use")
+        try expectLaunchRefuses(yaml: "metrics: {port: \(port)}\n", key: "metrics.port", hint: "port \(port) is already in use")
+    }
+
+    private func expectLaunchRefuses(yaml: String, key: String, hint: String) throws {
         let run = try Run { _ in yaml }
         try run.process.run()
         let status = run.finish(seconds: 20)
