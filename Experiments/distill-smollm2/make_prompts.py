@@ -5,7 +5,10 @@ lists with a fixed seed. Held-out prompts use subjects that never appear in trai
 so the evaluation measures generalisation, not memorised answers.
 
     python3 make_prompts.py   ->  prompts_train.jsonl, prompts_heldout.jsonl
+    python3 make_prompts.py --all  ->  also prompts_train_all.jsonl: every template × training
+                                       subject/task (1,000 prompts, for run-more-data.sh)
 """
+import sys
 import json
 import random
 
@@ -67,7 +70,13 @@ def main():
     rng = random.Random(2026)
     train = build(SUBJECTS, CODE_TASKS, rng, 260, 140, 120)
     held = build(HELDOUT_SUBJECTS, HELDOUT_CODE_TASKS, rng, 16, 8, 10)
-    for name, prompts in (("prompts_train.jsonl", train), ("prompts_heldout.jsonl", held)):
+    files = [("prompts_train.jsonl", train), ("prompts_heldout.jsonl", held)]
+    if "--all" in sys.argv:
+        every = [t.format(s=s) for t in QUESTION_TEMPLATES + INSTRUCTION_TEMPLATES for s in SUBJECTS]
+        every += [t.format(t=c) for t in CODE_TEMPLATES for c in CODE_TASKS]
+        random.Random(7).shuffle(every)
+        files.append(("prompts_train_all.jsonl", every))
+    for name, prompts in files:
         with open(name, "w") as f:
             for p in prompts:
                 f.write(json.dumps({"prompt": p}) + "\n")
