@@ -17,8 +17,15 @@ private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v
     static func fixture(_ name: String) -> URL { fixtures.appendingPathComponent(name) }
 
     /// A fresh empty directory under the system temporary directory.
+    /// One folder per test process for every scratch folder, removed when the process exits.
+    static let scratchRoot: URL = {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rollspec-ckpt-tests-\(getpid())")
+        atexit { try? FileManager.default.removeItem(at: CheckpointTests.scratchRoot) }
+        return root
+    }()
+
     static func scratch() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rollspec-ckpt-\(UUID().uuidString)")
+        let url = scratchRoot.appendingPathComponent(UUID().uuidString)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
