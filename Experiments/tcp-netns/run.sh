@@ -46,7 +46,7 @@ endpoint: tcp://10.77.0.1:5555
 workers: 2
 trainer: {minTrajectories: 8, batchSize: 4}
 learner: {kind: driver}
-driver: {requests: 24, samples: 2, timeoutSeconds: 120}
+driver: {requests: 200, samples: 2, timeoutSeconds: 120}
 sampling: {maxTokens: 24}
 YAML
 
