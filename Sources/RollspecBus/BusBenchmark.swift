@@ -19,12 +19,18 @@ public enum BusBenchmark {
         public var sha256ReferenceSeconds: Double
         /// Whether the C SHA-256 ran on the x86 SHA extensions.
         public var sha256Accelerated: Bool
+        /// CRC-32C of all `bytes`: as the envelope uses it (SSE4.2 when present) and the
+        /// portable table code.
+        public var crc32cSeconds: Double
+        public var crc32cPortableSeconds: Double
 
         public var rawGBps: Double { Double(bytes) / rawSeconds / 1e9 }
         public var wireGBps: Double { Double(bytes) / wireSeconds / 1e9 }
         public var wireWithDigestGBps: Double { Double(bytes) / wireWithDigestSeconds / 1e9 }
         public var sha256GBps: Double { Double(bytes) / sha256Seconds / 1e9 }
         public var sha256ReferenceGBps: Double { Double(bytes) / sha256ReferenceSeconds / 1e9 }
+        public var crc32cGBps: Double { Double(bytes) / crc32cSeconds / 1e9 }
+        public var crc32cPortableGBps: Double { Double(bytes) / crc32cPortableSeconds / 1e9 }
         /// wire throughput / raw throughput.
         public var wireRatio: Double { rawSeconds / wireSeconds }
 
@@ -35,6 +41,8 @@ public enum BusBenchmark {
                          sha256GBps, sha256ReferenceGBps,
                          sha256ReferenceSeconds / sha256Seconds)
                 + (sha256Accelerated ? " [SHA-NI]" : " [portable C]")
+                + String(format: "; crc32c %.2f GB/s%@, portable tables %.2f GB/s (%.1fx)", crc32cGBps,
+                         CRC32C.isAccelerated ? " [SSE4.2]" : "", crc32cPortableGBps, crc32cPortableSeconds / crc32cSeconds)
         }
     }
 
@@ -84,9 +92,12 @@ public enum BusBenchmark {
 
         let sha = time { _ = SHA256.hash(payload) }
         let shaReference = time { _ = SHA256.Reference.hash(payload) }
+        let crc = time { _ = CRC32C.checksum(payload) }
+        let crcPortable = time { _ = payload.withUnsafeBytes { CRC32C.checksumPortable($0) } }
 
         return Result(bytes: total, chunkBytes: chunkBytes, rawSeconds: raw, wireSeconds: wire, wireWithDigestSeconds: full,
-                      sha256Seconds: sha, sha256ReferenceSeconds: shaReference, sha256Accelerated: SHA256.isAccelerated)
+                      sha256Seconds: sha, sha256ReferenceSeconds: shaReference, sha256Accelerated: SHA256.isAccelerated,
+                      crc32cSeconds: crc, crc32cPortableSeconds: crcPortable)
     }
 
     private static func time(_ body: () -> Void) -> Double {

@@ -1,5 +1,6 @@
-// SHA-256 (FIPS 180-4) for checkpoint digests on the bus: SHA-NI when the CPU has it, portable C
-// otherwise, chosen at run time. Only RollspecBus imports this.
+// SHA-256 (FIPS 180-4) for checkpoint digests and CRC-32C for envelope checksums on the bus:
+// SHA-NI / SSE4.2 when the CPU has them, portable C otherwise, chosen at run time. Only
+// RollspecBus imports this.
 #ifndef ROLLSPEC_DIGEST_H
 #define ROLLSPEC_DIGEST_H
 #include <stddef.h>
@@ -27,6 +28,14 @@ void rs_sha256_update(rs_sha256_ctx *ctx, const void *data, size_t length);
 void rs_sha256_final(rs_sha256_ctx *ctx, uint8_t digest[32]);
 /// 1 when `rs_sha256_init` picks SHA-NI on this CPU.
 int rs_sha256_accelerated(void);
+
+/// Advances a running CRC-32C (pre-inverted: start from 0xFFFFFFFF, XOR the result with
+/// 0xFFFFFFFF) over `length` bytes; SSE4.2 when available.
+uint32_t rs_crc32c_update(uint32_t crc, const void *data, size_t length);
+/// The same with slicing-by-8 tables only (for tests and benchmarks).
+uint32_t rs_crc32c_update_portable(uint32_t crc, const void *data, size_t length);
+/// 1 when `rs_crc32c_update` uses the SSE4.2 crc32 instruction on this CPU.
+int rs_crc32c_accelerated(void);
 
 #ifdef __cplusplus
 }
