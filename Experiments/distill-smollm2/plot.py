@@ -2,17 +2,22 @@
 
 Reads training_log.csv (written by `rollspec distill`) and, when present, bench-T0.json and
 bench-T1.json (`rollspec bench speculative --json`); writes distill.png.
+
+    python3 plot.py            # the 401-prompt run in this folder
+    python3 plot.py more-data  # another run's folder; the 401-prompt run is drawn beside it in grey
 """
 import csv
 import json
 import os
+import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-here = os.path.dirname(os.path.abspath(__file__))
+base = os.path.dirname(os.path.abspath(__file__))
+here = os.path.join(base, sys.argv[1]) if len(sys.argv) > 1 else base
 rows = list(csv.DictReader(open(os.path.join(here, "training_log.csv"))))
 train = [(float(r["seconds"]) / 60, float(r["loss"])) for r in rows if r["loss"]]
 held = [(float(r["seconds"]) / 60, float(r["heldout_expected_acceptance"])) for r in rows if r["heldout_expected_acceptance"]]
@@ -27,6 +32,10 @@ ax[0].set_yscale("log")
 ax[0].legend()
 ax[0].set_title("Draft distillation from SmolLM2-135M-Instruct")
 ax[1].plot([t for t, _ in held], [a for _, a in held], marker="o", ms=3, c="C2", label="held-out E[Σ min(p, q)]")
+if here != base:
+    ref = list(csv.DictReader(open(os.path.join(base, "training_log.csv"))))
+    ref_held = [(float(r["seconds"]) / 60, float(r["heldout_expected_acceptance"])) for r in ref if r["heldout_expected_acceptance"]]
+    ax[1].plot([t for t, _ in ref_held], [a for _, a in ref_held], c="0.6", lw=1, label="401-prompt run (run.sh)")
 title = "Held-out acceptance"
 for t, style in (("0", "--"), ("1", ":")):
     path = os.path.join(here, f"bench-T{t}.json")

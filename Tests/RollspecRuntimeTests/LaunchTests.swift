@@ -278,6 +278,32 @@ import Yams
         try expectLaunchRefuses(yaml: yaml, key: key, hint: hint)
     }
 
+    /// A learner that dies fails the job: every role is stopped and the launcher exits 1.
+    @Test func aDeadLearnerFailsTheJob() throws {
+        let run = try Run { dir in
+            """
+            name: dies
+            runDirectory: \(dir.path)
+            workers: 1
+            trainers: 0
+            sampling: {temperature: 2.5, maxTokens: 16}
+            learner: {task: arithmetic, steps: 400, warmupSteps: 10}
+            """
+        }
+        try run.process.run()
+        #expect(run.wait(seconds: 60) { run.text("run/learner.jsonl").contains("\"step\"") }, "\(run.text("launch.err"))")
+        let pid = try #require(run.pid(of: "learner-0"))
+        kill(pid, SIGKILL)
+        let status = run.finish(seconds: 30)
+        let err = run.text("launch.err")
+        #expect(status == 1, "\(err)")
+        #expect(err.contains("learner-0 exited with signal 9"), "\(err)")
+        #expect(run.text("launch.out").contains("dies: failed: learner-0 exited with signal 9"))
+        for label in ["broker", "worker-0"] {
+            if let pid = run.pid(of: label) { #expect(kill(pid, 0) != 0, "\(label) still running") }
+        }
+    }
+
     /// A port another process holds is refused before anything starts.
     @Test func aBusyPortIsRefusedUpFront() throws {
         let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

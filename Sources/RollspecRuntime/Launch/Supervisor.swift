@@ -194,7 +194,11 @@ public final class Supervisor {
     /// Stops every role (learner first) and returns `outcome`.
     private func stop(_ outcome: Outcome) -> Outcome {
         if options.interactive, !lastProgress.isEmpty { FileHandle.standardError.write(Data("\n".utf8)); lastProgress = "" }
-        if case .interrupted(let s) = outcome { log("launch: received signal \(s); stopping the learner first") }
+        switch outcome {
+        case .interrupted(let s): log("launch: received signal \(s); stopping the learner first")
+        case .failed(let why): log("launch: the job failed: \(why); stopping every role")
+        case .finished: break
+        }
         let learners = roles.filter { $0.instance.isLearner }
         for l in learners { l.signal(SIGTERM) }
         wait(for: learners, seconds: options.learnerGraceSeconds)
