@@ -69,6 +69,7 @@ extension Broker {
             sequences.forget(sender)
             declareDead(old, why: "replaced by a new process")
             trainers.remove(old)
+            trainerProgress[old] = nil
             if client == old { client = nil }
         }
         owners[sender] = identity

@@ -29,7 +29,9 @@ extension Broker {
                 if trainers.insert(identity).inserted {
                     log("broker: \(sender) joined as trainer")
                     send(policy + draft, to: [identity])
+                    trainerProgress[identity] = (0, hb.stats.requestsCompleted)
                 }
+                trainerProgress[identity]?.taken = hb.stats.requestsCompleted
             }
         case .policyCheckpointChunk(let m):
             // The learner (or an outside client) owns the policy; nobody else may replace it.
@@ -162,7 +164,7 @@ extension Broker {
         let latency = state.firstDispatchedAt.map { now() - $0 }
         metrics.update { $0.recordTrajectory(t, worker: sender, latencySeconds: latency) }
         if let client { send(t, to: client) }
-        for trainer in trainers { send(t, to: trainer) }
+        for trainer in trainers { trainerCopy(t, to: trainer) }
         if state.isComplete {
             for id in workers.keys { workers[id]!.inFlight.remove(t.requestID) }
             queue.removeAll { $0 == t.requestID }
@@ -183,6 +185,19 @@ extension Broker {
         } else {
             requests[id] = state
         }
+    }
+
+    /// Sends a trainer its copy of `t` unless it is more than `trainer.bufferSize` copies behind
+    /// what it last reported taking in: a trainer busy training would otherwise let copies pile
+    /// up without bound in the socket, and it keeps only the newest `bufferSize` anyway.
+    func trainerCopy(_ t: Trajectory, to trainer: Data) {
+        let progress = trainerProgress[trainer] ?? (0, 0)
+        guard progress.sent < progress.taken + UInt64(config.trainer.bufferSize) else {
+            trainerCopiesSkipped += 1
+            return
+        }
+        send(t, to: trainer)
+        trainerProgress[trainer] = (progress.sent + 1, progress.taken)
     }
 
     /// Workers and trainers (but `excluded`, the publisher of a draft), in a fixed order.

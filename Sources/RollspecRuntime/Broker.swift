@@ -88,8 +88,14 @@ public final class Broker {
     var sequences = SequenceChecker()
     var workers: [Data: Worker] = [:]
     var client: Data?
-    /// Speculator trainers: they get the weights like workers and a copy of every trajectory.
+    /// Speculator trainers: they get the weights like workers and a copy of every trajectory —
+    /// sampled when one falls behind (see `trainerCopy`).
     var trainers: Set<Data> = []
+    /// Per trainer: trajectory copies sent, and how many it reported taken in (its heartbeats'
+    /// `requestsCompleted`).
+    var trainerProgress: [Data: (sent: UInt64, taken: UInt64)] = [:]
+    /// Trajectory copies not sent to a trainer that was too far behind.
+    public internal(set) var trainerCopiesSkipped = 0
     var requests: [String: RequestState] = [:]
     var finished: RecentKeys
     var queue: [String] = []

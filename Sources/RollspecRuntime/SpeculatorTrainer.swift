@@ -28,6 +28,8 @@ public final class SpeculatorTrainer {
     private var policyVersion: UInt64 = 0
     private var buffer: [Trajectory] = []
     private var newSinceRound = 0
+    /// Trajectories received since start (reported in heartbeats).
+    private var trajectoriesTaken: UInt64 = 0
     private var rng = RandomSource(seed: 12345)
     private var lastHeartbeat = 0.0
     private var stateDirectory: URL { URL(fileURLWithPath: config.trainer.stateDirectory) }
@@ -47,8 +49,10 @@ public final class SpeculatorTrainer {
             while let envelope = try connection.receive(timeout: 0.05, rejections: &rejections) { handle(envelope) }
             if now() - lastHeartbeat >= config.heartbeatIntervalSeconds {
                 lastHeartbeat = now()
+                // requestsCompleted = trajectories taken in: the broker samples our copies when we fall behind.
                 try connection.send(Heartbeat(role: .trainer, index: UInt32(index), status: .ready, credit: 0,
-                                              policyVersion: policyVersion, draftVersion: baselineVersion))
+                                              policyVersion: policyVersion, draftVersion: baselineVersion,
+                                              stats: Heartbeat.Stats(requestsCompleted: trajectoriesTaken)))
             }
             if trainer != nil, buffer.count >= config.trainer.minTrajectories, newSinceRound >= config.trainer.batchSize {
                 try round()
@@ -90,6 +94,7 @@ public final class SpeculatorTrainer {
                 log("trainer-\(index): adopted draft v\(m.draftVersion)")
             case .trajectory(let t):
                 buffer.append(t)
+                trajectoriesTaken += 1
                 if buffer.count > config.trainer.bufferSize { buffer.removeFirst(buffer.count - config.trainer.bufferSize) }
                 newSinceRound += 1
             default:

@@ -68,6 +68,48 @@ import Testing
         bodies.compactMap { if case .trajectory(let t) = $0 { "\(t.requestID)#\(t.sampleIndex)" } else { nil } }.sorted()
     }
 
+    /// A trainer that reports no progress gets at most `trainer.bufferSize` copies beyond what
+    /// it reported taking in; the client still gets every trajectory.
+    @Test func aTrainerThatFallsBehindGetsASampleOfTheCopies() throws {
+        var config = JobConfig()
+        let socketPath = "\(FileManager.default.temporaryDirectory.path)/rollspec-test-\(UUID().uuidString).sock"
+        defer { try? FileManager.default.removeItem(atPath: socketPath) }
+        config.endpoint = "ipc://\(socketPath)"
+        config.trainer.bufferSize = 10
+        let broker = try Broker(config: config)
+        let loop = BrokerLoop(broker)
+        defer { loop.stop() }
+        let context = try ZMQContext()
+        let worker = try Peer(context, config.endpoint, "worker-0")
+        let client = try Peer(context, config.endpoint, "driver-0")
+        let trainer = try Peer(context, config.endpoint, "trainer-0")
+        func trainerHeartbeat(taken: UInt64) throws {
+            try trainer.send(Heartbeat(role: .trainer, index: 0, status: .ready, credit: 0, policyVersion: 1, draftVersion: 0,
+                                       stats: .init(requestsCompleted: taken)))
+        }
+        try trainerHeartbeat(taken: 0)
+        try client.send(Heartbeat(role: .learner, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0))
+        for c in WeightsChunk.split(Data(repeating: 7, count: 1000)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
+        try worker.heartbeat(policy: 0, credit: 2)
+        _ = try worker.drain(0.3)
+        try worker.heartbeat(policy: 1, credit: 2)
+        for r in ["a", "b"] {
+            try client.send(RolloutRequest(requestID: r, groupID: "g", promptTokens: [1], n: 30, maxTokens: 2))
+        }
+        _ = try worker.drain(0.3)
+        for i in 0..<30 { try worker.send(Self.trajectory("a", UInt32(i))) }
+        let firstCopies = Self.trajectories(try trainer.drain(0.5))
+        #expect(firstCopies.count == 10, "\(firstCopies.count)")
+        // The trainer took in those 10: it may be sent 10 more beyond them, no more.
+        try trainerHeartbeat(taken: 10)
+        _ = try trainer.drain(0.2)
+        for i in 0..<30 { try worker.send(Self.trajectory("b", UInt32(i))) }
+        #expect(Self.trajectories(try trainer.drain(0.5)).count == 10)
+        #expect(Self.trajectories(try client.drain(0.5)).count == 60)
+        loop.stop()
+        #expect(broker.trainerCopiesSkipped == 40)
+    }
+
     @Test func creditPolicyFirstDedupResendAndRedelivery() throws {
         var config = JobConfig()
         let socketPath = "\(FileManager.default.temporaryDirectory.path)/rollspec-test-\(UUID().uuidString).sock"
