@@ -160,7 +160,7 @@ public final class Broker {
             zap = try ZAPHandler(context: context, allowedClientKeys: config.security.allowedClientKeys)
             try socket.makeCurveServer(secretKey: config.security.brokerSecretKey)
         }
-        try socket.bind(config.endpoint)
+        try socket.bind(config.bindEndpoint)
         if config.metrics.port > 0 {
             let metrics = metrics
             metricsServer = try MetricsServer.startBlocking(host: config.metrics.host, port: config.metrics.port) {

@@ -98,6 +98,17 @@ extension JobConfigTests {
         }
     }
 
+    @Test(arguments: [
+        ("tcp://node0:5555", "tcp://*:5555"), ("tcp://10.0.0.7:5555", "tcp://10.0.0.7:5555"),
+        ("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5555"), ("tcp://*:5555", "tcp://*:5555"),
+        ("ipc:///tmp/x.sock", "ipc:///tmp/x.sock"),
+    ])
+    func theBrokerBindsEveryInterfaceWhenTheEndpointNamesAHost(endpoint: String, bind: String) throws {
+        var c = JobConfig()
+        c.endpoint = endpoint
+        #expect(c.bindEndpoint == bind)
+    }
+
     @Test func emptyEndpointAndTrainerStateLiveInTheRunDirectory() throws {
         let c = try JobConfig.decode(Data("name: demo\nrunDirectory: /tmp/rs-demo\n".utf8), yaml: true)
         #expect(c.endpoint == "ipc:///tmp/rs-demo/broker.sock")

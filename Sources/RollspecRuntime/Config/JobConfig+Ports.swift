@@ -19,6 +19,14 @@ extension JobConfig {
         }
     }
 
+    /// What the broker binds: `endpoint`, except that a tcp endpoint naming a host (as clients on
+    /// other machines must: `tcp://node0:5555`) binds every interface, `tcp://*:5555`.
+    public var bindEndpoint: String {
+        guard let host = Self.tcpHost(endpoint), let port = Self.tcpPort(endpoint) else { return endpoint }
+        let isAddress = host == "*" || host.hasPrefix("[") || host.allSatisfy { $0.isNumber || $0 == "." }
+        return isAddress || host == "localhost" ? endpoint : "tcp://*:\(port)"
+    }
+
     /// The host of a `tcp://HOST:PORT` endpoint.
     static func tcpHost(_ endpoint: String) -> String? {
         guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return nil }

@@ -21,6 +21,8 @@ public enum JobEmitter {
     /// - Returns: (`<name>.multi-prog.conf`, `<name>.sbatch`) contents.
     public static func slurm(config: JobConfig, executable: String, configPath: String) -> (multiProg: String, sbatch: String) {
         let plan = LaunchPlan(config: config)
+        // Tasks start wherever Slurm puts them: name the config absolutely.
+        let configPath = URL(fileURLWithPath: configPath).standardizedFileURL.path
         var lines = ["# rollspec job \(config.name): \(plan.roles.count) tasks; started by \(config.name).sbatch"]
         var task = 0
         for role in ["broker", "worker", "trainer", "learner", "driver"] {
