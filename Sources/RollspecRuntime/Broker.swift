@@ -179,7 +179,7 @@ public final class Broker {
 
     /// Serves until the process is stopped, or until `keepRunning` returns false (tests).
     public func run(while keepRunning: () -> Bool = { true }) throws {
-        log("broker: listening on \(config.endpoint) as \(senderID)")
+        log("broker: listening on \(config.bindEndpoint) as \(senderID)")
         var poller = ZMQPoller()
         poller.add(socket)
         var loggedRefusals = 0
