@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RollspecKernels
 import RollspecRuntime
 
 /// `rollspec role broker|worker|trainer|learner|driver --config FILE [--index I]`: one role of a
@@ -31,6 +32,9 @@ struct RoleCommand: ParsableCommand {
         do { job = try JobConfig.load(path: config) } catch { throw ValidationError("\(error)") }
         let env = ProcessInfo.processInfo.environment
         let i = index ?? Int(env["SLURM_PROCID"] ?? "") ?? Int(env["JOB_COMPLETION_INDEX"] ?? "") ?? 0
+        // Several compute roles share a machine: each takes its share of the cores (and BLAS
+        // stays single-threaded), instead of every process spinning a thread per core.
+        if name != .broker { setKernelThreads(job.resolvedThreadsPerRole) }
         switch name {
         case .broker: try Broker(config: job).run()
         case .worker: try RolloutWorker(config: job, index: i).run()

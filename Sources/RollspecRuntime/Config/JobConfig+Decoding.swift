@@ -53,7 +53,7 @@ func editDistance(_ a: String, _ b: String) -> Int {
 
 extension JobConfig {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, runDirectory, endpoint, workers, trainers, workerBatchSize, heartbeatIntervalSeconds
+        case name, runDirectory, endpoint, workers, trainers, workerBatchSize, threadsPerRole, heartbeatIntervalSeconds
         case heartbeatTimeoutSeconds, resendTimeoutSeconds, models, speculation, sampling, learner
         case driver, trainer, metrics, security
     }
@@ -67,6 +67,7 @@ extension JobConfig {
         workers = try c.value(.workers, or: workers)
         trainers = try c.value(.trainers, or: trainers)
         workerBatchSize = try c.value(.workerBatchSize, or: workerBatchSize)
+        threadsPerRole = try c.value(.threadsPerRole, or: threadsPerRole)
         heartbeatIntervalSeconds = try c.value(.heartbeatIntervalSeconds, or: heartbeatIntervalSeconds)
         heartbeatTimeoutSeconds = try c.value(.heartbeatTimeoutSeconds, or: heartbeatTimeoutSeconds)
         resendTimeoutSeconds = try c.value(.resendTimeoutSeconds, or: resendTimeoutSeconds)

@@ -17,6 +17,7 @@ extension JobConfig {
         try check(workers >= 1, "workers", "must be at least 1")
         try check(trainers == 0 || trainers == 1, "trainers", "must be 0 or 1")
         try check(workerBatchSize >= 1, "workerBatchSize", "must be at least 1")
+        try check(threadsPerRole >= 0, "threadsPerRole", "must be ≥ 0 (0: divide the CPUs among the roles)")
         try check(heartbeatIntervalSeconds > 0, "heartbeatIntervalSeconds", "must be positive")
         try check(heartbeatTimeoutSeconds > heartbeatIntervalSeconds, "heartbeatTimeoutSeconds",
                   "must exceed heartbeatIntervalSeconds")

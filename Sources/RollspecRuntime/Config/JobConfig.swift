@@ -24,6 +24,10 @@ public struct JobConfig: Codable, Sendable, Equatable {
     public var trainers: Int = 1
     /// Requests a worker accepts at once (its credit) and generates as one batch.
     public var workerBatchSize: Int = 2
+    /// Kernel threads of each compute role (worker, trainer, learner). 0: the CPUs divided among
+    /// the compute roles one machine runs (`resolvedThreadsPerRole`), so that roles sharing a
+    /// machine do not oversubscribe it.
+    public var threadsPerRole: Int = 0
     public var heartbeatIntervalSeconds: Double = 0.2
     /// A worker silent for this long is declared dead and its requests are redelivered.
     public var heartbeatTimeoutSeconds: Double = 3
@@ -39,6 +43,14 @@ public struct JobConfig: Codable, Sendable, Equatable {
     public var security = Security()
 
     public init() {}
+
+    /// `threadsPerRole`, or this machine's CPUs divided among the workers, the trainer and the
+    /// learner (at least 1) when it is 0.
+    public var resolvedThreadsPerRole: Int {
+        if threadsPerRole > 0 { return threadsPerRole }
+        let roles = workers + trainers + (learner.kind == .external ? 0 : 1)
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, roles))
+    }
 
     /// `runDirectory`, or `runs/<name>` when it is empty.
     public var resolvedRunDirectory: String { runDirectory.isEmpty ? "runs/\(name)" : runDirectory }
