@@ -51,6 +51,22 @@ import Glibc
         #expect(missing.hasPrefix("HTTP/1.1 404"), "\(missing)")
     }
 
+    /// Every thread of Swift concurrency's shared pool blocked (as a test runner's or an
+    /// application's blocking work does): the endpoint still answers within a second.
+    @Test func aBusyPoolDoesNotDelayAScrape() async throws {
+        let server = try await MetricsServer.start(host: "127.0.0.1", port: 0) { "# TYPE x counter\nx 1\n" }
+        defer { server.stopSoon() }
+        let port = server.port
+        let blockers = (0..<2 * ProcessInfo.processInfo.activeProcessorCount).map { _ in
+            Task.detached { usleep(3_000_000) }  // blocks its pool thread on purpose
+        }
+        usleep(200_000)  // let them take the pool's threads
+        let start = Date()
+        let response = try Self.rawGet(port: port, path: "/metrics", timeoutSeconds: 1)
+        #expect(response.hasPrefix("HTTP/1.1 200"), "no answer in \(Date().timeIntervalSince(start)) s: \(response)")
+        for b in blockers { await b.value }
+    }
+
     @Test func aPortInUseIsNamed() async throws {
         let first = try await MetricsServer.start(host: "127.0.0.1", port: 0) { "" }
         defer { first.stopSoon() }
@@ -74,11 +90,11 @@ import Glibc
     }
 
     /// `GET path` over a plain socket; the whole response, headers and body.
-    static func rawGet(port: Int, path: String) throws -> String {
+    static func rawGet(port: Int, path: String, timeoutSeconds: Int = 5) throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)

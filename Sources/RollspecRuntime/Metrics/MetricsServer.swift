@@ -1,12 +1,16 @@
-import FlyingFox
-import FlyingSocks
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// Serves `GET /metrics` (Prometheus text format 0.0.4) over HTTP/1.1.
+/// Serves `GET /metrics` (Prometheus text format 0.0.4) over HTTP/1.1 from a thread of its own.
 ///
-/// FlyingFox waits for sockets on its own dispatch thread and answers on Swift concurrency's
-/// pool, never on the caller's thread, so the broker's synchronous poll loop is not slowed by
-/// a scrape; the text comes from `text`, which the server calls for every request.
+/// A plain blocking server, one connection at a time (`Connection: close`): Prometheus scrapes
+/// are small and rare. It depends on nothing but the socket API, so a scrape is answered however
+/// busy the rest of the process is — the broker's poll loop, or Swift concurrency's shared pool
+/// (a FlyingFox-based server went unanswered while the pool's threads were blocked; the test
+/// `aBusyPoolDoesNotDelayAScrape` holds this one to it). The text comes from `text`, called for
+/// every request on the server's thread.
 public final class MetricsServer: @unchecked Sendable {
     public enum Failure: Error, Equatable, CustomStringConvertible {
         case portInUse(host: String, port: Int)
@@ -28,8 +32,11 @@ public final class MetricsServer: @unchecked Sendable {
     public let host: String
     /// The port listened on (the one chosen by the system when asked for port 0).
     public let port: Int
-    private let server: HTTPServer
-    private let task: Task<Void, Never>
+    private let listener: Int32
+    private let text: @Sendable () -> String
+    private let lock = NSLock()
+    private var stopping = false
+    private let finished = DispatchSemaphore(value: 0)
 
     /// The scrape address, e.g. `http://127.0.0.1:9464/metrics`.
     public var url: URL {
@@ -37,117 +44,145 @@ public final class MetricsServer: @unchecked Sendable {
         return URL(string: "http://\(h):\(port)/metrics")!
     }
 
-    private init(host: String, port: Int, server: HTTPServer, task: Task<Void, Never>) {
+    private init(host: String, port: Int, listener: Int32, text: @escaping @Sendable () -> String) {
         self.host = host
         self.port = port
-        self.server = server
-        self.task = task
+        self.listener = listener
+        self.text = text
     }
 
     /// Listens on `host:port` and serves until `stop`.
     /// - Parameters:
     ///   - host: an IPv4 or IPv6 address, or `localhost`.
     ///   - port: 0 lets the system choose (tests).
-    ///   - text: the exposition text, called once per scrape on a server thread.
+    ///   - text: the exposition text, called once per scrape on the server's thread.
     /// - Throws: `Failure.portInUse` naming the port, or another `Failure`.
-    public static func start(host: String, port: Int, text: @escaping @Sendable () -> String) async throws -> MetricsServer {
-        let address: any SocketAddress
-        do {
-            switch host {
-            case "localhost": address = try sockaddr_in.inet(ip4: "127.0.0.1", port: UInt16(port))
-            case let h where h.contains(":"): address = try sockaddr_in6.inet6(ip6: h, port: UInt16(port))
-            default: address = try sockaddr_in.inet(ip4: host, port: UInt16(port))
-            }
-        } catch {
-            throw Failure.badHost(host)
-        }
-        let server = HTTPServer(address: address, timeout: 15, logger: .disabled, handler: Handler(text: text))
-        let failure = FailureBox()
-        let task = Task.detached {
-            do { try await server.run() } catch { failure.set(error) }
-        }
-        // `run` only returns when the server stops, so watch for either a bound socket or
-        // its error.
-        let deadline = Date().addingTimeInterval(10)
-        while true {
-            if let bound = await server.listeningAddress {
-                switch bound {
-                case .ip4(_, let p), .ip6(_, let p):
-                    return MetricsServer(host: host, port: Int(p), server: server, task: task)
-                case .unix:
-                    return MetricsServer(host: host, port: port, server: server, task: task)
-                }
-            }
-            if let error = failure.error {
-                if case SocketError.failed(_, let errno, _) = error, errno == EADDRINUSE {
-                    throw Failure.portInUse(host: host, port: port)
-                }
-                throw Failure.cannotListen(host: host, port: port, reason: "\(error)")
-            }
-            if Date() > deadline {
-                task.cancel()
-                throw Failure.cannotListen(host: host, port: port, reason: "not listening after 10 s")
-            }
-            try? await Task.sleep(nanoseconds: 2_000_000)
-        }
-    }
-
-    /// `start` for synchronous callers such as the broker's thread. Blocks until the server
-    /// listens; do not call it from a Swift concurrency task (it would hold one of the pool's
-    /// few threads while the server needs them).
     public static func startBlocking(host: String, port: Int, text: @escaping @Sendable () -> String) throws -> MetricsServer {
-        let done = DispatchSemaphore(value: 0)
-        let result = ResultBox()
-        Task.detached {
-            do { result.set(.success(try await start(host: host, port: port, text: text))) }
-            catch { result.set(.failure(error)) }
-            done.signal()
-        }
-        done.wait()
-        return try result.result!.get()
+        let (fd, bound) = try listen(host: host == "localhost" ? "127.0.0.1" : host, port: port)
+        let server = MetricsServer(host: host, port: bound, listener: fd, text: text)
+        let thread = Thread { server.serve() }
+        thread.name = "rollspec-metrics"
+        thread.start()
+        return server
     }
 
-    /// Closes the listening socket and open connections.
+    /// `startBlocking` for async callers (it does not block for long: bind and listen).
+    public static func start(host: String, port: Int, text: @escaping @Sendable () -> String) async throws -> MetricsServer {
+        try startBlocking(host: host, port: port, text: text)
+    }
+
+    /// Stops serving and closes the listening socket; returns when the thread has ended.
     public func stop() async {
-        await server.stop(timeout: 0)
-        task.cancel()
+        stopSoon()
+        finished.wait()
+        finished.signal()  // a second `stop` returns at once too
     }
 
-    /// Starts stopping and returns at once.
+    /// Starts stopping and returns at once (the thread notices within 0.2 s).
     public func stopSoon() {
-        let server = server, task = task
-        Task.detached {
-            await server.stop(timeout: 0)
-            task.cancel()
+        lock.withLock { stopping = true }
+    }
+
+    private var isStopping: Bool { lock.withLock { stopping } }
+
+    private static func listen(host: String, port: Int) throws -> (Int32, Int) {
+        let ipv6 = host.contains(":")
+        var storage = sockaddr_storage()
+        var length: socklen_t
+        if ipv6 {
+            var a = sockaddr_in6()
+            a.sin6_family = sa_family_t(AF_INET6)
+            a.sin6_port = in_port_t(UInt16(clamping: port).bigEndian)
+            guard inet_pton(AF_INET6, host, &a.sin6_addr) == 1 else { throw Failure.badHost(host) }
+            withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) } }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        } else {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_port = in_port_t(UInt16(clamping: port).bigEndian)
+            guard inet_pton(AF_INET, host, &a.sin_addr) == 1 else { throw Failure.badHost(host) }
+            withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) } }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        }
+        let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure.cannotListen(host: host, port: port, reason: String(cString: strerror(errno))) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0 else {
+            let code = errno
+            close(fd)
+            if code == EADDRINUSE { throw Failure.portInUse(host: host, port: port) }
+            throw Failure.cannotListen(host: host, port: port, reason: String(cString: strerror(code)))
+        }
+        guard Glibc.listen(fd, 16) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Failure.cannotListen(host: host, port: port, reason: reason)
+        }
+        var actual = sockaddr_storage()
+        var actualLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &actual) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &actualLength) }
+        }
+        let chosen = withUnsafeBytes(of: actual) { raw -> Int in
+            ipv6 ? Int(UInt16(bigEndian: raw.load(as: sockaddr_in6.self).sin6_port))
+                 : Int(UInt16(bigEndian: raw.load(as: sockaddr_in.self).sin_port))
+        }
+        return (fd, chosen)
+    }
+
+    private func serve() {
+        defer {
+            close(listener)
+            finished.signal()
+        }
+        while !isStopping {
+            var p = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 200) > 0 else { continue }
+            let connection = accept(listener, nil, nil)
+            guard connection >= 0 else { continue }
+            answer(connection)
+            close(connection)
         }
     }
 
-    private struct Handler: HTTPHandler {
-        let text: @Sendable () -> String
-
-        func handleRequest(_ request: HTTPRequest) async throws -> HTTPResponse {
-            guard request.path == "/metrics" else {
-                return HTTPResponse(statusCode: .notFound, headers: [.contentType: "text/plain"], body: Data("try /metrics\n".utf8))
-            }
-            guard request.method == .GET else {
-                return HTTPResponse(statusCode: .methodNotAllowed, headers: [.contentType: "text/plain", HTTPHeader("Allow"): "GET"],
-                                    body: Data("GET only\n".utf8))
-            }
-            return HTTPResponse(statusCode: .ok, headers: [.contentType: PrometheusTextEncoder.contentType], body: Data(text().utf8))
+    /// Reads one request (headers only; 2 s at most) and writes one response.
+    private func answer(_ fd: Int32) {
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var request: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        while request.count < 16 << 10 {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { return }
+            request += buffer[0..<n]
+            if request.count >= 4, String(decoding: request.suffix(4), as: UTF8.self) == "\r\n\r\n" { break }
+            if String(decoding: request, as: UTF8.self).contains("\r\n\r\n") { break }
         }
-    }
-
-    private final class FailureBox: @unchecked Sendable {
-        private let lock = NSLock()
-        private var stored: (any Error)?
-        var error: (any Error)? { lock.withLock { stored } }
-        func set(_ e: any Error) { lock.withLock { stored = e } }
-    }
-
-    private final class ResultBox: @unchecked Sendable {
-        private let lock = NSLock()
-        private var stored: Result<MetricsServer, any Error>?
-        var result: Result<MetricsServer, any Error>? { lock.withLock { stored } }
-        func set(_ r: Result<MetricsServer, any Error>) { lock.withLock { stored = r } }
+        let line = String(decoding: request, as: UTF8.self).split(separator: "\r\n", maxSplits: 1).first ?? ""
+        let parts = line.split(separator: " ")
+        let method = parts.first.map(String.init) ?? "", path = parts.count > 1 ? String(parts[1]) : ""
+        let response: (status: String, type: String, extra: String, body: String)
+        if path != "/metrics" && !path.hasPrefix("/metrics?") {
+            response = ("404 Not Found", "text/plain", "", "try /metrics\n")
+        } else if method != "GET" {
+            response = ("405 Method Not Allowed", "text/plain", "Allow: GET\r\n", "GET only\n")
+        } else {
+            response = ("200 OK", PrometheusTextEncoder.contentType, "", text())
+        }
+        let body = Array(response.body.utf8)
+        let head = "HTTP/1.1 \(response.status)\r\nContent-Type: \(response.type)\r\n\(response.extra)"
+            + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        let bytes = Array(head.utf8) + body
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            sent += n
+        }
     }
 }
