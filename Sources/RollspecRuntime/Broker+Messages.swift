@@ -40,10 +40,7 @@ extension Broker {
                 return
             }
             do {
-                let whole = try policyAssembler.add(m.chunk, version: m.version)
-                policyIncoming.accepted(m.chunk, version: m.version)
-                guard let whole else { return }
-                let chunks = policyIncoming.complete(whole)
+                guard let (whole, chunks) = try policyIncoming.add(m.chunk, version: m.version) else { return }
                 log("broker: policy v\(m.version) complete (\(whole.count) bytes), forwarding to \(workers.count) workers")
                 let start = now()
                 policyVersion = m.version
@@ -53,7 +50,6 @@ extension Broker {
                 log(String(format: "broker: policy v%llu queued to %d peers in %.0f ms (%d chunks, each encoded once)",
                            m.version, to.count, (now() - start) * 1000, policy.count))
             } catch {
-                policyIncoming.refused(error)
                 reject(rejectionReason(error), "policy chunk from \(sender): \(error)")
             }
         case .draftWeightsChunk(let m):
@@ -62,10 +58,7 @@ extension Broker {
                 return
             }
             do {
-                let whole = try draftAssembler.add(m.chunk, version: m.draftVersion)
-                draftIncoming.accepted(m.chunk, version: m.draftVersion)
-                guard let whole else { return }
-                let chunks = draftIncoming.complete(whole)
+                guard let (whole, chunks) = try draftIncoming.add(m.chunk, version: m.draftVersion) else { return }
                 draftVersion = m.draftVersion
                 draft = chunks.map {
                     PreparedMessage(DraftWeightsChunk(draftVersion: m.draftVersion, policyVersion: m.policyVersion,
@@ -74,7 +67,6 @@ extension Broker {
                 log("broker: draft v\(m.draftVersion) complete (\(whole.count) bytes), forwarding to \(workers.count) workers")
                 send(draft, to: recipients(except: identity))
             } catch {
-                draftIncoming.refused(error)
                 reject(rejectionReason(error), "draft chunk from \(sender): \(error)")
             }
         case .rolloutRequest(let r):

@@ -1,14 +1,32 @@
 import Foundation
 import RollspecBus
 
-/// The chunks of one artifact stream's current transfer that its `ChunkReassembler` accepted,
-/// kept beside it so that a complete artifact can be forwarded in the chunks it came in.
+/// One stream of weights (policy or draft): its `ChunkReassembler`, and the chunks of the
+/// current transfer that the reassembler accepted, kept beside it so that a complete artifact
+/// can be forwarded in the chunks it came in.
 struct IncomingChunks {
+    private var assembler = ChunkReassembler()
     private var version: UInt64?
     private var chunks: [UInt32: WeightsChunk] = [:]
 
+    /// Adds `chunk` of transfer `version`.
+    /// - Returns: the whole artifact and its chunks in order once it is complete and its
+    ///   digest checks; nil while chunks are missing.
+    /// - Throws: the reassembler's `ChunkError` (nothing is kept of a failed whole).
+    mutating func add(_ chunk: WeightsChunk, version: UInt64) throws -> (whole: Data, chunks: [WeightsChunk])? {
+        do {
+            let whole = try assembler.add(chunk, version: version)
+            accepted(chunk, version: version)
+            guard let whole else { return nil }
+            return (whole, complete(whole))
+        } catch {
+            refused(error)
+            throw error
+        }
+    }
+
     /// The reassembler took `chunk`; a newer version replaces what is kept, as it does there.
-    mutating func accepted(_ chunk: WeightsChunk, version: UInt64) {
+    private mutating func accepted(_ chunk: WeightsChunk, version: UInt64) {
         if version != self.version {
             self.version = version
             chunks = [:]
@@ -18,7 +36,7 @@ struct IncomingChunks {
 
     /// The reassembler refused a chunk; on a failed whole (size or digest) it dropped the
     /// transfer, and so does this.
-    mutating func refused(_ error: any Error) {
+    private mutating func refused(_ error: any Error) {
         switch error as? ChunkError {
         case .sizeMismatch?, .digestMismatch?: chunks = [:]
         default: break
@@ -28,7 +46,7 @@ struct IncomingChunks {
     /// The chunks of the transfer that just completed as `whole`, by index, and forgets them.
     /// They share the bytes the reassembler checked, so no copy or hash is needed; should they
     /// ever not tile `whole` (they always do), `whole` is cut again.
-    mutating func complete(_ whole: Data) -> [WeightsChunk] {
+    private mutating func complete(_ whole: Data) -> [WeightsChunk] {
         defer { chunks = [:] }
         let sorted = chunks.values.sorted { $0.index < $1.index }
         if let first = sorted.first, sorted.count == Int(first.count),

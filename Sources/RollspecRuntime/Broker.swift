@@ -100,10 +100,8 @@ public final class Broker {
     var finished: RecentKeys
     var queue: [String] = []
     var unacked: [String: (trajectory: Trajectory, sentAt: Double)] = [:]
-    var policyAssembler = ChunkReassembler()
-    var draftAssembler = ChunkReassembler()
-    /// The chunks of the current transfer as received (the reassembler's own copy is internal),
-    /// so the complete checkpoint is forwarded as it came instead of cut and hashed again.
+    /// Reassembly of the policy and draft streams, keeping the chunks as received so a complete
+    /// checkpoint is forwarded as it came instead of cut and hashed again.
     var policyIncoming = IncomingChunks()
     var draftIncoming = IncomingChunks()
     /// The newest complete policy and draft, as chunk messages encoded once.
@@ -112,6 +110,7 @@ public final class Broker {
     var policyVersion: UInt64 = 0
     var draftVersion: UInt64 = 0
     var lastPeerSweep = 0.0
+    var lastMetricsUpdate = -Double.infinity
 
     /// What the Prometheus endpoint serves (`metrics.port`); updated on this thread, read on the
     /// server's.
@@ -198,6 +197,9 @@ public final class Broker {
             dispatch()
             resend(at: t)
             forgetIdlePeers(at: t)
+            // The loop turns for every burst of messages; the broker-wide gauges need not.
+            guard t - lastMetricsUpdate >= 0.1 else { continue }
+            lastMetricsUpdate = t
             metrics.update {
                 $0.recordRejections(rejections)
                 $0.setRedelivery(redelivered: redelivered, resent: resent)

@@ -64,7 +64,7 @@ public final class Driver {
         let expected = d.requests * d.samples
         // The client delivers each (request, sample) once; a second copy is only counted.
         var seen: Set<String> = []
-        var unexpected = 0, tokens = 0, drafted: UInt64 = 0, accepted: UInt64 = 0
+        var unexpected = 0, tokens = 0, acceptance = AcceptanceCounts()
         var policyVersions: [String: Int] = [:], draftVersions: [String: Int] = [:]
         var publishedMidRun = false
         while seen.count < expected, now() - start < d.timeoutSeconds {
@@ -72,8 +72,7 @@ public final class Driver {
                 let key = sampleKey(t.requestID, t.sampleIndex)
                 guard seen.insert(key).inserted else { unexpected += 1; continue }
                 tokens += t.responseTokens.count
-                drafted += t.acceptance.draftedTokens
-                accepted += t.acceptance.acceptedTokens
+                acceptance.add(t.acceptance)
                 policyVersions["\(t.policyVersion)", default: 0] += 1
                 draftVersions["\(t.draftVersion)", default: 0] += 1
                 log("driver: \(key) policy v\(t.policyVersion) draft v\(t.draftVersion) \(t.responseTokens.count) tokens (\(seen.count)/\(expected))")
@@ -91,6 +90,6 @@ public final class Driver {
         return Summary(
             requests: d.requests, samples: d.samples, received: seen.count, duplicates: client.duplicates + unexpected,
             missing: missing, seconds: now() - start, policyVersions: policyVersions, draftVersions: draftVersions,
-            tokens: tokens, acceptanceRate: drafted == 0 ? 0 : Double(accepted) / Double(drafted), ok: missing == 0)
+            tokens: tokens, acceptanceRate: acceptance.acceptanceRate, ok: missing == 0)
     }
 }

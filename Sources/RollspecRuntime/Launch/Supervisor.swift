@@ -52,6 +52,8 @@ public final class Supervisor {
     private var records: [LearnerRecord] = []
     private let started = now()
     private var lastProgress = ""
+    /// The learner's records as it appends them.
+    private lazy var tail = FileTail(url: runDirectory.appendingPathComponent("learner.jsonl"))
 
     public init(config: JobConfig, options: Options) {
         self.config = config
@@ -81,7 +83,6 @@ public final class Supervisor {
                         initialBackoff: options.initialBackoffSeconds)
         }
         say("launch: \(config.name): \(roles.map(\.instance.label).joined(separator: ", ")); logs in \(logs.path)")
-        let tail = FileTail(url: runDirectory.appendingPathComponent("learner.jsonl"))
         for role in roles {
             if let failure = start(role) { return stop(.failed(failure)) }
             if role.instance.role == "broker" { waitForBroker() }
@@ -202,8 +203,8 @@ public final class Supervisor {
         let learners = roles.filter { $0.instance.isLearner }
         for l in learners { l.signal(SIGTERM) }
         wait(for: learners, seconds: options.learnerGraceSeconds)
-        let tail = FileTail(url: runDirectory.appendingPathComponent("learner.jsonl"))
-        records = LearnerRecord.parse(lines: tail.newLines().joined(separator: "\n"))
+        // What the learner wrote while it stopped (its last steps and its summary).
+        records += LearnerRecord.parse(lines: tail.newLines().joined(separator: "\n"))
         let servers = roles.filter { !$0.instance.isLearner }.reversed()
         for r in servers { r.signal(SIGTERM) }
         wait(for: Array(servers), seconds: 3)

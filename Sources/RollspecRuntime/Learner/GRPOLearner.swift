@@ -132,9 +132,7 @@ public final class GRPOLearner {
                                                     responseTokens: t.responseTokens.map(Int.init),
                                                     sampleLogprobs: t.logprobs, advantage: Float(a)))
                     }
-                    counts.drafts += t.acceptance.drafts
-                    counts.draftedTokens += t.acceptance.draftedTokens
-                    counts.acceptedTokens += t.acceptance.acceptedTokens
+                    counts.add(t.acceptance)
                     draftVersions["\(t.draftVersion)", default: 0] += 1
                     summary.policyVersions["\(t.policyVersion)", default: 0] += 1
                     tokens += t.responseTokens.count
@@ -156,10 +154,11 @@ public final class GRPOLearner {
             try client.publishPolicy(policy, version: version + 1)
             summary.finalPolicyVersion = version + 1
 
-            let (mean, std) = Self.meanAndStd(rewards)
+            let stepRewards = GroupAdvantages(rewards: rewards)  // the whole step as one group: its mean and std
+            let (mean, std) = (stepRewards.mean, stepRewards.std)
             let record = LearnerStepRecord(
                 step: step, policyVersion: version, rewardMean: mean, rewardStd: std,
-                acceptanceRate: counts.acceptanceRate, meanAcceptanceLength: Self.meanAcceptanceLength(counts),
+                acceptanceRate: counts.acceptanceRate, meanAcceptanceLength: counts.meanAcceptanceLength,
                 draftVersions: draftVersions, rolloutTokens: tokens, rolloutSeconds: rolloutSeconds,
                 rolloutTokensPerSecond: rolloutSeconds > 0 ? Double(tokens) / rolloutSeconds : 0,
                 stepSeconds: now() - stepStart, informativeGroups: informative,
@@ -176,9 +175,7 @@ public final class GRPOLearner {
             summary.rolloutTokens += tokens
             summary.rolloutSeconds += rolloutSeconds
             summary.maxLogprobError = max(summary.maxLogprobError, record.maxLogprobError)
-            totals.drafts += counts.drafts
-            totals.draftedTokens += counts.draftedTokens
-            totals.acceptedTokens += counts.acceptedTokens
+            totals.add(counts)
         }
         // Closed before counting: after this nothing more is acked, so the count is final.
         client.close()
@@ -188,7 +185,7 @@ public final class GRPOLearner {
             summary.error = "interrupted after \(summary.steps) of \(L.steps) steps"
         }
         summary.acceptanceRate = totals.acceptanceRate
-        summary.meanAcceptanceLength = Self.meanAcceptanceLength(totals)
+        summary.meanAcceptanceLength = totals.meanAcceptanceLength
         summary.totalSeconds = now() - start
         let saved = URL(fileURLWithPath: config.resolvedRunDirectory).appendingPathComponent("learner-policy")
         do {
@@ -237,15 +234,5 @@ public final class GRPOLearner {
             total += task.reward(response: tokenizer.decode(out.tokens), for: p)
         }
         return total / Double(max(problems, 1))
-    }
-
-    static func meanAndStd(_ values: [Double]) -> (Double, Double) {
-        let n = Double(max(values.count, 1))
-        let mean = values.reduce(0, +) / n
-        return (mean, (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / n).squareRoot())
-    }
-
-    static func meanAcceptanceLength(_ c: AcceptanceCounts) -> Double {
-        c.drafts == 0 ? 1 : 1 + Double(c.acceptedTokens) / Double(c.drafts)
     }
 }

@@ -37,6 +37,22 @@ public struct AcceptanceCounts: Equatable, Sendable {
     /// accepted / drafted tokens (0 when nothing was drafted).
     public var acceptanceRate: Double { draftedTokens == 0 ? 0 : Double(acceptedTokens) / Double(draftedTokens) }
 
+    /// 1 + accepted / drafts: tokens per verification, the bonus token counted (1 when nothing
+    /// was drafted).
+    public var meanAcceptanceLength: Double { drafts == 0 ? 1 : 1 + Double(acceptedTokens) / Double(drafts) }
+
+    /// Adds `other`'s counts (per position element by element; proposers joined).
+    public mutating func add(_ other: AcceptanceCounts) {
+        drafts += other.drafts
+        draftedTokens += other.draftedTokens
+        acceptedTokens += other.acceptedTokens
+        if acceptedPerPosition.count < other.acceptedPerPosition.count {
+            acceptedPerPosition += Array(repeating: 0, count: other.acceptedPerPosition.count - acceptedPerPosition.count)
+        }
+        for (i, n) in other.acceptedPerPosition.enumerated() { acceptedPerPosition[i] += n }
+        for p in other.proposers where !proposers.contains(p) { proposers.append(p) }
+    }
+
     func encode(into w: inout WireWriter) {
         w.u64(drafts)
         w.u64(draftedTokens)
