@@ -26,6 +26,11 @@ public struct Logits {
     public let buffer: FloatBuffer
     /// For each segment, the range of its rows in `buffer`.
     public let segmentRows: [Range<Int>]
+    /// `[N, C]` when asked for (`forward(…, features: true)`): every new token's hidden state
+    /// after the final norm — the head's input, what a feature-level draft (EAGLE) reads —
+    /// with segment `s` owning rows `featureRows[s]`.
+    public var features: FloatBuffer?
+    public var featureRows: [Range<Int>] = []
 
     public var rowCount: Int { buffer.count / vocabSize }
 
@@ -115,7 +120,13 @@ public final class LlamaModel {
 
     /// Runs all segments' new tokens through the model, appending their keys and values to
     /// each segment's cache, and returns the requested logits rows.
-    public func forward(_ segments: [ForwardSegment], logits rows: LogitsRows) -> Logits {
+    ///
+    /// - Parameters:
+    ///   - features: also return every new token's final-norm hidden state (`Logits.features`).
+    ///   - inputs: `[N, C]` input vectors to use instead of the tokens' embeddings (a feature-level
+    ///     draft computes its own); the tokens then only count rows.
+    public func forward(_ segments: [ForwardSegment], logits rows: LogitsRows, features: Bool = false,
+                        inputs: UnsafePointer<Float>? = nil) -> Logits {
         let c = config
         let dim = c.hiddenSize, qDim = c.numAttentionHeads * c.headDim
         let kvDim = c.numKeyValueHeads * c.headDim, ffn = c.intermediateSize
@@ -132,7 +143,8 @@ public final class LlamaModel {
             starts.append(seg.cache.count)
             for (t, token) in seg.tokens.enumerated() {
                 precondition(token >= 0 && token < c.vocabSize, "token id \(token) outside vocabulary")
-                (s.x.pointer + row * dim).update(from: weights.embedding.pointer + token * dim, count: dim)
+                let source = inputs.map { $0 + row * dim } ?? UnsafePointer(weights.embedding.pointer + token * dim)
+                (s.x.pointer + row * dim).update(from: source, count: dim)
                 s.positions[row] = Int32(seg.cache.count + t)
                 row += 1
             }
@@ -183,6 +195,16 @@ public final class LlamaModel {
         }
         for seg in segments { seg.cache.advance(by: seg.tokens.count) }
 
+        var featureBuffer: FloatBuffer?
+        var featureRows: [Range<Int>] = []
+        if features {
+            let all = FloatBuffer(count: n * dim)
+            rmsNormForward(all.pointer, s.x.pointer, weights.finalNorm.pointer, n: n, dim: dim, eps: c.rmsNormEps)
+            featureBuffer = all
+            var start = 0
+            for seg in segments { featureRows.append(start..<(start + seg.tokens.count)); start += seg.tokens.count }
+        }
+
         // Final norm and head, on the requested rows only.
         var outRows: [Int] = []
         var segmentRows: [Range<Int>] = []
@@ -213,7 +235,10 @@ public final class LlamaModel {
         } else {
             matmulForward(out.pointer, s.xb.pointer, weights.lmHead.pointer, nil, n: outRows.count, inDim: dim, outDim: c.vocabSize)
         }
-        return Logits(vocabSize: c.vocabSize, buffer: out, segmentRows: segmentRows)
+        var result = Logits(vocabSize: c.vocabSize, buffer: out, segmentRows: segmentRows)
+        result.features = featureBuffer
+        result.featureRows = featureRows
+        return result
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import RollspecKernels
 import RollspecModel
 
 /// How a speculative generator drafts.
@@ -21,6 +22,10 @@ public struct SpeculativeOutput: Sendable {
     /// probabilities at temperature 1 (empty unless `recordTopK > 0`): what draft distillation
     /// trains towards.
     public var topK: [TopKProbabilities] = []
+    /// `[prompt + output − 1, C]` the target's feature (final-norm hidden state) of every
+    /// position it ran — all but the last token (empty unless `recordFeatures`): what a
+    /// feature-level draft trains on.
+    public var features: [Float] = []
 }
 
 /// The k most likely tokens of one position and their probabilities, most likely first.
@@ -69,6 +74,8 @@ public final class SpeculativeGenerator {
     public var rejectionSampler = RejectionSampler()
     /// Record the target's top-k probabilities of every emitted token (0: off).
     public var recordTopK = 0
+    /// Record the target's feature of every position (`SpeculativeOutput.features`).
+    public var recordFeatures = false
     /// Statistics of the last `generate` call.
     public private(set) var lastReport = SpeculationReport()
     private var costModel = CostModel()
@@ -94,8 +101,10 @@ public final class SpeculativeGenerator {
     public func generateBatch(_ requests: [GenerationRequest],
                               onToken: (Int, SampledToken) -> Void = { _, _ in }) throws -> [SpeculativeOutput] {
         for r in requests { try r.validate(vocabSize: model.config.vocabSize) }
-        var seqs = requests.map { SequenceRun(request: $0, model: model, proposers: makeProposers()) }
+        var seqs = requests.map { SequenceRun(request: $0, model: model, proposers: makeProposers(), recordFeatures: recordFeatures) }
         let vocab = model.config.vocabSize
+        // Features are computed only when a proposer reads them or they are recorded.
+        let wantsFeatures = recordFeatures || seqs.contains { !$0.featureConsumers.isEmpty }
 
         // Prefill all prompts but their last token, which each first step feeds with its draft.
         // Requests with the same prompt (the n samples of a GRPO group) share one prefill:
@@ -109,9 +118,14 @@ public final class SpeculativeGenerator {
         }
         let prefills = firstWithPrompt.values.sorted()
         if !prefills.isEmpty {
-            _ = model.forward(prefills.map {
+            let out = model.forward(prefills.map {
                 ForwardSegment(tokens: Array(seqs[$0].request.prompt.dropLast()), cache: seqs[$0].cache)
-            }, logits: .last)
+            }, logits: .last, features: wantsFeatures)
+            if let features = out.features {
+                let rowsOf = Dictionary(uniqueKeysWithValues: zip(prefills, out.featureRows))
+                for i in prefills { seqs[i].observe(features, rows: rowsOf[i]!) }
+                for (from, to) in copies { seqs[to].observe(features, rows: rowsOf[from]!) }
+            }
         }
         for (from, to) in copies { seqs[to].cache = seqs[from].cache.fork() }
         let prefillSeconds = Date().timeIntervalSince(prefillStart)
@@ -150,7 +164,7 @@ public final class SpeculativeGenerator {
             let segments = zip(active, drafts).map { i, d in
                 ForwardSegment(tokens: [seqs[i].pending] + d.tokens, cache: seqs[i].cache)
             }
-            let logits = model.forward(segments, logits: .all)
+            let logits = model.forward(segments, logits: .all, features: wantsFeatures)
             let verifySeconds = Date().timeIntervalSince(t0)
             let totalTokens = segments.reduce(0) { $0 + $1.tokens.count }
             costModel.observe(tokens: totalTokens, seconds: verifySeconds)
@@ -160,7 +174,7 @@ public final class SpeculativeGenerator {
             for (j, i) in active.enumerated() {
                 let rows = logits.segmentRows[j]
                 let share = verifySeconds * Double(segments[j].tokens.count) / Double(totalTokens)
-                seqs[i].settle(draft: drafts[j], logits: logits, rows: rows, vocabSize: vocab, recordTopK: recordTopK,
+                seqs[i].settle(draft: drafts[j], logits: logits, segment: j, rows: rows, vocabSize: vocab, recordTopK: recordTopK,
                                sampler: rejectionSampler, controller: controller,
                                draftSeconds: draftSeconds[j], verifySeconds: share,
                                plainStepSeconds: plainStep) { onToken(i, $0) }
@@ -171,7 +185,8 @@ public final class SpeculativeGenerator {
         for i in seqs.indices {
             seqs[i].result.decodeSeconds = decodeSeconds
             for p in seqs[i].proposers { p.end(prompt: seqs[i].request.prompt, output: seqs[i].result.tokens) }
-            outputs.append(SpeculativeOutput(result: seqs[i].result, report: seqs[i].report, topK: seqs[i].topK))
+            outputs.append(SpeculativeOutput(result: seqs[i].result, report: seqs[i].report, topK: seqs[i].topK,
+                                             features: seqs[i].features))
         }
         lastReport = outputs.map(\.report).reduce(SpeculationReport(), +)
         return outputs
@@ -183,6 +198,13 @@ private struct SequenceRun {
     let request: GenerationRequest
     var cache: KVCache
     let proposers: [Proposer]
+    /// The proposers that read the target's features.
+    let featureConsumers: [TargetFeatureConsumer]
+    let recordFeatures: Bool
+    /// C, the width of one feature row.
+    let featureWidth: Int
+    /// `[positions, C]` the target's features, when recorded.
+    var features: [Float] = []
     var random: RandomSource
     /// Prompt and emitted tokens; the last one is `pending` (not yet in the cache).
     var context: [Int]
@@ -192,8 +214,11 @@ private struct SequenceRun {
     var control = SpeculationController.SequenceState()
     var done = false
 
-    init(request: GenerationRequest, model: LlamaModel, proposers: [Proposer]) {
+    init(request: GenerationRequest, model: LlamaModel, proposers: [Proposer], recordFeatures: Bool) {
         self.request = request
+        self.featureConsumers = proposers.compactMap { $0 as? TargetFeatureConsumer }
+        self.recordFeatures = recordFeatures
+        self.featureWidth = model.config.hiddenSize
         self.cache = model.makeCache(capacity: request.prompt.count + request.maxTokens + 16)
         self.proposers = proposers
         self.random = RandomSource(seed: request.sampling.seed)
@@ -202,6 +227,17 @@ private struct SequenceRun {
     }
 
     var pending: Int { context[context.count - 1] }
+
+    /// Hands the target's features of the next `rows.count` context positions to the
+    /// proposers that read them, and records them if asked.
+    mutating func observe(_ buffer: FloatBuffer, rows: Range<Int>) {
+        guard !rows.isEmpty else { return }
+        let start = buffer.pointer + rows.lowerBound * featureWidth
+        for consumer in featureConsumers { consumer.observeTargetFeatures(start, count: rows.count) }
+        if recordFeatures {
+            features.append(contentsOf: UnsafeBufferPointer(start: start, count: rows.count * featureWidth))
+        }
+    }
 
     mutating func propose(controller: SpeculationController) -> Draft {
         let remaining = request.maxTokens - result.tokens.count
@@ -213,7 +249,7 @@ private struct SequenceRun {
         return proposer.propose(context: context, maxTokens: k, sampling: request.sampling, random: &random)
     }
 
-    mutating func settle(draft: Draft, logits: Logits, rows: Range<Int>, vocabSize: Int, recordTopK: Int,
+    mutating func settle(draft: Draft, logits: Logits, segment: Int, rows: Range<Int>, vocabSize: Int, recordTopK: Int,
                          sampler: RejectionSampler, controller: SpeculationController,
                          draftSeconds: Double, verifySeconds: Double, plainStepSeconds: Double,
                          onToken: (SampledToken) -> Void) {
@@ -248,6 +284,11 @@ private struct SequenceRun {
             if result.tokens.count >= request.maxTokens { result.finishReason = .length; done = true; break }
         }
         context += emitted.prefix(kept)
+        // The target ran the pending token and the accepted draft tokens: their features are final.
+        if let features = logits.features {
+            let first = logits.featureRows[segment].lowerBound
+            observe(features, rows: first..<(first + kept))
+        }
         report.record(proposer: draft.proposer, drafted: draft.tokens.count, accepted: v.acceptedCount)
         report.overall.draftSeconds += draftSeconds
         report.overall.verifySeconds += verifySeconds

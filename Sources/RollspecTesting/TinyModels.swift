@@ -44,6 +44,21 @@ public enum TinyModels {
         LlamaModel(weights: randomWeights(config: config, seed: seed))
     }
 
+    /// A random feature-level (EAGLE) draft for `target`: `layers` random decoder layers of the
+    /// target's shape, a random `fc`, and the target's embedding and head.
+    public static func randomFeatureDraft(target: LlamaWeights, layers: Int = 1, seed: UInt64 = 0) -> FeatureDraftWeights {
+        var config = target.config
+        config.numHiddenLayers = layers
+        var body = randomWeights(config: config, seed: seed)
+        body.embedding = target.embedding
+        body.lmHead = target.lmHead
+        let dim = config.hiddenSize
+        var rng = RandomSource(seed: seed &+ 1)
+        let fc = FloatBuffer(count: dim * 2 * dim), bias = FloatBuffer(count: dim)
+        for i in 0..<fc.count { fc[i] = gaussian(&rng) / Float(2 * dim).squareRoot() }
+        return FeatureDraftWeights(fc: fc, fcBias: bias, body: body)
+    }
+
     /// A standard normal draw (Box–Muller).
     public static func gaussian(_ rng: inout RandomSource) -> Float {
         let u1 = max(rng.nextUnit(), 1e-300), u2 = rng.nextUnit()

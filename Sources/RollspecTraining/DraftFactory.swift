@@ -65,6 +65,27 @@ public enum DraftFactory {
         return LlamaWeights(config: config, tensors: tensors)
     }
 
+    /// A feature-level draft (EAGLE) over `target`: the given target layers and a copy of its
+    /// final norm as the body, the target's embedding and head shared (not copied), and `fc`
+    /// set to `[embeddingScale · I | featureScale · I]` so that the first layer starts from the
+    /// sum of the token's embedding and the previous feature, each brought to a similar size.
+    public static func featureDraft(_ target: LlamaWeights, layers: [Int], embeddingScale: Float = 1,
+                                    featureScale: Float = 1) -> FeatureDraftWeights {
+        precondition(!layers.isEmpty && layers.allSatisfy { $0 >= 0 && $0 < target.config.numHiddenLayers },
+                     "layers must be indices of the target's \(target.config.numHiddenLayers) layers")
+        let copy = fromTarget(target, layers: layers)
+        var body = copy
+        body.embedding = target.embedding
+        body.lmHead = target.lmHead
+        let dim = target.config.hiddenSize
+        let fc = FloatBuffer(count: dim * 2 * dim), bias = FloatBuffer(count: dim)
+        for i in 0..<dim {
+            fc[i * 2 * dim + i] = embeddingScale
+            fc[i * 2 * dim + dim + i] = featureScale
+        }
+        return FeatureDraftWeights(fc: fc, fcBias: bias, body: body)
+    }
+
     /// Names of the tensors a draft shares with its target and usually keeps frozen: the
     /// embedding, the final norm and (untied) the head.
     public static func sharedTensorNames(_ config: LlamaConfig) -> Set<String> {

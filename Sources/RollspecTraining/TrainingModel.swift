@@ -18,6 +18,8 @@ public final class TrainingModel {
     private var ropeTable: RoPETable
     private var acts: Activations?
     private var batch: PackedBatch?
+    /// Whether the last forward took input vectors instead of embeddings.
+    private var usedInputs = false
     /// When set, the head produces logits for these token ids only (`[R, S]`, column j for
     /// token `outputVocabulary[j]`): a draft whose head is restricted to frequent tokens at
     /// inference trains over the same subset, at S/V of the head's cost.
@@ -44,8 +46,10 @@ public final class TrainingModel {
     ///   - sequences: token ids, each sequence non-empty.
     ///   - logitRows: packed row indices (see `sequenceOffsets`) whose logits are wanted, in
     ///     any order; nil means every row.
+    ///   - inputs: `[N, C]` input vectors to use instead of the tokens' embeddings (a
+    ///     feature-level draft computes its own); the tokens then only give the packing.
     /// - Returns: `[R, V]` logits, row i for packed row `logitRows[i]`.
-    public func forward(_ sequences: [[Int]], logitRows: [Int]? = nil) -> FloatBuffer {
+    public func forward(_ sequences: [[Int]], logitRows: [Int]? = nil, inputs: UnsafePointer<Float>? = nil) -> FloatBuffer {
         let c = config
         let dim = c.hiddenSize, qDim = c.numAttentionHeads * c.headDim
         let kvDim = c.numKeyValueHeads * c.headDim, ffn = c.intermediateSize
@@ -64,9 +68,14 @@ public final class TrainingModel {
             ropeTable = RoPETable(headDim: c.headDim, theta: c.ropeTheta, maxPositions: size)
         }
 
-        b.tokens.withUnsafeBufferPointer { tokens in
-            embeddingForward(a.layers[0].xIn.pointer, weights.embedding.pointer, tokens: tokens.baseAddress!, n: n, dim: dim)
+        if let inputs {
+            a.layers[0].xIn.pointer.update(from: inputs, count: n * dim)
+        } else {
+            b.tokens.withUnsafeBufferPointer { tokens in
+                embeddingForward(a.layers[0].xIn.pointer, weights.embedding.pointer, tokens: tokens.baseAddress!, n: n, dim: dim)
+            }
         }
+        usedInputs = inputs != nil
         for (l, w) in weights.layers.enumerated() {
             let s = a.layers[l]
             let next = l + 1 < c.numHiddenLayers ? a.layers[l + 1].xIn : a.xOut
@@ -109,7 +118,14 @@ public final class TrainingModel {
     /// gradient into `gradients` (zero it first unless accumulating over micro-batches).
     /// Gradients of the head and embedding are not computed when they are `frozen` (HF names):
     /// with a frozen tied head that skips the largest matmul of a small draft's backward.
-    public func backward(_ dLogits: UnsafePointer<Float>, into gradients: LlamaGradients, frozen: Set<String> = []) {
+    ///
+    /// - Parameters:
+    ///   - dHeadInput: `[R, C]` an extra gradient with respect to `headInput` (a loss on the
+    ///     hidden state itself, as a feature-level draft's regression to the target's).
+    ///   - dInputs: `[N, C]` receives the gradient with respect to the forward's `inputs`
+    ///     (required when the forward was given inputs; the embedding then gets none).
+    public func backward(_ dLogits: UnsafePointer<Float>, into gradients: LlamaGradients, frozen: Set<String> = [],
+                         dHeadInput: UnsafePointer<Float>? = nil, dInputs: UnsafeMutablePointer<Float>? = nil) {
         guard let a = acts, let b = batch else { preconditionFailure("backward without a forward") }
         let c = config
         let dim = c.hiddenSize, qDim = c.numAttentionHeads * c.headDim
@@ -135,6 +151,7 @@ public final class TrainingModel {
             matmulBackward(g.dNorm.pointer, headFrozen ? nil : gradients.lmHead.pointer, nil, dLogits, a.xFinal.pointer,
                            weights.lmHead.pointer, n: r, inDim: dim, outDim: c.vocabSize)
         }
+        if let dHeadInput { addInPlace(g.dNorm.pointer, dHeadInput, count: r * dim) }
         zero(g.dx2, r * dim)
         rmsNormBackward(g.dx2.pointer, gradients.finalNorm.pointer, g.dNorm.pointer, a.xGathered.pointer,
                         weights.finalNorm.pointer, n: r, dim: dim, eps: c.rmsNormEps)
@@ -181,10 +198,21 @@ public final class TrainingModel {
             rmsNormBackward(g.dx.pointer, dw.attentionNorm.pointer, g.dNorm.pointer, s.xIn.pointer, w.attentionNorm.pointer,
                             n: n, dim: dim, eps: c.rmsNormEps)
         }
+        if usedInputs {
+            precondition(dInputs != nil, "a forward given inputs needs dInputs in its backward")
+            dInputs!.update(from: g.dx.pointer, count: n * dim)
+            return
+        }
         if frozen.contains("model.embed_tokens.weight") { return }
         b.tokens.withUnsafeBufferPointer { tokens in
             embeddingBackward(gradients.embedding.pointer, g.dx.pointer, tokens: tokens.baseAddress!, n: n, dim: dim)
         }
+    }
+
+    /// `[R, C]` the last forward's head input (the final norm's output) of its logit rows.
+    public var headInput: UnsafePointer<Float> {
+        guard let a = acts else { preconditionFailure("headInput before a forward") }
+        return UnsafePointer(a.xFinal.pointer)
     }
 
     /// The head the logits come from: the whole head, or its `outputVocabulary` rows.

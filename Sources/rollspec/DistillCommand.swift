@@ -31,8 +31,11 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "Train a fresh draft with this HF config.json (its vocab must be the target's).")
     var draftConfig: String?
 
-    @Option(name: .long, help: "Target layers copied into the draft, e.g. 0,1,29.")
-    var layers: String = "0,1,2,29"
+    @Option(name: .long, help: "layers: a small Llama over tokens; eagle: a feature-level draft that reads the target's hidden states (EAGLE).")
+    var draftKind: DraftKind = .layers
+
+    @Option(name: .long, help: "Target layers copied into the draft, e.g. 0,1,29 (default: 0,1,2,29; eagle: 29).")
+    var layers: String?
 
     @Option(name: .long, help: "Training prompts (one per line, text or {\"prompt\": ...}).")
     var prompts: String
@@ -76,8 +79,23 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "Evaluate every N steps.")
     var evalEvery: Int = 25
 
+    @Option(name: .long, help: "eagle: weight of the feature regression (the KL has weight --kl-weight).")
+    var featureWeight: Float = 0.02
+
+    @Option(name: .long, help: "eagle: half-width of the uniform noise on input features, in units of their RMS.")
+    var featureNoise: Float = 0.2
+
     @Option(name: .long, help: "Kernel threads (default: all CPUs).")
     var threads: Int?
+
+    enum DraftKind: String, ExpressibleByArgument, CaseIterable { case layers, eagle }
+
+    func validate() throws {
+        if draftKind == .eagle && (draft != nil || draftConfig != nil) {
+            throw ValidationError("--draft-kind eagle starts from target layers; --draft and --draft-config are for --draft-kind layers")
+        }
+        if batchSize < 1 || epochs < 1 || minutes <= 0 || evalEvery < 1 { throw ValidationError("--batch-size, --epochs, --minutes and --eval-every must be positive") }
+    }
 
     func run() throws {
         let outDir = URL(fileURLWithPath: out)
@@ -93,10 +111,14 @@ struct DistillCommand: ParsableCommand {
         func data(_ p: [String], _ name: String) throws -> [DistillExample] {
             try generateDistillData(
                 loaded: loaded, prompts: p, chat: chat, maxTokens: maxTokens, temperature: temperature, topK: topK,
-                batchSize: 16, seed: 0,
+                features: draftKind == .eagle, batchSize: 16, seed: 0,
                 cache: outDir.appendingPathComponent("data-\(name)-T\(temperature)-n\(maxTokens)-k\(topK).json"), label: name)
         }
         let train = try data(trainPrompts, "train"), held = try data(heldPrompts, "heldout")
+        if draftKind == .eagle {
+            try distillFeatureDraft(loaded: loaded, train: train, held: held, outDir: outDir)
+            return
+        }
 
         // The draft.
         let targetWeights = loaded.model.weights
@@ -107,7 +129,7 @@ struct DistillCommand: ParsableCommand {
             let config = try JSONDecoder().decode(LlamaConfig.self, from: Data(contentsOf: URL(fileURLWithPath: draftConfig)))
             weights = DraftFactory.scratch(config: config, seed: 1)
         } else {
-            let chosen = try parseTokenList(layers)
+            let chosen = try parseTokenList(layers ?? "0,1,2,29")
             guard chosen.allSatisfy({ $0 >= 0 && $0 < targetWeights.config.numHiddenLayers }) else {
                 throw CLIError("--layers must be in 0..<\(targetWeights.config.numHiddenLayers)")
             }
@@ -187,24 +209,13 @@ struct DistillCommand: ParsableCommand {
                                                          stopTokens: loaded.tokenizer.stopTokenIds))
             report = report + generator.lastReport
         }
-        struct Summary: Encodable {
-            var steps: Int; var trainingSeconds: Double; var heldoutLoss: Float
-            var heldoutExpectedAcceptance: Float; var measuredAcceptanceRate: Double
-            var measuredMeanAcceptanceLength: Double; var perPositionAcceptance: [Double]
-            var draftLayers: Int; var outputVocabulary: Int
-        }
-        let summary = Summary(
+        let summary = DistillSummary(
             steps: step, trainingSeconds: Date().timeIntervalSince(start), heldoutLoss: final.loss,
             heldoutExpectedAcceptance: final.expectedAcceptance, measuredAcceptanceRate: report.overall.acceptanceRate,
             measuredMeanAcceptanceLength: report.overall.meanAcceptanceLength,
             perPositionAcceptance: report.overall.perPositionAcceptance,
             draftLayers: trainer.weights.config.numHiddenLayers, outputVocabulary: vocabSubset > 0 ? vocabulary.count : weights.config.vocabSize)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(summary).write(to: outDir.appendingPathComponent("summary.json"))
-        print(String(format: "held-out: expected acceptance %.3f; speculative decoding (T=0): acceptance rate %.3f, mean acceptance length %.2f",
-                     final.expectedAcceptance, report.overall.acceptanceRate, report.overall.meanAcceptanceLength))
-        print("draft written to \(outDir.path)")
+        try summary.write(to: outDir)
     }
 
     private func makeExample(_ e: DistillExample) -> TrainingExample {
@@ -218,6 +229,25 @@ struct DistillCommand: ParsableCommand {
             topK[position] = zip(top.tokens, top.probabilities).map { (token: $0, prob: $1) }
         }
         return TrainingExample(tokens: tokens, lossMask: mask, targetTopK: topK, ceWeight: 1, klWeight: klWeight)
+    }
+}
+
+/// What `rollspec distill` writes to OUT/summary.json.
+struct DistillSummary: Encodable {
+    var steps: Int; var trainingSeconds: Double; var heldoutLoss: Float
+    var heldoutExpectedAcceptance: Float; var measuredAcceptanceRate: Double
+    var measuredMeanAcceptanceLength: Double; var perPositionAcceptance: [Double]
+    var draftLayers: Int; var outputVocabulary: Int
+    var draftKind = "layers"
+
+    /// Writes summary.json and prints the result lines.
+    func write(to outDir: URL) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(self).write(to: outDir.appendingPathComponent("summary.json"))
+        print(String(format: "held-out: expected acceptance %.3f; speculative decoding (T=0): acceptance rate %.3f, mean acceptance length %.2f",
+                     heldoutExpectedAcceptance, measuredAcceptanceRate, measuredMeanAcceptanceLength))
+        print("draft written to \(outDir.path)")
     }
 }
 

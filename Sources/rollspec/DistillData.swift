@@ -9,6 +9,11 @@ struct DistillExample: Codable {
     var answer: [Int]
     /// `topK[i]`: the target's top-k at the position that produced `answer[i]`.
     var topK: [TopKProbabilities]
+    /// `[prompt + answer − 1, C]` the target's features (final-norm hidden states), when
+    /// recorded for a feature-level draft; cached beside the JSON as raw float32.
+    var features: [Float] = []
+
+    private enum CodingKeys: String, CodingKey { case prompt, answer, topK }
 }
 
 /// Reads a prompts file: one prompt per line, plain text or `{"prompt": "..."}`.
@@ -37,15 +42,18 @@ func readPromptFile(_ path: String) throws -> [String] {
 /// by the settings, so a rerun with the same settings skips the generation.
 func generateDistillData(
     loaded: LoadedModel, prompts: [String], chat: Bool, maxTokens: Int, temperature: Float,
-    topK: Int, batchSize: Int, seed: UInt64, cache: URL?, label: String
+    topK: Int, features: Bool = false, batchSize: Int, seed: UInt64, cache: URL?, label: String
 ) throws -> [DistillExample] {
+    let width = loaded.model.config.hiddenSize
     if let cache, let data = try? Data(contentsOf: cache),
-       let examples = try? JSONDecoder().decode([DistillExample].self, from: data), examples.count == prompts.count {
+       var examples = try? JSONDecoder().decode([DistillExample].self, from: data), examples.count == prompts.count,
+       !features || readFeatures(featureFile(cache), into: &examples, width: width) {
         printError("\(label): \(examples.count) cached target answers from \(cache.path)")
         return examples
     }
     let generator = SpeculativeGenerator(model: loaded.model) { [] }
     generator.recordTopK = topK
+    generator.recordFeatures = features
     var examples: [DistillExample] = []
     let start = Date()
     var tokens = 0
@@ -58,7 +66,7 @@ func generateDistillData(
                 stopTokens: loaded.tokenizer.stopTokenIds)
         }
         for (r, out) in zip(requests, try generator.generateBatch(requests)) {
-            examples.append(DistillExample(prompt: r.prompt, answer: out.result.tokens, topK: out.topK))
+            examples.append(DistillExample(prompt: r.prompt, answer: out.result.tokens, topK: out.topK, features: out.features))
             tokens += out.result.tokens.count
         }
         let elapsed = Date().timeIntervalSince(start)
@@ -72,8 +80,32 @@ func generateDistillData(
     if let cache {
         try FileManager.default.createDirectory(at: cache.deletingLastPathComponent(), withIntermediateDirectories: true)
         try JSONEncoder().encode(examples).write(to: cache)
+        if features {
+            var raw = Data()
+            for e in examples { e.features.withUnsafeBytes { raw.append(contentsOf: $0) } }
+            try raw.write(to: featureFile(cache))
+        }
     }
     return examples
+}
+
+/// Where the features of a data cache live: raw little-endian float32, example after example.
+private func featureFile(_ cache: URL) -> URL { cache.appendingPathExtension("features.f32") }
+
+/// Fills `examples[i].features` from `url`; false if the file is missing or the wrong size.
+private func readFeatures(_ url: URL, into examples: inout [DistillExample], width: Int) -> Bool {
+    guard let raw = try? Data(contentsOf: url, options: .alwaysMapped) else { return false }
+    let rows = examples.map { $0.prompt.count + $0.answer.count - 1 }
+    guard raw.count == rows.reduce(0, +) * width * 4 else { return false }
+    raw.withUnsafeBytes { bytes in
+        let floats = bytes.bindMemory(to: Float.self)
+        var at = 0
+        for i in examples.indices {
+            examples[i].features = Array(floats[at..<(at + rows[i] * width)])
+            at += rows[i] * width
+        }
+    }
+    return true
 }
 
 /// An error the command line reports as one line.

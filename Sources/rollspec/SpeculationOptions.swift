@@ -27,14 +27,25 @@ struct SpeculationOptions: ParsableArguments {
         if draftMax < 1 || draftMax > 32 { throw ValidationError("--draft-max must be in 1...32") }
     }
 
-    /// The draft model, checked against the target's vocabulary.
-    func loadDraft(threads: Int?, target: LlamaModel) throws -> LlamaModel? {
+    /// The draft model, checked against the target's vocabulary: a token-level Llama, or a
+    /// feature-level (EAGLE) draft when its config says so, loaded onto the target's embedding
+    /// and head.
+    func loadDraft(threads: Int?, target: LlamaModel) throws -> LoadedDraft? {
         guard let draft, speculate == .draft || speculate == .auto else { return nil }
+        let vocabulary = try draftVocabulary(draft)
+        if FeatureDraftWeights.isFeatureDraft(path: draft) {
+            let weights = try FeatureDraftWeights.load(directory: URL(fileURLWithPath: draft), target: target.weights)
+            return .features(FeatureDraftModel(weights: weights, outputVocabulary: vocabulary))
+        }
         let weights = try ModelLoader.loadWeights(path: draft)
         guard weights.config.vocabSize == target.config.vocabSize else {
             throw ValidationError("draft \(draft) has a vocabulary of \(weights.config.vocabSize) tokens, the target \(target.config.vocabSize): they must share one")
         }
-        // A distilled draft may come with the frequent tokens its head is restricted to.
+        return .tokens(LlamaModel(weights: weights, outputVocabulary: vocabulary))
+    }
+
+    /// A distilled draft may come with the frequent tokens its head is restricted to.
+    private func draftVocabulary(_ draft: String) throws -> [Int]? {
         let vocabularyFile = URL(fileURLWithPath: draft).appendingPathComponent(draftVocabularyFile)
         var vocabulary: [Int]?
         if fullDraftVocabulary == false, let data = try? Data(contentsOf: vocabularyFile) {
@@ -43,21 +54,33 @@ struct SpeculationOptions: ParsableArguments {
             }
             vocabulary = ids
         }
-        return LlamaModel(weights: weights, outputVocabulary: vocabulary)
+        return vocabulary
     }
 
     /// A speculative generator for `target`; `suffixIndex` is shared across its sequences.
-    func makeGenerator(target: LlamaModel, draft: LlamaModel?, suffixIndex: SuffixIndex) -> SpeculativeGenerator {
+    func makeGenerator(target: LlamaModel, draft: LoadedDraft?, suffixIndex: SuffixIndex) -> SpeculativeGenerator {
         let mode = speculate, confidence = draftConfidence
         return SpeculativeGenerator(model: target, controller: SpeculationController(maxLookahead: draftMax)) {
             var proposers: [Proposer] = []
-            if mode == .draft || mode == .auto, let draft {
-                proposers.append(DraftModelProposer(model: draft, confidenceThreshold: confidence))
+            if mode == .draft || mode == .auto {
+                switch draft {
+                case .tokens(let model): proposers.append(DraftModelProposer(model: model, confidenceThreshold: confidence))
+                case .features(let model): proposers.append(FeatureDraftProposer(model: model))
+                case nil: break
+                }
             }
             if mode == .suffix || mode == .auto { proposers.append(SuffixProposer(global: suffixIndex)) }
             return proposers
         }
     }
+}
+
+/// A draft loaded for speculation.
+enum LoadedDraft {
+    /// A small Llama over tokens.
+    case tokens(LlamaModel)
+    /// A feature-level draft reading the target's hidden states.
+    case features(FeatureDraftModel)
 }
 
 /// One line per proposer: drafts, acceptance rate, mean acceptance length, per position.

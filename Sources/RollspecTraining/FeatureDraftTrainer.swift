@@ -1,0 +1,244 @@
+import Foundation
+import RollspecKernels
+import RollspecModel
+
+/// One training sequence for a feature-level draft: the tokens and the target's feature of
+/// every position but the last.
+public struct FeatureExample: @unchecked Sendable {
+    /// `[T]` token ids (prompt and answer).
+    public var tokens: [Int]
+    /// `[(T − 1) · C]` the target's final-norm hidden state at positions `0 ..< T − 1`.
+    public var features: [Float]
+    /// `[T]`: position i counts when the target's prediction of `tokens[i + 1]` is one the
+    /// draft should learn (the answer positions).
+    public var lossMask: [Bool]
+
+    public init(tokens: [Int], features: [Float], lossMask: [Bool]) {
+        self.tokens = tokens
+        self.features = features
+        self.lossMask = lossMask
+    }
+}
+
+/// What one step or evaluation of a feature-level draft measured (means over counted rows).
+public struct FeatureStepStats: Sendable, Equatable {
+    /// `klWeight · kl + featureWeight · featureLoss`.
+    public var loss: Float
+    /// KL(target ‖ draft) of the next-token distributions over the output vocabulary.
+    public var kl: Float
+    /// Smooth-L1 distance of the guessed feature from the target's, summed over channels.
+    public var featureLoss: Float
+    /// Held-out only: E[Σ_x min(p(x), q(x))] with p the target's full distribution and q the
+    /// draft's (restricted) one, for the first drafted token.
+    public var expectedAcceptance: Float
+    public var gradNorm: Float
+    public var tokens: Int
+    public var seconds: Double
+    public var learningRate: Float
+
+    public var tokensPerSecond: Double { seconds > 0 ? Double(tokens) / seconds : 0 }
+}
+
+/// Trains a feature-level draft (EAGLE, Li et al. 2024) on the target's features: for each
+/// draft entry `(x_{p+1}, f_p)` it regresses the guess of `f_{p+1}` onto the target's (smooth
+/// L1, summed over channels) and pulls the draft's next-token distribution, the target's head
+/// applied to the guess, towards the target's own, head applied to `f_{p+1}` (KL). Input
+/// features get uniform noise, as in EAGLE, so that the draft tolerates its own guesses when it
+/// drafts several tokens. The embedding and head are the target's and stay frozen.
+public final class FeatureDraftTrainer {
+    public let draft: FeatureDraftWeights
+    public let model: TrainingModel
+    public let optimizer: AdamW
+    private let gradients: LlamaGradients
+    private let dFc: FloatBuffer, dFcBias: FloatBuffer
+    public var klWeight: Float = 1
+    public var featureWeight: Float = 0.02
+    /// Half-width of the uniform noise added to input features, in units of their RMS.
+    public var noise: Float = 0.2
+    /// RMS of one feature channel, measured on the first batch (scales `noise`).
+    public private(set) var featureRMS: Float?
+    private var rng = RandomSource(seed: 11)
+    /// Token ids the draft's head covers (sorted), or nil for the whole vocabulary.
+    public private(set) var outputVocabulary: [Int]?
+    /// `[S, C]` head rows of the output vocabulary (the target's head is frozen).
+    private var headRows: FloatBuffer
+
+    public init(draft: FeatureDraftWeights, optimizer: AdamWConfig, outputVocabulary: [Int]? = nil) {
+        self.draft = draft
+        model = TrainingModel(weights: draft.body)
+        let frozen: Set<String> = ["model.embed_tokens.weight", "lm_head.weight"]
+        self.optimizer = AdamW(parameters: draft.namedTensors, config: optimizer, frozen: frozen)
+        gradients = LlamaGradients(config: draft.config)
+        dFc = FloatBuffer(count: draft.fc.count)
+        dFcBias = FloatBuffer(count: draft.fcBias.count)
+        let dim = draft.config.hiddenSize
+        if let ids = outputVocabulary.map({ Array(Set($0)).sorted() }) {
+            self.outputVocabulary = ids
+            model.outputVocabulary = ids.map { Int32($0) }
+            headRows = FloatBuffer(count: ids.count * dim)
+            for (j, t) in ids.enumerated() {
+                (headRows.pointer + j * dim).update(from: draft.body.lmHead.pointer + t * dim, count: dim)
+            }
+        } else {
+            headRows = draft.body.lmHead
+        }
+    }
+
+    /// One optimiser step on `batch`.
+    public func step(_ batch: [FeatureExample]) -> FeatureStepStats {
+        let start = Date()
+        let lr = optimizer.nextLearningRate
+        guard let pass = computeGradients(batch) else {
+            return FeatureStepStats(loss: 0, kl: 0, featureLoss: 0, expectedAcceptance: 0, gradNorm: 0, tokens: 0,
+                                    seconds: Date().timeIntervalSince(start), learningRate: lr)
+        }
+        let stats = optimizer.step(gradients: self.gradientsByName)
+        var out = pass
+        out.gradNorm = stats.gradNorm
+        out.learningRate = stats.learningRate
+        out.seconds = Date().timeIntervalSince(start)
+        return out
+    }
+
+    /// The loss of `batch` and, in `gradientsByName`, its gradient with respect to every
+    /// trainable tensor; nothing is updated. `noisy: false` makes it a deterministic function
+    /// of the weights (for gradient checks).
+    public func computeGradients(_ batch: [FeatureExample], noisy: Bool = true) -> FeatureStepStats? {
+        run(batch, noisy: noisy, withGradients: true)
+    }
+
+    /// The gradients of the last `computeGradients`, by tensor name (`fc.weight`, `model.layers.0.…`).
+    public var gradientsByName: [String: FloatBuffer] {
+        var named = Dictionary(gradients.namedTensors.map { ($0.name, $0.buffer) }, uniquingKeysWith: { a, _ in a })
+        named["fc.weight"] = dFc
+        named["fc.bias"] = dFcBias
+        return named
+    }
+
+    /// Losses and the expected acceptance of the first drafted token on `batch`, with the
+    /// target's full distribution as p; nothing is updated.
+    public func evaluate(_ batch: [FeatureExample]) -> FeatureStepStats {
+        run(batch, noisy: false, withGradients: false)
+            ?? FeatureStepStats(loss: 0, kl: 0, featureLoss: 0, expectedAcceptance: 0, gradNorm: 0, tokens: 0, seconds: 0, learningRate: 0)
+    }
+
+    /// Saves the draft (see `FeatureDraftWeights.save`).
+    public func save(to directory: URL) throws { try draft.save(to: directory) }
+
+    // MARK: The pass
+
+    private func run(_ batch: [FeatureExample], noisy: Bool, withGradients: Bool) -> FeatureStepStats? {
+        let dim = draft.config.hiddenSize
+        // Draft entry p of an example is (tokens[p + 1], f_p); it counts when f_{p+1} exists
+        // and position p + 1 is masked in.
+        var sequences: [[Int]] = [], rows: [Int] = [], targetFeatureRows: [(example: Int, position: Int)] = []
+        var offset = 0
+        for (e, ex) in batch.enumerated() where ex.tokens.count >= 2 {
+            precondition(ex.features.count == (ex.tokens.count - 1) * dim, "example \(e): features must be [T − 1, C]")
+            let entries = ex.tokens.count - 1
+            for p in 0..<entries where p + 1 < entries && p + 1 < ex.lossMask.count && ex.lossMask[p + 1] {
+                rows.append(offset + p)
+                targetFeatureRows.append((e, p + 1))
+            }
+            sequences.append(Array(ex.tokens[1...]))
+            offset += entries
+        }
+        guard !rows.isEmpty else { return nil }
+        let n = offset, r = rows.count
+
+        // Inputs: [embedding(x_{p+1}) ; f_p + noise], mixed by fc.
+        if featureRMS == nil {
+            var sq = 0.0, count = 0
+            for ex in batch { for v in ex.features { sq += Double(v * v) }; count += ex.features.count }
+            featureRMS = Float((sq / Double(max(count, 1))).squareRoot())
+        }
+        let amplitude = noisy ? noise * (featureRMS ?? 1) : 0
+        let pairs = FloatBuffer(count: n * 2 * dim)
+        var row = 0
+        for ex in batch where ex.tokens.count >= 2 {
+            for p in 0..<(ex.tokens.count - 1) {
+                let out = pairs.pointer + row * 2 * dim
+                out.update(from: draft.body.embedding.pointer + ex.tokens[p + 1] * dim, count: dim)
+                for c in 0..<dim {
+                    let jitter = amplitude > 0 ? amplitude * Float(2 * rng.nextUnit() - 1) : 0
+                    out[dim + c] = ex.features[p * dim + c] + jitter
+                }
+                row += 1
+            }
+        }
+        let mixed = FloatBuffer(count: n * dim)
+        matmulForward(mixed.pointer, pairs.pointer, draft.fc.pointer, draft.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
+        let logits = model.forward(sequences, logitRows: rows, inputs: mixed.pointer)
+        let width = model.outputWidth
+
+        // Teacher: the target's head on its own next feature.
+        let targets = FloatBuffer(count: r * dim)
+        for (i, t) in targetFeatureRows.enumerated() {
+            (targets.pointer + i * dim).update(from: batch[t.example].features, count: dim, from: t.position * dim)
+        }
+        let teacherLogits = FloatBuffer(count: r * width)
+        matmulForward(teacherLogits.pointer, targets.pointer, headRows.pointer, nil, n: r, inDim: dim, outDim: width)
+        let teacher = FloatBuffer(count: r * width)
+        softmaxForward(teacher.pointer, teacherLogits.pointer, n: r, dim: width)
+        let kl = Loss.distillation(logits: logits, vocab: width, targetProbabilities: teacher)
+
+        // Smooth L1 (β = 1) of the guessed feature, summed over channels, mean over rows.
+        let guess = model.headInput
+        let dGuess = FloatBuffer(count: r * dim)
+        var featureLoss = 0.0
+        let scale = featureWeight / Float(r)
+        for i in 0..<(r * dim) {
+            let d = guess[i] - targets[i]
+            if abs(d) < 1 { featureLoss += Double(0.5 * d * d); dGuess[i] = scale * d }
+            else { featureLoss += Double(abs(d) - 0.5); dGuess[i] = scale * (d > 0 ? 1 : -1) }
+        }
+        featureLoss /= Double(r)
+
+        var acceptance: Float = 0
+        if !withGradients { acceptance = expectedAcceptance(draftLogits: logits, targetFeatures: targets, rows: r) }
+        if withGradients {
+            let dLogits = kl.dLogits
+            if klWeight != 1 { for i in 0..<dLogits.count { dLogits[i] *= klWeight } }
+            gradients.zero()
+            let dMixed = FloatBuffer(count: n * dim)
+            model.backward(dLogits.pointer, into: gradients, frozen: ["model.embed_tokens.weight", "lm_head.weight"],
+                           dHeadInput: dGuess.pointer, dInputs: dMixed.pointer)
+            memset(dFc.pointer, 0, dFc.count * 4)
+            memset(dFcBias.pointer, 0, dFcBias.count * 4)
+            matmulBackward(nil, dFc.pointer, dFcBias.pointer, dMixed.pointer, pairs.pointer, draft.fc.pointer,
+                           n: n, inDim: 2 * dim, outDim: dim)
+        }
+        let klMean = kl.unweightedMean
+        return FeatureStepStats(loss: klWeight * klMean + featureWeight * Float(featureLoss), kl: klMean,
+                                featureLoss: Float(featureLoss), expectedAcceptance: acceptance, gradNorm: 0, tokens: r,
+                                seconds: 0, learningRate: optimizer.nextLearningRate)
+    }
+
+    /// Mean over rows of Σ_x min(p(x), q(x)): p the target's softmax over the whole vocabulary,
+    /// q the draft's over its output vocabulary.
+    private func expectedAcceptance(draftLogits: FloatBuffer, targetFeatures: FloatBuffer, rows r: Int) -> Float {
+        let dim = draft.config.hiddenSize, vocab = draft.config.vocabSize, width = model.outputWidth
+        let p = FloatBuffer(count: r * vocab)
+        matmulForward(p.pointer, targetFeatures.pointer, draft.body.lmHead.pointer, nil, n: r, inDim: dim, outDim: vocab)
+        softmaxForward(p.pointer, p.pointer, n: r, dim: vocab)
+        let q = FloatBuffer(count: r * width)
+        softmaxForward(q.pointer, draftLogits.pointer, n: r, dim: width)
+        var total = 0.0
+        for i in 0..<r {
+            var sum = 0.0
+            for j in 0..<width {
+                let token = outputVocabulary?[j] ?? j
+                sum += Double(min(p[i * vocab + token], q[i * width + j]))
+            }
+            total += sum
+        }
+        return Float(total / Double(r))
+    }
+}
+
+private extension UnsafeMutablePointer where Pointee == Float {
+    /// Copies `count` values of `array` starting at `from`.
+    func update(from array: [Float], count: Int, from start: Int) {
+        array.withUnsafeBufferPointer { self.update(from: $0.baseAddress! + start, count: count) }
+    }
+}

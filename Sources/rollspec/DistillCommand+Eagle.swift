@@ -1,0 +1,107 @@
+import Foundation
+import RollspecKernels
+import RollspecModel
+import RollspecSpeculation
+import RollspecTraining
+
+extension DistillCommand {
+    /// `--draft-kind eagle`: trains a feature-level draft on the target's recorded features,
+    /// with the same budget, progress line, log, held-out figures and outputs as the layer draft.
+    func distillFeatureDraft(loaded: LoadedModel, train: [DistillExample], held: [DistillExample], outDir: URL) throws {
+        let target = loaded.model.weights
+        let chosen = try parseTokenList(layers ?? "\(target.config.numHiddenLayers - 1)")
+        guard !chosen.isEmpty, chosen.allSatisfy({ $0 >= 0 && $0 < target.config.numHiddenLayers }) else {
+            throw CLIError("--layers must be in 0..<\(target.config.numHiddenLayers)")
+        }
+        // fc starts as a sum of the token's embedding and the previous feature, each at unit RMS.
+        let draft = DraftFactory.featureDraft(target, layers: chosen,
+                                              embeddingScale: 1 / rms(target.embedding.array),
+                                              featureScale: 1 / rms(train.prefix(64).flatMap(\.features)))
+        let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
+        let totalSteps = max(1, stepsPerEpoch * epochs)
+        let schedule = LearningRateSchedule(peak: learningRate, warmupSteps: min(50, totalSteps / 10),
+                                            totalSteps: totalSteps, minimum: learningRate / 10)
+        let vocabulary = frequentTokens(train, limit: vocabSubset, always: loaded.tokenizer.stopTokenIds)
+        let trainer = FeatureDraftTrainer(draft: draft, optimizer: AdamWConfig(schedule: schedule, weightDecay: 0.01, maxGradNorm: 1),
+                                          outputVocabulary: vocabSubset > 0 ? vocabulary : nil)
+        trainer.klWeight = klWeight
+        trainer.featureWeight = featureWeight
+        trainer.noise = featureNoise
+        let trainExamples = train.map(featureExample), heldExamples = held.map(featureExample)
+        let own = draft.namedTensors.reduce(0) { $0 + $1.buffer.count }
+        printError(String(format: "eagle draft: layers %@ of the target, %.1fM parameters of its own; %d training answers (%d tokens), %d held out",
+                          chosen.map(String.init).joined(separator: ","), Double(own) / 1e6, train.count,
+                          train.reduce(0) { $0 + $1.answer.count }, held.count))
+
+        var log = "seconds,step,epoch,loss,kl,feature_loss,grad_norm,learning_rate,tokens_per_second,heldout_loss,heldout_expected_acceptance\n"
+        var lastEval = trainer.evaluate(heldExamples)
+        log += String(format: "0,0,0,,,,,,,%.5f,%.5f\n", lastEval.loss, lastEval.expectedAcceptance)
+        printError(String(format: "before training: held-out loss %.4f, expected acceptance %.4f", lastEval.loss, lastEval.expectedAcceptance))
+        let start = Date()
+        var rng = RandomSource(seed: 7)
+        var step = 0
+        training: for epoch in 0..<epochs {
+            var order = Array(trainExamples.indices)
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            for b in stride(from: 0, to: order.count, by: batchSize) {
+                let s = trainer.step(order[b..<min(order.count, b + batchSize)].map { trainExamples[$0] })
+                step += 1
+                let elapsed = Date().timeIntervalSince(start)
+                var evalColumns = ","
+                if step % evalEvery == 0 || step == totalSteps {
+                    lastEval = trainer.evaluate(heldExamples)
+                    evalColumns = String(format: "%.5f,%.5f", lastEval.loss, lastEval.expectedAcceptance)
+                }
+                log += String(format: "%.1f,%d,%d,%.5f,%.5f,%.5f,%.4f,%.6f,%.1f,", elapsed, step, epoch, s.loss, s.kl, s.featureLoss,
+                              s.gradNorm, s.learningRate, s.tokensPerSecond) + evalColumns + "\n"
+                let budget = minutes * 60
+                let left = min(budget - elapsed, elapsed / Double(step) * Double(totalSteps - step))
+                FileHandle.standardError.write(Data(String(
+                    format: "\rstep %d/%d epoch %d  loss %.3f (kl %.3f feature %.3f)  held-out acceptance %.3f  %.0f tok/s  %.0f s left   ",
+                    step, totalSteps, epoch + 1, s.loss, s.kl, s.featureLoss, lastEval.expectedAcceptance, s.tokensPerSecond,
+                    max(0, left)).utf8))
+                if elapsed >= budget { break training }
+            }
+        }
+        printError("")
+        let final = trainer.evaluate(heldExamples)
+        log += String(format: "%.1f,%d,,,,,,,,%.5f,%.5f\n", Date().timeIntervalSince(start), step, final.loss, final.expectedAcceptance)
+        try log.write(to: outDir.appendingPathComponent("training_log.csv"), atomically: true, encoding: .utf8)
+        try trainer.save(to: outDir)
+        if vocabSubset > 0 {
+            try JSONEncoder().encode(vocabulary).write(to: outDir.appendingPathComponent(draftVocabularyFile))
+        }
+
+        // Measured acceptance of real speculative decoding on the held-out prompts (greedy).
+        let draftModel = FeatureDraftModel(weights: draft, outputVocabulary: vocabSubset > 0 ? vocabulary : nil)
+        let generator = SpeculativeGenerator(model: loaded.model, controller: SpeculationController(maxLookahead: 5)) {
+            [FeatureDraftProposer(model: draftModel)]
+        }
+        var report = SpeculationReport()
+        for ex in held {
+            _ = try generator.generate(GenerationRequest(prompt: ex.prompt, maxTokens: maxTokens, sampling: .greedy,
+                                                         stopTokens: loaded.tokenizer.stopTokenIds))
+            report = report + generator.lastReport
+        }
+        try DistillSummary(
+            steps: step, trainingSeconds: Date().timeIntervalSince(start), heldoutLoss: final.loss,
+            heldoutExpectedAcceptance: final.expectedAcceptance, measuredAcceptanceRate: report.overall.acceptanceRate,
+            measuredMeanAcceptanceLength: report.overall.meanAcceptanceLength,
+            perPositionAcceptance: report.overall.perPositionAcceptance, draftLayers: chosen.count,
+            outputVocabulary: vocabSubset > 0 ? vocabulary.count : target.config.vocabSize, draftKind: DraftKind.eagle.rawValue
+        ).write(to: outDir)
+    }
+
+    /// The answer positions count; the prompt's only give context.
+    private func featureExample(_ e: DistillExample) -> FeatureExample {
+        let tokens = e.prompt + e.answer
+        var mask = [Bool](repeating: false, count: tokens.count)
+        for j in e.answer.indices { mask[e.prompt.count - 1 + j] = true }
+        return FeatureExample(tokens: tokens, features: e.features, lossMask: mask)
+    }
+}
+
+private func rms(_ values: [Float]) -> Float {
+    let sq = values.reduce(0.0) { $0 + Double($1 * $1) }
+    return Float((sq / Double(max(values.count, 1))).squareRoot())
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Testing
+import RollspecKernels
+import RollspecModel
+import RollspecTesting
+@testable import RollspecSpeculation
+
+/// The feature-level (EAGLE) draft: the generator hands the target's features over exactly,
+/// speculation with it stays lossless, and its checkpoint round-trips.
+@Suite struct FeatureDraftTests {
+    let target = TinyModels.randomModel(config: TinyModels.llamaConfig(vocab: 48, hidden: 32, layers: 2), seed: 5)
+
+    /// The target's features of `tokens`, from one plain forward over all of them.
+    func referenceFeatures(_ tokens: [Int]) -> [Float] {
+        let out = target.forward([ForwardSegment(tokens: tokens, cache: target.makeCache(capacity: tokens.count))],
+                                 logits: .last, features: true)
+        return out.features!.array
+    }
+
+    /// Records every feature it is given and proposes a fixed guess, so that verification
+    /// accepts some tokens and rejects others.
+    final class Spy: Proposer, TargetFeatureConsumer {
+        let name = "draft"
+        var features: [Float] = []
+        func begin(prompt: [Int]) { features = [] }
+        func observeTargetFeatures(_ rows: UnsafePointer<Float>, count: Int) {
+            features += UnsafeBufferPointer(start: rows, count: count * 32)
+        }
+        func propose(context: [Int], maxTokens: Int, sampling: SamplingParameters, random: inout RandomSource) -> Draft {
+            Draft(tokens: Array([context.last!, 3, 7, 1].prefix(maxTokens)), proposer: name)
+        }
+    }
+
+    @Test func proposersGetTheTargetsFeaturesOfEveryPositionButThePendingOne() throws {
+        var spies: [Spy] = []
+        let generator = SpeculativeGenerator(model: target, controller: SpeculationController(maxLookahead: 3, minLookahead: 3)) {
+            let spy = Spy(); spies.append(spy); return [spy]
+        }
+        generator.recordFeatures = true
+        // Two requests share a prompt (one prefill, a forked cache), one has its own.
+        let prompts = [[1, 5, 9, 2], [1, 5, 9, 2], [4, 4]]
+        let requests = prompts.enumerated().map { i, p in
+            GenerationRequest(prompt: p, maxTokens: 12, sampling: SamplingParameters(temperature: 1, seed: UInt64(i)))
+        }
+        let outputs = try generator.generateBatch(requests)
+        #expect(generator.lastReport.overall.acceptedTokens > 0)
+        #expect(generator.lastReport.overall.acceptedTokens < generator.lastReport.overall.draftTokens)
+        for (i, out) in outputs.enumerated() {
+            let context = prompts[i] + out.result.tokens
+            let reference = referenceFeatures(Array(context.dropLast()))
+            // Each spy saw the features its sequence's positions had, in order, exactly once.
+            #expect(spies[i].features.count == reference.count)
+            #expect(out.features.count == reference.count)
+            let worst = zip(spies[i].features, reference).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst < 1e-4, "request \(i): features differ from a plain forward by \(worst)")
+            #expect(out.features == spies[i].features)
+        }
+    }
+
+    @Test func greedySpeculationWithAFeatureDraftEqualsPlainGreedy() throws {
+        let draft = FeatureDraftModel(weights: TinyModels.randomFeatureDraft(target: target.weights, seed: 9))
+        let plain = Generator(model: target)
+        var controller = SpeculationController(maxLookahead: 4)
+        controller.isFixed = true
+        let spec = SpeculativeGenerator(model: target, controller: controller) { [FeatureDraftProposer(model: draft)] }
+        for prompt in [[1, 2, 3], [7], [9, 9, 9, 9, 9, 4]] {
+            let request = GenerationRequest(prompt: prompt, maxTokens: 24)
+            let a = try plain.generate(request), b = try spec.generate(request)
+            #expect(a.tokens == b.tokens)
+            #expect(zip(a.logprobs, b.logprobs).allSatisfy { abs($0 - $1) < 1e-4 })
+            if prompt.count > 1 { #expect(spec.lastReport.overall.draftTokens > 0) }
+        }
+    }
+
+    /// What the proposer should draft for `context`, computed from scratch: every pair
+    /// `(context[p + 1], f_p)` in one fresh pass, then greedy steps on the draft's own guesses.
+    func draftFromScratch(_ draft: FeatureDraftModel, _ context: [Int], count: Int) -> [Int] {
+        let f = referenceFeatures(Array(context.dropLast()))
+        let cache = draft.makeCache()
+        var out = draft.forward(tokens: Array(context[1...]), features: f, cache: cache)
+        var tokens: [Int] = []
+        while true {
+            let q = TokenDistribution(logits: out.row(0), vocabSize: 48, parameters: .greedy)
+            tokens.append(Int(q.tokens[0]))
+            if tokens.count == count { return tokens }
+            let guess = Array(out.features!.array.suffix(32))
+            out = draft.forward(tokens: [tokens.last!], features: guess, cache: cache)
+        }
+    }
+
+    @Test func theProposerPairsEachTokenWithTheFeatureBeforeIt() {
+        // Round after round (catch-up on new tokens, guesses dropped and rebuilt from the
+        // target's features) the proposer drafts what a from-scratch pass over the same pairs
+        // gives; an off-by-one in tokens or features, or a kept guess, changes the drafts.
+        let draft = FeatureDraftModel(weights: TinyModels.randomFeatureDraft(target: target.weights, seed: 4))
+        let proposer = FeatureDraftProposer(model: draft)
+        var context = [1, 5, 9, 2, 7]
+        proposer.begin(prompt: context)
+        var given = 0
+        var random = RandomSource(seed: 1)
+        for round in 0..<4 {
+            let f = referenceFeatures(Array(context.dropLast()))
+            f.withUnsafeBufferPointer { proposer.observeTargetFeatures($0.baseAddress! + given * 32, count: context.count - 1 - given) }
+            given = context.count - 1
+            let d = proposer.propose(context: context, maxTokens: 3, sampling: .greedy, random: &random)
+            #expect(d.tokens == draftFromScratch(draft, context, count: 3), "round \(round)")
+            // Accept the first `round % 3` drafted tokens, then a bonus token of our choosing.
+            context += Array(d.tokens.prefix(round % 3)) + [(round * 11 + 3) % 48]
+        }
+    }
+
+    @Test func checkpointRoundTripsAndBadFilesAreRefused() throws {
+        let weights = TinyModels.randomFeatureDraft(target: target.weights, seed: 3)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("feature-draft-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try weights.save(to: dir)
+        #expect(FeatureDraftWeights.isFeatureDraft(path: dir.path))
+        let loaded = try FeatureDraftWeights.load(directory: dir, target: target.weights)
+        let a = FeatureDraftModel(weights: weights), b = FeatureDraftModel(weights: loaded)
+        let features = (0..<(3 * 32)).map { Float($0 % 7) / 7 }
+        let la = a.forward(tokens: [1, 2, 3], features: features, cache: a.makeCache())
+        let lb = b.forward(tokens: [1, 2, 3], features: features, cache: b.makeCache())
+        #expect(la.buffer.array == lb.buffer.array)
+
+        // A target of another width is refused with the reason.
+        let other = TinyModels.randomModel(config: TinyModels.llamaConfig(vocab: 48, hidden: 16, layers: 2), seed: 1)
+        #expect(throws: ModelError.self) { try FeatureDraftWeights.load(directory: dir, target: other.weights) }
+        // A checkpoint missing fc.bias is refused, naming it.
+        let file = dir.appendingPathComponent("model.safetensors")
+        try SafeTensorsWriter.write([(name: "fc.weight", shape: [32, 64], data: weights.fc)], to: file)
+        do {
+            _ = try FeatureDraftWeights.load(directory: dir, target: target.weights)
+            Issue.record("a checkpoint without fc.bias loaded")
+        } catch {
+            #expect("\(error)".contains("fc.bias"))
+        }
+    }
+}
