@@ -5,6 +5,7 @@ bench-T1.json (`rollspec bench speculative --json`); writes distill.png.
 
     python3 plot.py            # the 401-prompt run in this folder
     python3 plot.py more-data  # another run's folder; the 401-prompt run is drawn beside it in grey
+    python3 plot.py eagle more-data  # the EAGLE run, with the 1,000-prompt layer draft in grey
 """
 import csv
 import json
@@ -27,15 +28,18 @@ fig, ax = plt.subplots(1, 2, figsize=(11, 4))
 ax[0].plot([t for t, _ in train], [l for _, l in train], lw=0.6, alpha=0.6, label="training loss (batch)")
 ax[0].plot([t for t, _ in held_loss], [l for _, l in held_loss], marker="o", ms=3, label="held-out loss")
 ax[0].set_xlabel("training time (min)")
-ax[0].set_ylabel("CE + KL (nats)")
+eagle = "feature_loss" in rows[0]
+ax[0].set_ylabel("KL + w · feature loss" if eagle else "CE + KL (nats)")
 ax[0].set_yscale("log")
 ax[0].legend()
-ax[0].set_title("Draft distillation from SmolLM2-135M-Instruct")
+ax[0].set_title(("EAGLE draft" if eagle else "Draft") + " distillation from SmolLM2-135M-Instruct")
 ax[1].plot([t for t, _ in held], [a for _, a in held], marker="o", ms=3, c="C2", label="held-out E[Σ min(p, q)]")
 if here != base:
-    ref = list(csv.DictReader(open(os.path.join(base, "training_log.csv"))))
+    ref_dir = os.path.join(base, sys.argv[2]) if len(sys.argv) > 2 else base
+    ref_label = f"layer draft, {sys.argv[2]}" if len(sys.argv) > 2 else "401-prompt run (run.sh)"
+    ref = list(csv.DictReader(open(os.path.join(ref_dir, "training_log.csv"))))
     ref_held = [(float(r["seconds"]) / 60, float(r["heldout_expected_acceptance"])) for r in ref if r["heldout_expected_acceptance"]]
-    ax[1].plot([t for t, _ in ref_held], [a for _, a in ref_held], c="0.6", lw=1, label="401-prompt run (run.sh)")
+    ax[1].plot([t for t, _ in ref_held], [a for _, a in ref_held], c="0.6", lw=1, label=ref_label)
 title = "Held-out acceptance"
 for t, style in (("0", "--"), ("1", ":")):
     path = os.path.join(here, f"bench-T{t}.json")

@@ -38,6 +38,9 @@ public struct SpeculationController: Sendable {
         /// Running acceptance per proposer (optimistic start so every proposer gets tried).
         public var acceptance: [String: Double] = [:]
         public var coolDown = 0
+        /// Running means of accepted tokens and of verification trials per step, per proposer.
+        var successes: [String: Double] = [:]
+        var trials: [String: Double] = [:]
         var windowTokens = 0
         var windowSeconds = 0.0
         var windowSteps = 0
@@ -84,9 +87,17 @@ public struct SpeculationController: Sendable {
                        emitted: Int, seconds: Double, plainStepSeconds: Double) {
         if state.coolDown > 0 { state.coolDown -= 1; return }
         guard let proposer, drafted > 0, !isFixed else { return }
-        let observed = Double(accepted) / Double(drafted)
-        let old = state.acceptance[proposer] ?? 0.7
-        state.acceptance[proposer] = (1 - smoothing) * old + smoothing * observed
+        // The per-token acceptance α of the geometric model: verification stops at the first
+        // rejection, so a accepted of k drafted are a successes in a + 1 trials (k in k when
+        // all were accepted). The estimate is the ratio of running means of successes and
+        // trials; accepted / drafted would count the tokens never tried behind a rejection as
+        // failures and underrate α the more, the longer the draft (0.23 for α = 0.5, k = 4).
+        let trials = Double(accepted < drafted ? accepted + 1 : accepted)
+        let successes = (1 - smoothing) * (state.successes[proposer] ?? state.acceptance[proposer] ?? 0.7) + smoothing * Double(accepted)
+        let tried = (1 - smoothing) * (state.trials[proposer] ?? 1) + smoothing * trials
+        state.successes[proposer] = successes
+        state.trials[proposer] = tried
+        state.acceptance[proposer] = successes / tried
         state.windowTokens += emitted
         state.windowSeconds += seconds
         state.windowSteps += 1
@@ -97,6 +108,8 @@ public struct SpeculationController: Sendable {
                 state.coolDown = coolDownSteps
                 // Come back cautiously: forget the optimism that led here.
                 state.acceptance[proposer] = min(state.acceptance[proposer] ?? 0, 0.5)
+                state.successes[proposer] = state.acceptance[proposer]
+                state.trials[proposer] = 1
             }
             state.windowTokens = 0
             state.windowSeconds = 0

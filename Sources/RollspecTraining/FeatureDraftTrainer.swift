@@ -55,6 +55,14 @@ public final class FeatureDraftTrainer {
     public var featureWeight: Float = 0.02
     /// Half-width of the uniform noise added to input features, in units of their RMS.
     public var noise: Float = 0.2
+    /// Also train on the draft's own guesses (a second pass per step in which each answer
+    /// entry's feature is the first pass's guess of it, gradients not carried through the
+    /// guess): drafting a second token reads a guessed feature, and this teaches the draft to.
+    /// A cheap form of EAGLE-3's training-time test; doubles the cost of a step.
+    public var trainOnGuesses = false
+    /// The last pass's guesses: `[R, C]` and the (example, position) of the feature each guesses.
+    private var lastGuesses: [Float] = []
+    private var lastGuessed: [(example: Int, position: Int)] = []
     /// RMS of one feature channel, measured on the first batch (scales `noise`).
     public private(set) var featureRMS: Float?
     private var rng = RandomSource(seed: 11)
@@ -92,6 +100,15 @@ public final class FeatureDraftTrainer {
             return FeatureStepStats(loss: 0, kl: 0, featureLoss: 0, expectedAcceptance: 0, gradNorm: 0, tokens: 0,
                                     seconds: Date().timeIntervalSince(start), learningRate: lr)
         }
+        if trainOnGuesses {
+            var guessed = batch
+            let dim = draft.config.hiddenSize
+            for (i, t) in lastGuessed.enumerated() {
+                guessed[t.example].features.replaceSubrange(t.position * dim..<(t.position + 1) * dim,
+                                                            with: lastGuesses[i * dim..<(i + 1) * dim])
+            }
+            _ = run(guessed, noisy: true, withGradients: true, accumulate: true)
+        }
         let stats = optimizer.step(gradients: self.gradientsByName)
         var out = pass
         out.gradNorm = stats.gradNorm
@@ -127,7 +144,7 @@ public final class FeatureDraftTrainer {
 
     // MARK: The pass
 
-    private func run(_ batch: [FeatureExample], noisy: Bool, withGradients: Bool) -> FeatureStepStats? {
+    private func run(_ batch: [FeatureExample], noisy: Bool, withGradients: Bool, accumulate: Bool = false) -> FeatureStepStats? {
         let dim = draft.config.hiddenSize
         // Draft entry p of an example is (tokens[p + 1], f_p); it counts when f_{p+1} exists
         // and position p + 1 is masked in.
@@ -184,6 +201,8 @@ public final class FeatureDraftTrainer {
 
         // Smooth L1 (β = 1) of the guessed feature, summed over channels, mean over rows.
         let guess = model.headInput
+        lastGuesses = Array(UnsafeBufferPointer(start: guess, count: r * dim))
+        lastGuessed = targetFeatureRows
         let dGuess = FloatBuffer(count: r * dim)
         var featureLoss = 0.0
         let scale = featureWeight / Float(r)
@@ -199,12 +218,14 @@ public final class FeatureDraftTrainer {
         if withGradients {
             let dLogits = kl.dLogits
             if klWeight != 1 { for i in 0..<dLogits.count { dLogits[i] *= klWeight } }
-            gradients.zero()
+            if !accumulate {
+                gradients.zero()
+                memset(dFc.pointer, 0, dFc.count * 4)
+                memset(dFcBias.pointer, 0, dFcBias.count * 4)
+            }
             let dMixed = FloatBuffer(count: n * dim)
             model.backward(dLogits.pointer, into: gradients, frozen: ["model.embed_tokens.weight", "lm_head.weight"],
                            dHeadInput: dGuess.pointer, dInputs: dMixed.pointer)
-            memset(dFc.pointer, 0, dFc.count * 4)
-            memset(dFcBias.pointer, 0, dFcBias.count * 4)
             matmulBackward(nil, dFc.pointer, dFcBias.pointer, dMixed.pointer, pairs.pointer, draft.fc.pointer,
                            n: n, inDim: 2 * dim, outDim: dim)
         }

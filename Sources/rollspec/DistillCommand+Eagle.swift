@@ -27,6 +27,7 @@ extension DistillCommand {
         trainer.klWeight = klWeight
         trainer.featureWeight = featureWeight
         trainer.noise = featureNoise
+        trainer.trainOnGuesses = trainOnGuesses
         let trainExamples = train.map(featureExample), heldExamples = held.map(featureExample)
         let own = draft.namedTensors.reduce(0) { $0 + $1.buffer.count }
         printError(String(format: "eagle draft: layers %@ of the target, %.1fM parameters of its own; %d training answers (%d tokens), %d held out",
@@ -78,7 +79,7 @@ extension DistillCommand {
             [FeatureDraftProposer(model: draftModel)]
         }
         var report = SpeculationReport()
-        for ex in held {
+        for ex in held where measure {
             _ = try generator.generate(GenerationRequest(prompt: ex.prompt, maxTokens: maxTokens, sampling: .greedy,
                                                          stopTokens: loaded.tokenizer.stopTokenIds))
             report = report + generator.lastReport

@@ -49,6 +49,9 @@ struct DistillCommand: ParsableCommand {
     @Flag(name: .long, inversion: .prefixedNo, help: "Wrap prompts as ChatML user turns.")
     var chat = true
 
+    @Flag(name: .long, inversion: .prefixedNo, help: "At the end, measure real speculative decoding (T=0) on the held-out prompts.")
+    var measure = true
+
     @Option(name: .long, help: "Answer length in tokens.")
     var maxTokens: Int = 128
 
@@ -84,6 +87,9 @@ struct DistillCommand: ParsableCommand {
 
     @Option(name: .long, help: "eagle: half-width of the uniform noise on input features, in units of their RMS.")
     var featureNoise: Float = 0.2
+
+    @Flag(name: .long, help: "eagle: also train each step on the draft's own guessed features (a second pass; twice the cost per step).")
+    var trainOnGuesses = false
 
     @Option(name: .long, help: "Kernel threads (default: all CPUs).")
     var threads: Int?
@@ -204,7 +210,7 @@ struct DistillCommand: ParsableCommand {
             [DraftModelProposer(model: draftModel)]
         }
         var report = SpeculationReport()
-        for ex in held {
+        for ex in held where measure {
             _ = try generator.generate(GenerationRequest(prompt: ex.prompt, maxTokens: maxTokens, sampling: .greedy,
                                                          stopTokens: loaded.tokenizer.stopTokenIds))
             report = report + generator.lastReport

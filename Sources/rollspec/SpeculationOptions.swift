@@ -22,6 +22,9 @@ struct SpeculationOptions: ParsableArguments {
     @Option(name: .long, help: "Stop drafting when the draft's probability of its pick falls below this.")
     var draftConfidence: Float = 0
 
+    @Flag(name: .long, help: "Always draft --draft-max tokens with the first proposer (no cost model, no guardrail).")
+    var fixedLookahead = false
+
     func validate() throws {
         if (speculate == .draft) && draft == nil { throw ValidationError("--speculate draft needs --draft PATH") }
         if draftMax < 1 || draftMax > 32 { throw ValidationError("--draft-max must be in 1...32") }
@@ -60,7 +63,9 @@ struct SpeculationOptions: ParsableArguments {
     /// A speculative generator for `target`; `suffixIndex` is shared across its sequences.
     func makeGenerator(target: LlamaModel, draft: LoadedDraft?, suffixIndex: SuffixIndex) -> SpeculativeGenerator {
         let mode = speculate, confidence = draftConfidence
-        return SpeculativeGenerator(model: target, controller: SpeculationController(maxLookahead: draftMax)) {
+        var controller = SpeculationController(maxLookahead: draftMax)
+        controller.isFixed = fixedLookahead
+        return SpeculativeGenerator(model: target, controller: controller) {
             var proposers: [Proposer] = []
             if mode == .draft || mode == .auto {
                 switch draft {

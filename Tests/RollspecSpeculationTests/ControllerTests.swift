@@ -25,6 +25,23 @@ import Testing
         #expect(mid > 0 && high > mid)
     }
 
+    @Test func runningAcceptanceEstimatesThePerTokenRateOfTheGeometricModel() {
+        // A draft whose every token is accepted with probability 0.5, drafting 4 at a time,
+        // has accepted / drafted ≈ 0.23 but per-token α = 0.5: the estimate must converge to α.
+        var c = SpeculationController(maxLookahead: 4)
+        c.smoothing = 0.01
+        c.guardrailWindow = 1_000_000
+        var s = state(alpha: 0.7)
+        var rng = SplitMix(seed: 3)
+        for _ in 0..<20_000 {
+            var accepted = 0
+            while accepted < 4 && rng.unit() < 0.5 { accepted += 1 }
+            c.update(&s, proposer: "draft", drafted: 4, accepted: accepted, emitted: accepted + 1,
+                     seconds: 0.01, plainStepSeconds: 0.01)
+        }
+        #expect(abs(s.acceptance["draft"]! - 0.5) < 0.06, "estimate \(s.acceptance["draft"]!)")
+    }
+
     @Test func largeBatchesSpeculateLess() {
         // The cost model's relative slope tends to 1 as the batch grows.
         var model = CostModel()
@@ -89,5 +106,18 @@ import Testing
         var adaptive = c
         adaptive.isFixed = false
         #expect(adaptive.choose(among: ["draft", "suffix"], state: SpeculationController.SequenceState()) == nil)
+    }
+}
+
+/// A tiny deterministic generator for the controller's simulations.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func unit() -> Double {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
     }
 }

@@ -65,11 +65,13 @@ import Testing
         #expect(!result.passes(tolerance: 2e-2), "a gradient missing the feature term passed: \(result)")
     }
 
-    @Test func learnsTheTargetsNextTokenLaw() throws {
+    @Test(arguments: [false, true])
+    func learnsTheTargetsNextTokenLaw(trainOnGuesses: Bool) throws {
         // Expected acceptance of the first drafted token on held-out sequences rises well above
         // a random draft's.
         let train = try Self.examples(count: 24, length: 20, seed: 2), held = try Self.examples(count: 6, length: 20, seed: 3)
         let t = trainer(featureWeight: 0.05, fromTarget: false)
+        t.trainOnGuesses = trainOnGuesses
         let before = t.evaluate(held).expectedAcceptance
         for i in 0..<300 { _ = t.step(Array(train[(i * 4) % 24..<((i * 4) % 24 + 4)])) }
         let after = t.evaluate(held).expectedAcceptance
