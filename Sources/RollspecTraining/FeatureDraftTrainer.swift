@@ -52,6 +52,10 @@ public final class FeatureDraftTrainer {
     private let gradients: LlamaGradients
     private let dFc: FloatBuffer, dFcBias: FloatBuffer
     public var klWeight: Float = 1
+    /// Weight of a cross-entropy on the actual next token (the target's greedy choice when its
+    /// answers are greedy: what acceptance at T=0 counts); targets outside the output
+    /// vocabulary do not count.
+    public var ceWeight: Float = 0
     public var featureWeight: Float = 0.02
     /// Half-width of the uniform noise added to input features, in units of their RMS.
     public var noise: Float = 0.2
@@ -70,6 +74,8 @@ public final class FeatureDraftTrainer {
     public private(set) var outputVocabulary: [Int]?
     /// `[S, C]` head rows of the output vocabulary (the target's head is frozen).
     private var headRows: FloatBuffer
+    /// Token id → logits column, with an output vocabulary.
+    private var column: [Int: Int] = [:]
 
     public init(draft: FeatureDraftWeights, optimizer: AdamWConfig, outputVocabulary: [Int]? = nil) {
         self.draft = draft
@@ -82,6 +88,7 @@ public final class FeatureDraftTrainer {
         let dim = draft.config.hiddenSize
         if let ids = outputVocabulary.map({ Array(Set($0)).sorted() }) {
             self.outputVocabulary = ids
+            column = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
             model.outputVocabulary = ids.map { Int32($0) }
             headRows = FloatBuffer(count: ids.count * dim)
             for (j, t) in ids.enumerated() {
@@ -149,6 +156,7 @@ public final class FeatureDraftTrainer {
         // Draft entry p of an example is (tokens[p + 1], f_p); it counts when f_{p+1} exists
         // and position p + 1 is masked in.
         var sequences: [[Int]] = [], rows: [Int] = [], targetFeatureRows: [(example: Int, position: Int)] = []
+        var nextTokens: [Int] = []
         var offset = 0
         for (e, ex) in batch.enumerated() where ex.tokens.count >= 2 {
             precondition(ex.features.count == (ex.tokens.count - 1) * dim, "example \(e): features must be [T − 1, C]")
@@ -156,6 +164,7 @@ public final class FeatureDraftTrainer {
             for p in 0..<entries where p + 1 < entries && p + 1 < ex.lossMask.count && ex.lossMask[p + 1] {
                 rows.append(offset + p)
                 targetFeatureRows.append((e, p + 1))
+                nextTokens.append(ex.tokens[p + 2])
             }
             sequences.append(Array(ex.tokens[1...]))
             offset += entries
@@ -198,6 +207,12 @@ public final class FeatureDraftTrainer {
         let teacher = FloatBuffer(count: r * width)
         softmaxForward(teacher.pointer, teacherLogits.pointer, n: r, dim: width)
         let kl = Loss.distillation(logits: logits, vocab: width, targetProbabilities: teacher)
+        var ce: LossResult?
+        if ceWeight > 0 {
+            let columns = nextTokens.map { t in outputVocabulary == nil ? t : (column[t] ?? -1) }
+            ce = Loss.crossEntropy(logits: logits, vocab: width, targets: columns.map { max($0, 0) },
+                                   rowWeights: columns.map { $0 >= 0 ? ceWeight : 0 })
+        }
 
         // Smooth L1 (β = 1) of the guessed feature, summed over channels, mean over rows.
         let guess = model.headInput
@@ -218,6 +233,7 @@ public final class FeatureDraftTrainer {
         if withGradients {
             let dLogits = kl.dLogits
             if klWeight != 1 { for i in 0..<dLogits.count { dLogits[i] *= klWeight } }
+            if let ce { addInPlace(dLogits.pointer, ce.dLogits.pointer, count: dLogits.count) }
             if !accumulate {
                 gradients.zero()
                 memset(dFc.pointer, 0, dFc.count * 4)
@@ -230,7 +246,7 @@ public final class FeatureDraftTrainer {
                            n: n, inDim: 2 * dim, outDim: dim)
         }
         let klMean = kl.unweightedMean
-        return FeatureStepStats(loss: klWeight * klMean + featureWeight * Float(featureLoss), kl: klMean,
+        return FeatureStepStats(loss: klWeight * klMean + featureWeight * Float(featureLoss) + (ce?.loss ?? 0), kl: klMean,
                                 featureLoss: Float(featureLoss), expectedAcceptance: acceptance, gradNorm: 0, tokens: r,
                                 seconds: 0, learningRate: optimizer.nextLearningRate)
     }

@@ -28,6 +28,7 @@ extension DistillCommand {
         trainer.featureWeight = featureWeight
         trainer.noise = featureNoise
         trainer.trainOnGuesses = trainOnGuesses
+        trainer.ceWeight = ceWeight
         let trainExamples = train.map(featureExample), heldExamples = held.map(featureExample)
         let own = draft.namedTensors.reduce(0) { $0 + $1.buffer.count }
         printError(String(format: "eagle draft: layers %@ of the target, %.1fM parameters of its own; %d training answers (%d tokens), %d held out",

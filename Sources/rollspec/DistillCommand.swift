@@ -88,6 +88,9 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "eagle: half-width of the uniform noise on input features, in units of their RMS.")
     var featureNoise: Float = 0.2
 
+    @Option(name: .long, help: "eagle: weight of a cross-entropy on the answer's next token (the target's greedy pick when --temperature 0).")
+    var ceWeight: Float = 0
+
     @Flag(name: .long, help: "eagle: also train each step on the draft's own guessed features (a second pass; twice the cost per step).")
     var trainOnGuesses = false
 
