@@ -13,11 +13,14 @@ minutes=${MINUTES:-18}
 rm -rf "$out"; mkdir -p "$res"
 start=$(date +%s)
 .build/release/rollspec distill --target "$model" --prompts $here/prompts_train_all.jsonl --heldout $here/prompts_heldout.jsonl \
-    --out "$out" --draft-kind eagle --learning-rate 1e-3 --epochs 40 --minutes "$minutes" --eval-every 40
+    --out "$out" --draft-kind eagle --layers 29 --learning-rate 3e-3 --feature-weight 0.005 --ce-weight 1 \
+    --epochs 17 --minutes "$minutes" --eval-every 50
 echo "distill wall time: $(( $(date +%s) - start )) s" | tee $res/wall_time.txt
 cp "$out/training_log.csv" "$out/summary.json" $res/
 for t in 0 1; do
     .build/release/rollspec bench speculative --model "$model" --draft "$out" --speculate draft --draft-max 5 \
         --prompts $here/prompts_heldout.jsonl --chat --max-tokens 128 --temperature $t --json > $res/bench-T$t.json
 done
+.build/release/rollspec bench speculative --model "$model" --draft "$out" --speculate draft --draft-max 2 --fixed-lookahead \
+    --prompts $here/prompts_heldout.jsonl --chat --max-tokens 128 --temperature 0 --json > $res/bench-T0-fixed2.json
 python3 $here/plot.py eagle more-data

@@ -56,7 +56,7 @@ public final class FeatureDraftTrainer {
     /// answers are greedy: what acceptance at T=0 counts); targets outside the output
     /// vocabulary do not count.
     public var ceWeight: Float = 0
-    public var featureWeight: Float = 0.02
+    public var featureWeight: Float = 0.005
     /// Half-width of the uniform noise added to input features, in units of their RMS.
     public var noise: Float = 0.2
     /// Also train on the draft's own guesses (a second pass per step in which each answer

@@ -35,39 +35,22 @@ extension DistillCommand {
                           chosen.map(String.init).joined(separator: ","), Double(own) / 1e6, train.count,
                           train.reduce(0) { $0 + $1.answer.count }, held.count))
 
-        var log = "seconds,step,epoch,loss,kl,feature_loss,grad_norm,learning_rate,tokens_per_second,heldout_loss,heldout_expected_acceptance\n"
-        var lastEval = trainer.evaluate(heldExamples)
-        log += String(format: "0,0,0,,,,,,,%.5f,%.5f\n", lastEval.loss, lastEval.expectedAcceptance)
-        printError(String(format: "before training: held-out loss %.4f, expected acceptance %.4f", lastEval.loss, lastEval.expectedAcceptance))
-        let start = Date()
-        var rng = RandomSource(seed: 7)
-        var step = 0
-        training: for epoch in 0..<epochs {
-            var order = Array(trainExamples.indices)
-            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-            for b in stride(from: 0, to: order.count, by: batchSize) {
-                let s = trainer.step(order[b..<min(order.count, b + batchSize)].map { trainExamples[$0] })
-                step += 1
-                let elapsed = Date().timeIntervalSince(start)
-                var evalColumns = ","
-                if step % evalEvery == 0 || step == totalSteps {
-                    lastEval = trainer.evaluate(heldExamples)
-                    evalColumns = String(format: "%.5f,%.5f", lastEval.loss, lastEval.expectedAcceptance)
-                }
-                log += String(format: "%.1f,%d,%d,%.5f,%.5f,%.5f,%.4f,%.6f,%.1f,", elapsed, step, epoch, s.loss, s.kl, s.featureLoss,
-                              s.gradNorm, s.learningRate, s.tokensPerSecond) + evalColumns + "\n"
-                let budget = minutes * 60
-                let left = min(budget - elapsed, elapsed / Double(step) * Double(totalSteps - step))
-                FileHandle.standardError.write(Data(String(
-                    format: "\rstep %d/%d epoch %d  loss %.3f (kl %.3f feature %.3f)  held-out acceptance %.3f  %.0f tok/s  %.0f s left   ",
-                    step, totalSteps, epoch + 1, s.loss, s.kl, s.featureLoss, lastEval.expectedAcceptance, s.tokensPerSecond,
-                    max(0, left)).utf8))
-                if elapsed >= budget { break training }
-            }
-        }
-        printError("")
-        let final = trainer.evaluate(heldExamples)
-        log += String(format: "%.1f,%d,,,,,,,,%.5f,%.5f\n", Date().timeIntervalSince(start), step, final.loss, final.expectedAcceptance)
+        let (step, log, final, start) = distillLoop(
+            columns: "loss,kl,feature_loss,grad_norm,learning_rate,tokens_per_second", examples: trainExamples.count,
+            totalSteps: totalSteps,
+            step: { indices in
+                let s = trainer.step(indices.map { trainExamples[$0] })
+                return DistillStepFigures(
+                    logColumns: String(format: "%.5f,%.5f,%.5f,%.4f,%.6f,%.1f", s.loss, s.kl, s.featureLoss, s.gradNorm,
+                                       s.learningRate, s.tokensPerSecond),
+                    progress: String(format: "loss %.3f (kl %.3f feature %.3f)", s.loss, s.kl, s.featureLoss),
+                    tokensPerSecond: s.tokensPerSecond)
+            },
+            evaluate: {
+                let e = trainer.evaluate(heldExamples)
+                return DistillEvaluation(loss: e.loss, expectedAcceptance: e.expectedAcceptance)
+            })
+        let trainingSeconds = Date().timeIntervalSince(start)
         try log.write(to: outDir.appendingPathComponent("training_log.csv"), atomically: true, encoding: .utf8)
         try trainer.save(to: outDir)
         if vocabSubset > 0 {
@@ -86,7 +69,7 @@ extension DistillCommand {
             report = report + generator.lastReport
         }
         try DistillSummary(
-            steps: step, trainingSeconds: Date().timeIntervalSince(start), heldoutLoss: final.loss,
+            steps: step, trainingSeconds: trainingSeconds, heldoutLoss: final.loss,
             heldoutExpectedAcceptance: final.expectedAcceptance, measuredAcceptanceRate: report.overall.acceptanceRate,
             measuredMeanAcceptanceLength: report.overall.meanAcceptanceLength,
             perPositionAcceptance: report.overall.perPositionAcceptance, draftLayers: chosen.count,

@@ -83,7 +83,7 @@ struct DistillCommand: ParsableCommand {
     var evalEvery: Int = 25
 
     @Option(name: .long, help: "eagle: weight of the feature regression (the KL has weight --kl-weight).")
-    var featureWeight: Float = 0.02
+    var featureWeight: Float = 0.005
 
     @Option(name: .long, help: "eagle: half-width of the uniform noise on input features, in units of their RMS.")
     var featureNoise: Float = 0.2
@@ -165,40 +165,19 @@ struct DistillCommand: ParsableCommand {
                           Double(weights.config.parameterCount - (frozen.isEmpty ? 0 : weights.embedding.count)) / 1e6,
                           train.count, train.reduce(0) { $0 + $1.answer.count }, held.count))
 
-        var log = "seconds,step,epoch,loss,ce,kl,grad_norm,learning_rate,tokens_per_second,heldout_loss,heldout_expected_acceptance\n"
-        func evaluate() -> EvaluationStats { trainer.evaluate(heldExamples) }
-        var lastEval = evaluate()
-        log += String(format: "0,0,0,,,,,,,%.5f,%.5f\n", lastEval.loss, lastEval.expectedAcceptance)
-        printError(String(format: "before training: held-out loss %.4f, expected acceptance %.4f", lastEval.loss, lastEval.expectedAcceptance))
-        let start = Date()
-        var rng = RandomSource(seed: 7)
-        var step = 0
-        training: for epoch in 0..<epochs {
-            var order = Array(trainExamples.indices)
-            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-            for b in stride(from: 0, to: order.count, by: batchSize) {
-                let batch = order[b..<min(order.count, b + batchSize)].map { trainExamples[$0] }
-                let s = trainer.step(batch)
-                step += 1
-                let elapsed = Date().timeIntervalSince(start)
-                var evalColumns = ","
-                if step % evalEvery == 0 || step == totalSteps {
-                    lastEval = evaluate()
-                    evalColumns = String(format: "%.5f,%.5f", lastEval.loss, lastEval.expectedAcceptance)
-                }
-                log += String(format: "%.1f,%d,%d,%.5f,%.5f,%.5f,%.4f,%.6f,%.1f,", elapsed, step, epoch, s.loss, s.ce, s.kl,
-                              s.gradNorm, s.learningRate, s.tokensPerSecond) + evalColumns + "\n"
-                let budget = minutes * 60
-                let left = min(budget - elapsed, elapsed / Double(step) * Double(totalSteps - step))
-                FileHandle.standardError.write(Data(String(
-                    format: "\rstep %d/%d epoch %d  loss %.3f (ce %.3f kl %.3f)  held-out acceptance %.3f  %.0f tok/s  %.0f s left   ",
-                    step, totalSteps, epoch + 1, s.loss, s.ce, s.kl, lastEval.expectedAcceptance, s.tokensPerSecond, max(0, left)).utf8))
-                if elapsed >= budget { break training }
-            }
-        }
-        printError("")
-        let final = evaluate()
-        log += String(format: "%.1f,%d,,,,,,,,%.5f,%.5f\n", Date().timeIntervalSince(start), step, final.loss, final.expectedAcceptance)
+        let (step, log, final, start) = distillLoop(
+            columns: "loss,ce,kl,grad_norm,learning_rate,tokens_per_second", examples: trainExamples.count, totalSteps: totalSteps,
+            step: { indices in
+                let s = trainer.step(indices.map { trainExamples[$0] })
+                return DistillStepFigures(
+                    logColumns: String(format: "%.5f,%.5f,%.5f,%.4f,%.6f,%.1f", s.loss, s.ce, s.kl, s.gradNorm, s.learningRate, s.tokensPerSecond),
+                    progress: String(format: "loss %.3f (ce %.3f kl %.3f)", s.loss, s.ce, s.kl), tokensPerSecond: s.tokensPerSecond)
+            },
+            evaluate: {
+                let e = trainer.evaluate(heldExamples)
+                return DistillEvaluation(loss: e.loss, expectedAcceptance: e.expectedAcceptance)
+            })
+        let trainingSeconds = Date().timeIntervalSince(start)
         try log.write(to: outDir.appendingPathComponent("training_log.csv"), atomically: true, encoding: .utf8)
 
         // Write the draft (HF format) and its output vocabulary.
@@ -219,7 +198,7 @@ struct DistillCommand: ParsableCommand {
             report = report + generator.lastReport
         }
         let summary = DistillSummary(
-            steps: step, trainingSeconds: Date().timeIntervalSince(start), heldoutLoss: final.loss,
+            steps: step, trainingSeconds: trainingSeconds, heldoutLoss: final.loss,
             heldoutExpectedAcceptance: final.expectedAcceptance, measuredAcceptanceRate: report.overall.acceptanceRate,
             measuredMeanAcceptanceLength: report.overall.meanAcceptanceLength,
             perPositionAcceptance: report.overall.perPositionAcceptance,
@@ -254,8 +233,12 @@ struct DistillSummary: Encodable {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try enc.encode(self).write(to: outDir.appendingPathComponent("summary.json"))
-        print(String(format: "held-out: expected acceptance %.3f; speculative decoding (T=0): acceptance rate %.3f, mean acceptance length %.2f",
-                     heldoutExpectedAcceptance, measuredAcceptanceRate, measuredMeanAcceptanceLength))
+        if measuredMeanAcceptanceLength > 0 {
+            print(String(format: "held-out: expected acceptance %.3f; speculative decoding (T=0): acceptance rate %.3f, mean acceptance length %.2f",
+                         heldoutExpectedAcceptance, measuredAcceptanceRate, measuredMeanAcceptanceLength))
+        } else {
+            print(String(format: "held-out: expected acceptance %.3f (speculative decoding not measured: --no-measure)", heldoutExpectedAcceptance))
+        }
         print("draft written to \(outDir.path)")
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+import RollspecModel
 @testable import RollspecSpeculation
 
 @Suite struct ControllerTests {
@@ -32,10 +33,10 @@ import Testing
         c.smoothing = 0.01
         c.guardrailWindow = 1_000_000
         var s = state(alpha: 0.7)
-        var rng = SplitMix(seed: 3)
+        var rng = RandomSource(seed: 3)
         for _ in 0..<20_000 {
             var accepted = 0
-            while accepted < 4 && rng.unit() < 0.5 { accepted += 1 }
+            while accepted < 4 && rng.nextUnit() < 0.5 { accepted += 1 }
             c.update(&s, proposer: "draft", drafted: 4, accepted: accepted, emitted: accepted + 1,
                      seconds: 0.01, plainStepSeconds: 0.01)
         }
@@ -109,15 +110,3 @@ import Testing
     }
 }
 
-/// A tiny deterministic generator for the controller's simulations.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func unit() -> Double {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
-    }
-}
