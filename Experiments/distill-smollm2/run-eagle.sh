@@ -23,4 +23,8 @@ for t in 0 1; do
 done
 .build/release/rollspec bench speculative --model "$model" --draft "$out" --speculate draft --draft-max 2 --fixed-lookahead \
     --prompts $here/prompts_heldout.jsonl --chat --max-tokens 128 --temperature 0 --json > $res/bench-T0-fixed2.json
+# Greedy with a token tree: the chain of 2 plus the draft's 3 runner-ups for its first token
+# and 2 for its second, verified in the same pass (8 rows, still memory-bound).
+.build/release/rollspec bench speculative --model "$model" --draft "$out" --speculate draft --draft-max 2 --fixed-lookahead \
+    --draft-alternatives 3,2 --prompts $here/prompts_heldout.jsonl --chat --max-tokens 128 --temperature 0 --json > $res/bench-T0-tree.json
 python3 $here/plot.py eagle more-data

@@ -69,6 +69,50 @@ public final class KVCache: @unchecked Sendable {
         count = length
     }
 
+    // MARK: Alternatives (a draft's runner-up first tokens, verified beside its main chain)
+
+    /// `[alternatives, layers, 2, K]` keys and values of the last forward's alternatives.
+    private var alternativeRows = FloatBuffer(count: 0)
+    private var alternativeCount = 0
+
+    /// Makes room to keep `count` alternatives' keys and values aside (forgets older ones).
+    func setAsideAlternatives(_ count: Int) {
+        alternativeCount = count
+        let needed = count * layers * 2 * kvDim
+        if alternativeRows.count < needed { alternativeRows = FloatBuffer(count: needed) }
+    }
+
+    func setAside(alternative a: Int, layer: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
+        let base = alternativeRows.pointer + ((a * layers + layer) * 2) * kvDim
+        base.update(from: key, count: kvDim)
+        (base + kvDim).update(from: value, count: kvDim)
+    }
+
+    /// Runs `body` with row `position` of `layer` holding `key` / `value`, then puts the row back.
+    func withRow(layer: Int, position: Int, replacedBy key: UnsafePointer<Float>, _ value: UnsafePointer<Float>,
+                 _ body: () -> Void) {
+        let savedKey = Array(UnsafeBufferPointer(start: keyRow(layer: layer, position: position), count: kvDim))
+        let savedValue = Array(UnsafeBufferPointer(start: valueRow(layer: layer, position: position), count: kvDim))
+        keyRow(layer: layer, position: position).update(from: key, count: kvDim)
+        valueRow(layer: layer, position: position).update(from: value, count: kvDim)
+        body()
+        savedKey.withUnsafeBufferPointer { keyRow(layer: layer, position: position).update(from: $0.baseAddress!, count: kvDim) }
+        savedValue.withUnsafeBufferPointer { valueRow(layer: layer, position: position).update(from: $0.baseAddress!, count: kvDim) }
+    }
+
+    /// Appends alternative `a` of the last forward at position `count` (after the caller has
+    /// truncated the cache to the token it followed).
+    public func commitAlternative(_ a: Int) {
+        precondition(a >= 0 && a < alternativeCount, "no alternative \(a) set aside")
+        reserve(1)
+        for l in 0..<layers {
+            let base = alternativeRows.pointer + ((a * layers + l) * 2) * kvDim
+            keyRow(layer: l, position: count).update(from: base, count: kvDim)
+            valueRow(layer: l, position: count).update(from: base + kvDim, count: kvDim)
+        }
+        count += 1
+    }
+
     /// An independent copy of the filled positions.
     public func fork() -> KVCache {
         let other = KVCache(layers: layers, kvDim: kvDim, capacity: capacity)

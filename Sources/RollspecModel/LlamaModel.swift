@@ -13,9 +13,33 @@ public enum LogitsRows: Sendable {
 public struct ForwardSegment {
     public var tokens: [Int]
     public var cache: KVCache
-    public init(tokens: [Int], cache: KVCache) {
+    /// Candidates in place of `tokens[d]` (a draft's runner-up tokens, d ≥ 1): each sits at
+    /// that position and attends to `tokens[..<d]` and before plus itself, not to the other
+    /// rows. Their rows follow the segment's own in the logits and features; their keys and
+    /// values are set aside in the cache (`KVCache.commitAlternative`), not appended.
+    public var alternatives: [Alternative]
+    public init(tokens: [Int], cache: KVCache, alternatives: [Alternative] = []) {
+        precondition(alternatives.allSatisfy { $0.position >= 1 && $0.position <= tokens.count },
+                     "an alternative replaces one of tokens[1...], or follows the last")
         self.tokens = tokens
         self.cache = cache
+        self.alternatives = alternatives
+    }
+
+    /// Rows of this segment in a forward pass: its tokens, then its alternatives.
+    var rowCount: Int { tokens.count + alternatives.count }
+    /// Positions this segment needs in its cache, counting the rows alternatives borrow.
+    var span: Int { max(tokens.count, (alternatives.map(\.position).max() ?? -1) + 1) }
+}
+
+/// A candidate token in place of one of a segment's tokens (see `ForwardSegment.alternatives`).
+public struct Alternative: Sendable, Equatable {
+    /// Index in the segment's tokens it replaces (≥ 1).
+    public var position: Int
+    public var token: Int
+    public init(position: Int, token: Int) {
+        self.position = position
+        self.token = token
     }
 }
 
@@ -130,8 +154,9 @@ public final class LlamaModel {
         let c = config
         let dim = c.hiddenSize, qDim = c.numAttentionHeads * c.headDim
         let kvDim = c.numKeyValueHeads * c.headDim, ffn = c.intermediateSize
-        let n = segments.reduce(0) { $0 + $1.tokens.count }
+        let n = segments.reduce(0) { $0 + $1.rowCount }
         precondition(n > 0, "forward needs at least one token")
+        precondition(inputs == nil || segments.allSatisfy { $0.alternatives.isEmpty }, "inputs with alternatives")
         if scratch.rows < n { scratch = Scratch(config: c, rows: n) }
         let s = scratch
 
@@ -139,9 +164,12 @@ public final class LlamaModel {
         var row = 0
         var starts: [Int] = []
         for seg in segments {
-            seg.cache.reserve(seg.tokens.count)
+            // An alternative borrows the row after tokens[0]: it must exist even when alone.
+            seg.cache.reserve(seg.span)
+            seg.cache.setAsideAlternatives(seg.alternatives.count)
             starts.append(seg.cache.count)
-            for (t, token) in seg.tokens.enumerated() {
+            let placed = seg.tokens.enumerated().map { ($1, $0) } + seg.alternatives.map { ($0.token, $0.position) }
+            for (token, t) in placed {
                 precondition(token >= 0 && token < c.vocabSize, "token id \(token) outside vocabulary")
                 let source = inputs.map { $0 + row * dim } ?? UnsafePointer(weights.embedding.pointer + token * dim)
                 (s.x.pointer + row * dim).update(from: source, count: dim)
@@ -150,7 +178,7 @@ public final class LlamaModel {
             }
         }
 
-        let lastPosition = segments.map { $0.cache.count + $0.tokens.count }.max()!
+        let lastPosition = segments.map { $0.cache.count + $0.span }.max()!
         if lastPosition > ropeTable.maxPositions {
             var size = ropeTable.maxPositions
             while size < lastPosition { size *= 2 }
@@ -181,6 +209,21 @@ public final class LlamaModel {
                     startPosition: starts[i], n: m, heads: c.numAttentionHeads,
                     kvHeads: c.numKeyValueHeads, headDim: c.headDim)
                 row += m
+                // Each alternative in turn takes the cache row of the token it replaces,
+                // attends, and gives the row back; its keys and values are kept aside.
+                for (a, alternative) in seg.alternatives.enumerated() {
+                    let slot = starts[i] + alternative.position
+                    let key = s.k.pointer + row * kvDim, value = s.v.pointer + row * kvDim
+                    seg.cache.setAside(alternative: a, layer: l, key: key, value: value)
+                    seg.cache.withRow(layer: l, position: slot, replacedBy: key, value) {
+                        attentionForward(
+                            s.att.pointer + row * qDim, s.q.pointer + row * qDim,
+                            keys: seg.cache.keys[l].pointer, values: seg.cache.values[l].pointer,
+                            startPosition: slot, n: 1, heads: c.numAttentionHeads,
+                            kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+                    }
+                    row += 1
+                }
             }
             matmulForward(s.xb.pointer, s.att.pointer, layer.wo.pointer, nil, n: n, inDim: qDim, outDim: dim)
             addInPlace(s.x.pointer, s.xb.pointer, count: n * dim)
@@ -202,7 +245,7 @@ public final class LlamaModel {
             rmsNormForward(all.pointer, s.x.pointer, weights.finalNorm.pointer, n: n, dim: dim, eps: c.rmsNormEps)
             featureBuffer = all
             var start = 0
-            for seg in segments { featureRows.append(start..<(start + seg.tokens.count)); start += seg.tokens.count }
+            for seg in segments { featureRows.append(start..<(start + seg.rowCount)); start += seg.rowCount }
         }
 
         // Final norm and head, on the requested rows only.
@@ -214,10 +257,10 @@ public final class LlamaModel {
             let first = outRows.count
             switch rows {
             case .last: outRows.append(row + m - 1)
-            case .all: outRows.append(contentsOf: row..<(row + m))
+            case .all: outRows.append(contentsOf: row..<(row + seg.rowCount))
             }
             segmentRows.append(first..<outRows.count)
-            row += m
+            row += seg.rowCount
         }
         for (i, r) in outRows.enumerated() {
             (s.xb.pointer + i * dim).update(from: s.x.pointer + r * dim, count: dim)

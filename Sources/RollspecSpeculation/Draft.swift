@@ -10,6 +10,12 @@ public struct Draft: Sendable, Equatable {
     public var distributions: [TokenDistribution]?
     /// Which proposer made it (for statistics).
     public var proposer: String
+    /// Greedy decoding only: runner-up candidates in place of `tokens[i]`, verified beside the
+    /// chain in the same pass (a token tree one branch deep). `Alternative.position` is i + 1,
+    /// the place in the verified segment `[pending] + tokens`. When the chain is rejected at
+    /// `tokens[i]` and the target's token there is an alternative, it is accepted, and the
+    /// target's next token after it comes with it.
+    public var alternatives: [Alternative] = []
 
     public init(tokens: [Int], distributions: [TokenDistribution]? = nil, proposer: String) {
         precondition(distributions == nil || distributions!.count == tokens.count)

@@ -22,14 +22,20 @@ public protocol TargetFeatureConsumer: AnyObject {
 public final class FeatureDraftProposer: Proposer, TargetFeatureConsumer {
     public let name = "draft"
     public let model: FeatureDraftModel
+    /// Under greedy decoding, how many runner-up tokens to offer at each drafted position,
+    /// first position first (`Draft.alternatives`); positions past the list get none. Each is
+    /// one more row in the target's verify pass, nearly free while the pass stays
+    /// memory-bound (up to ~8 rows for SmolLM2 on 2 cores), not beyond.
+    public var alternatives: [Int]
     private var cache: KVCache
     /// `[positions, C]` the target's features so far.
     private var features: [Float] = []
     /// Draft cache entries built from the target's features (the rest are guesses).
     private var built = 0
 
-    public init(model: FeatureDraftModel) {
+    public init(model: FeatureDraftModel, alternatives: [Int] = []) {
         self.model = model
+        self.alternatives = alternatives
         self.cache = model.makeCache()
     }
 
@@ -58,7 +64,13 @@ public final class FeatureDraftProposer: Proposer, TargetFeatureConsumer {
 
         var tokens: [Int] = [], dists: [TokenDistribution] = []
         let vocab = model.config.vocabSize
+        var runnersUp: [Alternative] = []
         while true {
+            if sampling.isGreedy, tokens.count < alternatives.count, alternatives[tokens.count] > 0 {
+                let position = tokens.count + 1
+                runnersUp += Self.topTokens(out.row(0), vocab: vocab, count: alternatives[tokens.count] + 1).dropFirst()
+                    .map { Alternative(position: position, token: $0) }
+            }
             let q = TokenDistribution(logits: out.row(0), vocabSize: vocab, parameters: sampling)
             let token = sampling.isGreedy ? Int(q.tokens[0]) : q.sample(uniform: random.nextUnit()).token
             tokens.append(token)
@@ -71,6 +83,20 @@ public final class FeatureDraftProposer: Proposer, TargetFeatureConsumer {
                               cache: cache)
             }
         }
-        return Draft(tokens: tokens, distributions: dists, proposer: name)
+        var draft = Draft(tokens: tokens, distributions: dists, proposer: name)
+        draft.alternatives = runnersUp
+        return draft
+    }
+
+    /// The `count` highest-scoring token ids of `logits`, best first.
+    static func topTokens(_ logits: UnsafePointer<Float>, vocab: Int, count: Int) -> [Int] {
+        var best: [Int] = []
+        for i in 0..<vocab where logits[i] > -.infinity {
+            if best.count == count, logits[i] <= logits[best[count - 1]] { continue }
+            let at = best.firstIndex { logits[$0] < logits[i] } ?? best.count
+            best.insert(i, at: at)
+            if best.count > count { best.removeLast() }
+        }
+        return best
     }
 }

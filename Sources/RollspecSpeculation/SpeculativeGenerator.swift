@@ -162,7 +162,8 @@ public final class SpeculativeGenerator {
             // 2. Verify every sequence's pending token + draft in one target pass.
             let t0 = Date()
             let segments = zip(active, drafts).map { i, d in
-                ForwardSegment(tokens: [seqs[i].pending] + d.tokens, cache: seqs[i].cache)
+                ForwardSegment(tokens: [seqs[i].pending] + d.tokens, cache: seqs[i].cache,
+                               alternatives: seqs[i].request.sampling.isGreedy && !d.tokens.isEmpty ? d.alternatives : [])
             }
             let logits = model.forward(segments, logits: .all, features: wantsFeatures)
             let verifySeconds = Date().timeIntervalSince(t0)
@@ -262,21 +263,40 @@ private struct SequenceRun {
             distributions[i] = d
             return d
         }
-        let v = sampler.verify(draft: draft, target: target, vocabSize: vocabSize, random: &random)
-        let emitted = Array(draft.tokens.prefix(v.acceptedCount)) + [v.nextToken]
+        var v = sampler.verify(draft: draft, target: target, vocabSize: vocabSize, random: &random)
+        var emitted = Array(draft.tokens.prefix(v.acceptedCount)) + [v.nextToken]
         cache.truncate(to: cache.count - draft.tokens.count + v.acceptedCount)
+        // Row of emitted[i]'s distribution: the i-th of the segment, unless an alternative won.
+        var rowOf = { (i: Int) in base + i }
+        var featureRowsUsed = { (kept: Int) in [0..<kept] }
+        let rejectedAt = v.acceptedCount
+        if params.isGreedy, rejectedAt < draft.tokens.count,
+           let a = draft.alternatives.firstIndex(where: { $0.position == rejectedAt + 1 && $0.token == v.nextToken }) {
+            // The chain was rejected at draft token `rejectedAt` and the target's token there
+            // is a runner-up the draft offered: accept it, and the target's greedy token after
+            // it (from the alternative's own row) comes with it.
+            let altRow = 1 + draft.tokens.count + a
+            let next = argmax(logits.row(base + altRow), vocabSize)
+            cache.commitAlternative(a)
+            emitted = Array(draft.tokens.prefix(rejectedAt)) + [v.nextToken, next]
+            v.acceptedCount = rejectedAt + 1
+            rowOf = { i in base + (i <= rejectedAt ? i : altRow) }
+            featureRowsUsed = { kept in
+                kept <= rejectedAt + 1 ? [0..<kept] : [0..<(rejectedAt + 1), altRow..<(altRow + 1)]
+            }
+        }
 
         var kept = 0
         for (i, token) in emitted.enumerated() {
             // The same logprob plain sampling reports for this token at this position.
             let logprob = params.isGreedy
-                ? logSoftmax(logits.row(base + i), vocabSize: vocabSize, at: token)
+                ? logSoftmax(logits.row(rowOf(i)), vocabSize: vocabSize, at: token)
                 : Float(log(Double(target(i).probability(of: token))))
             let sampled = SampledToken(token: token, logprob: logprob)
             result.tokens.append(token)
             result.logprobs.append(logprob)
             if recordTopK > 0 {
-                topK.append(TopKProbabilities(logits: logits.row(base + i), vocabSize: vocabSize, k: recordTopK))
+                topK.append(TopKProbabilities(logits: logits.row(rowOf(i)), vocabSize: vocabSize, k: recordTopK))
             }
             onToken(sampled)
             kept += 1
@@ -287,7 +307,7 @@ private struct SequenceRun {
         // The target ran the pending token and the accepted draft tokens: their features are final.
         if let features = logits.features {
             let first = logits.featureRows[segment].lowerBound
-            observe(features, rows: first..<(first + kept))
+            for r in featureRowsUsed(kept) { observe(features, rows: (first + r.lowerBound)..<(first + r.upperBound)) }
         }
         report.record(proposer: draft.proposer, drafted: draft.tokens.count, accepted: v.acceptedCount)
         report.overall.draftSeconds += draftSeconds
@@ -301,4 +321,11 @@ private struct SequenceRun {
                           accepted: v.acceptedCount, emitted: kept, seconds: draftSeconds + verifySeconds,
                           plainStepSeconds: plainStepSeconds)
     }
+}
+
+/// The first index of the largest of `count` logits (greedy decoding's choice).
+private func argmax(_ logits: UnsafePointer<Float>, _ count: Int) -> Int {
+    var best = 0
+    for i in 1..<count where logits[i] > logits[best] { best = i }
+    return best
 }

@@ -22,12 +22,23 @@ struct SpeculationOptions: ParsableArguments {
     @Option(name: .long, help: "Stop drafting when the draft's probability of its pick falls below this.")
     var draftConfidence: Float = 0
 
+    @Option(name: .long, help: "Greedy decoding with a feature (EAGLE) draft: runner-up tokens verified beside the draft, per drafted position (e.g. 3,2: three in place of the first token, two of the second).")
+    var draftAlternatives: String = ""
+
     @Flag(name: .long, help: "Always draft --draft-max tokens with the first proposer (no cost model, no guardrail).")
     var fixedLookahead = false
 
     func validate() throws {
         if (speculate == .draft) && draft == nil { throw ValidationError("--speculate draft needs --draft PATH") }
         if draftMax < 1 || draftMax > 32 { throw ValidationError("--draft-max must be in 1...32") }
+        guard let counts = try? alternativeCounts, counts.allSatisfy({ (0...8).contains($0) }) else {
+            throw ValidationError("--draft-alternatives must be a comma-separated list of counts in 0...8")
+        }
+    }
+
+    /// `--draft-alternatives` as counts per drafted position.
+    var alternativeCounts: [Int] {
+        get throws { draftAlternatives.isEmpty ? [] : try parseTokenList(draftAlternatives) }
     }
 
     /// The draft model, checked against the target's vocabulary: a token-level Llama, or a
@@ -62,7 +73,7 @@ struct SpeculationOptions: ParsableArguments {
 
     /// A speculative generator for `target`; `suffixIndex` is shared across its sequences.
     func makeGenerator(target: LlamaModel, draft: LoadedDraft?, suffixIndex: SuffixIndex) -> SpeculativeGenerator {
-        let mode = speculate, confidence = draftConfidence
+        let mode = speculate, confidence = draftConfidence, alternatives = (try? alternativeCounts) ?? []
         var controller = SpeculationController(maxLookahead: draftMax)
         controller.isFixed = fixedLookahead
         return SpeculativeGenerator(model: target, controller: controller) {
@@ -70,7 +81,7 @@ struct SpeculationOptions: ParsableArguments {
             if mode == .draft || mode == .auto {
                 switch draft {
                 case .tokens(let model): proposers.append(DraftModelProposer(model: model, confidenceThreshold: confidence))
-                case .features(let model): proposers.append(FeatureDraftProposer(model: model))
+                case .features(let model): proposers.append(FeatureDraftProposer(model: model, alternatives: alternatives))
                 case nil: break
                 }
             }

@@ -116,3 +116,37 @@ extension ForwardTests {
         }
     }
 }
+
+extension ForwardTests {
+    @Test(arguments: [[7, 9, 2], [7]])
+    func alternativesSeeOnlyWhatPrecedesTheirPosition(chain: [Int]) {
+        // Verifying [t0] + chain with alternatives for chain[0]'s place: the chain's rows are
+        // as without alternatives, each alternative's row is what [t0, alternative] alone
+        // gives, and a committed alternative leaves the cache as if it had been decoded.
+        let model = TinyModels.randomModel(seed: 13)
+        let base = model.makeCache()
+        _ = model.prefill([3, 1, 4, 1, 5], cache: base)
+        let t0 = 26
+        // Two in place of chain[0]; with a longer chain, one in place of chain[1] too.
+        let alternatives = [Alternative(position: 1, token: 11), Alternative(position: 1, token: 40)]
+            + (chain.count > 1 ? [Alternative(position: 2, token: 30)] : [])
+        let plain = model.verify([t0] + chain, cache: base.fork())
+        let cache = base.fork()
+        let tree = model.forward([ForwardSegment(tokens: [t0] + chain, cache: cache, alternatives: alternatives)],
+                                 logits: .all, features: true)
+        #expect(tree.segmentRows == [0..<(1 + chain.count + alternatives.count)])
+        #expect(cache.count == base.count + 1 + chain.count)
+        for r in 0...chain.count { #expect(close(tree.rowArray(r), plain.rowArray(r)), "chain row \(r)") }
+        for (a, alternative) in alternatives.enumerated() {
+            let prefix = Array(([t0] + chain).prefix(alternative.position))
+            let alone = model.verify(prefix + [alternative.token], cache: base.fork())
+            #expect(close(tree.rowArray(1 + chain.count + a), alone.rowArray(prefix.count)), "alternative \(a)")
+        }
+        // Take the second alternative: drop the chain, commit it, decode on.
+        cache.truncate(to: base.count + 1)
+        cache.commitAlternative(1)
+        let reference = base.fork()
+        _ = model.verify([t0, alternatives[1].token], cache: reference)
+        #expect(close(model.decode(8, cache: cache), model.decode(8, cache: reference)))
+    }
+}

@@ -57,12 +57,57 @@ import RollspecTesting
         }
     }
 
+    /// Drafts a wrong first token and offers the target's own greedy token as an alternative
+    /// (it runs the target itself), recording the features it is given.
+    final class AlternativeSpy: Proposer, TargetFeatureConsumer {
+        let name = "draft"
+        let oracle: LlamaModel
+        var features: [Float] = []
+        init(oracle: LlamaModel) { self.oracle = oracle }
+        func begin(prompt: [Int]) { features = [] }
+        func observeTargetFeatures(_ rows: UnsafePointer<Float>, count: Int) {
+            features += UnsafeBufferPointer(start: rows, count: count * 32)
+        }
+        func propose(context: [Int], maxTokens: Int, sampling: SamplingParameters, random: inout RandomSource) -> Draft {
+            let logits = oracle.verify(context, cache: oracle.makeCache(capacity: context.count)).rowArray(context.count - 1)
+            let right = logits.indices.max { logits[$0] < logits[$1] }!
+            let wrong = (right + 1) % 48
+            var d = Draft(tokens: Array([wrong, 5, 6].prefix(maxTokens)), proposer: name)
+            d.alternatives = [Alternative(position: 1, token: (right + 2) % 48), Alternative(position: 1, token: right)]
+            return d
+        }
+    }
+
+    @Test func aRightAlternativeIsAcceptedWithTheTokenAfterIt() throws {
+        var spies: [AlternativeSpy] = []
+        let oracle = target
+        let generator = SpeculativeGenerator(model: target, controller: SpeculationController(maxLookahead: 3, minLookahead: 3)) {
+            let spy = AlternativeSpy(oracle: oracle); spies.append(spy); return [spy]
+        }
+        generator.controller.isFixed = true
+        let plain = Generator(model: target)
+        let prompts = [[1, 5, 9, 2], [4, 4]]
+        let outputs = try generator.generateBatch(prompts.map { GenerationRequest(prompt: $0, maxTokens: 15) })
+        let report = generator.lastReport.overall
+        // Every step accepts exactly its alternative and emits two tokens.
+        #expect(report.drafts > 0 && report.acceptedTokens == report.drafts)
+        for (i, out) in outputs.enumerated() {
+            let reference = try plain.generate(GenerationRequest(prompt: prompts[i], maxTokens: 15))
+            #expect(out.result.tokens == reference.tokens)
+            #expect(zip(out.result.logprobs, reference.logprobs).allSatisfy { abs($0 - $1) < 1e-4 })
+            let f = referenceFeatures(Array((prompts[i] + out.result.tokens).dropLast()))
+            #expect(spies[i].features.count == f.count)
+            let worst = zip(spies[i].features, f).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst < 1e-4, "request \(i): features differ by \(worst)")
+        }
+    }
+
     @Test func greedySpeculationWithAFeatureDraftEqualsPlainGreedy() throws {
         let draft = FeatureDraftModel(weights: TinyModels.randomFeatureDraft(target: target.weights, seed: 9))
         let plain = Generator(model: target)
         var controller = SpeculationController(maxLookahead: 4)
         controller.isFixed = true
-        let spec = SpeculativeGenerator(model: target, controller: controller) { [FeatureDraftProposer(model: draft)] }
+        let spec = SpeculativeGenerator(model: target, controller: controller) { [FeatureDraftProposer(model: draft, alternatives: [3, 2])] }
         for prompt in [[1, 2, 3], [7], [9, 9, 9, 9, 9, 4]] {
             let request = GenerationRequest(prompt: prompt, maxTokens: 24)
             let a = try plain.generate(request), b = try spec.generate(request)
