@@ -59,15 +59,7 @@ extension DistillCommand {
 
         // Measured acceptance of real speculative decoding on the held-out prompts (greedy).
         let draftModel = FeatureDraftModel(weights: draft, outputVocabulary: vocabSubset > 0 ? vocabulary : nil)
-        let generator = SpeculativeGenerator(model: loaded.model, controller: SpeculationController(maxLookahead: 5)) {
-            [FeatureDraftProposer(model: draftModel)]
-        }
-        var report = SpeculationReport()
-        for ex in held where measure {
-            _ = try generator.generate(GenerationRequest(prompt: ex.prompt, maxTokens: maxTokens, sampling: .greedy,
-                                                         stopTokens: loaded.tokenizer.stopTokenIds))
-            report = report + generator.lastReport
-        }
+        let report = try measureGreedy(loaded: loaded, held: held) { FeatureDraftProposer(model: draftModel) }
         try DistillSummary(
             steps: step, trainingSeconds: trainingSeconds, heldoutLoss: final.loss,
             heldoutExpectedAcceptance: final.expectedAcceptance, measuredAcceptanceRate: report.overall.acceptanceRate,

@@ -188,15 +188,7 @@ struct DistillCommand: ParsableCommand {
 
         // Measured acceptance of real speculative decoding on the held-out prompts (greedy).
         let draftModel = LlamaModel(weights: trainer.weights, outputVocabulary: vocabSubset > 0 ? vocabulary : nil)
-        let generator = SpeculativeGenerator(model: loaded.model, controller: SpeculationController(maxLookahead: 5)) {
-            [DraftModelProposer(model: draftModel)]
-        }
-        var report = SpeculationReport()
-        for ex in held where measure {
-            _ = try generator.generate(GenerationRequest(prompt: ex.prompt, maxTokens: maxTokens, sampling: .greedy,
-                                                         stopTokens: loaded.tokenizer.stopTokenIds))
-            report = report + generator.lastReport
-        }
+        let report = try measureGreedy(loaded: loaded, held: held) { DraftModelProposer(model: draftModel) }
         let summary = DistillSummary(
             steps: step, trainingSeconds: trainingSeconds, heldoutLoss: final.loss,
             heldoutExpectedAcceptance: final.expectedAcceptance, measuredAcceptanceRate: report.overall.acceptanceRate,

@@ -1,5 +1,6 @@
 import Foundation
 import RollspecModel
+import RollspecSpeculation
 
 /// One training step as the distillation loop logs and shows it.
 struct DistillStepFigures {
@@ -59,5 +60,18 @@ extension DistillCommand {
         let final = evaluate()
         log += String(format: "%.1f,%d,,,,,,,,%.5f,%.5f\n", Date().timeIntervalSince(start), steps, final.loss, final.expectedAcceptance)
         return (steps, log, final, start)
+    }
+
+    /// Speculative decoding of the held-out prompts, greedy, with a fresh `proposer` per
+    /// sequence: the measured acceptance `summary.json` reports (empty with `--no-measure`).
+    func measureGreedy(loaded: LoadedModel, held: [DistillExample], proposer: @escaping () -> Proposer) throws -> SpeculationReport {
+        let generator = SpeculativeGenerator(model: loaded.model, controller: SpeculationController(maxLookahead: 5)) { [proposer()] }
+        var report = SpeculationReport()
+        for ex in held where measure {
+            _ = try generator.generate(GenerationRequest(prompt: ex.prompt, maxTokens: maxTokens, sampling: .greedy,
+                                                         stopTokens: loaded.tokenizer.stopTokenIds))
+            report = report + generator.lastReport
+        }
+        return report
     }
 }
