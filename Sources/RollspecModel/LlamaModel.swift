@@ -262,10 +262,13 @@ public final class LlamaModel {
             segmentRows.append(first..<outRows.count)
             row += seg.rowCount
         }
+        // The head's input: the feature rows when they were computed, else normalise now.
         for (i, r) in outRows.enumerated() {
-            (s.xb.pointer + i * dim).update(from: s.x.pointer + r * dim, count: dim)
+            (s.xb.pointer + i * dim).update(from: (featureBuffer?.pointer ?? s.x.pointer) + r * dim, count: dim)
         }
-        rmsNormForward(s.xb.pointer, s.xb.pointer, weights.finalNorm.pointer, n: outRows.count, dim: dim, eps: c.rmsNormEps)
+        if featureBuffer == nil {
+            rmsNormForward(s.xb.pointer, s.xb.pointer, weights.finalNorm.pointer, n: outRows.count, dim: dim, eps: c.rmsNormEps)
+        }
         let out = FloatBuffer(count: outRows.count * c.vocabSize)
         if let ids = outputVocabulary, let head = subsetHead {
             let part = FloatBuffer(count: outRows.count * ids.count)

@@ -68,7 +68,7 @@ public final class FeatureDraftProposer: Proposer, TargetFeatureConsumer {
         while true {
             if sampling.isGreedy, tokens.count < alternatives.count, alternatives[tokens.count] > 0 {
                 let position = tokens.count + 1
-                runnersUp += Self.topTokens(out.row(0), vocab: vocab, count: alternatives[tokens.count] + 1).dropFirst()
+                runnersUp += TopKProbabilities.largest(out.row(0), vocabSize: vocab, count: alternatives[tokens.count] + 1).dropFirst()
                     .map { Alternative(position: position, token: $0) }
             }
             let q = TokenDistribution(logits: out.row(0), vocabSize: vocab, parameters: sampling)
@@ -86,17 +86,5 @@ public final class FeatureDraftProposer: Proposer, TargetFeatureConsumer {
         var draft = Draft(tokens: tokens, distributions: dists, proposer: name)
         draft.alternatives = runnersUp
         return draft
-    }
-
-    /// The `count` highest-scoring token ids of `logits`, best first.
-    static func topTokens(_ logits: UnsafePointer<Float>, vocab: Int, count: Int) -> [Int] {
-        var best: [Int] = []
-        for i in 0..<vocab where logits[i] > -.infinity {
-            if best.count == count, logits[i] <= logits[best[count - 1]] { continue }
-            let at = best.firstIndex { logits[$0] < logits[i] } ?? best.count
-            best.insert(i, at: at)
-            if best.count > count { best.removeLast() }
-        }
-        return best
     }
 }

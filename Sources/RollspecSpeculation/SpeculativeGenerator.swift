@@ -44,18 +44,23 @@ public struct TopKProbabilities: Sendable, Equatable, Codable {
         for i in 0..<vocabSize { m = max(m, logits[i]) }
         var sum = 0.0
         for i in 0..<vocabSize { sum += exp(Double(logits[i] - m)) }
-        // Keep the k largest with a small sorted buffer (k is small).
-        var best: [(Float, Int32)] = []
-        best.reserveCapacity(k + 1)
+        let best = Self.largest(logits, vocabSize: vocabSize, count: k)
+        tokens = best.map { Int32($0) }
+        probabilities = best.map { Float(exp(Double(logits[$0] - m)) / sum) }
+    }
+
+    /// Indices of the `count` largest of `vocabSize` logits, largest first (ties: lower index
+    /// first, as greedy decoding picks), kept in a small sorted buffer since `count` is small.
+    static func largest(_ logits: UnsafePointer<Float>, vocabSize: Int, count: Int) -> [Int] {
+        var best: [Int] = []
+        best.reserveCapacity(count + 1)
         for i in 0..<vocabSize {
-            let v = logits[i]
-            if best.count == k, let last = best.last, v <= last.0 { continue }
-            let at = best.firstIndex { $0.0 < v } ?? best.count
-            best.insert((v, Int32(i)), at: at)
-            if best.count > k { best.removeLast() }
+            if best.count == count, let last = best.last, logits[i] <= logits[last] { continue }
+            let at = best.firstIndex { logits[$0] < logits[i] } ?? best.count
+            best.insert(i, at: at)
+            if best.count > count { best.removeLast() }
         }
-        tokens = best.map(\.1)
-        probabilities = best.map { Float(exp(Double($0.0 - m)) / sum) }
+        return best
     }
 }
 
@@ -276,7 +281,7 @@ private struct SequenceRun {
             // is a runner-up the draft offered: accept it, and the target's greedy token after
             // it (from the alternative's own row) comes with it.
             let altRow = 1 + draft.tokens.count + a
-            let next = argmax(logits.row(base + altRow), vocabSize)
+            let next = Int(TokenDistribution(logits: logits.row(base + altRow), vocabSize: vocabSize, parameters: .greedy).tokens[0])
             cache.commitAlternative(a)
             emitted = Array(draft.tokens.prefix(rejectedAt)) + [v.nextToken, next]
             v.acceptedCount = rejectedAt + 1
@@ -321,11 +326,4 @@ private struct SequenceRun {
                           accepted: v.acceptedCount, emitted: kept, seconds: draftSeconds + verifySeconds,
                           plainStepSeconds: plainStepSeconds)
     }
-}
-
-/// The first index of the largest of `count` logits (greedy decoding's choice).
-private func argmax(_ logits: UnsafePointer<Float>, _ count: Int) -> Int {
-    var best = 0
-    for i in 1..<count where logits[i] > logits[best] { best = i }
-    return best
 }
