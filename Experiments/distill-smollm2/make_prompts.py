@@ -7,6 +7,10 @@ so the evaluation measures generalisation, not memorised answers.
     python3 make_prompts.py   ->  prompts_train.jsonl, prompts_heldout.jsonl
     python3 make_prompts.py --all  ->  also prompts_train_all.jsonl: every template × training
                                        subject/task (1,000 prompts, for run-more-data.sh)
+    python3 make_prompts.py --test ->  also prompts_test.jsonl: 40 hand-written prompts in
+                                       wordings no template uses, on subjects and tasks in
+                                       neither set. The decoding settings (lookahead, runner-ups)
+                                       were tuned on the held-out prompts; these check them.
 """
 import sys
 import json
@@ -55,6 +59,49 @@ HELDOUT_CODE_TASKS = [
     "converts a number to binary", "finds the second largest number in a list", "counts the words in a sentence",
 ]
 
+TEST_PROMPTS = [
+    "I'm planting tomatoes for the first time. What should I know?",
+    "Tell me how a refrigerator keeps food cold.",
+    "What's the difference between weather and climate?",
+    "Describe how bridges are designed to carry heavy loads.",
+    "Why do cats purr?",
+    "Summarize the plot of a typical detective story.",
+    "How can I improve my handwriting?",
+    "What happens when you mix baking soda and vinegar?",
+    "Explain what a budget is and how to make one.",
+    "Why do leaves change color in the fall?",
+    "What should I pack for a weekend camping trip?",
+    "How do submarines dive and surface?",
+    "Give me some advice for a job interview.",
+    "What are the rules of soccer, briefly?",
+    "How do vaccines differ from medicines that treat an illness?",
+    "Compose a limerick about a forgetful robot.",
+    "Draft a thank-you note to a neighbor who watered my plants.",
+    "Write a short motivational speech for a school sports team.",
+    "Write a recipe for a simple vegetable soup.",
+    "Describe a sunrise over the mountains in a few sentences.",
+    "Write a short dialogue between a teacher and a curious student.",
+    "Create a packing checklist for a beach holiday.",
+    "Write an opening paragraph for a fantasy novel.",
+    "Suggest five names for a new coffee shop and explain each.",
+    "Write a polite message asking my landlord to fix a leaking tap.",
+    "In Python, how can I read a CSV file and print each row?",
+    "Write a Python class that represents a bank account with deposit and withdraw methods.",
+    "Write a function in JavaScript that returns the sum of an array.",
+    "Show me how to use a dictionary in Python to count letters in a word.",
+    "Write a Python script that prints the multiplication table from 1 to 10.",
+    "Write a C function that swaps two integers using pointers.",
+    "Implement binary search in Python.",
+    "Write a SQL query that selects all users older than 30.",
+    "Explain what a for loop does, with a Python example.",
+    "Write a Python function that checks whether a list is sorted.",
+    "How do I write a hello world web server in Python?",
+    "Write a Python function that returns the longest word in a sentence.",
+    "What is recursion? Give an example in code.",
+    "Write a bash command that counts the files in a directory.",
+    "Write a JavaScript snippet that changes the text of a button when it is clicked.",
+]
+
 
 def build(subjects, tasks, rng, n_questions, n_instructions, n_code):
     out = []
@@ -71,6 +118,8 @@ def main():
     train = build(SUBJECTS, CODE_TASKS, rng, 260, 140, 120)
     held = build(HELDOUT_SUBJECTS, HELDOUT_CODE_TASKS, rng, 16, 8, 10)
     files = [("prompts_train.jsonl", train), ("prompts_heldout.jsonl", held)]
+    if "--test" in sys.argv:
+        files.append(("prompts_test.jsonl", TEST_PROMPTS))
     if "--all" in sys.argv:
         every = [t.format(s=s) for t in QUESTION_TEMPLATES + INSTRUCTION_TEMPLATES for s in SUBJECTS]
         every += [t.format(t=c) for t in CODE_TEMPLATES for c in CODE_TASKS]

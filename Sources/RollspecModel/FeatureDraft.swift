@@ -112,10 +112,16 @@ public final class FeatureDraftModel {
     public let body: LlamaModel
     public var config: LlamaConfig { weights.config }
 
-    /// - Parameter outputVocabulary: restrict the head to these tokens (see `LlamaModel`).
-    public init(weights: FeatureDraftWeights, outputVocabulary: [Int]? = nil) {
+    /// bfloat16 copy of `fc` (`precision == .bfloat16`).
+    private let roundedFC: BFloat16Buffer?
+
+    /// - Parameters:
+    ///   - outputVocabulary: restrict the head to these tokens (see `LlamaModel`).
+    ///   - precision: `.bfloat16` reads rounded copies of `fc` and the body (see `LlamaModel`).
+    public init(weights: FeatureDraftWeights, outputVocabulary: [Int]? = nil, precision: WeightPrecision = .float32) {
         self.weights = weights
-        self.body = LlamaModel(weights: weights.body, outputVocabulary: outputVocabulary)
+        self.body = LlamaModel(weights: weights.body, outputVocabulary: outputVocabulary, precision: precision)
+        self.roundedFC = precision == .bfloat16 ? BFloat16Buffer(rounding: weights.fc) : nil
     }
 
     public func makeCache(capacity: Int = 256) -> KVCache { body.makeCache(capacity: capacity) }
@@ -131,7 +137,11 @@ public final class FeatureDraftModel {
             (pairs.pointer + i * 2 * dim).update(from: weights.body.embedding.pointer + token * dim, count: dim)
             (pairs.pointer + i * 2 * dim + dim).update(from: features + i * dim, count: dim)
         }
-        matmulForward(mixed.pointer, pairs.pointer, weights.fc.pointer, weights.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
+        if let fc = roundedFC, n <= skinnyMatmulMaxRows {
+            matmulForward(mixed.pointer, pairs.pointer, fc, weights.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
+        } else {
+            matmulForward(mixed.pointer, pairs.pointer, weights.fc.pointer, weights.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
+        }
         return body.forward([ForwardSegment(tokens: tokens, cache: cache)], logits: .last, features: true,
                             inputs: mixed.pointer)
     }

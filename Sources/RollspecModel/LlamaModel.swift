@@ -85,12 +85,20 @@ public final class LlamaModel {
     public let outputVocabulary: [Int32]?
     /// `[S, C]` the head rows of `outputVocabulary`, gathered once.
     private let subsetHead: FloatBuffer?
+    /// How the matrices are read at inference (`init(…, precision:)`).
+    public let precision: WeightPrecision
+    /// bfloat16 copies of every layer's matrices and of the head (`precision == .bfloat16`).
+    private let roundedLayers: [RoundedLayer]
+    private let roundedHead: BFloat16Buffer?
 
     /// - Parameter outputVocabulary: restrict the output head to these token ids (a draft
     ///   model that proposes only frequent tokens: FR-Spec, Zhao et al. 2025). Inputs may
     ///   still be any token; logits of the other tokens are −∞, so the model never emits them.
     ///   Each step then reads S instead of V head rows — most of a small draft's cost.
-    public init(weights: LlamaWeights, outputVocabulary: [Int]? = nil) {
+    /// - Parameter precision: `.bfloat16` rounds copies of the matrices once, here, and reads
+    ///   those in passes of up to `skinnyMatmulMaxRows` rows: half the bytes per step, for a
+    ///   draft. The copies do not follow later changes to `weights` (build a new model).
+    public init(weights: LlamaWeights, outputVocabulary: [Int]? = nil, precision: WeightPrecision = .float32) {
         self.config = weights.config
         self.weights = weights
         self.scratch = Scratch(config: weights.config, rows: 1)
@@ -107,6 +115,14 @@ public final class LlamaModel {
         } else {
             self.outputVocabulary = nil
             self.subsetHead = nil
+        }
+        self.precision = precision
+        if precision == .bfloat16 {
+            roundedLayers = weights.layers.map(RoundedLayer.init)
+            roundedHead = BFloat16Buffer(rounding: subsetHead ?? weights.lmHead)
+        } else {
+            roundedLayers = []
+            roundedHead = nil
         }
     }
 
@@ -186,12 +202,15 @@ public final class LlamaModel {
         }
         let rope = ropeTable
 
+        // bfloat16 copies serve the short passes they are fast for; long prefills use sgemm.
+        let rounded = n <= skinnyMatmulMaxRows && !roundedLayers.isEmpty
         for (l, layer) in weights.layers.enumerated() {
+            let r = rounded ? roundedLayers[l] : nil
             // Attention block.
             rmsNormForward(s.xb.pointer, s.x.pointer, layer.attentionNorm.pointer, n: n, dim: dim, eps: c.rmsNormEps)
-            matmulForward(s.q.pointer, s.xb.pointer, layer.wq.pointer, layer.bq?.pointer, n: n, inDim: dim, outDim: qDim)
-            matmulForward(s.k.pointer, s.xb.pointer, layer.wk.pointer, layer.bk?.pointer, n: n, inDim: dim, outDim: kvDim)
-            matmulForward(s.v.pointer, s.xb.pointer, layer.wv.pointer, layer.bv?.pointer, n: n, inDim: dim, outDim: kvDim)
+            linear(s.q.pointer, s.xb.pointer, layer.wq, r?.wq, layer.bq?.pointer, n: n, inDim: dim, outDim: qDim)
+            linear(s.k.pointer, s.xb.pointer, layer.wk, r?.wk, layer.bk?.pointer, n: n, inDim: dim, outDim: kvDim)
+            linear(s.v.pointer, s.xb.pointer, layer.wv, r?.wv, layer.bv?.pointer, n: n, inDim: dim, outDim: kvDim)
             s.positions.withUnsafeBufferPointer { pos in
                 ropeForward(s.q.pointer, positions: pos.baseAddress!, n: n, heads: c.numAttentionHeads,
                             headDim: c.headDim, table: rope)
@@ -225,15 +244,15 @@ public final class LlamaModel {
                     row += 1
                 }
             }
-            matmulForward(s.xb.pointer, s.att.pointer, layer.wo.pointer, nil, n: n, inDim: qDim, outDim: dim)
+            linear(s.xb.pointer, s.att.pointer, layer.wo, r?.wo, nil, n: n, inDim: qDim, outDim: dim)
             addInPlace(s.x.pointer, s.xb.pointer, count: n * dim)
 
             // Feed-forward block.
             rmsNormForward(s.xb.pointer, s.x.pointer, layer.ffnNorm.pointer, n: n, dim: dim, eps: c.rmsNormEps)
-            matmulForward(s.gate.pointer, s.xb.pointer, layer.wGate.pointer, nil, n: n, inDim: dim, outDim: ffn)
-            matmulForward(s.up.pointer, s.xb.pointer, layer.wUp.pointer, nil, n: n, inDim: dim, outDim: ffn)
+            linear(s.gate.pointer, s.xb.pointer, layer.wGate, r?.wGate, nil, n: n, inDim: dim, outDim: ffn)
+            linear(s.up.pointer, s.xb.pointer, layer.wUp, r?.wUp, nil, n: n, inDim: dim, outDim: ffn)
             swigluForward(s.gate.pointer, s.gate.pointer, s.up.pointer, count: n * ffn)
-            matmulForward(s.xb.pointer, s.gate.pointer, layer.wDown.pointer, nil, n: n, inDim: ffn, outDim: dim)
+            linear(s.xb.pointer, s.gate.pointer, layer.wDown, r?.wDown, nil, n: n, inDim: ffn, outDim: dim)
             addInPlace(s.x.pointer, s.xb.pointer, count: n * dim)
         }
         for seg in segments { seg.cache.advance(by: seg.tokens.count) }
@@ -270,21 +289,52 @@ public final class LlamaModel {
             rmsNormForward(s.xb.pointer, s.xb.pointer, weights.finalNorm.pointer, n: outRows.count, dim: dim, eps: c.rmsNormEps)
         }
         let out = FloatBuffer(count: outRows.count * c.vocabSize)
-        if let ids = outputVocabulary, let head = subsetHead {
+        let head = outRows.count <= skinnyMatmulMaxRows ? roundedHead : nil
+        if let ids = outputVocabulary, let subset = subsetHead {
             let part = FloatBuffer(count: outRows.count * ids.count)
-            matmulForward(part.pointer, s.xb.pointer, head.pointer, nil, n: outRows.count, inDim: dim, outDim: ids.count)
+            linear(part.pointer, s.xb.pointer, subset, head, nil, n: outRows.count, inDim: dim, outDim: ids.count)
             for r in 0..<outRows.count {
                 let row = out.pointer + r * c.vocabSize
                 row.update(repeating: -.infinity, count: c.vocabSize)
                 for (i, t) in ids.enumerated() { row[Int(t)] = part[r * ids.count + i] }
             }
         } else {
-            matmulForward(out.pointer, s.xb.pointer, weights.lmHead.pointer, nil, n: outRows.count, inDim: dim, outDim: c.vocabSize)
+            linear(out.pointer, s.xb.pointer, weights.lmHead, head, nil, n: outRows.count, inDim: dim, outDim: c.vocabSize)
         }
         var result = Logits(vocabSize: c.vocabSize, buffer: out, segmentRows: segmentRows)
         result.features = featureBuffer
         result.featureRows = featureRows
         return result
+    }
+}
+
+/// `out = input · weightᵀ + bias` reading `rounded` when given, else the float weight.
+private func linear(_ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, _ weight: FloatBuffer,
+                    _ rounded: BFloat16Buffer?, _ bias: UnsafePointer<Float>?, n: Int, inDim: Int, outDim: Int) {
+    if let rounded {
+        matmulForward(out, input, rounded, bias, n: n, inDim: inDim, outDim: outDim)
+    } else {
+        matmulForward(out, input, weight.pointer, bias, n: n, inDim: inDim, outDim: outDim)
+    }
+}
+
+/// How a model reads its matrices at inference.
+public enum WeightPrecision: String, Sendable, CaseIterable {
+    /// The weights as loaded (float32).
+    case float32
+    /// Copies rounded to bfloat16: half the memory traffic, ~3 significant digits. For drafts,
+    /// whose rounding changes only their guesses (the target checks every token).
+    case bfloat16
+}
+
+/// bfloat16 copies of one layer's matrices (`LlamaModel(…, precision: .bfloat16)`).
+private struct RoundedLayer {
+    let wq, wk, wv, wo, wGate, wUp, wDown: BFloat16Buffer
+    init(_ l: LlamaLayerWeights) {
+        wq = BFloat16Buffer(rounding: l.wq); wk = BFloat16Buffer(rounding: l.wk)
+        wv = BFloat16Buffer(rounding: l.wv); wo = BFloat16Buffer(rounding: l.wo)
+        wGate = BFloat16Buffer(rounding: l.wGate); wUp = BFloat16Buffer(rounding: l.wUp)
+        wDown = BFloat16Buffer(rounding: l.wDown)
     }
 }
 

@@ -4,6 +4,7 @@ import RollspecModel
 import RollspecSpeculation
 
 extension SpeculationMode: ExpressibleByArgument {}
+extension WeightPrecision: ExpressibleByArgument {}
 
 /// How to speculate: which proposers, which draft, how far.
 struct SpeculationOptions: ParsableArguments {
@@ -28,6 +29,9 @@ struct SpeculationOptions: ParsableArguments {
     @Flag(name: .long, help: "Always draft --draft-max tokens with the first proposer (no cost model, no guardrail).")
     var fixedLookahead = false
 
+    @Option(name: .long, help: "How the draft reads its matrices: bfloat16 (rounded copies, half the memory traffic; the target still checks every token, so outputs do not change) or float32.")
+    var draftPrecision: WeightPrecision = .bfloat16
+
     func validate() throws {
         if (speculate == .draft) && draft == nil { throw ValidationError("--speculate draft needs --draft PATH") }
         if draftMax < 1 || draftMax > 32 { throw ValidationError("--draft-max must be in 1...32") }
@@ -49,13 +53,13 @@ struct SpeculationOptions: ParsableArguments {
         let vocabulary = try draftVocabulary(draft)
         if FeatureDraftWeights.isFeatureDraft(path: draft) {
             let weights = try FeatureDraftWeights.load(directory: URL(fileURLWithPath: draft), target: target.weights)
-            return .features(FeatureDraftModel(weights: weights, outputVocabulary: vocabulary))
+            return .features(FeatureDraftModel(weights: weights, outputVocabulary: vocabulary, precision: draftPrecision))
         }
         let weights = try ModelLoader.loadWeights(path: draft)
         guard weights.config.vocabSize == target.config.vocabSize else {
             throw ValidationError("draft \(draft) has a vocabulary of \(weights.config.vocabSize) tokens, the target \(target.config.vocabSize): they must share one")
         }
-        return .tokens(LlamaModel(weights: weights, outputVocabulary: vocabulary))
+        return .tokens(LlamaModel(weights: weights, outputVocabulary: vocabulary, precision: draftPrecision))
     }
 
     /// A distilled draft may come with the frequent tokens its head is restricted to.

@@ -54,6 +54,13 @@ void rs_parallel_for(void (*fn)(void *ctx, int task), void *ctx, int tasks);
 void rs_matmul_skinny(float *out, const float *in, const float *w, const float *bias,
                       int64_t n, int64_t c, int64_t oc, int threaded);
 
+/// As `rs_matmul_skinny` with bfloat16 weights `w[OC, C]` (a draft's: half the bytes to
+/// stream); inputs, outputs and sums stay float32.
+void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const float *bias,
+                           int64_t n, int64_t c, int64_t oc, int threaded);
+/// float32 → bfloat16, rounding to nearest, ties to even (NaN stays NaN).
+void rs_float_to_bf16(uint16_t *out, const float *in, int64_t count);
+
 // MARK: - Elementwise and normalisation
 
 /// RMSNorm over `n` rows of `dim`: out = x / sqrt(mean(x²) + eps) * weight. `out` may alias `in`.

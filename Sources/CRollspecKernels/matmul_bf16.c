@@ -1,0 +1,236 @@
+// Skinny matmul with bfloat16 weights: out[N, OC] = in[N, C] · w[OC, C]ᵀ (+ bias), inputs,
+// outputs and accumulation in float32.
+//
+// For a draft model. A draft step is a few rows through small matrices, limited by how fast the
+// weights stream from memory, as a target decode step is; weights stored as bf16 stream half
+// the bytes. The rounding changes only the draft's guesses, never what is accepted (the target
+// checks every token), so a draft can afford it where the target cannot.
+//
+// Same loop nest as matmul.c: a block of 4 weight rows × up to 6 input rows in 24 zmm
+// accumulators, each weight element widened once (bf16 bits are the top half of a float's)
+// and used for every input row. Row blocks RS_BF16_PF blocks ahead are prefetched into L2 by
+// the first column block. C is not chunked: draft passes have few rows, so one column block
+// is the usual case.
+#include "internal.h"
+
+#define RS_BF16_ROWS 4
+#define RS_BF16_COLS512 6
+#define RS_BF16_COLS256 2
+#define RS_BF16_PF 2
+
+static inline float bf16_to_float(uint16_t h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+
+void rs_float_to_bf16(uint16_t *out, const float *in, int64_t count) {
+    for (int64_t i = 0; i < count; i++) {
+        union { float f; uint32_t u; } v = {in[i]};
+        if ((v.u & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep it a (quiet) NaN
+            out[i] = (uint16_t)((v.u >> 16) | 0x0040u);
+            continue;
+        }
+        // Round to nearest, ties to even, on the 16 bits dropped.
+        uint32_t rounding = 0x7fffu + ((v.u >> 16) & 1u);
+        out[i] = (uint16_t)((v.u + rounding) >> 16);
+    }
+}
+
+#if RS_X86
+// MARK: AVX-512
+
+RS_INLINE RS_AVX512 __m512 load_bf16_512(const uint16_t *p) {
+    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+RS_INLINE RS_AVX512 __m512 maskz_load_bf16_512(__mmask16 m, const uint16_t *p) {
+    __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/// One register block: `rows` (1...4) weight rows at `w` × `NB` input rows over all of C.
+/// Missing weight rows read row 0 again; their sums are not stored. `pf`, if not NULL, is
+/// prefetched at 2 lines per 16-channel step: 4 rows · C · 2 bytes, one row block.
+RS_INLINE RS_AVX512 void bf16_block512(float *out, const float *in, const uint16_t *w,
+                                       const float *bias, int rows, int64_t c, int64_t oc,
+                                       const char *pf, const int NB) {
+    const uint16_t *w0 = w, *w1 = rows > 1 ? w + c : w, *w2 = rows > 2 ? w + 2 * c : w,
+                   *w3 = rows > 3 ? w + 3 * c : w;
+    __m512 acc[RS_BF16_ROWS][RS_BF16_COLS512];
+    for (int j = 0; j < NB; j++)
+        for (int r = 0; r < RS_BF16_ROWS; r++) acc[r][j] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= c; k += 16) {
+        if (pf) {
+            _mm_prefetch(pf + 8 * k, _MM_HINT_T1);
+            _mm_prefetch(pf + 8 * k + 64, _MM_HINT_T1);
+        }
+        __m512 a0 = load_bf16_512(w0 + k), a1 = load_bf16_512(w1 + k);
+        __m512 a2 = load_bf16_512(w2 + k), a3 = load_bf16_512(w3 + k);
+        for (int j = 0; j < NB; j++) {
+            __m512 x = _mm512_loadu_ps(in + j * c + k);
+            acc[0][j] = _mm512_fmadd_ps(a0, x, acc[0][j]);
+            acc[1][j] = _mm512_fmadd_ps(a1, x, acc[1][j]);
+            acc[2][j] = _mm512_fmadd_ps(a2, x, acc[2][j]);
+            acc[3][j] = _mm512_fmadd_ps(a3, x, acc[3][j]);
+        }
+    }
+    if (k < c) {  // C not a multiple of 16: masked loads read zeros past the end
+        __mmask16 m = rs_mask16(c - k);
+        __m512 a0 = maskz_load_bf16_512(m, w0 + k), a1 = maskz_load_bf16_512(m, w1 + k);
+        __m512 a2 = maskz_load_bf16_512(m, w2 + k), a3 = maskz_load_bf16_512(m, w3 + k);
+        for (int j = 0; j < NB; j++) {
+            __m512 x = _mm512_maskz_loadu_ps(m, in + j * c + k);
+            acc[0][j] = _mm512_fmadd_ps(a0, x, acc[0][j]);
+            acc[1][j] = _mm512_fmadd_ps(a1, x, acc[1][j]);
+            acc[2][j] = _mm512_fmadd_ps(a2, x, acc[2][j]);
+            acc[3][j] = _mm512_fmadd_ps(a3, x, acc[3][j]);
+        }
+    }
+    __mmask8 sm = (__mmask8)((1u << rows) - 1u);
+    __m128 b = bias ? _mm_maskz_loadu_ps(sm, bias) : _mm_setzero_ps();
+    for (int j = 0; j < NB; j++) {
+        __m128 s = _mm_add_ps(rs_reduce4_512(acc[0][j], acc[1][j], acc[2][j], acc[3][j]), b);
+        _mm_mask_storeu_ps(out + j * oc, sm, s);
+    }
+}
+
+static RS_AVX512 void bf16_rows512(float *out, const float *in, const uint16_t *w, const float *bias,
+                                   int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
+    int64_t blocks = (n + RS_BF16_COLS512 - 1) / RS_BF16_COLS512;
+    for (int64_t o = o0; o < o1; o += RS_BF16_ROWS) {
+        int rows = o1 - o < RS_BF16_ROWS ? (int)(o1 - o) : RS_BF16_ROWS;
+        const uint16_t *wr = w + o * c;
+        const float *br = bias ? bias + o : NULL;
+        const char *pf = (const char *)(wr + RS_BF16_PF * RS_BF16_ROWS * c);
+        int64_t j0 = 0;
+        for (int64_t b = 0; b < blocks; b++, pf = NULL) {
+            int64_t j1 = n * (b + 1) / blocks;  // even column blocks
+#define RS_BLOCK(NB) bf16_block512(out + j0 * oc + o, in + j0 * c, wr, br, rows, c, oc, pf, NB)
+            switch (j1 - j0) {
+            case 1: RS_BLOCK(1); break;
+            case 2: RS_BLOCK(2); break;
+            case 3: RS_BLOCK(3); break;
+            case 4: RS_BLOCK(4); break;
+            case 5: RS_BLOCK(5); break;
+            default: RS_BLOCK(6); break;
+            }
+#undef RS_BLOCK
+            j0 = j1;
+        }
+    }
+}
+
+// MARK: AVX2
+
+RS_INLINE RS_AVX2 __m256 load_bf16_256(const uint16_t *p) {
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/// As bf16_block512 with 8-lane registers, C tail in scalar, at most 2 input rows.
+RS_INLINE RS_AVX2 void bf16_block256(float *out, const float *in, const uint16_t *w, const float *bias,
+                                     int rows, int64_t c, int64_t oc, const int NB) {
+    const uint16_t *wr[RS_BF16_ROWS] = {w, rows > 1 ? w + c : w, rows > 2 ? w + 2 * c : w,
+                                        rows > 3 ? w + 3 * c : w};
+    __m256 acc[RS_BF16_ROWS][RS_BF16_COLS256];
+    for (int j = 0; j < NB; j++)
+        for (int r = 0; r < RS_BF16_ROWS; r++) acc[r][j] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= c; k += 8) {
+        __m256 a0 = load_bf16_256(wr[0] + k), a1 = load_bf16_256(wr[1] + k);
+        __m256 a2 = load_bf16_256(wr[2] + k), a3 = load_bf16_256(wr[3] + k);
+        for (int j = 0; j < NB; j++) {
+            __m256 x = _mm256_loadu_ps(in + j * c + k);
+            acc[0][j] = _mm256_fmadd_ps(a0, x, acc[0][j]);
+            acc[1][j] = _mm256_fmadd_ps(a1, x, acc[1][j]);
+            acc[2][j] = _mm256_fmadd_ps(a2, x, acc[2][j]);
+            acc[3][j] = _mm256_fmadd_ps(a3, x, acc[3][j]);
+        }
+    }
+    float sums[RS_BF16_COLS256][RS_BF16_ROWS];
+    for (int j = 0; j < NB; j++)
+        _mm_storeu_ps(sums[j], rs_reduce4_256(acc[0][j], acc[1][j], acc[2][j], acc[3][j]));
+    for (int j = 0; j < NB; j++)
+        for (int r = 0; r < rows; r++) {
+            float s = sums[j][r];
+            for (int64_t kk = k; kk < c; kk++) s += bf16_to_float(wr[r][kk]) * in[j * c + kk];
+            out[j * oc + r] = s + (bias ? bias[r] : 0.0f);
+        }
+}
+
+static RS_AVX2 void bf16_rows256(float *out, const float *in, const uint16_t *w, const float *bias,
+                                 int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; o += RS_BF16_ROWS) {
+        int rows = o1 - o < RS_BF16_ROWS ? (int)(o1 - o) : RS_BF16_ROWS;
+        const uint16_t *wr = w + o * c;
+        const float *br = bias ? bias + o : NULL;
+        int64_t j = 0;
+        for (; j + 2 <= n; j += 2) bf16_block256(out + j * oc + o, in + j * c, wr, br, rows, c, oc, 2);
+        if (j < n) bf16_block256(out + j * oc + o, in + j * c, wr, br, rows, c, oc, 1);
+    }
+}
+#endif
+
+// MARK: Scalar
+
+static void bf16_rows_scalar(float *out, const float *in, const uint16_t *w, const float *bias,
+                             int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; o++) {
+        const uint16_t *wr = w + o * c;
+        for (int64_t j = 0; j < n; j++) {
+            const float *x = in + j * c;
+            float p[8] = {0};
+            int64_t k = 0;
+            for (; k + 8 <= c; k += 8)
+                for (int l = 0; l < 8; l++) p[l] += bf16_to_float(wr[k + l]) * x[k + l];
+            float s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+            for (; k < c; k++) s += bf16_to_float(wr[k]) * x[k];
+            out[j * oc + o] = s + (bias ? bias[o] : 0.0f);
+        }
+    }
+}
+
+static void bf16_rows(float *out, const float *in, const uint16_t *w, const float *bias,
+                      int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
+#if RS_X86
+    if (rs_isa_level == RS_ISA_AVX512) { bf16_rows512(out, in, w, bias, n, c, oc, o0, o1); return; }
+    if (rs_isa_level == RS_ISA_AVX2) { bf16_rows256(out, in, w, bias, n, c, oc, o0, o1); return; }
+#endif
+    bf16_rows_scalar(out, in, w, bias, n, c, oc, o0, o1);
+}
+
+// MARK: Threading
+
+typedef struct {
+    float *out;
+    const float *in;
+    const uint16_t *w;
+    const float *bias;
+    int64_t n, c, oc, chunk;
+} bf16_job;
+
+static void bf16_task(void *ctx, int task) {
+    const bf16_job *j = ctx;
+    int64_t o0 = task * j->chunk;
+    int64_t o1 = o0 + j->chunk < j->oc ? o0 + j->chunk : j->oc;
+    bf16_rows(j->out, j->in, j->w, j->bias, j->n, j->c, j->oc, o0, o1);
+}
+
+void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const float *bias,
+                           int64_t n, int64_t c, int64_t oc, int threaded) {
+    if (n <= 0 || oc <= 0) return;
+    int threads = threaded ? rs_threads_get() : 1;
+    // As rs_matmul_skinny: below ~64k multiply-adds a second thread costs more than it saves.
+    if (threads <= 1 || n * c * oc < (1 << 16)) {
+        bf16_rows(out, in, w, bias, n, c, oc, 0, oc);
+        return;
+    }
+    int64_t chunks = 4 * (int64_t)threads;
+    int64_t chunk = (oc + chunks - 1) / chunks;
+    chunk = (chunk + 15) / 16 * 16;
+    if (chunk < 16) chunk = 16;
+    bf16_job job = {out, in, w, bias, n, c, oc, chunk};
+    rs_parallel_for(bf16_task, &job, (int)((oc + chunk - 1) / chunk));
+}

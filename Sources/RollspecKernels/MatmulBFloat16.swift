@@ -1,0 +1,47 @@
+// Matrix multiplication against bfloat16 weights, for draft models: the same skinny kernel
+// as `matmulForwardSkinny` streaming half the bytes. Legend: N rows, C = inDim, OC = outDim.
+
+import CRollspecKernels
+
+/// An owned, 64-byte-aligned array of bfloat16 values (raw bits), rounded from floats.
+public final class BFloat16Buffer: @unchecked Sendable {
+    public let count: Int
+    public let pointer: UnsafeMutablePointer<UInt16>
+
+    /// `values` rounded to bfloat16 (nearest, ties to even).
+    public init(rounding values: UnsafePointer<Float>, count: Int) {
+        precondition(count >= 0)
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: max(count, 1) * MemoryLayout<UInt16>.stride, alignment: 64)
+        pointer = raw.bindMemory(to: UInt16.self, capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+        rs_float_to_bf16(pointer, values, Int64(count))
+    }
+
+    public convenience init(rounding buffer: FloatBuffer) {
+        self.init(rounding: buffer.pointer, count: buffer.count)
+    }
+
+    deinit { pointer.deallocate() }
+
+    /// The values widened back to float32 (exact: bf16 is the top half of a float).
+    public func widened() -> FloatBuffer {
+        let out = FloatBuffer(count: count)
+        rs_bf16_to_float(out.pointer, pointer, Int64(count))
+        return out
+    }
+}
+
+/// `out[N, OC] = input[N, C] · weight[OC, C]ᵀ + bias[OC]` with bfloat16 weights, float32
+/// sums; each weight row is read once for all N rows (meant for N up to a few dozen).
+///
+/// - Parameter threaded: split the output rows across the kernel thread pool.
+public func matmulForward(
+    _ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>,
+    _ weight: BFloat16Buffer, _ bias: UnsafePointer<Float>?,
+    n: Int, inDim: Int, outDim: Int, threaded: Bool = true
+) {
+    precondition(weight.count == inDim * outDim, "bf16 weight has \(weight.count) values, expected \(outDim)×\(inDim)")
+    rs_matmul_skinny_bf16(out, input, weight.pointer, bias, Int64(n), Int64(inDim), Int64(outDim), threaded ? 1 : 0)
+}
