@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "CRollspecDigest", cSettings: kernelCFlags),
         .target(name: "RollspecKernels", dependencies: ["CBLAS", "CRollspecKernels"]),
         .target(name: "RollspecModel", dependencies: ["RollspecKernels"]),
-        .target(name: "RollspecSpeculation", dependencies: ["RollspecModel"]),
+        .target(name: "RollspecSpeculation", dependencies: ["RollspecModel", "RollspecKernels"]),
         .target(name: "RollspecBus", dependencies: ["CZeroMQ", "CRollspecDigest"]),
         .target(name: "RollspecTesting", dependencies: ["RollspecModel"]),
         .target(name: "RollspecTraining", dependencies: ["RollspecModel"]),

@@ -6,6 +6,7 @@ bench-T1.json (`rollspec bench speculative --json`); writes distill.png.
     python3 plot.py            # the 401-prompt run in this folder
     python3 plot.py more-data  # another run's folder; the 401-prompt run is drawn beside it in grey
     python3 plot.py eagle more-data  # the EAGLE run, with the 1,000-prompt layer draft in grey
+    python3 plot.py eagle-diverse eagle  # the diverse-prompt EAGLE run, the first EAGLE run in grey
 """
 import csv
 import json
@@ -36,13 +37,17 @@ ax[0].set_title(("EAGLE draft" if eagle else "Draft") + " distillation from Smol
 ax[1].plot([t for t, _ in held], [a for _, a in held], marker="o", ms=3, c="C2", label="held-out E[Σ min(p, q)]")
 if here != base:
     ref_dir = os.path.join(base, sys.argv[2]) if len(sys.argv) > 2 else base
-    ref_label = f"layer draft, {sys.argv[2]}" if len(sys.argv) > 2 else "401-prompt run (run.sh)"
+    ref_label = "401-prompt run (run.sh)"
+    if len(sys.argv) > 2:
+        ref_label = f"EAGLE draft, {sys.argv[2]}" if sys.argv[2].startswith("eagle") else f"layer draft, {sys.argv[2]}"
     ref = list(csv.DictReader(open(os.path.join(ref_dir, "training_log.csv"))))
     ref_held = [(float(r["seconds"]) / 60, float(r["heldout_expected_acceptance"])) for r in ref if r["heldout_expected_acceptance"]]
     ax[1].plot([t for t, _ in ref_held], [a for _, a in ref_held], c="0.6", lw=1, label=ref_label)
 title = "Held-out acceptance"
 for t, style in (("0", "--"), ("1", ":")):
     path = os.path.join(here, f"bench-T{t}.json")
+    if not os.path.exists(path):
+        path = os.path.join(here, f"bench-heldout-T{t}.json")
     if os.path.exists(path):
         b = json.load(open(path))
         ax[1].axhline(b["acceptanceRate"], ls=style, c="C3",

@@ -141,7 +141,8 @@ public final class RolloutWorker {
                 rejections.record(reason: "draft_vocab_mismatch")
                 log("worker-\(index): draft v\(d.version) has vocabulary \(d.weights.config.vocabSize), policy \(model.config.vocabSize); ignored")
             } else {
-                draftModel = LlamaModel(weights: d.weights)
+                // Rounded copies: a draft step streams half the bytes; the policy checks every token.
+                draftModel = LlamaModel(weights: d.weights, precision: .bfloat16)
                 draftVersion = d.version
                 log("worker-\(index): applied draft v\(d.version)")
             }

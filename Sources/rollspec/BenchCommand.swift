@@ -120,10 +120,21 @@ struct BenchMatmulCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matmul",
         abstract: "The skinny matmul kernel against OpenBLAS sgemm and N x sgemv on SmolLM2's shapes.",
-        discussion: "Ratios t(N)/t(1) and speed-ups over BLAS measured in the same run. Takes about a minute.")
+        discussion: "Ratios t(N)/t(1) and speed-ups over BLAS measured in the same run. Takes about a minute. With --bfloat16: the bf16-weight kernel a draft uses against the float kernel, on the EAGLE draft's shapes.")
+
+    @Flag(name: .long, help: "Time the bfloat16-weight kernel against the float one (draft shapes).")
+    var bfloat16 = false
 
     func run() throws {
-        print(KernelBenchmark.table(KernelBenchmark.skinnyMatmul()))
+        guard bfloat16 else {
+            print(KernelBenchmark.table(KernelBenchmark.skinnyMatmul()))
+            return
+        }
+        print("shape                  N   float32 µs   bfloat16 µs   speed-up")
+        for r in KernelBenchmark.bfloat16Matmul() {
+            let name = r.shape.description.padding(toLength: 20, withPad: " ", startingAt: 0)
+            print(String(format: "%@ %3d %12.1f %13.1f %9.2fx", name, r.n, r.float32 * 1e6, r.bfloat16 * 1e6, r.float32 / r.bfloat16))
+        }
     }
 }
 

@@ -26,6 +26,12 @@ struct SpeculationOptions: ParsableArguments {
     @Option(name: .long, help: "Greedy decoding with a feature (EAGLE) draft: runner-up tokens verified beside the draft, per drafted position (e.g. 3,2: three in place of the first token, two of the second).")
     var draftAlternatives: String = ""
 
+    @Option(name: .long, help: "Greedy decoding with a feature (EAGLE) draft: a token tree of this many verified rows shaped by the draft's probabilities (the chain grows while it is likely accepted, the rest go to the likeliest runner-ups); replaces --draft-alternatives. 0: off.")
+    var draftTreeRows: Int = 0
+
+    @Option(name: .long, help: "With --draft-tree-rows: extend the chain while the draft's probability that all of it is accepted is at least this.")
+    var draftTreeExtend: Float = 0.35
+
     @Flag(name: .long, help: "Always draft --draft-max tokens with the first proposer (no cost model, no guardrail).")
     var fixedLookahead = false
 
@@ -35,6 +41,8 @@ struct SpeculationOptions: ParsableArguments {
     func validate() throws {
         if (speculate == .draft) && draft == nil { throw ValidationError("--speculate draft needs --draft PATH") }
         if draftMax < 1 || draftMax > 32 { throw ValidationError("--draft-max must be in 1...32") }
+        if draftTreeRows != 0 && !(2...32).contains(draftTreeRows) { throw ValidationError("--draft-tree-rows must be 0 (off) or in 2...32") }
+        if !(0...1).contains(draftTreeExtend) { throw ValidationError("--draft-tree-extend must be a probability in 0...1") }
         guard let counts = try? alternativeCounts, counts.allSatisfy({ (0...8).contains($0) }) else {
             throw ValidationError("--draft-alternatives must be a comma-separated list of counts in 0...8")
         }
@@ -78,6 +86,7 @@ struct SpeculationOptions: ParsableArguments {
     /// A speculative generator for `target`; `suffixIndex` is shared across its sequences.
     func makeGenerator(target: LlamaModel, draft: LoadedDraft?, suffixIndex: SuffixIndex) -> SpeculativeGenerator {
         let mode = speculate, confidence = draftConfidence, alternatives = (try? alternativeCounts) ?? []
+        let treeRows = draftTreeRows, treeExtend = draftTreeExtend
         var controller = SpeculationController(maxLookahead: draftMax)
         controller.isFixed = fixedLookahead
         return SpeculativeGenerator(model: target, controller: controller) {
@@ -85,7 +94,8 @@ struct SpeculationOptions: ParsableArguments {
             if mode == .draft || mode == .auto {
                 switch draft {
                 case .tokens(let model): proposers.append(DraftModelProposer(model: model, confidenceThreshold: confidence))
-                case .features(let model): proposers.append(FeatureDraftProposer(model: model, alternatives: alternatives))
+                case .features(let model): proposers.append(FeatureDraftProposer(model: model, alternatives: alternatives, treeRows: treeRows,
+                                                                               extendThreshold: treeExtend))
                 case nil: break
                 }
             }

@@ -117,6 +117,68 @@ import RollspecTesting
         }
     }
 
+    @Test func aShapedTreeWithABFloat16DraftEqualsPlainGreedy() throws {
+        let weights = TinyModels.randomFeatureDraft(target: target.weights, seed: 9)
+        let draft = FeatureDraftModel(weights: weights, precision: .bfloat16)
+        let plain = Generator(model: target)
+        var controller = SpeculationController(maxLookahead: 4)
+        controller.isFixed = true
+        let spec = SpeculativeGenerator(model: target, controller: controller) {
+            [FeatureDraftProposer(model: draft, treeRows: 7, extendThreshold: 0.05)]
+        }
+        for prompt in [[1, 2, 3], [7], [9, 9, 9, 9, 9, 4]] {
+            let request = GenerationRequest(prompt: prompt, maxTokens: 24)
+            let a = try plain.generate(request), b = try spec.generate(request)
+            #expect(a.tokens == b.tokens)
+            #expect(zip(a.logprobs, b.logprobs).allSatisfy { abs($0 - $1) < 1e-4 })
+            if prompt.count > 1 { #expect(spec.lastReport.overall.draftTokens > 0) }
+        }
+        // The rounded copies change the draft's logits only by bf16 rounding.
+        let features = (0..<(3 * 32)).map { Float($0 % 7) / 7 - 0.4 }
+        let exact = FeatureDraftModel(weights: weights)
+        let a = exact.forward(tokens: [1, 2, 3], features: features, cache: exact.makeCache())
+        let b = draft.forward(tokens: [1, 2, 3], features: features, cache: draft.makeCache())
+        let scale = a.buffer.array.map(abs).max()!
+        let worst = zip(a.buffer.array, b.buffer.array).map { abs($0 - $1) }.max()!
+        #expect(worst > 0 && worst < 0.05 * scale, "bf16 draft logits differ by \(worst) (scale \(scale))")
+    }
+
+    @Test func aShapedTreeSpendsItsRowsByTheDraftsProbabilities() {
+        let draft = FeatureDraftModel(weights: TinyModels.randomFeatureDraft(target: target.weights, seed: 4))
+        let context = [1, 5, 9, 2, 7]
+        let f = referenceFeatures(Array(context.dropLast()))
+        func propose(rows: Int, extend: Float, maxTokens: Int) -> Draft {
+            let proposer = FeatureDraftProposer(model: draft, treeRows: rows, extendThreshold: extend)
+            proposer.begin(prompt: context)
+            f.withUnsafeBufferPointer { proposer.observeTargetFeatures($0.baseAddress!, count: context.count - 1) }
+            var random = RandomSource(seed: 1)
+            return proposer.propose(context: context, maxTokens: maxTokens, sampling: .greedy, random: &random)
+        }
+        // A chain certain to be doubted stops at one token; every other row is its runner-up,
+        // the draft's next likeliest tokens in order.
+        let doubtful = propose(rows: 6, extend: 1, maxTokens: 4)
+        #expect(doubtful.tokens == draftFromScratch(draft, context, count: 1))
+        #expect(doubtful.alternatives.count == 4 && doubtful.alternatives.allSatisfy { $0.position == 1 })
+        let cache = draft.makeCache()
+        let logits = draft.forward(tokens: Array(context[1...]), features: f, cache: cache).rowArray(0)
+        let ranked = logits.indices.sorted { logits[$0] > logits[$1] }
+        #expect(doubtful.alternatives.map(\.token) == Array(ranked[1...4]))
+        // A chain always trusted grows to the lookahead, the rest of the rows go to runner-ups.
+        let trusted = propose(rows: 6, extend: 0, maxTokens: 3)
+        #expect(trusted.tokens == draftFromScratch(draft, context, count: 3))
+        #expect(trusted.alternatives.count == 2)
+        // Without runner-up rows left, the chain alone fills the tree.
+        let long = propose(rows: 4, extend: 0, maxTokens: 8)
+        #expect(long.tokens.count == 3 && long.alternatives.isEmpty)
+        // Sampling (T > 0) never shapes a tree: runner-ups would bias the sample.
+        let proposer = FeatureDraftProposer(model: draft, treeRows: 6, extendThreshold: 0)
+        proposer.begin(prompt: context)
+        f.withUnsafeBufferPointer { proposer.observeTargetFeatures($0.baseAddress!, count: context.count - 1) }
+        var random = RandomSource(seed: 1)
+        let sampled = proposer.propose(context: context, maxTokens: 3, sampling: SamplingParameters(temperature: 1, seed: 1), random: &random)
+        #expect(sampled.alternatives.isEmpty && sampled.tokens.count == 3)
+    }
+
     /// What the proposer should draft for `context`, computed from scratch: every pair
     /// `(context[p + 1], f_p)` in one fresh pass, then greedy steps on the draft's own guesses.
     func draftFromScratch(_ draft: FeatureDraftModel, _ context: [Int], count: Int) -> [Int] {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Greedy token-tree settings for an EAGLE draft, each a `rollspec bench speculative` run
+# (plain decoding of the same prompts measured in the same run), then one table.
+#
+#   DRAFT=out-eagle-diverse RES=eagle-diverse/trees SET=heldout bash tree-sweep.sh NAME:"ARGS" ...
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+here=Experiments/distill-smollm2
+model=$(scripts/get-smollm2.sh)
+res=$here/${RES:?}; set=${SET:-heldout}
+mkdir -p "$res"
+for cfg in "$@"; do
+    name=${cfg%%:*}; args=${cfg#*:}
+    # shellcheck disable=SC2086
+    .build/release/rollspec bench speculative --model "$model" --draft $here/${DRAFT:?} --speculate draft $args \
+        --prompts $here/prompts_$set.jsonl --chat --max-tokens 128 --temperature 0 --json > "$res/$set-$name.json"
+    python3 - "$res/$set-$name.json" "$args" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); b = d["byProposer"]["draft"]
+print(f"{sys.argv[1].split('/')[-1]:32} {sys.argv[2]:70} speedup {d['speedup']:.3f}  mean length {d['meanAcceptanceLength']:.2f}  "
+      f"verify {1000 * b['verifySeconds'] / b['targetSteps']:.1f} ms  draft {1000 * b['draftSeconds'] / b['drafts']:.2f} ms  identical {d['identicalOutputs']}")
+PY
+done
