@@ -52,6 +52,11 @@ for t, style in (("0", "--"), ("1", ":")):
         b = json.load(open(path))
         ax[1].axhline(b["acceptanceRate"], ls=style, c="C3",
                       label=f"measured acceptance, T={t} (speedup {b['speedup']:.2f}x)")
+shaped = os.path.join(here, "bench-heldout-T0-shaped.json")
+if os.path.exists(shaped):
+    b = json.load(open(shaped))
+    ax[1].axhline(b["perPositionAcceptance"][0], ls="-.", c="C4",
+                  label=f"first token accepted, T=0, shaped tree (speedup {b['speedup']:.2f}x)")
 ax[1].set_xlabel("training time (min)")
 ax[1].set_ylabel("acceptance")
 ax[1].set_ylim(0, 1)

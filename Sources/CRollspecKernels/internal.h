@@ -19,6 +19,15 @@
 /// Current dispatch level (read on every call; written once, or by rs_isa_set).
 extern rs_isa rs_isa_level;
 
+/// Output rows `o0 ..< o1` of a skinny matmul (one weight format, current ISA level).
+typedef void (*rs_matmul_rows_fn)(float *out, const float *in, const void *w, const float *bias,
+                                  int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1);
+
+/// Runs `rows` over all of OC, split into chunks across the kernel pool when `threaded` and
+/// the product is large enough to pay for it (matmul.c; every weight format shares it).
+void rs_matmul_split(rs_matmul_rows_fn rows, float *out, const float *in, const void *w, const float *bias,
+                     int64_t n, int64_t c, int64_t oc, int threaded);
+
 /// One numerically stable softmax row at the current ISA level (elementwise.c).
 void rs_softmax_row(float *out, const float *in, int64_t dim);
 

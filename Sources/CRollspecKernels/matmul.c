@@ -208,8 +208,9 @@ static void rows_scalar(float *out, const float *in, const float *w, const float
     }
 }
 
-static void matmul_rows(float *out, const float *in, const float *w, const float *bias,
+static void matmul_rows(float *out, const float *in, const void *weights, const float *bias,
                         int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
+    const float *w = weights;
 #if RS_X86
     if (rs_isa_level == RS_ISA_AVX512) { rows512(out, in, w, bias, n, c, oc, o0, o1); return; }
     if (rs_isa_level == RS_ISA_AVX2) { rows256(out, in, w, bias, n, c, oc, o0, o1); return; }
@@ -220,8 +221,11 @@ static void matmul_rows(float *out, const float *in, const float *w, const float
 // MARK: Threading
 
 typedef struct {
+    rs_matmul_rows_fn rows;
     float *out;
-    const float *in, *w, *bias;
+    const float *in;
+    const void *w;
+    const float *bias;
     int64_t n, c, oc, chunk;
 } matmul_job;
 
@@ -229,16 +233,16 @@ static void matmul_task(void *ctx, int task) {
     const matmul_job *j = ctx;
     int64_t o0 = task * j->chunk;
     int64_t o1 = o0 + j->chunk < j->oc ? o0 + j->chunk : j->oc;
-    matmul_rows(j->out, j->in, j->w, j->bias, j->n, j->c, j->oc, o0, o1);
+    j->rows(j->out, j->in, j->w, j->bias, j->n, j->c, j->oc, o0, o1);
 }
 
-void rs_matmul_skinny(float *out, const float *in, const float *w, const float *bias,
-                      int64_t n, int64_t c, int64_t oc, int threaded) {
+void rs_matmul_split(rs_matmul_rows_fn rows, float *out, const float *in, const void *w, const float *bias,
+                     int64_t n, int64_t c, int64_t oc, int threaded) {
     if (n <= 0 || oc <= 0) return;
     int threads = threaded ? rs_threads_get() : 1;
     // Below ~64k multiply-adds a second thread costs more than it saves.
     if (threads <= 1 || n * c * oc < (1 << 16)) {
-        matmul_rows(out, in, w, bias, n, c, oc, 0, oc);
+        rows(out, in, w, bias, n, c, oc, 0, oc);
         return;
     }
     // A few chunks per thread so a thread slowed by a busy core does not hold up the call;
@@ -247,6 +251,11 @@ void rs_matmul_skinny(float *out, const float *in, const float *w, const float *
     int64_t chunk = (oc + chunks - 1) / chunks;
     chunk = (chunk + 15) / 16 * 16;
     if (chunk < 16) chunk = 16;
-    matmul_job job = {out, in, w, bias, n, c, oc, chunk};
+    matmul_job job = {rows, out, in, w, bias, n, c, oc, chunk};
     rs_parallel_for(matmul_task, &job, (int)((oc + chunk - 1) / chunk));
+}
+
+void rs_matmul_skinny(float *out, const float *in, const float *w, const float *bias,
+                      int64_t n, int64_t c, int64_t oc, int threaded) {
+    rs_matmul_split(matmul_rows, out, in, w, bias, n, c, oc, threaded);
 }

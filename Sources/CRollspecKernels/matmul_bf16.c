@@ -192,8 +192,9 @@ static void bf16_rows_scalar(float *out, const float *in, const uint16_t *w, con
     }
 }
 
-static void bf16_rows(float *out, const float *in, const uint16_t *w, const float *bias,
+static void bf16_rows(float *out, const float *in, const void *weights, const float *bias,
                       int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
+    const uint16_t *w = weights;
 #if RS_X86
     if (rs_isa_level == RS_ISA_AVX512) { bf16_rows512(out, in, w, bias, n, c, oc, o0, o1); return; }
     if (rs_isa_level == RS_ISA_AVX2) { bf16_rows256(out, in, w, bias, n, c, oc, o0, o1); return; }
@@ -201,36 +202,7 @@ static void bf16_rows(float *out, const float *in, const uint16_t *w, const floa
     bf16_rows_scalar(out, in, w, bias, n, c, oc, o0, o1);
 }
 
-// MARK: Threading
-
-typedef struct {
-    float *out;
-    const float *in;
-    const uint16_t *w;
-    const float *bias;
-    int64_t n, c, oc, chunk;
-} bf16_job;
-
-static void bf16_task(void *ctx, int task) {
-    const bf16_job *j = ctx;
-    int64_t o0 = task * j->chunk;
-    int64_t o1 = o0 + j->chunk < j->oc ? o0 + j->chunk : j->oc;
-    bf16_rows(j->out, j->in, j->w, j->bias, j->n, j->c, j->oc, o0, o1);
-}
-
 void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const float *bias,
                            int64_t n, int64_t c, int64_t oc, int threaded) {
-    if (n <= 0 || oc <= 0) return;
-    int threads = threaded ? rs_threads_get() : 1;
-    // As rs_matmul_skinny: below ~64k multiply-adds a second thread costs more than it saves.
-    if (threads <= 1 || n * c * oc < (1 << 16)) {
-        bf16_rows(out, in, w, bias, n, c, oc, 0, oc);
-        return;
-    }
-    int64_t chunks = 4 * (int64_t)threads;
-    int64_t chunk = (oc + chunks - 1) / chunks;
-    chunk = (chunk + 15) / 16 * 16;
-    if (chunk < 16) chunk = 16;
-    bf16_job job = {out, in, w, bias, n, c, oc, chunk};
-    rs_parallel_for(bf16_task, &job, (int)((oc + chunk - 1) / chunk));
+    rs_matmul_split(bf16_rows, out, in, w, bias, n, c, oc, threaded);
 }

@@ -49,14 +49,9 @@ public func matmulForward(
 extension KernelBenchmark {
     /// The shapes of the EAGLE draft for SmolLM2-135M: its decoder layer, `fc` and a head
     /// restricted to 8,190 tokens.
-    public static let featureDraftShapes: [Shape] = [
-        Shape("fc", inDim: 1152, outDim: 576),
-        Shape("q/o_proj", inDim: 576, outDim: 576),
-        Shape("k/v_proj", inDim: 576, outDim: 192),
-        Shape("gate/up_proj", inDim: 576, outDim: 1536),
-        Shape("down_proj", inDim: 1536, outDim: 576),
-        Shape("head (8190)", inDim: 576, outDim: 8190),
-    ]
+    public static let featureDraftShapes: [Shape] =
+        [Shape("fc", inDim: 1152, outDim: 576)] + smolLM2Shapes.filter { $0.name != "lm_head" }
+        + [Shape("head (8190)", inDim: 576, outDim: 8190)]
 
     /// Seconds per call of the float and the bfloat16 skinny kernel at each shape and row
     /// count, measured alternately in the same run with weights cycled through ≥ 96 MB of

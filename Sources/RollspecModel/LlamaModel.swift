@@ -96,7 +96,7 @@ public final class LlamaModel {
     ///   still be any token; logits of the other tokens are −∞, so the model never emits them.
     ///   Each step then reads S instead of V head rows — most of a small draft's cost.
     /// - Parameter precision: `.bfloat16` rounds copies of the matrices once, here, and reads
-    ///   those in passes of up to `skinnyMatmulMaxRows` rows: half the bytes per step, for a
+    ///   those in passes of up to `roundedMaxRows` rows: half the bytes per step, for a
     ///   draft. The copies do not follow later changes to `weights` (build a new model).
     public init(weights: LlamaWeights, outputVocabulary: [Int]? = nil, precision: WeightPrecision = .float32) {
         self.config = weights.config
@@ -125,6 +125,9 @@ public final class LlamaModel {
             roundedHead = nil
         }
     }
+
+    /// Rows up to which a `.bfloat16` model reads its rounded copies.
+    public static let roundedMaxRows = 16
 
     /// A fresh, empty KV cache shaped for this model.
     public func makeCache(capacity: Int = 256) -> KVCache {
@@ -202,8 +205,10 @@ public final class LlamaModel {
         }
         let rope = ropeTable
 
-        // bfloat16 copies serve the short passes they are fast for; long prefills use sgemm.
-        let rounded = n <= skinnyMatmulMaxRows && !roundedLayers.isEmpty
+        // bfloat16 copies serve the short passes they are fast for (a draft step, a catch-up of
+        // a few tokens); a prompt's prefill reads the float weights, through kernels blocked
+        // for many rows.
+        let rounded = n <= Self.roundedMaxRows && !roundedLayers.isEmpty
         for (l, layer) in weights.layers.enumerated() {
             let r = rounded ? roundedLayers[l] : nil
             // Attention block.
@@ -289,7 +294,7 @@ public final class LlamaModel {
             rmsNormForward(s.xb.pointer, s.xb.pointer, weights.finalNorm.pointer, n: outRows.count, dim: dim, eps: c.rmsNormEps)
         }
         let out = FloatBuffer(count: outRows.count * c.vocabSize)
-        let head = outRows.count <= skinnyMatmulMaxRows ? roundedHead : nil
+        let head = outRows.count <= Self.roundedMaxRows ? roundedHead : nil
         if let ids = outputVocabulary, let subset = subsetHead {
             let part = FloatBuffer(count: outRows.count * ids.count)
             linear(part.pointer, s.xb.pointer, subset, head, nil, n: outRows.count, inDim: dim, outDim: ids.count)

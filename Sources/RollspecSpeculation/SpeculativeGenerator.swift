@@ -158,7 +158,11 @@ public final class SpeculativeGenerator {
                 let dt = Date().timeIntervalSince(t0)
                 draftSeconds.append(dt)
                 let d = drafts.last!
-                if !d.isEmpty {
+                // A proposer's first draft of a sequence also reads the whole prompt (a draft
+                // model's prefill): a one-off, not what each further token costs. Counted in,
+                // it could price a draft out for good, since one not chosen is never re-timed.
+                let first = seqs[i].drafted.insert(d.proposer).inserted
+                if !d.isEmpty && !first {
                     let old = draftSecondsPerToken[d.proposer] ?? dt / Double(d.tokens.count)
                     draftSecondsPerToken[d.proposer] = 0.8 * old + 0.2 * dt / Double(d.tokens.count)
                 }
@@ -219,6 +223,8 @@ private struct SequenceRun {
     var report = SpeculationReport()
     var control = SpeculationController.SequenceState()
     var done = false
+    /// Proposers that have drafted for this sequence.
+    var drafted: Set<String> = []
 
     init(request: GenerationRequest, model: LlamaModel, proposers: [Proposer], recordFeatures: Bool) {
         self.request = request

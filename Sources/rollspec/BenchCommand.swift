@@ -130,9 +130,9 @@ struct BenchMatmulCommand: ParsableCommand {
             print(KernelBenchmark.table(KernelBenchmark.skinnyMatmul()))
             return
         }
-        print("shape                  N   float32 µs   bfloat16 µs   speed-up")
+        print("shape                      N   float32 µs   bfloat16 µs   speed-up")
         for r in KernelBenchmark.bfloat16Matmul() {
-            let name = r.shape.description.padding(toLength: 20, withPad: " ", startingAt: 0)
+            let name = r.shape.description.padding(toLength: 24, withPad: " ", startingAt: 0)
             print(String(format: "%@ %3d %12.1f %13.1f %9.2fx", name, r.n, r.float32 * 1e6, r.bfloat16 * 1e6, r.float32 / r.bfloat16))
         }
     }

@@ -1,5 +1,7 @@
 import Testing
+import Foundation
 import RollspecModel
+import RollspecTesting
 @testable import RollspecSpeculation
 
 @Suite struct ControllerTests {
@@ -110,3 +112,37 @@ import RollspecModel
     }
 }
 
+
+/// The controller times drafts from real runs: a draft model's first draft of a sequence also
+/// reads the whole prompt, and that one-off must not price the draft out for the rest.
+@Suite struct DraftTimingTests {
+    /// Drafts the target's own greedy continuation (always accepted); its first draft of a
+    /// sequence is slow, as a draft model's prefill is.
+    final class SlowStartOracle: Proposer {
+        let name = "draft"
+        let prompt: [Int], reference: [Int]
+        var calls = 0
+        init(prompt: [Int], reference: [Int]) { self.prompt = prompt; self.reference = reference }
+        func begin(prompt: [Int]) { calls = 0 }
+        func propose(context: [Int], maxTokens: Int, sampling: SamplingParameters, random: inout RandomSource) -> Draft {
+            calls += 1
+            if calls == 1 { usleep(100_000) }
+            let next = context.count - prompt.count
+            return Draft(tokens: Array(reference.dropFirst(next).prefix(maxTokens)), proposer: name)
+        }
+    }
+
+    @Test func aSlowFirstDraftDoesNotPriceTheDraftOut() throws {
+        let target = TinyModels.randomModel(config: TinyModels.llamaConfig(vocab: 48, hidden: 32, layers: 2), seed: 5)
+        let prompt = [1, 5, 9, 2]
+        let request = GenerationRequest(prompt: prompt, maxTokens: 60)
+        let reference = try Generator(model: target).generate(request).tokens
+        let generator = SpeculativeGenerator(model: target, controller: SpeculationController(maxLookahead: 4)) {
+            [SlowStartOracle(prompt: prompt, reference: reference)]
+        }
+        let out = try generator.generate(request)
+        #expect(out.tokens == reference)
+        // Charged to its tokens, 100 ms would cost thousands of plain steps each: one draft, then none.
+        #expect(generator.lastReport.overall.drafts >= 8, "drafts: \(generator.lastReport.overall.drafts)")
+    }
+}
