@@ -60,7 +60,7 @@ if os.path.exists(shaped):
 ax[1].set_xlabel("training time (min)")
 ax[1].set_ylabel("acceptance")
 ax[1].set_ylim(0, 1)
-ax[1].legend(loc="lower right")
+ax[1].legend(loc="upper left", fontsize=7.5, framealpha=0.9)
 ax[1].set_title(title)
 fig.tight_layout()
 fig.savefig(os.path.join(here, "distill.png"), dpi=110)
