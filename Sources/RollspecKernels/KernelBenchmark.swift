@@ -77,13 +77,8 @@ public enum KernelBenchmark {
         var rows: [Row] = []
         let maxN = ns.max() ?? 1
         for (index, shape) in shapes.enumerated() {
-            let size = shape.inDim * shape.outDim
-            let copies = max(1, (96 << 20) / (size * 4) + 1)
-            let weights = (0..<copies).map { i in
-                let w = FloatBuffer(count: size)
-                for j in 0..<size { w[j] = Float((j &* 31 &+ i) % 17) / 17 - 0.5 }
-                return w
-            }
+            let weights = cycledWeights(shape)
+            let copies = weights.count
             let input = FloatBuffer(count: maxN * shape.inDim)
             for j in 0..<input.count { input[j] = Float(j % 13) / 13 - 0.5 }
             let out = FloatBuffer(count: maxN * shape.outDim)
@@ -236,6 +231,18 @@ public enum KernelBenchmark {
 
     /// Seconds per call of `body(copy)`, cycling through `copies` weight copies for at
     /// least `minSeconds`.
+    /// Enough distinct copies of a `shape` weight (≥ 96 MB together) that cycling through them
+    /// reads each from DRAM, as a real forward pass does, not from a cache that just held it.
+    static func cycledWeights(_ shape: Shape) -> [FloatBuffer] {
+        let size = shape.inDim * shape.outDim
+        let copies = max(1, (96 << 20) / (size * 4) + 1)
+        return (0..<copies).map { i in
+            let w = FloatBuffer(count: size)
+            for j in 0..<size { w[j] = Float((j &* 31 &+ i) % 17) / 17 - 0.5 }
+            return w
+        }
+    }
+
     static func time(copies: Int, minSeconds: Double, _ body: (Int) -> Void) -> Double {
         let clock = ContinuousClock()
         body(0)  // warm up (thread start, page faults of the output)

@@ -61,13 +61,8 @@ extension KernelBenchmark {
     ) -> [(shape: Shape, n: Int, float32: Double, bfloat16: Double)] {
         var rows: [(shape: Shape, n: Int, float32: Double, bfloat16: Double)] = []
         for shape in shapes {
-            let size = shape.inDim * shape.outDim
-            let copies = max(1, (96 << 20) / (size * 4) + 1)
-            let weights = (0..<copies).map { i in
-                let w = FloatBuffer(count: size)
-                for j in 0..<size { w[j] = Float((j &* 31 &+ i) % 17) / 17 - 0.5 }
-                return w
-            }
+            let weights = cycledWeights(shape)
+            let copies = weights.count
             let rounded = weights.map { BFloat16Buffer(rounding: $0) }
             let maxN = ns.max() ?? 1
             let input = FloatBuffer(count: maxN * shape.inDim), out = FloatBuffer(count: maxN * shape.outDim)
