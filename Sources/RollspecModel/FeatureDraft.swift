@@ -137,11 +137,7 @@ public final class FeatureDraftModel {
             (pairs.pointer + i * 2 * dim).update(from: weights.body.embedding.pointer + token * dim, count: dim)
             (pairs.pointer + i * 2 * dim + dim).update(from: features + i * dim, count: dim)
         }
-        if let fc = roundedFC, n <= LlamaModel.roundedMaxRows {
-            matmulForward(mixed.pointer, pairs.pointer, fc, weights.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
-        } else {
-            matmulForward(mixed.pointer, pairs.pointer, weights.fc.pointer, weights.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
-        }
+        linear(mixed.pointer, pairs.pointer, weights.fc, roundedFC, weights.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
         return body.forward([ForwardSegment(tokens: tokens, cache: cache)], logits: .last, features: true,
                             inputs: mixed.pointer)
     }

@@ -86,7 +86,7 @@ public final class LlamaModel {
     /// `[S, C]` the head rows of `outputVocabulary`, gathered once.
     private let subsetHead: FloatBuffer?
     /// How the matrices are read at inference (`init(…, precision:)`).
-    public let precision: WeightPrecision
+    public var precision: WeightPrecision { roundedHead == nil ? .float32 : .bfloat16 }
     /// bfloat16 copies of every layer's matrices and of the head (`precision == .bfloat16`).
     private let roundedLayers: [RoundedLayer]
     private let roundedHead: BFloat16Buffer?
@@ -116,7 +116,6 @@ public final class LlamaModel {
             self.outputVocabulary = nil
             self.subsetHead = nil
         }
-        self.precision = precision
         if precision == .bfloat16 {
             roundedLayers = weights.layers.map(RoundedLayer.init)
             roundedHead = BFloat16Buffer(rounding: subsetHead ?? weights.lmHead)
@@ -205,12 +204,8 @@ public final class LlamaModel {
         }
         let rope = ropeTable
 
-        // bfloat16 copies serve the short passes they are fast for (a draft step, a catch-up of
-        // a few tokens); a prompt's prefill reads the float weights, through kernels blocked
-        // for many rows.
-        let rounded = n <= Self.roundedMaxRows && !roundedLayers.isEmpty
         for (l, layer) in weights.layers.enumerated() {
-            let r = rounded ? roundedLayers[l] : nil
+            let r = roundedLayers.isEmpty ? nil : roundedLayers[l]
             // Attention block.
             rmsNormForward(s.xb.pointer, s.x.pointer, layer.attentionNorm.pointer, n: n, dim: dim, eps: c.rmsNormEps)
             linear(s.q.pointer, s.xb.pointer, layer.wq, r?.wq, layer.bq?.pointer, n: n, inDim: dim, outDim: qDim)
@@ -294,17 +289,16 @@ public final class LlamaModel {
             rmsNormForward(s.xb.pointer, s.xb.pointer, weights.finalNorm.pointer, n: outRows.count, dim: dim, eps: c.rmsNormEps)
         }
         let out = FloatBuffer(count: outRows.count * c.vocabSize)
-        let head = outRows.count <= Self.roundedMaxRows ? roundedHead : nil
         if let ids = outputVocabulary, let subset = subsetHead {
             let part = FloatBuffer(count: outRows.count * ids.count)
-            linear(part.pointer, s.xb.pointer, subset, head, nil, n: outRows.count, inDim: dim, outDim: ids.count)
+            linear(part.pointer, s.xb.pointer, subset, roundedHead, nil, n: outRows.count, inDim: dim, outDim: ids.count)
             for r in 0..<outRows.count {
                 let row = out.pointer + r * c.vocabSize
                 row.update(repeating: -.infinity, count: c.vocabSize)
                 for (i, t) in ids.enumerated() { row[Int(t)] = part[r * ids.count + i] }
             }
         } else {
-            linear(out.pointer, s.xb.pointer, weights.lmHead, head, nil, n: outRows.count, inDim: dim, outDim: c.vocabSize)
+            linear(out.pointer, s.xb.pointer, weights.lmHead, roundedHead, nil, n: outRows.count, inDim: dim, outDim: c.vocabSize)
         }
         var result = Logits(vocabSize: c.vocabSize, buffer: out, segmentRows: segmentRows)
         result.features = featureBuffer
@@ -313,10 +307,13 @@ public final class LlamaModel {
     }
 }
 
-/// `out = input · weightᵀ + bias` reading `rounded` when given, else the float weight.
-private func linear(_ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, _ weight: FloatBuffer,
-                    _ rounded: BFloat16Buffer?, _ bias: UnsafePointer<Float>?, n: Int, inDim: Int, outDim: Int) {
-    if let rounded {
+/// `out = input · weightᵀ + bias` reading `rounded` when given and the pass is short, else
+/// the float weight. bfloat16 copies serve the short passes they are fast for (a draft step, a
+/// catch-up of a few tokens); a prompt's prefill reads the float weights, through kernels
+/// blocked for many rows.
+func linear(_ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, _ weight: FloatBuffer,
+            _ rounded: BFloat16Buffer?, _ bias: UnsafePointer<Float>?, n: Int, inDim: Int, outDim: Int) {
+    if let rounded, n <= LlamaModel.roundedMaxRows {
         matmulForward(out, input, rounded, bias, n: n, inDim: inDim, outDim: outDim)
     } else {
         matmulForward(out, input, weight.pointer, bias, n: n, inDim: inDim, outDim: outDim)
