@@ -40,11 +40,11 @@ let package = Package(
         .executableTarget(
             name: "rollspec",
             dependencies: [
-                "RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecRuntime",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "RollspecKernels", "RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecBus",
+                "RollspecRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
-        .testTarget(name: "RollspecRuntimeTests", dependencies: ["RollspecRuntime", "RollspecTesting"]),
+        .testTarget(name: "RollspecRuntimeTests", dependencies: ["RollspecRuntime", "RollspecKernels", "RollspecTesting"]),
         .testTarget(name: "RollspecTrainingTests", dependencies: ["RollspecTraining", "RollspecTesting"]),
         .testTarget(
             name: "RollspecBusTests", dependencies: ["RollspecBus"],

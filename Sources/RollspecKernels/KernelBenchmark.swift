@@ -72,6 +72,7 @@ public enum KernelBenchmark {
         shapes: [Shape] = smolLM2Shapes, ns: [Int] = [1, 2, 4, 8, 16],
         threadCounts: [Int] = [1, 2], minSeconds: Double = 0.05, repeats: Int = 3
     ) -> [Row] {
+        _ = BLASKernels.ready
         let savedThreads = kernelThreads
         defer { setKernelThreads(savedThreads) }
         var rows: [Row] = []
@@ -182,6 +183,7 @@ public enum KernelBenchmark {
     public static func blasInterplay(shape: Shape = smolLM2Shapes[2], n: Int = 64)
         -> (afterOpenBLASPool: Double, afterSingleThreadedBLAS: Double)
     {
+        _ = BLASKernels.ready
         let savedThreads = kernelThreads
         defer { setKernelThreads(savedThreads) }
         setKernelThreads(0)

@@ -15,6 +15,7 @@ public var kernelThreads: Int { Int(rs_threads_get()) }
 /// BLAS runs single-threaded and the kernels split its work across this one pool instead.
 /// Call this between model calls, not while a kernel runs.
 public func setKernelThreads(_ threads: Int) {
+    _ = BLASKernels.ready
     rs_threads_set(Int32(clamping: threads))
     openblas_set_num_threads(1)
 }

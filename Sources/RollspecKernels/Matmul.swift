@@ -32,7 +32,7 @@ public func matmulForwardBLAS(
     _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
     n: Int, inDim: Int, outDim: Int
 ) {
-    _ = blasIsSingleThreaded
+    _ = BLASKernels.ready
     let threads = kernelThreads
     // Below ~1M multiply-adds the split costs more than a second core gives.
     guard threads > 1, n * inDim * outDim >= 1 << 20, outDim >= 32 * threads else {
@@ -63,9 +63,6 @@ private func sgemm(
         1, input, Int32(inDim), weight + rows.lowerBound * inDim, Int32(inDim),
         bias == nil ? 0 : 1, o, Int32(outDim))
 }
-
-/// OpenBLAS runs on one thread; the kernel pool provides the parallelism (set once, lazily).
-let blasIsSingleThreaded: Void = openblas_set_num_threads(1)
 
 /// `out[N, OC] = input[N, C] · weight[OC, C]ᵀ + bias[OC]`: the fast path used by the model.
 ///
@@ -152,7 +149,7 @@ public func matmulBackward(
     _ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
     n: Int, inDim: Int, outDim: Int
 ) {
-    _ = blasIsSingleThreaded
+    _ = BLASKernels.ready
     if let dBias {
         for r in 0..<n { rs_add_inplace(dBias, dOut + r * outDim, Int64(outDim)) }
     }

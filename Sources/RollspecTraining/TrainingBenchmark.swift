@@ -20,6 +20,8 @@ public enum TrainingBenchmark {
         /// `[m, k, n]` of the reference sgemm and its rate.
         public var sgemmShape: [Int]
         public var sgemmGFLOPs: Double
+        /// OpenBLAS's kernel set that ran the sgemm (and the model's large products).
+        public var blasCore: String
         public var threads: Int
 
         public var tokensPerSecond: Double { Double(batch * sequenceLength) / secondsPerStep }
@@ -27,10 +29,10 @@ public enum TrainingBenchmark {
         public var fractionOfSgemm: Double { achievedGFLOPs / sgemmGFLOPs }
 
         public var description: String {
-            String(format: "%d×%d tokens, %.1fM params, %d threads: %.0f tokens/s, %.1f ms/step, %.2f GFLOP/s model (%.0f%% of sgemm %@ at %.2f GFLOP/s)",
+            String(format: "%d×%d tokens, %.1fM params, %d threads: %.0f tokens/s, %.1f ms/step, %.2f GFLOP/s model (%.0f%% of sgemm %@ at %.2f GFLOP/s, BLAS %@ kernels)",
                    batch, sequenceLength, Double(config.parameterCount) / 1e6, threads, tokensPerSecond,
                    secondsPerStep * 1e3, achievedGFLOPs, 100 * fractionOfSgemm,
-                   sgemmShape.map(String.init).joined(separator: "×"), sgemmGFLOPs)
+                   sgemmShape.map(String.init).joined(separator: "×"), sgemmGFLOPs, blasCore)
         }
     }
 
@@ -85,6 +87,7 @@ public enum TrainingBenchmark {
         let gemmSeconds = Date().timeIntervalSince(gemmStart) / Double(reps)
         return Result(config: config, batch: batch, sequenceLength: sequenceLength, steps: steps,
                       secondsPerStep: seconds, flopsPerStep: flops, sgemmShape: [m, k, n],
-                      sgemmGFLOPs: 2 * Double(m * k * n) / gemmSeconds / 1e9, threads: kernelThreads)
+                      sgemmGFLOPs: 2 * Double(m * k * n) / gemmSeconds / 1e9, blasCore: BLASKernels.coreInUse,
+                      threads: kernelThreads)
     }
 }

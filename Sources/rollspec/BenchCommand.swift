@@ -9,8 +9,8 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the hot paths; every figure comes with a baseline from the same run.",
-        subcommands: [BenchDecodeCommand.self, BenchSpeculativeCommand.self, BenchMatmulCommand.self, BenchTrainingCommand.self, BenchBusCommand.self,
-                      BenchBusRolesCommand.self, BenchBusHelperCommand.self])
+        subcommands: [BenchDecodeCommand.self, BenchSpeculativeCommand.self, BenchMatmulCommand.self, BenchTrainingCommand.self,
+                      BenchBLASCommand.self, BenchBusCommand.self, BenchBusRolesCommand.self, BenchBusHelperCommand.self])
 }
 
 struct BenchDecodeCommand: ParsableCommand {
@@ -51,6 +51,7 @@ struct BenchDecodeCommand: ParsableCommand {
         var context: Int
         var decodeTokensPerSecond: Double
         var rows: [Row]
+        var machine: MachineRecord
     }
 
     func run() throws {
@@ -101,7 +102,7 @@ struct BenchDecodeCommand: ParsableCommand {
             return Row(k: k, medianMs: t * 1000, ratioToK1: t / t1, tokensPerSecond: Double(k) / t)
         }
         let report = Report(model: modelOptions.model, threads: kernelThreads, context: context,
-                            decodeTokensPerSecond: decodeRate, rows: rows)
+                            decodeTokensPerSecond: decodeRate, rows: rows, machine: .current())
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -126,6 +127,7 @@ struct BenchMatmulCommand: ParsableCommand {
     var bfloat16 = false
 
     func run() throws {
+        print("machine: \(MachineRecord.current().summary)")
         guard bfloat16 else {
             print(KernelBenchmark.table(KernelBenchmark.skinnyMatmul()))
             return
@@ -159,11 +161,12 @@ struct BenchTrainingCommand: ParsableCommand {
         if json {
             struct Out: Encodable {
                 var tokensPerSecond: Double; var secondsPerStep: Double; var achievedGFLOPs: Double
-                var sgemmGFLOPs: Double; var fractionOfSgemm: Double; var threads: Int; var parameters: Int
+                var sgemmGFLOPs: Double; var fractionOfSgemm: Double; var blasCore: String; var threads: Int
+                var parameters: Int; var machine: MachineRecord
             }
             let out = Out(tokensPerSecond: r.tokensPerSecond, secondsPerStep: r.secondsPerStep, achievedGFLOPs: r.achievedGFLOPs,
-                          sgemmGFLOPs: r.sgemmGFLOPs, fractionOfSgemm: r.fractionOfSgemm, threads: r.threads,
-                          parameters: r.config.parameterCount)
+                          sgemmGFLOPs: r.sgemmGFLOPs, fractionOfSgemm: r.fractionOfSgemm, blasCore: r.blasCore,
+                          threads: r.threads, parameters: r.config.parameterCount, machine: .current())
             print(String(decoding: try JSONEncoder().encode(out), as: UTF8.self))
         } else {
             print(r)
@@ -184,6 +187,57 @@ struct BenchBusCommand: ParsableCommand {
 
     func run() throws {
         guard megabytes >= 1, chunkMiB >= 1 else { throw ValidationError("--megabytes and --chunk-mib must be positive") }
+        print("machine: \(MachineRecord.current().summary)")
         print(try BusBenchmark.throughput(megabytes: megabytes, chunkBytes: chunkMiB << 20))
+    }
+}
+
+struct BenchBLASCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "blas",
+        abstract: "The OpenBLAS kernels in use, why, and their sgemm rate against every other kernel set this CPU runs.",
+        discussion: """
+            rollspec picks OpenBLAS's kernels once per process: where OpenBLAS chose weaker ones than \
+            the CPU supports (an unknown CPU model gets the generic Prescott kernels), the best the CPU's \
+            features support are switched in and checked against a reference sgemm. OPENBLAS_CORETYPE, \
+            when set, is left as it is. This times one sgemm under each kernel set in the same run.
+            """)
+
+    @Option(name: .long, help: "Threads (default: all CPUs).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Seconds of sgemm timed under each kernel set.")
+    var seconds: Double = 0.5
+
+    @Flag(name: .long, help: "Print JSON (the machine record and each kernel set's rate).")
+    var json = false
+
+    func validate() throws {
+        guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
+    }
+
+    func run() throws {
+        setKernelThreads(threads ?? 0)
+        let selection = BLASKernels.selection
+        let rates = KernelBenchmark.blasCores(minSeconds: seconds)
+        let machine = MachineRecord.current()
+        if json {
+            struct Out: Encodable {
+                var selection: BLASKernels.Selection; var cores: [KernelBenchmark.BLASCoreRate]; var machine: MachineRecord
+            }
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(Out(selection: selection, cores: rates, machine: machine)), as: UTF8.self))
+            return
+        }
+        print("machine: \(machine.summary)")
+        print(selection.message)
+        if let warning = selection.warning { print("warning: \(warning)") }
+        let base = rates.first { $0.inUse }?.sgemmGFLOPs ?? 1
+        print("kernels        sgemm GFLOP/s   vs in use   self-check")
+        for r in rates {
+            let name = (r.core + (r.inUse ? " *" : "")).padding(toLength: 14, withPad: " ", startingAt: 0)
+            print(String(format: "%@ %14.1f %10.2fx   %@", name, r.sgemmGFLOPs, r.sgemmGFLOPs / base, r.selfCheckFailure ?? "ok"))
+        }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RollspecKernels
 import RollspecModel
 import RollspecSpeculation
 
@@ -51,6 +52,7 @@ struct BenchSpeculativeCommand: ParsableCommand {
         var perPositionAcceptance: [Double]
         var identicalOutputs: Bool?
         var byProposer: [String: SpecDecodeStats]
+        var machine: MachineRecord
     }
 
     func run() throws {
@@ -94,7 +96,7 @@ struct BenchSpeculativeCommand: ParsableCommand {
             plainTokensPerSecond: plainRate, speculativeTokensPerSecond: specRate, speedup: specRate / plainRate,
             acceptanceRate: report.overall.acceptanceRate, meanAcceptanceLength: report.overall.meanAcceptanceLength,
             perPositionAcceptance: report.overall.perPositionAcceptance,
-            identicalOutputs: temperature == 0 ? identical : nil, byProposer: report.byProposer)
+            identicalOutputs: temperature == 0 ? identical : nil, byProposer: report.byProposer, machine: .current())
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RollspecKernels
 import RollspecModel
 import RollspecSpeculation
 import RollspecTraining
@@ -219,6 +220,7 @@ struct DistillSummary: Encodable {
     var measuredMeanAcceptanceLength: Double; var perPositionAcceptance: [Double]
     var draftLayers: Int; var outputVocabulary: Int
     var draftKind = "layers"
+    var machine = MachineRecord.current()
 
     /// Writes summary.json and prints the result lines.
     func write(to outDir: URL) throws {

@@ -32,6 +32,38 @@ rs_isa rs_isa_current(void);
 /// For tests and benchmarks; the default is `rs_isa_detected()`.
 rs_isa rs_isa_set(rs_isa level);
 
+// MARK: - CPU identification
+
+/// Vector extensions the CPU has and the OS saves registers for (`rs_cpu_info.features`).
+enum {
+    RS_CPU_SSE41 = 1 << 0,
+    RS_CPU_AVX = 1 << 1,
+    RS_CPU_AVX2 = 1 << 2,
+    RS_CPU_FMA = 1 << 3,
+    RS_CPU_F16C = 1 << 4,
+    RS_CPU_AVX512F = 1 << 5,
+    RS_CPU_AVX512DQ = 1 << 6,
+    RS_CPU_AVX512CD = 1 << 7,
+    RS_CPU_AVX512BW = 1 << 8,
+    RS_CPU_AVX512VL = 1 << 9,
+    RS_CPU_AVX512VNNI = 1 << 10,
+    RS_CPU_AVX512BF16 = 1 << 11,
+    RS_CPU_AVX512FP16 = 1 << 12,
+    RS_CPU_AMX_TILE = 1 << 13,
+};
+
+/// What CPUID says about this CPU (zeros and empty strings off x86).
+typedef struct {
+    char vendor[13];      // "GenuineIntel", "AuthenticAMD"
+    char brand[49];       // the brand string, e.g. "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
+    int family;           // display family (base + extended)
+    int model;            // display model (base + extended)
+    uint64_t features;    // RS_CPU_* bits
+} rs_cpu_info;
+
+/// Fills `info` from CPUID and XGETBV.
+void rs_cpu_identify(rs_cpu_info *info);
+
 // MARK: - Thread pool
 
 /// Number of threads (including the caller) that parallel kernels use; at least 1.
