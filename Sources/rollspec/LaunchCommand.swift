@@ -20,6 +20,10 @@ struct LaunchCommand: ParsableCommand {
     @Argument(help: "Job config (YAML, or JSON if it ends in .json).")
     var config: String
 
+    @Argument(help: ArgumentHelp("Settings over the file's, as KEY=VALUE (e.g. learner.steps=3 runDirectory=/tmp/x).",
+                                 valueName: "KEY=VALUE"))
+    var overrides: [String] = []
+
     @Option(help: "Write launch files instead of running: slurm (srun --multi-prog) or k8s (Indexed Jobs).")
     var emit: Target?
 
@@ -33,18 +37,25 @@ struct LaunchCommand: ParsableCommand {
     var maxRestarts = 5
 
     func run() throws {
-        let job: JobConfig
-        do { job = try JobConfig.load(path: config) } catch { throw ValidationError("\(error)") }
+        let job: JobConfig, configPath: String
+        do {
+            let parsed = try overrides.map(JobConfig.Override.init(parsing:))
+            let (loaded, text) = try JobConfig.load(path: config, overrides: parsed)
+            do { try loaded.checkLearnerInputs() } catch let error as JobConfigError { throw JobConfigError.inFile(config, error) }
+            job = loaded
+            // With overrides, the roles read the config as this command resolved it.
+            configPath = parsed.isEmpty ? config : try Self.writeResolved(text, job: job)
+        } catch { throw ValidationError("\(error)") }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
         if let emit {
-            try write(emit, job: job, executable: executable)
+            try write(emit, job: job, executable: executable, configPath: configPath)
             return
         }
         do { try job.checkPortsAreFree() } catch let error as JobConfigError {
             throw ValidationError("\(JobConfigError.inFile(config, error))")
         }
-        var options = Supervisor.Options(executable: executable, configPath: config)
+        var options = Supervisor.Options(executable: executable, configPath: configPath)
         options.maxRestarts = maxRestarts
         let supervisor = Supervisor(config: job, options: options)
         let outcome = supervisor.run()
@@ -59,7 +70,16 @@ struct LaunchCommand: ParsableCommand {
         if outcome.exitStatus != 0 { throw ExitCode(outcome.exitStatus) }
     }
 
-    private func write(_ target: Target, job: JobConfig, executable: String) throws {
+    /// Writes `<runDirectory>/config.yaml`, the config with the command line's overrides.
+    private static func writeResolved(_ text: String, job: JobConfig) throws -> String {
+        let dir = URL(fileURLWithPath: job.resolvedRunDirectory)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let url = dir.appendingPathComponent("config.yaml")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.standardizedFileURL.path
+    }
+
+    private func write(_ target: Target, job: JobConfig, executable: String, configPath: String) throws {
         let dir = URL(fileURLWithPath: out ?? job.resolvedRunDirectory)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for warning in JobEmitter.warnings(for: job) {
@@ -67,14 +87,14 @@ struct LaunchCommand: ParsableCommand {
         }
         switch target {
         case .slurm:
-            let files = JobEmitter.slurm(config: job, executable: executable, configPath: config)
+            let files = JobEmitter.slurm(config: job, executable: executable, configPath: configPath)
             let conf = dir.appendingPathComponent("\(job.name).multi-prog.conf")
             let sbatch = dir.appendingPathComponent("\(job.name).sbatch")
             try files.multiProg.write(to: conf, atomically: true, encoding: .utf8)
             try files.sbatch.write(to: sbatch, atomically: true, encoding: .utf8)
             print("wrote \(conf.path) and \(sbatch.path); submit with: sbatch \(sbatch.path)")
         case .k8s:
-            let yaml = try String(contentsOfFile: config, encoding: .utf8)
+            let yaml = try String(contentsOfFile: configPath, encoding: .utf8)
             let file = dir.appendingPathComponent("\(job.name).k8s.yaml")
             try JobEmitter.kubernetes(config: job, configYAML: yaml, image: image)
                 .write(to: file, atomically: true, encoding: .utf8)

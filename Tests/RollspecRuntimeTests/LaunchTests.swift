@@ -100,7 +100,7 @@ import Yams
         let stderr: URL
         let stdout: URL
 
-        init(_ yaml: (URL) -> String) throws {
+        init(_ yaml: (URL) -> String, arguments: [String] = []) throws {
             dir = FileManager.default.temporaryDirectory.appendingPathComponent("rollspec-launch-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             config = dir.appendingPathComponent("job.yaml")
@@ -110,7 +110,7 @@ import Yams
             _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
             _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
             process.executableURL = try RoleProcessTests.executable()
-            process.arguments = ["launch", config.path]
+            process.arguments = ["launch", config.path] + arguments
             process.standardError = try FileHandle(forWritingTo: stderr)
             process.standardOutput = try FileHandle(forWritingTo: stdout)
         }
@@ -322,6 +322,61 @@ import Yams
         try #require(port > 0)
         try expectLaunchRefuses(yaml: "endpoint: tcp://127.0.0.1:\(port)\n", key: "endpoint", hint: "port \(port) is already in use")
         try expectLaunchRefuses(yaml: "metrics: {port: \(port)}\n", key: "metrics.port", hint: "port \(port) is already in use")
+    }
+
+    /// Overrides on the command line are checked as the file's keys are, and named as overrides.
+    @Test(arguments: [
+        (["learner.stepz=3"], "override learner.stepz=3: config key learner.stepz: unknown key (did you mean \"steps\"?)"),
+        (["workers=two"], "override workers=two: config key workers: expected Int"),
+        (["learner.steps=0"], "override learner.steps=0: config key learner.steps: must be at least 1"),
+        (["name.first=x"], "override name.first=x: config key name: is a value, not a section"),
+        (["learner.steps"], "config key learner.steps: an override is KEY=VALUE"),
+        (["learner.task=countdown"], "override learner.task=countdown: config key learner.task: must be one of arithmetic"),
+    ])
+    func badOverridesAreRefusedBeforeAnythingStarts(arguments: [String], message: String) throws {
+        let run = try Run({ dir in "name: o\nrunDirectory: \(dir.path)\n" }, arguments: arguments)
+        try run.process.run()
+        let status = run.finish(seconds: 20)
+        let err = run.text("launch.err")
+        #expect(status == 64, "\(err)")
+        #expect(err.contains(message), "\(err)")
+        #expect(!FileManager.default.fileExists(atPath: run.dir.appendingPathComponent("run").path))
+    }
+
+    /// A dataset with a bad line is refused before any role starts, naming the file and the line.
+    @Test func aMalformedDatasetIsRefusedWithItsLine() throws {
+        let run = try Run { dir in
+            let data = dir.deletingLastPathComponent().appendingPathComponent("data.jsonl")
+            try? "{\"prompt\": \"2+2\", \"answer\": \"4\"}\n{\"prompt\": \"3+3\"}\n".write(to: data, atomically: true, encoding: .utf8)
+            return "runDirectory: \(dir.path)\nlearner: {task: dataset, dataset: \(data.path), reward: numeric}\n"
+        }
+        try run.process.run()
+        let status = run.finish(seconds: 20)
+        let err = run.text("launch.err")
+        #expect(status == 64, "\(err)")
+        #expect(err.contains(run.config.path) && err.contains("config key learner.dataset") && err.contains("data.jsonl line 2: needs \"answer\""), "\(err)")
+        #expect(!FileManager.default.fileExists(atPath: run.dir.appendingPathComponent("run").path))
+    }
+
+    /// Overrides reach every role: a job whose file says 40 steps runs the 2 the command line asks for.
+    @Test func overridesReachTheRoles() throws {
+        let run = try Run({ dir in
+            """
+            name: over
+            runDirectory: \(dir.path)
+            workers: 1
+            trainers: 0
+            sampling: {temperature: 2.5, maxTokens: 16}
+            learner: {task: arithmetic, steps: 40, warmupSteps: 5, promptsPerStep: 2, groupSize: 2}
+            """
+        }, arguments: ["learner.steps=2", "learner.promptsPerStep=3"])
+        try run.process.run()
+        let status = run.finish(seconds: 120)
+        #expect(status == 0, "\(run.text("launch.err"))")
+        let steps = run.text("run/learner.jsonl").split(separator: "\n").filter { $0.contains("\"event\":\"step\"") }
+        #expect(steps.count == 2)
+        #expect(run.text("run/trajectories.jsonl").split(separator: "\n").count == 2 * 3 * 2)
+        #expect(run.text("run/config.yaml").contains("steps: 2"))
     }
 
     private func expectLaunchRefuses(yaml: String, key: String, hint: String) throws {

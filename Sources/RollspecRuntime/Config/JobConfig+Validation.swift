@@ -90,12 +90,15 @@ public indirect enum JobConfigError: Error, CustomStringConvertible, Equatable {
     case unreadable(String)
     case invalid(key: String, reason: String)
     case inFile(String, JobConfigError)
+    /// A problem caused by a command-line override (`KEY=VALUE`, as given).
+    case fromOverride(String, JobConfigError)
 
     public var description: String {
         switch self {
         case .unreadable(let path): "cannot read config file \(path)"
         case let .invalid(key, reason): "config key \(key): \(reason)"
         case let .inFile(path, error): "\(path): \(error)"
+        case let .fromOverride(text, error): "override \(text): \(error)"
         }
     }
 
@@ -104,7 +107,7 @@ public indirect enum JobConfigError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .unreadable: nil
         case .invalid(let key, _): key
-        case .inFile(_, let error): error.key
+        case .inFile(_, let error), .fromOverride(_, let error): error.key
         }
     }
 
