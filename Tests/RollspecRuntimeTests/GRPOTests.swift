@@ -67,7 +67,7 @@ import Testing
         let task = ArithmeticTask()
         let temperature: Float = 2.5
         let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 1)
-        GRPOTrainer.warmUp(policy, task: task, steps: 40, batchSize: 16, learningRate: 3e-3, seed: 1)
+        GRPOTrainer.warmUp(policy, format: TaskFormat(byteLevel: task), steps: 40, batchSize: 16, learningRate: 3e-3, seed: 1)
         let trainer = GRPOTrainer(weights: policy, learningRate: 3e-3, temperature: temperature)
         var rng = RandomSource(seed: 7)
         var curve: [Double] = []
@@ -91,7 +91,7 @@ import Testing
     @Test func klPenaltyStartsAtZero() throws {
         let task = ArithmeticTask()
         let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 3)
-        GRPOTrainer.warmUp(policy, task: task, steps: 20, batchSize: 8, learningRate: 3e-3, seed: 3)
+        GRPOTrainer.warmUp(policy, format: TaskFormat(byteLevel: task), steps: 20, batchSize: 8, learningRate: 3e-3, seed: 3)
         let trainer = GRPOTrainer(weights: policy, learningRate: 1e-2, temperature: 2, klCoefficient: 0.1)
         var rng = RandomSource(seed: 5)
         // Any advantages will do: alternate ±1 over locally sampled responses.
@@ -109,5 +109,39 @@ import Testing
         #expect(abs(first.meanKL) < 1e-6)
         let second = try #require(trainer.update(samples))
         #expect(second.meanKL > 0)
+    }
+
+    /// An update whose gradient is accumulated over several passes of a few samples each moves
+    /// the weights as one pass over all of them does, with the same statistics.
+    @Test func passesOfAnUpdateAddUpToOnePass() throws {
+        let task = ArithmeticTask()
+        func policy() -> LlamaWeights {
+            let w = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 4)
+            GRPOTrainer.warmUp(w, format: TaskFormat(byteLevel: task), steps: 10, batchSize: 8, learningRate: 3e-3, seed: 4)
+            return w
+        }
+        let (a, b) = (policy(), policy())
+        // Any advantages will do: alternate ±1 over locally sampled responses of several lengths.
+        var rng = RandomSource(seed: 8)
+        let generator = Generator(model: LlamaModel(weights: a))
+        let samples = try (0..<16).map { i -> PolicySample in
+            let prompt = ByteTokenizer().encode(task.problem(&rng).prompt)
+            let out = try generator.generate(GenerationRequest(
+                prompt: prompt, maxTokens: 2 + i % 5, sampling: SamplingParameters(temperature: 2.5, seed: UInt64(i)),
+                stopTokens: []))
+            return PolicySample(promptTokens: prompt, responseTokens: out.tokens, sampleLogprobs: out.logprobs,
+                                advantage: i % 2 == 0 ? 1 : -1)
+        }
+        let one = try #require(GRPOTrainer(weights: a, learningRate: 1e-2, temperature: 2.5).update(samples, maxRowsPerPass: 100_000))
+        let many = try #require(GRPOTrainer(weights: b, learningRate: 1e-2, temperature: 2.5).update(samples, maxRowsPerPass: 20))
+        #expect(abs(one.loss - many.loss) < 1e-5 && abs(one.meanRatio - many.meanRatio) < 1e-5 && one.tokens == many.tokens)
+        #expect(abs(one.gradNorm - many.gradNorm) < 1e-4 * max(1, one.gradNorm), "\(one.gradNorm) vs \(many.gradNorm)")
+        var worst: Float = 0
+        let bTensors = Dictionary(b.namedTensors.map { ($0.name, $0.buffer) }, uniquingKeysWith: { x, _ in x })
+        for (name, x) in a.namedTensors {
+            let y = bTensors[name]!
+            for i in 0..<x.count { worst = max(worst, abs(x[i] - y[i])) }
+        }
+        #expect(worst < 1e-5, "weights differ by \(worst)")
     }
 }

@@ -89,17 +89,15 @@ public final class GRPOTrainer {
     ///   - steps: optimiser steps.
     ///   - batchSize: problems per step.
     ///   - progress: called after each step with (step, loss); the learner logs every few.
-    public static func warmUp(_ weights: LlamaWeights, task: any VerifiableTask, steps: Int, batchSize: Int,
+    public static func warmUp(_ weights: LlamaWeights, format: TaskFormat, steps: Int, batchSize: Int,
                               learningRate: Float, seed: UInt64, progress: (Int, Float) -> Void = { _, _ in }) {
         guard steps > 0 else { return }
         let trainer = DraftTrainer(weights: weights, optimizer: AdamWConfig(
             schedule: LearningRateSchedule(peak: learningRate, warmupSteps: min(20, steps / 10)), weightDecay: 0))
-        let tokenizer = ByteTokenizer()
         var rng = RandomSource(seed: seed ^ 0x5741_524D)
         for step in 1...steps {
             let batch = (0..<batchSize).map { _ -> TrainingExample in
-                let p = task.problem(&rng)
-                let prompt = tokenizer.encode(p.prompt), completion = tokenizer.encode(task.demonstration(for: p))
+                let (prompt, completion) = format.demonstration(format.task.problem(&rng))
                 // Position i predicts token i + 1: the completion's tokens are predicted from
                 // positions prompt.count − 1 …
                 let mask = (0..<(prompt.count + completion.count)).map { $0 >= prompt.count - 1 && $0 < prompt.count + completion.count - 1 }
@@ -111,16 +109,55 @@ public final class GRPOTrainer {
 
     // MARK: Policy gradient
 
-    /// One GRPO update on `samples` (all of them in one batch).
+    /// One GRPO update on `samples`: the loss is the mean over all their response tokens, its
+    /// gradient accumulated over passes of at most `maxRowsPerPass` prompt + response tokens
+    /// (whole samples; a longer sample gets a pass of its own), then one AdamW step. The passes
+    /// bound the update's memory: activations of every layer for those rows, and logits for
+    /// their response tokens only.
     /// - Returns: nil when no sample has a response token (nothing is changed then).
     @discardableResult
-    public func update(_ samples: [PolicySample]) -> GRPOUpdateStats? {
+    public func update(_ samples: [PolicySample], maxRowsPerPass: Int = 2048) -> GRPOUpdateStats? {
+        let usable = samples.filter { !$0.responseTokens.isEmpty && !$0.promptTokens.isEmpty }
+        let total = usable.reduce(0) { $0 + $1.responseTokens.count }
+        guard total > 0 else { return nil }
+        var passes: [[PolicySample]] = [[]], rows = 0
+        for s in usable {
+            let n = s.promptTokens.count + s.responseTokens.count
+            if rows + n > maxRowsPerPass, !passes[passes.count - 1].isEmpty {
+                passes.append([])
+                rows = 0
+            }
+            passes[passes.count - 1].append(s)
+            rows += n
+        }
+        gradients.zero()
+        var loss: Double = 0, ratioSum: Double = 0, klSum: Double = 0, clipped: Double = 0
+        var maxError: Float = 0
+        for pass in passes {
+            let p = accumulate(pass, share: Float(pass.reduce(0) { $0 + $1.responseTokens.count }) / Float(total))
+            let weight = Double(p.tokens) / Double(total)
+            loss += Double(p.result.result.loss)
+            ratioSum += Double(p.result.meanRatio) * weight
+            klSum += Double(p.result.meanKL) * weight
+            clipped += Double(p.result.clipFraction) * weight
+            maxError = max(maxError, p.maxLogprobError)
+        }
+        let step = optimizer.step(gradients)
+        return GRPOUpdateStats(loss: Float(loss), meanRatio: Float(ratioSum), maxLogprobError: maxError,
+                               clipFraction: Float(clipped), meanKL: Float(klSum), gradNorm: step.gradNorm,
+                               tokens: total)
+    }
+
+    /// Forward, loss and backward of one pass, adding its gradient into `gradients`; the pass's
+    /// loss is its mean times `share`, its part of all the update's response tokens.
+    private func accumulate(_ samples: [PolicySample], share: Float)
+        -> (result: PolicyGradientResult, tokens: Int, maxLogprobError: Float)
+    {
         var sequences: [[Int]] = [], rows: [Int] = [], tokens: [Int] = []
         var advantages: [Float] = [], old: [Float] = []
         var offset = 0
-        for s in samples where !s.responseTokens.isEmpty && !s.promptTokens.isEmpty {
+        for s in samples {
             precondition(s.sampleLogprobs.count == s.responseTokens.count, "one sample logprob per response token")
-            let sequence = s.promptTokens + s.responseTokens
             for j in s.responseTokens.indices {
                 // The logits of row p + j − 1 predict response token j.
                 rows.append(offset + s.promptTokens.count + j - 1)
@@ -128,40 +165,31 @@ public final class GRPOTrainer {
                 advantages.append(s.advantage)
                 old.append(s.sampleLogprobs[j])
             }
-            sequences.append(sequence)
-            offset += sequence.count
+            sequences.append(s.promptTokens + s.responseTokens)
+            offset += sequences[sequences.count - 1].count
         }
-        guard !rows.isEmpty else { return nil }
         let vocab = weights.config.vocabSize
-        let logits = model.forward(sequences, logitRows: rows)
-        scale(logits, by: 1 / temperature)
-
-        var maxError: Float = 0
-        for r in rows.indices {
-            let logp = logSoftmax(logits.pointer + r * vocab, vocabSize: vocab, at: tokens[r])
-            maxError = max(maxError, abs(logp - old[r]))
-        }
         var referenceLogprobs: [Float]?
         if let reference {
             let z = reference.forward(sequences, logitRows: rows)
             scale(z, by: 1 / temperature)
-            referenceLogprobs = rows.indices.map { logSoftmax(z.pointer + $0 * vocab, vocabSize: vocab, at: tokens[$0]) }
+            referenceLogprobs = Loss.tokenLogprobs(logits: z, vocab: vocab, tokens: tokens)
         }
+        let logits = model.forward(sequences, logitRows: rows)
+        scale(logits, by: 1 / temperature)
         let pg = Loss.policyGradient(
             logits: logits, vocab: vocab, tokens: tokens, advantages: advantages, oldLogprobs: old,
-            referenceLogprobs: referenceLogprobs, clipEpsilon: clipEpsilon, klCoefficient: klCoefficient)
+            referenceLogprobs: referenceLogprobs, clipEpsilon: clipEpsilon, klCoefficient: klCoefficient,
+            rowWeights: [Float](repeating: share, count: rows.count))
         // d/dz of f(z / T) is f'(z / T) / T.
         scale(pg.result.dLogits, by: 1 / temperature)
-        gradients.zero()
         model.backward(pg.result.dLogits.pointer, into: gradients)
-        let step = optimizer.step(gradients)
-        return GRPOUpdateStats(loss: pg.result.loss, meanRatio: pg.meanRatio, maxLogprobError: maxError,
-                               clipFraction: pg.clipFraction, meanKL: pg.meanKL, gradNorm: step.gradNorm,
-                               tokens: rows.count)
+        let maxError = zip(pg.logprobs, old).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
+        return (pg, rows.count, maxError)
     }
 
     private func scale(_ b: FloatBuffer, by factor: Float) {
         guard factor != 1 else { return }
-        for i in 0..<b.count { b.pointer[i] *= factor }
+        scaleInPlace(b.pointer, factor, count: b.count)
     }
 }

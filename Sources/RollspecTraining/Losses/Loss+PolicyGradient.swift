@@ -11,6 +11,8 @@ public struct PolicyGradientResult: @unchecked Sendable {
     public var clipFraction: Float
     /// Mean k3 KL estimate to the reference over counted rows (0 without a reference).
     public var meanKL: Float
+    /// `[R]` log softmax(z_r)[a_r] of the current logits (0 for rows that do not count).
+    public var logprobs: [Float]
 }
 
 extension Loss {
@@ -42,17 +44,20 @@ extension Loss {
                      "tokens, advantages and oldLogprobs need one entry per logits row")
         precondition(referenceLogprobs == nil || referenceLogprobs!.count == rows)
         let (scales, counted, count) = rowScales(rows: rows, mask: mask, rowWeights: rowWeights)
+        let targets = (0..<rows).map { r -> Int32 in
+            precondition(!counted[r] || (tokens[r] >= 0 && tokens[r] < vocab), "token \(tokens[r]) outside vocabulary")
+            return counted[r] ? Int32(tokens[r]) : -1
+        }
+        // One fused pass gives softmax(z) and −logp per row; another writes the gradient
+        // dℓ/dz = dℓ/dlogp · (onehot(a) − q) = −dℓ/dlogp · (q − onehot(a)) over q in place.
         let q = FloatBuffer(count: rows * vocab)
-        softmaxForward(q.pointer, logits.pointer, n: rows, dim: vocab)
-        var losses = [Float](repeating: 0, count: rows)
+        var negLogp = [Float](repeating: 0, count: rows)
+        softmaxCrossEntropyForward(&negLogp, q.pointer, logits.pointer, targets: targets, n: rows, vocab: vocab)
+        var losses = [Float](repeating: 0, count: rows), dNegLogp = [Float](repeating: 0, count: rows)
         var loss: Double = 0, ratioSum: Double = 0, klSum: Double = 0, clipped = 0
         let eps = Double(clipEpsilon), beta = Double(klCoefficient)
-        for r in 0..<rows {
-            let z = logits.pointer + r * vocab, qr = q.pointer + r * vocab
-            guard counted[r] else { memset(qr, 0, vocab * 4); continue }
-            let a = tokens[r]
-            precondition(a >= 0 && a < vocab, "token \(a) outside vocabulary")
-            let logp = Double(z[a]) - logSumExp(logits: z, probs: qr, vocab: vocab)
+        for r in 0..<rows where counted[r] {
+            let logp = -Double(negLogp[r])
             let adv = Double(advantages[r])
             let ratio = exp(logp - Double(oldLogprobs[r]))
             let unclipped = ratio * adv, clippedTerm = min(max(ratio, 1 - eps), 1 + eps) * adv
@@ -61,27 +66,35 @@ extension Loss {
             if !active { clipped += 1 }
             var term = -min(unclipped, clippedTerm)
             var dLogp = active ? -ratio * adv : 0
-            if let ref = referenceLogprobs, beta != 0 {
+            if let ref = referenceLogprobs {
                 let u = Double(ref[r]) - logp
                 let k3 = exp(u) - u - 1
-                term += beta * k3
-                dLogp += beta * (1 - exp(u))
                 klSum += k3
-            } else if let ref = referenceLogprobs {
-                let u = Double(ref[r]) - logp
-                klSum += exp(u) - u - 1
+                if beta != 0 {
+                    term += beta * k3
+                    dLogp += beta * (1 - exp(u))
+                }
             }
             losses[r] = Float(term)
             loss += Double(scales[r]) * term
             ratioSum += ratio
-            // dℓ/dz = dℓ/dlogp · (onehot(a) − q)
-            let g = Float(dLogp) * scales[r]
-            for x in 0..<vocab { qr[x] *= -g }
-            qr[a] += g
+            dNegLogp[r] = -Float(dLogp) * scales[r]
         }
+        softmaxCrossEntropyBackward(q.pointer, q.pointer, targets: targets, dLosses: dNegLogp, n: rows, vocab: vocab)
         let n = Float(max(count, 1))
         return PolicyGradientResult(
             result: LossResult(loss: Float(loss), dLogits: q, rowLosses: losses, count: count),
-            meanRatio: Float(ratioSum) / n, clipFraction: Float(clipped) / n, meanKL: Float(klSum) / n)
+            meanRatio: Float(ratioSum) / n, clipFraction: Float(clipped) / n, meanKL: Float(klSum) / n,
+            logprobs: negLogp.map { -$0 })
+    }
+
+    /// `[R]` log softmax(z_r)[tokens[r]] of each row of `logits` (`[R, V]`), by the fused kernel.
+    public static func tokenLogprobs(logits: FloatBuffer, vocab: Int, tokens: [Int]) -> [Float] {
+        let rows = logits.count / vocab
+        precondition(tokens.count == rows, "one token per logits row")
+        let q = FloatBuffer(count: rows * vocab)
+        var negLogp = [Float](repeating: 0, count: rows)
+        softmaxCrossEntropyForward(&negLogp, q.pointer, logits.pointer, targets: tokens.map { Int32($0) }, n: rows, vocab: vocab)
+        return negLogp.map { -$0 }
     }
 }
