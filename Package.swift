@@ -34,7 +34,7 @@ let package = Package(
         .target(
             name: "RollspecRuntime",
             dependencies: [
-                "RollspecBus", "RollspecSpeculation", "RollspecTraining", "RollspecModel",
+                "RollspecBus", "RollspecSpeculation", "RollspecTraining", "RollspecModel", "RollspecKernels",
                 .product(name: "Yams", package: "Yams"),
             ]),
         .executableTarget(
@@ -44,7 +44,7 @@ let package = Package(
                 "RollspecRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
-        .testTarget(name: "RollspecRuntimeTests", dependencies: ["RollspecRuntime", "RollspecKernels", "RollspecTesting"]),
+        .testTarget(name: "RollspecRuntimeTests", dependencies: ["RollspecRuntime", "RollspecKernels", "RollspecModel", "RollspecTesting"]),
         .testTarget(name: "RollspecTrainingTests", dependencies: ["RollspecTraining", "RollspecTesting"]),
         .testTarget(
             name: "RollspecBusTests", dependencies: ["RollspecBus"],

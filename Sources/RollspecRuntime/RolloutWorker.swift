@@ -1,5 +1,6 @@
 import Foundation
 import RollspecBus
+import RollspecKernels
 import RollspecModel
 import RollspecSpeculation
 
@@ -38,11 +39,15 @@ public final class RolloutWorker {
     var metrics = WorkerMetrics()
     private var lastHeartbeat = 0.0
     private let started = now()
+    /// One line per generated batch (`WorkerBatchRecord`).
+    private let batchRecords: JSONLinesWriter
 
     public init(config: JobConfig, index: Int) throws {
         self.config = config
         self.index = index
         connection = try BrokerConnection(endpoint: config.endpoint, sender: "worker-\(index)", security: config.security)
+        batchRecords = JSONLinesWriter(path: config.resolvedRunDirectory + "/worker-\(index).jsonl", toStandardOutput: false,
+                                       owner: "worker-\(index)")
     }
 
     /// Serves until the process is stopped.
@@ -193,6 +198,12 @@ public final class RolloutWorker {
         }
         if let pumpError { throw pumpError }
         recordMetrics(outputs, requests: batch.count, policyVersion: policyVersion, draftVersion: draftVersion)
+        batchRecords.write(WorkerBatchRecord(
+            at: now() - started, policyVersion: policyVersion, draftVersion: draftVersion, requests: batch.count,
+            sequences: outputs.count, promptTokens: requests.reduce(0) { $0 + $1.prompt.count },
+            generatedTokens: outputs.reduce(0) { $0 + $1.result.tokens.count },
+            prefillSeconds: outputs.first?.result.prefillSeconds ?? 0, decodeSeconds: outputs.first?.result.decodeSeconds ?? 0,
+            threads: kernelThreads, timeline: generator.lastTimeline))
         for r in batch {
             log("worker-\(index): \(r.requestID) done (\(r.n) samples, policy v\(policyVersion), draft v\(draftVersion))")
         }

@@ -64,6 +64,18 @@ public struct TopKProbabilities: Sendable, Equatable, Codable {
     }
 }
 
+/// One decode step of a batch: how many sequences were still generating, how many rows the
+/// target verified for them (each sequence's pending token plus its draft), and where the time went.
+public struct BatchStep: Sendable, Equatable, Codable {
+    public var sequences: Int
+    public var rows: Int
+    /// The whole step: drafting, the target's pass, acceptance and bookkeeping.
+    public var seconds: Double
+    public var draftSeconds: Double
+    /// The target's pass over `rows` rows.
+    public var verifySeconds: Double
+}
+
 /// Speculative generation with the same interface as `Generator`: draft with a proposer,
 /// verify all drafted tokens in one target pass, accept by lossless rejection sampling.
 ///
@@ -83,6 +95,8 @@ public final class SpeculativeGenerator {
     public var recordFeatures = false
     /// Statistics of the last `generate` call.
     public private(set) var lastReport = SpeculationReport()
+    /// Every decode step of the last `generateBatch` call, in order.
+    public private(set) var lastTimeline: [BatchStep] = []
     private var costModel = CostModel()
     private var draftSecondsPerToken: [String: Double] = [:]
 
@@ -139,10 +153,12 @@ public final class SpeculativeGenerator {
             if seqs[i].request.maxTokens == 0 { seqs[i].done = true }
         }
         let decodeStart = Date()
+        lastTimeline = []
 
         while true {
             let active = seqs.indices.filter { !seqs[$0].done }
             if active.isEmpty { break }
+            let stepStart = Date()
             let batch = active.count
             if let slope = costModel.verifySlope(batch: batch) { controller.verifySlope = slope }
             if let plain = costModel.plainStepSeconds(batch: batch) {
@@ -189,6 +205,8 @@ public final class SpeculativeGenerator {
                                draftSeconds: draftSeconds[j], verifySeconds: share,
                                plainStepSeconds: plainStep) { onToken(i, $0) }
             }
+            lastTimeline.append(BatchStep(sequences: batch, rows: totalTokens, seconds: Date().timeIntervalSince(stepStart),
+                                          draftSeconds: draftSeconds.reduce(0, +), verifySeconds: verifySeconds))
         }
         let decodeSeconds = Date().timeIntervalSince(decodeStart)
         var outputs: [SpeculativeOutput] = []

@@ -35,6 +35,9 @@ struct BenchDecodeCommand: ParsableCommand {
     @Option(name: .long, help: "Verify widths to time, comma-separated.")
     var widths: String = "1,2,4,8,16"
 
+    @Option(name: .long, help: "Also time batched decoding of B independent sequences (one token each per step), B comma-separated: the RL rollout workload.")
+    var sequences: String?
+
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
@@ -45,12 +48,22 @@ struct BenchDecodeCommand: ParsableCommand {
         var tokensPerSecond: Double
     }
 
+    /// B independent sequences decoding side by side.
+    struct BatchRow: Encodable {
+        var sequences: Int
+        var medianStepMs: Double
+        /// Step time over the one-sequence step time.
+        var ratioToOne: Double
+        var tokensPerSecond: Double
+    }
+
     struct Report: Encodable {
         var model: String
         var threads: Int
         var context: Int
         var decodeTokensPerSecond: Double
         var rows: [Row]
+        var batches: [BatchRow]?
         var machine: MachineRecord
     }
 
@@ -101,8 +114,9 @@ struct BenchDecodeCommand: ParsableCommand {
             let t = median(times[k]!)
             return Row(k: k, medianMs: t * 1000, ratioToK1: t / t1, tokensPerSecond: Double(k) / t)
         }
+        let batches = try sequences.map { try timeBatches(model: model, sizes: parseTokenList($0), prompt: prompt) }
         let report = Report(model: modelOptions.model, threads: kernelThreads, context: context,
-                            decodeTokensPerSecond: decodeRate, rows: rows, machine: .current())
+                            decodeTokensPerSecond: decodeRate, rows: rows, batches: batches, machine: .current())
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -113,6 +127,40 @@ struct BenchDecodeCommand: ParsableCommand {
             for r in rows {
                 print(String(format: "%4d  %10.2f  %10.2f  %9.1f", r.k, r.medianMs, r.ratioToK1, r.tokensPerSecond))
             }
+            if let batches {
+                print("   B   step ms   t(B)/t(1)   tokens/s   (B sequences, one token each per step)")
+                for b in batches {
+                    print(String(format: "%4d  %8.2f  %10.2f  %9.1f", b.sequences, b.medianStepMs, b.ratioToOne, b.tokensPerSecond))
+                }
+            }
+        }
+    }
+
+    /// Median step time of decoding B sequences side by side, each after its own copy of
+    /// `prompt`, for each B in `sizes`, interleaved round-robin as the verify widths are.
+    private func timeBatches(model: LlamaModel, sizes: [Int], prompt: [Int]) throws -> [BatchRow] {
+        guard sizes.allSatisfy({ $0 >= 1 && $0 <= 256 }), !sizes.isEmpty else {
+            throw ValidationError("--sequences must be in 1...256")
+        }
+        let all = Array(Set(sizes + [1])).sorted()
+        let caches = (0..<all.max()!).map { _ in model.makeCache(capacity: context + 256) }
+        for cache in caches { _ = model.prefill(prompt, cache: cache) }
+        var times = [Int: [Double]]()
+        for round in -1..<rounds {
+            for b in all {
+                let used = Array(caches[..<b])
+                let t0 = Date()
+                _ = model.decodeBatch([Int](repeating: 1, count: b), caches: used)
+                let dt = Date().timeIntervalSince(t0)
+                for cache in used { cache.truncate(to: prompt.count) }
+                if round >= 0 { times[b, default: []].append(dt) }
+            }
+        }
+        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+        let one = median(times[1]!)
+        return all.filter { sizes.contains($0) }.map { b in
+            let t = median(times[b]!)
+            return BatchRow(sequences: b, medianStepMs: t * 1000, ratioToOne: t / one, tokensPerSecond: Double(b) / t)
         }
     }
 }

@@ -34,7 +34,11 @@ struct RoleCommand: ParsableCommand {
         let i = index ?? Int(env["SLURM_PROCID"] ?? "") ?? Int(env["JOB_COMPLETION_INDEX"] ?? "") ?? 0
         // Several compute roles share a machine: each takes its share of the cores (and BLAS
         // stays single-threaded), instead of every process spinning a thread per core.
-        if name != .broker { setKernelThreads(job.resolvedThreadsPerRole) }
+        switch name {
+        case .broker: break
+        case .learner: setKernelThreads(job.resolvedLearnerThreads)
+        default: setKernelThreads(job.resolvedThreadsPerRole)
+        }
         switch name {
         case .broker: try Broker(config: job).run()
         case .worker: try RolloutWorker(config: job, index: i).run()

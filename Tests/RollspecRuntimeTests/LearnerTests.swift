@@ -52,7 +52,7 @@ import Testing
 
     @Test func configSectionIsValidated() throws {
         let good = try JobConfig.decode(Data("learner: {task: sorting, updatesPerStep: 2}".utf8), yaml: true)
-        #expect(good.learner.task == "sorting" && good.learner.updatesPerStep == 2)
+        #expect(good.learner.task == .sorting && good.learner.updatesPerStep == 2)
         for (yaml, key) in [("learner: {task: countdown}", "learner.task"),
                             ("learner: {updatesPerStep: 0}", "learner.updatesPerStep"),
                             ("learner: {groupSize: 1}", "learner.groupSize"),

@@ -8,6 +8,19 @@ extension KeyedDecodingContainer {
     func value<T: Decodable>(_ key: Key, or fallback: T) throws -> T {
         try decodeIfPresent(T.self, forKey: key) ?? fallback
     }
+
+    /// The choice at `key`, or `fallback` when the key is absent.
+    /// - Throws: `JobConfigError.invalid` listing the choices when the value is none of them.
+    func choice<T: RawRepresentable & CaseIterable & Decodable>(_ key: Key, or fallback: T?) throws -> T?
+    where T.RawValue == String {
+        guard let text = try decodeIfPresent(String.self, forKey: key) else { return fallback }
+        guard let value = T(rawValue: text) else {
+            let path = (codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+            let choices = T.allCases.map(\.rawValue).joined(separator: ", ")
+            throw JobConfigError.invalid(key: path, reason: "must be one of \(choices); got \"\(text)\"")
+        }
+        return value
+    }
 }
 
 /// Any key, to list what a mapping holds.

@@ -6,8 +6,16 @@ extension JobConfig {
     public struct Learner: Codable, Sendable, Equatable {
         public enum Kind: String, Codable, Sendable, CaseIterable { case grpo, driver, external }
         public var kind: Kind = .grpo
-        /// The built-in verifiable task the GRPO learner trains on: `arithmetic` or `sorting`.
-        public var task: String = "arithmetic"
+        /// The verifiable task the GRPO learner trains on (`TaskKind`).
+        public var task: TaskKind = .arithmetic
+        /// The JSON-lines file of `task: dataset` (`{"prompt": …, "answer": …}` per line).
+        public var dataset: String = ""
+        /// How `task: dataset` scores an answer against its line's (nil: `exact`); the built-in
+        /// tasks score their own.
+        public var reward: RewardKind?
+        /// Whether questions go to a checkpoint policy as a user turn of its chat template:
+        /// `auto` when its tokenizer has one. Byte-level policies read terse prompts.
+        public var chat: ChatSetting = .auto
         /// RL steps (policy versions published after the first).
         public var steps: Int = 20
         /// Prompts per step; each is one rollout request of `groupSize` samples.
@@ -17,6 +25,10 @@ extension JobConfig {
         public var learningRate: Float = 3e-3
         /// Policy-gradient updates on each step's trajectories (the first is exactly on-policy).
         public var updatesPerStep: Int = 1
+        /// Prompt + response tokens per forward/backward pass of an update: the gradient is
+        /// accumulated over passes, which bounds the update's memory (activations of every
+        /// layer for this many rows).
+        public var updateRowsPerPass: Int = 2048
         /// PPO-style clip range of the probability ratio against the sampling policy.
         public var clipEpsilon: Float = 0.2
         /// Weight of the KL penalty to the warm-up policy (0: none).
@@ -36,20 +48,24 @@ extension JobConfig {
 
 extension JobConfig.Learner {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case kind, task, steps, promptsPerStep, groupSize, learningRate, updatesPerStep, clipEpsilon, klCoefficient
+        case kind, task, dataset, reward, chat, steps, promptsPerStep, groupSize, learningRate, updatesPerStep, updateRowsPerPass, clipEpsilon, klCoefficient
         case warmupSteps, warmupLearningRate, warmupBatchSize, stepTimeoutSeconds, seed
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         try decoder.rejectUnknownKeys(CodingKeys.self)
-        kind = try c.value(.kind, or: kind)
-        task = try c.value(.task, or: task)
+        kind = try c.choice(.kind, or: kind)!
+        task = try c.choice(.task, or: task)!
+        dataset = try c.value(.dataset, or: dataset)
+        reward = try c.choice(.reward, or: reward)
+        chat = try c.value(.chat, or: chat)
         steps = try c.value(.steps, or: steps)
         promptsPerStep = try c.value(.promptsPerStep, or: promptsPerStep)
         groupSize = try c.value(.groupSize, or: groupSize)
         learningRate = try c.value(.learningRate, or: learningRate)
         updatesPerStep = try c.value(.updatesPerStep, or: updatesPerStep)
+        updateRowsPerPass = try c.value(.updateRowsPerPass, or: updateRowsPerPass)
         clipEpsilon = try c.value(.clipEpsilon, or: clipEpsilon)
         klCoefficient = try c.value(.klCoefficient, or: klCoefficient)
         warmupSteps = try c.value(.warmupSteps, or: warmupSteps)
@@ -64,13 +80,16 @@ extension JobConfig.Learner {
         func check(_ ok: Bool, _ key: String, _ reason: String) throws {
             if !ok { throw JobConfigError.invalid(key: "learner." + key, reason: reason) }
         }
-        try check(TaskRegistry.names.contains(task), "task",
-                  "unknown task \"\(task)\"; known: \(TaskRegistry.names.joined(separator: ", "))")
+        try check(task != .dataset || !dataset.isEmpty, "dataset", "must name a JSON-lines file for task: dataset")
+        try check(task == .dataset || dataset.isEmpty, "dataset", "is set, but task is \(task.rawValue) (a dataset needs task: dataset)")
+        try check(task == .dataset || reward == nil, "reward",
+                  "applies to task: dataset only (the built-in tasks score their own answers)")
         try check(steps >= 1, "steps", "must be at least 1")
         try check(promptsPerStep >= 1, "promptsPerStep", "must be at least 1")
         try check(groupSize >= 2, "groupSize", "must be at least 2 (advantages are relative to the group)")
         try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive")
         try check(updatesPerStep >= 1, "updatesPerStep", "must be at least 1")
+        try check(updateRowsPerPass >= 16, "updateRowsPerPass", "must be at least 16")
         try check(clipEpsilon > 0 && clipEpsilon < 1, "clipEpsilon", "must be in (0, 1)")
         try check(klCoefficient >= 0 && klCoefficient.isFinite, "klCoefficient", "must be ≥ 0")
         try check(warmupSteps >= 0, "warmupSteps", "must be ≥ 0")

@@ -44,12 +44,18 @@ public struct JobConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// `threadsPerRole`, or this machine's CPUs divided among the workers, the trainer and the
-    /// learner (at least 1) when it is 0.
+    /// Kernel threads of a worker or the speculator trainer: `threadsPerRole`, or this
+    /// machine's CPUs divided among the workers and the trainer (at least 1) when it is 0.
     public var resolvedThreadsPerRole: Int {
         if threadsPerRole > 0 { return threadsPerRole }
-        let roles = workers + trainers + (learner.kind == .external ? 0 : 1)
-        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, roles))
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, workers + trainers))
+    }
+
+    /// Kernel threads of the reference learner: `threadsPerRole`, or every CPU when it is 0. The
+    /// learner computes while the workers wait for the next policy and waits while they
+    /// generate, so the two never need the cores at once.
+    public var resolvedLearnerThreads: Int {
+        threadsPerRole > 0 ? threadsPerRole : ProcessInfo.processInfo.activeProcessorCount
     }
 
     /// `runDirectory`, or `runs/<name>` when it is empty.

@@ -33,6 +33,64 @@ public struct LearnerStepRecord: Codable, Sendable, Equatable {
     public var loss: Double
     /// Mean response length in tokens.
     public var meanResponseTokens: Double
+    /// The shortest, median, 90th-percentile and longest response of the step, in tokens: the
+    /// spread that makes a few long answers hold up the step.
+    public var responseTokens: LengthSpread
+    /// The step split: rollouts (`rolloutSeconds`), the policy-gradient updates, and
+    /// publishing the next policy.
+    public var updateSeconds: Double
+    public var publishSeconds: Double
+    /// Response tokens in the first update (those of informative groups).
+    public var updateTokens: Int
+    /// The learner's peak resident memory so far, MiB (getrusage).
+    public var peakResidentMiB: Double
+}
+
+/// The spread of a set of lengths.
+public struct LengthSpread: Codable, Sendable, Equatable {
+    public var min: Int
+    public var median: Int
+    public var p90: Int
+    public var max: Int
+
+    public init(_ lengths: [Int]) {
+        let s = lengths.sorted()
+        func at(_ q: Double) -> Int { s.isEmpty ? 0 : s[Swift.min(s.count - 1, Int(q * Double(s.count)))] }
+        self.min = s.first ?? 0
+        median = at(0.5)
+        p90 = at(0.9)
+        self.max = s.last ?? 0
+    }
+
+    /// Longest over shortest (shortest counted as at least 1 token).
+    public var ratio: Double { Double(max) / Double(Swift.max(min, 1)) }
+}
+
+extension LearnerStepRecord {
+    /// The record of step `step` (policy `version`) from what it scored and how long its parts took.
+    init(step: Int, version: UInt64, scored: GRPOLearner.Scored, update: GRPOUpdateStats?, rolloutSeconds: Double,
+         updateSeconds: Double, publishSeconds: Double, stepSeconds: Double) {
+        let all = GroupAdvantages(rewards: scored.rewards)  // the whole step as one group: its mean and std
+        let tokens = scored.responseLengths.reduce(0, +)
+        self.init(
+            step: step, policyVersion: version, rewardMean: all.mean, rewardStd: all.std,
+            acceptanceRate: scored.acceptance.acceptanceRate, meanAcceptanceLength: scored.acceptance.meanAcceptanceLength,
+            draftVersions: scored.draftVersions, rolloutTokens: tokens, rolloutSeconds: rolloutSeconds,
+            rolloutTokensPerSecond: rolloutSeconds > 0 ? Double(tokens) / rolloutSeconds : 0,
+            stepSeconds: stepSeconds, informativeGroups: scored.informativeGroups,
+            firstUpdateRatio: Double(update?.meanRatio ?? 1), maxLogprobError: Double(update?.maxLogprobError ?? 0),
+            loss: Double(update?.loss ?? 0),
+            meanResponseTokens: Double(tokens) / Double(max(scored.responseLengths.count, 1)),
+            responseTokens: LengthSpread(scored.responseLengths), updateSeconds: updateSeconds,
+            publishSeconds: publishSeconds, updateTokens: update?.tokens ?? 0, peakResidentMiB: processPeakResidentMiB())
+    }
+}
+
+/// This process's peak resident set size, MiB.
+func processPeakResidentMiB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024  // KiB on Linux
 }
 
 /// The learner's last record.
@@ -67,35 +125,4 @@ public struct LearnerSummary: Codable, Sendable, Equatable {
     public var interrupted = false
     /// Trajectories the client accepted (acked), all of them in `<runDirectory>/trajectories.jsonl`.
     public var trajectoriesAccepted = 0
-}
-
-/// Writes records as JSON lines to stdout and to a file, each line at once (unbuffered
-/// `FileHandle` writes: the launcher may be reading either while the run goes on).
-final class LearnerRecordWriter {
-    private let file: FileHandle?
-    private let encoder: JSONEncoder
-
-    /// - Parameter path: the `learner.jsonl` to write (its folder is created; a file left by an
-    ///   earlier run is replaced, so a reader of the file sees this run only); nil: stdout only.
-    init(path: String?) {
-        encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        if let path {
-            let url = URL(fileURLWithPath: path)
-            try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            file = FileManager.default.createFile(atPath: path, contents: nil) ? try? FileHandle(forWritingTo: url) : nil
-            if file == nil { log("learner: cannot write \(path); records go to stdout only") }
-        } else {
-            file = nil
-        }
-    }
-
-    func write<R: Encodable>(_ record: R) {
-        guard let data = try? encoder.encode(record) else { return }
-        let line = data + Data("\n".utf8)
-        FileHandle.standardOutput.write(line)
-        file?.write(line)
-    }
-
-    deinit { try? file?.close() }
 }

@@ -1,12 +1,14 @@
 import Foundation
 import RollspecModel
 
-/// `s:DIGITS=` → the digits in ascending order, e.g. prompt `"s:312="`, answer `"123"`.
+/// `s:DIGITS=` → the digits in ascending order, e.g. prompt `"s:312="`, answer `"123"`; in
+/// words, "Sort these digits from smallest to largest: 3, 1, 2. …", scored by the digits of the
+/// answer in order.
 ///
-/// `length` digits drawn uniformly from `"0"..."\(maxDigit)"` (repeats allowed); the reward is
-/// exact match.
+/// `length` digits drawn uniformly from `"0"..."\(maxDigit)"` (repeats allowed); the byte-level
+/// reward is exact match.
 public struct SortingTask: VerifiableTask {
-    public var name: String { "sorting" }
+    public var kind: TaskKind { .sorting }
     public var length: Int
     public var maxDigit: Int
 
@@ -20,11 +22,18 @@ public struct SortingTask: VerifiableTask {
 
     public func problem(_ rng: inout RandomSource) -> TaskProblem {
         let digits = (0..<length).map { _ in Int(rng.next() % UInt64(maxDigit + 1)) }
-        return TaskProblem(prompt: "s:" + digits.map(String.init).joined() + "=",
-                           answer: digits.sorted().map(String.init).joined())
+        return TaskProblem(
+            prompt: "s:" + digits.map(String.init).joined() + "=", answer: digits.sorted().map(String.init).joined(),
+            question: "Sort these digits from smallest to largest: \(digits.map(String.init).joined(separator: ", ")). "
+                + "Reply with \"Answer:\" followed by the sorted digits.")
     }
 
-    public func reward(response: String, for problem: TaskProblem) -> Double {
-        exactMatchReward(response: response, for: problem)
+    /// 1 when the digits of the answer, in order, are the sorted digits (any separators).
+    public func textReward(response: String, for problem: TaskProblem) -> Double {
+        AnswerText.answer(in: response).filter(\.isASCIIDigit) == problem.answer ? 1 : 0
     }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }
