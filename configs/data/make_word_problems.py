@@ -19,7 +19,7 @@ INSTRUCTION = 'Reply with "Answer:" followed by the number.'
 
 def one_step(r):
     n, t = r.choice(NAMES), r.choice(THINGS)
-    a, b = r.randint(1, 6), r.randint(1, 4)
+    a, b = r.randint(2, 6), r.randint(1, 4)
     if r.random() < 0.6:
         return f"{n} has {a} {t} and gets {b} more. How many {t} does {n} have?", a + b
     return f"{n} has {a + b} {t} and gives away {b}. How many {t} are left?", a
@@ -27,7 +27,7 @@ def one_step(r):
 
 def two_steps(r):
     n, m, t = *r.sample(NAMES, 2), r.choice(THINGS)
-    a, b, c = r.randint(2, 6), r.randint(1, 4), r.randint(1, 3)
+    a, b, c = r.randint(2, 6), r.randint(2, 4), r.randint(1, 3)
     if r.random() < 0.5:
         return f"{n} has {a} {t}, gets {b} more, then gives {c} to {m}. How many {t} does {n} have?", a + b - c
     return f"{n} has {a} {t} and {m} has {b}. They find {c} more. How many {t} do they have together?", a + b + c
