@@ -38,4 +38,6 @@ for set in heldout test; do
     # Greedy with a tree of 8 rows shaped by the draft's probabilities (chain up to 4).
     bench bench-$set-T0-shaped prompts_$set.jsonl --draft-max 4 --fixed-lookahead --draft-tree-rows 8 --temperature 0
 done
+python3 -m pip install --quiet -r $here/requirements.txt
 python3 $here/plot.py "${RES:-eagle}" "${REF:-more-data}"
+echo "results: $res (summary.json, bench-*.json, distill.png)"

@@ -3,6 +3,7 @@ import Foundation
 import RollspecBus
 import RollspecKernels
 import RollspecModel
+import RollspecSpeculation
 import RollspecTraining
 
 struct BenchCommand: ParsableCommand {
@@ -55,6 +56,11 @@ struct BenchDecodeCommand: ParsableCommand {
         /// Step time over the one-sequence step time.
         var ratioToOne: Double
         var tokensPerSecond: Double
+        /// The same B sequences through the generation loop rollouts use
+        /// (`SpeculativeGenerator`, no proposer, sampling at temperature 1): its time per step,
+        /// and the forward's share of it (1 = the loop adds nothing to the model's pass).
+        var generationStepMs: Double
+        var forwardShareOfGeneration: Double
     }
 
     struct Report: Encodable {
@@ -128,9 +134,10 @@ struct BenchDecodeCommand: ParsableCommand {
                 print(String(format: "%4d  %10.2f  %10.2f  %9.1f", r.k, r.medianMs, r.ratioToK1, r.tokensPerSecond))
             }
             if let batches {
-                print("   B   step ms   t(B)/t(1)   tokens/s   (B sequences, one token each per step)")
+                print("   B   step ms   t(B)/t(1)   tokens/s   generation step ms   forward share   (B sequences, one token each per step)")
                 for b in batches {
-                    print(String(format: "%4d  %8.2f  %10.2f  %9.1f", b.sequences, b.medianStepMs, b.ratioToOne, b.tokensPerSecond))
+                    print(String(format: "%4d  %8.2f  %10.2f  %9.1f  %19.2f  %14.2f", b.sequences, b.medianStepMs, b.ratioToOne,
+                                 b.tokensPerSecond, b.generationStepMs, b.forwardShareOfGeneration))
                 }
             }
         }
@@ -158,9 +165,21 @@ struct BenchDecodeCommand: ParsableCommand {
         }
         func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
         let one = median(times[1]!)
+        // The generation loop over the same prompts: every sequence runs `steps` tokens (no stop
+        // token), so every step has all B sequences live, as the forward-only timing does.
+        let steps = max(8, rounds)
+        let generator = SpeculativeGenerator(model: model) { [] }
         return all.filter { sizes.contains($0) }.map { b in
             let t = median(times[b]!)
-            return BatchRow(sequences: b, medianStepMs: t * 1000, ratioToOne: t / one, tokensPerSecond: Double(b) / t)
+            let requests = (0..<b).map { i in
+                GenerationRequest(prompt: prompt, maxTokens: steps,
+                                  sampling: SamplingParameters(temperature: 1, seed: UInt64(i)))
+            }
+            _ = try? generator.generateBatch(requests)
+            let perStep = generator.lastTimeline.dropFirst().map(\.seconds)
+            let g = perStep.isEmpty ? t : median(Array(perStep))
+            return BatchRow(sequences: b, medianStepMs: t * 1000, ratioToOne: t / one, tokensPerSecond: Double(b) / t,
+                            generationStepMs: g * 1000, forwardShareOfGeneration: t / g)
         }
     }
 }
