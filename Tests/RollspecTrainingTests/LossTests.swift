@@ -99,7 +99,9 @@ import Testing
         #expect(abs(Double(plain.meanKL) - (exp(-0.3) + 0.3 - 1)) < 1e-5)
         for beta: Float in [0, 0.1] {
             let r = run(beta)
-            let res = GradientChecker.check(parameter: z, analytic: r.result.dLogits, step: 1e-3) {
+            // h = 1e-2 (the default): the loss is computed in float32 by the fused kernel, whose rounding
+            // (~1e-7 of the loss) puts ~5e-5 of noise into a difference quotient at h = 1e-3.
+            let res = GradientChecker.check(parameter: z, analytic: r.result.dLogits, step: 1e-2) {
                 Double(run(beta).result.loss)
             }
             #expect(res.passes(tolerance: 1e-2), "β=\(beta): \(res)")
