@@ -100,3 +100,61 @@ public func softmaxCrossEntropyBackward(
 ) {
     rs_softmax_xent_backward(dLogits, probs, targets, dLosses, Int64(n), Int64(vocab))
 }
+
+// MARK: Row statistics (one row of logits: sampling, logprobs, top-k)
+
+/// The max, the first index holding it and the log-sum-exp of one row at a temperature.
+public struct RowLogSumExp: Sendable, Equatable {
+    public var max: Float
+    public var argmax: Int
+    /// log Σ_i exp(scale · x_i), computed as scale·max + log Σ_i exp(scale·(x_i − max)).
+    public var logSumExp: Double
+    /// log Σ_i exp(scale·(x_i − max)): what `exponentiateShifted` sums to, as a log.
+    public var logSumShifted: Double
+
+    /// log softmax(scale · x)[i] for the row these statistics were taken of.
+    public func logSoftmax(_ x: UnsafePointer<Float>, at i: Int, scale: Float = 1) -> Double {
+        Double((x[i] - max) * scale) - logSumShifted
+    }
+}
+
+/// Max, argmax and log-sum-exp of `x[0 ..< count]` scaled by `scale` (> 0; 1/T for a
+/// temperature T). Sums in double. The one log-sum-exp the model, the samplers and the losses use.
+public func rowLogSumExp(_ x: UnsafePointer<Float>, count: Int, scale: Float = 1) -> RowLogSumExp {
+    let s = rs_row_logsumexp(x, Int64(count), scale)
+    return RowLogSumExp(max: s.max, argmax: Int(s.argmax), logSumExp: Double(s.max) * Double(scale) + s.log_sum,
+                        logSumShifted: s.log_sum)
+}
+
+/// Reference twin of `rowLogSumExp`, all in double.
+public func rowLogSumExpReference(_ x: UnsafePointer<Float>, count: Int, scale: Float = 1) -> RowLogSumExp {
+    var best = 0
+    for i in 1..<max(count, 1) where x[i] > x[best] { best = i }
+    let m = x[best]
+    var sum: Double = 0
+    for i in 0..<count { sum += exp(Double(x[i] - m) * Double(scale)) }
+    return RowLogSumExp(max: m, argmax: best, logSumExp: Double(m) * Double(scale) + log(sum), logSumShifted: log(sum))
+}
+
+/// Writes `out[i] = exp(scale·(x[i] − max))` (the unnormalised softmax a sampler draws from) and
+/// returns their sum, accumulated in double. `out` may alias `x`.
+@discardableResult
+public func exponentiateShifted(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
+                                scale: Float, max: Float) -> Double {
+    rs_exp_shifted(out, x, Int64(count), scale, max)
+}
+
+/// Indices of the `k` largest of `x[0 ..< count]`, largest first; ties keep the lower index first
+/// (as greedy decoding picks).
+public func topKIndices(_ x: UnsafePointer<Float>, count: Int, k: Int) -> [Int] {
+    let k = min(k, count)
+    guard k > 0 else { return [] }
+    var out = [Int32](repeating: 0, count: k)
+    rs_top_k(&out, x, Int64(count), Int32(k))
+    return out.map(Int.init)
+}
+
+/// Reference twin of `topKIndices`: a full stable sort.
+public func topKIndicesReference(_ x: UnsafePointer<Float>, count: Int, k: Int) -> [Int] {
+    Array((0..<count).sorted { x[$0] != x[$1] ? x[$0] > x[$1] : $0 < $1 }.prefix(k))
+}

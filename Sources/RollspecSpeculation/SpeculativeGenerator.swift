@@ -40,27 +40,16 @@ public struct TopKProbabilities: Sendable, Equatable, Codable {
 
     /// The top `k` of softmax(`logits`) at temperature 1.
     public init(logits: UnsafePointer<Float>, vocabSize: Int, k: Int) {
-        var m = -Float.infinity
-        for i in 0..<vocabSize { m = max(m, logits[i]) }
-        var sum = 0.0
-        for i in 0..<vocabSize { sum += exp(Double(logits[i] - m)) }
+        let stats = rowLogSumExp(logits, count: vocabSize)
         let best = Self.largest(logits, vocabSize: vocabSize, count: k)
         tokens = best.map { Int32($0) }
-        probabilities = best.map { Float(exp(Double(logits[$0] - m)) / sum) }
+        probabilities = best.map { Float(exp(stats.logSoftmax(logits, at: $0))) }
     }
 
     /// Indices of the `count` largest of `vocabSize` logits, largest first (ties: lower index
-    /// first, as greedy decoding picks), kept in a small sorted buffer since `count` is small.
+    /// first, as greedy decoding picks).
     static func largest(_ logits: UnsafePointer<Float>, vocabSize: Int, count: Int) -> [Int] {
-        var best: [Int] = []
-        best.reserveCapacity(count + 1)
-        for i in 0..<vocabSize {
-            if best.count == count, let last = best.last, logits[i] <= logits[last] { continue }
-            let at = best.firstIndex { logits[$0] < logits[i] } ?? best.count
-            best.insert(i, at: at)
-            if best.count > count { best.removeLast() }
-        }
-        return best
+        topKIndices(logits, count: vocabSize, k: count)
     }
 }
 

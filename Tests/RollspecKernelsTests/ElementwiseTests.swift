@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import RollspecKernels
 
@@ -99,6 +100,43 @@ import RollspecKernels
                 withISA(isa) { convertBFloat16ToFloat(got.pointer, h.baseAddress!, count: h.count) }
                 #expect(got.array.map(\.bitPattern) == want.array.map(\.bitPattern), "\(isa)")
             }
+        }
+    }
+}
+
+/// The row statistics sampling and logprobs use, against their double-precision twins, at
+/// every instruction-set level and at lengths that leave every tail.
+@Suite("Row statistics", .serialized) struct RowStatisticsTests {
+    @Test(arguments: [1, 7, 8, 15, 16, 17, 100, 49_152])
+    func logSumExpMatchesTheReference(count: Int) {
+        let x = randomBuffer(count, seed: UInt64(count), in: -20...20)
+        for isa in supportedISAs {
+            for scale: Float in [1, 1 / 0.7, 0.5] {
+                let want = rowLogSumExpReference(x.pointer, count: count, scale: scale)
+                let got = withISA(isa) { rowLogSumExp(x.pointer, count: count, scale: scale) }
+                #expect(got.max == want.max && got.argmax == want.argmax, "\(isa) n=\(count)")
+                #expect(abs(got.logSumExp - want.logSumExp) < 1e-5 * max(1, abs(want.logSumExp)), "\(isa) n=\(count) \(got) vs \(want)")
+                // The shifted exponentials sum to what the log-sum-exp says.
+                let e = FloatBuffer(count: count)
+                let total = withISA(isa) { exponentiateShifted(e.pointer, x.pointer, count: count, scale: scale, max: got.max) }
+                #expect(abs(log(total) - want.logSumShifted) < 1e-5, "\(isa) n=\(count)")
+                for i in stride(from: 0, to: count, by: max(1, count / 50)) {
+                    // The float argument (x − max)·scale carries ~1.2e-7 of its size in rounding.
+                    let argument = Double(x[i] - got.max) * Double(scale), exact = exp(argument)
+                    #expect(abs(Double(e[i]) - exact) <= 2.4e-7 * (2 + abs(argument)) * exact + 1e-37, "\(isa) i=\(i)")
+                }
+            }
+        }
+    }
+
+    @Test func argmaxTakesTheFirstOfTiesAndTopKKeepsIdOrderAmongEquals() {
+        let x = FloatBuffer([3, 5, 1, 5, 2, 5, 0, 4])
+        #expect(rowLogSumExp(x.pointer, count: 8).argmax == 1)
+        #expect(topKIndices(x.pointer, count: 8, k: 4) == [1, 3, 5, 7])
+        #expect(topKIndices(x.pointer, count: 8, k: 20) == topKIndicesReference(x.pointer, count: 8, k: 20))
+        let r = randomBuffer(49_152, seed: 5)
+        for k in [1, 2, 16, 100] {
+            #expect(topKIndices(r.pointer, count: 49_152, k: k) == topKIndicesReference(r.pointer, count: 49_152, k: k))
         }
     }
 }

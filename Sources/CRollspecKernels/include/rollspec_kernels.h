@@ -112,6 +112,21 @@ void rs_half_to_float(float *out, const uint16_t *in, int64_t count);
 /// bfloat16 → float.
 void rs_bf16_to_float(float *out, const uint16_t *in, int64_t count);
 
+// MARK: - Row statistics (rowstats.c)
+
+/// Max, first argmax and log Σ exp(scale·(x − max)) of one row (`scale` > 0, e.g. 1/T).
+/// The log-sum-exp of scale·x is scale·max + log_sum. An empty row gives argmax −1.
+typedef struct {
+    float max;
+    int64_t argmax;
+    double log_sum;
+} rs_row_stats;
+rs_row_stats rs_row_logsumexp(const float *x, int64_t n, float scale);
+/// out[i] = exp(scale·(x[i] − max)) (out may be NULL); returns their sum, accumulated in double.
+double rs_exp_shifted(float *out, const float *x, int64_t n, float scale, float max);
+/// Indices of the k largest entries (k ≤ n), largest first; ties keep the lower index first.
+void rs_top_k(int32_t *out, const float *x, int64_t n, int32_t k);
+
 // MARK: - RoPE
 
 /// Rotate-half RoPE in place on `x[N, H, D]`; token t uses row `positions[t]` of the tables

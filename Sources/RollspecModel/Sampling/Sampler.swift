@@ -1,4 +1,5 @@
 import Foundation
+import RollspecKernels
 
 /// A token drawn by a `Sampler`, with its log-probability.
 public struct SampledToken: Equatable, Sendable {
@@ -41,11 +42,7 @@ public struct Sampler: Sendable {
     }
 }
 
-/// `log softmax(logits)[token]` at temperature 1, computed in Double.
+/// `log softmax(logits)[token]` at temperature 1 (the sum in double, by `rowLogSumExp`).
 public func logSoftmax(_ logits: UnsafePointer<Float>, vocabSize: Int, at token: Int) -> Float {
-    var m = -Float.infinity
-    for i in 0..<vocabSize { m = max(m, logits[i]) }
-    var sum: Double = 0
-    for i in 0..<vocabSize { sum += exp(Double(logits[i] - m)) }
-    return Float(Double(logits[token] - m) - log(sum))
+    Float(rowLogSumExp(logits, count: vocabSize).logSoftmax(logits, at: token))
 }

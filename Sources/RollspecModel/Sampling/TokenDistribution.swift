@@ -1,4 +1,5 @@
 import Foundation
+import RollspecKernels
 
 /// The distribution a token is drawn from, after temperature, top-k and top-p: the tokens
 /// that survived truncation and their renormalised probabilities, most likely first.
@@ -46,27 +47,22 @@ public struct TokenDistribution: Sendable, Equatable {
     /// Builds the distribution that `parameters` defines over `logits` (`V` floats).
     public init(logits: UnsafePointer<Float>, vocabSize: Int, parameters p: SamplingParameters) {
         if p.isGreedy {
-            var best = 0
-            for i in 1..<vocabSize where logits[i] > logits[best] { best = i }
-            self.init(tokens: [Int32(best)], probabilities: [1])
+            self.init(tokens: [Int32(topKIndices(logits, count: vocabSize, k: 1)[0])], probabilities: [1])
             return
         }
-        // Softmax at temperature T, in Double for a stable normaliser.
-        let invT = 1 / Double(p.temperature)
-        var maxLogit = -Float.infinity
-        for i in 0..<vocabSize { maxLogit = max(maxLogit, logits[i]) }
-        var weights = [Double](repeating: 0, count: vocabSize)
-        var total: Double = 0
-        for i in 0..<vocabSize {
-            let w = exp(Double(logits[i] - maxLogit) * invT)
-            weights[i] = w
-            total += w
+        // Softmax at temperature T: exp(z/T − max/T) by the vectorised kernel, summed in double.
+        let invT = 1 / p.temperature
+        var weights = [Float](repeating: 0, count: vocabSize)
+        let top = topKIndices(logits, count: vocabSize, k: 1)[0]
+        let total = weights.withUnsafeMutableBufferPointer {
+            exponentiateShifted($0.baseAddress!, logits, count: vocabSize, scale: invT, max: logits[top])
         }
         let truncating = p.topK > 0 && p.topK < vocabSize || p.topP < 1
         guard truncating else {
             // No truncation: every token, in id order; no sort needed.
-            self.init(tokens: (0..<vocabSize).map { Int32($0) },
-                      probabilities: weights.map { Float($0 / total) })
+            let inverse = Float(1 / total)
+            weights.withUnsafeMutableBufferPointer { scaleInPlace($0.baseAddress!, inverse, count: vocabSize) }
+            self.init(tokens: Self.identity(vocabSize), probabilities: weights)
             return
         }
         var order = Self.candidates(weights: weights, total: total, topK: p.topK, topP: Double(p.topP))
@@ -74,33 +70,41 @@ public struct TokenDistribution: Sendable, Equatable {
         // Top-p over what top-k kept (mass measured against the top-k renormalised total).
         if p.topP < 1 {
             // `order` may be only a prefix of all tokens: without top-k, normalise by the total.
-            let massTotal = p.topK > 0 ? order.reduce(0) { $0 + weights[$1] } : total
+            let massTotal = p.topK > 0 ? order.reduce(0) { $0 + Double(weights[$1]) } : total
             var cum: Double = 0
             var cut = order.count
             for (i, t) in order.enumerated() {
-                cum += weights[t] / massTotal
+                cum += Double(weights[t]) / massTotal
                 if cum >= Double(p.topP) { cut = i + 1; break }
             }
             order.removeLast(order.count - cut)
         }
-        let keptTotal = order.reduce(0) { $0 + weights[$1] }
-        self.init(tokens: order.map { Int32($0) }, probabilities: order.map { Float(weights[$0] / keptTotal) })
+        let keptTotal = order.reduce(0) { $0 + Double(weights[$1]) }
+        self.init(tokens: order.map { Int32($0) }, probabilities: order.map { Float(Double(weights[$0]) / keptTotal) })
+    }
+
+    /// `[0, 1, …, count − 1]` as token ids.
+    static func identity(_ count: Int) -> [Int32] {
+        [Int32](unsafeUninitializedCapacity: count) { buffer, initialized in
+            for i in 0..<count { buffer[i] = Int32(i) }
+            initialized = count
+        }
     }
 
     /// Token ids sorted by decreasing weight (ties by id), at least covering the top-k /
     /// top-p set. Sorting all V ids each step is wasteful, so it first tries only those above a
     /// small threshold: if they number at least k (top-k), or hold at least the nucleus mass
     /// (top-p alone), they are a prefix of the full order that contains the kept set.
-    private static func candidates(weights: [Double], total: Double, topK: Int, topP: Double) -> [Int] {
+    private static func candidates(weights: [Float], total: Double, topK: Int, topP: Double) -> [Int] {
         func sorted(_ idx: [Int]) -> [Int] {
             idx.sorted { weights[$0] != weights[$1] ? weights[$0] > weights[$1] : $0 < $1 }
         }
-        let cutoff = 1e-6 * total
+        let cutoff = Float(1e-6 * total)
         var idx: [Int] = []
         var covered: Double = 0
         for i in weights.indices where weights[i] >= cutoff {
             idx.append(i)
-            covered += weights[i]
+            covered += Double(weights[i])
         }
         let enough = topK > 0 ? idx.count >= topK : covered / total >= topP
         return sorted(enough ? idx : Array(weights.indices))

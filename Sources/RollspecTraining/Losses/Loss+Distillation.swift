@@ -36,7 +36,7 @@ extension Loss {
         for r in 0..<rows {
             let z = logits.pointer + r * vocab, qr = q.pointer + r * vocab, p = targetProbabilities.pointer + r * vocab
             guard counted[r] else { memset(qr, 0, vocab * 4); continue }
-            let lse = logSumExp(logits: z, probs: qr, vocab: vocab)
+            let lse = logSumExp(logits: z, vocab: vocab)
             var kl: Double = 0, mass: Double = 0
             for x in 0..<vocab where p[x] > 0 {
                 kl += Double(p[x]) * (log(Double(p[x])) - (Double(z[x]) - lse))
@@ -70,7 +70,7 @@ extension Loss {
         for r in 0..<rows {
             let z = logits.pointer + r * vocab, qr = q.pointer + r * vocab
             guard counted[r] else { memset(qr, 0, vocab * 4); continue }
-            let lse = logSumExp(logits: z, probs: qr, vocab: vocab)
+            let lse = logSumExp(logits: z, vocab: vocab)
             let entries = topK[r].map { (token: Int($0.token), prob: Double(max($0.prob, 0))) }
             let mass = entries.reduce(0) { $0 + $1.prob }
             var kl: Double = 0

@@ -41,12 +41,9 @@ public enum Loss {
         return (scales, counted, count)
     }
 
-    /// Log-sum-exp of each row of `logits` given its softmax `probs`: for the row's largest
-    /// logit z_a, lse = z_a − log q_a, exact because q_a ≥ 1/V.
-    static func logSumExp(logits: UnsafePointer<Float>, probs: UnsafePointer<Float>, vocab: Int) -> Double {
-        var a = 0
-        for c in 1..<vocab where logits[c] > logits[a] { a = c }
-        return Double(logits[a]) - log(Double(probs[a]))
+    /// Log-sum-exp of one row of `logits` (`rowLogSumExp`, summed in double).
+    static func logSumExp(logits: UnsafePointer<Float>, vocab: Int) -> Double {
+        rowLogSumExp(logits, count: vocab).logSumExp
     }
 }
 
