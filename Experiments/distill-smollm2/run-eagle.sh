@@ -7,6 +7,7 @@
 #
 #   bash run-eagle.sh                      # first run: 1,000 templated prompts, 18 minutes -> eagle/
 #   PROMPTS=prompts_train_diverse.jsonl MINUTES=13 EPOCHS=12 RES=eagle-diverse REF=eagle bash run-eagle.sh
+#   ANSWER_BATCH=64 answers 64 prompts side by side (default 16)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=Experiments/distill-smollm2
@@ -20,7 +21,7 @@ rm -rf "$out"; mkdir -p "$res"
 start=$(date +%s)
 .build/release/rollspec distill --target "$model" --prompts "$prompts" --heldout $here/prompts_heldout.jsonl \
     --out "$out" --draft-kind eagle --layers 29 --learning-rate 3e-3 --feature-weight 0.005 --ce-weight 1 \
-    --epochs "$epochs" --minutes "$minutes" --eval-every 50
+    --epochs "$epochs" --minutes "$minutes" --eval-every 50 --answer-batch "${ANSWER_BATCH:-16}"
 echo "distill wall time: $(( $(date +%s) - start )) s" | tee $res/wall_time.txt
 cp "$out/training_log.csv" "$out/summary.json" $res/
 bench() {  # bench NAME PROMPTS ARGS...: plain against speculative decoding, both in one run

@@ -65,6 +65,9 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "Examples per training step.")
     var batchSize: Int = 8
 
+    @Option(name: .long, help: "Prompts the target answers side by side when it writes the training data.")
+    var answerBatch: Int = 16
+
     @Option(name: .long, help: "Passes over the training answers (the time budget may stop earlier).")
     var epochs: Int = 8
 
@@ -104,7 +107,7 @@ struct DistillCommand: ParsableCommand {
         if draftKind == .eagle && (draft != nil || draftConfig != nil) {
             throw ValidationError("--draft-kind eagle starts from target layers; --draft and --draft-config are for --draft-kind layers")
         }
-        if batchSize < 1 || epochs < 1 || minutes <= 0 || evalEvery < 1 { throw ValidationError("--batch-size, --epochs, --minutes and --eval-every must be positive") }
+        if batchSize < 1 || answerBatch < 1 || epochs < 1 || minutes <= 0 || evalEvery < 1 { throw ValidationError("--batch-size, --answer-batch, --epochs, --minutes and --eval-every must be positive") }
     }
 
     func run() throws {
@@ -121,7 +124,7 @@ struct DistillCommand: ParsableCommand {
         func data(_ p: [String], _ name: String) throws -> [DistillExample] {
             try generateDistillData(
                 loaded: loaded, prompts: p, chat: chat, maxTokens: maxTokens, temperature: temperature, topK: topK,
-                features: draftKind == .eagle, batchSize: 16, seed: 0,
+                features: draftKind == .eagle, batchSize: answerBatch, seed: 0,
                 cache: outDir.appendingPathComponent("data-\(name)-T\(temperature)-n\(maxTokens)-k\(topK).json"), label: name)
         }
         let train = try data(trainPrompts, "train"), held = try data(heldPrompts, "heldout")
