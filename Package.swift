@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "rollspec", targets: ["rollspec"]),
+        .library(name: "RollspecClient", targets: ["RollspecClient"]),
         .library(name: "RollspecModel", targets: ["RollspecModel"]),
     ],
     dependencies: [
@@ -28,33 +29,54 @@ let package = Package(
         .target(name: "RollspecKernels", dependencies: ["CBLAS", "CRollspecKernels"]),
         .target(name: "RollspecModel", dependencies: ["RollspecKernels"]),
         .target(name: "RollspecSpeculation", dependencies: ["RollspecModel", "RollspecKernels"]),
+        .target(name: "RollspecTraining", dependencies: ["RollspecModel", "RollspecKernels"]),
         .target(name: "RollspecBus", dependencies: ["CZeroMQ", "CRollspecDigest"]),
-        .target(name: "RollspecTesting", dependencies: ["RollspecModel"]),
-        .target(name: "RollspecTraining", dependencies: ["RollspecModel"]),
+        // For RL-loop authors: the job config, the rollout client, metrics queries.
         .target(
-            name: "RollspecRuntime",
+            name: "RollspecClient",
             dependencies: [
-                "RollspecBus", "RollspecSpeculation", "RollspecTraining", "RollspecModel", "RollspecKernels",
+                "RollspecBus", "RollspecModel", "RollspecSpeculation",
                 .product(name: "Yams", package: "Yams"),
             ]),
+        // The processes of a job: broker, worker, speculator trainer, driver, reference learner.
+        .target(
+            name: "RollspecRoles",
+            dependencies: [
+                "RollspecClient", "RollspecBus", "RollspecSpeculation", "RollspecTraining", "RollspecModel",
+                "RollspecKernels",
+            ]),
+        // For operators: the launcher and supervisor, cluster emitters, the run report.
+        .target(
+            name: "RollspecOperations",
+            dependencies: ["RollspecClient", "RollspecRoles", .product(name: "Yams", package: "Yams")]),
+        .target(name: "RollspecTesting", dependencies: ["RollspecModel", "RollspecKernels"]),
         .executableTarget(
             name: "rollspec",
             dependencies: [
                 "RollspecKernels", "RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecBus",
-                "RollspecRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "RollspecClient", "RollspecRoles", "RollspecOperations",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
-        .testTarget(name: "RollspecRuntimeTests", dependencies: ["RollspecRuntime", "RollspecKernels", "RollspecModel", "RollspecTesting"]),
-        .testTarget(name: "RollspecTrainingTests", dependencies: ["RollspecTraining", "RollspecTesting"]),
+        .testTarget(name: "RollspecClientTests", dependencies: ["RollspecClient", "RollspecBus", "RollspecModel", "RollspecTesting"]),
+        .testTarget(
+            name: "RollspecRolesTests",
+            dependencies: ["RollspecRoles", "RollspecClient", "RollspecBus", "RollspecModel", "RollspecTraining",
+                           "RollspecSpeculation", "RollspecKernels", "RollspecTesting"]),
+        .testTarget(
+            name: "RollspecOperationsTests",
+            dependencies: ["RollspecOperations", "RollspecRoles", "RollspecClient", "RollspecModel", "RollspecKernels",
+                           "RollspecTesting"]),
+        .testTarget(name: "RollspecTrainingTests", dependencies: ["RollspecTraining", "RollspecModel", "RollspecKernels", "RollspecTesting"]),
         .testTarget(
             name: "RollspecBusTests", dependencies: ["RollspecBus"],
             resources: [.copy("Resources")]),
         .testTarget(
             name: "RollspecSpeculationTests",
-            dependencies: ["RollspecSpeculation", "RollspecTesting"]),
+            dependencies: ["RollspecSpeculation", "RollspecModel", "RollspecKernels", "RollspecTesting"]),
         .testTarget(
             name: "RollspecModelTests",
-            dependencies: ["RollspecModel", "RollspecTesting"],
+            dependencies: ["RollspecModel", "RollspecKernels", "RollspecTesting"],
             resources: [.copy("Resources")]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
 import RollspecBus
+import RollspecClient
 import RollspecModel
-import RollspecRuntime
+import RollspecOperations
+import RollspecRoles
 
 /// `rollspec bench bus-roles`: the bus between real role processes over tcp loopback, each
 /// figure against plain libzmq over the same topology in the same run (issue #5).

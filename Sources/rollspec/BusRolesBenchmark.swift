@@ -1,7 +1,9 @@
 import Foundation
 import RollspecBus
+import RollspecClient
 import RollspecModel
-import RollspecRuntime
+import RollspecOperations
+import RollspecRoles
 
 /// The harness behind `rollspec bench bus-roles`: starts processes, reads their logs with
 /// timestamps, and plays the learner / client / fake worker itself.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
-import RollspecRuntime
+import RollspecClient
+import RollspecOperations
+import RollspecRoles
 
 /// `rollspec launch CONFIG [--emit slurm|k8s]`: run a whole job on this machine, or write what
 /// starts it on many.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
-import RollspecRuntime
+import RollspecClient
+import RollspecOperations
+import RollspecRoles
 
 /// `rollspec metrics`: scrapes the broker's Prometheus endpoint and prints acceptance figures.
 struct MetricsCommand: ParsableCommand {

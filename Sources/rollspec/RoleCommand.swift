@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import RollspecClient
 import RollspecKernels
-import RollspecRuntime
+import RollspecOperations
+import RollspecRoles
 
 /// `rollspec role broker|worker|trainer|learner|driver --config FILE [--index I]`: one role of a
 /// job, for a launcher, Slurm or Kubernetes to place.

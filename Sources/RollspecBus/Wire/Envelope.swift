@@ -9,6 +9,11 @@ public struct WireLimits: Sendable, Equatable {
     public static let `default` = WireLimits(maxMessageSize: 64 << 20)
 
     public init(maxMessageSize: Int) { self.maxMessageSize = maxMessageSize }
+
+    /// The size past which libzmq itself drops a frame and disconnects the peer (the DEALER
+    /// reconnects by itself): twice `maxMessageSize`, so that ordinary oversized frames reach the
+    /// receiver to be refused and counted there, and one frame's memory stays bounded.
+    public var transportLimit: Int64 { Int64(maxMessageSize) * 2 }
 }
 
 /// The protocol-v1 envelope around every message (docs/wire-protocol.md §2).

@@ -1,0 +1,130 @@
+import Foundation
+
+extension JobConfig {
+    /// Checks every value that does not depend on the file system.
+    /// - Throws: `JobConfigError.invalid` naming the first bad key.
+    public func validate() throws {
+        func check(_ ok: Bool, _ key: String, _ reason: String) throws {
+            if !ok { throw JobConfigError.invalid(key: key, reason: reason) }
+        }
+        try check(!name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) }, "name",
+                  "must be letters, digits, '-', '_' or '.', got \"\(name)\"")
+        try check(endpoint.isEmpty || endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("tcp://"), "endpoint",
+                  "must start with ipc:// or tcp://, got \"\(endpoint)\"")
+        if endpoint.hasPrefix("tcp://") {
+            try check(Self.tcpPort(endpoint) != nil, "endpoint", "needs a port: tcp://HOST:PORT, got \"\(endpoint)\"")
+        }
+        try check(workers >= 1, "workers", "must be at least 1")
+        try check(trainers == 0 || trainers == 1, "trainers", "must be 0 or 1")
+        try check(workerBatchSize >= 1, "workerBatchSize", "must be at least 1")
+        try check(threadsPerRole >= 0, "threadsPerRole", "must be ≥ 0 (0: divide the CPUs among the roles)")
+        try check(heartbeatIntervalSeconds > 0, "heartbeatIntervalSeconds", "must be positive")
+        try check(heartbeatTimeoutSeconds > heartbeatIntervalSeconds, "heartbeatTimeoutSeconds",
+                  "must exceed heartbeatIntervalSeconds")
+        try check(resendTimeoutSeconds > 0, "resendTimeoutSeconds", "must be positive")
+        try check(!models.policy.isEmpty, "models.policy", "must be builtin or a checkpoint path")
+        try check(!models.draft.isEmpty, "models.draft", "must be builtin, none or a checkpoint path")
+        try check(speculation.lookahead >= 1, "speculation.lookahead", "must be at least 1")
+        try check(speculation.minLookahead >= 1 && speculation.minLookahead <= speculation.lookahead,
+                  "speculation.minLookahead", "must be in 1...lookahead")
+        try check(speculation.confidenceThreshold >= 0 && speculation.confidenceThreshold < 1,
+                  "speculation.confidenceThreshold", "must be in [0, 1)")
+        try check(sampling.temperature >= 0 && sampling.temperature.isFinite, "sampling.temperature", "must be ≥ 0")
+        try check(sampling.topK >= 0, "sampling.topK", "must be ≥ 0")
+        try check(sampling.topP > 0 && sampling.topP <= 1, "sampling.topP", "must be in (0, 1]")
+        try check(sampling.maxTokens >= 1, "sampling.maxTokens", "must be at least 1")
+        try learner.validate()
+        try check(driver.requests >= 1, "driver.requests", "must be at least 1")
+        try check(driver.samples >= 1, "driver.samples", "must be at least 1")
+        try check(driver.timeoutSeconds > 0, "driver.timeoutSeconds", "must be positive")
+        try check(["random", "policy"].contains(driver.midRunDraft), "driver.midRunDraft",
+                  "must be random or policy, got \"\(driver.midRunDraft)\"")
+        try check(trainer.bufferSize >= 2, "trainer.bufferSize", "must be at least 2")
+        try check(trainer.heldOutFraction > 0 && trainer.heldOutFraction < 1, "trainer.heldOutFraction", "must be in (0, 1)")
+        try check(trainer.minTrajectories >= 2, "trainer.minTrajectories", "must be at least 2")
+        try check(trainer.stepsPerRound >= 1, "trainer.stepsPerRound", "must be at least 1")
+        try check(trainer.batchSize >= 1, "trainer.batchSize", "must be at least 1")
+        try check(trainer.learningRate > 0 && trainer.learningRate.isFinite, "trainer.learningRate", "must be positive")
+        try check(trainer.recencyDecay > 0 && trainer.recencyDecay <= 1, "trainer.recencyDecay", "must be in (0, 1]")
+        try check(trainer.draftLayers >= 1, "trainer.draftLayers", "must be at least 1")
+        try check(metrics.port >= 0 && metrics.port <= 65535, "metrics.port", "must be in 0...65535 (0: off)")
+        if metrics.port > 0, let busPort = Self.tcpPort(endpoint) {
+            try check(busPort != metrics.port, "metrics.port", "clashes with the port of endpoint \(endpoint)")
+        }
+        if security.curve {
+            func isKey(_ k: String) -> Bool { k.utf8.count == 40 }
+            try check(isKey(security.brokerPublicKey), "security.brokerPublicKey", "must be a 40-character Z85 key")
+            try check(security.brokerSecretKey.isEmpty || isKey(security.brokerSecretKey), "security.brokerSecretKey",
+                      "must be a 40-character Z85 key")
+            try check(security.clientPublicKey.isEmpty || isKey(security.clientPublicKey), "security.clientPublicKey",
+                      "must be a 40-character Z85 key")
+            try check(security.clientSecretKey.isEmpty || isKey(security.clientSecretKey), "security.clientSecretKey",
+                      "must be a 40-character Z85 key")
+            for (i, k) in security.allowedClientKeys.enumerated() {
+                try check(isKey(k), "security.allowedClientKeys[\(i)]", "must be a 40-character Z85 key")
+            }
+        }
+    }
+
+    /// Checks that the checkpoints the config names exist.
+    /// - Throws: `JobConfigError.invalid` naming the key and the missing path.
+    public func checkFiles() throws {
+        for (key, value, keywords) in [("models.policy", models.policy, BuiltinPolicy.allCases.map(\.rawValue)),
+                                       ("models.draft", models.draft, ["builtin", "none"])]
+        where !keywords.contains(value) {
+            guard FileManager.default.fileExists(atPath: value) else {
+                throw JobConfigError.invalid(key: key, reason: "no such file or folder: \(value)")
+            }
+        }
+    }
+
+    /// The port of a `tcp://HOST:PORT` endpoint.
+    public static func tcpPort(_ endpoint: String) -> Int? {
+        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else { return nil }
+        return Int(endpoint[endpoint.index(after: colon)...])
+    }
+}
+
+/// A config that cannot be used, naming the key (and the file, when it came from one).
+public indirect enum JobConfigError: Error, CustomStringConvertible, Equatable {
+    case unreadable(String)
+    case invalid(key: String, reason: String)
+    case inFile(String, JobConfigError)
+    /// A problem caused by a command-line override (`KEY=VALUE`, as given).
+    case fromOverride(String, JobConfigError)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path): "cannot read config file \(path)"
+        case let .invalid(key, reason): "config key \(key): \(reason)"
+        case let .inFile(path, error): "\(path): \(error)"
+        case let .fromOverride(text, error): "override \(text): \(error)"
+        }
+    }
+
+    /// The key at fault, whatever the wrapping.
+    public var key: String? {
+        switch self {
+        case .unreadable: nil
+        case .invalid(let key, _): key
+        case .inFile(_, let error), .fromOverride(_, let error): error.key
+        }
+    }
+
+    static func from(_ error: DecodingError) -> JobConfigError {
+        func path(_ p: [CodingKey], _ last: CodingKey? = nil) -> String {
+            let keys = (p + (last.map { [$0] } ?? [])).map(\.stringValue)
+            return keys.isEmpty ? "(root)" : keys.joined(separator: ".")
+        }
+        switch error {
+        case let .typeMismatch(type, ctx): return .invalid(key: path(ctx.codingPath), reason: "expected \(type)")
+        case let .valueNotFound(type, ctx): return .invalid(key: path(ctx.codingPath), reason: "expected \(type), found null")
+        case let .keyNotFound(key, ctx): return .invalid(key: path(ctx.codingPath, key), reason: "missing")
+        case let .dataCorrupted(ctx):
+            // Yams wraps errors thrown inside `init(from:)` (our unknown-key errors).
+            if let inner = ctx.underlyingError as? JobConfigError { return inner }
+            return .invalid(key: path(ctx.codingPath), reason: ctx.debugDescription)
+        @unknown default: return .invalid(key: "(root)", reason: "\(error)")
+        }
+    }
+}

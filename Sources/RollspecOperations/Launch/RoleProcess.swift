@@ -1,0 +1,72 @@
+import Foundation
+import RollspecClient
+import RollspecRoles
+
+/// One supervised process of a job: started, watched and restarted by `Supervisor`.
+final class RoleProcess {
+    let instance: LaunchPlan.RoleInstance
+    let logURL: URL
+    private(set) var process: Process?
+    private(set) var restarts = 0
+    /// When a stopped process may be started again (restart back-off).
+    var nextStart: Double = 0
+    private var startedAt: Double = 0
+    private var backoff: Double
+
+    init(instance: LaunchPlan.RoleInstance, logURL: URL, initialBackoff: Double) {
+        self.instance = instance
+        self.logURL = logURL
+        self.backoff = initialBackoff
+    }
+
+    var isRunning: Bool { process?.isRunning ?? false }
+
+    /// - Throws: when the executable cannot be started or the log cannot be opened.
+    func start(executable: String, arguments: [String]) throws {
+        if !FileManager.default.fileExists(atPath: logURL.path) {
+            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        }
+        let log = try FileHandle(forWritingTo: logURL)
+        log.seekToEndOfFile()
+        log.write(Data("=== \(instance.label) started at \(ISO8601DateFormatter().string(from: Date())): \(arguments.joined(separator: " "))\n".utf8))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        p.standardOutput = log
+        p.standardError = log
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        try? log.close()  // the child holds its own descriptor
+        process = p
+        startedAt = now()
+    }
+
+    /// How the process ended, for the launcher's log: "status 1" or "signal 9".
+    var exitDescription: String {
+        guard let p = process, !p.isRunning else { return "running" }
+        return p.terminationReason == .uncaughtSignal ? "signal \(p.terminationStatus)" : "status \(p.terminationStatus)"
+    }
+
+    var exitedCleanly: Bool {
+        guard let p = process, !p.isRunning else { return false }
+        return p.terminationReason == .exit && p.terminationStatus == 0
+    }
+
+    /// Schedules a restart with exponential back-off; a process that ran for a minute or more
+    /// before dying starts the back-off again from the beginning.
+    /// - Returns: the delay, in seconds.
+    func scheduleRestart(initialBackoff: Double, maxBackoff: Double) -> Double {
+        if now() - startedAt > 60 { backoff = initialBackoff }
+        let delay = backoff
+        nextStart = now() + delay
+        backoff = min(maxBackoff, backoff * 2)
+        restarts += 1
+        process = nil
+        return delay
+    }
+
+    func signal(_ signal: Int32) {
+        guard let p = process, p.isRunning else { return }
+        kill(p.processIdentifier, signal)
+    }
+}

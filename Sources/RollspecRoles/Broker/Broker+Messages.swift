@@ -1,0 +1,245 @@
+import Foundation
+import RollspecBus
+import RollspecClient
+
+// What the broker does with each admitted message, and its dispatch, expiry and resend loops.
+extension Broker {
+    // MARK: Messages
+
+    func handle(_ envelope: Envelope, from identity: Data) {
+        let sender = envelope.sender
+        switch envelope.body {
+        case .heartbeat(let hb):
+            let role: PeerRole
+            switch hb.role {
+            case .worker: role = .worker
+            case .trainer: role = .trainer
+            case .learner, .client: role = .client
+            case .broker:
+                reject("role_invalid", "\(sender) claims to be a broker")
+                return
+            }
+            guard claim(role, identity) else {
+                reject("role_conflict", "\(sender), a \(self.role(of: identity)), now claims to be a \(role.rawValue)")
+                return
+            }
+            switch role {
+            case .worker: workerHeartbeat(hb, sender: sender, identity: identity)
+            case .client: client = identity
+            case .trainer:
+                if trainers.insert(identity).inserted {
+                    log("broker: \(sender) joined as trainer")
+                    send(policy + draft, to: [identity])
+                    trainerProgress[identity] = (0, hb.stats.requestsCompleted)
+                }
+                trainerProgress[identity]?.taken = hb.stats.requestsCompleted
+            }
+        case .policyCheckpointChunk(let m):
+            // The learner (or an outside client) owns the policy; nobody else may replace it.
+            guard peers[identity]?.role == .client else {
+                reject("unauthorized_policy", "policy chunk from \(sender), a \(role(of: identity))")
+                return
+            }
+            do {
+                guard let (whole, chunks) = try policyIncoming.add(m.chunk, version: m.version) else { return }
+                log("broker: policy v\(m.version) complete (\(whole.count) bytes), forwarding to \(workers.count) workers")
+                let start = now()
+                policyVersion = m.version
+                policy = chunks.map { PreparedMessage(PolicyCheckpointChunk(version: m.version, chunk: $0)) }
+                let to = recipients(except: nil)
+                send(policy, to: to)
+                log(String(format: "broker: policy v%llu queued to %d peers in %.0f ms (%d chunks, each encoded once)",
+                           m.version, to.count, (now() - start) * 1000, policy.count))
+            } catch {
+                reject(rejectionReason(error), "policy chunk from \(sender): \(error)")
+            }
+        case .draftWeightsChunk(let m):
+            guard let publisher = peers[identity]?.role, publisher == .client || publisher == .trainer else {
+                reject("unauthorized_draft", "draft chunk from \(sender), a \(role(of: identity))")
+                return
+            }
+            do {
+                guard let (whole, chunks) = try draftIncoming.add(m.chunk, version: m.draftVersion) else { return }
+                draftVersion = m.draftVersion
+                draft = chunks.map {
+                    PreparedMessage(DraftWeightsChunk(draftVersion: m.draftVersion, policyVersion: m.policyVersion,
+                                                      acceptanceRate: m.acceptanceRate, chunk: $0))
+                }
+                log("broker: draft v\(m.draftVersion) complete (\(whole.count) bytes), forwarding to \(workers.count) workers")
+                send(draft, to: recipients(except: identity))
+            } catch {
+                reject(rejectionReason(error), "draft chunk from \(sender): \(error)")
+            }
+        case .rolloutRequest(let r):
+            // A peer without a role that asks for rollouts is a client (outside clients need
+            // not heartbeat); a worker or trainer asking is confused.
+            guard claim(.client, identity) else {
+                reject("unauthorized_request", "rollout request from \(sender), a \(role(of: identity))")
+                return
+            }
+            client = identity
+            guard requests[r.requestID] == nil, !finished.contains(r.requestID) else {
+                reject("duplicate_request", "request \(r.requestID) from \(sender) was seen before")
+                return
+            }
+            requests[r.requestID] = RequestState(request: r)
+            queue.append(r.requestID)
+        case .trajectory(let t):
+            trajectory(t, sender: sender, identity: identity)
+        case .ack(let a):
+            guard identity == client else {
+                reject("unauthorized_ack", "ack from \(sender), a \(role(of: identity)), not the client")
+                return
+            }
+            acknowledge(a.requestID)
+        case .metricsSnapshot(let m):
+            switch peers[identity]?.role {
+            case .worker?: metrics.update { $0.record(snapshot: m, worker: sender) }
+            case .trainer?, .client?: break  // allowed (wire protocol §5.6); not exported yet
+            case nil: reject("unauthorized_metrics", "metrics snapshot from \(sender), which has not said what it is")
+            }
+        case .error:
+            break
+        }
+    }
+
+    func workerHeartbeat(_ hb: Heartbeat, sender: String, identity: Data) {
+        if workers[identity] == nil {
+            // A restarted process with the same name replaces the old one at once.
+            for (other, w) in workers where w.sender == sender { declareDead(other, why: "replaced by a new process") }
+            workers[identity] = Worker(identity: identity, sender: sender, lastSeen: now())
+            log("broker: \(sender) joined; sending policy v\(policyVersion), draft v\(draftVersion)")
+            send(policy + draft, to: [identity])
+        }
+        let old = workers[identity]!
+        if old.policyVersion != hb.policyVersion || old.draftVersion != hb.draftVersion {
+            log("broker: \(sender) reports policy v\(hb.policyVersion) draft v\(hb.draftVersion)")
+        }
+        workers[identity]!.credit = Int(hb.credit)
+        workers[identity]!.policyVersion = hb.policyVersion
+        workers[identity]!.draftVersion = hb.draftVersion
+    }
+
+    func trajectory(_ t: Trajectory, sender: String, identity: Data) {
+        let key = sampleKey(t.requestID, t.sampleIndex)
+        guard peers[identity]?.role == .worker else {
+            reject("unauthorized_trajectory", "trajectory \(key) from \(sender), a \(role(of: identity))")
+            return
+        }
+        if finished.contains(t.requestID) {
+            reject("duplicate_trajectory", "trajectory \(key) from \(sender): the request is finished")
+            return
+        }
+        guard var state = requests[t.requestID] else {
+            reject("unknown_request", "trajectory \(key) from \(sender): no such request")
+            return
+        }
+        guard t.sampleIndex < state.request.n else {
+            reject("bad_sample_index", "trajectory \(key) from \(sender): the request has \(state.request.n) samples")
+            return
+        }
+        guard state.assigned.contains(identity) else {
+            reject("trajectory_not_assigned", "trajectory \(key) from \(sender): the request was not given to it")
+            return
+        }
+        // A worker answers the request it was sent; other prompts under this id are forged.
+        guard t.groupID == state.request.groupID, t.promptTokens == state.request.promptTokens else {
+            reject("trajectory_mismatch", "trajectory \(key) from \(sender): group or prompt differ from the request")
+            return
+        }
+        guard state.delivered.insert(t.sampleIndex).inserted else {
+            reject("duplicate_trajectory", "trajectory \(key) from \(sender) was delivered before")
+            return
+        }
+        state.unacked += 1
+        requests[t.requestID] = state
+        unacked[key] = (t, now())
+        let latency = state.firstDispatchedAt.map { now() - $0 }
+        metrics.update { $0.recordTrajectory(t, worker: sender, latencySeconds: latency) }
+        if let client { send(t, to: client) }
+        for trainer in trainers { trainerCopy(t, to: trainer) }
+        if state.isComplete {
+            for id in workers.keys { workers[id]!.inFlight.remove(t.requestID) }
+            queue.removeAll { $0 == t.requestID }
+        }
+    }
+
+    /// The client confirmed `key`; a request all of whose samples are delivered and acked is
+    /// forgotten but for its id. Acks of keys not awaited (a resent copy acked twice) are
+    /// ordinary and ignored.
+    func acknowledge(_ key: String) {
+        guard let entry = unacked.removeValue(forKey: key) else { return }
+        let id = entry.trajectory.requestID
+        guard var state = requests[id] else { return }
+        state.unacked -= 1
+        if state.isComplete, state.unacked == 0 {
+            requests[id] = nil
+            finished.insert(id)
+        } else {
+            requests[id] = state
+        }
+    }
+
+    /// Sends a trainer its copy of `t` unless it is more than `trainer.bufferSize` copies behind
+    /// what it last reported taking in: a trainer busy training would otherwise let copies pile
+    /// up without bound in the socket, and it keeps only the newest `bufferSize` anyway.
+    func trainerCopy(_ t: Trajectory, to trainer: Data) {
+        let progress = trainerProgress[trainer] ?? (0, 0)
+        guard progress.sent < progress.taken + UInt64(config.trainer.bufferSize) else {
+            trainerCopiesSkipped += 1
+            return
+        }
+        send(t, to: trainer)
+        trainerProgress[trainer] = (progress.sent + 1, progress.taken)
+    }
+
+    /// Workers and trainers (but `excluded`, the publisher of a draft), in a fixed order.
+    func recipients(except excluded: Data?) -> [Data] {
+        Set(workers.keys).union(trainers).filter { $0 != excluded }.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    func isComplete(_ requestID: String) -> Bool {
+        requests[requestID]?.isComplete ?? true
+    }
+
+    func declareDead(_ identity: Data, why: String) {
+        guard let w = workers.removeValue(forKey: identity) else { return }
+        let redeliver = w.inFlight.filter { !isComplete($0) }.sorted()
+        log("broker: \(w.sender) is dead (\(why)); redelivering \(redeliver.count) requests")
+        queue.insert(contentsOf: redeliver, at: 0)
+        redelivered += redeliver.count
+    }
+
+    func expireWorkers(at t: Double) {
+        for (id, w) in workers where t - w.lastSeen > config.heartbeatTimeoutSeconds {
+            declareDead(id, why: "no heartbeat for \(config.heartbeatTimeoutSeconds) s")
+        }
+    }
+
+    func dispatch() {
+        guard !queue.isEmpty, policyVersion > 0 else { return }
+        for id in workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            let w = workers[id]!
+            guard w.policyVersion == policyVersion, w.draftVersion == draftVersion else { continue }
+            var free = w.credit - w.inFlight.count
+            while free > 0, !queue.isEmpty {
+                let requestID = queue.removeFirst()
+                guard !isComplete(requestID), let r = requests[requestID]?.request else { continue }
+                workers[id]!.inFlight.insert(requestID)
+                requests[requestID]!.assigned.insert(id)
+                if requests[requestID]!.firstDispatchedAt == nil { requests[requestID]!.firstDispatchedAt = now() }
+                send(r, to: id)
+                free -= 1
+            }
+        }
+    }
+
+    func resend(at t: Double) {
+        guard let client else { return }
+        for (key, entry) in unacked where t - entry.sentAt > config.resendTimeoutSeconds {
+            send(entry.trajectory, to: client)
+            unacked[key]!.sentAt = t
+            resent += 1
+        }
+    }
+}

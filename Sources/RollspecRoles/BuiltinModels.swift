@@ -1,0 +1,61 @@
+import Foundation
+import RollspecClient
+import RollspecKernels
+import RollspecModel
+
+/// Tiny seeded random Llama models over the byte vocabulary (259 = 256 bytes + `ByteTokenizer`'s
+/// three specials), so that a whole job runs without downloading anything.
+public enum BuiltinModels {
+    public static let vocabSize = 256 + 3
+
+    /// The stand-in policy: 2 layers, width 32.
+    public static func policyConfig() -> LlamaConfig {
+        LlamaConfig(modelType: "llama", vocabSize: vocabSize, hiddenSize: 32, intermediateSize: 64,
+                    numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, rmsNormEps: 1e-5,
+                    ropeTheta: 10000, tieWordEmbeddings: true, attentionBias: false)
+    }
+
+    /// The built-in policies by name (`models.policy`): `builtin` is the tiny one above;
+    /// `builtin-small` (4 layers, width 256, ~3.3M parameters) is big enough that a decode
+    /// step costs more than the bus and bookkeeping around it, so speculation can pay.
+    public static let policyNames = BuiltinPolicy.allCases.map(\.rawValue)
+
+    /// The config of built-in policy `name`, or nil for another name.
+    public static func policyConfig(named name: String) -> LlamaConfig? {
+        switch name {
+        case "builtin": return policyConfig()
+        case "builtin-small":
+            return LlamaConfig(modelType: "llama", vocabSize: vocabSize, hiddenSize: 256, intermediateSize: 688,
+                               numHiddenLayers: 4, numAttentionHeads: 8, numKeyValueHeads: 4, rmsNormEps: 1e-5,
+                               ropeTheta: 10000, tieWordEmbeddings: true, attentionBias: false)
+        default: return nil
+        }
+    }
+
+    /// The stand-in draft: 1 layer, width 32.
+    public static func draftConfig() -> LlamaConfig {
+        var c = policyConfig()
+        c.numHiddenLayers = 1
+        return c
+    }
+
+    /// Random weights for `config`, reproducible from `seed` (unit embeddings, projections at
+    /// 1/sqrt(fan-in), norms near 1).
+    public static func randomWeights(config: LlamaConfig, seed: UInt64) -> LlamaWeights {
+        var rng = RandomSource(seed: seed)
+        var tensors: [String: FloatBuffer] = [:]
+        for (name, shape) in LlamaWeights.expectedTensors(for: config) {
+            let count = shape.reduce(1, *)
+            let isNorm = name.hasSuffix("norm.weight")
+            let std: Float = isNorm ? 0.1 : name == "model.embed_tokens.weight" ? 1 : 1 / Float(shape[1]).squareRoot()
+            let buffer = FloatBuffer(count: count)
+            for i in 0..<count {
+                let u1 = max(rng.nextUnit(), 1e-300), u2 = rng.nextUnit()
+                let g = Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+                buffer[i] = std * g + (isNorm ? 1 : 0)
+            }
+            tensors[name] = buffer
+        }
+        return LlamaWeights(config: config, tensors: tensors)
+    }
+}

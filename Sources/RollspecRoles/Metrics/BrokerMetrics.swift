@@ -1,0 +1,175 @@
+import RollspecBus
+import RollspecClient
+
+/// Everything the broker exports, as values: the workers' counters (per worker, restarts
+/// folded in so every exported counter only grows) and the broker's own counts.
+///
+/// Workers send cumulative counters since their process started. A worker that restarts
+/// sends a new `rollspec_process_start_time_seconds` and counts from zero again; the broker
+/// then adds what it had from the old process to a base, and exports base + newest value.
+/// A counter that goes down without a new start time is taken as a restart of that series.
+public struct BrokerMetrics: Sendable {
+    /// Upper bounds of the rollout latency histogram, seconds: CPU rollouts take from a
+    /// fraction of a second to many minutes.
+    public static let latencyBuckets: [Double] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000]
+
+    /// A series a worker sent: family name and labels (sorted, without `worker`).
+    struct SeriesKey: Hashable {
+        var name: String
+        var labels: [MetricLabel]
+    }
+
+    struct WorkerSeries {
+        var startTime: Double?
+        /// Counters: what earlier processes (or earlier runs of a reset series) counted, and
+        /// the newest value of the current one.
+        var counters: [SeriesKey: (base: Double, last: Double)] = [:]
+        var gauges: [SeriesKey: Double] = [:]
+    }
+
+    struct DeliveryKey: Hashable {
+        var worker: String
+        var policy: UInt64
+        var draft: UInt64
+    }
+
+    private var workers: [String: WorkerSeries] = [:]
+    private var rejections: [String: UInt64] = [:]
+    private var delivered: [DeliveryKey: UInt64] = [:]
+    private var latency: [String: Histogram] = [:]
+    private var redelivered: UInt64 = 0
+    private var resent: UInt64 = 0
+    private var policyVersion: UInt64 = 0
+    private var draftVersion: UInt64 = 0
+    private var workersAlive = 0
+
+    public init() {}
+
+    /// Takes in a worker's snapshot.
+    /// - Parameter worker: the sender id, exported as the `worker` label (a label the worker
+    ///   put in a name itself is replaced).
+    /// - Returns: names of the samples ignored: unknown families, a kind that does not match
+    ///   the family, or a name that is not a series.
+    @discardableResult
+    public mutating func record(snapshot: MetricsSnapshot, worker: String) -> [String] {
+        var ignored: [String] = []
+        var parsed: [(key: SeriesKey, kind: MetricsSnapshot.Kind, value: Double)] = []
+        for s in snapshot.samples {
+            guard let (name, labels) = try? PrometheusTextParser.parseSeries(s.name),
+                  let kind = MetricName.fromWorkers[name], kind == s.kind, !s.value.isNaN else {
+                ignored.append(s.name)
+                continue
+            }
+            parsed.append((SeriesKey(name: name, labels: labels.filter { $0.name != "worker" }.sorted()), kind, s.value))
+        }
+        var w = workers[worker] ?? WorkerSeries()
+        let start = parsed.first { $0.key.name == MetricName.processStartTime && $0.key.labels.isEmpty }?.value
+        if let start, let old = w.startTime, start != old {
+            // A new process: everything counted so far belongs to the old one.
+            for k in w.counters.keys { w.counters[k] = (w.counters[k]!.base + w.counters[k]!.last, 0) }
+        }
+        if let start { w.startTime = start }
+        for p in parsed {
+            switch p.kind {
+            case .gauge:
+                w.gauges[p.key] = p.value
+            case .counter:
+                var c = w.counters[p.key] ?? (0, 0)
+                if p.value < c.last { c.base += c.last }
+                c.last = p.value
+                w.counters[p.key] = c
+            }
+        }
+        workers[worker] = w
+        return ignored
+    }
+
+    /// Counts a trajectory delivered to the client.
+    /// - Parameter latencySeconds: time since its request was first dispatched (nil: unknown).
+    public mutating func recordTrajectory(_ t: Trajectory, worker: String, latencySeconds: Double?) {
+        delivered[DeliveryKey(worker: worker, policy: t.policyVersion, draft: t.draftVersion), default: 0] += 1
+        if let latencySeconds {
+            latency[worker, default: Histogram(upperBounds: Self.latencyBuckets)].observe(max(0, latencySeconds))
+        }
+    }
+
+    /// The broker's refusals so far (its `RejectionCounter` only grows).
+    public mutating func recordRejections(_ counter: RejectionCounter) {
+        for (reason, n) in counter.counts { rejections[reason] = max(rejections[reason] ?? 0, n) }
+    }
+
+    /// The broker's running totals of redelivered requests and resent trajectories.
+    public mutating func setRedelivery(redelivered: Int, resent: Int) {
+        self.redelivered = max(self.redelivered, UInt64(max(0, redelivered)))
+        self.resent = max(self.resent, UInt64(max(0, resent)))
+    }
+
+    public mutating func setVersions(policy: UInt64, draft: UInt64) {
+        policyVersion = policy
+        draftVersion = draft
+    }
+
+    public mutating func setWorkersAlive(_ n: Int) { workersAlive = n }
+
+    /// The exported value of a worker's series (tests, and the query's own checks).
+    public func value(_ name: String, worker: String, labels: [MetricLabel] = []) -> Double? {
+        let key = SeriesKey(name: name, labels: labels.sorted())
+        if let c = workers[worker]?.counters[key] { return c.base + c.last }
+        return workers[worker]?.gauges[key]
+    }
+
+    /// Every family, in `MetricName.catalog` order; series sorted by labels.
+    public func families() -> [MetricFamily] {
+        var samples: [String: [MetricSample]] = [:]
+        for (worker, w) in workers {
+            let workerLabel = MetricLabel("worker", worker)
+            for (k, c) in w.counters {
+                samples[k.name, default: []].append(MetricSample(name: k.name, labels: [workerLabel] + k.labels, value: c.base + c.last))
+            }
+            for (k, v) in w.gauges {
+                samples[k.name, default: []].append(MetricSample(name: k.name, labels: [workerLabel] + k.labels, value: v))
+            }
+        }
+        for (reason, n) in rejections {
+            samples[MetricName.rejectedMessages, default: []].append(
+                MetricSample(name: MetricName.rejectedMessages, labels: [MetricLabel("reason", reason)], value: Double(n)))
+        }
+        for (k, n) in delivered {
+            let labels = [MetricLabel("worker", k.worker)] + WorkerMetrics.labels(.init(policy: k.policy, draft: k.draft))
+            samples[MetricName.trajectoriesDelivered, default: []].append(
+                MetricSample(name: MetricName.trajectoriesDelivered, labels: labels, value: Double(n)))
+        }
+        func one(_ name: String, _ value: Double) { samples[name] = [MetricSample(name: name, value: value)] }
+        one(MetricName.requestsRedelivered, Double(redelivered))
+        one(MetricName.trajectoriesResent, Double(resent))
+        one(MetricName.policyVersion, Double(policyVersion))
+        one(MetricName.draftVersion, Double(draftVersion))
+        one(MetricName.workersAlive, Double(workersAlive))
+
+        var out: [MetricFamily] = []
+        for (name, kind, help) in MetricName.catalog {
+            if name == MetricName.rolloutLatency {
+                guard !latency.isEmpty else { continue }
+                let series = latency.sorted { $0.key < $1.key }.flatMap { $0.value.samples(name: name, labels: [MetricLabel("worker", $0.key)]) }
+                out.append(MetricFamily(name: name, help: help, kind: kind, samples: series))
+                continue
+            }
+            guard let s = samples[name] else { continue }
+            out.append(MetricFamily(name: name, help: help, kind: kind, samples: s.sorted(by: Self.seriesOrder)))
+        }
+        return out
+    }
+
+    /// The exposition text (Prometheus text format 0.0.4).
+    public func prometheusText() -> String { PrometheusTextEncoder.encode(families()) }
+
+    /// By labels, numbers by value (so `position="10"` follows `"9"`).
+    private static func seriesOrder(_ a: MetricSample, _ b: MetricSample) -> Bool {
+        for (x, y) in zip(a.labels, b.labels) where x != y {
+            if x.name != y.name { return x.name < y.name }
+            if let i = Int(x.value), let j = Int(y.value) { return i < j }
+            return x.value < y.value
+        }
+        return a.labels.count < b.labels.count
+    }
+}

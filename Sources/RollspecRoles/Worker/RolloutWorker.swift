@@ -1,0 +1,231 @@
+import Foundation
+import RollspecBus
+import RollspecClient
+import RollspecKernels
+import RollspecModel
+import RollspecSpeculation
+
+/// A rollout worker: holds the policy (and a draft, when one was published), generates the
+/// requests the broker hands it with speculative decoding, and returns one `Trajectory` per
+/// sample.
+///
+/// New weights are reassembled and digest-checked as chunks arrive, decoded on a background
+/// thread (`WeightsDecodeQueue`), and swapped in only between batches, so every trajectory comes
+/// from one policy and one draft version. A batch (up to `workerBatchSize` requests, all their
+/// samples) is generated in one batched call. Heartbeats carry credit (`workerBatchSize` once a
+/// policy is loaded, 0 before), the versions in use and running statistics; the receive pump
+/// also runs between tokens of a batch, so heartbeats keep going while it generates.
+public final class RolloutWorker {
+    public let config: JobConfig
+    public let index: Int
+    public private(set) var rejections = RejectionCounter()
+
+    private let connection: BrokerConnection
+    private var policyAssembler = ChunkReassembler()
+    private var draftAssembler = ChunkReassembler()
+    private let decoder = WeightsDecodeQueue()
+    private var pendingPolicy: (version: UInt64, weights: LlamaWeights)?
+    private var pendingDraft: (version: UInt64, weights: LlamaWeights)?
+    /// When the pending policy finished reassembly (digest checked) and how long decoding took.
+    private var pendingPolicyTiming: (assembledAt: Double, decodeSeconds: Double)?
+    private var model: LlamaModel?
+    private var draftModel: LlamaModel?
+    private var policyVersion: UInt64 = 0
+    private var draftVersion: UInt64 = 0
+    private var inbox: [RolloutRequest] = []
+    private let suffixIndex = SuffixIndex()
+    private var stats = Heartbeat.Stats()
+    private var report = SpeculationReport()
+    /// Counters for the broker's metrics endpoint (RolloutWorker+Metrics.swift).
+    var metrics = WorkerMetrics()
+    private var lastHeartbeat = 0.0
+    private let started = now()
+    /// One line per generated batch (`WorkerBatchRecord`).
+    private let batchRecords: JSONLinesWriter
+
+    public init(config: JobConfig, index: Int) throws {
+        self.config = config
+        self.index = index
+        connection = try BrokerConnection(endpoint: config.endpoint, sender: "worker-\(index)", security: config.security)
+        batchRecords = JSONLinesWriter(path: config.resolvedRunDirectory + "/worker-\(index).jsonl", toStandardOutput: false,
+                                       owner: "worker-\(index)")
+    }
+
+    /// Serves until the process is stopped.
+    public func run() throws {
+        log("worker-\(index): connecting to \(config.endpoint)")
+        try heartbeat()
+        while true {
+            try pump(timeout: 0.05)
+            applyPendingWeights()
+            guard model != nil, !inbox.isEmpty else { continue }
+            let batch = Array(inbox.prefix(config.workerBatchSize))
+            inbox.removeFirst(batch.count)
+            try generate(batch)
+            try heartbeat()
+        }
+    }
+
+    /// Receives everything waiting (up to `timeout` for the first) and heartbeats when due.
+    private func pump(timeout: Double) throws {
+        var wait = timeout
+        while let envelope = try connection.receive(timeout: wait, rejections: &rejections) {
+            wait = 0
+            handle(envelope)
+            // Also between messages: draining hundreds of checkpoint chunks takes a while.
+            if now() - lastHeartbeat >= config.heartbeatIntervalSeconds { try heartbeat() }
+        }
+        if now() - lastHeartbeat >= config.heartbeatIntervalSeconds { try heartbeat() }
+    }
+
+    private func heartbeat() throws {
+        lastHeartbeat = now()
+        stats.uptimeSeconds = lastHeartbeat - started
+        stats.acceptanceRate = report.overall.acceptanceRate
+        try connection.send(Heartbeat(
+            role: .worker, index: UInt32(index), status: model == nil ? .starting : inbox.isEmpty ? .ready : .busy,
+            credit: model == nil ? 0 : UInt32(config.workerBatchSize),
+            policyVersion: policyVersion, draftVersion: draftVersion, stats: stats))
+        try connection.send(takeMetricsSnapshot(policyVersion: policyVersion, draftVersion: draftVersion))
+    }
+
+    private func handle(_ envelope: Envelope) {
+        do {
+            switch envelope.body {
+            case .policyCheckpointChunk(let m):
+                if let whole = try policyAssembler.add(m.chunk, version: m.version) {
+                    decoder.submit(whole, kind: .policy, version: m.version, assembledAt: now())
+                }
+            case .draftWeightsChunk(let m):
+                if let whole = try draftAssembler.add(m.chunk, version: m.draftVersion) {
+                    decoder.submit(whole, kind: .draft, version: m.draftVersion, assembledAt: now())
+                }
+            case .rolloutRequest(let r):
+                inbox.append(r)
+            default:
+                break
+            }
+        } catch {
+            rejections.record(error)
+            log("worker-\(index): rejected \(envelope.body.type): \(error)")
+        }
+    }
+
+    /// Takes the artifacts the background decoder finished: weights become pending, refused
+    /// artifacts are counted and logged (nothing of them is applied).
+    private func collectDecoded() {
+        for d in decoder.takeFinished() {
+            switch (d.weights, d.kind) {
+            case (.success(let weights), .policy):
+                pendingPolicy = (d.version, weights)
+                pendingPolicyTiming = (d.assembledAt, d.decodeSeconds)
+            case (.success(let weights), .draft):
+                pendingDraft = (d.version, weights)
+            case (.failure(let error), _):
+                rejections.record(error)
+                log("worker-\(index): rejected \(d.kind.rawValue) v\(d.version): \(error)")
+            }
+        }
+    }
+
+    /// Swaps in weights that arrived complete and are decoded; only called between batches.
+    private func applyPendingWeights() {
+        collectDecoded()
+        if let p = pendingPolicy {
+            let applyStart = now()
+            model = LlamaModel(weights: p.weights)
+            policyVersion = p.version
+            // Timestamps are this host's monotonic clock, so a benchmark can line them up across processes.
+            let t = pendingPolicyTiming ?? (applyStart, 0)
+            log(String(format: "worker-%d: applied policy v%llu (assembled at t=%.6f, decode %.1f ms, apply %.1f ms, applied at t=%.6f)",
+                       index, p.version, t.assembledAt, t.decodeSeconds * 1000, (now() - applyStart) * 1000, now()))
+            pendingPolicy = nil
+            pendingPolicyTiming = nil
+        }
+        if let d = pendingDraft {
+            if let model, d.weights.config.vocabSize != model.config.vocabSize {
+                rejections.record(reason: "draft_vocab_mismatch")
+                log("worker-\(index): draft v\(d.version) has vocabulary \(d.weights.config.vocabSize), policy \(model.config.vocabSize); ignored")
+            } else {
+                // Rounded copies: a draft step streams half the bytes; the policy checks every token.
+                draftModel = LlamaModel(weights: d.weights, precision: .bfloat16)
+                draftVersion = d.version
+                log("worker-\(index): applied draft v\(d.version)")
+            }
+            pendingDraft = nil
+        }
+    }
+
+    /// Generates all samples of all requests of `batch` in one batched call (one target forward
+    /// per step for all of them; the samples of a request share their prompt's prefill) and sends
+    /// one trajectory per sample, each with its own acceptance statistics.
+    private func generate(_ batch: [RolloutRequest]) throws {
+        guard let model else { return }
+        let spec = config.speculation, mode = spec.mode
+        let draft = draftModel, suffix = suffixIndex
+        var controller = SpeculationController(maxLookahead: spec.lookahead, minLookahead: spec.minLookahead)
+        controller.isFixed = spec.controller == .fixed
+        let generator = SpeculativeGenerator(
+            model: model, controller: controller
+        ) {
+            var proposers: [Proposer] = []
+            if mode == .draft || mode == .auto, let draft {
+                proposers.append(DraftModelProposer(model: draft, confidenceThreshold: spec.confidenceThreshold))
+            }
+            if mode == .suffix || mode == .auto { proposers.append(SuffixProposer(global: suffix)) }
+            return proposers
+        }
+        var requests: [GenerationRequest] = []
+        var owners: [(request: RolloutRequest, sample: Int)] = []
+        for r in batch {
+            let baseSeed = r.seed ?? UInt64.random(in: 0...UInt64.max)
+            for i in 0..<Int(r.n) {
+                requests.append(GenerationRequest(
+                    prompt: r.promptTokens.map(Int.init), maxTokens: Int(r.maxTokens),
+                    sampling: SamplingParameters(temperature: r.temperature, topK: Int(r.topK), topP: r.topP,
+                                                 seed: baseSeed &+ UInt64(i)),
+                    stopTokens: Set(r.stopTokens.map(Int.init))))
+                owners.append((r, i))
+            }
+        }
+        // A batch blocks this thread for as long as its longest sample: receive and heartbeat
+        // between tokens (new weights are only collected; they are applied after the batch).
+        var pumpError: (any Error)?
+        var lastPump = now()
+        let outputs = try generator.generateBatch(requests) { _, _ in
+            guard pumpError == nil, now() - lastPump >= Self.pumpIntervalSeconds else { return }
+            do { try pump(timeout: 0) } catch { pumpError = error }
+            lastPump = now()
+        }
+        if let pumpError { throw pumpError }
+        recordMetrics(outputs, requests: batch.count, policyVersion: policyVersion, draftVersion: draftVersion)
+        batchRecords.write(WorkerBatchRecord(
+            at: now() - started, policyVersion: policyVersion, draftVersion: draftVersion, requests: batch.count,
+            sequences: outputs.count, promptTokens: requests.reduce(0) { $0 + $1.prompt.count },
+            generatedTokens: outputs.reduce(0) { $0 + $1.result.tokens.count },
+            prefillSeconds: outputs.first?.result.prefillSeconds ?? 0, decodeSeconds: outputs.first?.result.decodeSeconds ?? 0,
+            threads: kernelThreads, timeline: generator.lastTimeline))
+        for r in batch {
+            log("worker-\(index): \(r.requestID) done (\(r.n) samples, policy v\(policyVersion), draft v\(draftVersion))")
+        }
+        for (out, owner) in zip(outputs, owners) {
+            let r = owner.request
+            let s = out.report.overall
+            report = report + out.report
+            stats.requestsCompleted += 1
+            stats.tokensGenerated += UInt64(out.result.tokens.count)
+            let acceptance = AcceptanceCounts(
+                drafts: UInt64(s.drafts), draftedTokens: UInt64(s.draftTokens), acceptedTokens: UInt64(s.acceptedTokens),
+                acceptedPerPosition: s.acceptedAtPosition.map { UInt64($0) },
+                proposers: out.report.byProposer.keys.sorted())
+            try connection.send(Trajectory(
+                requestID: r.requestID, groupID: r.groupID, sampleIndex: UInt32(owner.sample), promptTokens: r.promptTokens,
+                responseTokens: out.result.tokens.map { Int32($0) }, logprobs: out.result.logprobs,
+                finishReason: out.result.finishReason == .stop ? .stop : .length,
+                policyVersion: policyVersion, draftVersion: draftVersion, acceptance: acceptance))
+        }
+    }
+
+    /// How often the pump runs while a batch generates.
+    static let pumpIntervalSeconds = 0.02
+}

@@ -1,0 +1,140 @@
+import Foundation
+import RollspecClient
+import RollspecModel
+import RollspecTesting
+import Testing
+
+@Suite struct JobConfigTests {
+    @Test func defaultsFillMissingKeys() throws {
+        let c = try JobConfig.decode(Data(#"{"workers": 3, "sampling": {"maxTokens": 7}}"#.utf8))
+        #expect(c.workers == 3)
+        #expect(c.sampling.maxTokens == 7)
+        #expect(c.sampling.temperature == 1)
+        #expect(c.workerBatchSize == JobConfig().workerBatchSize)
+    }
+
+    @Test func yamlHasTheSameKeys() throws {
+        let yaml = """
+            endpoint: tcp://127.0.0.1:5555
+            workerBatchSize: 4
+            speculation:
+              mode: suffix
+              lookahead: 6
+            sampling:
+              temperature: 0.7
+            """
+        let c = try JobConfig.decode(Data(yaml.utf8), yaml: true)
+        #expect(c.endpoint == "tcp://127.0.0.1:5555")
+        #expect(c.workerBatchSize == 4)
+        #expect(c.speculation.mode == .suffix && c.speculation.lookahead == 6)
+        #expect(c.sampling.temperature == 0.7)
+        do {
+            _ = try JobConfig.decode(Data("sampling:\n  maxTokens: many\n".utf8), yaml: true)
+            Issue.record("accepted a non-integer maxTokens")
+        } catch let error as JobConfigError {
+            #expect(error == .invalid(key: "sampling.maxTokens", reason: "expected Int") || "\(error)".contains("sampling.maxTokens"), "\(error)")
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"workers": 0}"#, "workers"),
+        (#"{"endpoint": "http://x"}"#, "endpoint"),
+        (#"{"sampling": {"topP": 0}}"#, "sampling.topP"),
+        (#"{"speculation": {"mode": "bogus"}}"#, "speculation.mode"),
+        (#"{"driver": {"samples": "two"}}"#, "driver.samples"),
+        (#"{"heartbeatIntervalSeconds": 5, "heartbeatTimeoutSeconds": 1}"#, "heartbeatTimeoutSeconds"),
+    ])
+    func badValuesNameTheKey(json: String, key: String) throws {
+        do {
+            _ = try JobConfig.decode(Data(json.utf8))
+            Issue.record("\(json) was accepted")
+        } catch let error as JobConfigError {
+            guard case .invalid(let k, _) = error else { Issue.record("\(error)"); return }
+            #expect(k == key, "\(error)")
+        }
+    }
+}
+
+extension JobConfigTests {
+    @Test(arguments: [
+        ("workerz: 2\n", "workerz", "did you mean \"workers\""),
+        ("sampling:\n  temprature: 0.5\n", "sampling.temprature", "did you mean \"temperature\""),
+        ("learner:\n  groupSize: 4\n  banana: 1\n", "learner.banana", "unknown key"),
+        ("metrics:\n  prt: 9000\n", "metrics.prt", "did you mean \"port\""),
+    ])
+    func unknownKeysAreErrorsThatNameThem(yaml: String, key: String, hint: String) throws {
+        do {
+            _ = try JobConfig.decode(Data(yaml.utf8), yaml: true)
+            Issue.record("accepted \(yaml)")
+        } catch let error as JobConfigError {
+            #expect(error.key == key, "\(error)")
+            #expect("\(error)".contains(hint), "\(error)")
+        }
+    }
+
+    @Test func loadNamesTheFileAndChecksCheckpointPaths() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("jobconfig-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("job.yaml")
+        try "models:\n  policy: /nonexistent/model.gguf\n".write(to: file, atomically: true, encoding: .utf8)
+        do {
+            _ = try JobConfig.load(path: file.path)
+            Issue.record("accepted a missing checkpoint")
+        } catch let error as JobConfigError {
+            #expect(error.key == "models.policy")
+            #expect("\(error)".hasPrefix(file.path) && "\(error)".contains("/nonexistent/model.gguf"), "\(error)")
+        }
+        #expect(throws: JobConfigError.unreadable(dir.appendingPathComponent("nope.yaml").path)) {
+            try JobConfig.load(path: dir.appendingPathComponent("nope.yaml").path)
+        }
+    }
+
+    @Test func metricsPortMustNotClashWithTheBusPort() throws {
+        do {
+            _ = try JobConfig.decode(Data("endpoint: tcp://127.0.0.1:9464\nmetrics:\n  port: 9464\n".utf8), yaml: true)
+            Issue.record("accepted a port clash")
+        } catch let error as JobConfigError {
+            #expect(error.key == "metrics.port" && "\(error)".contains("clashes"), "\(error)")
+        }
+    }
+
+    @Test(arguments: [
+        ("tcp://node0:5555", "tcp://*:5555"), ("tcp://10.0.0.7:5555", "tcp://10.0.0.7:5555"),
+        ("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5555"), ("tcp://*:5555", "tcp://*:5555"),
+        ("ipc:///tmp/x.sock", "ipc:///tmp/x.sock"),
+    ])
+    func theBrokerBindsEveryInterfaceWhenTheEndpointNamesAHost(endpoint: String, bind: String) throws {
+        var c = JobConfig()
+        c.endpoint = endpoint
+        #expect(c.bindEndpoint == bind)
+    }
+
+    @Test func emptyEndpointAndTrainerStateLiveInTheRunDirectory() throws {
+        let c = try JobConfig.decode(Data("name: demo\nrunDirectory: /tmp/rs-demo\n".utf8), yaml: true)
+        #expect(c.endpoint == "ipc:///tmp/rs-demo/broker.sock")
+        #expect(c.trainer.stateDirectory == "/tmp/rs-demo/trainer")
+        let d = try JobConfig.decode(Data("name: demo\n".utf8), yaml: true)
+        #expect(d.resolvedRunDirectory == "runs/demo" && d.endpoint.hasSuffix("/runs/demo/broker.sock"))
+    }
+}
+
+@Suite struct CheckpointCodecTests {
+    @Test func roundTripKeepsConfigAndTensors() throws {
+        let weights = TinyModels.randomWeights(config: TinyModels.llamaConfig(vocab: 259), seed: 3)
+        let back = try CheckpointCodec.decode(try CheckpointCodec.encode(weights))
+        #expect(back.config == weights.config)
+        let a = Dictionary(uniqueKeysWithValues: weights.namedTensors.map { ($0.name, $0.buffer) })
+        for (name, buffer) in back.namedTensors {
+            let original = try #require(a[name])
+            #expect(original.count == buffer.count)
+            #expect((0..<buffer.count).allSatisfy { original[$0] == buffer[$0] }, "\(name)")
+        }
+    }
+
+    @Test func refusesBytesWithoutConfig() throws {
+        #expect(throws: (any Error).self) { try CheckpointCodec.decode(Data([1, 2, 3])) }
+        let plain = try SafeTensorsWriter.encode([])
+        #expect(throws: CheckpointCodecError.self) { try CheckpointCodec.decode(plain) }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import RollspecModel
+@testable import RollspecClient
+@testable import RollspecRoles
+import Testing
+
+/// A worker's checkpoint decoding: in memory (`CheckpointCodec.decode`) against the directory
+/// loader it replaced, refusals of corrupt artifacts, and the background `WeightsDecodeQueue`.
+@Suite struct CheckpointDecodeTests {
+    static func sameTensors(_ a: LlamaWeights, _ b: LlamaWeights) -> Bool {
+        let x = a.namedTensors, y = b.namedTensors
+        return a.config == b.config && x.map(\.name) == y.map(\.name) && zip(x, y).allSatisfy { $0.buffer.array == $1.buffer.array }
+    }
+
+    /// The artifact of `weights` with its `rollspec_config` replaced by `config`.
+    static func artifact(_ weights: LlamaWeights, config: LlamaConfig) throws -> Data {
+        var w = weights
+        w.config = config
+        return try CheckpointCodec.encode(w)
+    }
+
+    @Test func bytesDecodeToTheWeightsTheFilePathLoads() throws {
+        let weights = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 5)
+        let bytes = try CheckpointCodec.encode(weights)
+        // The old path: config.json and model.safetensors in a directory, through the directory loader.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rollspec-decode-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try JSONEncoder().encode(weights.config).write(to: dir.appendingPathComponent("config.json"))
+        try bytes.write(to: dir.appendingPathComponent(SafeTensorsCheckpoint.singleFileName))
+        let fromFile = try ModelLoader.loadHuggingFace(directory: dir)
+        let fromBytes = try CheckpointCodec.decode(bytes)
+        #expect(Self.sameTensors(fromBytes, fromFile))
+        #expect(Self.sameTensors(fromBytes, weights))
+        // A slice of a larger buffer (as reassembly may hand over) decodes the same.
+        let padded = Data([1, 2, 3]) + bytes
+        #expect(Self.sameTensors(try CheckpointCodec.decode(padded[padded.startIndex + 3..<padded.endIndex]), weights))
+    }
+
+    @Test func corruptArtifactsAreRefusedByName() throws {
+        let weights = BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: 6)
+        let bytes = try CheckpointCodec.encode(weights)
+        func refusal(_ data: Data) -> (any Error)? {
+            do { _ = try CheckpointCodec.decode(data, name: "policy v9"); return nil } catch { return error }
+        }
+        // Too short, header past the end, no config: the codec's own errors.
+        for bad in [Data([1, 2, 3]), Data([255, 255, 0, 0, 0, 0, 0, 0, 1]), try SafeTensorsWriter.encode([])] {
+            #expect(refusal(bad) is CheckpointCodecError)
+        }
+        // Truncated data section: the safetensors reader's error, naming the artifact.
+        let truncated = try #require(refusal(bytes.dropLast(4)) as? ModelError)
+        guard case .malformedCheckpoint(let file, _, let reason) = truncated else {
+            Issue.record("\(truncated)")
+            return
+        }
+        #expect(file == "policy v9" && reason.contains("outside the data section"), "\(truncated)")
+        // A config the tensors do not fit: the loader's tensor check, naming the missing tensors.
+        var more = weights.config
+        more.numHiddenLayers += 1
+        let mismatch = try #require(refusal(try Self.artifact(weights, config: more)) as? ModelError)
+        guard case .tensorMismatch(let mismatchFile, let why) = mismatch else {
+            Issue.record("\(mismatch)")
+            return
+        }
+        #expect(mismatchFile == "policy v9" && why.contains("missing tensors: model.layers.1."), "\(mismatch)")
+        // A config that is not one.
+        let broken = try SafeTensorsWriter.encode([], metadata: [CheckpointCodec.configKey: "{\"hidden_size\": 8}"])
+        let invalid = refusal(broken).map { "\($0)" } ?? "no error"
+        #expect(invalid.hasPrefix("invalid model config: policy v9 config:"), "\(invalid)")
+    }
+
+    /// `submit` returns while the decode runs on another thread; results come back in order,
+    /// refused artifacts as failures.
+    @Test func decodingRunsOffTheCallersThread() throws {
+        var config = BuiltinModels.policyConfig()
+        config.vocabSize = 4096
+        config.hiddenSize = 256
+        config.intermediateSize = 512
+        let weights = BuiltinModels.randomWeights(config: config, seed: 7)
+        let bytes = try CheckpointCodec.encode(weights)  // ~10 MB
+        let queue = WeightsDecodeQueue()
+        let caller = Thread.current
+        queue.submit(bytes, kind: .policy, version: 3, assembledAt: 1.5)
+        // Decoding 10 MB takes milliseconds; the submit did not wait for it.
+        #expect(queue.decoding == 1)
+        #expect(Thread.current == caller)
+        queue.submit(bytes.dropLast(4), kind: .draft, version: 2, assembledAt: 2.5)
+        queue.waitUntilIdle()
+        #expect(queue.decoding == 0)
+        let done = queue.takeFinished()
+        #expect(done.map(\.kind) == [.policy, .draft] && done.map(\.version) == [3, 2])
+        #expect(done.first?.assembledAt == 1.5 && (done.first?.decodeSeconds ?? -1) >= 0)
+        #expect(Self.sameTensors(try #require(try done.first?.weights.get()), weights))
+        #expect(throws: ModelError.self) { try done.last?.weights.get() }
+        #expect(queue.takeFinished().isEmpty)
+    }
+}

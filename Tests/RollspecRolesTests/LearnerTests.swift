@@ -1,0 +1,67 @@
+import Foundation
+import RollspecClient
+import RollspecRoles
+import Testing
+
+/// The GRPO learner as a real process with a broker and two workers, and its config section.
+@Suite(.serialized) struct LearnerTests {
+    @Test func learnerRunsStepsAndAdvancesThePolicy() throws {
+        let job = try RoleProcessTests.Job({ endpoint in
+            """
+            endpoint: \(endpoint)
+            runDirectory: RUN
+            workers: 2
+            trainers: 0
+            heartbeatIntervalSeconds: 0.1
+            sampling: {temperature: 2.5, maxTokens: 16}
+            learner: {task: arithmetic, steps: 3, warmupSteps: 20, promptsPerStep: 4, groupSize: 4, stepTimeoutSeconds: 30}
+            """
+        }, file: "job.yaml")
+        defer { job.stop() }
+        // The run directory inside the job's temporary folder.
+        let config = try String(contentsOfFile: job.configPath, encoding: .utf8)
+        try config.replacingOccurrences(of: "RUN", with: job.dir.appendingPathComponent("run").path)
+            .write(toFile: job.configPath, atomically: true, encoding: .utf8)
+        try job.start("broker", role: "broker")
+        try job.start("worker-0", role: "worker", index: 0)
+        try job.start("worker-1", role: "worker", index: 1)
+        let learner = try job.start("learner", role: "learner")
+        let exited = job.wait(seconds: 60) { !learner.isRunning }
+        #expect(exited, "learner still running; log:\n\(job.text(job.log("learner")).suffix(2000))")
+        if !exited { job.kill9("learner") }
+        #expect(learner.terminationStatus == 0, "\(job.text(job.log("learner")).suffix(2000))")
+
+        // stdout and learner.jsonl hold the same records: three steps, then the summary.
+        let stdout = job.text(job.out("learner"))
+        let file = job.text(job.dir.appendingPathComponent("run/learner.jsonl"))
+        #expect(stdout == file)
+        let records = LearnerRecord.parse(lines: stdout)
+        #expect(records.map(\.event) == ["step", "step", "step", "summary"])
+        #expect(records.prefix(3).map(\.policyVersion) == [1, 2, 3])
+        for r in records.prefix(3) {
+            #expect(r.rolloutTokens ?? 0 > 0 && r.rolloutSeconds ?? 0 > 0 && r.stepSeconds ?? 0 > 0)
+            #expect((0...1).contains(r.rewardMean ?? -1) && r.meanAcceptanceLength ?? 0 >= 1)
+            #expect(r.draftVersions == ["1": 16])
+        }
+        let summary = try JSONDecoder().decode(GRPOLearner.Summary.self, from: Data(try #require(stdout.split(separator: "\n").last).utf8))
+        #expect(summary.ok && summary.steps == 3 && summary.finalPolicyVersion == 4)
+        #expect(summary.policyVersions == ["1": 16, "2": 16, "3": 16])
+        // The workers' logprobs are the learner's own (the first ratio of every step is 1).
+        #expect(summary.maxLogprobError < 1e-3)
+        #expect(FileManager.default.fileExists(atPath: job.dir.appendingPathComponent("run/learner-policy/config.json").path))
+    }
+
+    @Test func configSectionIsValidated() throws {
+        let good = try JobConfig.decode(Data("learner: {task: sorting, updatesPerStep: 2}".utf8), yaml: true)
+        #expect(good.learner.task == .sorting && good.learner.updatesPerStep == 2)
+        for (yaml, key) in [("learner: {task: countdown}", "learner.task"),
+                            ("learner: {updatesPerStep: 0}", "learner.updatesPerStep"),
+                            ("learner: {groupSize: 1}", "learner.groupSize"),
+                            ("learner: {updatesPerSteps: 2}", "learner.updatesPerSteps")] {
+            #expect(throws: JobConfigError.self) { try JobConfig.decode(Data(yaml.utf8), yaml: true) }
+            do { _ = try JobConfig.decode(Data(yaml.utf8), yaml: true) } catch let e as JobConfigError {
+                #expect(e.key == key, "\(e)")
+            }
+        }
+    }
+}

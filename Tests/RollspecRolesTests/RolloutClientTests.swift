@@ -1,0 +1,149 @@
+import Foundation
+import RollspecBus
+import RollspecClient
+import RollspecModel
+import RollspecRoles
+import Testing
+
+/// `RolloutClient` against a real in-process broker with a hand-driven worker, and against a
+/// bare ROUTER socket standing in for a broker that misbehaves (sends a trajectory twice).
+@Suite struct RolloutClientTests {
+    static func endpoint() -> (String, String) {
+        let path = "\(FileManager.default.temporaryDirectory.path)/rollspec-client-\(UUID().uuidString).sock"
+        return ("ipc://\(path)", path)
+    }
+
+    /// The worker's answer to `r`'s sample `s`.
+    static func answer(_ r: RolloutRequest, _ s: UInt32) -> Trajectory {
+        Trajectory(requestID: r.requestID, groupID: r.groupID, sampleIndex: s, promptTokens: r.promptTokens,
+                   responseTokens: [65, 10], logprobs: [-0.5, -0.25], finishReason: .stop, policyVersion: 1, draftVersion: 1,
+                   acceptance: AcceptanceCounts(drafts: 1, draftedTokens: 2, acceptedTokens: 1))
+    }
+
+    @Test func publishesSubmitsAndReceivesEachTrajectoryOnceThroughTheBroker() async throws {
+        var config = JobConfig()
+        let (endpoint, path) = Self.endpoint()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        config.endpoint = endpoint
+        config.resendTimeoutSeconds = 0.5
+        let broker = try Broker(config: config)
+        let loop = BrokerTests.BrokerLoop(broker)
+        defer { loop.stop() }
+
+        let client = try RolloutClient(endpoint: endpoint, name: "learner-0", role: .learner, heartbeatIntervalSeconds: 0.1)
+        client.chunkSize = 16 << 10
+        let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 5)
+        let draft = BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: 6)
+        try client.publishPolicy(policy, version: 1)
+        try client.publishDraft(draft, version: 1, policyVersion: 1, acceptance: 0.5)
+
+        // The worker gets both artifacts whole: they decode to the weights published.
+        let context = try ZMQContext()
+        let worker = try BrokerTests.Peer(context, endpoint, "worker-0")
+        var policyChunks = ChunkReassembler(), draftChunks = ChunkReassembler()
+        var policyBytes: Data?, draftBytes: Data?
+        let deadline = Date().addingTimeInterval(5)
+        while policyBytes == nil || draftBytes == nil, Date() < deadline {
+            try worker.heartbeat(policy: 0, credit: 4)
+            for body in try worker.drain(0.1) {
+                if case .policyCheckpointChunk(let c) = body, let whole = try policyChunks.add(c.chunk, version: c.version) { policyBytes = whole }
+                if case .draftWeightsChunk(let c) = body, let whole = try draftChunks.add(c.chunk, version: c.draftVersion) { draftBytes = whole }
+            }
+        }
+        let received = try CheckpointCodec.decode(try #require(policyBytes))
+        #expect(received.config == policy.config && received.embedding.array == policy.embedding.array)
+        #expect(try CheckpointCodec.decode(try #require(draftBytes)).layers[0].wq.array == draft.layers[0].wq.array)
+
+        // Two requests of two samples; the worker sends one sample twice (the broker drops it).
+        let a = client.submit(prompt: [1, 2], n: 2, sampling: config.sampling, stopTokens: [10], seed: 3, groupID: "g")
+        let b = client.submit(prompt: [3], n: 2, sampling: config.sampling, stopTokens: [10])
+        try worker.heartbeat(policy: 1, draft: 1, credit: 4)
+        var requests: [RolloutRequest] = []
+        let end = Date().addingTimeInterval(5)
+        while requests.count < 2, Date() < end {
+            for case .rolloutRequest(let r) in try worker.drain(0.1) { requests.append(r) }
+        }
+        #expect(Set(requests.map(\.requestID)) == [a, b])
+        let first = try #require(requests.first { $0.requestID == a })
+        #expect(first.promptTokens == [1, 2] && first.n == 2 && first.stopTokens == [10])
+        #expect(first.seed == 3 && first.groupID == "g")
+        for r in requests { for s in 0..<r.n { try worker.send(Self.answer(r, s)) } }
+        try worker.send(Self.answer(first, 0))
+        let got = client.collect(count: 4, timeout: 5)
+        #expect(Set(got.map { "\($0.requestID)#\($0.sampleIndex)" }) == ["\(a)#0", "\(a)#1", "\(b)#0", "\(b)#1"])
+
+        // The async sequence gives the next ones.
+        let c = client.submit(prompt: [4], n: 1, sampling: config.sampling)
+        var third: RolloutRequest?
+        while third == nil, Date() < end.addingTimeInterval(5) {
+            try worker.heartbeat(policy: 1, draft: 1, credit: 4)
+            for case .rolloutRequest(let r) in try worker.drain(0.1) { third = r }
+        }
+        try worker.send(Self.answer(try #require(third), 0))
+        var iterator = client.trajectories.makeAsyncIterator()
+        #expect(await iterator.next()?.requestID == c)
+
+        // Everything was acked at once: nothing comes back after the resend timeout.
+        #expect(client.collect(count: 1, timeout: 1).isEmpty)
+        #expect(broker.resent == 0 && client.duplicates == 0)
+        let metrics = client.metrics().values
+        #expect(metrics["rollspec_client_trajectories_total"] == 5 && metrics["rollspec_client_send_failures_total"] == 0)
+        client.close()
+        worker.socket.close()
+    }
+
+    /// A broker that sends the same trajectory twice: the client delivers it once, acks both
+    /// copies with the `request#sample` key, and heartbeats before anything else.
+    @Test func dropsDuplicatesAcksEveryCopyAndHeartbeatsFirst() async throws {
+        let (endpoint, path) = Self.endpoint()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let router = try ZMQSocket(context: context, type: .router)
+        try router.bind(endpoint)
+        defer { router.close() }
+        func receive(_ seconds: Double) throws -> [(identity: Data, body: WireMessageBody)] {
+            var out: [(Data, WireMessageBody)] = []
+            let end = Date().addingTimeInterval(seconds)
+            var poller = ZMQPoller()
+            poller.add(router)
+            while Date() < end {
+                if try poller.poll(timeoutMilliseconds: 20)[0].contains(.readable), let f = try router.receive(dontWait: true) {
+                    out.append((f[0], try Envelope(decoding: f[1]).body))
+                }
+            }
+            return out
+        }
+
+        let client = try RolloutClient(endpoint: endpoint, name: "rl-loop")
+        try client.publishPolicy(BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 1), version: 1)
+        let arrived = try receive(0.5)
+        let identity = try #require(arrived.first?.identity)
+        guard case .heartbeat(let hb) = arrived.first?.body else { Issue.record("first message: \(String(describing: arrived.first))"); return }
+        #expect(hb.role == .client)
+        #expect(arrived.contains { if case .policyCheckpointChunk = $0.body { true } else { false } })
+
+        let r = RolloutRequest(requestID: "r7", groupID: "g", promptTokens: [1], n: 2, maxTokens: 4)
+        var sequence: UInt64 = 0
+        for t in [Self.answer(r, 0), Self.answer(r, 0), Self.answer(r, 1)] {
+            sequence += 1
+            _ = try router.send([identity, t.encode(sender: "broker", sequence: sequence)])
+        }
+        var iterator = client.trajectories.makeAsyncIterator()
+        let first = await iterator.next(), second = await iterator.next()
+        #expect(first?.sampleIndex == 0 && second?.sampleIndex == 1)
+        let acks = try receive(0.5).compactMap { if case .ack(let a) = $0.body { a } else { nil } }
+        #expect(acks.map(\.requestID) == ["r7#0", "r7#0", "r7#1"])
+        #expect(acks.map(\.sequence) == [1, 2, 3])
+        #expect(client.duplicates == 1)
+
+        // A reader waiting when the client closes gets the end of the sequence.
+        let waiting = Task { [client] () async -> Trajectory? in
+            var it = client.trajectories.makeAsyncIterator()
+            return await it.next()
+        }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        client.close()
+        #expect(await waiting.value == nil)
+        #expect(client.collect(count: 1, timeout: 0.1).isEmpty)
+    }
+}
