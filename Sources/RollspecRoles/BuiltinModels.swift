@@ -15,20 +15,16 @@ public enum BuiltinModels {
                     ropeTheta: 10000, tieWordEmbeddings: true, attentionBias: false)
     }
 
-    /// The built-in policies by name (`models.policy`): `builtin` is the tiny one above;
+    /// The config of a built-in policy (`models.policy`): `builtin` is the tiny one above;
     /// `builtin-small` (4 layers, width 256, ~3.3M parameters) is big enough that a decode
     /// step costs more than the bus and bookkeeping around it, so speculation can pay.
-    public static let policyNames = BuiltinPolicy.allCases.map(\.rawValue)
-
-    /// The config of built-in policy `name`, or nil for another name.
-    public static func policyConfig(named name: String) -> LlamaConfig? {
-        switch name {
-        case "builtin": return policyConfig()
-        case "builtin-small":
-            return LlamaConfig(modelType: "llama", vocabSize: vocabSize, hiddenSize: 256, intermediateSize: 688,
-                               numHiddenLayers: 4, numAttentionHeads: 8, numKeyValueHeads: 4, rmsNormEps: 1e-5,
-                               ropeTheta: 10000, tieWordEmbeddings: true, attentionBias: false)
-        default: return nil
+    public static func policyConfig(_ policy: BuiltinPolicy) -> LlamaConfig {
+        switch policy {
+        case .tiny: policyConfig()
+        case .small:
+            LlamaConfig(modelType: "llama", vocabSize: vocabSize, hiddenSize: 256, intermediateSize: 688,
+                        numHiddenLayers: 4, numAttentionHeads: 8, numKeyValueHeads: 4, rmsNormEps: 1e-5,
+                        ropeTheta: 10000, tieWordEmbeddings: true, attentionBias: false)
         }
     }
 

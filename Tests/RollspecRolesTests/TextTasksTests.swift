@@ -163,7 +163,7 @@ import Testing
     @Test func aCheckpointWithoutATokenizerIsRefusedBeforeTheJobStarts() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         var config = JobConfig()
-        config.models.policy = root.appendingPathComponent("RollspecModelTests/Resources/checkpoints/tiny-f32").path
+        config.models.policy = .checkpoint(path: root.appendingPathComponent("RollspecModelTests/Resources/checkpoints/tiny-f32").path)
         do {
             try config.checkLearnerInputs()
             Issue.record("a policy without a tokenizer was accepted")

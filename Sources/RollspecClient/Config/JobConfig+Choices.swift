@@ -66,3 +66,62 @@ public enum BuiltinPolicy: String, Codable, Sendable, CaseIterable {
     /// 4 layers, width 256, ~3.3M parameters: a decode step costs more than the bus around it.
     case small = "builtin-small"
 }
+
+/// Where the job's policy comes from (`models.policy`): a built-in model by name, or a
+/// checkpoint path (an HF folder with `config.json` + `*.safetensors`, or a `.gguf` file).
+/// Written in the config as one string.
+public enum PolicySource: Sendable, Equatable, Codable, CustomStringConvertible {
+    case builtin(BuiltinPolicy)
+    case checkpoint(path: String)
+
+    /// The source a config string names: a built-in name, else a path.
+    public init(_ text: String) {
+        self = BuiltinPolicy(rawValue: text).map(PolicySource.builtin) ?? .checkpoint(path: text)
+    }
+
+    public var description: String {
+        switch self {
+        case .builtin(let b): b.rawValue
+        case .checkpoint(let path): path
+        }
+    }
+
+    public init(from decoder: Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}
+
+/// Where the first draft comes from (`models.draft`). Written in the config as one string:
+/// `builtin`, `none` or a checkpoint path.
+public enum DraftSource: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// The policy's first `trainer.draftLayers` layers.
+    case builtin
+    /// No draft until the speculator trainer (if any) makes one.
+    case none
+    /// A token-level draft: an HF folder or a `.gguf` file.
+    case checkpoint(path: String)
+
+    public init(_ text: String) {
+        switch text {
+        case "builtin": self = .builtin
+        case "none": self = .none
+        default: self = .checkpoint(path: text)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .builtin: "builtin"
+        case .none: "none"
+        case .checkpoint(let path): path
+        }
+    }
+
+    public init(from decoder: Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}

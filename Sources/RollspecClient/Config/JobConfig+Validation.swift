@@ -22,8 +22,9 @@ extension JobConfig {
         try check(heartbeatTimeoutSeconds > heartbeatIntervalSeconds, "heartbeatTimeoutSeconds",
                   "must exceed heartbeatIntervalSeconds")
         try check(resendTimeoutSeconds > 0, "resendTimeoutSeconds", "must be positive")
-        try check(!models.policy.isEmpty, "models.policy", "must be builtin or a checkpoint path")
-        try check(!models.draft.isEmpty, "models.draft", "must be builtin, none or a checkpoint path")
+        try check(models.policy != .checkpoint(path: ""), "models.policy",
+                  "must be \(BuiltinPolicy.allCases.map(\.rawValue).joined(separator: ", ")) or a checkpoint path")
+        try check(models.draft != .checkpoint(path: ""), "models.draft", "must be builtin, none or a checkpoint path")
         try check(speculation.lookahead >= 1, "speculation.lookahead", "must be at least 1")
         try check(speculation.minLookahead >= 1 && speculation.minLookahead <= speculation.lookahead,
                   "speculation.minLookahead", "must be in 1...lookahead")
@@ -69,12 +70,11 @@ extension JobConfig {
     /// Checks that the checkpoints the config names exist.
     /// - Throws: `JobConfigError.invalid` naming the key and the missing path.
     public func checkFiles() throws {
-        for (key, value, keywords) in [("models.policy", models.policy, BuiltinPolicy.allCases.map(\.rawValue)),
-                                       ("models.draft", models.draft, ["builtin", "none"])]
-        where !keywords.contains(value) {
-            guard FileManager.default.fileExists(atPath: value) else {
-                throw JobConfigError.invalid(key: key, reason: "no such file or folder: \(value)")
-            }
+        var paths: [(key: String, path: String)] = []
+        if case .checkpoint(let path) = models.policy { paths.append(("models.policy", path)) }
+        if case .checkpoint(let path) = models.draft { paths.append(("models.draft", path)) }
+        for (key, path) in paths where !FileManager.default.fileExists(atPath: path) {
+            throw JobConfigError.invalid(key: key, reason: "no such file or folder: \(path)")
         }
     }
 

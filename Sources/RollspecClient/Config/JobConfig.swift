@@ -64,12 +64,12 @@ public struct JobConfig: Codable, Sendable, Equatable {
     /// Which checkpoints the job starts from.
     public struct Models: Codable, Sendable, Equatable {
         /// `builtin` (a tiny byte-level Llama, nothing to download), `builtin-small` (a bigger
-        /// one, see `BuiltinPolicy`) or a checkpoint path: an HF
-        /// folder with `config.json` + `*.safetensors`, or a `.gguf` file.
-        public var policy: String = "builtin"
-        /// The first draft: `builtin` (the first layer of the policy), `none` (the speculator
+        /// one, see `BuiltinPolicy`) or a checkpoint path: an HF folder with `config.json` +
+        /// `*.safetensors`, or a `.gguf` file.
+        public var policy: PolicySource = .builtin(.tiny)
+        /// The first draft: `builtin` (the first layers of the policy), `none` (the speculator
         /// trainer, if any, makes one), or a checkpoint path as for `policy`.
-        public var draft: String = "builtin"
+        public var draft: DraftSource = .builtin
         public init() {}
     }
 

@@ -239,22 +239,25 @@ public final class GRPOLearner {
 
     /// The policy's weights and how the task talks to it.
     private func loadPolicy() throws -> (LlamaWeights, TaskFormat) {
-        if let builtin = BuiltinModels.policyConfig(named: config.models.policy) {
-            return (BuiltinModels.randomWeights(config: builtin, seed: config.learner.seed), TaskFormat(byteLevel: task))
+        switch config.models.policy {
+        case .builtin(let builtin):
+            return (BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(builtin), seed: config.learner.seed),
+                    TaskFormat(byteLevel: task))
+        case .checkpoint(let path):
+            let loaded = try ModelLoader.load(path: path)
+            let format = try TaskFormat.forPolicy(config.models.policy, task: task, chat: config.learner.chat,
+                                                  ggufMetadata: loaded.ggufMetadata)
+            return (loaded.weights, format)
         }
-        let loaded = try ModelLoader.load(path: config.models.policy)
-        let format = try TaskFormat.forPolicy(config.models.policy, task: task, chat: config.learner.chat,
-                                              ggufMetadata: loaded.ggufMetadata)
-        return (loaded.weights, format)
     }
 
     private func firstDraft(_ policy: LlamaWeights) throws -> LlamaWeights? {
         switch config.models.draft {
-        case "none": return nil
-        case "builtin":
+        case .none: return nil
+        case .builtin:
             let layers = min(config.trainer.draftLayers, policy.config.numHiddenLayers)
             return DraftFactory.fromTarget(policy, layers: Array(0..<layers))
-        default: return try ModelLoader.loadWeights(path: config.models.draft)
+        case .checkpoint(let path): return try ModelLoader.loadWeights(path: path)
         }
     }
 

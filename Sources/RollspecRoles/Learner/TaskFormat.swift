@@ -49,19 +49,19 @@ public struct TaskFormat: Sendable {
         }
     }
 
-    /// The format for `task` on the policy `policyName` (a built-in name or a checkpoint path).
+    /// The format for `task` on `policy`.
     /// - Parameter ggufMetadata: the policy's GGUF metadata when it is a GGUF file already read.
     /// - Throws: `JobConfigError` naming `models.policy` when a checkpoint has no tokenizer.
-    public static func forPolicy(_ policyName: String, task: any VerifiableTask, chat: ChatSetting,
+    public static func forPolicy(_ policy: PolicySource, task: any VerifiableTask, chat: ChatSetting,
                                  ggufMetadata: [String: GGUFValue]? = nil) throws -> TaskFormat {
-        if BuiltinModels.policyNames.contains(policyName) { return TaskFormat(byteLevel: task) }
+        guard case .checkpoint(let path) = policy else { return TaskFormat(byteLevel: task) }
         let tokenizer: any Tokenizer
         do {
-            tokenizer = try loadTokenizer(modelPath: policyName, ggufMetadata: ggufMetadata)
+            tokenizer = try loadTokenizer(modelPath: path, ggufMetadata: ggufMetadata)
         } catch {
             throw JobConfigError.invalid(
                 key: "models.policy",
-                reason: "the learner writes its task's questions with the policy's own tokenizer, and \(policyName) has none usable: \(error)")
+                reason: "the learner writes its task's questions with the policy's own tokenizer, and \(path) has none usable: \(error)")
         }
         return try TaskFormat(text: task, tokenizer: tokenizer, chat: chat)
     }
