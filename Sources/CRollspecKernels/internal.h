@@ -16,8 +16,14 @@
 #define RS_X86 0
 #endif
 
-/// Current dispatch level (read on every call; written once, or by rs_isa_set).
+/// The level the CPU supports, dispatched on by default (written once, before main).
 extern rs_isa rs_isa_level;
+/// This thread's override of the level (−1: none), set by rs_isa_set and carried to the pool's
+/// threads for the duration of each parallel call, so that a test forcing a level on its thread
+/// does not change what other threads run.
+extern _Thread_local int rs_isa_override;
+/// The level a kernel called on this thread dispatches on.
+#define RS_ISA_NOW (rs_isa_override >= 0 ? (rs_isa)rs_isa_override : rs_isa_level)
 
 /// Output rows `o0 ..< o1` of a skinny matmul (one weight format, current ISA level).
 typedef void (*rs_matmul_rows_fn)(float *out, const float *in, const void *w, const float *bias,

@@ -18,6 +18,7 @@ static rs_isa detect(void) {
 }
 
 rs_isa rs_isa_level = RS_ISA_SCALAR;
+_Thread_local int rs_isa_override = -1;
 static rs_isa detected = RS_ISA_SCALAR;
 
 // Runs before main (and before Swift touches the kernels), so rs_isa_level is a plain global
@@ -28,9 +29,10 @@ __attribute__((constructor)) static void rs_isa_init(void) {
 }
 
 rs_isa rs_isa_detected(void) { return detected; }
-rs_isa rs_isa_current(void) { return rs_isa_level; }
+rs_isa rs_isa_current(void) { return RS_ISA_NOW; }
 
 rs_isa rs_isa_set(rs_isa level) {
-    rs_isa_level = level > detected ? detected : (level < RS_ISA_SCALAR ? RS_ISA_SCALAR : level);
-    return rs_isa_level;
+    rs_isa clamped = level > detected ? detected : (level < RS_ISA_SCALAR ? RS_ISA_SCALAR : level);
+    rs_isa_override = clamped == detected ? -1 : (int)clamped;
+    return clamped;
 }

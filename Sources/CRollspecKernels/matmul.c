@@ -212,8 +212,8 @@ static void matmul_rows(float *out, const float *in, const void *weights, const 
                         int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
     const float *w = weights;
 #if RS_X86
-    if (rs_isa_level == RS_ISA_AVX512) { rows512(out, in, w, bias, n, c, oc, o0, o1); return; }
-    if (rs_isa_level == RS_ISA_AVX2) { rows256(out, in, w, bias, n, c, oc, o0, o1); return; }
+    if (RS_ISA_NOW == RS_ISA_AVX512) { rows512(out, in, w, bias, n, c, oc, o0, o1); return; }
+    if (RS_ISA_NOW == RS_ISA_AVX2) { rows256(out, in, w, bias, n, c, oc, o0, o1); return; }
 #endif
     rows_scalar(out, in, w, bias, n, c, oc, o0, o1);
 }

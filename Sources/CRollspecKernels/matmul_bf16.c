@@ -196,8 +196,8 @@ static void bf16_rows(float *out, const float *in, const void *weights, const fl
                       int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
     const uint16_t *w = weights;
 #if RS_X86
-    if (rs_isa_level == RS_ISA_AVX512) { bf16_rows512(out, in, w, bias, n, c, oc, o0, o1); return; }
-    if (rs_isa_level == RS_ISA_AVX2) { bf16_rows256(out, in, w, bias, n, c, oc, o0, o1); return; }
+    if (RS_ISA_NOW == RS_ISA_AVX512) { bf16_rows512(out, in, w, bias, n, c, oc, o0, o1); return; }
+    if (RS_ISA_NOW == RS_ISA_AVX2) { bf16_rows256(out, in, w, bias, n, c, oc, o0, o1); return; }
 #endif
     bf16_rows_scalar(out, in, w, bias, n, c, oc, o0, o1);
 }

@@ -40,6 +40,7 @@ static _Atomic int pool_completed;       // tasks finished in the current job
 static _Atomic int pool_sleepers;        // workers blocked (or about to block) on the futex
 static _Atomic int pool_busy;            // a job is in flight: nested/concurrent calls run inline
 static _Atomic int pool_participants;    // workers (not counting the caller) that take tasks
+static _Atomic int pool_isa;             // the caller's ISA override (rs_isa_override) for the job
 static _Atomic int pool_spin_us = 100;   // how long an idle worker spins before sleeping
 
 static int pool_threads;                 // threads per job including the caller; 0 = not set
@@ -129,8 +130,11 @@ static void *worker_main(void *arg) {
         void *ctx = atomic_load_explicit(&pool_ctx, memory_order_relaxed);
         int tasks = atomic_load_explicit(&pool_tasks, memory_order_relaxed);
         int participants = atomic_load_explicit(&pool_participants, memory_order_relaxed);
+        int isa = atomic_load_explicit(&pool_isa, memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&pool_gen, memory_order_relaxed) != g) continue;
+        // Run the caller's tasks at the caller's level: an override is the caller's alone.
+        rs_isa_override = isa;
         if (index < participants) run_tasks(g, fn, ctx, tasks);
     }
     return NULL;
@@ -230,6 +234,7 @@ void rs_parallel_for(void (*fn)(void *ctx, int task), void *ctx, int tasks) {
     atomic_store_explicit(&pool_ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&pool_tasks, tasks, memory_order_relaxed);
     atomic_store_explicit(&pool_participants, participants, memory_order_relaxed);
+    atomic_store_explicit(&pool_isa, rs_isa_override, memory_order_relaxed);
     atomic_store_explicit(&pool_completed, 0, memory_order_relaxed);
     uint32_t job = g + 2;
     atomic_store_explicit(&pool_ticket, (uint64_t)job << 32, memory_order_release);

@@ -48,7 +48,9 @@ public enum KernelISA: Int, Sendable, CaseIterable, CustomStringConvertible {
     /// The best level this CPU supports.
     public static var detected: KernelISA { KernelISA(rawValue: Int(rs_isa_detected().rawValue))! }
 
-    /// The level in use; setting it (tests, benchmarks) is clamped to `detected`.
+    /// The level kernels called on this thread use; setting it (tests, benchmarks) is clamped
+    /// to `detected` and changes this thread only (the pool's threads take it for the calls this
+    /// thread makes), so tests forcing levels can run side by side.
     public static var current: KernelISA {
         get { KernelISA(rawValue: Int(rs_isa_current().rawValue))! }
         set { rs_isa_set(rs_isa(rawValue: UInt32(newValue.rawValue))) }

@@ -39,7 +39,7 @@ func relativeError(_ a: FloatBuffer, _ b: FloatBuffer) -> Float {
 /// Every ISA level this CPU can run, so each test covers the AVX-512, AVX2 and scalar paths.
 let supportedISAs = KernelISA.allCases.filter { $0.rawValue <= KernelISA.detected.rawValue }
 
-/// Runs `body` with the kernels forced to `isa`, then restores the detected level.
+/// Runs `body` with the kernels forced to `isa` on this thread, then restores the detected level.
 func withISA<T>(_ isa: KernelISA, _ body: () throws -> T) rethrows -> T {
     KernelISA.current = isa
     defer { KernelISA.current = .detected }

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 import RollspecKernels
@@ -26,5 +27,55 @@ import RollspecKernels
             kernelParallelFor(tasks: 3) { _ in total.add(1, ordering: .relaxed) }
         }
         #expect(total.load(ordering: .relaxed) == 12)
+    }
+}
+
+/// A level forced on one thread stays on that thread and on the pool's threads working for it:
+/// suites that force levels run side by side with suites that do not.
+@Suite("ISA override is per thread") struct ISAOverrideTests {
+    @Test func aForcedLevelDoesNotLeakToOtherThreads() async {
+        guard KernelISA.detected != .scalar else { return }
+        let results = await withTaskGroup(of: (Bool, [KernelISA]).self) { group in
+            for forced in [true, false] {
+                group.addTask {
+                    withISA(forced ? .scalar : .detected) {
+                        var seen: [KernelISA] = []
+                        for _ in 0..<200 {
+                            seen.append(KernelISA.current)
+                            usleep(100)
+                        }
+                        return (forced, seen)
+                    }
+                }
+            }
+            var out: [(Bool, [KernelISA])] = []
+            for await r in group { out.append(r) }
+            return out
+        }
+        for (forced, seen) in results {
+            let want: KernelISA = forced ? .scalar : .detected
+            #expect(Set(seen) == Set([want]), "forced \(forced): \(Set(seen))")
+        }
+    }
+
+    @Test func poolThreadsRunTheCallersLevel() {
+        guard KernelISA.detected != .scalar else { return }
+        let saved = kernelThreads
+        defer { setKernelThreads(saved) }
+        setKernelThreads(2)
+        for isa in supportedISAs {
+            let seen = withISA(isa) { () -> Set<Int> in
+                var levels = [Int](repeating: -1, count: 64)
+                levels.withUnsafeMutableBufferPointer { buffer in
+                    let base = buffer.baseAddress!
+                    kernelParallelFor(tasks: 64) { task in
+                        base[task] = KernelISA.current.rawValue
+                        usleep(200)
+                    }
+                }
+                return Set(levels)
+            }
+            #expect(seen == [isa.rawValue], "\(isa): \(seen)")
+        }
     }
 }

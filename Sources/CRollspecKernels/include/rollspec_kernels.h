@@ -26,10 +26,11 @@ typedef enum {
 
 /// The best level this CPU supports (decided once, from CPUID).
 rs_isa rs_isa_detected(void);
-/// The level the kernels currently use.
+/// The level kernels called on this thread use.
 rs_isa rs_isa_current(void);
-/// Forces a level (clamped to what the CPU supports); returns the level now in use.
-/// For tests and benchmarks; the default is `rs_isa_detected()`.
+/// Forces a level for kernels called on this thread (clamped to what the CPU supports; the
+/// pool's threads take it for the calls this thread makes); returns the level now in use.
+/// Other threads are not affected. For tests and benchmarks; the default is `rs_isa_detected()`.
 rs_isa rs_isa_set(rs_isa level);
 
 // MARK: - CPU identification
