@@ -10,11 +10,12 @@ public struct Draft: Sendable, Equatable {
     public var distributions: [TokenDistribution]?
     /// Which proposer made it (for statistics).
     public var proposer: String
-    /// Greedy decoding only: runner-up candidates in place of `tokens[i]`, verified beside the
-    /// chain in the same pass (a token tree one branch deep). `Alternative.position` is i + 1,
-    /// the place in the verified segment `[pending] + tokens`. When the chain is rejected at
-    /// `tokens[i]` and the target's token there is an alternative, it is accepted, and the
-    /// target's next token after it comes with it.
+    /// Further candidates in place of `tokens[i]`, verified beside the chain in the same pass (a
+    /// token tree one branch deep). `Alternative.position` is i + 1, the place in the verified
+    /// segment `[pending] + tokens`. Under greedy decoding they are the draft's runner-ups; at
+    /// T > 0 they must be draws from `distributions[i]` without replacement after `tokens[i]`,
+    /// in their order here (`DraftTreeBuilder`), for `RejectionSampler.verify(tree:)` to be
+    /// exact. When one is accepted, a token drawn from the target after it comes with it.
     public var alternatives: [Alternative] = []
 
     public init(tokens: [Int], distributions: [TokenDistribution]? = nil, proposer: String) {

@@ -9,18 +9,23 @@ import RollspecModel
 /// from its own distributions, processed by the same temperature / top-k / top-p as the
 /// target, and returns them with the draft so that the verifier can use q exactly.
 /// Drafting stops early when the draft's probability of its own choice falls below
-/// `confidenceThreshold` (a cheap signal that the rest would be rejected).
+/// `confidenceThreshold` (a cheap signal that the rest would be rejected). Beside its chain it
+/// can offer further candidates per position, its next most likely tokens under greedy decoding
+/// and draws without replacement at T > 0 (`tree`, see `DraftTreeBuilder`).
 public final class DraftModelProposer: Proposer {
     public let name = "draft"
     public let model: LlamaModel
     public var confidenceThreshold: Float
+    public var tree: DraftTreeShape
     private var cache: KVCache
     /// The tokens whose keys and values are in `cache`, in order.
     private var seen: [Int] = []
 
-    public init(model: LlamaModel, confidenceThreshold: Float = 0) {
+    public init(model: LlamaModel, confidenceThreshold: Float = 0, tree: DraftTreeShape = .chain) {
+        if case .shaped(let rows, _) = tree { precondition(rows >= 2, "a tree needs the pending token's row and one more") }
         self.model = model
         self.confidenceThreshold = confidenceThreshold
+        self.tree = tree
         self.cache = model.makeCache()
     }
 
@@ -42,25 +47,22 @@ public final class DraftModelProposer: Proposer {
         var logits = model.forward([ForwardSegment(tokens: newTokens, cache: cache)], logits: .last).rowArray(0)
         seen += newTokens
 
-        var tokens: [Int] = [], dists: [TokenDistribution] = []
-        let vocab = model.config.vocabSize
+        var builder = DraftTreeBuilder(shape: tree, sampling: sampling)
         while true {
-            let q = logits.withUnsafeBufferPointer {
-                TokenDistribution(logits: $0.baseAddress!, vocabSize: vocab, parameters: sampling)
+            let depth = logits.withUnsafeBufferPointer {
+                builder.draw(logits: $0.baseAddress!, vocabSize: model.config.vocabSize, random: &random)
             }
-            let (token, prob) = sampling.isGreedy ? (Int(q.tokens[0]), Float(1)) : q.sample(uniform: random.nextUnit())
-            if confidenceThreshold > 0, !tokens.isEmpty {
+            if confidenceThreshold > 0, !builder.tokens.isEmpty {
                 // Confidence of the draft in its own pick (its top probability when greedy).
-                let confidence = sampling.isGreedy ? topProbability(logits) : prob
+                let confidence = sampling.isGreedy ? topProbability(logits) : depth.probability
                 if confidence < confidenceThreshold { break }
             }
-            tokens.append(token)
-            dists.append(q)
-            if tokens.count == maxTokens { break }
-            logits = model.decode(token, cache: cache)
-            seen.append(token)
+            builder.append(depth)
+            if builder.tokens.count == maxTokens || builder.chainIsComplete { break }
+            logits = model.decode(depth.token, cache: cache)
+            seen.append(depth.token)
         }
-        return Draft(tokens: tokens, distributions: dists, proposer: name)
+        return builder.draft(proposer: name)
     }
 
     /// The draft's probability of its most likely token, at temperature 1.

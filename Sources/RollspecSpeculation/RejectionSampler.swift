@@ -28,6 +28,9 @@ public struct RejectionSampler: Sendable {
         case resampleFromTarget
         /// Broken: accept with min(1, factor · p/q).
         case perturbedRatio(Double)
+        /// Broken, several candidates per position: after a rejected candidate, test the next
+        /// against p itself instead of the residual max(0, p − q).
+        case keepTargetOnRejection
     }
 
     public var variant: Variant

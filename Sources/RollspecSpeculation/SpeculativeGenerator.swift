@@ -177,7 +177,7 @@ public final class SpeculativeGenerator {
             let t0 = Date()
             let segments = zip(active, drafts).map { i, d in
                 ForwardSegment(tokens: [seqs[i].pending] + d.tokens, cache: seqs[i].cache,
-                               alternatives: seqs[i].request.sampling.isGreedy && !d.tokens.isEmpty ? d.alternatives : [])
+                               alternatives: d.alternatives)
             }
             let logits = model.forward(segments, logits: .all, features: wantsFeatures)
             let verifySeconds = Date().timeIntervalSince(t0)
@@ -281,62 +281,57 @@ private struct SequenceRun {
             distributions[i] = d
             return d
         }
-        var v = sampler.verify(draft: draft, target: target, vocabSize: vocabSize, random: &random)
-        var emitted = Array(draft.tokens.prefix(v.acceptedCount)) + [v.nextToken]
-        cache.truncate(to: cache.count - draft.tokens.count + v.acceptedCount)
-        // Row of emitted[i]'s distribution: the i-th of the segment, unless an alternative won.
-        var rowOf = { (i: Int) in base + i }
-        var featureRowsUsed = { (kept: Int) in [0..<kept] }
-        let rejectedAt = v.acceptedCount
-        if params.isGreedy, rejectedAt < draft.tokens.count,
-           let a = draft.alternatives.firstIndex(where: { $0.position == rejectedAt + 1 && $0.token == v.nextToken }) {
-            // The chain was rejected at draft token `rejectedAt` and the target's token there
-            // is a runner-up the draft offered: accept it, and the target's greedy token after
-            // it (from the alternative's own row) comes with it.
-            let altRow = 1 + draft.tokens.count + a
-            let next = Int(TokenDistribution(logits: logits.row(base + altRow), vocabSize: vocabSize, parameters: .greedy).tokens[0])
-            cache.commitAlternative(a)
-            emitted = Array(draft.tokens.prefix(rejectedAt)) + [v.nextToken, next]
-            v.acceptedCount = rejectedAt + 1
-            rowOf = { i in base + (i <= rejectedAt ? i : altRow) }
-            featureRowsUsed = { kept in
-                kept <= rejectedAt + 1 ? [0..<kept] : [0..<(rejectedAt + 1), altRow..<(altRow + 1)]
-            }
+        let outcome: TreeVerification
+        if draft.alternatives.isEmpty {
+            let v = sampler.verify(draft: draft, target: target, vocabSize: vocabSize, random: &random)
+            outcome = TreeVerification(chainAccepted: v.acceptedCount, alternative: nil,
+                                       tokens: Array(draft.tokens.prefix(v.acceptedCount)) + [v.nextToken],
+                                       rows: Array(0...v.acceptedCount))
+        } else {
+            outcome = sampler.verify(tree: draft, target: target, vocabSize: vocabSize, random: &random)
         }
+        cache.truncate(to: cache.count - draft.tokens.count + outcome.chainAccepted)
+        if let a = outcome.alternative { cache.commitAlternative(a) }
 
         var kept = 0
-        for (i, token) in emitted.enumerated() {
+        for (token, row) in zip(outcome.tokens, outcome.rows) {
             // The same logprob plain sampling reports for this token at this position.
             let logprob = params.isGreedy
-                ? logSoftmax(logits.row(rowOf(i)), vocabSize: vocabSize, at: token)
-                : Float(log(Double(target(i).probability(of: token))))
+                ? logSoftmax(logits.row(base + row), vocabSize: vocabSize, at: token)
+                : Float(log(Double(target(row).probability(of: token))))
             let sampled = SampledToken(token: token, logprob: logprob)
             result.tokens.append(token)
             result.logprobs.append(logprob)
             if recordTopK > 0 {
-                topK.append(TopKProbabilities(logits: logits.row(rowOf(i)), vocabSize: vocabSize, k: recordTopK))
+                topK.append(TopKProbabilities(logits: logits.row(base + row), vocabSize: vocabSize, k: recordTopK))
             }
             onToken(sampled)
             kept += 1
             if request.stopTokens.contains(token) { result.finishReason = .stop; done = true; break }
             if result.tokens.count >= request.maxTokens { result.finishReason = .length; done = true; break }
         }
-        context += emitted.prefix(kept)
-        // The target ran the pending token and the accepted draft tokens: their features are final.
+        context += outcome.tokens.prefix(kept)
+        // The target ran the pending token and the tokens accepted after it, each on the row
+        // the next emitted token was drawn from: their features are final.
         if let features = logits.features {
             let first = logits.featureRows[segment].lowerBound
-            for r in featureRowsUsed(kept) { observe(features, rows: (first + r.lowerBound)..<(first + r.upperBound)) }
+            var run = outcome.rows[0]..<outcome.rows[0]
+            for r in outcome.rows.prefix(kept) {
+                if r != run.upperBound { observe(features, rows: (first + run.lowerBound)..<(first + run.upperBound)); run = r..<r }
+                run = run.lowerBound..<(r + 1)
+            }
+            observe(features, rows: (first + run.lowerBound)..<(first + run.upperBound))
         }
-        report.record(proposer: draft.proposer, drafted: draft.tokens.count, accepted: v.acceptedCount)
+        report.record(proposer: draft.proposer, drafted: draft.tokens.count, accepted: outcome.acceptedCount)
         report.overall.draftSeconds += draftSeconds
         report.overall.verifySeconds += verifySeconds
         report.byProposer[draft.proposer]?.draftSeconds += draftSeconds
         report.byProposer[draft.proposer]?.verifySeconds += verifySeconds
         for p in proposers where p.name == draft.proposer {
-            p.accept(draft: draft, acceptedCount: v.acceptedCount, emitted: emitted)
+            p.accept(draft: draft, acceptedCount: outcome.acceptedCount, emitted: outcome.tokens)
         }
         controller.update(&control, proposer: draft.isEmpty ? nil : draft.proposer, drafted: draft.tokens.count,
-                          accepted: v.acceptedCount, emitted: kept, seconds: draftSeconds + verifySeconds,
+                          accepted: outcome.acceptedCount, emitted: kept, seconds: draftSeconds + verifySeconds,
                           plainStepSeconds: plainStepSeconds)
     }
 }

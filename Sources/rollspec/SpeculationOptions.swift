@@ -23,10 +23,10 @@ struct SpeculationOptions: ParsableArguments {
     @Option(name: .long, help: "Stop drafting when the draft's probability of its pick falls below this.")
     var draftConfidence: Float = 0
 
-    @Option(name: .long, help: "Greedy decoding with a feature (EAGLE) draft: runner-up tokens verified beside the draft, per drafted position (e.g. 3,2: three in place of the first token, two of the second).")
+    @Option(name: .long, help: "Further candidates verified beside the draft's tokens, per drafted position (e.g. 3,2: three in place of the first token, two of the second): the draft's runner-ups when greedy, draws without replacement from it at T > 0 (lossless by recursive rejection sampling).")
     var draftAlternatives: String = ""
 
-    @Option(name: .long, help: "Greedy decoding with a feature (EAGLE) draft: a token tree of this many verified rows shaped by the draft's probabilities (the chain grows while it is likely accepted, the rest go to the likeliest runner-ups); replaces --draft-alternatives. 0: off.")
+    @Option(name: .long, help: "A token tree of this many verified rows shaped by the draft's probabilities, at any temperature (the chain grows while it is likely accepted, the rest go to the candidates likeliest to be needed); replaces --draft-alternatives. 0: off.")
     var draftTreeRows: Int = 0
 
     @Option(name: .long, help: "With --draft-tree-rows: extend the chain while the draft's probability that all of it is accepted is at least this.")
@@ -46,6 +46,13 @@ struct SpeculationOptions: ParsableArguments {
         guard let counts = try? alternativeCounts, counts.allSatisfy({ (0...8).contains($0) }) else {
             throw ValidationError("--draft-alternatives must be a comma-separated list of counts in 0...8")
         }
+    }
+
+    /// The token tree the options ask for.
+    var treeShape: DraftTreeShape {
+        if draftTreeRows > 0 { return .shaped(rows: draftTreeRows, extendThreshold: draftTreeExtend) }
+        let counts = (try? alternativeCounts) ?? []
+        return counts.isEmpty ? .chain : .fixed(counts)
     }
 
     /// `--draft-alternatives` as counts per drafted position.
@@ -85,17 +92,15 @@ struct SpeculationOptions: ParsableArguments {
 
     /// A speculative generator for `target`; `suffixIndex` is shared across its sequences.
     func makeGenerator(target: LlamaModel, draft: LoadedDraft?, suffixIndex: SuffixIndex) -> SpeculativeGenerator {
-        let mode = speculate, confidence = draftConfidence, alternatives = (try? alternativeCounts) ?? []
-        let treeRows = draftTreeRows, treeExtend = draftTreeExtend
+        let mode = speculate, confidence = draftConfidence, tree = treeShape
         var controller = SpeculationController(maxLookahead: draftMax)
         controller.isFixed = fixedLookahead
         return SpeculativeGenerator(model: target, controller: controller) {
             var proposers: [Proposer] = []
             if mode == .draft || mode == .auto {
                 switch draft {
-                case .tokens(let model): proposers.append(DraftModelProposer(model: model, confidenceThreshold: confidence))
-                case .features(let model): proposers.append(FeatureDraftProposer(model: model, alternatives: alternatives, treeRows: treeRows,
-                                                                               extendThreshold: treeExtend))
+                case .tokens(let model): proposers.append(DraftModelProposer(model: model, confidenceThreshold: confidence, tree: tree))
+                case .features(let model): proposers.append(FeatureDraftProposer(model: model, tree: tree))
                 case nil: break
                 }
             }

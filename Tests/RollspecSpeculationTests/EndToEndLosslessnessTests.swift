@@ -39,10 +39,11 @@ import RollspecTesting
         return joint
     }
 
-    func sampleCounts(_ params: SamplingParameters, variant: RejectionSampler.Variant, n: Int) throws -> [Int] {
+    func sampleCounts(_ params: SamplingParameters, variant: RejectionSampler.Variant, n: Int,
+                      proposer: (() -> Proposer)? = nil) throws -> [Int] {
         let draft = self.draft
         let generator = SpeculativeGenerator(model: target, controller: SpeculationController(maxLookahead: 2, minLookahead: 2)) {
-            [DraftModelProposer(model: draft)]
+            [proposer?() ?? DraftModelProposer(model: draft)]
         }
         generator.rejectionSampler = RejectionSampler(variant: variant)
         var p = params
@@ -70,6 +71,40 @@ import RollspecTesting
         let counts = try sampleCounts(params, variant: .resampleFromTarget, n: 12_000)
         let (g, critical) = LosslessnessTests.gTest(counts: counts, expected: exactJoint(params))
         #expect(g > critical, "broken residual passed: G = \(g), critical \(critical)")
+    }
+}
+
+/// Token trees at T > 0: each depth's candidates drawn from the draft without replacement and
+/// verified by recursive rejection sampling, through the target's extra rows and the cache's
+/// committed alternative. The first two tokens still follow the target's joint law, for a
+/// token-level draft with fixed branching and a feature-level draft with a shaped tree.
+extension EndToEndLosslessnessTests {
+    enum TreeDraft: CaseIterable { case tokensFixed, featuresShaped }
+
+    func treeProposer(_ kind: TreeDraft) -> () -> Proposer {
+        switch kind {
+        case .tokensFixed:
+            let draft = self.draft
+            return { DraftModelProposer(model: draft, tree: .fixed([2, 2])) }
+        case .featuresShaped:
+            let model = FeatureDraftModel(weights: TinyModels.randomFeatureDraft(target: target.weights, seed: 23))
+            return { FeatureDraftProposer(model: model, tree: .shaped(rows: 5, extendThreshold: 0)) }
+        }
+    }
+
+    @Test(arguments: TreeDraft.allCases, [SamplingParameters(temperature: 1), SamplingParameters(temperature: 0.8, topP: 0.9)])
+    func treesKeepTheJointLaw(kind: TreeDraft, params: SamplingParameters) throws {
+        let counts = try sampleCounts(params, variant: .exact, n: 12_000, proposer: treeProposer(kind))
+        let (g, critical) = LosslessnessTests.gTest(counts: counts, expected: exactJoint(params))
+        #expect(g < critical, "\(kind): G = \(g), critical \(critical) (T=\(params.temperature), top-p \(params.topP))")
+    }
+
+    @Test(arguments: TreeDraft.allCases)
+    func aTreeThatKeepsTheRejectedCandidatesMassIsCaught(kind: TreeDraft) throws {
+        let params = SamplingParameters(temperature: 1)
+        let counts = try sampleCounts(params, variant: .keepTargetOnRejection, n: 12_000, proposer: treeProposer(kind))
+        let (g, critical) = LosslessnessTests.gTest(counts: counts, expected: exactJoint(params))
+        #expect(g > critical, "\(kind): the broken tree passed: G = \(g), critical \(critical)")
     }
 }
 

@@ -120,13 +120,13 @@ import RollspecTesting
 
     @Test func greedySpeculationWithAFeatureDraftEqualsPlainGreedy() throws {
         let draft = FeatureDraftModel(weights: TinyModels.randomFeatureDraft(target: target.weights, seed: 9))
-        try expectGreedyEqualsPlain { FeatureDraftProposer(model: draft, alternatives: [3, 2]) }
+        try expectGreedyEqualsPlain { FeatureDraftProposer(model: draft, tree: .fixed([3, 2])) }
     }
 
     @Test func aShapedTreeWithABFloat16DraftEqualsPlainGreedy() throws {
         let weights = TinyModels.randomFeatureDraft(target: target.weights, seed: 9)
         let draft = FeatureDraftModel(weights: weights, precision: .bfloat16)
-        try expectGreedyEqualsPlain { FeatureDraftProposer(model: draft, treeRows: 7, extendThreshold: 0.05) }
+        try expectGreedyEqualsPlain { FeatureDraftProposer(model: draft, tree: .shaped(rows: 7, extendThreshold: 0.05)) }
         // The rounded copies change the draft's logits only by bf16 rounding.
         let features = (0..<(3 * 32)).map { Float($0 % 7) / 7 - 0.4 }
         let exact = FeatureDraftModel(weights: weights)
@@ -142,7 +142,7 @@ import RollspecTesting
         let context = [1, 5, 9, 2, 7]
         let f = referenceFeatures(Array(context.dropLast()))
         func propose(rows: Int, extend: Float, maxTokens: Int) -> Draft {
-            let proposer = FeatureDraftProposer(model: draft, treeRows: rows, extendThreshold: extend)
+            let proposer = FeatureDraftProposer(model: draft, tree: .shaped(rows: rows, extendThreshold: extend))
             proposer.begin(prompt: context)
             f.withUnsafeBufferPointer { proposer.observeTargetFeatures($0.baseAddress!, count: context.count - 1) }
             var random = RandomSource(seed: 1)
@@ -164,13 +164,18 @@ import RollspecTesting
         // Without runner-up rows left, the chain alone fills the tree.
         let long = propose(rows: 4, extend: 0, maxTokens: 8)
         #expect(long.tokens.count == 3 && long.alternatives.isEmpty)
-        // Sampling (T > 0) never shapes a tree: runner-ups would bias the sample.
-        let proposer = FeatureDraftProposer(model: draft, treeRows: 6, extendThreshold: 0)
+        // Sampling (T > 0) shapes a tree too, from draws without replacement: at each depth the
+        // candidates are distinct and differ from the chain's token; the rows add up.
+        let proposer = FeatureDraftProposer(model: draft, tree: .shaped(rows: 6, extendThreshold: 0))
         proposer.begin(prompt: context)
         f.withUnsafeBufferPointer { proposer.observeTargetFeatures($0.baseAddress!, count: context.count - 1) }
         var random = RandomSource(seed: 1)
         let sampled = proposer.propose(context: context, maxTokens: 3, sampling: SamplingParameters(temperature: 1, seed: 1), random: &random)
-        #expect(sampled.alternatives.isEmpty && sampled.tokens.count == 3)
+        #expect(sampled.tokens.count == 3 && sampled.alternatives.count == 2)
+        for depth in 1...3 {
+            let here = sampled.alternatives.filter { $0.position == depth }.map(\.token)
+            #expect(Set(here).count == here.count && !here.contains(sampled.tokens[depth - 1]))
+        }
     }
 
     /// What the proposer should draft for `context`, computed from scratch: every pair
