@@ -69,7 +69,7 @@ public final class BrokerConnection {
                 return envelope
             } catch {
                 let reason = rejectionReason(error)
-                rejections.record(reason: reason)
+                rejections.record(reason)
                 logRejection(sender, reason: reason, count: rejections[reason], "\(error)")
             }
         }
@@ -86,18 +86,16 @@ public func log(_ line: String) {
 /// Logs one refusal unless the log already holds many of its kind: the first five of each
 /// reason, then every 1000th, so a storm of bad input costs a few lines rather than one per
 /// message. The caller counts every refusal; `count` is that reason's count so far.
-public func logRejection(_ who: String, reason: String, count: UInt64, _ detail: @autoclosure () -> String) {
+public func logRejection(_ who: String, reason: RejectionReason, count: UInt64, _ detail: @autoclosure () -> String) {
     guard count <= 5 || count % 1000 == 0 else { return }
-    let more = count == 5 ? " (more \(reason) refusals are logged every 1000th)" : ""
-    log("\(who): rejected [\(reason) #\(count)] \(detail())\(more)")
+    let more = count == 5 ? " (more \(reason.rawValue) refusals are logged every 1000th)" : ""
+    log("\(who): rejected [\(reason.rawValue) #\(count)] \(detail())\(more)")
 }
 
-/// The label a `RejectionCounter` files `error` under.
-public func rejectionReason(_ error: any Error) -> String {
-    if case ConnectionRejection.frameCount = error { return "frame_count" }
-    var counter = RejectionCounter()
-    counter.record(error)
-    return counter.counts.keys.first ?? "other"
+/// The reason a `RejectionCounter` files `error` under, the connection's own refusals included.
+public func rejectionReason(_ error: any Error) -> RejectionReason {
+    if case ConnectionRejection.frameCount = error { return .frameCount }
+    return RejectionReason(error)
 }
 
 /// Refusals decided by the connection, before the wire decoder sees anything.

@@ -27,12 +27,12 @@ import RollspecBus
         counter.record(ChunkError.duplicate(index: 1))
         counter.record(SequenceError.replayed(sender: "a", sequence: 1))
         counter.record(CocoaError(.fileNoSuchFile))
-        #expect(counter["checksum"] == 2)
-        #expect(counter["truncated"] == 1)
-        #expect(counter["chunk_duplicate"] == 1)
-        #expect(counter["sequence_replayed"] == 1)
-        #expect(counter["other"] == 1)
-        #expect(counter["bad_magic"] == 0)
+        #expect(counter[.checksum] == 2)
+        #expect(counter[.truncated] == 1)
+        #expect(counter[.chunkDuplicate] == 1)
+        #expect(counter[.sequenceReplayed] == 1)
+        #expect(counter[.other] == 1)
+        #expect(counter[.badMagic] == 0)
         #expect(counter.total == 6)
     }
 }

@@ -57,14 +57,14 @@ import RollspecBus
                     continue
                 }
                 let first = offsets.min()!
-                let expected: Set<String> = switch first {
-                case 0..<4: ["bad_magic"]
-                case 4..<6: ["unsupported_version"]
-                case 18..<23: ["truncated", "trailing_bytes", "too_large", "checksum", "invalid_value"]
-                default: ["checksum"]
+                let expected: Set<RejectionReason> = switch first {
+                case 0..<4: [.badMagic]
+                case 4..<6: [.unsupportedVersion]
+                case 18..<23: [.truncated, .trailingBytes, .tooLarge, .checksum, .invalidValue]
+                default: [.checksum]
                 }
                 let anyLengthField = offsets.contains { (18..<23).contains($0) }
-                if !expected.contains(error.reason) && !(anyLengthField && ["truncated", "trailing_bytes", "too_large"].contains(error.reason)) {
+                if !expected.contains(error.reason) && !(anyLengthField && [.truncated, .trailingBytes, .tooLarge].contains(error.reason)) {
                     Issue.record("flip at \(offsets.sorted()) (sender \(senderLength)): \(error)")
                 }
             }
@@ -137,7 +137,7 @@ import RollspecBus
 
     @Test func oversizedMessages() {
         let big = Fixtures.vectors[0].envelope.encode()
-        #expect(wireError { _ = try Envelope(decoding: big, limits: WireLimits(maxMessageSize: big.count - 1)) }?.reason == "too_large")
+        #expect(wireError { _ = try Envelope(decoding: big, limits: WireLimits(maxMessageSize: big.count - 1)) }?.reason == .tooLarge)
         #expect((try? Envelope(decoding: big, limits: WireLimits(maxMessageSize: big.count))) != nil)
         // A forged 4 GiB payload length is refused from the header alone.
         let forged = forgeEnvelope(type: 5, payload: Data(count: 16), payloadLength: UInt32.max)
@@ -154,7 +154,7 @@ import RollspecBus
                 == .invalidValue(field: "sender", reason: "must not be empty"))
         #expect(wireError { _ = try Envelope(decoding: forgeEnvelope(type: 5, payload: ack, sender: Data([0xC3, 0x28]))) }
                 == .invalidUTF8(field: "sender"))
-        #expect(wireError { _ = try Envelope(decoding: forgeEnvelope(type: 5, payload: ack, fixChecksum: false)) }?.reason == "checksum")
+        #expect(wireError { _ = try Envelope(decoding: forgeEnvelope(type: 5, payload: ack, fixChecksum: false)) }?.reason == .checksum)
         var badMagic = forgeEnvelope(type: 5, payload: ack)
         badMagic[0] = UInt8(ascii: "X")
         #expect(wireError { _ = try Envelope(decoding: badMagic) } == .badMagic(Array("XSPC".utf8)))
@@ -186,18 +186,18 @@ import RollspecBus
                 == .invalidValue(field: "n", reason: "must be at least 1"))
         #expect(decode(request { w in prefix(&w); w.f32(1); w.u32(0); w.f32(1); w.u32(5); w.i32Array([]); w.u8(2) })
                 == .invalidEnum(field: "seed.present", value: 2))
-        #expect(decode(request { w in prefix(&w); w.f32(1) })?.reason == "truncated")
+        #expect(decode(request { w in prefix(&w); w.f32(1) })?.reason == .truncated)
 
         var t = WireWriter()
         t.string("r"); t.string("g"); t.u32(0); t.i32Array([]); t.i32Array([5]); t.f32Array([-1]); t.u8(9)
         #expect(decode(forgeEnvelope(type: 4, payload: t.data)) == .invalidEnum(field: "finish_reason", value: 9))
         var mismatch = WireWriter()
         mismatch.string("r"); mismatch.string("g"); mismatch.u32(0); mismatch.i32Array([]); mismatch.i32Array([5, 6]); mismatch.f32Array([-1])
-        #expect(decode(forgeEnvelope(type: 4, payload: mismatch.data))?.reason == "invalid_value")
+        #expect(decode(forgeEnvelope(type: 4, payload: mismatch.data))?.reason == .invalidValue)
 
         var chunk = WireWriter()
         chunk.u64(1); chunk.u32(3); chunk.u32(3); chunk.u64(0); chunk.u64(10); chunk.raw(Data(count: 32)); chunk.bytes(Data())
-        #expect(decode(forgeEnvelope(type: 1, payload: chunk.data))?.reason == "invalid_value")
+        #expect(decode(forgeEnvelope(type: 1, payload: chunk.data))?.reason == .invalidValue)
 
         var heartbeat = WireWriter()
         heartbeat.u8(7)
@@ -205,7 +205,7 @@ import RollspecBus
 
         var metrics = WireWriter()
         metrics.u64(0); metrics.u32(2); metrics.string("a"); metrics.u8(1); metrics.f64(1); metrics.string("a"); metrics.u8(1); metrics.f64(2)
-        #expect(decode(forgeEnvelope(type: 7, payload: metrics.data))?.reason == "invalid_value")
+        #expect(decode(forgeEnvelope(type: 7, payload: metrics.data))?.reason == .invalidValue)
         var counter = WireWriter()
         counter.u64(0); counter.u32(1); counter.string("c"); counter.u8(0); counter.f64(-1)
         #expect(decode(forgeEnvelope(type: 7, payload: counter.data)) == .invalidFloat(field: "samples[0].value", value: -1))
@@ -224,7 +224,7 @@ import RollspecBus
         hugeK.string("r"); hugeK.string("g"); hugeK.u32(0); hugeK.i32Array([]); hugeK.i32Array([5, 6]); hugeK.f32Array([-1, -1])
         hugeK.u8(0); hugeK.u64(1); hugeK.u64(0); hugeK.u64(0); hugeK.u64(0); hugeK.u64(0); hugeK.u64Array([]); hugeK.stringArray([])
         hugeK.u8(1); hugeK.u32(UInt32.max); hugeK.u32(2)
-        #expect(decode(forgeEnvelope(type: 4, payload: hugeK.data))?.reason == "count_too_large")
+        #expect(decode(forgeEnvelope(type: 4, payload: hugeK.data))?.reason == .countTooLarge)
     }
 }
 

@@ -173,10 +173,10 @@ import Testing
         worker.inbox.removeAll()
 
         var rng = SeededRandom(state: 20_251_129)
-        var expected: [String: UInt64] = [:]
-        expected["unauthorized_metrics"] = 1  // the intruder's snapshot, sent before it claimed a role
+        var expected: [RejectionReason: UInt64] = [:]
+        expected[.unauthorizedMetrics] = 1  // the intruder's snapshot, sent before it claimed a role
         var cases = 0
-        func bad(_ reason: String) { expected[reason, default: 0] += 1; cases += 1 }
+        func bad(_ reason: RejectionReason) { expected[reason, default: 0] += 1; cases += 1 }
         var served: [RolloutRequest] = [held]
         var receivedRequests: [String] = ["held"]
         var delivered: [String] = []  // keys as the client received them
@@ -201,142 +201,142 @@ import Testing
             case 0:  // truncated anywhere, down to nothing
                 let m = sample(c)
                 try c.raw([m.prefix(Int.random(in: 0..<m.count, using: &rng))])
-                bad("truncated")
+                bad(.truncated)
             case 1, 2:  // one bit flipped where only the checksum can tell (flags, sequence, sender, payload, trailer)
                 var m = sample(c)
                 let spots = Array(8..<18) + Array(23..<m.count)
                 m[spots.randomElement(using: &rng)!] ^= UInt8(1) << UInt8.random(in: 0..<8, using: &rng)
                 try c.raw([m])
-                bad("checksum")
+                bad(.checksum)
             case 3:
                 var m = sample(c)
                 m[Int.random(in: 0..<4, using: &rng)] ^= UInt8.random(in: 1...255, using: &rng)
                 try c.raw([m])
-                bad("bad_magic")
+                bad(.badMagic)
             case 4:
                 var m = sample(c)
                 Self.put16(UInt16.random(in: 2...UInt16.max, using: &rng), at: 4, in: &m)
                 try c.raw([m])
-                bad("unsupported_version")
+                bad(.unsupportedVersion)
             case 5:
                 var m = sample(c)
                 Self.put16([0, UInt16.random(in: 9...UInt16.max, using: &rng)].randomElement(using: &rng)!, at: 6, in: &m)
                 try c.raw([Self.resealed(m)])
-                bad("unknown_type")
+                bad(.unknownType)
             case 6:
                 var m = sample(c)
                 Self.put16(UInt16.random(in: 1...UInt16.max, using: &rng), at: 8, in: &m)
                 try c.raw([Self.resealed(m)])
-                bad("unknown_flags")
+                bad(.unknownFlags)
             case 7:  // a header that claims more than the limit, in a small frame
                 var m = sample(c)
                 let claimed = UInt32.random(in: UInt32(limit)...UInt32.max, using: &rng)
                 m.replaceSubrange(18..<22, with: withUnsafeBytes(of: claimed.littleEndian) { Data($0) })
                 try c.raw([m])
-                bad("too_large")
+                bad(.tooLarge)
             case 8:  // random bytes (an empty frame among them); never starting with "R"
                 var m = Data((0..<Int.random(in: 0..<200, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
                 if !m.isEmpty, m[0] == 0x52 { m[0] = 0 }
                 try c.raw([m])
-                bad(m.count >= 4 ? "bad_magic" : "truncated")
+                bad(m.count >= 4 ? .badMagic : .truncated)
             case 9:  // extra frames before or after a valid message
                 let junk = (0..<Int.random(in: 1...3, using: &rng)).map { _ in Data("frame".utf8) }
                 try c.raw(Bool.random(using: &rng) ? junk + [sample(c)] : [sample(c)] + junk)
-                bad("frame_count")
+                bad(.frameCount)
             case 10:  // the last message again, byte for byte
                 guard let last = c.accepted.last else { return try oneBadCase() }
                 try c.raw([last])
-                bad("sequence_replayed")
+                bad(.sequenceReplayed)
             case 11:  // an older message again
                 guard c.accepted.count >= 2 else { return try oneBadCase() }
                 try c.raw([c.accepted[Int.random(in: 0..<c.accepted.count - 1, using: &rng)]])
-                bad("sequence_out_of_order")
+                bad(.sequenceOutOfOrder)
             case 12:  // a fresh message numbered below the last one taken
                 guard let last = c.accepted.last, let header = try? EnvelopeHeader(last), header.sequence >= 2 else {
                     return try oneBadCase()
                 }
                 let m = Self.heartbeat(.worker).encode(sender: c.name, sequence: UInt64.random(in: 1..<header.sequence, using: &rng))
                 try c.raw([m])
-                bad("sequence_out_of_order")
+                bad(.sequenceOutOfOrder)
             case 13:  // speaking for another peer: the classic is a worker publishing "the client's" policy
                 let victim = conns.filter { $0 !== c }.randomElement(using: &rng)!
                 evilVersion += 1
                 let evil = PolicyCheckpointChunk(version: evilVersion, chunk: WeightsChunk.split(Data("evil".utf8))[0])
                 let m = Bool.random(using: &rng) ? c.encode(evil, as: victim.name) : c.encode(Ack(sequence: 1, requestID: "held#0"), as: victim.name)
                 try c.raw([m])
-                bad("sender_mismatch")
+                bad(.senderMismatch)
             case 14:  // a whole, digest-true policy from a worker or a peer without a role
                 let from = [worker, idle, intruder].randomElement(using: &rng)!
                 evilVersion += 1
                 try from.send(PolicyCheckpointChunk(version: evilVersion, chunk: WeightsChunk.split(Data("evil".utf8))[0]))
-                bad("unauthorized_policy")
+                bad(.unauthorizedPolicy)
             case 15:
                 let from = [worker, idle, intruder].randomElement(using: &rng)!
                 evilVersion += 1
                 try from.send(DraftWeightsChunk(draftVersion: evilVersion, policyVersion: 1, acceptanceRate: 1,
                                                 chunk: WeightsChunk.split(Data("evil".utf8))[0]))
-                bad("unauthorized_draft")
+                bad(.unauthorizedDraft)
             case 16:  // a trajectory from the client or a peer without a role
                 try [client, intruder].randomElement(using: &rng)!.send(Self.trajectory(for: held, sample: 0))
-                bad("unauthorized_trajectory")
+                bad(.unauthorizedTrajectory)
             case 17:
                 try [worker, idle, intruder].randomElement(using: &rng)!.send(Ack(sequence: 1, requestID: "held#\(rng.next() % 3)"))
-                bad("unauthorized_ack")
+                bad(.unauthorizedAck)
             case 18:
                 try [worker, idle].randomElement(using: &rng)!.send(Self.request("evil-\(rng.next())", n: 1))
-                bad("unauthorized_request")
+                bad(.unauthorizedRequest)
             case 19:  // a worker that says it is the learner, a client that says it is a worker
                 if Bool.random(using: &rng) { try worker.send(Self.heartbeat(.learner)) } else { try client.send(Self.heartbeat(.worker, credit: 9, policy: 1, draft: 1)) }
-                bad("role_conflict")
+                bad(.roleConflict)
             case 20:
                 try c.send(Self.heartbeat(.broker))
-                bad("role_invalid")
+                bad(.roleInvalid)
             case 21:
                 try worker.send(Trajectory(requestID: "ghost-\(rng.next())", groupID: "g", sampleIndex: 0, promptTokens: [1],
                                            responseTokens: [], logprobs: [], finishReason: .stop, policyVersion: 1, draftVersion: 1))
-                bad("unknown_request")
+                bad(.unknownRequest)
             case 22:
                 try worker.send(Self.trajectory(for: held, sample: UInt32.random(in: 3...UInt32.max, using: &rng)))
-                bad("bad_sample_index")
+                bad(.badSampleIndex)
             case 23:  // the held request, answered by a worker it was not given to, or with another prompt
                 if Bool.random(using: &rng) {
                     try idle.send(Self.trajectory(for: held, sample: 0))
-                    bad("trajectory_not_assigned")
+                    bad(.trajectoryNotAssigned)
                 } else {
                     var t = Self.trajectory(for: held, sample: 1)
                     t.promptTokens = [9, 9]
                     try worker.send(t)
-                    bad("trajectory_mismatch")
+                    bad(.trajectoryMismatch)
                 }
             case 24:  // a trajectory or request the broker has seen (finished and pruned, or not)
                 guard let r = served.dropFirst().randomElement(using: &rng) else { return try oneBadCase() }
                 if Bool.random(using: &rng) {
                     try worker.send(Self.trajectory(for: r, sample: UInt32.random(in: 0..<r.n, using: &rng)))
-                    bad("duplicate_trajectory")
+                    bad(.duplicateTrajectory)
                 } else {
                     try client.send(r)
-                    bad("duplicate_request")
+                    bad(.duplicateRequest)
                 }
             case 25:  // the client's own bad transfers: stale versions, or bytes that miss their digest
                 switch Int.random(in: 0..<4, using: &rng) {
-                case 0: try client.send(policyV1.randomElement(using: &rng)!); bad("chunk_stale_version")
-                case 1: try client.send(draftV1.randomElement(using: &rng)!); bad("chunk_stale_version")
+                case 0: try client.send(policyV1.randomElement(using: &rng)!); bad(.chunkStaleVersion)
+                case 1: try client.send(draftV1.randomElement(using: &rng)!); bad(.chunkStaleVersion)
                 case 2:
                     clientPolicyVersion += 1
                     var chunk = WeightsChunk.split(policyBytes)[0]
                     chunk.bytes[Int.random(in: 0..<chunk.bytes.count, using: &rng)] ^= 0x40
                     try client.send(PolicyCheckpointChunk(version: clientPolicyVersion, chunk: chunk))
-                    bad("chunk_digest_mismatch")
+                    bad(.chunkDigestMismatch)
                 default:
                     clientDraftVersion += 1
                     var chunk = WeightsChunk.split(draftBytes)[0]
                     chunk.bytes[Int.random(in: 0..<chunk.bytes.count, using: &rng)] ^= 0x40
                     try client.send(DraftWeightsChunk(draftVersion: clientDraftVersion, policyVersion: 1, acceptanceRate: 0.9, chunk: chunk))
-                    bad("chunk_digest_mismatch")
+                    bad(.chunkDigestMismatch)
                 }
             default:  // a sequence number the broker never saw, but from the wrong peer: forged ack
                 try c.raw([c.encode(Ack(sequence: 1, requestID: "held#0"), as: conns.first { $0 !== c }!.name)])
-                bad("sender_mismatch")
+                bad(.senderMismatch)
             }
         }
 
@@ -376,7 +376,7 @@ import Testing
                 var big = Data(count: limit + 64)
                 big.replaceSubrange(0..<4, with: Envelope.magic)
                 try worker.raw([big])
-                bad("too_large"); bad("too_large")
+                bad(.tooLarge); bad(.tooLarge)
             }
             // A stalled run stops here; the checks below still say what went wrong.
             guard try serve(until: r.requestID) else { break }
@@ -433,7 +433,7 @@ import Testing
         #expect(broker.retained.requests == 0 && broker.retained.unacked == 0 && broker.retained.queued == 0,
                 "\(broker.retained)")
         print("broker fuzz: \(cases) bad cases in \(String(format: "%.1f", seconds)) s; by reason: "
-              + broker.rejections.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+              + broker.rejections.counts.sorted { $0.key < $1.key }.map { "\($0.key.rawValue)=\($0.value)" }.joined(separator: " "))
         for c in conns + [late] { c.socket.close() }
     }
 
@@ -469,8 +469,8 @@ import Testing
         var got: [UInt64] = []
         while let e = try connection.receive(timeout: 1, rejections: &rejections) { got.append(e.sequence) }
         #expect(got == [5, 8, 1])
-        #expect(rejections.counts == ["bad_magic": 1, "frame_count": 1, "sequence_replayed": 1,
-                                      "sequence_out_of_order": 1, "checksum": 1])
+        #expect(rejections.counts == [.badMagic: 1, .frameCount: 1, .sequenceReplayed: 1,
+                                      .sequenceOutOfOrder: 1, .checksum: 1])
         connection.close()
         router.close()
     }

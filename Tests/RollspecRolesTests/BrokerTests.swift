@@ -181,9 +181,9 @@ import Testing
         try client.send(Ack(sequence: 0, requestID: "r1#0"))
 
         loop.stop()
-        #expect(broker.rejections["duplicate_trajectory"] == 2)
-        #expect(broker.rejections["chunk_digest_mismatch"] == 1)
-        #expect(broker.rejections["bad_magic"] + broker.rejections["truncated"] == 1, "\(broker.rejections.counts)")
+        #expect(broker.rejections[.duplicateTrajectory] == 2)
+        #expect(broker.rejections[.chunkDigestMismatch] == 1)
+        #expect(broker.rejections[.badMagic] + broker.rejections[.truncated] == 1, "\(broker.rejections.counts)")
         #expect(broker.redelivered == 1)
         #expect(broker.resent >= 1)
         worker.socket.close(); other.socket.close(); client.socket.close()
@@ -249,7 +249,7 @@ import Testing
         loop.stop()
         let kept = broker.retained
         #expect(kept.requests == 0 && kept.queued == 0 && kept.unacked == 0 && kept.finishedIDs == 50 && kept.peers == 2, "\(kept)")
-        #expect(broker.rejections.counts == ["duplicate_trajectory": 1, "unknown_request": 1])
+        #expect(broker.rejections.counts == [.duplicateTrajectory: 1, .unknownRequest: 1])
         worker.socket.close(); client.socket.close()
     }
 
@@ -279,7 +279,7 @@ import Testing
                                                 draftVersion: 0).encode(sender: "worker-0", sequence: 1))
         _ = try restarted.drain(0.3)
         loop.stop()
-        #expect(broker.rejections.counts == ["superseded_connection": 1, "sequence_replayed": 1])
+        #expect(broker.rejections.counts == [.supersededConnection: 1, .sequenceReplayed: 1])
         old.socket.close(); restarted.socket.close(); client.socket.close()
     }
 }

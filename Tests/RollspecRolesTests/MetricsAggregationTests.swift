@@ -131,9 +131,9 @@ import Testing
     @Test func brokerExpositionGolden() {
         var broker = BrokerMetrics()
         var rejections = RejectionCounter()
-        rejections.record(reason: "checksum")
-        rejections.record(reason: "checksum")
-        rejections.record(reason: "sequence_replay")
+        rejections.record(.checksum)
+        rejections.record(.checksum)
+        rejections.record(.sequenceReplayed)
         broker.recordRejections(rejections)
         broker.setRedelivery(redelivered: 2, resent: 1)
         broker.setVersions(policy: 3, draft: 2)
@@ -147,7 +147,7 @@ import Testing
         report.record(proposer: "draft", drafted: 2, accepted: 1)
         worker.record(report: report, tokens: 2, seconds: 0.5, versions: .init(policy: 3, draft: 2))
         var workerRejections = RejectionCounter()
-        workerRejections.record(reason: "chunk_duplicate")
+        workerRejections.record(.chunkDuplicate)
         broker.record(snapshot: worker.snapshot(full: false, current: .init(policy: 3, draft: 2), rejections: workerRejections),
                       worker: "worker-0")
         let expected = #"""
@@ -185,7 +185,7 @@ import Testing
             # HELP rollspec_bus_rejected_messages_total Bus messages refused, by reason (without a worker label: refused by the broker).
             # TYPE rollspec_bus_rejected_messages_total counter
             rollspec_bus_rejected_messages_total{reason="checksum"} 2
-            rollspec_bus_rejected_messages_total{reason="sequence_replay"} 1
+            rollspec_bus_rejected_messages_total{reason="sequence_replayed"} 1
             rollspec_bus_rejected_messages_total{worker="worker-0",reason="chunk_duplicate"} 1
             # HELP rollspec_trajectories_delivered_total Trajectories delivered to the client (each once).
             # TYPE rollspec_trajectories_delivered_total counter

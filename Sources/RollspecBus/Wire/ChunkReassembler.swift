@@ -18,15 +18,16 @@ public enum ChunkError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The assembled bytes do not hash to the announced SHA-256.
     case digestMismatch
 
-    public var reason: String {
+    /// What a `RejectionCounter` files this refusal under.
+    public var reason: RejectionReason {
         switch self {
-        case .staleVersion: "chunk_stale_version"
-        case .inconsistent: "chunk_inconsistent"
-        case .duplicate: "chunk_duplicate"
-        case .outOfRange: "chunk_out_of_range"
-        case .tooLarge: "chunk_too_large"
-        case .sizeMismatch: "chunk_size_mismatch"
-        case .digestMismatch: "chunk_digest_mismatch"
+        case .staleVersion: .chunkStaleVersion
+        case .inconsistent: .chunkInconsistent
+        case .duplicate: .chunkDuplicate
+        case .outOfRange: .chunkOutOfRange
+        case .tooLarge: .chunkTooLarge
+        case .sizeMismatch: .chunkSizeMismatch
+        case .digestMismatch: .chunkDigestMismatch
         }
     }
 

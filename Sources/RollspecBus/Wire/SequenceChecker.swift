@@ -5,10 +5,11 @@ public enum SequenceError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Lower than the last one accepted: reordered or replayed from further back.
     case outOfOrder(sender: String, sequence: UInt64, last: UInt64)
 
-    public var reason: String {
+    /// What a `RejectionCounter` files this refusal under.
+    public var reason: RejectionReason {
         switch self {
-        case .replayed: "sequence_replayed"
-        case .outOfOrder: "sequence_out_of_order"
+        case .replayed: .sequenceReplayed
+        case .outOfOrder: .sequenceOutOfOrder
         }
     }
 

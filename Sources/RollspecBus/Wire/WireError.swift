@@ -10,7 +10,7 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedVersion(UInt16)
     /// A message type this protocol version does not define.
     case unknownMessageType(UInt16)
-    /// Flag bits that protocol v1 does not define (all must be zero).
+    /// Flag bits that the protocol does not define (all must be zero).
     case unknownFlags(UInt16)
     /// A message (or a reassembled artifact) bigger than the receiver's limit.
     case messageTooLarge(size: Int, limit: Int)
@@ -33,24 +33,24 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     /// An envelope that carries a different message than the caller asked for.
     case unexpectedMessageType(expected: UInt16, actual: UInt16)
 
-    /// A short stable label for metrics (`rollspec_wire_rejected_total{reason=...}`).
-    public var reason: String {
+    /// What a `RejectionCounter` files this refusal under.
+    public var reason: RejectionReason {
         switch self {
-        case .truncated: "truncated"
-        case .badMagic: "bad_magic"
-        case .unsupportedVersion: "unsupported_version"
-        case .unknownMessageType: "unknown_type"
-        case .unknownFlags: "unknown_flags"
-        case .messageTooLarge: "too_large"
-        case .trailingBytes: "trailing_bytes"
-        case .checksumMismatch: "checksum"
-        case .lengthOutOfRange: "length_out_of_range"
-        case .countTooLarge: "count_too_large"
-        case .invalidUTF8: "invalid_utf8"
-        case .invalidFloat: "invalid_float"
-        case .invalidEnum: "invalid_enum"
-        case .invalidValue: "invalid_value"
-        case .unexpectedMessageType: "unexpected_type"
+        case .truncated: .truncated
+        case .badMagic: .badMagic
+        case .unsupportedVersion: .unsupportedVersion
+        case .unknownMessageType: .unknownType
+        case .unknownFlags: .unknownFlags
+        case .messageTooLarge: .tooLarge
+        case .trailingBytes: .trailingBytes
+        case .checksumMismatch: .checksum
+        case .lengthOutOfRange: .lengthOutOfRange
+        case .countTooLarge: .countTooLarge
+        case .invalidUTF8: .invalidUTF8
+        case .invalidFloat: .invalidFloat
+        case .invalidEnum: .invalidEnum
+        case .invalidValue: .invalidValue
+        case .unexpectedMessageType: .unexpectedType
         }
     }
 
@@ -59,7 +59,7 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .truncated(field, needed, available):
             "truncated \(field): needs \(needed) bytes, \(available) left"
         case let .badMagic(bytes): "bad magic \(bytes.map { String($0, radix: 16) }), expected RSPC"
-        case let .unsupportedVersion(v): "unsupported protocol version \(v) (this build speaks 1)"
+        case let .unsupportedVersion(v): "unsupported protocol version \(v) (this build speaks \(Envelope.protocolVersion))"
         case let .unknownMessageType(t): "unknown message type \(t)"
         case let .unknownFlags(f): "undefined flag bits 0x\(String(f, radix: 16))"
         case let .messageTooLarge(size, limit): "message of \(size) bytes exceeds the limit of \(limit)"

@@ -8,8 +8,8 @@ extension Broker {
     // MARK: Admission
 
     /// Counts a refusal under `reason` and logs it (sparingly).
-    func reject(_ reason: String, _ detail: @autoclosure () -> String) {
-        rejections.record(reason: reason)
+    func reject(_ reason: RejectionReason, _ detail: @autoclosure () -> String) {
+        rejections.record(reason)
         logRejection("broker", reason: reason, count: rejections[reason], detail())
     }
 
@@ -19,7 +19,7 @@ extension Broker {
         // A DEALER's message reaches the ROUTER as [routing id, rollspec frame]; anything else
         // is a confused or hostile peer, and guessing which frame is meant would be worse.
         guard frames.count == 2 else {
-            reject("frame_count", "\(frames.count) frames, expected a routing id and one message")
+            reject(.frameCount, "\(frames.count) frames, expected a routing id and one message")
             return nil
         }
         let identity = frames[0], frame = frames[1]
@@ -39,11 +39,11 @@ extension Broker {
         let t = now()
         if let peer = peers[identity] {
             guard peer.sender == envelope.sender else {
-                reject("sender_mismatch", "connection of \(peer.sender) sent a \(envelope.body.type) as \(envelope.sender)")
+                reject(.senderMismatch, "connection of \(peer.sender) sent a \(envelope.body.type) as \(envelope.sender)")
                 return nil
             }
             guard !peer.superseded else {
-                reject("superseded_connection", "\(peer.sender) speaks on a connection a newer one replaced")
+                reject(.supersededConnection, "\(peer.sender) speaks on a connection a newer one replaced")
                 return nil
             }
         } else {

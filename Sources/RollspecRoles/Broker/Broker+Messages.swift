@@ -16,11 +16,11 @@ extension Broker {
             case .trainer: role = .trainer
             case .learner, .client: role = .client
             case .broker:
-                reject("role_invalid", "\(sender) claims to be a broker")
+                reject(.roleInvalid, "\(sender) claims to be a broker")
                 return
             }
             guard claim(role, identity) else {
-                reject("role_conflict", "\(sender), a \(self.role(of: identity)), now claims to be a \(role.rawValue)")
+                reject(.roleConflict, "\(sender), a \(self.role(of: identity)), now claims to be a \(role.rawValue)")
                 return
             }
             switch role {
@@ -37,7 +37,7 @@ extension Broker {
         case .policyCheckpointChunk(let m):
             // The learner (or an outside client) owns the policy; nobody else may replace it.
             guard peers[identity]?.role == .client else {
-                reject("unauthorized_policy", "policy chunk from \(sender), a \(role(of: identity))")
+                reject(.unauthorizedPolicy, "policy chunk from \(sender), a \(role(of: identity))")
                 return
             }
             do {
@@ -55,7 +55,7 @@ extension Broker {
             }
         case .draftWeightsChunk(let m):
             guard let publisher = peers[identity]?.role, publisher == .client || publisher == .trainer else {
-                reject("unauthorized_draft", "draft chunk from \(sender), a \(role(of: identity))")
+                reject(.unauthorizedDraft, "draft chunk from \(sender), a \(role(of: identity))")
                 return
             }
             do {
@@ -74,12 +74,12 @@ extension Broker {
             // A peer without a role that asks for rollouts is a client (outside clients need
             // not heartbeat); a worker or trainer asking is confused.
             guard claim(.client, identity) else {
-                reject("unauthorized_request", "rollout request from \(sender), a \(role(of: identity))")
+                reject(.unauthorizedRequest, "rollout request from \(sender), a \(role(of: identity))")
                 return
             }
             client = identity
             guard requests[r.requestID] == nil, !finished.contains(r.requestID) else {
-                reject("duplicate_request", "request \(r.requestID) from \(sender) was seen before")
+                reject(.duplicateRequest, "request \(r.requestID) from \(sender) was seen before")
                 return
             }
             requests[r.requestID] = RequestState(request: r)
@@ -88,7 +88,7 @@ extension Broker {
             trajectory(t, sender: sender, identity: identity)
         case .ack(let a):
             guard identity == client else {
-                reject("unauthorized_ack", "ack from \(sender), a \(role(of: identity)), not the client")
+                reject(.unauthorizedAck, "ack from \(sender), a \(role(of: identity)), not the client")
                 return
             }
             acknowledge(a.requestID)
@@ -96,7 +96,7 @@ extension Broker {
             switch peers[identity]?.role {
             case .worker?: metrics.update { $0.record(snapshot: m, worker: sender) }
             case .trainer?, .client?: break  // allowed (wire protocol §5.6); not exported yet
-            case nil: reject("unauthorized_metrics", "metrics snapshot from \(sender), which has not said what it is")
+            case nil: reject(.unauthorizedMetrics, "metrics snapshot from \(sender), which has not said what it is")
             }
         case .error:
             break
@@ -123,32 +123,32 @@ extension Broker {
     func trajectory(_ t: Trajectory, sender: String, identity: Data) {
         let key = sampleKey(t.requestID, t.sampleIndex)
         guard peers[identity]?.role == .worker else {
-            reject("unauthorized_trajectory", "trajectory \(key) from \(sender), a \(role(of: identity))")
+            reject(.unauthorizedTrajectory, "trajectory \(key) from \(sender), a \(role(of: identity))")
             return
         }
         if finished.contains(t.requestID) {
-            reject("duplicate_trajectory", "trajectory \(key) from \(sender): the request is finished")
+            reject(.duplicateTrajectory, "trajectory \(key) from \(sender): the request is finished")
             return
         }
         guard var state = requests[t.requestID] else {
-            reject("unknown_request", "trajectory \(key) from \(sender): no such request")
+            reject(.unknownRequest, "trajectory \(key) from \(sender): no such request")
             return
         }
         guard t.sampleIndex < state.request.n else {
-            reject("bad_sample_index", "trajectory \(key) from \(sender): the request has \(state.request.n) samples")
+            reject(.badSampleIndex, "trajectory \(key) from \(sender): the request has \(state.request.n) samples")
             return
         }
         guard state.assigned.contains(identity) else {
-            reject("trajectory_not_assigned", "trajectory \(key) from \(sender): the request was not given to it")
+            reject(.trajectoryNotAssigned, "trajectory \(key) from \(sender): the request was not given to it")
             return
         }
         // A worker answers the request it was sent; other prompts under this id are forged.
         guard t.groupID == state.request.groupID, t.promptTokens == state.request.promptTokens else {
-            reject("trajectory_mismatch", "trajectory \(key) from \(sender): group or prompt differ from the request")
+            reject(.trajectoryMismatch, "trajectory \(key) from \(sender): group or prompt differ from the request")
             return
         }
         guard state.delivered.insert(t.sampleIndex).inserted else {
-            reject("duplicate_trajectory", "trajectory \(key) from \(sender) was delivered before")
+            reject(.duplicateTrajectory, "trajectory \(key) from \(sender) was delivered before")
             return
         }
         state.unacked += 1

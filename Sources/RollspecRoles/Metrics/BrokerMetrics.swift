@@ -34,7 +34,7 @@ public struct BrokerMetrics: Sendable {
     }
 
     private var workers: [String: WorkerSeries] = [:]
-    private var rejections: [String: UInt64] = [:]
+    private var rejections: [RejectionReason: UInt64] = [:]
     private var delivered: [DeliveryKey: UInt64] = [:]
     private var latency: [String: Histogram] = [:]
     private var redelivered: UInt64 = 0
@@ -132,7 +132,7 @@ public struct BrokerMetrics: Sendable {
         }
         for (reason, n) in rejections {
             samples[MetricName.rejectedMessages, default: []].append(
-                MetricSample(name: MetricName.rejectedMessages, labels: [MetricLabel("reason", reason)], value: Double(n)))
+                MetricSample(name: MetricName.rejectedMessages, labels: [MetricLabel("reason", reason.rawValue)], value: Double(n)))
         }
         for (k, n) in delivered {
             let labels = [MetricLabel("worker", k.worker)] + WorkerMetrics.labels(.init(policy: k.policy, draft: k.draft))

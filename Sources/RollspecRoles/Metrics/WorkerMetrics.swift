@@ -82,7 +82,7 @@ public struct WorkerMetrics: Sendable, Equatable {
         add(MetricName.workerPolicyVersion, [], .gauge, Double(current.policy))
         add(MetricName.workerDraftVersion, [], .gauge, Double(current.draft))
         for (reason, n) in rejections.counts.sorted(by: { $0.key < $1.key }) {
-            add(MetricName.rejectedMessages, [MetricLabel("reason", reason)], .counter, Double(n))
+            add(MetricName.rejectedMessages, [MetricLabel("reason", reason.rawValue)], .counter, Double(n))
         }
         let spec = full ? Array(speculation.keys) : Array(changedSpeculation)
         for key in spec.sorted(by: Self.order) {

@@ -144,7 +144,7 @@ public final class RolloutWorker {
         }
         if let d = pendingDraft {
             if let model, d.weights.config.vocabSize != model.config.vocabSize {
-                rejections.record(reason: "draft_vocab_mismatch")
+                rejections.record(.draftVocabMismatch)
                 log("worker-\(index): draft v\(d.version) has vocabulary \(d.weights.config.vocabSize), policy \(model.config.vocabSize); ignored")
             } else {
                 // Rounded copies: a draft step streams half the bytes; the policy checks every token.
