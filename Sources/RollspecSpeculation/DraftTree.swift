@@ -29,7 +29,7 @@ public enum DraftTreeShape: Sendable, Equatable {
 ///
 /// Greedy decoding offers the draft's runner-ups (its next most likely tokens): the target's
 /// token is accepted wherever it is among them. At T > 0 every depth's candidates are drawn from
-/// the draft's distribution q *without replacement*, the chain's token first (Gumbel-top-k), so
+/// the draft's distribution q *without replacement*, the chain's token first, so
 /// that recursive rejection sampling over them is exact (`RejectionSampler.verify(tree:)`). How
 /// many candidates a depth keeps may depend on the chain and on q, never on which tokens the
 /// extra draws turned out to be: a shaped tree values its j-th extra candidate at a depth by q's
@@ -90,9 +90,8 @@ struct DraftTreeBuilder {
         let drawn = q.sampleWithoutReplacement(extra + 1, random: &random)
         let probability = q.probability(of: drawn[0])
         // Values from q's ranked probabilities after the chain token, never the drawn tokens'.
-        var ranked = q.probabilities
-        if let i = q.tokens.firstIndex(of: Int32(drawn[0])) { ranked.remove(at: i) }
-        ranked.sort(by: >)
+        let top = q.probabilities.withUnsafeBufferPointer { topKIndices($0.baseAddress!, count: $0.count, k: extra + 1) }
+        let ranked = top.filter { Int(q.tokens[$0]) != drawn[0] }.map { q.probabilities[$0] }
         let offered = drawn.dropFirst().enumerated().map { j, t in (chainProbability * ranked[j], t) }
         return Depth(token: drawn[0], probability: probability, distribution: q, offered: offered)
     }

@@ -130,17 +130,30 @@ extension RejectionSampler {
 }
 
 extension TokenDistribution {
-    /// `count` distinct tokens drawn from this distribution in order, without replacement:
-    /// the Gumbel-top-k trick (keys log p + Gumbel noise; the k largest, in decreasing order,
-    /// are an ordered sample without replacement), with uniforms from `random`.
+    /// `count` distinct tokens drawn from this distribution in order, without replacement (or
+    /// all it has, if fewer): each by inverse CDF over the mass the earlier ones left. One
+    /// pass over the surviving tokens per draw, with no logarithms (Gumbel-top-k needs two per
+    /// token), which matters at T > 0 where all V tokens survive.
     public func sampleWithoutReplacement(_ count: Int, random: inout RandomSource) -> [Int] {
-        var keyed: [(key: Double, token: Int)] = []
-        keyed.reserveCapacity(tokens.count)
-        for (t, p) in zip(tokens, probabilities) where p > 0 {
-            let u = max(random.nextUnit(), 1e-300)
-            keyed.append((log(Double(p)) - log(-log(u)), Int(t)))
+        var drawn: [Int] = []  // indices into `tokens`, kept sorted for the scan's skips
+        var tokensDrawn: [Int] = []
+        var left = probabilities.reduce(0.0) { $0 + Double($1) }
+        for _ in 0..<min(count, tokens.count) {
+            let u = random.nextUnit() * left
+            var acc = 0.0, pick = -1, skip = 0
+            for i in tokens.indices {
+                if skip < drawn.count, drawn[skip] == i { skip += 1; continue }
+                let p = Double(probabilities[i])
+                guard p > 0 else { continue }
+                pick = i  // rounding can leave acc a hair under u: the last one takes it
+                acc += p
+                if u < acc { break }
+            }
+            guard pick >= 0 else { break }
+            left -= Double(probabilities[pick])
+            drawn.insert(pick, at: drawn.firstIndex { $0 > pick } ?? drawn.count)
+            tokensDrawn.append(Int(tokens[pick]))
         }
-        keyed.sort { $0.key > $1.key }
-        return keyed.prefix(count).map(\.token)
+        return tokensDrawn
     }
 }
