@@ -49,12 +49,16 @@ let package = Package(
         .target(
             name: "RollspecOperations",
             dependencies: ["RollspecClient", "RollspecRoles", .product(name: "Yams", package: "Yams")]),
+        // `rollspec distill` as a library: the target's answers, the draft's training, its outputs.
+        .target(
+            name: "RollspecDistillation",
+            dependencies: ["RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecKernels"]),
         .target(name: "RollspecTesting", dependencies: ["RollspecModel", "RollspecKernels"]),
         .executableTarget(
             name: "rollspec",
             dependencies: [
                 "RollspecKernels", "RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecBus",
-                "RollspecClient", "RollspecRoles", "RollspecOperations",
+                "RollspecClient", "RollspecRoles", "RollspecOperations", "RollspecDistillation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
@@ -74,6 +78,9 @@ let package = Package(
         .testTarget(
             name: "RollspecSpeculationTests",
             dependencies: ["RollspecSpeculation", "RollspecModel", "RollspecKernels", "RollspecTesting"]),
+        .testTarget(
+            name: "RollspecDistillationTests",
+            dependencies: ["RollspecDistillation", "RollspecModel", "RollspecSpeculation", "RollspecKernels", "RollspecTesting"]),
         .testTarget(
             name: "RollspecModelTests",
             dependencies: ["RollspecModel", "RollspecKernels", "RollspecTesting"],

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RollspecDistillation
 import RollspecKernels
 import RollspecModel
 import RollspecSpeculation

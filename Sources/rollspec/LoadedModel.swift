@@ -1,5 +1,5 @@
-import ArgumentParser
 import Foundation
+import RollspecDistillation
 import RollspecKernels
 import RollspecModel
 
@@ -16,13 +16,10 @@ struct LoadedModel {
         return LoadedModel(model: LlamaModel(weights: loaded.weights), tokenizer: tokenizer)
     }
 
-    /// The prompt as the model should see it: a ChatML user turn when `chat` is set.
+    /// The prompt as the model should see it: a ChatML user turn when `chat` is set, as
+    /// `distill` showed its target the prompts a draft learnt from.
     func promptText(_ text: String, chat: Bool) throws -> String {
-        guard chat else { return text }
-        guard let template = tokenizer.chatTemplate ?? (tokenizer.hasChatMLTokens ? ChatMLTemplate.smolLM2 : nil) else {
-            throw ValidationError("--chat: this model's tokenizer has no ChatML tokens (<|im_start|>, <|im_end|>)")
-        }
-        return template.render([ChatMessage(role: "user", content: text)])
+        chat ? try chatPrompt(text, tokenizer: tokenizer) : text
     }
 }
 

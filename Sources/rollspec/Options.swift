@@ -52,3 +52,9 @@ func parseTokenList(_ text: String) throws -> [Int] {
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
+
+/// An error the command line reports as one line.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RollspecDistillation
 import RollspecModel
 import RollspecSpeculation
 
@@ -79,7 +80,7 @@ struct SpeculationOptions: ParsableArguments {
 
     /// A distilled draft may come with the frequent tokens its head is restricted to.
     private func draftVocabulary(_ draft: String) throws -> [Int]? {
-        let vocabularyFile = URL(fileURLWithPath: draft).appendingPathComponent(draftVocabularyFile)
+        let vocabularyFile = URL(fileURLWithPath: draft).appendingPathComponent(DraftVocabulary.fileName)
         var vocabulary: [Int]?
         if fullDraftVocabulary == false, let data = try? Data(contentsOf: vocabularyFile) {
             guard let ids = try? JSONDecoder().decode([Int].self, from: data) else {

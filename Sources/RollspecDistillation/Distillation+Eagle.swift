@@ -1,39 +1,36 @@
 import Foundation
-import RollspecKernels
 import RollspecModel
 import RollspecSpeculation
 import RollspecTraining
 
-extension DistillCommand {
-    /// `--draft-kind eagle`: trains a feature-level draft on the target's recorded features,
+extension Distillation {
+    /// `draftKind` `eagle`: trains a feature-level draft on the target's recorded features,
     /// with the same budget, progress line, log, held-out figures and outputs as the layer draft.
-    func distillFeatureDraft(loaded: LoadedModel, train: [DistillExample], held: [DistillExample], outDir: URL) throws {
-        let target = loaded.model.weights
-        let chosen = try parseTokenList(layers ?? "\(target.config.numHiddenLayers - 1)")
-        guard !chosen.isEmpty, chosen.allSatisfy({ $0 >= 0 && $0 < target.config.numHiddenLayers }) else {
-            throw CLIError("--layers must be in 0..<\(target.config.numHiddenLayers)")
+    func distillFeatureDraft(train: [DistillExample], held: [DistillExample]) throws -> DistillationSummary {
+        let s = settings
+        let targetWeights = target.weights
+        let chosen = s.layers ?? [targetWeights.config.numHiddenLayers - 1]
+        guard !chosen.isEmpty, chosen.allSatisfy({ $0 >= 0 && $0 < targetWeights.config.numHiddenLayers }) else {
+            throw DistillationError("--layers must be in 0..<\(targetWeights.config.numHiddenLayers)")
         }
         // fc starts as a sum of the token's embedding and the previous feature, each at unit RMS.
-        let draft = DraftFactory.featureDraft(target, layers: chosen,
-                                              embeddingScale: 1 / rms(target.embedding.array),
+        let draft = DraftFactory.featureDraft(targetWeights, layers: chosen,
+                                              embeddingScale: 1 / rms(targetWeights.embedding.array),
                                               featureScale: 1 / rms(train.prefix(64).flatMap(\.features)))
-        let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
-        let totalSteps = max(1, stepsPerEpoch * epochs)
-        let schedule = LearningRateSchedule(peak: learningRate, warmupSteps: min(50, totalSteps / 10),
-                                            totalSteps: totalSteps, minimum: learningRate / 10)
-        let vocabulary = frequentTokens(train, limit: vocabSubset, always: loaded.tokenizer.stopTokenIds)
+        let (totalSteps, schedule) = s.schedule(examples: train.count)
+        let vocabulary = DraftVocabulary.frequentTokens(train, limit: s.vocabSubset, always: tokenizer.stopTokenIds)
         let trainer = FeatureDraftTrainer(draft: draft, optimizer: AdamWConfig(schedule: schedule, weightDecay: 0.01, maxGradNorm: 1),
-                                          outputVocabulary: vocabSubset > 0 ? vocabulary : nil)
-        trainer.klWeight = klWeight
-        trainer.featureWeight = featureWeight
-        trainer.noise = featureNoise
-        trainer.trainOnGuesses = trainOnGuesses
-        trainer.ceWeight = ceWeight
+                                          outputVocabulary: s.vocabSubset > 0 ? vocabulary : nil)
+        trainer.klWeight = s.klWeight
+        trainer.featureWeight = s.featureWeight
+        trainer.noise = s.featureNoise
+        trainer.trainOnGuesses = s.trainOnGuesses
+        trainer.ceWeight = s.ceWeight
         let trainExamples = train.map(featureExample), heldExamples = held.map(featureExample)
         let own = draft.namedTensors.reduce(0) { $0 + $1.buffer.count }
-        printError(String(format: "eagle draft: layers %@ of the target, %.1fM parameters of its own; %d training answers (%d tokens), %d held out",
-                          chosen.map(String.init).joined(separator: ","), Double(own) / 1e6, train.count,
-                          train.reduce(0) { $0 + $1.answer.count }, held.count))
+        console.line(String(format: "eagle draft: layers %@ of the target, %.1fM parameters of its own; %d training answers (%d tokens), %d held out",
+                            chosen.map(String.init).joined(separator: ","), Double(own) / 1e6, train.count,
+                            train.reduce(0) { $0 + $1.answer.count }, held.count))
 
         let (step, log, final, start) = distillLoop(
             columns: "loss,kl,feature_loss,grad_norm,learning_rate,tokens_per_second", examples: trainExamples.count,
@@ -51,22 +48,22 @@ extension DistillCommand {
                 return DistillEvaluation(loss: e.loss, expectedAcceptance: e.expectedAcceptance)
             })
         let trainingSeconds = Date().timeIntervalSince(start)
-        try log.write(to: outDir.appendingPathComponent("training_log.csv"), atomically: true, encoding: .utf8)
-        try trainer.save(to: outDir)
-        if vocabSubset > 0 {
-            try JSONEncoder().encode(vocabulary).write(to: outDir.appendingPathComponent(draftVocabularyFile))
+        try log.write(to: s.out.appendingPathComponent("training_log.csv"), atomically: true, encoding: .utf8)
+        try trainer.save(to: s.out)
+        if s.vocabSubset > 0 {
+            try JSONEncoder().encode(vocabulary).write(to: s.out.appendingPathComponent(DraftVocabulary.fileName))
         }
 
         // Measured acceptance of real speculative decoding on the held-out prompts (greedy).
-        let draftModel = FeatureDraftModel(weights: draft, outputVocabulary: vocabSubset > 0 ? vocabulary : nil)
-        let report = try measureGreedy(loaded: loaded, held: held) { FeatureDraftProposer(model: draftModel) }
-        try DistillSummary(
+        let draftModel = FeatureDraftModel(weights: draft, outputVocabulary: s.vocabSubset > 0 ? vocabulary : nil)
+        let report = try measureGreedy(held: held) { FeatureDraftProposer(model: draftModel) }
+        return DistillationSummary(
             steps: step, trainingSeconds: trainingSeconds, heldoutLoss: final.loss,
             heldoutExpectedAcceptance: final.expectedAcceptance, measuredAcceptanceRate: report.overall.acceptanceRate,
             measuredMeanAcceptanceLength: report.overall.meanAcceptanceLength,
             perPositionAcceptance: report.overall.perPositionAcceptance, draftLayers: chosen.count,
-            outputVocabulary: vocabSubset > 0 ? vocabulary.count : target.config.vocabSize, draftKind: DraftKind.eagle.rawValue
-        ).write(to: outDir)
+            outputVocabulary: s.vocabSubset > 0 ? vocabulary.count : targetWeights.config.vocabSize,
+            draftKind: DistillationSettings.DraftKind.eagle.rawValue)
     }
 
     /// The answer positions count; the prompt's only give context.

@@ -18,58 +18,59 @@ struct DistillEvaluation {
     var expectedAcceptance: Float
 }
 
-extension DistillCommand {
+extension Distillation {
     /// The epoch loop both draft kinds share: shuffled batches of example indices, a step each,
-    /// a held-out evaluation every `--eval-every` steps, a CSV log and a progress line with the
-    /// time left, until the epochs or `--minutes` run out.
+    /// a held-out evaluation every `evalEvery` steps, a CSV log and a progress line with the
+    /// time left, until the epochs or `minutes` run out.
     /// - Parameter columns: the names of the six columns `step` fills.
     /// - Returns: the steps taken, the log (header included), the final evaluation and the
     ///   time the loop started.
     func distillLoop(columns: String, examples: Int, totalSteps: Int,
                      step: ([Int]) -> DistillStepFigures,
                      evaluate: () -> DistillEvaluation) -> (steps: Int, log: String, final: DistillEvaluation, start: Date) {
+        let s = settings
         var log = "seconds,step,epoch,\(columns),heldout_loss,heldout_expected_acceptance\n"
         var lastEval = evaluate()
         log += String(format: "0,0,0,,,,,,,%.5f,%.5f\n", lastEval.loss, lastEval.expectedAcceptance)
-        printError(String(format: "before training: held-out loss %.4f, expected acceptance %.4f", lastEval.loss, lastEval.expectedAcceptance))
+        console.line(String(format: "before training: held-out loss %.4f, expected acceptance %.4f", lastEval.loss, lastEval.expectedAcceptance))
         let start = Date()
         var rng = RandomSource(seed: 7)
         var steps = 0
-        training: for epoch in 0..<epochs {
+        training: for epoch in 0..<s.epochs {
             var order = Array(0..<examples)
             for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-            for b in stride(from: 0, to: order.count, by: batchSize) {
-                let s = step(Array(order[b..<min(order.count, b + batchSize)]))
+            for b in stride(from: 0, to: order.count, by: s.batchSize) {
+                let figures = step(Array(order[b..<min(order.count, b + s.batchSize)]))
                 steps += 1
                 let elapsed = Date().timeIntervalSince(start)
                 var evalColumns = ","
-                if steps % evalEvery == 0 || steps == totalSteps {
+                if steps % s.evalEvery == 0 || steps == totalSteps {
                     lastEval = evaluate()
                     evalColumns = String(format: "%.5f,%.5f", lastEval.loss, lastEval.expectedAcceptance)
                 }
-                log += String(format: "%.1f,%d,%d,", elapsed, steps, epoch) + s.logColumns + "," + evalColumns + "\n"
-                let budget = minutes * 60
+                log += String(format: "%.1f,%d,%d,", elapsed, steps, epoch) + figures.logColumns + "," + evalColumns + "\n"
+                let budget = s.minutes * 60
                 let left = min(budget - elapsed, elapsed / Double(steps) * Double(totalSteps - steps))
-                FileHandle.standardError.write(Data(String(
+                console.progress(String(
                     format: "\rstep %d/%d epoch %d  %@  held-out acceptance %.3f  %.0f tok/s  %.0f s left   ",
-                    steps, totalSteps, epoch + 1, s.progress, lastEval.expectedAcceptance, s.tokensPerSecond, max(0, left)).utf8))
+                    steps, totalSteps, epoch + 1, figures.progress, lastEval.expectedAcceptance, figures.tokensPerSecond, max(0, left)))
                 if elapsed >= budget { break training }
             }
         }
-        printError("")
+        console.line("")
         let final = evaluate()
         log += String(format: "%.1f,%d,,,,,,,,%.5f,%.5f\n", Date().timeIntervalSince(start), steps, final.loss, final.expectedAcceptance)
         return (steps, log, final, start)
     }
 
     /// Speculative decoding of the held-out prompts, greedy, with a fresh `proposer` per
-    /// sequence: the measured acceptance `summary.json` reports (empty with `--no-measure`).
-    func measureGreedy(loaded: LoadedModel, held: [DistillExample], proposer: @escaping () -> Proposer) throws -> SpeculationReport {
-        let generator = SpeculativeGenerator(model: loaded.model, controller: SpeculationController(maxLookahead: 5)) { [proposer()] }
+    /// sequence: the measured acceptance `summary.json` reports (empty when `measure` is off).
+    func measureGreedy(held: [DistillExample], proposer: @escaping () -> Proposer) throws -> SpeculationReport {
+        let generator = SpeculativeGenerator(model: target, controller: SpeculationController(maxLookahead: 5)) { [proposer()] }
         var report = SpeculationReport()
-        for ex in held where measure {
-            _ = try generator.generate(GenerationRequest(prompt: ex.prompt, maxTokens: maxTokens, sampling: .greedy,
-                                                         stopTokens: loaded.tokenizer.stopTokenIds))
+        for ex in held where settings.measure {
+            _ = try generator.generate(GenerationRequest(prompt: ex.prompt, maxTokens: settings.maxTokens, sampling: .greedy,
+                                                         stopTokens: tokenizer.stopTokenIds))
             report = report + generator.lastReport
         }
         return report

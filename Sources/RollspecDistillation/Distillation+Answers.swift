@@ -1,0 +1,94 @@
+import Foundation
+import RollspecModel
+import RollspecSpeculation
+
+/// One distillation example: a prompt, the target's answer, and the target's top-k
+/// distribution at every answer position.
+struct DistillExample: Codable {
+    var prompt: [Int]
+    var answer: [Int]
+    /// `topK[i]`: the target's top-k at the position that produced `answer[i]`.
+    var topK: [TopKProbabilities]
+    /// `[prompt + answer − 1, C]` the target's features (final-norm hidden states), when
+    /// recorded for a feature-level draft; cached beside the JSON as raw float32.
+    var features: [Float] = []
+
+    private enum CodingKeys: String, CodingKey { case prompt, answer, topK }
+}
+
+extension Distillation {
+    /// The target's answers to `prompts` in batches of `answerBatch`, recording its top-k at
+    /// every answer position (and its features for an EAGLE draft), with a progress line.
+    /// Results are cached in `out/data-LABEL-T…-n…-k….json`, keyed by the settings, so a rerun
+    /// with the same settings skips the generation.
+    func answers(to prompts: [String], label: String) throws -> [DistillExample] {
+        let s = settings
+        let cache = s.out.appendingPathComponent("data-\(label)-T\(s.temperature)-n\(s.maxTokens)-k\(s.topK).json")
+        let features = s.draftKind == .eagle, seed: UInt64 = 0
+        let width = target.config.hiddenSize
+        if let data = try? Data(contentsOf: cache),
+           var examples = try? JSONDecoder().decode([DistillExample].self, from: data), examples.count == prompts.count,
+           !features || readFeatures(featureFile(cache), into: &examples, width: width) {
+            console.line("\(label): \(examples.count) cached target answers from \(cache.path)")
+            return examples
+        }
+        let generator = SpeculativeGenerator(model: target) { [] }
+        generator.recordTopK = s.topK
+        generator.recordFeatures = features
+        var examples: [DistillExample] = []
+        let start = Date()
+        var tokens = 0
+        for batchStart in stride(from: 0, to: prompts.count, by: s.answerBatch) {
+            let batch = Array(prompts[batchStart..<min(prompts.count, batchStart + s.answerBatch)])
+            let requests = try batch.enumerated().map { i, text in
+                GenerationRequest(
+                    prompt: tokenizer.encode(try promptText(text)), maxTokens: s.maxTokens,
+                    sampling: SamplingParameters(temperature: s.temperature, seed: seed &+ UInt64(batchStart + i)),
+                    stopTokens: tokenizer.stopTokenIds)
+            }
+            for (r, out) in zip(requests, try generator.generateBatch(requests)) {
+                examples.append(DistillExample(prompt: r.prompt, answer: out.result.tokens, topK: out.topK, features: out.features))
+                tokens += out.result.tokens.count
+            }
+            let elapsed = Date().timeIntervalSince(start)
+            let done = examples.count
+            let eta = elapsed / Double(done) * Double(prompts.count - done)
+            console.progress(String(
+                format: "\r%@: %d/%d answers, %d tokens, %.0f tokens/s, %.0f s left   ",
+                label, done, prompts.count, tokens, Double(tokens) / elapsed, eta))
+        }
+        console.line("")
+        try FileManager.default.createDirectory(at: cache.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try JSONEncoder().encode(examples).write(to: cache)
+        if features {
+            var raw = Data()
+            for e in examples { e.features.withUnsafeBytes { raw.append(contentsOf: $0) } }
+            try raw.write(to: featureFile(cache))
+        }
+        return examples
+    }
+
+    /// The prompt as the target should see it: a user turn (`chatPrompt`) when `chat` is set.
+    func promptText(_ text: String) throws -> String {
+        settings.chat ? try chatPrompt(text, tokenizer: tokenizer) : text
+    }
+}
+
+/// Where the features of a data cache live: raw little-endian float32, example after example.
+private func featureFile(_ cache: URL) -> URL { cache.appendingPathExtension("features.f32") }
+
+/// Fills `examples[i].features` from `url`; false if the file is missing or the wrong size.
+private func readFeatures(_ url: URL, into examples: inout [DistillExample], width: Int) -> Bool {
+    guard let raw = try? Data(contentsOf: url, options: .alwaysMapped) else { return false }
+    let rows = examples.map { $0.prompt.count + $0.answer.count - 1 }
+    guard raw.count == rows.reduce(0, +) * width * 4 else { return false }
+    raw.withUnsafeBytes { bytes in
+        let floats = bytes.bindMemory(to: Float.self)
+        var at = 0
+        for i in examples.indices {
+            examples[i].features = Array(floats[at..<(at + rows[i] * width)])
+            at += rows[i] * width
+        }
+    }
+    return true
+}

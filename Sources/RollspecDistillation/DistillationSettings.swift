@@ -1,0 +1,88 @@
+import Foundation
+import RollspecTraining
+
+/// Everything a distillation is told besides its target: the options of `rollspec distill`
+/// (named after them in the messages), with the same defaults.
+public struct DistillationSettings: Sendable {
+    /// Which kind of draft is trained.
+    public enum DraftKind: String, CaseIterable, Sendable {
+        /// A small Llama over tokens.
+        case layers
+        /// A feature-level draft that reads the target's hidden states (EAGLE).
+        case eagle
+    }
+
+    /// Training prompts file (one per line, text or `{"prompt": ...}`).
+    public var prompts: String
+    /// Held-out prompts file; nil: the last 10% of `prompts` (at least one).
+    public var heldout: String?
+    /// Output directory: the draft, its vocabulary, the log, the summary and the answer caches.
+    public var out: URL
+    /// `layers` only: start from this draft checkpoint instead of target layers.
+    public var draft: String?
+    /// `layers` only: train a fresh draft with this HF config.json (its vocab must be the target's).
+    public var draftConfig: String?
+    public var draftKind: DraftKind = .layers
+    /// Target layers copied into the draft; nil: 0,1,2,29 (`layers`), the last layer (`eagle`).
+    public var layers: [Int]?
+    /// Wrap prompts as user turns of the tokenizer's chat template (ChatML).
+    public var chat = true
+    /// At the end, measure real speculative decoding (T=0) on the held-out prompts.
+    public var measure = true
+    /// Answer length in tokens.
+    public var maxTokens = 128
+    /// Temperature of the target's answers.
+    public var temperature: Float = 0
+    /// Top-k probabilities recorded per answer token.
+    public var topK = 16
+    /// Examples per training step.
+    public var batchSize = 8
+    /// Prompts the target answers side by side when it writes the training data.
+    public var answerBatch = 16
+    /// Passes over the training answers (the time budget may stop earlier).
+    public var epochs = 8
+    /// Time budget for training, in minutes.
+    public var minutes: Double = 30
+    /// Peak learning rate.
+    public var learningRate: Float = 3e-4
+    /// Weight of the KL term (cross-entropy has weight 1).
+    public var klWeight: Float = 1
+    /// Size of the draft's output vocabulary (0: the whole vocabulary).
+    public var vocabSubset = 8192
+    /// Evaluate every N steps.
+    public var evalEvery = 25
+    /// `eagle`: weight of the feature regression (the KL has weight `klWeight`).
+    public var featureWeight: Float = 0.005
+    /// `eagle`: half-width of the uniform noise on input features, in units of their RMS.
+    public var featureNoise: Float = 0.2
+    /// `eagle`: weight of a cross-entropy on the answer's next token.
+    public var ceWeight: Float = 0
+    /// `eagle`: also train each step on the draft's own guessed features (twice the cost per step).
+    public var trainOnGuesses = false
+
+    /// The defaults, reading `prompts` and writing to `out`.
+    public init(prompts: String, out: URL) {
+        self.prompts = prompts
+        self.out = out
+    }
+
+    /// - Throws: `DistillationError` when the settings contradict each other or a count or
+    ///   budget is not positive.
+    public func validate() throws {
+        if draftKind == .eagle && (draft != nil || draftConfig != nil) {
+            throw DistillationError("--draft-kind eagle starts from target layers; --draft and --draft-config are for --draft-kind layers")
+        }
+        if batchSize < 1 || answerBatch < 1 || epochs < 1 || minutes <= 0 || evalEvery < 1 {
+            throw DistillationError("--batch-size, --answer-batch, --epochs, --minutes and --eval-every must be positive")
+        }
+    }
+
+    /// Steps in the whole run (at least one) and the learning-rate schedule over them: warm-up
+    /// for a tenth (at most 50 steps), then down to a tenth of the peak.
+    func schedule(examples: Int) -> (totalSteps: Int, schedule: LearningRateSchedule) {
+        let stepsPerEpoch = (examples + batchSize - 1) / batchSize
+        let totalSteps = max(1, stepsPerEpoch * epochs)
+        return (totalSteps, LearningRateSchedule(peak: learningRate, warmupSteps: min(50, totalSteps / 10),
+                                                 totalSteps: totalSteps, minimum: learningRate / 10))
+    }
+}
