@@ -296,12 +296,10 @@ private struct SequenceRun {
         var kept = 0
         for (token, row) in zip(outcome.tokens, outcome.rows) {
             // The same logprob plain sampling reports for this token at this position.
-            let logprob = params.isGreedy
-                ? logSoftmax(logits.row(base + row), vocabSize: vocabSize, at: token)
-                : Float(log(Double(target(row).probability(of: token))))
-            let sampled = SampledToken(token: token, logprob: logprob)
+            let sampled = SampledToken(token: token, drawnFrom: target(row), logits: logits.row(base + row), vocabSize: vocabSize,
+                                       parameters: params)
             result.tokens.append(token)
-            result.logprobs.append(logprob)
+            result.logprobs.append(sampled.logprob)
             if recordTopK > 0 {
                 topK.append(TopKProbabilities(logits: logits.row(base + row), vocabSize: vocabSize, k: recordTopK))
             }

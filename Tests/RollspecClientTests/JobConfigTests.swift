@@ -43,6 +43,9 @@ import Testing
         (#"{"speculation": {"mode": "bogus"}}"#, "speculation.mode"),
         (#"{"driver": {"samples": "two"}}"#, "driver.samples"),
         (#"{"heartbeatIntervalSeconds": 5, "heartbeatTimeoutSeconds": 1}"#, "heartbeatTimeoutSeconds"),
+        // The GRPO update scores tokens without truncation; an external learner may truncate.
+        (#"{"sampling": {"topK": 40}}"#, "sampling.topK"),
+        (#"{"sampling": {"topP": 0.9}, "learner": {"kind": "grpo"}}"#, "sampling.topP"),
     ])
     func badValuesNameTheKey(json: String, key: String) throws {
         do {
@@ -88,6 +91,11 @@ extension JobConfigTests {
         #expect(throws: JobConfigError.unreadable(dir.appendingPathComponent("nope.yaml").path)) {
             try JobConfig.load(path: dir.appendingPathComponent("nope.yaml").path)
         }
+    }
+
+    @Test func anExternalLearnerMaySampleWithTopKAndTopP() throws {
+        let config = try JobConfig.decode(Data(#"{"sampling": {"topK": 40, "topP": 0.9}, "learner": {"kind": "external"}}"#.utf8))
+        #expect(config.sampling.topK == 40 && config.sampling.topP == 0.9)
     }
 
     @Test func metricsPortMustNotClashWithTheBusPort() throws {

@@ -2,6 +2,7 @@ import Foundation
 import RollspecClient
 import RollspecModel
 import RollspecRoles
+import RollspecSpeculation
 import RollspecTraining
 import Testing
 
@@ -144,5 +145,49 @@ import Testing
             for i in 0..<x.count { worst = max(worst, abs(x[i] - y[i])) }
         }
         #expect(worst < 1e-5, "weights differ by \(worst)")
+    }
+}
+
+/// One logprob of a sampled token, whichever path sampled it: plain sampling, speculative
+/// decoding (chain and token tree) and the GRPO update's training forward agree on every token,
+/// so the update's first importance ratio is 1.
+extension GRPOTests {
+    @Test func theSamplersTheSpeculatorsAndTheLearnersLogprobsAgree() throws {
+        let temperature: Float = 0.7
+        let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 11)
+        let draft = LlamaModel(weights: BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 12))
+        let model = LlamaModel(weights: policy)
+        let plain = Generator(model: model)
+        var controller = SpeculationController(maxLookahead: 3)
+        controller.isFixed = true
+        let chain = SpeculativeGenerator(model: model, controller: controller) { [DraftModelProposer(model: draft)] }
+        let tree = SpeculativeGenerator(model: model, controller: controller) { [DraftModelProposer(model: draft, tree: .fixed([2, 1]))] }
+        let prompts = [[3, 17, 9, 40], [5, 5, 21]]
+        func samples(_ generate: (GenerationRequest) throws -> GenerationResult) throws -> [PolicySample] {
+            try prompts.enumerated().flatMap { i, prompt in
+                try (0..<4).map { k -> PolicySample in
+                    let out = try generate(GenerationRequest(prompt: prompt, maxTokens: 24,
+                                                             sampling: SamplingParameters(temperature: temperature, seed: UInt64(10 * i + k))))
+                    return PolicySample(promptTokens: prompt, responseTokens: out.tokens, sampleLogprobs: out.logprobs,
+                                        advantage: k % 2 == 0 ? 1 : -1)
+                }
+            }
+        }
+        let paths: [(String, [PolicySample])] = [
+            ("plain", try samples { try plain.generate($0) }),
+            ("speculative chain", try samples { try chain.generate($0) }),
+            ("speculative tree", try samples { try tree.generate($0) }),
+        ]
+        #expect(tree.lastReport.overall.draftTokens > 0)
+        for (name, s) in paths {
+            // A fresh trainer per path: the update changes the weights it scores with.
+            let copy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 11)
+            let stats = try #require(GRPOTrainer(weights: copy, learningRate: 1e-3, temperature: temperature).update(s))
+            #expect(stats.maxLogprobError < 1e-4 && abs(stats.meanRatio - 1) < 1e-4, "\(name): \(stats)")
+            // The same samples scored at another temperature are off: the check can fail.
+            let other = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 11)
+            let off = try #require(GRPOTrainer(weights: other, learningRate: 1e-3, temperature: 1).update(s))
+            #expect(off.maxLogprobError > 1e-2, "\(name): \(off)")
+        }
     }
 }

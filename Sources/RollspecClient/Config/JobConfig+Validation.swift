@@ -35,6 +35,14 @@ extension JobConfig {
         try check(sampling.topP > 0 && sampling.topP <= 1, "sampling.topP", "must be in (0, 1]")
         try check(sampling.maxTokens >= 1, "sampling.maxTokens", "must be at least 1")
         try learner.validate()
+        // The GRPO update's logprob is log softmax(z / T): it would not be the workers' logprob of
+        // a token drawn after truncation, and every importance ratio would be off from the start.
+        if learner.kind == .grpo {
+            try check(sampling.topK == 0, "sampling.topK",
+                      "must be 0 with learner.kind grpo: its update scores tokens at temperature T without top-k truncation")
+            try check(sampling.topP == 1, "sampling.topP",
+                      "must be 1 with learner.kind grpo: its update scores tokens at temperature T without top-p truncation")
+        }
         try check(driver.requests >= 1, "driver.requests", "must be at least 1")
         try check(driver.samples >= 1, "driver.samples", "must be at least 1")
         try check(driver.timeoutSeconds > 0, "driver.timeoutSeconds", "must be positive")

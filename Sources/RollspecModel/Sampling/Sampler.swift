@@ -13,6 +13,19 @@ public struct SampledToken: Equatable, Sendable {
         self.token = token
         self.logprob = logprob
     }
+
+    /// `token` with the logprob every generation path reports for it (plain sampling,
+    /// speculative verification, trees): log `distribution`(token) when sampling, the log-softmax
+    /// of `logits` at temperature 1 when greedy. `distribution` is the one `parameters` build
+    /// over `logits`. The GRPO learner's update computes the same quantity in training
+    /// (log softmax(z / T)), which is why it refuses top-k and top-p (`JobConfig.validate`).
+    public init(token: Int, drawnFrom distribution: TokenDistribution, logits: UnsafePointer<Float>, vocabSize: Int,
+                parameters: SamplingParameters) {
+        self.token = token
+        logprob = parameters.isGreedy
+            ? logSoftmax(logits, vocabSize: vocabSize, at: token)
+            : Float(log(Double(distribution.probability(of: token))))
+    }
 }
 
 /// Draws tokens from logits under fixed `SamplingParameters`, from a seeded random stream:
@@ -29,12 +42,8 @@ public struct Sampler: Sendable {
     /// Draws one token from `logits` (`V` floats).
     public mutating func sample(logits: UnsafePointer<Float>, vocabSize: Int) -> SampledToken {
         let dist = TokenDistribution(logits: logits, vocabSize: vocabSize, parameters: parameters)
-        if parameters.isGreedy {
-            let token = Int(dist.tokens[0])
-            return SampledToken(token: token, logprob: logSoftmax(logits, vocabSize: vocabSize, at: token))
-        }
-        let (token, p) = dist.sample(uniform: random.nextUnit())
-        return SampledToken(token: token, logprob: Float(log(Double(p))))
+        let token = parameters.isGreedy ? Int(dist.tokens[0]) : dist.sample(uniform: random.nextUnit()).token
+        return SampledToken(token: token, drawnFrom: dist, logits: logits, vocabSize: vocabSize, parameters: parameters)
     }
 
     public mutating func sample(logits: [Float]) -> SampledToken {
