@@ -33,16 +33,32 @@ struct BenchSpeculativeCommand: ParsableCommand {
     @Option(name: .long, help: "Sampling temperature; 0 is greedy.")
     var temperature: Float = 0
 
+    @Option(name: .long, help: "Keep the k most likely tokens (0: off).")
+    var topK: Int = 0
+
+    @Option(name: .long, help: "Nucleus sampling mass (1: off).")
+    var topP: Float = 1
+
     @Option(name: .long, help: "Random seed.")
     var seed: UInt64 = 0
 
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
+    func validate() throws {
+        do { try SamplingParameters(temperature: temperature, topK: topK, topP: topP).validate() }
+        catch { throw ValidationError("\(error)") }
+    }
+
     struct Report: Encodable {
         var prompts: Int
         var temperature: Float
+        var topK: Int
+        var topP: Float
         var mode: String
+        /// The tree the draft proposed: rows (0: none), or runner-ups per position.
+        var draftTreeRows: Int
+        var draftAlternatives: [Int]
         var plainTokens: Int
         var speculativeTokens: Int
         var plainTokensPerSecond: Double
@@ -70,7 +86,7 @@ struct BenchSpeculativeCommand: ParsableCommand {
             let prompt = loaded.tokenizer.encode(try loaded.promptText(text, chat: chat))
             let request = GenerationRequest(
                 prompt: prompt, maxTokens: maxTokens,
-                sampling: SamplingParameters(temperature: temperature, seed: seed &+ UInt64(i)),
+                sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed &+ UInt64(i)),
                 stopTokens: loaded.tokenizer.stopTokenIds)
             var t0 = Date()
             let a = try plain.generate(request)
@@ -92,7 +108,8 @@ struct BenchSpeculativeCommand: ParsableCommand {
         if !json { printError("") }
         let plainRate = Double(plainTokens) / plainSeconds, specRate = Double(specTokens) / specSeconds
         let out = Report(
-            prompts: texts.count, temperature: temperature, mode: speculation.speculate.rawValue,
+            prompts: texts.count, temperature: temperature, topK: topK, topP: topP, mode: speculation.speculate.rawValue,
+            draftTreeRows: speculation.draftTreeRows, draftAlternatives: try speculation.alternativeCounts,
             plainTokens: plainTokens, speculativeTokens: specTokens,
             plainTokensPerSecond: plainRate, speculativeTokensPerSecond: specRate, speedup: specRate / plainRate,
             acceptanceRate: report.overall.acceptanceRate, meanAcceptanceLength: report.overall.meanAcceptanceLength,
