@@ -37,6 +37,11 @@ public final class RolloutWorker {
     private var servedDraft: ServedDraft?
     private var policyVersion: UInt64 = 0
     private var draftVersion: UInt64 = 0
+    /// The newest draft version this worker has settled: applied, or refused as unfit (it then
+    /// serves `draftVersion`). Heartbeats report it, because the broker hands requests only to
+    /// workers that report its newest draft: a worker reporting the draft it kept would never get
+    /// work again, and one bad draft would stall the job. Trajectories carry `draftVersion`.
+    private var settledDraftVersion: UInt64 = 0
     private var inbox: [RolloutRequest] = []
     private let suffixIndex = SuffixIndex()
     private var stats = Heartbeat.Stats()
@@ -90,7 +95,7 @@ public final class RolloutWorker {
         try connection.send(Heartbeat(
             role: .worker, index: UInt32(index), status: model == nil ? .starting : inbox.isEmpty ? .ready : .busy,
             credit: model == nil ? 0 : UInt32(config.workerBatchSize),
-            policyVersion: policyVersion, draftVersion: draftVersion, stats: stats))
+            policyVersion: policyVersion, draftVersion: settledDraftVersion, stats: stats))
         try connection.send(takeMetricsSnapshot(policyVersion: policyVersion, draftVersion: draftVersion))
     }
 
@@ -126,9 +131,13 @@ public final class RolloutWorker {
                 pendingPolicyTiming = (d.assembledAt, d.decodeSeconds)
             case (.success(.draft(let artifact)), _):
                 pendingDraft = (d.version, artifact)
-            case (.failure(let error), _):
-                rejections.record(d.kind == .draft ? RejectionReason(draftRefusal: error) : RejectionReason(error))
-                log("worker-\(index): rejected \(d.kind.rawValue) v\(d.version): \(error)")
+            case (.failure(let error), .draft):
+                rejections.record(RejectionReason(draftRefusal: error))
+                settledDraftVersion = max(settledDraftVersion, d.version)
+                log("worker-\(index): rejected draft v\(d.version): \(error); keeping draft v\(draftVersion)")
+            case (.failure(let error), .policy):
+                rejections.record(error)
+                log("worker-\(index): rejected policy v\(d.version): \(error)")
             }
         }
     }
@@ -162,6 +171,7 @@ public final class RolloutWorker {
         // A feature draft waits for a policy to bind to; a token draft does not need one.
         if let d = pendingDraft, policyWeights != nil || d.artifact.kind == .tokens {
             pendingDraft = nil
+            settledDraftVersion = max(settledDraftVersion, d.version)
             do {
                 servedDraft = try ServedDraft(d.artifact, policy: policyWeights)
                 draftArtifact = d.artifact
