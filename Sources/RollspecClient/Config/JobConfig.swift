@@ -146,7 +146,7 @@ public struct JobConfig: Codable, Sendable, Equatable {
         public var learningRate: Float = 3e-3
         /// Per trajectory of age a (0 = newest), sampling weight `recencyDecay^a`.
         public var recencyDecay: Double = 0.98
-        /// A candidate is published only when its held-out expected acceptance beats the
+        /// A candidate is published only when its held-out acceptance (`Loss.sampledAcceptance`) beats the
         /// workers' draft by more than this.
         public var minImprovement: Double = 0.002
         /// Policy layers a draft made from scratch starts from (the first ones).
