@@ -59,5 +59,10 @@ import Testing
         #expect(steps.count == 12)
         #expect(steps.contains { ($0.acceptanceRate ?? 0) > 0 }, "\(steps.map(\.acceptanceRate))")
         #expect(steps.contains { ($0.newestDraftVersion ?? 0) >= 2 }, "\(steps.map(\.draftVersions))")
+        // What a restarted trainer resumes from: the last published feature draft and its Adam state.
+        let state = run.dir.appendingPathComponent("run/trainer")
+        #expect(FeatureDraftWeights.isFeatureDraft(path: state.path))
+        #expect(try FeatureDraftTensors.load(directory: state).config.hiddenSize == policy.config.hiddenSize)
+        #expect(FileManager.default.fileExists(atPath: state.appendingPathComponent("optimizer.safetensors").path))
     }
 }
