@@ -150,10 +150,14 @@ public final class RolloutWorker {
             model = LlamaModel(weights: p.weights)
             policyWeights = p.weights
             policyVersion = p.version
-            if case .eagle = draftArtifact, let artifact = draftArtifact {
-                // The feature draft reads the policy's embedding and head: follow the new ones.
+            if let artifact = draftArtifact {
+                // A feature draft reads the policy's embedding and head: bind it to the new ones.
+                // A token draft only needs checking (it may have come before any policy).
                 do {
-                    servedDraft = try ServedDraft(artifact, policy: p.weights)
+                    switch artifact {
+                    case .eagle: servedDraft = try ServedDraft(artifact, policy: p.weights)
+                    case .tokens(let weights): try DraftMismatch.check(tokenDraft: weights.config, policy: p.weights.config)
+                    }
                 } catch {
                     rejections.record(RejectionReason(draftRefusal: error))
                     log("worker-\(index): draft v\(draftVersion) does not fit policy v\(p.version) (\(error)); serving no draft until a new one arrives")
