@@ -69,7 +69,13 @@ public final class RolloutClient: @unchecked Sendable {
     /// acceptance rate measured for it (0 when unknown).
     /// - Throws: `SafeTensorsWriter` errors.
     public func publishDraft(_ weights: LlamaWeights, version: UInt64, policyVersion: UInt64, acceptance: Double = 0) throws {
-        let chunks = WeightsChunk.split(try CheckpointCodec.encode(weights), chunkSize: chunkSize)
+        try publishDraft(.tokens(weights), version: version, policyVersion: policyVersion, acceptance: acceptance)
+    }
+
+    /// Publishes a draft of either kind (a feature draft as its own tensors; each worker binds
+    /// it to the policy it holds). See `publishDraft(_:version:policyVersion:acceptance:)`.
+    public func publishDraft(_ draft: DraftArtifact, version: UInt64, policyVersion: UInt64, acceptance: Double = 0) throws {
+        let chunks = WeightsChunk.split(try CheckpointCodec.encode(draft), chunkSize: chunkSize)
         core.enqueue(chunks.map {
             DraftWeightsChunk(draftVersion: version, policyVersion: policyVersion, acceptanceRate: acceptance, chunk: $0)
         }, draftVersion: version)

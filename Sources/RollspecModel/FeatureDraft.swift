@@ -31,7 +31,7 @@ public struct FeatureDraftWeights: @unchecked Sendable {
 
     /// The `config.json` key that marks a directory as a feature-level draft, and its value.
     public static let kindKey = "rollspec_draft_kind"
-    public static let kind = "eagle"
+    public static let kind = DraftKind.eagle.rawValue
 
     /// The draft's own tensors by HF-style name (`fc.*`, `model.layers.*`, `model.norm.weight`).
     public var namedTensors: [(name: String, buffer: FloatBuffer)] {
@@ -40,7 +40,7 @@ public struct FeatureDraftWeights: @unchecked Sendable {
     }
 
     /// Expected names and shapes of the stored tensors for `config`.
-    static func expectedTensors(for config: LlamaConfig) -> [(name: String, shape: [Int])] {
+    public static func expectedTensors(for config: LlamaConfig) -> [(name: String, shape: [Int])] {
         let c = config.hiddenSize
         return [("fc.weight", [c, 2 * c]), ("fc.bias", [c])]
             + LlamaWeights.expectedTensors(for: config).filter { $0.name != "model.embed_tokens.weight" && $0.name != "lm_head.weight" }
@@ -73,34 +73,125 @@ public struct FeatureDraftWeights: @unchecked Sendable {
     /// - Throws: `ModelError` naming the file when the config or tensors do not fit, or when
     ///   the draft's vocabulary or width differs from the target's.
     public static func load(directory: URL, target: LlamaWeights) throws -> FeatureDraftWeights {
-        let config = try LlamaConfig.load(directory: directory)
-        let path = directory.path
-        guard config.vocabSize == target.config.vocabSize, config.hiddenSize == target.config.hiddenSize,
-              config.tieWordEmbeddings == target.config.tieWordEmbeddings else {
-            throw ModelError.tensorMismatch(file: path, reason: "this feature draft is for a target with vocabulary \(config.vocabSize) and width \(config.hiddenSize), the target has \(target.config.vocabSize) and \(target.config.hiddenSize)")
+        let own = try FeatureDraftTensors.load(directory: directory)
+        do {
+            return try own.bound(to: target)
+        } catch let mismatch as DraftMismatch {
+            throw ModelError.tensorMismatch(file: directory.path, reason: mismatch.description)
         }
-        let checkpoint = try SafeTensorsCheckpoint(directory: directory)
-        let expected = expectedTensors(for: config)
-        let names = Set(checkpoint.tensorNames), wanted = Set(expected.map(\.name))
-        if names != wanted {
-            let missing = wanted.subtracting(names).sorted(), extra = names.subtracting(wanted).sorted()
-            throw ModelError.tensorMismatch(file: path, reason: "feature draft tensors do not match its config; missing: \(missing.prefix(10)), unexpected: \(extra.prefix(10))")
+    }
+
+    /// The draft's own tensors, unbound from the target (what a draft artifact on the bus carries).
+    public var ownTensors: FeatureDraftTensors {
+        FeatureDraftTensors(checked: config, tensors: Dictionary(namedTensors.map { ($0.name, $0.buffer) }, uniquingKeysWith: { a, _ in a }))
+    }
+}
+
+/// The kinds of draft a worker can serve. The raw values are what `config.json` and a draft
+/// artifact's safetensors `__metadata__` say under `rollspec_draft_kind` (absent: `tokens`).
+public enum DraftKind: String, Sendable, Codable, CaseIterable {
+    /// A small Llama over the target's vocabulary, with its own embedding and head.
+    case tokens
+    /// A feature-level (EAGLE) draft: its own layers and `fc`, the target's embedding and head.
+    case eagle
+}
+
+/// Why a draft cannot serve a given policy. Typed, so that a worker files each under its own
+/// rejection reason instead of parsing a message.
+public enum DraftMismatch: Error, Equatable, CustomStringConvertible {
+    /// The draft proposes token ids of another vocabulary.
+    case vocabulary(draft: Int, policy: Int)
+    /// A feature draft reads features, and borrows an embedding, of another width.
+    case hiddenWidth(draft: Int, policy: Int)
+    /// A feature draft stored for a tied head (no `lm_head.weight` of its own to borrow) serving
+    /// an untied policy, or the reverse.
+    case tiedHead(draft: Bool, policy: Bool)
+
+    public var description: String {
+        switch self {
+        case let .vocabulary(d, p): "the draft's vocabulary is \(d) tokens, the policy's \(p)"
+        case let .hiddenWidth(d, p): "the feature draft is \(d) wide, the policy's hidden width is \(p)"
+        case let .tiedHead(d, p): "the feature draft is for a \(d ? "tied" : "untied") head, the policy's head is \(p ? "tied" : "untied")"
         }
-        var tensors: [String: FloatBuffer] = ["model.embed_tokens.weight": target.embedding]
-        if !config.tieWordEmbeddings { tensors["lm_head.weight"] = target.lmHead }
-        var fc: FloatBuffer?, fcBias: FloatBuffer?
+    }
+
+    /// Checks that a token-level draft of `draft` can serve a policy of `policy`: only the
+    /// vocabulary must agree (the draft has its own embedding and head).
+    public static func check(tokenDraft draft: LlamaConfig, policy: LlamaConfig) throws {
+        if draft.vocabSize != policy.vocabSize { throw DraftMismatch.vocabulary(draft: draft.vocabSize, policy: policy.vocabSize) }
+    }
+
+    /// Checks that a feature draft of `draft` can serve a policy of `policy`: it proposes the
+    /// policy's tokens, reads its features and borrows its embedding and head, so vocabulary,
+    /// width and head tying must all agree.
+    public static func check(featureDraft draft: LlamaConfig, policy: LlamaConfig) throws {
+        try check(tokenDraft: draft, policy: policy)
+        if draft.hiddenSize != policy.hiddenSize { throw DraftMismatch.hiddenWidth(draft: draft.hiddenSize, policy: policy.hiddenSize) }
+        if draft.tieWordEmbeddings != policy.tieWordEmbeddings {
+            throw DraftMismatch.tiedHead(draft: draft.tieWordEmbeddings, policy: policy.tieWordEmbeddings)
+        }
+    }
+}
+
+/// A feature-level draft's own tensors (`fc.*`, `model.layers.*`, `model.norm.weight`) and its
+/// config, checked against each other but not yet bound to a target's embedding and head.
+///
+/// This is what a feature draft is between a file or a bus artifact and a policy: the worker
+/// keeps it so that it can bind the same draft to every new policy version it applies (the
+/// draft borrows the policy's embedding and head, which change with every RL step).
+public struct FeatureDraftTensors: @unchecked Sendable {
+    public let config: LlamaConfig
+    /// By HF-style name; exactly `FeatureDraftWeights.expectedTensors(for: config)`.
+    public let tensors: [String: FloatBuffer]
+
+    fileprivate init(checked config: LlamaConfig, tensors: [String: FloatBuffer]) {
+        self.config = config
+        self.tensors = tensors
+    }
+
+    /// Reads and checks the tensors of a feature draft whose config is `config`.
+    /// - Parameters:
+    ///   - names: the tensor names the source holds.
+    ///   - read: one tensor's shape and values.
+    ///   - file: names the source in errors (a path, or e.g. "draft v3").
+    /// - Throws: `ModelError.tensorMismatch` naming missing, unexpected or misshapen tensors.
+    public init(config: LlamaConfig, names: [String], file: String,
+                read: (String) throws -> (shape: [Int], data: FloatBuffer)) throws {
+        let expected = FeatureDraftWeights.expectedTensors(for: config)
+        let present = Set(names), wanted = Set(expected.map(\.name))
+        if present != wanted {
+            let missing = wanted.subtracting(present).sorted(), extra = present.subtracting(wanted).sorted()
+            throw ModelError.tensorMismatch(file: file, reason: "feature draft tensors do not match its config; missing: \(missing.prefix(10)), unexpected: \(extra.prefix(10))")
+        }
+        var tensors: [String: FloatBuffer] = [:]
         for (name, shape) in expected {
-            let (actual, data) = try checkpoint.tensor(named: name)
+            let (actual, data) = try read(name)
             guard actual == shape else {
-                throw ModelError.tensorMismatch(file: path, reason: "tensor '\(name)' has shape \(actual), expected \(shape)")
+                throw ModelError.tensorMismatch(file: file, reason: "tensor '\(name)' has shape \(actual), expected \(shape)")
             }
-            switch name {
-            case "fc.weight": fc = data
-            case "fc.bias": fcBias = data
-            default: tensors[name] = data
-            }
+            tensors[name] = data
         }
-        return FeatureDraftWeights(fc: fc!, fcBias: fcBias!, body: LlamaWeights(config: config, tensors: tensors))
+        self.init(checked: config, tensors: tensors)
+    }
+
+    /// Reads a draft directory saved by `FeatureDraftWeights.save(to:)`.
+    public static func load(directory: URL) throws -> FeatureDraftTensors {
+        let config = try LlamaConfig.load(directory: directory)
+        let checkpoint = try SafeTensorsCheckpoint(directory: directory)
+        return try FeatureDraftTensors(config: config, names: checkpoint.tensorNames, file: directory.path,
+                                       read: checkpoint.tensor(named:))
+    }
+
+    /// The draft on `target`'s embedding and head (shared buffers, not copies). The draft's own
+    /// tensors are shared too: binding the same tensors to the next policy is cheap.
+    /// - Throws: `DraftMismatch` when the vocabulary, width or head tying differ.
+    public func bound(to target: LlamaWeights) throws -> FeatureDraftWeights {
+        try DraftMismatch.check(featureDraft: config, policy: target.config)
+        var body = tensors.filter { !$0.key.hasPrefix("fc.") }
+        body["model.embed_tokens.weight"] = target.embedding
+        if !config.tieWordEmbeddings { body["lm_head.weight"] = target.lmHead }
+        return FeatureDraftWeights(fc: tensors["fc.weight"]!, fcBias: tensors["fc.bias"]!,
+                                   body: LlamaWeights(config: config, tensors: body))
     }
 }
 

@@ -151,7 +151,21 @@ public final class FeatureDraftTrainer {
 
     // MARK: The pass
 
-    private func run(_ batch: [FeatureExample], noisy: Bool, withGradients: Bool, accumulate: Bool = false) -> FeatureStepStats? {
+    /// The draft's forward over a batch's entries: what the losses and their backward read.
+    private struct Forward {
+        /// `[R, width]` the draft's logits at the counted entries.
+        var logits: FloatBuffer
+        /// `[N, 2C]` the entries' inputs `[embedding ; feature (+ noise)]`, for fc's backward.
+        var pairs: FloatBuffer
+        /// Entries in all (N) and counted rows (R).
+        var entries: Int, rows: Int
+        /// Per counted row, the (example, position) of the target feature it guesses: the row
+        /// predicts `tokens[position + 1]` of that example.
+        var targetFeatureRows: [(example: Int, position: Int)]
+        var nextTokens: [Int]
+    }
+
+    private func forward(_ batch: [FeatureExample], noisy: Bool) -> Forward? {
         let dim = draft.config.hiddenSize
         // Draft entry p of an example is (tokens[p + 1], f_p); it counts when f_{p+1} exists
         // and position p + 1 is masked in.
@@ -170,7 +184,7 @@ public final class FeatureDraftTrainer {
             offset += entries
         }
         guard !rows.isEmpty else { return nil }
-        let n = offset, r = rows.count
+        let n = offset
 
         // Inputs: [embedding(x_{p+1}) ; f_p + noise], mixed by fc.
         if featureRMS == nil {
@@ -195,6 +209,45 @@ public final class FeatureDraftTrainer {
         let mixed = FloatBuffer(count: n * dim)
         matmulForward(mixed.pointer, pairs.pointer, draft.fc.pointer, draft.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
         let logits = model.forward(sequences, logitRows: rows, inputs: mixed.pointer)
+        return Forward(logits: logits, pairs: pairs, entries: n, rows: rows.count, targetFeatureRows: targetFeatureRows,
+                       nextTokens: nextTokens)
+    }
+
+    /// The draft's probability (temperature 1) of the actual next token at every counted
+    /// position of `batch` — drafting from the target's own features, as the first drafted
+    /// token of a step does; nothing is updated. Feeds `Loss.sampledAcceptance`.
+    public func nextTokenProbabilities(_ batch: [FeatureExample]) -> [NextTokenProbability] {
+        guard let f = forward(batch, noisy: false) else { return [] }
+        let width = model.outputWidth
+        softmaxForward(f.logits.pointer, f.logits.pointer, n: f.rows, dim: width)
+        return f.targetFeatureRows.enumerated().map { r, t in
+            let j = outputVocabulary == nil ? f.nextTokens[r] : column[f.nextTokens[r]]
+            return NextTokenProbability(example: t.example, position: t.position,
+                                        probability: j.map { f.logits[r * width + $0] } ?? 0)
+        }
+    }
+
+    /// The same draft (its own tensors, shared, not copied) bound to `target`'s embedding and
+    /// head, with the optimiser's moments and step carried over: a speculator trainer follows
+    /// each new policy version without restarting Adam. Settings and the measured feature RMS
+    /// carry over too; an output vocabulary does not (the online trainer uses none).
+    public func rebound(to target: LlamaWeights) throws -> FeatureDraftTrainer {
+        let next = FeatureDraftTrainer(draft: try draft.ownTensors.bound(to: target), optimizer: optimizer.config)
+        next.optimizer.continue(from: optimizer)
+        next.klWeight = klWeight
+        next.ceWeight = ceWeight
+        next.featureWeight = featureWeight
+        next.noise = noise
+        next.trainOnGuesses = trainOnGuesses
+        next.featureRMS = featureRMS
+        return next
+    }
+
+    private func run(_ batch: [FeatureExample], noisy: Bool, withGradients: Bool, accumulate: Bool = false) -> FeatureStepStats? {
+        let dim = draft.config.hiddenSize
+        guard let f = forward(batch, noisy: noisy) else { return nil }
+        let logits = f.logits, pairs = f.pairs, n = f.entries, r = f.rows
+        let targetFeatureRows = f.targetFeatureRows, nextTokens = f.nextTokens
         let width = model.outputWidth
 
         // Teacher: the target's head on its own next feature.

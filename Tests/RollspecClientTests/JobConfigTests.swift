@@ -46,6 +46,9 @@ import Testing
         // The GRPO update scores tokens without truncation; an external learner may truncate.
         (#"{"sampling": {"topK": 40}}"#, "sampling.topK"),
         (#"{"sampling": {"topP": 0.9}, "learner": {"kind": "grpo"}}"#, "sampling.topP"),
+        (#"{"speculation": {"treeRows": 1}}"#, "speculation.treeRows"),
+        (#"{"speculation": {"treeRows": 33}}"#, "speculation.treeRows"),
+        (#"{"speculation": {"treeExtend": 1.5}}"#, "speculation.treeExtend"),
     ])
     func badValuesNameTheKey(json: String, key: String) throws {
         do {
@@ -144,5 +147,48 @@ extension JobConfigTests {
         #expect(throws: (any Error).self) { try CheckpointCodec.decode(Data([1, 2, 3])) }
         let plain = try SafeTensorsWriter.encode([])
         #expect(throws: CheckpointCodecError.self) { try CheckpointCodec.decode(plain) }
+    }
+}
+
+/// The speculation tree keys and `models.draft` checks.
+@Suite struct DraftConfigTests {
+    @Test func treeKeysMapToTheDraftTreeShape() throws {
+        #expect(try JobConfig.decode(Data("{}".utf8)).speculation.treeShape == .chain)
+        let c = try JobConfig.decode(Data("speculation: {treeRows: 6, treeExtend: 0.5}\n".utf8), yaml: true)
+        #expect(c.speculation.treeShape == .shaped(rows: 6, extendThreshold: 0.5))
+    }
+
+    /// `models.draft` must name a draft some role can load: a feature draft's tensors are checked
+    /// against its config, and its shape against a folder policy's, before anything starts.
+    @Test func draftPathsThatAreNotLoadableDraftsAreRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("jobconfig-draft-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let policy = TinyModels.randomWeights(config: TinyModels.llamaConfig(vocab: 259), seed: 1)
+        try policy.save(to: dir.appendingPathComponent("policy"))
+        try TinyModels.randomFeatureDraft(target: policy).save(to: dir.appendingPathComponent("eagle"))
+        let other = TinyModels.randomWeights(config: TinyModels.llamaConfig(vocab: 259, hidden: 48, heads: 4), seed: 2)
+        try TinyModels.randomFeatureDraft(target: other).save(to: dir.appendingPathComponent("wide-eagle"))
+        // A feature draft whose tensors file is gone; a folder with no config at all.
+        try TinyModels.randomFeatureDraft(target: policy).save(to: dir.appendingPathComponent("broken"))
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("broken/\(SafeTensorsCheckpoint.singleFileName)"))
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("empty"), withIntermediateDirectories: true)
+
+        func load(policy: String, draft: String) throws -> JobConfig {
+            let file = dir.appendingPathComponent("job.yaml")
+            try "models: {policy: \(policy), draft: \(dir.path)/\(draft)}\n".write(to: file, atomically: true, encoding: .utf8)
+            return try JobConfig.load(path: file.path)
+        }
+        let policyPath = dir.appendingPathComponent("policy").path
+        #expect(try load(policy: policyPath, draft: "eagle").models.draft == .checkpoint(path: dir.path + "/eagle"))
+        #expect(try load(policy: "builtin", draft: "eagle").models.draft == .checkpoint(path: dir.path + "/eagle"))
+        for (draft, hint) in [("wide-eagle", "48 wide"), ("broken", "not a loadable draft"), ("empty", "not a loadable draft")] {
+            do {
+                _ = try load(policy: policyPath, draft: draft)
+                Issue.record("accepted models.draft \(draft)")
+            } catch let error as JobConfigError {
+                #expect(error.key == "models.draft" && "\(error)".contains(hint), "\(error)")
+            }
+        }
     }
 }

@@ -296,3 +296,60 @@ extension RoleProcessTests {
         #expect(summary.ok && summary.received == 8 && summary.duplicates == 0)
     }
 }
+
+extension RoleProcessTests {
+    /// Real broker and worker processes; the test publishes a feature draft, then drafts forged
+    /// to misfit the policy. Each is refused and counted by reason on the metrics endpoint, the
+    /// worker keeps serving the first draft, and requests still flow (a refused draft is settled).
+    @Test func forgedDraftsAreRefusedCountedAndTheOldDraftKept() throws {
+        let port = Int.random(in: 20_000...40_000)
+        let job = try Job({ endpoint in
+            """
+            {"endpoint": "\(endpoint)", "workers": 1, "trainers": 0, "workerBatchSize": 2, "heartbeatIntervalSeconds": 0.1,
+             "speculation": {"mode": "draft", "lookahead": 3}, "metrics": {"port": \(port)}}
+            """
+        })
+        defer { job.stop() }
+        try job.start("broker", role: "broker")
+        try job.start("worker-0", role: "worker", index: 0)
+        let config = try JobConfig.load(path: job.configPath)
+        let client = try RolloutClient(endpoint: config.endpoint, name: "learner-0", role: .learner, heartbeatIntervalSeconds: 0.1)
+        defer { client.close() }
+        let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 5)
+        var wide = policy.config
+        wide.hiddenSize = 48
+        wide.headDim = 12
+        var bigger = policy.config
+        bigger.vocabSize = 300
+        try client.publishPolicy(policy, version: 1)
+        try client.publishDraft(.eagle(TinyModels.randomFeatureDraft(target: policy, seed: 1).ownTensors), version: 1, policyVersion: 1)
+        #expect(job.wait(seconds: 10) { job.text(job.log("worker-0")).contains("applied draft v1 (eagle)") },
+                "\(job.text(job.log("worker-0")))")
+        let forged: [(DraftArtifact, String)] = [
+            (.eagle(TinyModels.randomFeatureDraft(target: TinyModels.randomWeights(config: wide)).ownTensors), "48 wide"),
+            (.eagle(TinyModels.randomFeatureDraft(target: TinyModels.randomWeights(config: bigger)).ownTensors), "vocabulary is 300"),
+            (.tokens(TinyModels.randomWeights(config: bigger)), "vocabulary is 300"),
+        ]
+        for (i, (draft, why)) in forged.enumerated() {
+            let version = UInt64(i + 2)
+            try client.publishDraft(draft, version: version, policyVersion: 1)
+            #expect(job.wait(seconds: 10) {
+                job.text(job.log("worker-0")).split(separator: "\n").contains {
+                    $0.contains("rejected draft v\(version)") && $0.contains(why) && $0.contains("keeping draft v1")
+                }
+            }, "\(job.text(job.log("worker-0")))")
+        }
+        // Requests still flow, served with draft v1, which drafts.
+        client.submit(prompt: [1, 2, 3], n: 2, sampling: config.sampling, seed: 1)
+        let got = client.collect(count: 2, timeout: 20)
+        #expect(got.count == 2)
+        #expect(got.allSatisfy { $0.draftVersion == 1 && $0.acceptance.draftedTokens > 0 }, "\(got.map(\.acceptance))")
+        let url = URL(string: "http://127.0.0.1:\(port)/metrics")!
+        var text = ""
+        #expect(job.wait(seconds: 10) {
+            text = (try? MetricsQuery.fetch(url: url)) ?? ""
+            return text.contains(#"rollspec_bus_rejected_messages_total{worker="worker-0",reason="draft_width_mismatch"} 1"#)
+                && text.contains(#"rollspec_bus_rejected_messages_total{worker="worker-0",reason="draft_vocab_mismatch"} 2"#)
+        }, "\(text)")
+    }
+}

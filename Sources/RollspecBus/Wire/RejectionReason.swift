@@ -59,6 +59,14 @@ public enum RejectionReason: String, Sendable, Hashable, CaseIterable, Codable, 
     // A worker's checks of what it was sent.
     /// A draft whose vocabulary differs from the policy's.
     case draftVocabMismatch = "draft_vocab_mismatch"
+    /// A feature-level draft whose hidden width differs from the policy's (it reads the
+    /// policy's features and embedding, so the widths must agree).
+    case draftWidthMismatch = "draft_width_mismatch"
+    /// A feature-level draft stored for a tied head serving an untied policy, or the reverse.
+    case draftHeadMismatch = "draft_head_mismatch"
+    /// A draft whose declared kind (`rollspec_draft_kind`) is unknown, or whose tensors are not
+    /// those of the kind it declares.
+    case draftKindMismatch = "draft_kind_mismatch"
 
     /// An error from outside the bus (e.g. a checkpoint that does not decode).
     case other

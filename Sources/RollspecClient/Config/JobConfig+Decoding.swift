@@ -108,7 +108,7 @@ extension JobConfig.Models {
 
 extension JobConfig.Speculation {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case mode, lookahead, minLookahead, confidenceThreshold, controller
+        case mode, lookahead, minLookahead, confidenceThreshold, controller, treeRows, treeExtend
     }
 
     public init(from decoder: Decoder) throws {
@@ -119,6 +119,8 @@ extension JobConfig.Speculation {
         minLookahead = try c.value(.minLookahead, or: minLookahead)
         confidenceThreshold = try c.value(.confidenceThreshold, or: confidenceThreshold)
         controller = try c.value(.controller, or: controller)
+        treeRows = try c.value(.treeRows, or: treeRows)
+        treeExtend = try c.value(.treeExtend, or: treeExtend)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import RollspecModel
 
 extension JobConfig {
     /// Checks every value that does not depend on the file system.
@@ -30,6 +31,9 @@ extension JobConfig {
                   "speculation.minLookahead", "must be in 1...lookahead")
         try check(speculation.confidenceThreshold >= 0 && speculation.confidenceThreshold < 1,
                   "speculation.confidenceThreshold", "must be in [0, 1)")
+        try check(speculation.treeRows == 0 || (2...32).contains(speculation.treeRows), "speculation.treeRows",
+                  "must be 0 (a chain) or in 2...32, got \(speculation.treeRows)")
+        try check(speculation.treeExtend >= 0 && speculation.treeExtend <= 1, "speculation.treeExtend", "must be in [0, 1]")
         try check(sampling.temperature >= 0 && sampling.temperature.isFinite, "sampling.temperature", "must be ≥ 0")
         try check(sampling.topK >= 0, "sampling.topK", "must be ≥ 0")
         try check(sampling.topP > 0 && sampling.topP <= 1, "sampling.topP", "must be in (0, 1]")
@@ -83,6 +87,43 @@ extension JobConfig {
         if case .checkpoint(let path) = models.draft { paths.append(("models.draft", path)) }
         for (key, path) in paths where !FileManager.default.fileExists(atPath: path) {
             throw JobConfigError.invalid(key: key, reason: "no such file or folder: \(path)")
+        }
+        if case .checkpoint(let path) = models.draft { try checkDraft(path: path) }
+    }
+
+    /// Refuses a `models.draft` that no role could load, before any role starts: a feature
+    /// draft's tensors are read and checked against its config, and its vocabulary and width
+    /// against the policy's when the policy is a folder with a `config.json` (a GGUF policy or
+    /// a built-in one is checked by the worker, which refuses a misfit by name); a token draft
+    /// must at least have a readable config.
+    func checkDraft(path: String) throws {
+        func refuse(_ error: any Error) -> JobConfigError {
+            .invalid(key: "models.draft", reason: "not a loadable draft at \(path): \(error)")
+        }
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        guard isDirectory.boolValue else {
+            guard path.lowercased().hasSuffix(".gguf") else {
+                throw JobConfigError.invalid(key: "models.draft", reason: "expected a model folder or a .gguf file: \(path)")
+            }
+            return
+        }
+        let draftConfig: LlamaConfig
+        if FeatureDraftWeights.isFeatureDraft(path: path) {
+            do { draftConfig = try FeatureDraftTensors.load(directory: URL(fileURLWithPath: path)).config } catch { throw refuse(error) }
+        } else {
+            do { draftConfig = try LlamaConfig.load(directory: URL(fileURLWithPath: path)) } catch { throw refuse(error) }
+        }
+        guard case .checkpoint(let policyPath) = models.policy,
+              let policyConfig = try? LlamaConfig.load(directory: URL(fileURLWithPath: policyPath)) else { return }
+        do {
+            if FeatureDraftWeights.isFeatureDraft(path: path) {
+                try DraftMismatch.check(featureDraft: draftConfig, policy: policyConfig)
+            } else {
+                try DraftMismatch.check(tokenDraft: draftConfig, policy: policyConfig)
+            }
+        } catch {
+            throw JobConfigError.invalid(key: "models.draft", reason: "does not fit models.policy: \(error)")
         }
     }
 

@@ -68,7 +68,8 @@ public struct JobConfig: Codable, Sendable, Equatable {
         /// `*.safetensors`, or a `.gguf` file.
         public var policy: PolicySource = .builtin(.tiny)
         /// The first draft: `builtin` (the first layers of the policy), `none` (the speculator
-        /// trainer, if any, makes one), or a checkpoint path as for `policy`.
+        /// trainer, if any, makes one), or a checkpoint path as for `policy` — or a feature-level
+        /// (EAGLE) draft directory, whose `config.json` says `rollspec_draft_kind: eagle`.
         public var draft: DraftSource = .builtin
         public init() {}
     }
@@ -86,8 +87,21 @@ public struct JobConfig: Codable, Sendable, Equatable {
         /// `adaptive`: the cost-model controller picks proposer and lookahead per step;
         /// `fixed`: always `lookahead` tokens from the first proposer.
         public var controller: Controller = .adaptive
+        /// Rows of the token tree the draft offers per step, counting the pending token's: 0
+        /// drafts a chain; 2...32 a tree shaped by the draft's probabilities (EAGLE-2), each
+        /// extra row one more row in the policy's verify pass — nearly free while that pass is
+        /// memory-bound (about 8 rows for SmolLM2 on 2 cores).
+        public var treeRows: Int = 0
+        /// With a tree, the chain grows while the draft's probability of all of it stays at or
+        /// above this; the rows left go to runner-up candidates.
+        public var treeExtend: Float = 0.35
         public enum Controller: String, Codable, Sendable, CaseIterable { case adaptive, fixed }
         public init() {}
+
+        /// The tree both kinds of draft propose (`treeRows`, `treeExtend`).
+        public var treeShape: DraftTreeShape {
+            treeRows == 0 ? .chain : .shaped(rows: treeRows, extendThreshold: treeExtend)
+        }
     }
 
     public struct Sampling: Codable, Sendable, Equatable {
@@ -132,7 +146,7 @@ public struct JobConfig: Codable, Sendable, Equatable {
         public var learningRate: Float = 3e-3
         /// Per trajectory of age a (0 = newest), sampling weight `recencyDecay^a`.
         public var recencyDecay: Double = 0.98
-        /// A candidate is published only when its held-out expected acceptance beats the
+        /// A candidate is published only when its held-out acceptance (`Loss.sampledAcceptance`) beats the
         /// workers' draft by more than this.
         public var minImprovement: Double = 0.002
         /// Policy layers a draft made from scratch starts from (the first ones).

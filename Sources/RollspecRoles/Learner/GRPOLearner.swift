@@ -81,7 +81,7 @@ public final class GRPOLearner {
         try client.publishPolicy(policy, version: 1)
         if let draft = try firstDraft(policy) {
             try client.publishDraft(draft, version: 1, policyVersion: 1)
-            log("learner: published policy v1 and draft v1 (\(draft.config.numHiddenLayers) layers)")
+            log("learner: published policy v1 and draft v1 (\(draft.kind.rawValue), \(draft.config.numHiddenLayers) layers)")
         } else {
             log("learner: published policy v1 (no draft)")
         }
@@ -251,13 +251,19 @@ public final class GRPOLearner {
         }
     }
 
-    private func firstDraft(_ policy: LlamaWeights) throws -> LlamaWeights? {
+    /// The draft `models.draft` names. A feature draft is published as its own tensors, after
+    /// checking here, where the policy is at hand, that it fits it.
+    private func firstDraft(_ policy: LlamaWeights) throws -> DraftArtifact? {
         switch config.models.draft {
         case .none: return nil
         case .builtin:
             let layers = min(config.trainer.draftLayers, policy.config.numHiddenLayers)
-            return DraftFactory.fromTarget(policy, layers: Array(0..<layers))
-        case .checkpoint(let path): return try ModelLoader.loadWeights(path: path)
+            return .tokens(DraftFactory.fromTarget(policy, layers: Array(0..<layers)))
+        case .checkpoint(let path) where FeatureDraftWeights.isFeatureDraft(path: path):
+            let own = try FeatureDraftTensors.load(directory: URL(fileURLWithPath: path))
+            try DraftMismatch.check(featureDraft: own.config, policy: policy.config)
+            return .eagle(own)
+        case .checkpoint(let path): return .tokens(try ModelLoader.loadWeights(path: path))
         }
     }
 

@@ -1,16 +1,32 @@
 import Foundation
 import RollspecBus
 import RollspecClient
+import RollspecKernels
 import RollspecModel
 import RollspecTraining
 
-/// The speculator trainer: keeps a buffer of the newest trajectories, trains the draft on them
-/// (cross-entropy on the tokens the policy sampled), and publishes a new draft version only when
-/// its expected acceptance on held-out recent trajectories beats the draft the workers have.
+/// The speculator trainer: keeps a buffer of the newest trajectories, trains the draft on them,
+/// and publishes a new draft version only when its acceptance on held-out recent trajectories
+/// beats the draft the workers have.
+///
+/// It trains whatever kind of draft the workers have (the kind of the last draft published on
+/// the bus, or a token draft made from the policy's first layers when there is none): a
+/// token-level draft by cross-entropy on the tokens the policy sampled, a feature-level (EAGLE)
+/// draft by `FeatureDraftTrainer` on the policy's final-norm features at the trajectory's
+/// positions. Trajectories do not carry features; the trainer receives every policy checkpoint
+/// and recomputes them with one forward of the newest policy over prompt + response (see
+/// docs/wire-protocol.md, "Features for feature drafts", for the cost against shipping them).
+/// The draft's KL target, the policy's next-token distribution, is the policy's head applied to
+/// the same features, which `FeatureDraftTrainer` does itself.
+///
+/// The held-out score of both kinds is `Loss.sampledAcceptance`: E_{x~p}[min(1, q(x)/p(x))]
+/// over the held-out trajectories' response tokens, with p the policy's recorded probability
+/// of each sampled token and q the draft's at temperature 1 (trajectories do not say the
+/// request's temperature).
 ///
 /// Recency weighting: training batches draw trajectory a (0 = newest) with weight
 /// `recencyDecay^a`; the newest `heldOutFraction` of the buffer is never trained on and is
-/// the evaluation set. Every publication is saved to `stateDirectory` (HF checkpoint, optimiser
+/// the evaluation set. Every publication is saved to `stateDirectory` (the draft, optimiser
 /// state and `trainer.json` with the version), and a restarted trainer resumes from it.
 public final class SpeculatorTrainer {
     public let config: JobConfig
@@ -19,14 +35,45 @@ public final class SpeculatorTrainer {
 
     private struct State: Codable { var draftVersion: UInt64; var acceptance: Double }
 
+    /// The draft being trained, of the kind the workers' draft has.
+    private enum Candidate {
+        case tokens(DraftTrainer)
+        /// Bound to the embedding and head of policy `policyVersion`.
+        case eagle(FeatureDraftTrainer, policyVersion: UInt64)
+        /// A feature draft not yet bound: it arrived (or was resumed) before the policy it
+        /// needs was decoded. `optimizerState` is a saved AdamW state to restore on binding.
+        case unboundEagle(FeatureDraftTensors, optimizerState: URL?)
+
+        var kind: DraftKind {
+            switch self {
+            case .tokens: .tokens
+            case .eagle, .unboundEagle: .eagle
+            }
+        }
+    }
+
+    /// The newest policy, decoded, for recomputing features.
+    private struct Policy {
+        var version: UInt64
+        var weights: LlamaWeights
+        var model: LlamaModel
+    }
+
     private let connection: BrokerConnection
     private var policyAssembler = ChunkReassembler()
     private var draftAssembler = ChunkReassembler()
-    private var trainer: DraftTrainer?
+    private var candidate: Candidate?
     /// The draft the workers have, as artifact bytes (decoded afresh for each evaluation).
     private var baseline: Data?
     private var baselineVersion: UInt64 = 0
     private var policyVersion: UInt64 = 0
+    /// The newest policy's artifact, decoded only when a feature draft needs it.
+    private var policyArtifact: Data?
+    private var policy: Policy?
+    /// Features of trajectories under `policy`, by trajectory key; emptied when it changes.
+    private var featureCache: [String: [Float]] = [:]
+    /// Time spent recomputing features and trajectories recomputed, since the last round's log.
+    private var featureSeconds = 0.0, featureCount = 0
     private var buffer: [Trajectory] = []
     private var newSinceRound = 0
     /// Trajectories received since start (reported in heartbeats).
@@ -55,7 +102,7 @@ public final class SpeculatorTrainer {
                                               policyVersion: policyVersion, draftVersion: baselineVersion,
                                               stats: Heartbeat.Stats(requestsCompleted: trajectoriesTaken)))
             }
-            if trainer != nil, buffer.count >= config.trainer.minTrajectories, newSinceRound >= config.trainer.batchSize {
+            if candidate != nil, buffer.count >= config.trainer.minTrajectories, newSinceRound >= config.trainer.batchSize {
                 try round()
             }
         }
@@ -65,9 +112,15 @@ public final class SpeculatorTrainer {
         let stateFile = stateDirectory.appendingPathComponent("trainer.json")
         guard let data = FileManager.default.contents(atPath: stateFile.path),
               let state = try? JSONDecoder().decode(State.self, from: data) else { return }
-        let resumed = try DraftTrainer.resume(from: stateDirectory, optimizer: optimizer)
-        trainer = resumed
-        baseline = try CheckpointCodec.encode(resumed.weights)
+        if FeatureDraftWeights.isFeatureDraft(path: stateDirectory.path) {
+            let own = try FeatureDraftTensors.load(directory: stateDirectory)
+            candidate = .unboundEagle(own, optimizerState: stateDirectory.appendingPathComponent(AdamW.fileName))
+            baseline = try CheckpointCodec.encode(.eagle(own))
+        } else {
+            let resumed = try DraftTrainer.resume(from: stateDirectory, optimizer: optimizer)
+            candidate = .tokens(resumed)
+            baseline = try CheckpointCodec.encode(.tokens(resumed.weights))
+        }
         baselineVersion = state.draftVersion
         log("trainer-\(index): resumed from draft v\(state.draftVersion) in \(stateDirectory.path)")
     }
@@ -78,21 +131,26 @@ public final class SpeculatorTrainer {
             case .policyCheckpointChunk(let m):
                 guard let whole = try policyAssembler.add(m.chunk, version: m.version) else { return }
                 policyVersion = m.version
-                if trainer == nil, baseline == nil {
+                policyArtifact = whole
+                if candidate == nil, baseline == nil {
                     // No draft anywhere yet: start from the policy's first layers.
                     let policy = try CheckpointCodec.decode(whole)
                     let layers = Array(0..<min(config.trainer.draftLayers, policy.config.numHiddenLayers))
-                    trainer = DraftTrainer(weights: DraftFactory.fromTarget(policy, layers: layers), optimizer: optimizer)
+                    candidate = .tokens(DraftTrainer(weights: DraftFactory.fromTarget(policy, layers: layers), optimizer: optimizer))
                     log("trainer-\(index): starting from layers \(layers) of policy v\(m.version)")
                 }
             case .draftWeightsChunk(let m):
                 guard let whole = try draftAssembler.add(m.chunk, version: m.draftVersion) else { return }
                 guard m.draftVersion > baselineVersion else { return }  // ours, or older
-                // Someone else's newer draft is what the workers now have: train from it.
+                // Someone else's newer draft is what the workers now have: train from it, as its kind.
+                let draft = try CheckpointCodec.decodeDraft(whole, name: "draft v\(m.draftVersion)")
+                switch draft {
+                case .tokens(let weights): candidate = .tokens(DraftTrainer(weights: weights, optimizer: optimizer))
+                case .eagle(let own): candidate = .unboundEagle(own, optimizerState: nil)
+                }
                 baseline = whole
                 baselineVersion = m.draftVersion
-                trainer = DraftTrainer(weights: try CheckpointCodec.decode(whole), optimizer: optimizer)
-                log("trainer-\(index): adopted draft v\(m.draftVersion)")
+                log("trainer-\(index): adopted draft v\(m.draftVersion) (\(draft.kind.rawValue))")
             case .trajectory(let t):
                 buffer.append(t)
                 trajectoriesTaken += 1
@@ -107,53 +165,150 @@ public final class SpeculatorTrainer {
         }
     }
 
+    /// The loss mask of a trajectory: position i predicts tokens[i + 1], so the positions
+    /// whose next token is a response token count.
+    static func responseMask(_ t: Trajectory) -> [Bool] {
+        let count = t.promptTokens.count + t.responseTokens.count
+        return (0..<count).map { $0 >= t.promptTokens.count - 1 && $0 < count - 1 }
+    }
+
     static func example(_ t: Trajectory) -> TrainingExample {
+        TrainingExample(tokens: (t.promptTokens + t.responseTokens).map(Int.init), lossMask: responseMask(t))
+    }
+
+    /// The newest policy, decoded (once per version).
+    private func currentPolicy() throws -> Policy {
+        if let policy, policy.version == policyVersion { return policy }
+        guard let policyArtifact else { throw CheckpointCodecError.malformed("no policy received yet") }
+        let weights = try CheckpointCodec.decode(policyArtifact, name: "policy v\(policyVersion)")
+        let decoded = Policy(version: policyVersion, weights: weights, model: LlamaModel(weights: weights))
+        policy = decoded
+        featureCache = [:]
+        return decoded
+    }
+
+    /// The policy's final-norm feature at every position of `t` but the last, `[T − 1, C]`:
+    /// one forward over prompt + response without its last token. Only the last row's logits
+    /// are computed: the draft's KL target is the head applied to these features.
+    static func features(of t: Trajectory, policy: LlamaModel) -> [Float] {
         let tokens = (t.promptTokens + t.responseTokens).map(Int.init)
-        // Position i predicts tokens[i + 1]: count the positions whose next token is a response token.
-        let mask = tokens.indices.map { $0 >= t.promptTokens.count - 1 && $0 < tokens.count - 1 }
-        return TrainingExample(tokens: tokens, lossMask: mask)
+        let cache = policy.makeCache(capacity: tokens.count)
+        let out = policy.forward([ForwardSegment(tokens: Array(tokens.dropLast()), cache: cache)], logits: .last, features: true)
+        return out.features!.array
+    }
+
+    private func featureExample(_ t: Trajectory, policy: Policy) -> FeatureExample {
+        let key = "\(t.requestID)#\(t.sampleIndex)"
+        if let cached = featureCache[key] {
+            return FeatureExample(tokens: (t.promptTokens + t.responseTokens).map(Int.init), features: cached,
+                                  lossMask: Self.responseMask(t))
+        }
+        let start = now()
+        let features = Self.features(of: t, policy: policy.model)
+        featureSeconds += now() - start
+        featureCount += 1
+        featureCache[key] = features
+        return FeatureExample(tokens: (t.promptTokens + t.responseTokens).map(Int.init), features: features,
+                              lossMask: Self.responseMask(t))
+    }
+
+    /// A feature-draft trainer bound to `policy`: binds an unbound draft, or moves a bound one
+    /// onto the newer policy's embedding and head (keeping its optimiser state).
+    private func bind(_ candidate: Candidate, to policy: Policy) throws -> FeatureDraftTrainer? {
+        switch candidate {
+        case .tokens: return nil
+        case .eagle(let trainer, let version):
+            return version == policy.version ? trainer : try trainer.rebound(to: policy.weights)
+        case .unboundEagle(let own, let state):
+            let trainer = FeatureDraftTrainer(draft: try own.bound(to: policy.weights), optimizer: optimizer)
+            if let state, FileManager.default.fileExists(atPath: state.path) { try trainer.optimizer.load(from: state) }
+            return trainer
+        }
+    }
+
+    /// The held-out acceptance of a draft: `Loss.sampledAcceptance` over the response tokens
+    /// of `heldOut`, given the draft's probability of each next token.
+    static func heldOutAcceptance(_ heldOut: [Trajectory], _ probabilities: [NextTokenProbability]) -> Double {
+        var q: [Float] = [], logprobs: [Float] = []
+        for p in probabilities {
+            let t = heldOut[p.example]
+            let j = p.position - (t.promptTokens.count - 1)  // index of tokens[position + 1] in the response
+            guard j >= 0 && j < t.logprobs.count else { continue }
+            q.append(p.probability)
+            logprobs.append(t.logprobs[j])
+        }
+        return Loss.sampledAcceptance(draftProbabilities: q, logprobs: logprobs)
     }
 
     private func round() throws {
-        guard let trainer else { return }
+        guard var candidate else { return }
         newSinceRound = 0
         let heldOutCount = max(1, Int(Double(buffer.count) * config.trainer.heldOutFraction))
-        let train = Array(buffer.dropLast(heldOutCount)), heldOut = buffer.suffix(heldOutCount).map(Self.example)
+        let train = Array(buffer.dropLast(heldOutCount)), heldOut = Array(buffer.suffix(heldOutCount))
         guard !train.isEmpty else { return }
         // Recency weights over the training part; its last element is the newest.
         let weights = train.indices.map { pow(config.trainer.recencyDecay, Double(train.count - 1 - $0)) }
         let total = weights.reduce(0, +)
+        func draw() -> Trajectory {
+            var u = rng.nextUnit() * total
+            for (i, w) in weights.enumerated() { u -= w; if u <= 0 { return train[i] } }
+            return train[train.count - 1]
+        }
+        let steps = config.trainer.stepsPerRound, batchSize = config.trainer.batchSize
         var loss: Float = 0
-        for _ in 0..<config.trainer.stepsPerRound {
-            let batch = (0..<config.trainer.batchSize).map { _ -> TrainingExample in
-                var u = rng.nextUnit() * total
-                for (i, w) in weights.enumerated() { u -= w; if u <= 0 { return Self.example(train[i]) } }
-                return Self.example(train[train.count - 1])
-            }
-            loss = trainer.step(batch).loss
+        let candidateScore: Double, current: Double, artifact: Data
+        switch candidate {
+        case .tokens(let trainer):
+            for _ in 0..<steps { loss = trainer.step((0..<batchSize).map { _ in Self.example(draw()) }).loss }
+            let held = heldOut.map(Self.example)
+            candidateScore = Self.heldOutAcceptance(heldOut, trainer.nextTokenProbabilities(held))
+            current = try baseline.map { data -> Double in
+                guard case .tokens(let w) = try CheckpointCodec.decodeDraft(data) else { return 0 }
+                return Self.heldOutAcceptance(heldOut, DraftTrainer(weights: w, optimizer: optimizer).nextTokenProbabilities(held))
+            } ?? 0
+            artifact = try CheckpointCodec.encode(.tokens(trainer.weights))
+        case .eagle, .unboundEagle:
+            let policy = try currentPolicy()
+            guard let trainer = try bind(candidate, to: policy) else { return }
+            candidate = .eagle(trainer, policyVersion: policy.version)
+            self.candidate = candidate
+            let held = heldOut.map { featureExample($0, policy: policy) }
+            for _ in 0..<steps { loss = trainer.step((0..<batchSize).map { _ in featureExample(draw(), policy: policy) }).loss }
+            candidateScore = Self.heldOutAcceptance(heldOut, trainer.nextTokenProbabilities(held))
+            current = try baseline.map { data -> Double in
+                guard case .eagle(let own) = try CheckpointCodec.decodeDraft(data) else { return 0 }
+                let workers = FeatureDraftTrainer(draft: try own.bound(to: policy.weights), optimizer: optimizer)
+                return Self.heldOutAcceptance(heldOut, workers.nextTokenProbabilities(held))
+            } ?? 0
+            artifact = try CheckpointCodec.encode(.eagle(trainer.draft.ownTensors))
         }
-        let candidate = Double(trainer.evaluate(heldOut).expectedAcceptance)
-        let current: Double
-        if let baseline {
-            current = Double(DraftTrainer(weights: try CheckpointCodec.decode(baseline), optimizer: optimizer)
-                .evaluate(heldOut).expectedAcceptance)
-        } else {
-            current = 0
+        var recompute = ""
+        if featureCount > 0 {
+            recompute = String(format: "; features recomputed for %d trajectories, %.1f ms each", featureCount,
+                               featureSeconds * 1000 / Double(featureCount))
+            featureSeconds = 0
+            featureCount = 0
         }
-        log(String(format: "trainer-\(index): round: loss %.3f, held-out expected acceptance %.4f (workers' draft %.4f)",
-                   loss, candidate, current))
-        guard candidate > current + config.trainer.minImprovement else { return }
-        let artifact = try CheckpointCodec.encode(trainer.weights)
+        log("trainer-\(index): round (\(candidate.kind.rawValue) draft): "
+            + String(format: "loss %.3f, held-out acceptance %.4f (workers' draft %.4f)", loss, candidateScore, current) + recompute)
+        guard candidateScore > current + config.trainer.minImprovement else { return }
         let version = max(baselineVersion, draftAssembler.version ?? 0) + 1
         for chunk in WeightsChunk.split(artifact) {
             try connection.send(DraftWeightsChunk(draftVersion: version, policyVersion: policyVersion,
-                                                  acceptanceRate: candidate, chunk: chunk))
+                                                  acceptanceRate: candidateScore, chunk: chunk))
         }
         baseline = artifact
         baselineVersion = version
-        try trainer.save(to: stateDirectory)
-        try JSONEncoder().encode(State(draftVersion: version, acceptance: candidate))
+        switch candidate {
+        case .tokens(let trainer): try trainer.save(to: stateDirectory)
+        case .eagle(let trainer, _):
+            try trainer.save(to: stateDirectory)
+            try trainer.optimizer.save(to: stateDirectory.appendingPathComponent(AdamW.fileName))
+        case .unboundEagle: break
+        }
+        try JSONEncoder().encode(State(draftVersion: version, acceptance: candidateScore))
             .write(to: stateDirectory.appendingPathComponent("trainer.json"), options: .atomic)
-        log(String(format: "trainer-\(index): published draft v\(version), expected acceptance %.4f (was %.4f)", candidate, current))
+        log(String(format: "trainer-\(index): published draft v\(version), held-out acceptance %.4f (was %.4f), ", candidateScore, current)
+            + "\(candidate.kind.rawValue) draft")
     }
 }

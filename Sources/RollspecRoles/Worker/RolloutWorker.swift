@@ -25,13 +25,23 @@ public final class RolloutWorker {
     private var draftAssembler = ChunkReassembler()
     private let decoder = WeightsDecodeQueue()
     private var pendingPolicy: (version: UInt64, weights: LlamaWeights)?
-    private var pendingDraft: (version: UInt64, weights: LlamaWeights)?
+    private var pendingDraft: (version: UInt64, artifact: DraftArtifact)?
     /// When the pending policy finished reassembly (digest checked) and how long decoding took.
     private var pendingPolicyTiming: (assembledAt: Double, decodeSeconds: Double)?
     private var model: LlamaModel?
-    private var draftModel: LlamaModel?
+    /// The policy's weights, which a feature draft borrows its embedding and head from.
+    private var policyWeights: LlamaWeights?
+    /// The draft in use as it arrived, so that a feature draft can be bound to each new policy.
+    private var draftArtifact: DraftArtifact?
+    /// The draft in use, built for the current policy.
+    private var servedDraft: ServedDraft?
     private var policyVersion: UInt64 = 0
     private var draftVersion: UInt64 = 0
+    /// The newest draft version this worker has settled: applied, or refused as unfit (it then
+    /// serves `draftVersion`). Heartbeats report it, because the broker hands requests only to
+    /// workers that report its newest draft: a worker reporting the draft it kept would never get
+    /// work again, and one bad draft would stall the job. Trajectories carry `draftVersion`.
+    private var settledDraftVersion: UInt64 = 0
     private var inbox: [RolloutRequest] = []
     private let suffixIndex = SuffixIndex()
     private var stats = Heartbeat.Stats()
@@ -85,7 +95,7 @@ public final class RolloutWorker {
         try connection.send(Heartbeat(
             role: .worker, index: UInt32(index), status: model == nil ? .starting : inbox.isEmpty ? .ready : .busy,
             credit: model == nil ? 0 : UInt32(config.workerBatchSize),
-            policyVersion: policyVersion, draftVersion: draftVersion, stats: stats))
+            policyVersion: policyVersion, draftVersion: settledDraftVersion, stats: stats))
         try connection.send(takeMetricsSnapshot(policyVersion: policyVersion, draftVersion: draftVersion))
     }
 
@@ -116,14 +126,18 @@ public final class RolloutWorker {
     private func collectDecoded() {
         for d in decoder.takeFinished() {
             switch (d.weights, d.kind) {
-            case (.success(let weights), .policy):
+            case (.success(.policy(let weights)), _):
                 pendingPolicy = (d.version, weights)
                 pendingPolicyTiming = (d.assembledAt, d.decodeSeconds)
-            case (.success(let weights), .draft):
-                pendingDraft = (d.version, weights)
-            case (.failure(let error), _):
+            case (.success(.draft(let artifact)), _):
+                pendingDraft = (d.version, artifact)
+            case (.failure(let error), .draft):
+                rejections.record(RejectionReason(draftRefusal: error))
+                settledDraftVersion = max(settledDraftVersion, d.version)
+                log("worker-\(index): rejected draft v\(d.version): \(error); keeping draft v\(draftVersion)")
+            case (.failure(let error), .policy):
                 rejections.record(error)
-                log("worker-\(index): rejected \(d.kind.rawValue) v\(d.version): \(error)")
+                log("worker-\(index): rejected policy v\(d.version): \(error)")
             }
         }
     }
@@ -134,7 +148,23 @@ public final class RolloutWorker {
         if let p = pendingPolicy {
             let applyStart = now()
             model = LlamaModel(weights: p.weights)
+            policyWeights = p.weights
             policyVersion = p.version
+            if let artifact = draftArtifact {
+                // A feature draft reads the policy's embedding and head: bind it to the new ones.
+                // A token draft only needs checking (it may have come before any policy).
+                do {
+                    switch artifact {
+                    case .eagle: servedDraft = try ServedDraft(artifact, policy: p.weights)
+                    case .tokens(let weights): try DraftMismatch.check(tokenDraft: weights.config, policy: p.weights.config)
+                    }
+                } catch {
+                    rejections.record(RejectionReason(draftRefusal: error))
+                    log("worker-\(index): draft v\(draftVersion) does not fit policy v\(p.version) (\(error)); serving no draft until a new one arrives")
+                    servedDraft = nil
+                    draftArtifact = nil
+                }
+            }
             // Timestamps are this host's monotonic clock, so a benchmark can line them up across processes.
             let t = pendingPolicyTiming ?? (applyStart, 0)
             log(String(format: "worker-%d: applied policy v%llu (assembled at t=%.6f, decode %.1f ms, apply %.1f ms, applied at t=%.6f)",
@@ -142,17 +172,20 @@ public final class RolloutWorker {
             pendingPolicy = nil
             pendingPolicyTiming = nil
         }
-        if let d = pendingDraft {
-            if let model, d.weights.config.vocabSize != model.config.vocabSize {
-                rejections.record(.draftVocabMismatch)
-                log("worker-\(index): draft v\(d.version) has vocabulary \(d.weights.config.vocabSize), policy \(model.config.vocabSize); ignored")
-            } else {
-                // Rounded copies: a draft step streams half the bytes; the policy checks every token.
-                draftModel = LlamaModel(weights: d.weights, precision: .bfloat16)
-                draftVersion = d.version
-                log("worker-\(index): applied draft v\(d.version)")
-            }
+        // A feature draft waits for a policy to bind to; a token draft does not need one.
+        if let d = pendingDraft, policyWeights != nil || d.artifact.kind == .tokens {
             pendingDraft = nil
+            settledDraftVersion = max(settledDraftVersion, d.version)
+            do {
+                servedDraft = try ServedDraft(d.artifact, policy: policyWeights)
+                draftArtifact = d.artifact
+                draftVersion = d.version
+                log("worker-\(index): applied draft v\(d.version) (\(d.artifact.kind.rawValue))")
+            } catch {
+                // The draft in use (if any) stays: a bad draft must not cost the good one.
+                rejections.record(RejectionReason(draftRefusal: error))
+                log("worker-\(index): rejected draft v\(d.version) (\(d.artifact.kind.rawValue)): \(error); keeping draft v\(draftVersion)")
+            }
         }
     }
 
@@ -162,7 +195,7 @@ public final class RolloutWorker {
     private func generate(_ batch: [RolloutRequest]) throws {
         guard let model else { return }
         let spec = config.speculation, mode = spec.mode
-        let draft = draftModel, suffix = suffixIndex
+        let draft = servedDraft, suffix = suffixIndex, tree = spec.treeShape
         var controller = SpeculationController(maxLookahead: spec.lookahead, minLookahead: spec.minLookahead)
         controller.isFixed = spec.controller == .fixed
         let generator = SpeculativeGenerator(
@@ -170,7 +203,12 @@ public final class RolloutWorker {
         ) {
             var proposers: [Proposer] = []
             if mode == .draft || mode == .auto, let draft {
-                proposers.append(DraftModelProposer(model: draft, confidenceThreshold: spec.confidenceThreshold))
+                switch draft {
+                case .tokens(let model):
+                    proposers.append(DraftModelProposer(model: model, confidenceThreshold: spec.confidenceThreshold, tree: tree))
+                case .eagle(let model):
+                    proposers.append(FeatureDraftProposer(model: model, tree: tree))
+                }
             }
             if mode == .suffix || mode == .auto { proposers.append(SuffixProposer(global: suffix)) }
             return proposers
@@ -228,4 +266,43 @@ public final class RolloutWorker {
 
     /// How often the pump runs while a batch generates.
     static let pumpIntervalSeconds = 0.02
+}
+
+/// A draft built for the policy a worker holds, ready to propose.
+enum ServedDraft {
+    case tokens(LlamaModel)
+    case eagle(FeatureDraftModel)
+
+    /// Builds `artifact` for `policy`. Both keep rounded (bfloat16) copies: a draft step
+    /// streams half the bytes, and the policy checks every token anyway.
+    /// - Parameter policy: nil only for a token draft that arrives before any policy.
+    /// - Throws: `DraftMismatch` when the draft cannot serve `policy`.
+    init(_ artifact: DraftArtifact, policy: LlamaWeights?) throws {
+        switch artifact {
+        case .tokens(let weights):
+            if let policy { try DraftMismatch.check(tokenDraft: weights.config, policy: policy.config) }
+            self = .tokens(LlamaModel(weights: weights, precision: .bfloat16))
+        case .eagle(let own):
+            guard let policy else { preconditionFailure("a feature draft is bound only once a policy is held") }
+            self = .eagle(FeatureDraftModel(weights: try own.bound(to: policy), precision: .bfloat16))
+        }
+    }
+}
+
+extension RejectionReason {
+    /// The reason a refused draft is counted under: its mismatch with the policy, or a kind it
+    /// does not have, by name; anything else as the bus files it.
+    init(draftRefusal error: any Error) {
+        if let mismatch = error as? DraftMismatch {
+            switch mismatch {
+            case .vocabulary: self = .draftVocabMismatch
+            case .hiddenWidth: self = .draftWidthMismatch
+            case .tiedHead: self = .draftHeadMismatch
+            }
+        } else if let codec = error as? CheckpointCodecError, codec.isKindMismatch {
+            self = .draftKindMismatch
+        } else {
+            self.init(error)
+        }
+    }
 }

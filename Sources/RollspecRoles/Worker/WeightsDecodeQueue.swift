@@ -12,12 +12,18 @@ import RollspecModel
 final class WeightsDecodeQueue: @unchecked Sendable {
     enum Kind: String, Sendable { case policy, draft }
 
+    /// What a finished artifact decoded to: a policy, or a draft of either kind.
+    enum Weights {
+        case policy(LlamaWeights)
+        case draft(DraftArtifact)
+    }
+
     /// One finished artifact.
     struct Decoded {
         var kind: Kind
         var version: UInt64
         /// The weights, or why the artifact was refused (`CheckpointCodecError`, `ModelError`).
-        var weights: Result<LlamaWeights, any Error>
+        var weights: Result<Weights, any Error>
         /// When the artifact was reassembled and digest-checked (`now()`'s clock).
         var assembledAt: Double
         var decodeSeconds: Double
@@ -35,8 +41,12 @@ final class WeightsDecodeQueue: @unchecked Sendable {
         lock.withLock { inProgress += 1 }
         queue.async { [self] in
             let start = now()
-            let weights = Result<LlamaWeights, any Error> {
-                try CheckpointCodec.decode(artifact, name: "\(kind.rawValue) v\(version)")
+            let weights = Result<Weights, any Error> {
+                let name = "\(kind.rawValue) v\(version)"
+                switch kind {
+                case .policy: return .policy(try CheckpointCodec.decode(artifact, name: name))
+                case .draft: return .draft(try CheckpointCodec.decodeDraft(artifact, name: name))
+                }
             }
             let decoded = Decoded(kind: kind, version: version, weights: weights, assembledAt: assembledAt,
                                   decodeSeconds: now() - start)

@@ -114,6 +114,18 @@ public final class AdamW {
         step(gradients: Dictionary(gradients.namedTensors.map { ($0.name, $0.buffer) }, uniquingKeysWith: { a, _ in a }))
     }
 
+    /// Takes over `other`'s moments and step for the parameters both have by name and size (a
+    /// draft's own tensors re-bound to a new target keep their names): training continues where
+    /// `other` left off.
+    func `continue`(from other: AdamW) {
+        for (name, p) in parameters {
+            guard let m0 = other.m[name], let v0 = other.v[name], m0.count == p.count else { continue }
+            m[name] = m0.copy()
+            v[name] = v0.copy()
+        }
+        step = other.step
+    }
+
     // MARK: Checkpoint
 
     /// File name of the optimiser state inside a checkpoint directory.

@@ -1,0 +1,47 @@
+import Foundation
+import RollspecKernels
+
+/// The draft's probability of the token that actually followed one position of a sequence.
+public struct NextTokenProbability: Sendable, Equatable {
+    /// Index of the example in the batch.
+    public var example: Int
+    /// Position i of the example: the probability is of `tokens[i + 1]`.
+    public var position: Int
+    /// q(tokens[i + 1]) at temperature 1; 0 when the draft cannot propose that token (outside
+    /// its output vocabulary).
+    public var probability: Float
+
+    public init(example: Int, position: Int, probability: Float) {
+        self.example = example
+        self.position = position
+        self.probability = probability
+    }
+}
+
+extension Loss {
+    /// The acceptance rate speculative sampling would have, estimated from tokens the policy
+    /// sampled: E_{x~p}[min(1, q(x)/p(x))] = Σ_x min(p(x), q(x)), the probability that the
+    /// verifier accepts a token the draft proposes (Leviathan et al. 2023), with the sum over the
+    /// vocabulary replaced by the mean over samples x ~ p.
+    ///
+    /// This is what a trajectory can support: it records the policy's probability of the token
+    /// it sampled (its logprob), not the policy's whole distribution. The mean of q(x) over the
+    /// same samples, E_p[q], is not the acceptance rate: it is Σ p·q, which is below Σ min(p, q)
+    /// whenever p is spread out (a draft equal to the policy scores Σ p², not 1).
+    ///
+    /// - Parameters:
+    ///   - draftProbabilities: q(x) of each sampled token.
+    ///   - logprobs: log p(x) of the same tokens, as the policy reported when sampling.
+    /// - Returns: the mean of min(1, q/p); 0 when there are no samples.
+    public static func sampledAcceptance(draftProbabilities q: [Float], logprobs: [Float]) -> Double {
+        precondition(q.count == logprobs.count, "\(q.count) draft probabilities for \(logprobs.count) logprobs")
+        guard !q.isEmpty else { return 0 }
+        var total = 0.0
+        for (qx, lp) in zip(q, logprobs) {
+            let p = exp(Double(lp))
+            // p = 0 cannot have been sampled; a logprob of -inf would only come from a bad record.
+            total += p > 0 ? min(1, Double(qx) / p) : 0
+        }
+        return total / Double(q.count)
+    }
+}

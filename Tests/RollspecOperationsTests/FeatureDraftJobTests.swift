@@ -1,0 +1,68 @@
+import Foundation
+import RollspecClient
+import RollspecModel
+import RollspecOperations
+import RollspecRoles
+import RollspecTesting
+import Testing
+
+/// A whole job whose draft is a feature-level (EAGLE) draft, under `rollspec launch`: real
+/// processes on a real socket.
+@Suite(.serialized) struct FeatureDraftJobTests {
+    /// `models.draft` names a random feature draft for the built-in policy: the workers serve
+    /// it (bound to each policy version they apply), report its acceptance, and the speculator
+    /// trainer trains it on the policy's recomputed features and publishes a better one, which
+    /// the workers apply.
+    @Test func aFeatureDraftIsServedTrainedAndRepublished() throws {
+        let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(.tiny), seed: 1)
+        let draftDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("rollspec-eagle-job-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: draftDirectory) }
+        try TinyModels.randomFeatureDraft(target: policy, seed: 21).save(to: draftDirectory)
+
+        let run = try LaunchProcessTests.Run { dir in
+            """
+            name: eaglejob
+            runDirectory: \(dir.path)
+            workers: 2
+            trainers: 1
+            models: {draft: \(draftDirectory.path)}
+            speculation: {mode: draft, lookahead: 3, treeRows: 4}
+            sampling: {temperature: 1, maxTokens: 24}
+            learner: {task: counting, steps: 12, promptsPerStep: 8, groupSize: 4, warmupSteps: 0}
+            trainer: {minTrajectories: 16, stepsPerRound: 8, batchSize: 8, learningRate: 0.01, minImprovement: 0}
+            """
+        }
+        try run.process.run()
+        let status = run.finish(seconds: 120)
+        let err = run.text("launch.err")
+        #expect(status == 0, "\(err)")
+        let trainerLog = run.text("run/logs/trainer-0.log")
+        #expect(run.text("run/logs/learner-0.log").contains("published policy v1 and draft v1 (eagle, 1 layers)"))
+        #expect(trainerLog.contains("adopted draft v1 (eagle)"), "\(trainerLog)")
+        #expect(trainerLog.contains("round (eagle draft)") && trainerLog.contains("features recomputed for"), "\(trainerLog)")
+        #expect(trainerLog.contains("eagle draft\n") && trainerLog.contains("published draft v2"), "\(trainerLog)")
+        // Every worker applies the first feature draft, and at least one applies the trainer's.
+        var newest: UInt64 = 0
+        for i in 0..<2 {
+            let log = run.text("run/logs/worker-\(i).log")
+            #expect(log.contains("applied draft v1 (eagle)"), "\(log)")
+            #expect(!log.contains("rejected"), "\(log)")
+            for line in run.text("run/worker-\(i).jsonl").split(separator: "\n") {
+                if let r = try? JSONDecoder().decode(WorkerBatchRecord.self, from: Data(line.utf8)) { newest = max(newest, r.draftVersion) }
+            }
+        }
+        #expect(newest >= 2, "no batch was generated with a trainer's draft")
+        let workerLogs = (0..<2).map { run.text("run/logs/worker-\($0).log") }.joined()
+        #expect(workerLogs.contains("applied draft v2 (eagle)"))
+        // The workers' acceptance statistics reach the learner: the feature draft drafts, and some is accepted.
+        let steps = LearnerRecord.parse(lines: run.text("run/learner.jsonl")).filter { $0.event == "step" }
+        #expect(steps.count == 12)
+        #expect(steps.contains { ($0.acceptanceRate ?? 0) > 0 }, "\(steps.map(\.acceptanceRate))")
+        #expect(steps.contains { ($0.newestDraftVersion ?? 0) >= 2 }, "\(steps.map(\.draftVersions))")
+        // What a restarted trainer resumes from: the last published feature draft and its Adam state.
+        let state = run.dir.appendingPathComponent("run/trainer")
+        #expect(FeatureDraftWeights.isFeatureDraft(path: state.path))
+        #expect(try FeatureDraftTensors.load(directory: state).config.hiddenSize == policy.config.hiddenSize)
+        #expect(FileManager.default.fileExists(atPath: state.appendingPathComponent("optimizer.safetensors").path))
+    }
+}
