@@ -54,7 +54,7 @@ public struct TopKProbabilities: Sendable, Equatable, Codable {
 }
 
 /// One decode step of a batch: how many sequences were still generating, how many rows the
-/// target verified for them (each sequence's pending token plus its draft), and where the time went.
+/// target verified for them (each sequence's pending token, its draft and its tree's candidates), and where the time went.
 public struct BatchStep: Sendable, Equatable, Codable {
     public var sequences: Int
     public var rows: Int
@@ -181,14 +181,15 @@ public final class SpeculativeGenerator {
             }
             let logits = model.forward(segments, logits: .all, features: wantsFeatures)
             let verifySeconds = Date().timeIntervalSince(t0)
-            let totalTokens = segments.reduce(0) { $0 + $1.tokens.count }
+            // Every verified row costs the same, a tree's candidates as much as its chain.
+            let totalTokens = segments.reduce(0) { $0 + $1.tokens.count + $1.alternatives.count }
             costModel.observe(tokens: totalTokens, seconds: verifySeconds)
             let plainStep = costModel.plainStepSeconds(batch: batch) ?? verifySeconds / Double(batch)
 
             // 3. Accept, emit, roll back the cache past rejected tokens.
             for (j, i) in active.enumerated() {
                 let rows = logits.segmentRows[j]
-                let share = verifySeconds * Double(segments[j].tokens.count) / Double(totalTokens)
+                let share = verifySeconds * Double(segments[j].tokens.count + segments[j].alternatives.count) / Double(totalTokens)
                 seqs[i].settle(draft: drafts[j], logits: logits, segment: j, rows: rows, vocabSize: vocab, recordTopK: recordTopK,
                                sampler: rejectionSampler, controller: controller,
                                draftSeconds: draftSeconds[j], verifySeconds: share,
