@@ -160,6 +160,10 @@ public final class RolloutClient: @unchecked Sendable {
     /// Trajectories that arrived again after being delivered (broker resends), dropped.
     public var duplicates: Int { core.counters.duplicates }
 
+    /// Trajectories that could not be written to the journal, and so were not acked (each
+    /// attempt counts; the broker resends them).
+    public var journalFailures: Int { core.counters.journalFailures }
+
     /// Sends the queued messages (for at most 5 s), stops the I/O thread and closes the socket.
     /// Readers waiting for trajectories get what is buffered, then the end. Idempotent.
     public func close() { core.close() }
@@ -172,6 +176,7 @@ private final class Core: @unchecked Sendable {
         var duplicates = 0
         var sent = 0
         var sendFailures = 0
+        var journalFailures = 0
     }
 
     /// Used on the I/O thread only.
@@ -267,9 +272,17 @@ private final class Core: @unchecked Sendable {
         switch envelope.body {
         case .trajectory(let t):
             let key = sampleKey(t.requestID, t.sampleIndex)
-            let isNew = delivered.insert(key).inserted
-            // Journaled before the ack: what the broker counts as delivered is on disk.
-            if isNew { journal?.append(t) }
+            let isNew = !delivered.contains(key)
+            // Journaled before the ack: what the broker counts as delivered is on disk. A line
+            // that cannot be written is not acked, so the broker sends the trajectory again.
+            if isNew, let journal {
+                do { try journal.append(t) } catch {
+                    condition.withLock { _counters.journalFailures += 1 }
+                    log("\(connection.sender): could not journal \(key) to \(journal.url.path), not acking it (the broker resends): \(error)")
+                    return
+                }
+            }
+            delivered.insert(key)
             // Acked even when it is a duplicate: the broker resends until it sees an ack.
             _ = try? connection.send(Ack(sequence: envelope.sequence, requestID: key))
             guard isNew else {

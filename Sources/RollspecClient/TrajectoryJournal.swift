@@ -24,28 +24,87 @@ public final class TrajectoryJournal {
         handle = try FileHandle(forWritingTo: url)
     }
 
+    /// Writes to an open `handle` (tests: a device that refuses writes).
+    init(url: URL, handle: FileHandle) {
+        self.url = url
+        self.handle = handle
+    }
+
     deinit { try? handle.close() }
 
-    /// Appends `t` as one line (one `write`, so a killed process leaves at most a torn last line).
-    public func append(_ t: Trajectory) {
-        let object: [String: Any] = [
-            "key": sampleKey(t.requestID, t.sampleIndex), "requestID": t.requestID, "groupID": t.groupID,
-            "sampleIndex": t.sampleIndex, "promptTokens": t.promptTokens, "responseTokens": t.responseTokens,
-            "logprobs": t.logprobs.map(Double.init), "finishReason": "\(t.finishReason)",
-            "policyVersion": t.policyVersion, "draftVersion": t.draftVersion, "drafts": t.acceptance.drafts,
-            "draftedTokens": t.acceptance.draftedTokens, "acceptedTokens": t.acceptance.acceptedTokens,
-        ]
-        guard var line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+    /// Appends `t` as one line (one write, so a killed process leaves at most a torn last line).
+    /// - Throws: when the line cannot be written (a full disk, a closed file). The caller must
+    ///   then not ack `t`: the broker resends what it has not seen acked.
+    public func append(_ t: Trajectory) throws {
+        var line = try Self.encoder.encode(JournalLine(t))
         line.append(UInt8(ascii: "\n"))
-        handle.write(line)
+        try handle.write(contentsOf: line)
         count += 1
     }
 
-    /// The keys of the complete lines in the journal at `url` (a torn last line is skipped).
-    public static func keys(at url: URL) -> [String] {
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { line in
-            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["key"] as? String
+    /// The lines of the journal at `url`, in order. A torn last line (no newline: the writer was
+    /// killed mid-write) is left out, as it was never acked.
+    /// - Throws: when the file cannot be read, or a complete line is not a journal line (naming
+    ///   the file and the line): a journal that lies about what was delivered is never skipped.
+    public static func lines(at url: URL) throws -> [JournalLine] {
+        let data = try Data(contentsOf: url)
+        var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        lines.removeLast()  // after the last newline: empty, or a torn line
+        return try lines.enumerated().map { i, line in
+            do { return try JSONDecoder().decode(JournalLine.self, from: Data(line)) }
+            catch { throw JournalError.malformedLine(path: url.path, line: i + 1, reason: "\(error)") }
+        }
+    }
+
+    /// The sample keys of `lines(at:)`.
+    public static func keys(at url: URL) throws -> [String] { try lines(at: url).map(\.key) }
+
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+}
+
+/// One line of a `TrajectoryJournal`.
+public struct JournalLine: Codable, Sendable, Equatable {
+    /// `"<request id>#<sample index>"`: what the client acked.
+    public var key: String
+    public var requestID: String
+    public var groupID: String
+    public var sampleIndex: UInt32
+    public var promptTokens: [Int32]
+    public var responseTokens: [Int32]
+    public var logprobs: [Float]
+    public var finishReason: String
+    public var policyVersion: UInt64
+    public var draftVersion: UInt64
+    public var drafts: UInt64
+    public var draftedTokens: UInt64
+    public var acceptedTokens: UInt64
+
+    public init(_ t: Trajectory) {
+        key = sampleKey(t.requestID, t.sampleIndex)
+        requestID = t.requestID
+        groupID = t.groupID
+        sampleIndex = t.sampleIndex
+        promptTokens = t.promptTokens
+        responseTokens = t.responseTokens
+        logprobs = t.logprobs
+        finishReason = "\(t.finishReason)"
+        policyVersion = t.policyVersion
+        draftVersion = t.draftVersion
+        drafts = t.acceptance.drafts
+        draftedTokens = t.acceptance.draftedTokens
+        acceptedTokens = t.acceptance.acceptedTokens
+    }
+}
+
+public enum JournalError: Error, CustomStringConvertible {
+    case malformedLine(path: String, line: Int, reason: String)
+    public var description: String {
+        switch self {
+        case let .malformedLine(path, line, reason): "\(path):\(line): not a trajectory journal line (\(reason))"
         }
     }
 }

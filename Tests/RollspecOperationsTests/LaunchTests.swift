@@ -204,7 +204,7 @@ import Yams
         let summaryLine = try #require(run.text("run/learner.jsonl").split(separator: "\n").last)
         let summary = try JSONDecoder().decode(LearnerSummary.self, from: Data(summaryLine.utf8))
         #expect(summary.interrupted && summary.steps == steps)
-        let keys = TrajectoryJournal.keys(at: run.dir.appendingPathComponent("run/trajectories.jsonl"))
+        let keys = try TrajectoryJournal.keys(at: run.dir.appendingPathComponent("run/trajectories.jsonl"))
         #expect(summary.trajectoriesAccepted == keys.count && Set(keys).count == keys.count, "\(summary)")
         #expect(keys.count >= steps * 16 * 8)
         #expect(run.text("launch.out").contains("sigint: interrupted by signal 2"))
