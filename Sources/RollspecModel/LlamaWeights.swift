@@ -134,3 +134,24 @@ public struct LlamaWeights: @unchecked Sendable {
         return out
     }
 }
+
+extension LlamaWeights {
+    /// Random weights for `config`, reproducible from `seed`: embeddings at unit scale,
+    /// projections at `projectionScale`/sqrt(fan-in), norms at 1 ± 0.1, biases at 0.3. The one
+    /// random initialiser of the built-in policies, the tests' tiny models and fresh drafts.
+    public static func random(config: LlamaConfig, seed: UInt64, projectionScale: Float = 1) -> LlamaWeights {
+        var rng = RandomSource(seed: seed)
+        var tensors: [String: FloatBuffer] = [:]
+        for (name, shape) in expectedTensors(for: config) {
+            let isNorm = name.hasSuffix("norm.weight")
+            let std: Float = isNorm ? 0.1
+                : name.hasSuffix(".bias") ? 0.3
+                : name == "model.embed_tokens.weight" ? 1
+                : projectionScale / Float(shape[1]).squareRoot()
+            let buffer = FloatBuffer(count: shape.reduce(1, *))
+            for i in 0..<buffer.count { buffer[i] = std * rng.nextGaussian() + (isNorm ? 1 : 0) }
+            tensors[name] = buffer
+        }
+        return LlamaWeights(config: config, tensors: tensors)
+    }
+}

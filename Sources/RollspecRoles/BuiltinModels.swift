@@ -38,20 +38,6 @@ public enum BuiltinModels {
     /// Random weights for `config`, reproducible from `seed` (unit embeddings, projections at
     /// 1/sqrt(fan-in), norms near 1).
     public static func randomWeights(config: LlamaConfig, seed: UInt64) -> LlamaWeights {
-        var rng = RandomSource(seed: seed)
-        var tensors: [String: FloatBuffer] = [:]
-        for (name, shape) in LlamaWeights.expectedTensors(for: config) {
-            let count = shape.reduce(1, *)
-            let isNorm = name.hasSuffix("norm.weight")
-            let std: Float = isNorm ? 0.1 : name == "model.embed_tokens.weight" ? 1 : 1 / Float(shape[1]).squareRoot()
-            let buffer = FloatBuffer(count: count)
-            for i in 0..<count {
-                let u1 = max(rng.nextUnit(), 1e-300), u2 = rng.nextUnit()
-                let g = Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-                buffer[i] = std * g + (isNorm ? 1 : 0)
-            }
-            tensors[name] = buffer
-        }
-        return LlamaWeights(config: config, tensors: tensors)
+        LlamaWeights.random(config: config, seed: seed)
     }
 }

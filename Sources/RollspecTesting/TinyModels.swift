@@ -15,29 +15,9 @@ public enum TinyModels {
                     tieWordEmbeddings: tied, attentionBias: bias)
     }
 
-    /// Random weights for `config`, reproducible from `seed`.
+    /// Random weights for `config`, reproducible from `seed` (`LlamaWeights.random`).
     public static func randomWeights(config: LlamaConfig, seed: UInt64 = 0, scale: Float = 1) -> LlamaWeights {
-        var rng = RandomSource(seed: seed)
-        var tensors: [String: FloatBuffer] = [:]
-        for (name, shape) in LlamaWeights.expectedTensors(for: config) {
-            let count = shape.reduce(1, *)
-            let std: Float
-            if name.hasSuffix("norm.weight") {
-                std = 0.1
-            } else if name.hasSuffix(".bias") {
-                std = 0.3
-            } else if name == "model.embed_tokens.weight" {
-                std = 1
-            } else {
-                std = scale / Float(shape[1]).squareRoot()
-            }
-            let buffer = FloatBuffer(count: count)
-            for i in 0..<count {
-                buffer[i] = std * gaussian(&rng) + (name.hasSuffix("norm.weight") ? 1 : 0)
-            }
-            tensors[name] = buffer
-        }
-        return LlamaWeights(config: config, tensors: tensors)
+        LlamaWeights.random(config: config, seed: seed, projectionScale: scale)
     }
 
     public static func randomModel(config: LlamaConfig = llamaConfig(), seed: UInt64 = 0) -> LlamaModel {
@@ -55,13 +35,7 @@ public enum TinyModels {
         let dim = config.hiddenSize
         var rng = RandomSource(seed: seed &+ 1)
         let fc = FloatBuffer(count: dim * 2 * dim), bias = FloatBuffer(count: dim)
-        for i in 0..<fc.count { fc[i] = gaussian(&rng) / Float(2 * dim).squareRoot() }
+        for i in 0..<fc.count { fc[i] = rng.nextGaussian() / Float(2 * dim).squareRoot() }
         return FeatureDraftWeights(fc: fc, fcBias: bias, body: body)
-    }
-
-    /// A standard normal draw (Box–Muller).
-    public static func gaussian(_ rng: inout RandomSource) -> Float {
-        let u1 = max(rng.nextUnit(), 1e-300), u2 = rng.nextUnit()
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 }

@@ -25,7 +25,8 @@ public enum DraftFactory {
 
     /// Fresh weights: matrices and embedding ~ N(0, std²), the residual-stream outputs
     /// (o_proj, down_proj) scaled by 1/√(2·layers) (GPT-2, Radford et al. 2019), norms 1,
-    /// biases 0. Reproducible from `seed`.
+    /// biases 0. Reproducible from `seed`. A start for training, small and flat; the random
+    /// weights of tests and built-in policies (`LlamaWeights.random`) are peaked on purpose.
     public static func scratch(config: LlamaConfig, seed: UInt64 = 0, std: Float = 0.02) -> LlamaWeights {
         var rng = RandomSource(seed: seed)
         var tensors: [String: FloatBuffer] = [:]
@@ -36,7 +37,7 @@ public enum DraftFactory {
                 for i in 0..<buffer.count { buffer[i] = 1 }
             } else if !name.hasSuffix(".bias") {
                 let s = name.hasSuffix("o_proj.weight") || name.hasSuffix("down_proj.weight") ? std * residualScale : std
-                for i in 0..<buffer.count { buffer[i] = s * gaussian(&rng) }
+                for i in 0..<buffer.count { buffer[i] = s * rng.nextGaussian() }
             }
             tensors[name] = buffer
         }
@@ -92,10 +93,5 @@ public enum DraftFactory {
         var names: Set<String> = ["model.embed_tokens.weight", "model.norm.weight"]
         if !config.tieWordEmbeddings { names.insert("lm_head.weight") }
         return names
-    }
-
-    static func gaussian(_ rng: inout RandomSource) -> Float {
-        let u1 = max(rng.nextUnit(), 1e-300), u2 = rng.nextUnit()
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 }

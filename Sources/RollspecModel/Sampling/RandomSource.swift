@@ -1,3 +1,4 @@
+import Foundation
 /// A small, fast, seedable generator: xoshiro256** (Blackman & Vigna 2018) seeded through
 /// SplitMix64, so equal seeds give equal streams on every platform.
 public struct RandomSource: RandomNumberGenerator, Sendable {
@@ -27,6 +28,13 @@ public struct RandomSource: RandomNumberGenerator, Sendable {
     /// A uniform draw in [0, 1) with 53 random bits.
     public mutating func nextUnit() -> Double {
         Double(next() >> 11) * 0x1.0p-53
+    }
+
+    /// A standard normal draw (Box–Muller, from two uniforms): the one every random initialiser
+    /// uses, so a seed gives the same weights wherever they are made.
+    public mutating func nextGaussian() -> Float {
+        let u1 = max(nextUnit(), 1e-300), u2 = nextUnit()
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 
     private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
