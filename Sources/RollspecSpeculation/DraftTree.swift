@@ -63,7 +63,6 @@ struct DraftTreeBuilder {
 
     /// Draws the next depth from the draft's logits at it.
     mutating func draw(logits: UnsafePointer<Float>, vocabSize: Int, random: inout RandomSource) -> Depth {
-        let q = TokenDistribution(logits: logits, vocabSize: vocabSize, parameters: sampling)
         let extra: Int
         switch shape {
         case .chain: extra = 0
@@ -71,7 +70,9 @@ struct DraftTreeBuilder {
         case .shaped(let rows, _): extra = rows - 2
         }
         if sampling.isGreedy {
+            // One top-k pass gives the chain's token (greedy's point mass) and the runner-ups.
             let top = topKIndices(logits, count: vocabSize, k: extra + 1)
+            let q = TokenDistribution(tokens: [Int32(top[0])], probabilities: [1])
             var probability: Float = 1
             var offered: [(value: Float, token: Int)] = top.dropFirst().map { (0, $0) }
             if case .shaped = shape {
@@ -83,6 +84,7 @@ struct DraftTreeBuilder {
             }
             return Depth(token: top[0], probability: probability, distribution: q, offered: offered)
         }
+        let q = TokenDistribution(logits: logits, vocabSize: vocabSize, parameters: sampling)
         if extra == 0 {
             let (token, probability) = q.sample(uniform: random.nextUnit())
             return Depth(token: token, probability: probability, distribution: q, offered: [])

@@ -117,8 +117,8 @@ extension RejectionSampler {
     }
 
     /// Inverse-CDF draw from a dense distribution (the last positive entry takes rounding).
-    static func draw(_ weights: [Double], uniform u: Double) -> Int {
-        let total = weights.reduce(0, +)
+    static func draw(_ weights: [Double], uniform u: Double, total: Double? = nil) -> Int {
+        let total = total ?? weights.reduce(0, +)
         var acc = 0.0, last = 0
         for (t, w) in weights.enumerated() where w > 0 {
             acc += w

@@ -89,14 +89,6 @@ public struct RejectionSampler: Sendable {
         // A rejection implies p(x) < q(x), so the residual has positive mass; rounding can
         // leave it at ~0 only when p ≈ q, where drawing from p is the same law.
         guard total > 1e-12 else { return p.sample(uniform: random.nextUnit()).token }
-        let u = random.nextUnit() * total
-        var acc = 0.0
-        var last = 0
-        for (t, r) in residual.enumerated() where r > 0 {
-            acc += r
-            last = t
-            if u < acc { return t }
-        }
-        return last
+        return Self.draw(residual, uniform: random.nextUnit(), total: total)
     }
 }
