@@ -16,11 +16,16 @@ public protocol Proposer: AnyObject {
                  random: inout RandomSource) -> Draft
     /// The verifier emitted `emitted` after checking `draft` (`acceptedCount` draft tokens held).
     func accept(draft: Draft, acceptedCount: Int, emitted: [Int])
+    /// The sequence grew by `tokens`, whichever proposer drafted (or none): called on every
+    /// proposer after each step, so one that shares what it sees (the suffix proposer's group
+    /// history) keeps up even in steps it did not draft.
+    func extend(by tokens: [Int])
     /// The sequence is over; `output` is everything generated after the prompt.
     func end(prompt: [Int], output: [Int])
 }
 
 extension Proposer {
     public func accept(draft: Draft, acceptedCount: Int, emitted: [Int]) {}
+    public func extend(by tokens: [Int]) {}
     public func end(prompt: [Int], output: [Int]) {}
 }

@@ -310,6 +310,7 @@ private struct SequenceRun {
             if result.tokens.count >= request.maxTokens { result.finishReason = .length; done = true; break }
         }
         context += outcome.tokens.prefix(kept)
+        for p in proposers { p.extend(by: Array(outcome.tokens.prefix(kept))) }
         // The target ran the pending token and the tokens accepted after it, each on the row
         // the next emitted token was drawn from: their features are final.
         if let features = logits.features {

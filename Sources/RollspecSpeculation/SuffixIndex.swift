@@ -63,7 +63,8 @@ public final class SuffixIndex {
         }
     }
 
-    private func remove(_ id: Int) {
+    /// Drops document `id` and its entries.
+    func remove(_ id: Int) {
         guard let doc = documents[id] else { return }
         for end in stride(from: 1, through: doc.count, by: 1) {
             forEachKey(doc, endingAt: end) { key in
@@ -92,7 +93,10 @@ public final class SuffixIndex {
     /// The longest suffix of `context` (up to `maxNgram`) found in the index, and the
     /// positions that followed it, most recent documents first. Hash hits are checked token by
     /// token, so collisions never produce a false match.
-    func longestMatch(_ context: [Int], excludingTail document: Int? = nil)
+    /// - Parameters:
+    ///   - document: a live document whose very end is `context` itself (no continuation).
+    ///   - skipped: a document left out altogether.
+    func longestMatch(_ context: [Int], excludingTail document: Int? = nil, skipping skipped: Int? = nil)
         -> (length: Int, occurrences: [Occurrence])
     {
         var best: (Int, [Occurrence]) = (0, [])
@@ -105,7 +109,7 @@ public final class SuffixIndex {
             guard let hits = table[Key(length: n, hash: h)] else { break }
             let suffix = context[(context.count - n)...]
             let real = hits.filter { occ in
-                guard let doc = documents[occ.document], occ.position >= n else { return false }
+                guard occ.document != skipped, let doc = documents[occ.document], occ.position >= n else { return false }
                 // In the live document, the match that ends at its very end is the context
                 // itself: it has no continuation to offer.
                 if occ.document == document && occ.position == doc.count { return false }

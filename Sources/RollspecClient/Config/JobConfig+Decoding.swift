@@ -108,7 +108,7 @@ extension JobConfig.Models {
 
 extension JobConfig.Speculation {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case mode, lookahead, minLookahead, confidenceThreshold, controller, treeRows, treeExtend
+        case mode, lookahead, minLookahead, confidenceThreshold, controller, treeRows, treeExtend, historyTokens, historyPolicies
     }
 
     public init(from decoder: Decoder) throws {
@@ -121,6 +121,8 @@ extension JobConfig.Speculation {
         controller = try c.value(.controller, or: controller)
         treeRows = try c.value(.treeRows, or: treeRows)
         treeExtend = try c.value(.treeExtend, or: treeExtend)
+        historyTokens = try c.value(.historyTokens, or: historyTokens)
+        historyPolicies = try c.value(.historyPolicies, or: historyPolicies)
     }
 }
 

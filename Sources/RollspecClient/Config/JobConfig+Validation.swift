@@ -34,6 +34,10 @@ extension JobConfig {
         try check(speculation.treeRows == 0 || (2...32).contains(speculation.treeRows), "speculation.treeRows",
                   "must be 0 (a chain) or in 2...32, got \(speculation.treeRows)")
         try check(speculation.treeExtend >= 0 && speculation.treeExtend <= 1, "speculation.treeExtend", "must be in [0, 1]")
+        try check((0...(1 << 26)).contains(speculation.historyTokens), "speculation.historyTokens",
+                  "must be in 0...\(1 << 26) (0: no rollout history), got \(speculation.historyTokens)")
+        try check((0...1_000_000).contains(speculation.historyPolicies), "speculation.historyPolicies",
+                  "must be in 0...1000000, got \(speculation.historyPolicies)")
         try check(sampling.temperature >= 0 && sampling.temperature.isFinite, "sampling.temperature", "must be ≥ 0")
         try check(sampling.topK >= 0, "sampling.topK", "must be ≥ 0")
         try check(sampling.topP > 0 && sampling.topP <= 1, "sampling.topP", "must be in (0, 1]")

@@ -95,6 +95,12 @@ public struct JobConfig: Codable, Sendable, Equatable {
         /// With a tree, the chain grows while the draft's probability of all of it stays at or
         /// above this; the rows left go to runner-up candidates.
         public var treeExtend: Float = 0.35
+        /// Tokens of rollout history a worker keeps for the suffix proposer, over all prompts: each
+        /// prompt's earlier rollouts and its group's samples as they are written, drafted from
+        /// before the index of all outputs (0: no history; the suffix index alone).
+        public var historyTokens: Int = 1 << 17
+        /// Rollouts of policy versions more than this many behind the newest leave the history.
+        public var historyPolicies: Int = 4
         public enum Controller: String, Codable, Sendable, CaseIterable { case adaptive, fixed }
         public init() {}
 

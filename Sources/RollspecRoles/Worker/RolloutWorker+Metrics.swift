@@ -56,6 +56,12 @@ public struct WorkerBatchRecord: Codable, Sendable, Equatable {
     public var tokensPerSecond: Double
     /// generated / decode: the figure to hold against `bench decode` at `sequences` rows.
     public var decodeTokensPerSecond: Double
+    /// Draft tokens verified and accepted over the batch's sequences.
+    public var draftedTokens = 0
+    public var acceptedTokens = 0
+    /// What the worker's rollout history held after the batch (0 when it keeps none).
+    public var historyTokens = 0
+    public var historyPrompts = 0
 
     public init(at: Double, policyVersion: UInt64, draftVersion: UInt64, requests: Int, sequences: Int,
                 promptTokens: Int, generatedTokens: Int, prefillSeconds: Double, decodeSeconds: Double, threads: Int,

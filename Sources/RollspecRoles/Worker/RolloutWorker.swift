@@ -44,6 +44,8 @@ public final class RolloutWorker {
     private var settledDraftVersion: UInt64 = 0
     private var inbox: [RolloutRequest] = []
     private let suffixIndex = SuffixIndex()
+    /// Each prompt's rollouts and its group's samples as they are written (nil: none kept).
+    private let history: RolloutHistory?
     private var stats = Heartbeat.Stats()
     private var report = SpeculationReport()
     /// Counters for the broker's metrics endpoint (RolloutWorker+Metrics.swift).
@@ -57,6 +59,9 @@ public final class RolloutWorker {
         self.config = config
         self.index = index
         connection = try BrokerConnection(endpoint: config.endpoint, sender: "worker-\(index)", security: config.security)
+        let spec = config.speculation
+        history = spec.historyTokens > 0
+            ? RolloutHistory(capacityTokens: spec.historyTokens, maxPolicyAge: UInt64(spec.historyPolicies)) : nil
         batchRecords = JSONLinesWriter(path: config.resolvedRunDirectory + "/worker-\(index).jsonl", toStandardOutput: false,
                                        owner: "worker-\(index)")
     }
@@ -150,6 +155,7 @@ public final class RolloutWorker {
             model = LlamaModel(weights: p.weights)
             policyWeights = p.weights
             policyVersion = p.version
+            history?.setPolicyVersion(p.version)
             if let artifact = draftArtifact {
                 // A feature draft reads the policy's embedding and head: bind it to the new ones.
                 // A token draft only needs checking (it may have come before any policy).
@@ -195,7 +201,7 @@ public final class RolloutWorker {
     private func generate(_ batch: [RolloutRequest]) throws {
         guard let model else { return }
         let spec = config.speculation, mode = spec.mode
-        let draft = servedDraft, suffix = suffixIndex, tree = spec.treeShape
+        let draft = servedDraft, suffix = suffixIndex, history = history, tree = spec.treeShape
         var controller = SpeculationController(maxLookahead: spec.lookahead, minLookahead: spec.minLookahead)
         controller.isFixed = spec.controller == .fixed
         let generator = SpeculativeGenerator(
@@ -210,7 +216,7 @@ public final class RolloutWorker {
                     proposers.append(FeatureDraftProposer(model: model, tree: tree))
                 }
             }
-            if mode == .suffix || mode == .auto { proposers.append(SuffixProposer(global: suffix)) }
+            if mode == .suffix || mode == .auto { proposers.append(SuffixProposer(global: suffix, history: history)) }
             return proposers
         }
         var requests: [GenerationRequest] = []
@@ -237,12 +243,17 @@ public final class RolloutWorker {
         }
         if let pumpError { throw pumpError }
         recordMetrics(outputs, requests: batch.count, policyVersion: policyVersion, draftVersion: draftVersion)
-        batchRecords.write(WorkerBatchRecord(
+        var record = WorkerBatchRecord(
             at: now() - started, policyVersion: policyVersion, draftVersion: draftVersion, requests: batch.count,
             sequences: outputs.count, promptTokens: requests.reduce(0) { $0 + $1.prompt.count },
             generatedTokens: outputs.reduce(0) { $0 + $1.result.tokens.count },
             prefillSeconds: outputs.first?.result.prefillSeconds ?? 0, decodeSeconds: outputs.first?.result.decodeSeconds ?? 0,
-            threads: kernelThreads, timeline: generator.lastTimeline))
+            threads: kernelThreads, timeline: generator.lastTimeline)
+        record.draftedTokens = generator.lastReport.overall.draftTokens
+        record.acceptedTokens = generator.lastReport.overall.acceptedTokens
+        record.historyTokens = history?.tokenCount ?? 0
+        record.historyPrompts = history?.promptCount ?? 0
+        batchRecords.write(record)
         for r in batch {
             log("worker-\(index): \(r.requestID) done (\(r.n) samples, policy v\(policyVersion), draft v\(draftVersion))")
         }
