@@ -122,14 +122,23 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         try c.encodeIfPresent(eosTokenId, forKey: .eosTokenId)
     }
 
-    /// Checks the relations between sizes that the forward pass relies on.
+    /// The largest size a config may state, by its Hugging Face key: well past any model this
+    /// runs, and small enough that a forged header is refused before anything is allocated.
+    public static let maxima: [String: Int] = [
+        "vocab_size": 1 << 22, "hidden_size": 1 << 16, "intermediate_size": 1 << 18, "num_hidden_layers": 1024,
+        "num_attention_heads": 1024, "num_key_value_heads": 1024, "head_dim": 2048, "max_position_embeddings": 1 << 24,
+    ]
+
+    /// Checks every size against its range (`maxima`) and the relations between sizes that the
+    /// forward pass relies on.
     public func validate() throws {
         func fail(_ why: String) -> ModelError { .invalidConfig(why) }
         for (name, v) in [("vocab_size", vocabSize), ("hidden_size", hiddenSize),
                           ("intermediate_size", intermediateSize), ("num_hidden_layers", numHiddenLayers),
                           ("num_attention_heads", numAttentionHeads), ("num_key_value_heads", numKeyValueHeads),
-                          ("head_dim", headDim)] where v <= 0 {
-            throw fail("\(name) must be positive, got \(v)")
+                          ("head_dim", headDim), ("max_position_embeddings", maxPositionEmbeddings)] {
+            if v <= 0 { throw fail("\(name) must be positive, got \(v)") }
+            if let most = Self.maxima[name], v > most { throw fail("\(name) is \(v), past the largest this loads (\(most))") }
         }
         if numAttentionHeads % numKeyValueHeads != 0 {
             throw fail("num_attention_heads (\(numAttentionHeads)) is not a multiple of num_key_value_heads (\(numKeyValueHeads))")

@@ -20,6 +20,12 @@ public enum ShutdownSignal {
 
     public static var requested: Bool { signal != nil }
 
+    /// Asks for the same orderly stop as signal `s` would (first request wins).
+    public static func request(_ s: Int32) {
+        lock.lock(); defer { lock.unlock() }
+        if received == 0 { received = s }
+    }
+
     /// Starts watching SIGINT and SIGTERM (idempotent).
     public static func install() {
         lock.lock(); defer { lock.unlock() }

@@ -29,11 +29,34 @@ struct RoleCommand: ParsableCommand {
     @Option(name: .long, help: "Instance index.")
     var index: Int?
 
+    /// Sets nice 19 on every thread of this process: Linux keeps a nice value per thread, and
+    /// this command may run on a thread other than the main one.
+    static func lowerPriorityOfEveryThread() -> Bool {
+        let tids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task"))?.compactMap { id_t($0) } ?? []
+        guard !tids.isEmpty else { return setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19) == 0 }
+        return tids.allSatisfy { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), $0, 19) == 0 }
+    }
+
     func run() throws {
         let job: JobConfig
         do { job = try JobConfig.load(path: config) } catch { throw ValidationError("\(error)") }
         let env = ProcessInfo.processInfo.environment
         let i = index ?? Int(env["SLURM_PROCID"] ?? "") ?? Int(env["JOB_COMPLETION_INDEX"] ?? "") ?? 0
+        // Under `rollspec launch`, a role stops with its launcher: the learner in order (it has
+        // journaled what it accepted), the others at once.
+        let label = "\(name.rawValue)-\(i)"
+        LauncherWatch.start(role: label) {
+            guard name == .learner else { Foundation.exit(0) }
+            ShutdownSignal.request(SIGTERM)
+            Thread.sleep(forTimeInterval: 10)
+            log("\(label): did not stop within 10 s of losing the launcher; exiting")
+            Foundation.exit(1)
+        }
+        // An idle-priority trainer lowers its priority before it starts its own threads (they
+        // inherit it): it then takes only the CPU time the other roles leave.
+        if name == .trainer, job.trainer.priority == .idle, !Self.lowerPriorityOfEveryThread() {
+            log("trainer-\(i): could not lower its priority (errno \(errno)); it competes for cores")
+        }
         // Several compute roles share a machine: each takes its share of the cores (and BLAS
         // stays single-threaded), instead of every process spinning a thread per core.
         switch name {

@@ -1,5 +1,5 @@
 import Foundation
-import RollspecClient
+@testable import RollspecClient
 import RollspecModel
 import RollspecTesting
 import Testing
@@ -49,6 +49,28 @@ import Testing
         (#"{"speculation": {"treeRows": 1}}"#, "speculation.treeRows"),
         (#"{"speculation": {"treeRows": 33}}"#, "speculation.treeRows"),
         (#"{"speculation": {"treeExtend": 1.5}}"#, "speculation.treeExtend"),
+        (#"{"speculation": {"historyTokens": -1}}"#, "speculation.historyTokens"),
+        (#"{"speculation": {"historyTokens": 1000000000000}}"#, "speculation.historyTokens"),
+        (#"{"speculation": {"historyPolicies": -2}}"#, "speculation.historyPolicies"),
+        (#"{"trainer": {"priority": "sometimes"}}"#, "trainer.priority"),
+        // Absurd numbers that once trapped, spun or allocated without bound inside a role.
+        (#"{"learner": {"groupSize": 5000000000}}"#, "learner.groupSize"),
+        (#"{"learner": {"kind": "external"}, "sampling": {"topK": 5000000000}}"#, "sampling.topK"),
+        (#"{"workerBatchSize": 5000000000}"#, "workerBatchSize"),
+        (#"{"speculation": {"lookahead": 5000000000}}"#, "speculation.lookahead"),
+        (#"{"workers": 100000}"#, "workers"),
+        (#"{"sampling": {"maxTokens": 4000000000}}"#, "sampling.maxTokens"),
+        (#"{"sampling": {"temperature": 1e30}}"#, "sampling.temperature"),
+        (#"{"learner": {"promptsPerStep": 10000000}}"#, "learner.promptsPerStep"),
+        (#"{"learner": {"steps": 0}}"#, "learner.steps"),
+        (#"{"learner": {"stepTimeoutSeconds": 1e12}}"#, "learner.stepTimeoutSeconds"),
+        (#"{"driver": {"samples": 1000000}}"#, "driver.samples"),
+        (#"{"trainer": {"batchSize": 1000000}}"#, "trainer.batchSize"),
+        (#"{"trainer": {"draftLayers": 100000}}"#, "trainer.draftLayers"),
+        (#"{"heartbeatIntervalSeconds": 1e9, "heartbeatTimeoutSeconds": 2e9}"#, "heartbeatIntervalSeconds"),
+        (#"{"resendTimeoutSeconds": 1e12}"#, "resendTimeoutSeconds"),
+        (#"{"threadsPerRole": 1000000}"#, "threadsPerRole"),
+        (#"{"metrics": {"port": 70000}}"#, "metrics.port"),
     ])
     func badValuesNameTheKey(json: String, key: String) throws {
         do {
@@ -190,5 +212,57 @@ extension JobConfigTests {
                 #expect(error.key == "models.draft" && "\(error)".contains(hint), "\(error)")
             }
         }
+    }
+}
+
+/// The port preflight against real sockets.
+@Suite struct PortPreflightTests {
+    /// A listening socket on an ephemeral loopback port; returns (fd, port).
+    static func listener() throws -> (Int32, Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        // As the broker (libzmq) and the metrics server bind theirs: a connection in TIME_WAIT
+        // then blocks only a bind without SO_REUSEADDR.
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr = in_addr(s_addr: INADDR_ANY)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 4) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    @Test func aListenerIsInUseAndAConnectionInTimeWaitIsNot() throws {
+        let (server, port) = try Self.listener()
+        #expect(!JobConfig.canBind(port: port), "a listening port passed the preflight")
+        // A connection that the server's side closes first leaves the server's port in TIME_WAIT.
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        try #require(connected)
+        let accepted = accept(server, nil, nil)
+        try #require(accepted >= 0)
+        close(accepted)
+        close(server)
+        var byte: UInt8 = 0
+        _ = read(client, &byte, 1)  // sees the server's FIN
+        close(client)
+        let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
+        let hexPort = String(format: ":%04X", port)
+        // State 06 is TIME_WAIT: nothing listens, yet a bind without SO_REUSEADDR would fail.
+        #expect(table.split(separator: "\n").contains { $0.split(separator: " ")[1].hasSuffix(hexPort) && $0.split(separator: " ")[3] == "06" },
+                "no TIME_WAIT entry for port \(port): the test would prove nothing")
+        #expect(JobConfig.canBind(port: port), "a port in TIME_WAIT was refused as in use")
     }
 }

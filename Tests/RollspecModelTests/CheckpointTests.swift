@@ -350,6 +350,38 @@ private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v
         Self.expectError([url.lastPathComponent] + c.words) { _ = try GGUFFile(url: url) }
     }
 
+    /// A llama header whose sizes are forged: each is refused by name before the loader derives
+    /// anything from it or allocates for it (a 0xFFFFFFFF block count once allocated until the
+    /// process aborted; a 4e9 width was reported as partial rotary embeddings).
+    @Test(arguments: [
+        ("block_count", UInt32.max, "4294967295"), ("embedding_length", UInt32(4_000_000_000), "4000000000"),
+        ("feed_forward_length", UInt32.max, "4294967295"), ("attention.head_count", UInt32(1 << 20), "1048576"),
+        ("vocab_size", UInt32(1 << 30), "1073741824"),
+    ])
+    func ggufLlamaSizesAreBoundedBeforeUse(key: String, value: UInt32, shown: String) throws {
+        var sizes: [String: UInt32] = ["block_count": 2, "embedding_length": 64, "feed_forward_length": 128,
+                                       "attention.head_count": 4, "vocab_size": 32]
+        sizes[key] = value
+        let kvs = [GGUFBytes.kv("general.architecture", type: 8, GGUFBytes.string("llama"))]
+            + sizes.sorted { $0.key < $1.key }.map { GGUFBytes.kv("llama.\($0.key)", type: 4, le($0.value)) }
+        let url = try Self.scratch().appendingPathComponent("forged-\(key).gguf")
+        try Data(GGUFBytes().with { $0.kvs = kvs }.bytes).write(to: url)
+        let file = try GGUFFile(url: url)
+        Self.expectError([url.lastPathComponent, "llama.\(key)", shown]) { _ = try LlamaConfig(gguf: file) }
+        // The same header with sane sizes reads.
+        sizes[key] = ["block_count": 2, "embedding_length": 64, "feed_forward_length": 128, "attention.head_count": 4, "vocab_size": 32][key]
+        let fine = try Self.scratch().appendingPathComponent("fine-\(key).gguf")
+        let saneKVs = [GGUFBytes.kv("general.architecture", type: 8, GGUFBytes.string("llama"))]
+            + sizes.sorted { $0.key < $1.key }.map { GGUFBytes.kv("llama.\($0.key)", type: 4, le($0.value)) }
+        try Data(GGUFBytes().with { $0.kvs = saneKVs }.bytes).write(to: fine)
+        #expect(try LlamaConfig(gguf: GGUFFile(url: fine)).numHiddenLayers == 2)
+    }
+
+    @Test func configSizesPastTheirMaximaAreRefused() throws {
+        let json = #"{"vocab_size": 32, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 5000, "num_attention_heads": 4}"#
+        Self.expectError(["num_hidden_layers", "5000", "1024"]) { _ = try JSONDecoder().decode(LlamaConfig.self, from: Data(json.utf8)) }
+    }
+
     @Test func ggufBuilderBaseIsValid() throws {
         let url = try Self.scratch().appendingPathComponent("base.gguf")
         try Data(GGUFBytes().bytes).write(to: url)

@@ -12,7 +12,9 @@ import Testing
     /// `models.draft` names a random feature draft for the built-in policy: the workers serve
     /// it (bound to each policy version they apply), report its acceptance, and the speculator
     /// trainer trains it on the policy's recomputed features and publishes a better one, which
-    /// the workers apply.
+    /// the workers apply. (A fixed controller, so that the draft drafts whatever it costs on this
+    /// toy policy; the trainer at normal priority, as at idle priority it would wait for the
+    /// parallel test suites.)
     @Test func aFeatureDraftIsServedTrainedAndRepublished() throws {
         let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(.tiny), seed: 1)
         let draftDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("rollspec-eagle-job-\(UUID().uuidString)")
@@ -26,10 +28,10 @@ import Testing
             workers: 2
             trainers: 1
             models: {draft: \(draftDirectory.path)}
-            speculation: {mode: draft, lookahead: 3, treeRows: 4}
+            speculation: {mode: draft, lookahead: 3, treeRows: 4, controller: fixed}
             sampling: {temperature: 1, maxTokens: 24}
             learner: {task: counting, steps: 12, promptsPerStep: 8, groupSize: 4, warmupSteps: 0}
-            trainer: {minTrajectories: 16, stepsPerRound: 8, batchSize: 8, learningRate: 0.01, minImprovement: 0}
+            trainer: {minTrajectories: 16, stepsPerRound: 8, batchSize: 8, learningRate: 0.01, minImprovement: 0, priority: normal}
             """
         }
         try run.process.run()

@@ -148,6 +148,14 @@ import Yams
         deinit { try? FileManager.default.removeItem(at: dir) }
     }
 
+    /// A process's nice value, field 19 of /proc/<pid>/stat (after the parenthesised name).
+    static func niceness(_ pid: Int32) -> Int? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 16 ? Int(fields[16]) : nil
+    }
+
     @Test func aKilledWorkerIsRestartedAndTheJobStillFinishesWithEverySample() throws {
         let run = try Run { dir in
             """
@@ -178,6 +186,45 @@ import Yams
         #expect(run.text("run/logs/worker-1.log").components(separatedBy: "=== worker-1 started").count == 3)
     }
 
+    /// Whether `pid` is a live process (a zombie left for a reaper counts as gone).
+    static func isAlive(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        guard let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+    }
+
+    /// kill -9 of the launcher (or a closed terminal) takes every role with it within 5 s: none
+    /// is left holding the job's ports.
+    @Test func aKilledLauncherLeavesNoRoleRunning() throws {
+        let run = try Run { dir in
+            """
+            name: orphans
+            runDirectory: \(dir.path)
+            workers: 2
+            trainers: 1
+            learner: {kind: driver}
+            driver: {requests: 100000, samples: 2, timeoutSeconds: 600}
+            sampling: {maxTokens: 48}
+            """
+        }
+        try run.process.run()
+        let labels = ["broker", "worker-0", "worker-1", "trainer-0", "driver-0"]
+        #expect(run.wait(seconds: 30) { labels.allSatisfy { run.pid(of: $0) != nil } && run.text("run/logs/worker-0.log").contains(" done ") },
+                "\(run.text("launch.err"))")
+        let pids = labels.compactMap { run.pid(of: $0) }
+        #expect(pids.count == labels.count && pids.allSatisfy(Self.isAlive))
+        kill(run.process.processIdentifier, SIGKILL)
+        run.process.waitUntilExit()
+        let gone = run.wait(seconds: 5) { !pids.contains(where: Self.isAlive) }
+        for (label, pid) in zip(labels, pids) where Self.isAlive(pid) {
+            Issue.record("\(label) (pid \(pid)) outlived the launcher")
+            kill(pid, SIGKILL)
+        }
+        #expect(gone)
+        #expect(run.text("run/logs/worker-0.log").contains("the launcher (pid \(run.process.processIdentifier)) is gone; stopping"))
+    }
+
     /// SIGINT mid-run: the learner stops first and every trajectory it acked is in its
     /// journal — as many as it counted, each once — and the launcher exits 128 + 2.
     @Test func sigintStopsCleanlyAndLosesNoAcceptedTrajectory() throws {
@@ -193,6 +240,9 @@ import Yams
         try run.process.run()
         #expect(run.wait(seconds: 60) { run.text("run/learner.jsonl").split(separator: "\n").count >= 3 },
                 "\(run.text("launch.err"))")
+        // The speculator trainer runs at idle priority (trainer.priority: idle), the workers do not.
+        #expect(run.pid(of: "trainer-0").flatMap(Self.niceness) == 19)
+        #expect(run.pid(of: "worker-0").flatMap(Self.niceness) == 0)
         kill(run.process.processIdentifier, SIGINT)
         let status = run.finish(seconds: 40)
         let err = run.text("launch.err")
@@ -331,7 +381,7 @@ import Yams
     @Test(arguments: [
         (["learner.stepz=3"], "override learner.stepz=3: config key learner.stepz: unknown key (did you mean \"steps\"?)"),
         (["workers=two"], "override workers=two: config key workers: expected Int"),
-        (["learner.steps=0"], "override learner.steps=0: config key learner.steps: must be at least 1"),
+        (["learner.steps=0"], "override learner.steps=0: config key learner.steps: must be in 1...10000000, got 0"),
         (["name.first=x"], "override name.first=x: config key name: is a value, not a section"),
         (["learner.steps"], "config key learner.steps: an override is KEY=VALUE"),
         (["learner.task=countdown"], "override learner.task=countdown: config key learner.task: must be one of arithmetic"),

@@ -160,7 +160,7 @@ extension JobConfig.Driver {
 extension JobConfig.Trainer {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case stateDirectory, bufferSize, heldOutFraction, minTrajectories, stepsPerRound, batchSize
-        case learningRate, recencyDecay, minImprovement, draftLayers
+        case learningRate, recencyDecay, minImprovement, draftLayers, priority
     }
 
     public init(from decoder: Decoder) throws {
@@ -176,6 +176,7 @@ extension JobConfig.Trainer {
         recencyDecay = try c.value(.recencyDecay, or: recencyDecay)
         minImprovement = try c.value(.minImprovement, or: minImprovement)
         draftLayers = try c.value(.draftLayers, or: draftLayers)
+        priority = try c.value(.priority, or: priority)
     }
 }
 

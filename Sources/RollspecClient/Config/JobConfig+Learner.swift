@@ -84,17 +84,21 @@ extension JobConfig.Learner {
         try check(task == .dataset || dataset.isEmpty, "dataset", "is set, but task is \(task.rawValue) (a dataset needs task: dataset)")
         try check(task == .dataset || reward == nil, "reward",
                   "applies to task: dataset only (the built-in tasks score their own answers)")
-        try check(steps >= 1, "steps", "must be at least 1")
-        try check(promptsPerStep >= 1, "promptsPerStep", "must be at least 1")
-        try check(groupSize >= 2, "groupSize", "must be at least 2 (advantages are relative to the group)")
+        func within(_ value: Int, _ range: ClosedRange<Int>, _ key: String, _ note: String = "") throws {
+            try check(range.contains(value), key, "must be in \(range.lowerBound)...\(range.upperBound)\(note), got \(value)")
+        }
+        try within(steps, 1...10_000_000, "steps")
+        try within(promptsPerStep, 1...65_536, "promptsPerStep")
+        try within(groupSize, 2...4096, "groupSize", " (advantages are relative to the group)")
         try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be positive")
-        try check(updatesPerStep >= 1, "updatesPerStep", "must be at least 1")
-        try check(updateRowsPerPass >= 16, "updateRowsPerPass", "must be at least 16")
+        try within(updatesPerStep, 1...1000, "updatesPerStep")
+        try within(updateRowsPerPass, 16...(1 << 20), "updateRowsPerPass")
         try check(clipEpsilon > 0 && clipEpsilon < 1, "clipEpsilon", "must be in (0, 1)")
         try check(klCoefficient >= 0 && klCoefficient.isFinite, "klCoefficient", "must be ≥ 0")
-        try check(warmupSteps >= 0, "warmupSteps", "must be ≥ 0")
+        try within(warmupSteps, 0...10_000_000, "warmupSteps")
         try check(warmupLearningRate > 0 && warmupLearningRate.isFinite, "warmupLearningRate", "must be positive")
-        try check(warmupBatchSize >= 1, "warmupBatchSize", "must be at least 1")
-        try check(stepTimeoutSeconds > 0, "stepTimeoutSeconds", "must be positive")
+        try within(warmupBatchSize, 1...65_536, "warmupBatchSize")
+        try check(stepTimeoutSeconds > 0 && stepTimeoutSeconds <= 604_800, "stepTimeoutSeconds",
+                  "must be in (0, 604800], got \(stepTimeoutSeconds)")
     }
 }

@@ -33,11 +33,15 @@ extension JobConfig {
         return String(endpoint[endpoint.index(endpoint.startIndex, offsetBy: 6)..<colon])
     }
 
-    /// Whether a TCP socket can bind `port` on all IPv4 interfaces right now.
+    /// Whether a TCP socket can bind `port` on all IPv4 interfaces right now, as the broker and
+    /// the metrics server will: with SO_REUSEADDR, so that connections of an earlier run still in
+    /// TIME_WAIT do not count as a listener.
     static func canBind(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return true }  // cannot tell: let the broker report it
         defer { close(fd) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)

@@ -8,6 +8,11 @@ extension JobConfig {
         func check(_ ok: Bool, _ key: String, _ reason: String) throws {
             if !ok { throw JobConfigError.invalid(key: key, reason: reason) }
         }
+        /// Every number has a stated range: an absurd one is refused here, not met as a trap,
+        /// a spin or an allocation without bound inside a role.
+        func within<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ key: String, _ note: String = "") throws {
+            try check(range.contains(value), key, "must be in \(range.lowerBound)...\(range.upperBound)\(note), got \(value)")
+        }
         try check(!name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) }, "name",
                   "must be letters, digits, '-', '_' or '.', got \"\(name)\"")
         try check(endpoint.isEmpty || endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("tcp://"), "endpoint",
@@ -15,18 +20,21 @@ extension JobConfig {
         if endpoint.hasPrefix("tcp://") {
             try check(Self.tcpPort(endpoint) != nil, "endpoint", "needs a port: tcp://HOST:PORT, got \"\(endpoint)\"")
         }
-        try check(workers >= 1, "workers", "must be at least 1")
+        try within(workers, 1...256, "workers")
         try check(trainers == 0 || trainers == 1, "trainers", "must be 0 or 1")
-        try check(workerBatchSize >= 1, "workerBatchSize", "must be at least 1")
-        try check(threadsPerRole >= 0, "threadsPerRole", "must be ≥ 0 (0: divide the CPUs among the roles)")
-        try check(heartbeatIntervalSeconds > 0, "heartbeatIntervalSeconds", "must be positive")
+        try within(workerBatchSize, 1...4096, "workerBatchSize")
+        try within(threadsPerRole, 0...1024, "threadsPerRole", " (0: divide the CPUs among the roles)")
+        try check(heartbeatIntervalSeconds > 0 && heartbeatIntervalSeconds <= 3600, "heartbeatIntervalSeconds",
+                  "must be in (0, 3600], got \(heartbeatIntervalSeconds)")
+        try check(heartbeatTimeoutSeconds <= 86_400, "heartbeatTimeoutSeconds", "must be at most 86400, got \(heartbeatTimeoutSeconds)")
         try check(heartbeatTimeoutSeconds > heartbeatIntervalSeconds, "heartbeatTimeoutSeconds",
                   "must exceed heartbeatIntervalSeconds")
-        try check(resendTimeoutSeconds > 0, "resendTimeoutSeconds", "must be positive")
+        try check(resendTimeoutSeconds > 0 && resendTimeoutSeconds <= 86_400, "resendTimeoutSeconds",
+                  "must be in (0, 86400], got \(resendTimeoutSeconds)")
         try check(models.policy != .checkpoint(path: ""), "models.policy",
                   "must be \(BuiltinPolicy.allCases.map(\.rawValue).joined(separator: ", ")) or a checkpoint path")
         try check(models.draft != .checkpoint(path: ""), "models.draft", "must be builtin, none or a checkpoint path")
-        try check(speculation.lookahead >= 1, "speculation.lookahead", "must be at least 1")
+        try within(speculation.lookahead, 1...64, "speculation.lookahead")
         try check(speculation.minLookahead >= 1 && speculation.minLookahead <= speculation.lookahead,
                   "speculation.minLookahead", "must be in 1...lookahead")
         try check(speculation.confidenceThreshold >= 0 && speculation.confidenceThreshold < 1,
@@ -39,9 +47,10 @@ extension JobConfig {
         try check((0...1_000_000).contains(speculation.historyPolicies), "speculation.historyPolicies",
                   "must be in 0...1000000, got \(speculation.historyPolicies)")
         try check(sampling.temperature >= 0 && sampling.temperature.isFinite, "sampling.temperature", "must be ≥ 0")
-        try check(sampling.topK >= 0, "sampling.topK", "must be ≥ 0")
+        try check(sampling.temperature <= 1000, "sampling.temperature", "must be at most 1000, got \(sampling.temperature)")
+        try within(sampling.topK, 0...(1 << 24), "sampling.topK", " (0: no top-k)")
         try check(sampling.topP > 0 && sampling.topP <= 1, "sampling.topP", "must be in (0, 1]")
-        try check(sampling.maxTokens >= 1, "sampling.maxTokens", "must be at least 1")
+        try within(sampling.maxTokens, 1...(1 << 20), "sampling.maxTokens")
         try learner.validate()
         // The GRPO update's logprob is log softmax(z / T): it would not be the workers' logprob of
         // a token drawn after truncation, and every importance ratio would be off from the start.
@@ -51,19 +60,20 @@ extension JobConfig {
             try check(sampling.topP == 1, "sampling.topP",
                       "must be 1 with learner.kind grpo: its update scores tokens at temperature T without top-p truncation")
         }
-        try check(driver.requests >= 1, "driver.requests", "must be at least 1")
-        try check(driver.samples >= 1, "driver.samples", "must be at least 1")
-        try check(driver.timeoutSeconds > 0, "driver.timeoutSeconds", "must be positive")
+        try within(driver.requests, 1...10_000_000, "driver.requests")
+        try within(driver.samples, 1...4096, "driver.samples")
+        try check(driver.timeoutSeconds > 0 && driver.timeoutSeconds <= 604_800, "driver.timeoutSeconds",
+                  "must be in (0, 604800], got \(driver.timeoutSeconds)")
         try check(["random", "policy"].contains(driver.midRunDraft), "driver.midRunDraft",
                   "must be random or policy, got \"\(driver.midRunDraft)\"")
-        try check(trainer.bufferSize >= 2, "trainer.bufferSize", "must be at least 2")
+        try within(trainer.bufferSize, 2...1_000_000, "trainer.bufferSize")
         try check(trainer.heldOutFraction > 0 && trainer.heldOutFraction < 1, "trainer.heldOutFraction", "must be in (0, 1)")
-        try check(trainer.minTrajectories >= 2, "trainer.minTrajectories", "must be at least 2")
-        try check(trainer.stepsPerRound >= 1, "trainer.stepsPerRound", "must be at least 1")
-        try check(trainer.batchSize >= 1, "trainer.batchSize", "must be at least 1")
+        try within(trainer.minTrajectories, 2...1_000_000, "trainer.minTrajectories")
+        try within(trainer.stepsPerRound, 1...1_000_000, "trainer.stepsPerRound")
+        try within(trainer.batchSize, 1...4096, "trainer.batchSize")
         try check(trainer.learningRate > 0 && trainer.learningRate.isFinite, "trainer.learningRate", "must be positive")
         try check(trainer.recencyDecay > 0 && trainer.recencyDecay <= 1, "trainer.recencyDecay", "must be in (0, 1]")
-        try check(trainer.draftLayers >= 1, "trainer.draftLayers", "must be at least 1")
+        try within(trainer.draftLayers, 1...1024, "trainer.draftLayers")
         try check(metrics.port >= 0 && metrics.port <= 65535, "metrics.port", "must be in 0...65535 (0: off)")
         if metrics.port > 0, let busPort = Self.tcpPort(endpoint) {
             try check(busPort != metrics.port, "metrics.port", "clashes with the port of endpoint \(endpoint)")

@@ -157,6 +157,12 @@ public struct JobConfig: Codable, Sendable, Equatable {
         public var minImprovement: Double = 0.002
         /// Policy layers a draft made from scratch starts from (the first ones).
         public var draftLayers: Int = 1
+        /// `idle`: the trainer runs at the lowest CPU priority (nice 19), so it trains on the cores
+        /// the workers and the learner leave idle (while the learner updates, or in a batch's
+        /// long tail) and rollouts do not slow down because it exists; `normal`: it competes for
+        /// cores like any role.
+        public var priority: Priority = .idle
+        public enum Priority: String, Codable, Sendable, CaseIterable { case idle, normal }
         public init() {}
     }
 

@@ -18,9 +18,18 @@ extension LlamaConfig {
         guard arch == "llama" || arch == "qwen2" else {
             throw ModelError.unsupported("\(file): GGUF architecture '\(arch)' (rollspec loads llama and qwen2)")
         }
+        // Each size key is checked against its range as it is read: a forged value is named
+        // before it is used for anything (a head dimension, an allocation).
+        let ranges = ["embedding_length": "hidden_size", "feed_forward_length": "intermediate_size", "block_count": "num_hidden_layers",
+                      "attention.head_count": "num_attention_heads", "attention.head_count_kv": "num_key_value_heads",
+                      "attention.key_length": "head_dim", "rope.dimension_count": "head_dim", "vocab_size": "vocab_size",
+                      "context_length": "max_position_embeddings"]
         func int(_ key: String) throws -> Int? {
             guard let value = gguf.metadata["\(arch).\(key)"] else { return nil }
             guard let v = value.intValue else { throw fail("metadata key '\(arch).\(key)' is \(value), not an integer") }
+            if let name = ranges[key], let most = LlamaConfig.maxima[name], !(0...most).contains(v) {
+                throw fail("metadata key '\(arch).\(key)' is \(v), outside 0...\(most)")
+            }
             return v
         }
         func required(_ key: String) throws -> Int {

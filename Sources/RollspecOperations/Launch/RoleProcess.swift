@@ -35,6 +35,10 @@ final class RoleProcess {
         p.standardOutput = log
         p.standardError = log
         p.standardInput = FileHandle.nullDevice
+        // The role stops when this process is gone (LauncherWatch): no orphans.
+        var environment = ProcessInfo.processInfo.environment
+        environment[LauncherWatch.environmentKey] = String(getpid())
+        p.environment = environment
         try p.run()
         try? log.close()  // the child holds its own descriptor
         process = p

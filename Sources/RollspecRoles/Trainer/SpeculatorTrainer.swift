@@ -24,6 +24,10 @@ import RollspecTraining
 /// of each sampled token and q the draft's at temperature 1 (trajectories do not say the
 /// request's temperature).
 ///
+/// Under `trainer.priority: idle` (the default) the `trainer` command runs it at nice 19: it
+/// trains on the cores the workers and the learner leave idle, so rollouts do not slow down
+/// because it exists.
+///
 /// Recency weighting: training batches draw trajectory a (0 = newest) with weight
 /// `recencyDecay^a`; the newest `heldOutFraction` of the buffer is never trained on and is
 /// the evaluation set. Every publication is saved to `stateDirectory` (the draft, optimiser
