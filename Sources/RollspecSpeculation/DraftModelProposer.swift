@@ -12,11 +12,13 @@ import RollspecModel
 /// `confidenceThreshold` (a cheap signal that the rest would be rejected). Beside its chain it
 /// can offer further candidates per position, its next most likely tokens under greedy decoding
 /// and draws without replacement at T > 0 (`tree`, see `DraftTreeBuilder`).
-public final class DraftModelProposer: Proposer {
+public final class DraftModelProposer: TreeProposer {
     public let name = "draft"
     public let model: LlamaModel
     public var confidenceThreshold: Float
     public var tree: DraftTreeShape
+    /// Set per step by the generator: the rows the controller pays for (`TreeProposer`).
+    public var rowBudget: Int?
     private var cache: KVCache
     /// The tokens whose keys and values are in `cache`, in order.
     private var seen: [Int] = []
@@ -47,7 +49,7 @@ public final class DraftModelProposer: Proposer {
         var logits = model.forward([ForwardSegment(tokens: newTokens, cache: cache)], logits: .last).rowArray(0)
         seen += newTokens
 
-        var builder = DraftTreeBuilder(shape: tree, sampling: sampling)
+        var builder = DraftTreeBuilder(shape: rowBudget.map { tree.limited(toRows: $0) } ?? tree, sampling: sampling)
         while true {
             let depth = logits.withUnsafeBufferPointer {
                 builder.draw(logits: $0.baseAddress!, vocabSize: model.config.vocabSize, random: &random)

@@ -15,6 +15,13 @@ public enum DraftTreeShape: Sendable, Equatable {
     /// likely to be needed (the chain's probability up to their place times their own).
     case shaped(rows: Int, extendThreshold: Float)
 
+    /// This shape with at most `budget` verified rows (the pending token's included): a shaped
+    /// tree shrinks, down to a bare chain; a fixed or chain shape is left as it is.
+    public func limited(toRows budget: Int) -> DraftTreeShape {
+        guard case .shaped(let rows, let threshold) = self else { return self }
+        return .shaped(rows: max(2, min(rows, budget)), extendThreshold: threshold)
+    }
+
     /// Most rows the tree can add beside the chain.
     var isChain: Bool {
         switch self {

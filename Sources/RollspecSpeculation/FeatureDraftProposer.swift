@@ -20,13 +20,15 @@ public protocol TargetFeatureConsumer: AnyObject {
 /// token; each next step pairs the drafted token with the draft's guessed feature.
 /// Like `DraftModelProposer`, it samples from its own distribution and returns it, so the
 /// verifier stays exact at any temperature.
-public final class FeatureDraftProposer: Proposer, TargetFeatureConsumer {
+public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer {
     public let name = "draft"
     public let model: FeatureDraftModel
     /// The token tree it proposes beside its chain, at any temperature (`DraftTreeBuilder`).
     /// Each further candidate is one more row in the target's verify pass, nearly free while
     /// the pass stays memory-bound (up to ~8 rows for SmolLM2 on 2 cores), not beyond.
     public var tree: DraftTreeShape
+    /// Set per step by the generator: the rows the controller pays for (`TreeProposer`).
+    public var rowBudget: Int?
     private var cache: KVCache
     /// `[positions, C]` the target's features so far.
     private var features: [Float] = []
@@ -63,7 +65,7 @@ public final class FeatureDraftProposer: Proposer, TargetFeatureConsumer {
         }
         built = n - 1
 
-        var builder = DraftTreeBuilder(shape: tree, sampling: sampling)
+        var builder = DraftTreeBuilder(shape: rowBudget.map { tree.limited(toRows: $0) } ?? tree, sampling: sampling)
         while true {
             let depth = builder.draw(logits: out.row(0), vocabSize: model.config.vocabSize, random: &random)
             builder.append(depth)

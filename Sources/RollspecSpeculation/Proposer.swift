@@ -29,3 +29,10 @@ extension Proposer {
     public func extend(by tokens: [Int]) {}
     public func end(prompt: [Int], output: [Int]) {}
 }
+
+/// A proposer that can offer a token tree; the generator sets how many rows the controller
+/// will pay for this step (`SpeculationController.treeRows`).
+public protocol TreeProposer: Proposer {
+    /// Most verified rows (the pending token's included) the next draft may use; nil: as shaped.
+    var rowBudget: Int? { get set }
+}

@@ -8,6 +8,8 @@ import Foundation
 /// target-decode units, where `verifySlope` is the measured marginal cost of one more token in
 /// a verify pass (it grows with the batch size: large batches gain little, as FastGRPO and TLT
 /// observe) and `draftCost` the measured cost of one draft step relative to a target step.
+/// As the batch's live sequences fall, the measured slope falls with them, so the chosen
+/// lookahead and the tree size (`treeRows`) grow in the long tail of a batch.
 /// A guardrail turns speculation off for a sequence whose measured rate fell below plain
 /// decoding's and retries after a cool-down, so speculation is never much slower than plain.
 public struct SpeculationController: Sendable {
@@ -64,6 +66,16 @@ public struct SpeculationController: Sendable {
             if rate > bestRate * 1.0001 { best = k; bestRate = rate }
         }
         return best
+    }
+
+    /// Verified rows (the pending token's included) a token tree may use for a chain of `k`:
+    /// the chain's own rows, and beside them as many candidate rows as one plain step's cost
+    /// buys at the current verify slope. The slope falls with the live sequences of the batch,
+    /// so trees are bare chains while the batch is full and grow in its long tail, where one
+    /// long answer left alone gets the most (1 + 1/slope rows). `isFixed`: no limit.
+    public func treeRows(lookahead k: Int) -> Int {
+        if isFixed { return Int.max }
+        return max(k + 1, 1 + Int(1 / max(verifySlope, 1e-3)))
     }
 
     /// Among `proposers`, the one with the best expected rate at its best lookahead.

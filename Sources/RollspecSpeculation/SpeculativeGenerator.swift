@@ -86,8 +86,11 @@ public final class SpeculativeGenerator {
     public private(set) var lastReport = SpeculationReport()
     /// Every decode step of the last `generateBatch` call, in order.
     public private(set) var lastTimeline: [BatchStep] = []
-    private var costModel = CostModel()
-    private var draftSecondsPerToken: [String: Double] = [:]
+    /// What this generator measured of its costs. A caller that generates batch after batch (a
+    /// rollout worker) carries it to the next generator, so every batch starts from measured
+    /// costs: a fresh one knows only the controller's prior until the batch has run passes of
+    /// two sizes, and would over-draft at the start of a batch, where it is fullest.
+    public var costs = MeasuredCosts()
 
     public init(model: LlamaModel, controller: SpeculationController = SpeculationController(),
                 makeProposers: @escaping () -> [Proposer]) {
@@ -143,15 +146,19 @@ public final class SpeculativeGenerator {
         }
         let decodeStart = Date()
         lastTimeline = []
+        // Until passes of two sizes are measured, the slope at B sequences follows from the
+        // controller's slope for one sequence (s): a pass of B rows costs (1 − s) + s·B steps.
+        let slopeForOne = controller.verifySlope
 
         while true {
             let active = seqs.indices.filter { !seqs[$0].done }
             if active.isEmpty { break }
             let stepStart = Date()
             let batch = active.count
-            if let slope = costModel.verifySlope(batch: batch) { controller.verifySlope = slope }
-            if let plain = costModel.plainStepSeconds(batch: batch) {
-                for (name, perToken) in draftSecondsPerToken { controller.draftCost[name] = perToken / plain }
+            controller.verifySlope = costs.pass.verifySlope(batch: batch)
+                ?? Double(batch) * slopeForOne / (1 - slopeForOne + Double(batch) * slopeForOne)
+            if let plain = costs.pass.plainStepSeconds(batch: batch) {
+                for (name, perToken) in costs.draftSecondsPerToken { controller.draftCost[name] = perToken / plain }
             }
 
             // 1. Draft.
@@ -168,8 +175,8 @@ public final class SpeculativeGenerator {
                 // it could price a draft out for good, since one not chosen is never re-timed.
                 let first = seqs[i].drafted.insert(d.proposer).inserted
                 if !d.isEmpty && !first {
-                    let old = draftSecondsPerToken[d.proposer] ?? dt / Double(d.tokens.count)
-                    draftSecondsPerToken[d.proposer] = 0.8 * old + 0.2 * dt / Double(d.tokens.count)
+                    let old = costs.draftSecondsPerToken[d.proposer] ?? dt / Double(d.tokens.count)
+                    costs.draftSecondsPerToken[d.proposer] = 0.8 * old + 0.2 * dt / Double(d.tokens.count)
                 }
             }
 
@@ -183,8 +190,8 @@ public final class SpeculativeGenerator {
             let verifySeconds = Date().timeIntervalSince(t0)
             // Every verified row costs the same, a tree's candidates as much as its chain.
             let totalTokens = segments.reduce(0) { $0 + $1.tokens.count + $1.alternatives.count }
-            costModel.observe(tokens: totalTokens, seconds: verifySeconds)
-            let plainStep = costModel.plainStepSeconds(batch: batch) ?? verifySeconds / Double(batch)
+            costs.pass.observe(tokens: totalTokens, seconds: verifySeconds)
+            let plainStep = costs.pass.plainStepSeconds(batch: batch) ?? verifySeconds / Double(batch)
 
             // 3. Accept, emit, roll back the cache past rejected tokens.
             for (j, i) in active.enumerated() {
@@ -209,6 +216,14 @@ public final class SpeculativeGenerator {
         lastReport = outputs.map(\.report).reduce(SpeculationReport(), +)
         return outputs
     }
+}
+
+/// A generator's measured costs: its target passes' time by rows verified, and each proposer's
+/// drafting seconds per token.
+public struct MeasuredCosts: Sendable {
+    public var pass = CostModel()
+    public var draftSecondsPerToken: [String: Double] = [:]
+    public init() {}
 }
 
 /// The state of one sequence inside `generateBatch`.
@@ -266,6 +281,7 @@ private struct SequenceRun {
         else { return .empty("none") }
         // Never draft past the token budget: the bonus token takes the last place.
         let k = min(choice.k, remaining - 1)
+        if let tree = proposer as? TreeProposer { tree.rowBudget = controller.treeRows(lookahead: k) }
         return proposer.propose(context: context, maxTokens: k, sampling: request.sampling, random: &random)
     }
 

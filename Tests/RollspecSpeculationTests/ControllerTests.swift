@@ -60,6 +60,27 @@ import RollspecTesting
         #expect(kSmall > kLarge)
     }
 
+    @Test func treesGrowAsTheBatchEmpties() {
+        // The same measured pass times as above: a full batch of 32 pays for a bare chain, one
+        // sequence left alone for 1 + 1/slope rows.
+        var model = CostModel()
+        for n in [8, 16, 24, 32, 40] { model.observe(tokens: n, seconds: 0.010 + 0.001 * Double(n)) }
+        var c = SpeculationController(maxLookahead: 4)
+        let rows = [32, 16, 4, 1].map { batch -> Int in
+            c.verifySlope = model.verifySlope(batch: batch)!
+            return c.treeRows(lookahead: 1)
+        }
+        #expect(rows[0] == 2 && rows[1] == 2 && rows[2] == 4 && (11...12).contains(rows[3]), "\(rows)")
+        #expect(zip(rows, rows.dropFirst()).allSatisfy { $0 <= $1 })
+        // Never fewer rows than the chain itself needs.
+        c.verifySlope = 5
+        #expect(c.treeRows(lookahead: 4) == 5)
+        // And the shape a proposer then builds is cut to that budget, down to a bare chain.
+        #expect(DraftTreeShape.shaped(rows: 8, extendThreshold: 0.3).limited(toRows: 4) == .shaped(rows: 4, extendThreshold: 0.3))
+        #expect(DraftTreeShape.shaped(rows: 8, extendThreshold: 0.3).limited(toRows: 1) == .shaped(rows: 2, extendThreshold: 0.3))
+        #expect(DraftTreeShape.fixed([2, 2]).limited(toRows: 2) == .fixed([2, 2]))
+    }
+
     @Test func choosesTheProposerThatPromisesMore() {
         var c = SpeculationController(maxLookahead: 6)
         c.draftCost = ["draft": 0.25, "suffix": 0.01]

@@ -42,7 +42,10 @@ import RollspecTesting
     func sampleCounts(_ params: SamplingParameters, variant: RejectionSampler.Variant, n: Int,
                       proposer: (() -> Proposer)? = nil) throws -> [Int] {
         let draft = self.draft
-        let generator = SpeculativeGenerator(model: target, controller: SpeculationController(maxLookahead: 2, minLookahead: 2)) {
+        // Always draft: an adaptive controller would price drafting out for a batch of thousands.
+        var controller = SpeculationController(maxLookahead: 2, minLookahead: 2)
+        controller.isFixed = true
+        let generator = SpeculativeGenerator(model: target, controller: controller) {
             [proposer?() ?? DraftModelProposer(model: draft)]
         }
         generator.rejectionSampler = RejectionSampler(variant: variant)

@@ -135,7 +135,7 @@ public final class GRPOLearner {
             let record = LearnerStepRecord(
                 step: step, version: version, scored: scored, update: first, rolloutSeconds: rolloutSeconds,
                 updateSeconds: publishStart - updateStart, publishSeconds: now() - publishStart,
-                stepSeconds: now() - stepStart)
+                stepSeconds: now() - stepStart, startedAt: stepStart)
             records.write(record)
             log("learner: step \(step) reward \(String(format: "%.3f", record.rewardMean)) (\(scored.informativeGroups)/\(problems.ids.count) groups informative), acceptance \(String(format: "%.2f", record.acceptanceRate)), rollout \(String(format: "%.1f", rolloutSeconds)) s, update \(String(format: "%.1f", record.updateSeconds)) s")
 

@@ -45,6 +45,10 @@ public struct LearnerStepRecord: Codable, Sendable, Equatable {
     public var updateTokens: Int
     /// The learner's peak resident memory so far, MiB (getrusage).
     public var peakResidentMiB: Double
+    /// When the step began, on this host's monotonic clock (`now()`), as the workers' batch
+    /// records and policy logs give theirs: a rollout phase can be split into waiting for the
+    /// policy, generating, and collecting.
+    public var startedAt: Double = 0
 }
 
 /// The spread of a set of lengths.
@@ -70,7 +74,7 @@ public struct LengthSpread: Codable, Sendable, Equatable {
 extension LearnerStepRecord {
     /// The record of step `step` (policy `version`) from what it scored and how long its parts took.
     init(step: Int, version: UInt64, scored: GRPOLearner.Scored, update: GRPOUpdateStats?, rolloutSeconds: Double,
-         updateSeconds: Double, publishSeconds: Double, stepSeconds: Double) {
+         updateSeconds: Double, publishSeconds: Double, stepSeconds: Double, startedAt: Double) {
         let all = GroupAdvantages(rewards: scored.rewards)  // the whole step as one group: its mean and std
         let tokens = scored.responseLengths.reduce(0, +)
         self.init(
@@ -83,7 +87,8 @@ extension LearnerStepRecord {
             loss: Double(update?.loss ?? 0),
             meanResponseTokens: Double(tokens) / Double(max(scored.responseLengths.count, 1)),
             responseTokens: LengthSpread(scored.responseLengths), updateSeconds: updateSeconds,
-            publishSeconds: publishSeconds, updateTokens: update?.tokens ?? 0, peakResidentMiB: processPeakResidentMiB())
+            publishSeconds: publishSeconds, updateTokens: update?.tokens ?? 0, peakResidentMiB: processPeakResidentMiB(),
+            startedAt: startedAt)
     }
 }
 

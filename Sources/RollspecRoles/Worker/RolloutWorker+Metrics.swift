@@ -59,6 +59,10 @@ public struct WorkerBatchRecord: Codable, Sendable, Equatable {
     /// Draft tokens verified and accepted over the batch's sequences.
     public var draftedTokens = 0
     public var acceptedTokens = 0
+    /// When the batch began and ended, on this host's monotonic clock (`now()`, as the learner's
+    /// step records and the policy logs give theirs).
+    public var startedAt = 0.0
+    public var endedAt = 0.0
     /// What the worker's rollout history held after the batch (0 when it keeps none).
     public var historyTokens = 0
     public var historyPrompts = 0

@@ -48,6 +48,9 @@ public final class RolloutWorker {
     private let history: RolloutHistory?
     private var stats = Heartbeat.Stats()
     private var report = SpeculationReport()
+    /// The verify pass's cost by rows and the proposers' drafting cost, carried from batch to
+    /// batch (a batch's generator starts from them).
+    private var costs = MeasuredCosts()
     /// Counters for the broker's metrics endpoint (RolloutWorker+Metrics.swift).
     var metrics = WorkerMetrics()
     private var lastHeartbeat = 0.0
@@ -219,6 +222,7 @@ public final class RolloutWorker {
             if mode == .suffix || mode == .auto { proposers.append(SuffixProposer(global: suffix, history: history)) }
             return proposers
         }
+        generator.costs = costs
         var requests: [GenerationRequest] = []
         var owners: [(request: RolloutRequest, sample: Int)] = []
         for r in batch {
@@ -234,6 +238,7 @@ public final class RolloutWorker {
         }
         // A batch blocks this thread for as long as its longest sample: receive and heartbeat
         // between tokens (new weights are only collected; they are applied after the batch).
+        let batchStart = now()
         var pumpError: (any Error)?
         var lastPump = now()
         let outputs = try generator.generateBatch(requests) { _, _ in
@@ -242,6 +247,7 @@ public final class RolloutWorker {
             lastPump = now()
         }
         if let pumpError { throw pumpError }
+        costs = generator.costs
         recordMetrics(outputs, requests: batch.count, policyVersion: policyVersion, draftVersion: draftVersion)
         var record = WorkerBatchRecord(
             at: now() - started, policyVersion: policyVersion, draftVersion: draftVersion, requests: batch.count,
@@ -249,6 +255,8 @@ public final class RolloutWorker {
             generatedTokens: outputs.reduce(0) { $0 + $1.result.tokens.count },
             prefillSeconds: outputs.first?.result.prefillSeconds ?? 0, decodeSeconds: outputs.first?.result.decodeSeconds ?? 0,
             threads: kernelThreads, timeline: generator.lastTimeline)
+        record.startedAt = batchStart
+        record.endedAt = now()
         record.draftedTokens = generator.lastReport.overall.draftTokens
         record.acceptedTokens = generator.lastReport.overall.acceptedTokens
         record.historyTokens = history?.tokenCount ?? 0
