@@ -90,36 +90,45 @@ public final class SuffixIndex {
         }
     }
 
-    /// The longest suffix of `context` (up to `maxNgram`) found in the index, and the
-    /// positions that followed it, most recent documents first. Hash hits are checked token by
-    /// token, so collisions never produce a false match.
+    /// The longest suffix of `context` (up to `maxNgram`) found in the index, and up to `limit`
+    /// of the positions that followed it, most recently indexed first. Hash hits are checked
+    /// token by token, so collisions never produce a false match.
+    ///
+    /// A proposer calls this every decode step, so it does the least it can: each shorter
+    /// length only needs one real hit to go on (scanned from the newest), and only the longest
+    /// gathers its `limit` newest occurrences.
     /// - Parameters:
     ///   - document: a live document whose very end is `context` itself (no continuation).
     ///   - skipped: a document left out altogether.
-    func longestMatch(_ context: [Int], excludingTail document: Int? = nil, skipping skipped: Int? = nil)
-        -> (length: Int, occurrences: [Occurrence])
+    func longestMatch(_ context: [Int], excludingTail document: Int? = nil, skipping skipped: Int? = nil,
+                      limit: Int = 64) -> (length: Int, occurrences: [Occurrence])
     {
-        var best: (Int, [Occurrence]) = (0, [])
+        func isReal(_ occ: Occurrence, length n: Int) -> Bool {
+            guard occ.document != skipped, let doc = documents[occ.document], occ.position >= n else { return false }
+            // In the live document, the match that ends at its very end is the context
+            // itself: it has no continuation to offer.
+            if occ.document == document && occ.position == doc.count { return false }
+            return doc[(occ.position - n)..<occ.position].elementsEqual(context[(context.count - n)...])
+        }
+        var bestLength = 0
+        var bestHits: [Occurrence] = []
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         var n = 0
         var i = context.count - 1
         while i >= 0 && n < maxNgram {
             h = (h ^ UInt64(truncatingIfNeeded: context[i])) &* 0x100_0000_01b3
             n += 1
-            guard let hits = table[Key(length: n, hash: h)] else { break }
-            let suffix = context[(context.count - n)...]
-            let real = hits.filter { occ in
-                guard occ.document != skipped, let doc = documents[occ.document], occ.position >= n else { return false }
-                // In the live document, the match that ends at its very end is the context
-                // itself: it has no continuation to offer.
-                if occ.document == document && occ.position == doc.count { return false }
-                return doc[(occ.position - n)..<occ.position].elementsEqual(suffix)
-            }
-            if real.isEmpty { break }
-            best = (n, real.sorted { $0.document > $1.document || ($0.document == $1.document && $0.position > $1.position) })
+            guard let hits = table[Key(length: n, hash: h)], hits.reversed().contains(where: { isReal($0, length: n) }) else { break }
+            bestLength = n
+            bestHits = hits
             i -= 1
         }
-        return best
+        var found: [Occurrence] = []
+        for occ in bestHits.reversed() where isReal(occ, length: bestLength) {
+            found.append(occ)
+            if found.count == limit { break }
+        }
+        return (bestLength, found)
     }
 
     /// The tokens of document `id` from `position` on.
