@@ -266,3 +266,34 @@ extension JobConfigTests {
         #expect(JobConfig.canBind(port: port), "a port in TIME_WAIT was refused as in use")
     }
 }
+
+/// Config messages that say what is wrong and where.
+@Suite struct ConfigMessageTests {
+    func error(_ yaml: String) -> JobConfigError? {
+        do { _ = try JobConfig.decode(Data(yaml.utf8), yaml: true); return nil } catch let e as JobConfigError { return e } catch { return nil }
+    }
+
+    @Test func aDuplicateKeyIsRefusedWithBothLines() throws {
+        let e = try #require(error("name: a\nworkers: 2\nspeculation:\n  mode: suffix\n  lookahead: 3\n  mode: none\n"))
+        #expect(e.key == "speculation.mode" && "\(e)".contains("lines 4 and 6"), "\(e)")
+        #expect(error("name: a\nworkers: 2\nspeculation: {mode: suffix}\n") == nil)
+    }
+
+    @Test func aYAMLSyntaxErrorGivesLineAndColumn() throws {
+        let e = try #require(error("name: a\nworkers: 2\nsampling: {temperature: 1\nlearner: {steps: 3}\n"))
+        let text = "\(e)"
+        #expect(text.contains("not valid YAML") && text.range(of: #"\b[3-5]:\d+\b"#, options: .regularExpression) != nil, "\(text)")
+    }
+
+    @Test func aBadChoiceListsTheChoices() throws {
+        let mode = try #require(error("speculation: {mode: fast}\n"))
+        #expect(mode.key == "speculation.mode" && "\(mode)".contains("none, draft, suffix, auto") && "\(mode)".contains("fast"), "\(mode)")
+        let priority = try #require(error("trainer: {priority: low}\n"))
+        #expect(priority.key == "trainer.priority" && "\(priority)".contains("idle, normal"), "\(priority)")
+    }
+
+    @Test func textWhereANumberBelongsSaysWhatWasExpected() throws {
+        let e = try #require(error("workers: two\n"))
+        #expect(e.key == "workers" && "\(e)".contains("expected Int") && !"\(e)".contains("found null"), "\(e)")
+    }
+}

@@ -9,6 +9,13 @@ extension KeyedDecodingContainer {
         try decodeIfPresent(T.self, forKey: key) ?? fallback
     }
 
+    /// The choice at `key`, or `fallback` when the key is absent: every enum of the config is read
+    /// this way, so that a value none of its cases has is refused with the list of them.
+    func value<T: RawRepresentable & CaseIterable & Decodable>(_ key: Key, or fallback: T) throws -> T
+    where T.RawValue == String {
+        try choice(key, or: fallback)!
+    }
+
     /// The choice at `key`, or `fallback` when the key is absent.
     /// - Throws: `JobConfigError.invalid` listing the choices when the value is none of them.
     func choice<T: RawRepresentable & CaseIterable & Decodable>(_ key: Key, or fallback: T?) throws -> T?

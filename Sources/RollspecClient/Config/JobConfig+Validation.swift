@@ -1,4 +1,5 @@
 import Foundation
+import Yams
 import RollspecModel
 
 extension JobConfig {
@@ -181,11 +182,14 @@ public indirect enum JobConfigError: Error, CustomStringConvertible, Equatable {
         }
         switch error {
         case let .typeMismatch(type, ctx): return .invalid(key: path(ctx.codingPath), reason: "expected \(type)")
-        case let .valueNotFound(type, ctx): return .invalid(key: path(ctx.codingPath), reason: "expected \(type), found null")
+        // Yams reports a scalar it cannot read as the type (`workers: two`) as a missing value.
+        case let .valueNotFound(type, ctx): return .invalid(key: path(ctx.codingPath), reason: "expected \(type), got null or text that is not one")
         case let .keyNotFound(key, ctx): return .invalid(key: path(ctx.codingPath, key), reason: "missing")
         case let .dataCorrupted(ctx):
             // Yams wraps errors thrown inside `init(from:)` (our unknown-key errors).
             if let inner = ctx.underlyingError as? JobConfigError { return inner }
+            // A YAML syntax error: its own message gives line, column and the line itself.
+            if let yaml = ctx.underlyingError as? YamlError { return .invalid(key: "(root)", reason: "not valid YAML: \(yaml)") }
             return .invalid(key: path(ctx.codingPath), reason: ctx.debugDescription)
         @unknown default: return .invalid(key: "(root)", reason: "\(error)")
         }

@@ -205,6 +205,7 @@ public struct JobConfig: Codable, Sendable, Equatable {
         var config: JobConfig
         do {
             if yaml {
+                try rejectDuplicateKeys(yaml: data)
                 config = try YAMLDecoder().decode(JobConfig.self, from: data)
             } else {
                 config = try JSONDecoder().decode(JobConfig.self, from: data)
@@ -219,6 +220,34 @@ public struct JobConfig: Codable, Sendable, Equatable {
         try config.validate()
         config.resolveDefaults()
         return config
+    }
+
+    /// YAML lets a key appear twice in a mapping and keeps the last one, which silently drops
+    /// the first setting: refuse it, naming the key and both lines.
+    /// - Throws: `JobConfigError.invalid` for the first duplicate; a syntax error as a YAML error.
+    static func rejectDuplicateKeys(yaml data: Data) throws {
+        guard let text = String(data: data, encoding: .utf8), let root = try Yams.compose(yaml: text) else { return }
+        func walk(_ node: Node, _ path: [String]) throws {
+            switch node {
+            case .mapping(let mapping):
+                var seen: [String: Int] = [:]
+                for (key, value) in mapping {
+                    let name = key.string ?? "\(key)"
+                    let line = key.mark?.line ?? 0
+                    if let first = seen[name] {
+                        throw JobConfigError.invalid(key: (path + [name]).joined(separator: "."),
+                                                     reason: "appears twice in its section (lines \(first) and \(line)); keep one")
+                    }
+                    seen[name] = line
+                    try walk(value, path + [name])
+                }
+            case .sequence(let items):
+                for (i, item) in items.enumerated() { try walk(item, path + ["\(i)"]) }
+            default:
+                break
+            }
+        }
+        try walk(root, [])
     }
 
     /// Reads and validates the config file at `path`: JSON if its name ends in `.json`, else
