@@ -149,6 +149,7 @@ public final class SpeculativeGenerator {
         // Until passes of two sizes are measured, the slope at B sequences follows from the
         // controller's slope for one sequence (s): a pass of B rows costs (1 − s) + s·B steps.
         let slopeForOne = controller.verifySlope
+        defer { controller.verifySlope = slopeForOne }  // the prior stays the caller's
 
         while true {
             let active = seqs.indices.filter { !seqs[$0].done }
