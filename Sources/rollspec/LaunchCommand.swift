@@ -43,7 +43,10 @@ struct LaunchCommand: ParsableCommand {
         do {
             let parsed = try overrides.map(JobConfig.Override.init(parsing:))
             let (loaded, text) = try JobConfig.load(path: config, overrides: parsed)
-            do { try loaded.checkLearnerInputs() } catch let error as JobConfigError { throw JobConfigError.inFile(config, error) }
+            do {
+                try loaded.checkLearnerInputs()
+                if emit == nil { try loaded.checkMachine() }  // an emitted job runs elsewhere
+            } catch let error as JobConfigError { throw JobConfigError.inFile(config, error) }
             job = loaded
             // With overrides, the roles read the config as this command resolved it.
             configPath = parsed.isEmpty ? config : try Self.writeResolved(text, job: job)

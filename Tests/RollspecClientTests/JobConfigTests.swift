@@ -297,3 +297,52 @@ extension JobConfigTests {
         #expect(e.key == "workers" && "\(e)".contains("expected Int") && !"\(e)".contains("found null"), "\(e)")
     }
 }
+
+/// What the machine must offer a job, checked before any role starts.
+@Suite struct MachinePreflightTests {
+    static func scratch() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rollspec-preflight-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func eachMissingDependencyIsNamedByItsKey() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bare = dir.appendingPathComponent("bare-model")
+        try FileManager.default.createDirectory(at: bare, withIntermediateDirectories: true)
+        let noWeights = dir.appendingPathComponent("config-only")
+        try FileManager.default.createDirectory(at: noWeights, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: noWeights.appendingPathComponent("config.json"))
+        let cases: [(String, String, String)] = [
+            ("runDirectory: /proc/rollspec-x\n", "runDirectory", "cannot create /proc/rollspec-x"),
+            ("runDirectory: \(dir.path)/r\nendpoint: ipc://\(dir.path)/missing/broker.sock\n", "endpoint", "does not exist"),
+            ("runDirectory: \(dir.path)/r\nendpoint: tcp://not-a-host.invalid:5555\n", "endpoint", "not-a-host.invalid"),
+            ("runDirectory: \(dir.path)/r\nmetrics: {port: 9999, host: not-a-host.invalid}\n", "metrics.host", "does not resolve"),
+        ]
+        for (yaml, key, words) in cases {
+            let config = try JobConfig.decode(Data(yaml.utf8), yaml: true)
+            do {
+                try config.checkMachine()
+                Issue.record("accepted: \(yaml)")
+            } catch let error as JobConfigError {
+                #expect(error.key == key && "\(error)".contains(words), "\(error)")
+                #expect(!"\(error)".contains("NSCocoaErrorDomain"), "\(error)")
+            }
+        }
+        // Model folders are checked without loading them (the loader would fail inside a role).
+        for (folder, words) in [(bare, "no config.json"), (noWeights, "no .safetensors weights")] {
+            var config = try JobConfig.decode(Data("runDirectory: \(dir.path)/r\n".utf8), yaml: true)
+            config.models.policy = .checkpoint(path: folder.path)
+            do {
+                try config.checkMachine()
+                Issue.record("accepted \(folder.path)")
+            } catch let error as JobConfigError {
+                #expect(error.key == "models.policy" && "\(error)".contains(words), "\(error)")
+            }
+        }
+        // And a job whose dependencies are all there passes.
+        let fine = try JobConfig.decode(Data("runDirectory: \(dir.path)/ok\nendpoint: tcp://localhost:5555\n".utf8), yaml: true)
+        try fine.checkMachine()
+    }
+}
