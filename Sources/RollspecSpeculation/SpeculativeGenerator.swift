@@ -113,6 +113,11 @@ public final class SpeculativeGenerator {
                               onToken: (Int, SampledToken) -> Void = { _, _ in }) throws -> [SpeculativeOutput] {
         for r in requests { try r.validate(vocabSize: model.config.vocabSize) }
         var seqs = requests.map { SequenceRun(request: $0, model: model, proposers: makeProposers(), recordFeatures: recordFeatures) }
+        // A new sequence starts from each proposer's acceptance measured on earlier ones, not
+        // from the controller's optimistic default, which made every sequence over-draft at first.
+        for i in seqs.indices {
+            for (name, rate) in costs.acceptance where rate.trials >= 1 { seqs[i].control.acceptance[name] = rate.alpha }
+        }
         let vocab = model.config.vocabSize
         // Features are computed only when a proposer reads them or they are recorded.
         let wantsFeatures = recordFeatures || seqs.contains { !$0.featureConsumers.isEmpty }
@@ -198,10 +203,14 @@ public final class SpeculativeGenerator {
             for (j, i) in active.enumerated() {
                 let rows = logits.segmentRows[j]
                 let share = verifySeconds * Double(segments[j].tokens.count + segments[j].alternatives.count) / Double(totalTokens)
-                seqs[i].settle(draft: drafts[j], logits: logits, segment: j, rows: rows, vocabSize: vocab, recordTopK: recordTopK,
-                               sampler: rejectionSampler, controller: controller,
-                               draftSeconds: draftSeconds[j], verifySeconds: share,
-                               plainStepSeconds: plainStep) { onToken(i, $0) }
+                let accepted = seqs[i].settle(draft: drafts[j], logits: logits, segment: j, rows: rows, vocabSize: vocab,
+                                              recordTopK: recordTopK, sampler: rejectionSampler, controller: controller,
+                                              draftSeconds: draftSeconds[j], verifySeconds: share,
+                                              plainStepSeconds: plainStep) { onToken(i, $0) }
+                if !drafts[j].isEmpty {
+                    costs.acceptance[drafts[j].proposer, default: RunningAcceptance()]
+                        .observe(drafted: drafts[j].tokens.count, accepted: accepted)
+                }
             }
             lastTimeline.append(BatchStep(sequences: batch, rows: totalTokens, seconds: Date().timeIntervalSince(stepStart),
                                           draftSeconds: draftSeconds.reduce(0, +), verifySeconds: verifySeconds))
@@ -219,12 +228,31 @@ public final class SpeculativeGenerator {
     }
 }
 
-/// A generator's measured costs: its target passes' time by rows verified, and each proposer's
-/// drafting seconds per token.
+/// A generator's measured costs: its target passes' time by rows verified, each proposer's
+/// drafting seconds per token, and each proposer's acceptance over recent sequences.
 public struct MeasuredCosts: Sendable {
     public var pass = CostModel()
     public var draftSecondsPerToken: [String: Double] = [:]
+    public var acceptance: [String: RunningAcceptance] = [:]
     public init() {}
+}
+
+/// A proposer's per-token acceptance α over recent drafts, as the geometric model counts it
+/// (accepted tokens over tried ones: a rejection ends the trial), weighting older drafts less.
+public struct RunningAcceptance: Sendable, Equatable {
+    public private(set) var successes = 0.0
+    public private(set) var trials = 0.0
+    /// Weight left to a draft after each newer one.
+    public var decay = 0.995
+
+    public init() {}
+
+    public mutating func observe(drafted: Int, accepted: Int) {
+        successes = decay * successes + Double(accepted)
+        trials = decay * trials + Double(accepted < drafted ? accepted + 1 : accepted)
+    }
+
+    public var alpha: Double { trials > 0 ? successes / trials : 0 }
 }
 
 /// The state of one sequence inside `generateBatch`.
@@ -286,10 +314,12 @@ private struct SequenceRun {
         return proposer.propose(context: context, maxTokens: k, sampling: request.sampling, random: &random)
     }
 
+    /// Verifies and emits; returns how many draft tokens were accepted.
+    @discardableResult
     mutating func settle(draft: Draft, logits: Logits, segment: Int, rows: Range<Int>, vocabSize: Int, recordTopK: Int,
                          sampler: RejectionSampler, controller: SpeculationController,
                          draftSeconds: Double, verifySeconds: Double, plainStepSeconds: Double,
-                         onToken: (SampledToken) -> Void) {
+                         onToken: (SampledToken) -> Void) -> Int {
         let params = request.sampling
         let base = rows.lowerBound
         var distributions: [Int: TokenDistribution] = [:]
@@ -350,5 +380,6 @@ private struct SequenceRun {
         controller.update(&control, proposer: draft.isEmpty ? nil : draft.proposer, drafted: draft.tokens.count,
                           accepted: outcome.acceptedCount, emitted: kept, seconds: draftSeconds + verifySeconds,
                           plainStepSeconds: plainStepSeconds)
+        return outcome.acceptedCount
     }
 }

@@ -188,3 +188,30 @@ extension SpeculativeGeneratorTests {
         }
     }
 }
+
+/// Measured costs carried from one generator to the next, as a rollout worker does batch to batch.
+extension SpeculativeGeneratorTests {
+    @Test func aNewSequenceStartsFromTheAcceptanceMeasuredOnEarlierOnes() throws {
+        var poor = RunningAcceptance()
+        for _ in 0..<200 { poor.observe(drafted: 4, accepted: 0) }
+        #expect(poor.alpha == 0)
+        var good = RunningAcceptance()
+        for _ in 0..<200 { good.observe(drafted: 4, accepted: 4) }
+        #expect(good.alpha == 1)
+        var half = RunningAcceptance()
+        for _ in 0..<200 { half.observe(drafted: 4, accepted: 1) }  // 1 of 2 tried each time
+        #expect(abs(half.alpha - 0.5) < 1e-9)
+
+        let requests = Self.prompts.map { GenerationRequest(prompt: $0, maxTokens: 24, sampling: .greedy) }
+        // Fresh: the controller's optimistic start drafts from the first steps.
+        let fresh = generator(.suffix)
+        _ = try fresh.generateBatch(requests)
+        #expect(fresh.lastReport.overall.draftTokens > 0)
+        #expect(fresh.costs.acceptance["suffix"] != nil)
+        // Carrying a proposer measured as never accepted: the new sequences do not draft.
+        let carried = generator(.suffix)
+        carried.costs.acceptance["suffix"] = poor
+        _ = try carried.generateBatch(requests)
+        #expect(carried.lastReport.overall.draftTokens == 0, "drafted \(carried.lastReport.overall.draftTokens)")
+    }
+}
