@@ -283,3 +283,67 @@ import Testing
         old.socket.close(); restarted.socket.close(); client.socket.close()
     }
 }
+
+/// Garbage below the message level — a connection whose ZMTP handshake fails — is dropped
+/// inside libzmq; the broker still counts it, by what failed, and exports it.
+@Suite struct ConnectionEventTests {
+    /// A TCP port nothing listens on right now.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        try #require(ok)
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Opens a TCP connection to `port`, sends `bytes`, waits a little and closes.
+    static func sendRaw(_ bytes: [UInt8], port: Int) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        try #require(connected)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, bytes.count) }
+        Thread.sleep(forTimeInterval: 0.3)
+    }
+
+    @Test func aHandshakeWithABogusMechanismIsCountedAndExported() throws {
+        let port = try Self.freePort()
+        var config = JobConfig()
+        config.endpoint = "tcp://127.0.0.1:\(port)"
+        let broker = try Broker(config: config)
+        let loop = BrokerTests.BrokerLoop(broker)
+        // A ZMTP 3.0 greeting (signature, version 3.0) that asks for a mechanism nobody has.
+        var greeting: [UInt8] = [0xFF] + Array(repeating: 0, count: 8) + [0x7F, 3, 0]
+        greeting += Array("BOGUS".utf8) + Array(repeating: 0, count: 15)
+        greeting += Array(repeating: 0, count: 32)
+        try Self.sendRaw(greeting, port: port)
+        // And plain garbage that is no greeting at all.
+        try Self.sendRaw(Array(repeating: 0xFF, count: 64) + Array("not zmtp".utf8), port: port)
+        let deadline = Date().addingTimeInterval(10)
+        var text = ""
+        while Date() < deadline {
+            text = broker.metrics.prometheusText()
+            if text.contains("rollspec_bus_connection_events_total{event=\"handshake_failed") { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        loop.stop()
+        let failed = broker.connectionEvents.filter { $0.key != .disconnected }.values.reduce(0, +)
+        #expect(failed >= 1, "\(broker.connectionEvents)")
+        #expect(text.contains("# TYPE rollspec_bus_connection_events_total counter"), "\(text)")
+        #expect(text.contains("rollspec_bus_connection_events_total{event=\"handshake_failed"), "\(text)")
+        // Nothing of it reached the message level.
+        #expect(broker.rejections.total == 0)
+    }
+}

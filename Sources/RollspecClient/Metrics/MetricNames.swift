@@ -24,6 +24,8 @@ public enum MetricName {
     public static let workerDraftVersion = "rollspec_worker_draft_version"
     // Counted by the broker (and, with a worker label, by workers).
     public static let rejectedMessages = "rollspec_bus_rejected_messages_total"
+    /// `event="handshake_failed_protocol"` etc.: what libzmq saw below the message level.
+    public static let connectionEvents = "rollspec_bus_connection_events_total"
     public static let trajectoriesDelivered = "rollspec_trajectories_delivered_total"
     public static let requestsRedelivered = "rollspec_requests_redelivered_total"
     public static let trajectoriesResent = "rollspec_trajectories_resent_total"
@@ -45,6 +47,7 @@ public enum MetricName {
         (workerPolicyVersion, .gauge, "Policy version the worker has loaded."),
         (workerDraftVersion, .gauge, "Draft version the worker has loaded."),
         (rejectedMessages, .counter, "Bus messages refused, by reason (without a worker label: refused by the broker)."),
+        (connectionEvents, .counter, "Connection events on the broker's socket: failed handshakes (garbage that never became a message) and ended connections."),
         (trajectoriesDelivered, .counter, "Trajectories delivered to the client (each once)."),
         (requestsRedelivered, .counter, "Requests dispatched again because their worker died."),
         (trajectoriesResent, .counter, "Trajectories sent again because the client had not acked them in time."),

@@ -156,6 +156,7 @@ public final class Broker {
             zap = try ZAPHandler(context: context, allowedClientKeys: config.security.allowedClientKeys)
             try socket.makeCurveServer(secretKey: config.security.brokerSecretKey)
         }
+        connectionMonitor = try ConnectionMonitor(watching: socket, context: context)
         try socket.bind(config.bindEndpoint)
         if config.metrics.port > 0 {
             let metrics = metrics
@@ -172,21 +173,32 @@ public final class Broker {
     var zap: ZAPHandler?
     /// Connections the ZAP handler refused (keys not on the allowlist).
     public var refusedConnections: Int { zap?.rejectedCount ?? 0 }
+    /// Connection-level events on the broker's socket: handshakes that failed (garbage that
+    /// never became a message) and connections that ended.
+    let connectionMonitor: ConnectionMonitor
+    public var connectionEvents: [ConnectionEvent: UInt64] { connectionMonitor.counts }
 
     /// Serves until the process is stopped, or until `keepRunning` returns false (tests).
     public func run(while keepRunning: () -> Bool = { true }) throws {
         log("broker: listening on \(config.bindEndpoint) as \(senderID)")
         var poller = ZMQPoller()
         poller.add(socket)
+        poller.add(connectionMonitor.socket)
         var loggedRefusals = 0
         while keepRunning() {
             if refusedConnections > loggedRefusals {
                 loggedRefusals = refusedConnections
                 log("broker: refused a connection whose CURVE key is not on the allowlist (\(loggedRefusals) so far)")
             }
-            if try poller.poll(timeoutMilliseconds: 20)[0].contains(.readable) {
+            let ready = try poller.poll(timeoutMilliseconds: 20)
+            if ready[0].contains(.readable) {
                 while let frames = try socket.receive(dontWait: true) {
                     if let (envelope, identity) = admit(frames) { handle(envelope, from: identity) }
+                }
+            }
+            if ready[1].contains(.readable) {
+                for event in try connectionMonitor.drain() where event != .disconnected {
+                    log("broker: a connection failed its handshake (\(event.rawValue)); nothing from it was read")
                 }
             }
             let t = now()
@@ -202,6 +214,7 @@ public final class Broker {
                 $0.setRedelivery(redelivered: redelivered, resent: resent)
                 $0.setVersions(policy: policyVersion, draft: draftVersion)
                 $0.setWorkersAlive(workers.count)
+                $0.setConnectionEvents(connectionMonitor.counts)
             }
         }
     }

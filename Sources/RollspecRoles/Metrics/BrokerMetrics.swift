@@ -35,6 +35,7 @@ public struct BrokerMetrics: Sendable {
 
     private var workers: [String: WorkerSeries] = [:]
     private var rejections: [RejectionReason: UInt64] = [:]
+    private var connectionEvents: [ConnectionEvent: UInt64] = [:]
     private var delivered: [DeliveryKey: UInt64] = [:]
     private var latency: [String: Histogram] = [:]
     private var redelivered: UInt64 = 0
@@ -111,6 +112,11 @@ public struct BrokerMetrics: Sendable {
 
     public mutating func setWorkersAlive(_ n: Int) { workersAlive = n }
 
+    /// The broker socket's connection events so far (`ConnectionMonitor`).
+    public mutating func setConnectionEvents(_ counts: [ConnectionEvent: UInt64]) {
+        for (event, n) in counts { connectionEvents[event] = max(connectionEvents[event] ?? 0, n) }
+    }
+
     /// The exported value of a worker's series (tests, and the query's own checks).
     public func value(_ name: String, worker: String, labels: [MetricLabel] = []) -> Double? {
         let key = SeriesKey(name: name, labels: labels.sorted())
@@ -133,6 +139,10 @@ public struct BrokerMetrics: Sendable {
         for (reason, n) in rejections {
             samples[MetricName.rejectedMessages, default: []].append(
                 MetricSample(name: MetricName.rejectedMessages, labels: [MetricLabel("reason", reason.rawValue)], value: Double(n)))
+        }
+        for (event, n) in connectionEvents {
+            samples[MetricName.connectionEvents, default: []].append(
+                MetricSample(name: MetricName.connectionEvents, labels: [MetricLabel("event", event.rawValue)], value: Double(n)))
         }
         for (k, n) in delivered {
             let labels = [MetricLabel("worker", k.worker)] + WorkerMetrics.labels(.init(policy: k.policy, draft: k.draft))
