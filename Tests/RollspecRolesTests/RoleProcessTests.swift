@@ -200,12 +200,14 @@ import Testing
     }
 
     /// Draft v1 is random; draft v2, published mid-run, is a copy of the policy — the best
-    /// draft there is. The metrics endpoint, by draft version, shows acceptance going up.
+    /// draft there is. The metrics endpoint, by draft version, shows acceptance going up. (A
+    /// fixed controller: a draft as large as the policy never pays, and an adaptive one would
+    /// rightly stop drafting with it.)
     @Test func acceptanceGoesUpWhenABetterDraftArrives() throws {
         let port = Int.random(in: 20_000...40_000)
         let job = try Job({ endpoint in
             """
-            {"endpoint": "\(endpoint)", "workerBatchSize": 2, "speculation": {"mode": "draft", "lookahead": 4},
+            {"endpoint": "\(endpoint)", "workerBatchSize": 2, "speculation": {"mode": "draft", "lookahead": 4, "controller": "fixed"},
              "sampling": {"maxTokens": 48, "temperature": 0.3}, "metrics": {"port": \(port)},
              "driver": {"requests": 40, "samples": 2, "timeoutSeconds": 60, "draftMidRun": true, "midRunDraft": "policy"}}
             """

@@ -189,6 +189,11 @@ public final class RolloutWorker {
                 servedDraft = try ServedDraft(d.artifact, policy: policyWeights)
                 draftArtifact = d.artifact
                 draftVersion = d.version
+                // What the old draft was measured to cost and accept says nothing of the new one:
+                // it starts from the controller's defaults again, or a draft priced out once
+                // would never be tried.
+                costs.acceptance = [:]
+                costs.draftSecondsPerToken = [:]
                 log("worker-\(index): applied draft v\(d.version) (\(d.artifact.kind.rawValue))")
             } catch {
                 // The draft in use (if any) stays: a bad draft must not cost the good one.
