@@ -13,7 +13,12 @@ extension KeyedDecodingContainer {
     /// this way, so that a value none of its cases has is refused with the list of them.
     func value<T: RawRepresentable & CaseIterable & Decodable>(_ key: Key, or fallback: T) throws -> T
     where T.RawValue == String {
-        try choice(key, or: fallback)!
+        do {
+            return try decodeIfPresent(T.self, forKey: key) ?? fallback
+        } catch DecodingError.dataCorrupted {
+            // Text that is none of the cases (a type with its own decoding says so itself).
+            return try choice(key, or: fallback)!
+        }
     }
 
     /// The choice at `key`, or `fallback` when the key is absent.
