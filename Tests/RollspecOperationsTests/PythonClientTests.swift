@@ -99,4 +99,44 @@ struct PythonClientTests {
         #expect(result.status == 0 && result.output.contains("5 passed, 0 failed"),
                 "\(result.output)\n--- launch.err\n\(run.text("launch.err"))")
     }
+
+    /// On a CURVE job the client connects with a key pair on the broker's allowlist, and a
+    /// stranger's key is refused with an error rather than left waiting.
+    @Test func curveKeysConnectAndAStrangerIsRefused() throws {
+        // Three Z85 key pairs (broker, worker, Python client) from pyzmq.
+        let keygen = try Self.runPython(["-c", """
+            import json, zmq
+            print(json.dumps([[k.decode() for k in zmq.curve_keypair()] for _ in range(3)]))
+            """], seconds: 30)
+        let lastLine = keygen.output.split(separator: "\n").last.map(String.init) ?? ""
+        let keys = try #require(try? JSONDecoder().decode([[String]].self, from: Data(lastLine.utf8)), "\(keygen.output)")
+        let (broker, worker, client) = (keys[0], keys[1], keys[2])
+        let run = try LaunchProcessTests.Run { dir in
+            """
+            name: python-curve
+            runDirectory: \(dir.path)
+            workers: 1
+            trainers: 0
+            learner: {kind: external}
+            metrics: {port: 0}
+            security:
+              curve: true
+              brokerPublicKey: "\(broker[0])"
+              brokerSecretKey: "\(broker[1])"
+              allowedClientKeys: ["\(worker[0])", "\(client[0])"]
+              clientPublicKey: "\(worker[0])"
+              clientSecretKey: "\(worker[1])"
+            """
+        }
+        try run.process.run()
+        defer { kill(run.process.processIdentifier, SIGTERM); _ = run.finish(seconds: 20) }
+        let config = try JobConfig.load(path: run.config.path)
+        #expect(run.wait(seconds: 30) { run.text("run/logs/broker.log").contains("listening") }, "\(run.text("launch.err"))")
+        let result = try Self.runPython([Self.python.appendingPathComponent("tests/curve_check.py").path,
+                                         "--endpoint", config.endpoint, "--broker-key", broker[0],
+                                         "--public", client[0], "--secret", client[1]], seconds: 180)
+        print(result.output)
+        #expect(result.status == 0 && result.output.contains("2 passed, 0 failed"),
+                "\(result.output)\n--- launch.err\n\(run.text("launch.err"))")
+    }
 }

@@ -79,9 +79,8 @@ def main():
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--version", type=int, default=1)
     ap.add_argument("--save-folder", help="also write the state dict as an HF folder here")
-    ap.add_argument("--prompt", default="1,9690,198,2683,359,253,5356,5646,11173,3365,3511,308,34519,28,7018,411,407,"
-                    "19712,8182,2,198,1,4093,198,5248,314,216,34,2366,216,34,47,2,198,1,520,9531,198",
-                    help="token ids (a ChatML question by default)")
+    ap.add_argument("--prompt", default="1,4093,198,1780,314,216,39,1232,216,37,47,2,198,1,520,9531,198",
+                    help="token ids; the default is '<|im_start|>user\\nWhat is 7 + 5?<|im_end|>\\n<|im_start|>assistant\\n'")
     args = ap.parse_args()
 
     start = time.perf_counter()

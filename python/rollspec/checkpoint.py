@@ -213,6 +213,11 @@ def encode(config: Mapping, tensors: Mapping, dtype: str = "float32", check_fini
     expected = expected_tensors(config)
     tied = config.get("tie_word_embeddings", True)
     given = {n: t for n, t in tensors.items() if not n.endswith("rotary_emb.inv_freq") and not (tied and n == "lm_head.weight")}
+    if tied and "lm_head.weight" in tensors and "model.embed_tokens.weight" in tensors:
+        # Workers serve the embedding as the head; a different head would be dropped unseen.
+        head, table = tensors["lm_head.weight"], tensors["model.embed_tokens.weight"]
+        if head.shape != table.shape or not np.array_equal(_converted(head, "float32"), _converted(table, "float32")):
+            raise CheckpointError("lm_head.weight differs from model.embed_tokens.weight but the config ties them (tie_word_embeddings)")
     missing = [n for n in expected if n not in given]
     unexpected = sorted(n for n in given if n not in expected)
     if missing or unexpected:

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import logging
 import math
+import os
 import struct
 import threading
 import time
@@ -149,6 +150,9 @@ class RolloutClient:
         self._closing = self._stopped = False
         self._policy_version = self._draft_version = 0
         self._requests = itertools.count(1)
+        # Default request ids carry this client's incarnation: the broker refuses an id it has
+        # seen (silently, today), and a restarted loop's counter starts again at 1.
+        self._incarnation = os.urandom(4).hex()
         self._pending: dict = {}   # request id → sample indices not yet delivered
         self._delivered: set = set()
         self.received = self.duplicates = self.rejected = 0
@@ -273,14 +277,15 @@ class RolloutClient:
         Args:
             stop: token ids that end a sample (kept as its last token).
             seed: sample i uses seed + i; None lets the worker choose.
-            request_id: must be new to the broker; None makes "<name>-<counter>".
+            request_id: must be new to the broker; None makes "<name>-<incarnation>-<counter>"
+                (the incarnation is random per client, so a restarted loop makes new ids).
             group_id: None uses the request id (one GRPO group per request).
         """
         sampling = sampling or Sampling()
         sampling.check()
         if not 1 <= n < 1 << 32:
             raise ValueError(f"n must be ≥ 1, got {n}")
-        request_id = request_id or f"{self.name}-{next(self._requests)}"
+        request_id = request_id or f"{self.name}-{self._incarnation}-{next(self._requests)}"
         request = wire.RolloutRequest(request_id, group_id or request_id, _tokens(prompt, "prompt"), n,
                                       float(sampling.temperature), int(sampling.top_k), float(sampling.top_p),
                                       int(sampling.max_tokens), _tokens(list(stop), "stop"), seed)
@@ -338,7 +343,8 @@ class RolloutClient:
                     " generate nothing until publish_policy is called.")
         elif self.received == 0:
             hint = (f" Nothing arrived at all: did workers take policy v{self._policy_version}? Their logs say"
-                    " why a checkpoint was refused; wait_for_workers checks they hold it.")
+                    " why a checkpoint was refused; wait_for_workers checks they hold it. The broker also"
+                    " drops a request whose id it has seen before, saying so only in its log.")
         return (f"{missing} samples of {len(self._pending)} requests did not arrive within {timeout:g} s"
                 f" (received {self.received} so far).{hint}")
 

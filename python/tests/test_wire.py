@@ -154,10 +154,20 @@ def test_mismatched_tensors_are_named():
         assert "NaN" in str(e)
     else:
         raise AssertionError("a NaN weight was encoded")
+    weights = random_state_dict(TINY)
+    weights["lm_head.weight"] = weights["model.embed_tokens.weight"] * 2
+    try:
+        checkpoint.encode(TINY, checkpoint._from_state_dict(weights))
+    except checkpoint.CheckpointError as e:
+        assert "tie_word_embeddings" in str(e)
+    else:
+        raise AssertionError("an untied head was dropped under a tied config")
     try:
         checkpoint.encode({**TINY, "rope_scaling": {"type": "linear"}}, {})
     except checkpoint.CheckpointError as e:
         assert "rope_scaling" in str(e)
+    else:
+        raise AssertionError("rope_scaling was accepted")
 
 
 if __name__ == "__main__":
