@@ -1,0 +1,167 @@
+"""The client against peers other than a healthy broker, over real ZeroMQ sockets: nobody
+listening, a ROUTER that never answers, and a ROUTER speaking the protocol that resends a
+trajectory and refuses a request with an `error` message. (The broker itself answers nothing
+with `error` yet, issue #15 item 2; these peers show what the client does when it does.)
+
+    python3 python/tests/test_client_peers.py     (or pytest)
+"""
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rollspec import BrokerError, RolloutClient, RolloutTimeout, Sampling, wire  # noqa: E402
+
+
+def expect_timeout(endpoint, words):
+    start = time.monotonic()
+    try:
+        RolloutClient(endpoint, name="probe", connect_timeout=1.0)
+    except RolloutTimeout as e:
+        took = time.monotonic() - start
+        assert took < 3, f"took {took:.1f} s"
+        for w in words:
+            assert w in str(e), f"{w!r} not in: {e}"
+        return str(e)
+    raise AssertionError(f"connected to {endpoint}, where nothing listens")
+
+
+def test_unreachable_ipc_endpoint_times_out_naming_it():
+    path = os.path.join(tempfile.mkdtemp(), "no-broker.sock")
+    print("   ", expect_timeout(f"ipc://{path}", [path, "within 1 s"]))
+
+
+def test_unreachable_tcp_endpoint_times_out_naming_it():
+    with socket.socket() as s:  # a port that was free a moment ago, and closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    print("   ", expect_timeout(f"tcp://127.0.0.1:{port}", [f"127.0.0.1:{port}", "refused"]))
+
+
+class Router:
+    """A ROUTER on a fresh ipc path, served by `handle(router, identity, envelope)` on a thread."""
+
+    def __init__(self, handle=None):
+        self.endpoint = f"ipc://{tempfile.mkdtemp()}/router.sock"
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.bind(self.endpoint)
+        self.handle, self.seen, self.sequence = handle, [], 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            if not self.socket.poll(20):
+                continue
+            identity, frame = self.socket.recv_multipart()
+            env = wire.decode(frame)
+            self.seen.append(env)
+            if self.handle:
+                self.handle(self, identity, env)
+
+    def send(self, identity, message):
+        self.sequence += 1
+        self.socket.send_multipart([identity, wire.encode(message, "broker#test", self.sequence)])
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        self.socket.close(0)
+        self.context.term()
+
+
+def test_a_silent_broker_gives_a_timeout_not_a_hang():
+    router = Router()
+    try:
+        with RolloutClient(router.endpoint, name="silent-test", connect_timeout=5) as client:
+            client.submit([1, 2, 3], n=2)
+            start = time.monotonic()
+            try:
+                list(client.trajectories(timeout=1.0))
+            except RolloutTimeout as e:
+                assert time.monotonic() - start < 3
+                assert "2 samples of 1 requests did not arrive within 1 s" in str(e) and "publish_policy" in str(e), str(e)
+                print("   ", e)
+            else:
+                raise AssertionError("trajectories() returned without trajectories")
+        types = [env.type_name for env in router.seen]
+        assert types[0] == "heartbeat" and "rollout_request" in types, types
+    finally:
+        router.close()
+
+
+def trajectory(request, index):
+    return wire.Trajectory(request.request_id, request.group_id, index, request.prompt_tokens,
+                           np.array([5, 6], np.int32), np.array([-0.5, -1.25], np.float32), "length", 1, 0,
+                           wire.Acceptance(0, 0, 0, np.zeros(0, np.uint64), []))
+
+
+def test_resent_trajectories_are_yielded_once_and_every_copy_is_acked():
+    def handle(router, identity, env):
+        if isinstance(env.payload, wire.RolloutRequest):
+            for i in range(env.payload.n):
+                router.send(identity, trajectory(env.payload, i))
+                router.send(identity, trajectory(env.payload, i))  # a resend the client must drop
+    router = Router(handle)
+    try:
+        with RolloutClient(router.endpoint, name="dedup-test", connect_timeout=5) as client:
+            rid = client.submit([1, 2, 3], n=3, sampling=Sampling(max_tokens=2))
+            got = list(client.trajectories(timeout=5))
+            assert sorted(t.sample_index for t in got) == [0, 1, 2] and all(t.request_id == rid for t in got)
+            assert client.outstanding == 0
+            assert got[0].logprobs.dtype == np.float32 and got[0].response_tokens.tolist() == [5, 6]
+            # The last copies may still be on their way when the last sample is yielded.
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and sum(isinstance(e.payload, wire.Ack) for e in router.seen) < 6:
+                time.sleep(0.01)
+            assert client.duplicates == 3 and client.received == 3
+        acks = [e.payload for e in router.seen if isinstance(e.payload, wire.Ack)]
+        assert sorted(a.request_id for a in acks) == sorted([f"{rid}#{i}" for i in range(3)] * 2), acks
+        assert sorted(a.sequence for a in acks) == list(range(1, 7))
+    finally:
+        router.close()
+
+
+def test_an_error_reply_is_raised_naming_the_reason_and_the_request():
+    def handle(router, identity, env):
+        if isinstance(env.payload, wire.RolloutRequest):
+            router.send(identity, wire.ErrorMessage(9, f"duplicate request id {env.payload.request_id}", env.sequence))
+    router = Router(handle)
+    try:
+        with RolloutClient(router.endpoint, name="error-test", connect_timeout=5) as client:
+            client.submit([1, 2, 3], n=1, request_id="req-7")
+            try:
+                list(client.trajectories(timeout=5))
+            except BrokerError as e:
+                assert e.reason == "bad_request" and "duplicate request id req-7" in str(e), str(e)
+                assert e.about == "rollout_request req-7", e.about
+                print("   ", e)
+            else:
+                raise AssertionError("no BrokerError")
+    finally:
+        router.close()
+
+
+if __name__ == "__main__":
+    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
+    failed = 0
+    for n, f in tests:
+        try:
+            f()
+            print(f"ok   {n}")
+        except Exception as e:
+            failed += 1
+            print(f"FAIL {n}: {type(e).__name__}: {e}")
+    print(f"{len(tests) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
