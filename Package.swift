@@ -73,7 +73,7 @@ let package = Package(
                            "RollspecTesting"]),
         .testTarget(name: "RollspecTrainingTests", dependencies: ["RollspecTraining", "RollspecModel", "RollspecKernels", "RollspecTesting"]),
         .testTarget(
-            name: "RollspecBusTests", dependencies: ["RollspecBus"],
+            name: "RollspecBusTests", dependencies: ["RollspecBus", "RollspecTesting"],
             resources: [.copy("Resources")]),
         .testTarget(
             name: "RollspecSpeculationTests",

@@ -1,22 +1,11 @@
 import Foundation
 import Testing
 import RollspecBus
-
-/// Whether `python3` can import pyzmq (`.ci/run` installs it).
-let pythonHasZMQ: Bool = {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", "import zmq"]
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    guard (try? p.run()) != nil else { return false }
-    p.waitUntilExit()
-    return p.terminationStatus == 0
-}()
+import RollspecTesting
 
 /// A Python client (pyzmq, encoder written from docs/wire-protocol.md) talks to a Swift ROUTER.
 /// Runs wherever python3 has pyzmq, as in CI; skipped with a message elsewhere.
-@Suite("Python interop", .enabled(if: pythonHasZMQ, "needs python3 with pyzmq: pip install pyzmq"))
+@Suite("Python interop", .enabled(if: Python.canImport(["zmq"]), "needs python3 with pyzmq: pip install pyzmq"))
 struct PythonInteropTests {
     @Test func heartbeatFromPython() throws {
         let context = try ZMQContext()

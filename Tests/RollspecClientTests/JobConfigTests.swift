@@ -242,15 +242,7 @@ extension JobConfigTests {
         let (server, port) = try Self.listener()
         #expect(!JobConfig.canBind(port: port), "a listening port passed the preflight")
         // A connection that the server's side closes first leaves the server's port in TIME_WAIT.
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        try #require(connected)
+        let client = try #require(Loopback.connect(port: port))
         let accepted = accept(server, nil, nil)
         try #require(accepted >= 0)
         close(accepted)

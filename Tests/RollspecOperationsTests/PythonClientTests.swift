@@ -4,16 +4,7 @@ import RollspecTesting
 import Testing
 
 /// Whether `python3` can import what the Python client needs; `.ci/run` installs it.
-let pythonClientReady: Bool = {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", "import zmq, numpy, safetensors"]
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    guard (try? p.run()) != nil else { return false }
-    p.waitUntilExit()
-    return p.terminationStatus == 0
-}()
+let pythonClientReady = Python.canImport(["zmq", "numpy", "safetensors"])
 
 /// The Python client (`python/`, issue #15) as an RL loop uses it, from source (PYTHONPATH, no
 /// install): its own offline checks, peers that never answer or refuse, and a whole launched

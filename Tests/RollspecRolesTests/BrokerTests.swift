@@ -2,6 +2,7 @@ import Foundation
 import RollspecBus
 import RollspecClient
 import RollspecRoles
+import RollspecTesting
 import Testing
 
 /// The broker in-process, driven by hand-made DEALER peers, so that the races the real roles
@@ -291,9 +292,7 @@ import Testing
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+        var address = Loopback.address()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
@@ -304,16 +303,8 @@ import Testing
 
     /// Opens a TCP connection to `port`, sends `bytes`, waits a little and closes.
     static func sendRaw(_ bytes: [UInt8], port: Int) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try #require(Loopback.connect(port: port))
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        try #require(connected)
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, bytes.count) }
         Thread.sleep(forTimeInterval: 0.3)
     }
