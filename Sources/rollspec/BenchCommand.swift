@@ -76,9 +76,9 @@ struct BenchDecodeCommand: ParsableCommand {
     func run() throws {
         let loaded = try LoadedModel.load(modelOptions)
         let model = loaded.model
-        let ks = try parseTokenList(widths)
-        guard ks.allSatisfy({ $0 >= 1 && $0 <= 64 }), ks.contains(1) else {
-            throw ValidationError("--widths must be in 1...64 and include 1 (the baseline)")
+        let ks = try parseCountList(widths, option: "--widths", range: 1...64)
+        guard ks.contains(1) else {
+            throw ValidationError("--widths must include 1 (the baseline)")
         }
         let vocab = model.config.vocabSize
         var rng = RandomSource(seed: 1)
@@ -120,7 +120,7 @@ struct BenchDecodeCommand: ParsableCommand {
             let t = median(times[k]!)
             return Row(k: k, medianMs: t * 1000, ratioToK1: t / t1, tokensPerSecond: Double(k) / t)
         }
-        let batches = try sequences.map { try timeBatches(model: model, sizes: parseTokenList($0), prompt: prompt) }
+        let batches = try sequences.map { try timeBatches(model: model, sizes: parseCountList($0, option: "--sequences", range: 1...256), prompt: prompt) }
         let report = Report(model: modelOptions.model, threads: kernelThreads, context: context,
                             decodeTokensPerSecond: decodeRate, rows: rows, batches: batches, machine: .current())
         if json {
@@ -193,10 +193,18 @@ struct BenchMatmulCommand: ParsableCommand {
     @Flag(name: .long, help: "Time the bfloat16-weight kernel against the float one (draft shapes).")
     var bfloat16 = false
 
+    @Option(name: .long, help: "Row counts N, comma-separated (1 is always timed: it is the baseline of t(N)/t(1)).")
+    var rows: String = "1,2,4,8,16"
+
+    @Option(name: .long, help: "Thread counts, comma-separated.")
+    var threads: String = "1,2"
+
     func run() throws {
+        let ns = try parseCountList(rows, option: "--rows", range: 1...4096)
+        let threadCounts = try parseCountList(threads, option: "--threads", range: 1...256)
         print("machine: \(MachineRecord.current().summary)")
         guard bfloat16 else {
-            print(KernelBenchmark.table(KernelBenchmark.skinnyMatmul()))
+            print(KernelBenchmark.table(KernelBenchmark.skinnyMatmul(ns: Array(Set([1] + ns)).sorted(), threadCounts: threadCounts)))
             return
         }
         print("shape                      N   float32 µs   bfloat16 µs   speed-up")

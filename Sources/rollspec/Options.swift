@@ -48,6 +48,18 @@ func parseTokenList(_ text: String) throws -> [Int] {
     }
 }
 
+/// Parses a comma-separated list of counts such as `1,4,16` given to `option`, each in `range`.
+func parseCountList(_ text: String, option: String, range: ClosedRange<Int>) throws -> [Int] {
+    let counts = try text.split(separator: ",").map { piece in
+        guard let n = Int(piece.trimmingCharacters(in: .whitespaces)), range.contains(n) else {
+            throw ValidationError("\(option): '\(piece)' is not a count in \(range.lowerBound)...\(range.upperBound) (expected a comma-separated list like 1,4,16)")
+        }
+        return n
+    }
+    guard !counts.isEmpty else { throw ValidationError("\(option) is empty (expected a comma-separated list like 1,4,16)") }
+    return counts
+}
+
 /// Writes to standard error (progress and diagnostics stay off standard output).
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
