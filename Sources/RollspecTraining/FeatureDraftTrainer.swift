@@ -141,9 +141,29 @@ public final class FeatureDraftTrainer {
 
     /// Losses and the expected acceptance of the first drafted token on `batch`, with the
     /// target's full distribution as p; nothing is updated.
-    public func evaluate(_ batch: [FeatureExample]) -> FeatureStepStats {
-        run(batch, noisy: false, withGradients: false)
-            ?? FeatureStepStats(loss: 0, kl: 0, featureLoss: 0, expectedAcceptance: 0, gradNorm: 0, tokens: 0, seconds: 0, learningRate: 0)
+    ///
+    /// The batch is evaluated `chunk` examples at a time and the per-row means are combined
+    /// weighted by rows, which gives the same figures as one pass. One pass over a whole
+    /// held-out set allocates the target's distribution for every row at once (33 SmolLM2
+    /// answers: 3,700 rows × 49,152 floats, 0.7 GB), and fresh pages cost: on a 2-vCPU VM one
+    /// such evaluation took ~21 s, against ~3 s in chunks of 4.
+    public func evaluate(_ batch: [FeatureExample], chunk: Int = 4) -> FeatureStepStats {
+        let start = Date()
+        var total = FeatureStepStats(loss: 0, kl: 0, featureLoss: 0, expectedAcceptance: 0, gradNorm: 0, tokens: 0,
+                                     seconds: 0, learningRate: optimizer.nextLearningRate)
+        for first in stride(from: 0, to: batch.count, by: max(chunk, 1)) {
+            guard let part = run(Array(batch[first..<min(batch.count, first + max(chunk, 1))]), noisy: false, withGradients: false)
+            else { continue }
+            let (a, b) = (Float(total.tokens), Float(part.tokens))
+            func mix(_ x: Float, _ y: Float) -> Float { (x * a + y * b) / (a + b) }
+            total.loss = mix(total.loss, part.loss)
+            total.kl = mix(total.kl, part.kl)
+            total.featureLoss = mix(total.featureLoss, part.featureLoss)
+            total.expectedAcceptance = mix(total.expectedAcceptance, part.expectedAcceptance)
+            total.tokens += part.tokens
+        }
+        total.seconds = Date().timeIntervalSince(start)
+        return total
     }
 
     /// Saves the draft (see `FeatureDraftWeights.save`).

@@ -66,6 +66,28 @@ import Testing
         #expect(!result.passes(tolerance: 2e-2), "a gradient missing the feature term passed: \(result)")
     }
 
+    @Test func evaluationInChunksGivesTheFiguresOfOnePass() throws {
+        // Examples of unequal length, so that chunks hold unequal row counts and a plain mean
+        // of the chunks' means would differ from the mean over rows.
+        let held = try Self.examples(count: 3, length: 20, seed: 4) + Self.examples(count: 4, length: 7, seed: 5)
+        let t = trainer(featureWeight: 0.3, vocabulary: Array(0..<32).filter { $0 % 3 != 1 })
+        t.ceWeight = 0.5
+        let whole = t.evaluate(held, chunk: held.count)
+        for chunk in [1, 2, 4] {
+            let parts = t.evaluate(held, chunk: chunk)
+            #expect(parts.tokens == whole.tokens)
+            for (name, a, b) in [("loss", parts.loss, whole.loss), ("kl", parts.kl, whole.kl),
+                                 ("feature", parts.featureLoss, whole.featureLoss),
+                                 ("acceptance", parts.expectedAcceptance, whole.expectedAcceptance)] {
+                #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "chunk \(chunk), \(name): \(a) against one pass \(b)")
+            }
+        }
+        // The unweighted mean of the chunks' acceptances is not the same figure here.
+        let firstLong = t.evaluate(Array(held.prefix(3)), chunk: 3), shortOnes = t.evaluate(Array(held.suffix(4)), chunk: 4)
+        let unweighted = (firstLong.expectedAcceptance + shortOnes.expectedAcceptance) / 2
+        #expect(abs(unweighted - whole.expectedAcceptance) > 1e-4, "the check cannot tell weighted from unweighted means")
+    }
+
     @Test(arguments: [false, true])
     func learnsTheTargetsNextTokenLaw(trainOnGuesses: Bool) throws {
         // Expected acceptance of the first drafted token on held-out sequences rises well above
