@@ -70,6 +70,76 @@ static RS_AVX512 void mix_512(float *out, const float *w, const float *v, int64_
         _mm512_mask_storeu_ps(out + i + 48, m[3], o3);
     }
 }
+
+// MARK: AVX2
+
+/// scores_512 at AVX2 width: four keys at a time over 8-channel slices, the channels past the
+/// last full slice added one by one.
+static RS_AVX2 void scores_256(float *scores, const float *q, const float *k, int64_t len,
+                               int64_t stride, int64_t d, float scale) {
+    __m128 sc = _mm_set1_ps(scale);
+    int64_t full = d / 8 * 8, p = 0;
+    for (; p + 4 <= len; p += 4) {
+        const float *k0 = k + p * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (int64_t i = 0; i < full; i += 8) {
+            __m256 x = _mm256_loadu_ps(q + i);
+            a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k0 + i), a0);
+            a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k1 + i), a1);
+            a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k2 + i), a2);
+            a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k3 + i), a3);
+        }
+        float s[4];
+        _mm_storeu_ps(s, rs_reduce4_256(a0, a1, a2, a3));
+        const float *kr[4] = {k0, k1, k2, k3};
+        for (int r = 0; r < 4; r++) {
+            for (int64_t i = full; i < d; i++) s[r] += q[i] * kr[r][i];
+        }
+        _mm_storeu_ps(scores + p, _mm_mul_ps(_mm_loadu_ps(s), sc));
+    }
+    for (; p < len; p++) {
+        const float *kp = k + p * stride;
+        __m256 a = _mm256_setzero_ps();
+        for (int64_t i = 0; i < full; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kp + i), a);
+        float s = rs_hsum_256(a);
+        for (int64_t i = full; i < d; i++) s += q[i] * kp[i];
+        scores[p] = s * scale;
+    }
+}
+
+/// mix_512 at AVX2 width: 32-channel slices in four registers, then 8-channel slices, then
+/// the channels left one by one.
+static RS_AVX2 void mix_256(float *out, const float *w, const float *v, int64_t len,
+                            int64_t stride, int64_t d) {
+    int64_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        __m256 o0 = _mm256_setzero_ps(), o1 = _mm256_setzero_ps();
+        __m256 o2 = _mm256_setzero_ps(), o3 = _mm256_setzero_ps();
+        for (int64_t p = 0; p < len; p++) {
+            const float *vp = v + p * stride + i;
+            __m256 s = _mm256_set1_ps(w[p]);
+            o0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vp), o0);
+            o1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vp + 8), o1);
+            o2 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vp + 16), o2);
+            o3 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vp + 24), o3);
+        }
+        _mm256_storeu_ps(out + i, o0);
+        _mm256_storeu_ps(out + i + 8, o1);
+        _mm256_storeu_ps(out + i + 16, o2);
+        _mm256_storeu_ps(out + i + 24, o3);
+    }
+    for (; i + 8 <= d; i += 8) {
+        __m256 o = _mm256_setzero_ps();
+        for (int64_t p = 0; p < len; p++) o = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), _mm256_loadu_ps(v + p * stride + i), o);
+        _mm256_storeu_ps(out + i, o);
+    }
+    for (; i < d; i++) {
+        float o = 0;
+        for (int64_t p = 0; p < len; p++) o += w[p] * v[p * stride + i];
+        out[i] = o;
+    }
+}
 #endif
 
 /// Baseline versions (the compiler vectorises the inner loops for the baseline ISA).
@@ -116,6 +186,10 @@ static void attention_task(void *ctx, int task) {
         scores_512(scores, q, k, len, stride, d, scale);
         rs_softmax_row(scores, scores, len);
         mix_512(o, scores, v, len, stride, d);
+    } else if (RS_ISA_NOW == RS_ISA_AVX2) {
+        scores_256(scores, q, k, len, stride, d, scale);
+        rs_softmax_row(scores, scores, len);
+        mix_256(o, scores, v, len, stride, d);
     } else
 #endif
     {
