@@ -6,7 +6,7 @@ import RollspecTraining
 extension Distillation {
     /// `draftKind` `eagle`: trains a feature-level draft on the target's recorded features,
     /// with the same budget, progress line, log, held-out figures and outputs as the layer draft.
-    func distillFeatureDraft(train: [DistillExample], held: [DistillExample]) throws -> DistillationSummary {
+    func distillFeatureDraft(train: [DistillExample], held: [DistillExample], budget: Double) throws -> DistillationSummary {
         let s = settings
         let targetWeights = target.weights
         let chosen = s.layers ?? [targetWeights.config.numHiddenLayers - 1]
@@ -34,7 +34,7 @@ extension Distillation {
 
         let (step, log, final, start) = distillLoop(
             columns: "loss,kl,feature_loss,grad_norm,learning_rate,tokens_per_second", examples: trainExamples.count,
-            totalSteps: totalSteps,
+            totalSteps: totalSteps, budget: budget, schedule: schedule, reschedule: trainer.optimizer.reschedule,
             step: { indices in
                 let s = trainer.step(indices.map { trainExamples[$0] })
                 return DistillStepFigures(

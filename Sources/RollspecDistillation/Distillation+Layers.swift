@@ -7,7 +7,7 @@ extension Distillation {
     /// `draftKind` `layers`: a small Llama over tokens — target layers, a fresh model or an
     /// existing draft — trained with cross-entropy on the answer tokens plus KL to the recorded
     /// top-k, with AdamW; a layer copy's embedding (the tied head) stays frozen.
-    func distillLayerDraft(train: [DistillExample], held: [DistillExample]) throws -> DistillationSummary {
+    func distillLayerDraft(train: [DistillExample], held: [DistillExample], budget: Double) throws -> DistillationSummary {
         let s = settings
         let targetWeights = target.weights
         var weights: LlamaWeights
@@ -42,7 +42,8 @@ extension Distillation {
                             train.count, train.reduce(0) { $0 + $1.answer.count }, held.count))
 
         let (step, log, final, start) = distillLoop(
-            columns: "loss,ce,kl,grad_norm,learning_rate,tokens_per_second", examples: trainExamples.count, totalSteps: totalSteps,
+            columns: "loss,ce,kl,grad_norm,learning_rate,tokens_per_second", examples: trainExamples.count, totalSteps: totalSteps, budget: budget,
+            schedule: schedule, reschedule: trainer.optimizer.reschedule,
             step: { indices in
                 let s = trainer.step(indices.map { trainExamples[$0] })
                 return DistillStepFigures(

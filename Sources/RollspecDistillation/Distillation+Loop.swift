@@ -1,6 +1,7 @@
 import Foundation
 import RollspecModel
 import RollspecSpeculation
+import RollspecTraining
 
 /// One training step as the distillation loop logs and shows it.
 struct DistillStepFigures {
@@ -21,11 +22,15 @@ struct DistillEvaluation {
 extension Distillation {
     /// The epoch loop both draft kinds share: shuffled batches of example indices, a step each,
     /// a held-out evaluation every `evalEvery` steps, a CSV log and a progress line with the
-    /// time left, until the epochs or `minutes` run out.
-    /// - Parameter columns: the names of the six columns `step` fills.
+    /// time left, until the epochs or `budget` seconds run out. When the budget will end the run
+    /// first, the learning rate's decay is fitted to end with it (`scheduleWithinBudget`).
+    /// - Parameters:
+    ///   - columns: the names of the six columns `step` fills.
+    ///   - schedule: the planned schedule over `totalSteps`; `reschedule` installs a fitted one.
     /// - Returns: the steps taken, the log (header included), the final evaluation and the
     ///   time the loop started.
-    func distillLoop(columns: String, examples: Int, totalSteps: Int,
+    func distillLoop(columns: String, examples: Int, totalSteps: Int, budget: Double,
+                     schedule: LearningRateSchedule, reschedule: (LearningRateSchedule) -> Void,
                      step: ([Int]) -> DistillStepFigures,
                      evaluate: () -> DistillEvaluation) -> (steps: Int, log: String, final: DistillEvaluation, start: Date) {
         let s = settings
@@ -49,7 +54,7 @@ extension Distillation {
                     evalColumns = String(format: "%.5f,%.5f", lastEval.loss, lastEval.expectedAcceptance)
                 }
                 log += String(format: "%.1f,%d,%d,", elapsed, steps, epoch) + figures.logColumns + "," + evalColumns + "\n"
-                let budget = s.minutes * 60
+                reschedule(s.scheduleWithinBudget(schedule, budget: budget, stepsDone: steps, elapsed: elapsed))
                 let left = min(budget - elapsed, elapsed / Double(steps) * Double(totalSteps - steps))
                 console.progress(String(
                     format: "\rstep %d/%d epoch %d  %@  held-out acceptance %.3f  %.0f tok/s  %.0f s left   ",

@@ -8,7 +8,8 @@ import RollspecModel
 ///    cached in `out/data-*.json`, so a rerun with the same settings skips this.
 /// 2. The draft — chosen layers of the target, a fresh model, an existing draft, or a
 ///    feature-level draft over target layers — trains on them, for `epochs` passes or
-///    `minutes`, whichever ends first (`distillLoop`, shared by both kinds).
+///    `minutes` (or what `totalMinutes` leaves), whichever ends first, with the learning
+///    rate's decay fitted to end with the run (`distillLoop`, shared by both kinds).
 /// 3. Held-out answers give the expected acceptance during training and, at the end, the
 ///    acceptance of real speculative decoding (`measureGreedy`).
 ///
@@ -40,6 +41,7 @@ public struct Distillation {
         try settings.validate()
         let outDir = settings.out
         try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        let start = Date()
         var trainPrompts = try readPromptFile(settings.prompts)
         var heldPrompts: [String]
         if let heldout = settings.heldout { heldPrompts = try readPromptFile(heldout) } else {
@@ -48,8 +50,13 @@ public struct Distillation {
             trainPrompts = Array(trainPrompts[..<cut])
         }
         let train = try answers(to: trainPrompts, label: "train"), held = try answers(to: heldPrompts, label: "heldout")
+        let budget = settings.trainingSeconds(afterAnswering: Date().timeIntervalSince(start))
+        if settings.totalMinutes != nil {
+            console.line(String(format: "answers took %.0f s; %.0f s left for training", Date().timeIntervalSince(start), budget))
+        }
         let summary = settings.draftKind == .eagle
-            ? try distillFeatureDraft(train: train, held: held) : try distillLayerDraft(train: train, held: held)
+            ? try distillFeatureDraft(train: train, held: held, budget: budget)
+            : try distillLayerDraft(train: train, held: held, budget: budget)
         try summary.write(to: outDir)
         for line in summary.resultLines(outDirectory: outDir) { console.result(line) }
         return summary

@@ -43,6 +43,10 @@ public struct DistillationSettings: Sendable {
     public var epochs = 8
     /// Time budget for training, in minutes.
     public var minutes: Double = 30
+    /// Time budget for the whole run (the target's answers and training), in minutes:
+    /// training gets what the answers leave of it, or `minutes` if that is less. The final
+    /// measurement of real speculative decoding comes after it.
+    public var totalMinutes: Double?
     /// Peak learning rate.
     public var learningRate: Float = 3e-4
     /// Weight of the KL term (cross-entropy has weight 1).
@@ -75,6 +79,9 @@ public struct DistillationSettings: Sendable {
         if batchSize < 1 || answerBatch < 1 || epochs < 1 || minutes <= 0 || evalEvery < 1 {
             throw DistillationError("--batch-size, --answer-batch, --epochs, --minutes and --eval-every must be positive")
         }
+        if let totalMinutes, !(totalMinutes > 0) {
+            throw DistillationError("--total-minutes must be positive (got \(totalMinutes))")
+        }
     }
 
     /// Steps in the whole run (at least one) and the learning-rate schedule over them: warm-up
@@ -84,5 +91,22 @@ public struct DistillationSettings: Sendable {
         let totalSteps = max(1, stepsPerEpoch * epochs)
         return (totalSteps, LearningRateSchedule(peak: learningRate, warmupSteps: min(50, totalSteps / 10),
                                                  totalSteps: totalSteps, minimum: learningRate / 10))
+    }
+
+    /// Seconds of training: `minutes`, or what `totalMinutes` leaves after `answering` seconds
+    /// of the target's answers if that is less (at least one step's worth: never below zero).
+    func trainingSeconds(afterAnswering answering: Double) -> Double {
+        guard let totalMinutes else { return minutes * 60 }
+        return max(0, min(minutes * 60, totalMinutes * 60 - answering))
+    }
+
+    /// `planned` fitted to a time budget of `budget` seconds: after `stepsDone` steps in
+    /// `elapsed` seconds, the rest holds as many more steps as the mean pace so far gives
+    /// (evaluations included); when that ends the run before `planned` would, the decay ends
+    /// there instead, so the rate reaches its minimum as the budget runs out. A pace needs 10 steps.
+    func scheduleWithinBudget(_ planned: LearningRateSchedule, budget: Double, stepsDone: Int, elapsed: Double) -> LearningRateSchedule {
+        guard stepsDone >= 10, elapsed > 0 else { return planned }
+        let more = (budget - elapsed) / (elapsed / Double(stepsDone))
+        return planned.ending(by: stepsDone + Int(max(1, min(more, Double(planned.totalSteps)))))
     }
 }

@@ -71,8 +71,11 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "Passes over the training answers (the time budget may stop earlier).")
     var epochs: Int = 8
 
-    @Option(name: .long, help: "Time budget for training, in minutes.")
+    @Option(name: .long, help: "Time budget for training, in minutes. When it will end training before --epochs do, the learning rate's decay is fitted to end with it.")
     var minutes: Double = 30
+
+    @Option(name: .long, help: "Time budget for the whole run, answers included, in minutes: training gets what the answers leave, or --minutes if less. The final measurement comes after it.")
+    var totalMinutes: Double?
 
     @Option(name: .long, help: "Peak learning rate.")
     var learningRate: Float = 3e-4
@@ -128,6 +131,7 @@ struct DistillCommand: ParsableCommand {
             s.answerBatch = answerBatch
             s.epochs = epochs
             s.minutes = minutes
+            s.totalMinutes = totalMinutes
             s.learningRate = learningRate
             s.klWeight = klWeight
             s.vocabSubset = vocabSubset

@@ -1,5 +1,5 @@
 import Foundation
-import RollspecDistillation
+@testable import RollspecDistillation
 import RollspecKernels
 import RollspecModel
 import RollspecSpeculation
@@ -288,5 +288,40 @@ final class Transcript: @unchecked Sendable {
     var console: DistillationConsole {
         DistillationConsole(progress: { text in self.lock.withLock { self.progressText += text } },
                             result: { line in self.lock.withLock { self.resultLines.append(line) } })
+    }
+}
+
+/// The learning rate's decay fitted to the time budget.
+@Suite struct DistillationBudgetTests {
+    @Test func theDecayEndsWhenTheBudgetRunsOut() throws {
+        var s = DistillationSettings(prompts: "p", out: URL(fileURLWithPath: "/tmp/o"))
+        s.learningRate = 1e-3
+        s.minutes = 10
+        s.epochs = 12
+        s.batchSize = 8
+        let (total, planned) = s.schedule(examples: 1900)
+        #expect(total == 12 * 238)
+        // 100 steps in the first 60 s: the remaining 540 s hold 900 more at that pace.
+        let fitted = s.scheduleWithinBudget(planned, budget: s.trainingSeconds(afterAnswering: 0), stepsDone: 100, elapsed: 60)
+        #expect(fitted.totalSteps == 1000)
+        #expect(abs(fitted.rate(at: 1000) - 1e-4) < 1e-9)
+        // A pace that finishes the epochs within the budget keeps the plan.
+        #expect(s.scheduleWithinBudget(planned, budget: s.trainingSeconds(afterAnswering: 0), stepsDone: 100, elapsed: 1) == planned)
+        // Too few steps to know a pace: the plan.
+        #expect(s.scheduleWithinBudget(planned, budget: s.trainingSeconds(afterAnswering: 0), stepsDone: 5, elapsed: 60) == planned)
+        // Over budget: the decay ends at the next step.
+        #expect(s.scheduleWithinBudget(planned, budget: s.trainingSeconds(afterAnswering: 0), stepsDone: 700, elapsed: 601).totalSteps == 701)
+    }
+
+    @Test func aTotalBudgetLeavesTrainingWhatTheAnswersDidNotUse() throws {
+        var s = DistillationSettings(prompts: "p", out: URL(fileURLWithPath: "/tmp/o"))
+        s.minutes = 13
+        #expect(s.trainingSeconds(afterAnswering: 1000) == 780)
+        s.totalMinutes = 30
+        #expect(s.trainingSeconds(afterAnswering: 1000) == 780)   // --minutes is less
+        #expect(s.trainingSeconds(afterAnswering: 1100) == 700)
+        #expect(s.trainingSeconds(afterAnswering: 2000) == 0)
+        s.totalMinutes = -1
+        #expect(throws: DistillationError("--total-minutes must be positive (got -1.0)")) { try s.validate() }
     }
 }

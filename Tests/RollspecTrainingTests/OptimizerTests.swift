@@ -44,4 +44,15 @@ import Testing
         #expect(abs(s.rate(at: 500) - 0.1) < 1e-6)
         #expect(LearningRateSchedule.constant(0.3).rate(at: 1000) == 0.3)
     }
+
+    @Test func aScheduleEndedSoonerDecaysToItsMinimumThere() {
+        let planned = LearningRateSchedule(peak: 1, warmupSteps: 10, totalSteps: 1000, minimum: 0.1)
+        let fitted = planned.ending(by: 110)
+        #expect(fitted.totalSteps == 110 && fitted.warmupSteps == 10 && fitted.peak == 1 && fitted.minimum == 0.1)
+        #expect(abs(fitted.rate(at: 60) - 0.55) < 1e-6)     // halfway down by step 60, not 505
+        #expect(abs(fitted.rate(at: 110) - 0.1) < 1e-6)
+        #expect(planned.ending(by: 2000) == planned)        // never later than planned
+        #expect(planned.ending(by: 3).totalSteps == 11)     // never inside the warmup
+        #expect(LearningRateSchedule.constant(0.3).ending(by: 5) == .constant(0.3))
+    }
 }

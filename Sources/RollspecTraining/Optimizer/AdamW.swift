@@ -41,7 +41,7 @@ public struct OptimizerStepStats: Sendable, Equatable {
 /// tensors for which `noDecay(name)` holds (by default norms and biases) get no weight decay.
 /// State (m, v, step) saves to and restores from a safetensors file.
 public final class AdamW {
-    public let config: AdamWConfig
+    public private(set) var config: AdamWConfig
     /// Completed steps (the next step is `step + 1` in the bias corrections).
     public private(set) var step: Int = 0
     /// Trainable tensors by name, in a stable order.
@@ -78,6 +78,11 @@ public final class AdamW {
     /// An optimiser over all tensors of `weights` (a tied head is the embedding).
     public convenience init(weights: LlamaWeights, config: AdamWConfig, frozen: Set<String> = []) {
         self.init(parameters: weights.namedTensors, config: config, frozen: frozen)
+    }
+
+    /// Replaces the schedule from the next step on (a run fitting its decay to a time budget).
+    public func reschedule(_ schedule: LearningRateSchedule) {
+        config.schedule = schedule
     }
 
     /// The learning rate the next step will use.

@@ -20,6 +20,16 @@ public struct LearningRateSchedule: Codable, Equatable, Sendable {
         self.minimum = minimum
     }
 
+    /// The same schedule with its decay ending at step `steps` instead, when that is sooner
+    /// and still after warmup: for a run a time budget will stop before `totalSteps`, so that
+    /// the rate reaches `minimum` when the run ends rather than at steps that never run.
+    public func ending(by steps: Int) -> LearningRateSchedule {
+        guard totalSteps > warmupSteps, steps < totalSteps else { return self }
+        var fitted = self
+        fitted.totalSteps = max(steps, warmupSteps + 1)
+        return fitted
+    }
+
     /// A constant rate.
     public static func constant(_ rate: Float) -> LearningRateSchedule { .init(peak: rate) }
 
