@@ -8,6 +8,9 @@
 #   bash run-eagle.sh                      # first run: 1,000 templated prompts, 18 minutes -> eagle/
 #   PROMPTS=prompts_train_diverse.jsonl MINUTES=13 EPOCHS=12 RES=eagle-diverse REF=eagle bash run-eagle.sh
 #   ANSWER_BATCH=64 answers 64 prompts side by side (default 16)
+#   TOTAL_MINUTES=30 bounds answers and training together: training gets what the answers leave
+#   (the 30-minute recipe on any machine, whatever its decode speed)
+#   SETS="heldout" benches only the held-out prompts; SETS="" skips the benches
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=Experiments/distill-smollm2
@@ -21,7 +24,8 @@ rm -rf "$out"; mkdir -p "$res"
 start=$(date +%s)
 .build/release/rollspec distill --target "$model" --prompts "$prompts" --heldout $here/prompts_heldout.jsonl \
     --out "$out" --draft-kind eagle --layers 29 --learning-rate 3e-3 --feature-weight 0.005 --ce-weight 1 \
-    --epochs "$epochs" --minutes "$minutes" --eval-every 50 --answer-batch "${ANSWER_BATCH:-16}"
+    --epochs "$epochs" --minutes "$minutes" --eval-every 50 --answer-batch "${ANSWER_BATCH:-16}" \
+    ${TOTAL_MINUTES:+--total-minutes "$TOTAL_MINUTES"} 2>&1 | tr '\r' '\n' | grep -v '^step ' | tee $res/distill.log
 echo "distill wall time: $(( $(date +%s) - start )) s" | tee $res/wall_time.txt
 cp "$out/training_log.csv" "$out/summary.json" $res/
 bench() {  # bench NAME PROMPTS ARGS...: plain against speculative decoding, both in one run
@@ -29,7 +33,7 @@ bench() {  # bench NAME PROMPTS ARGS...: plain against speculative decoding, bot
     .build/release/rollspec bench speculative --model "$model" --draft "$out" --speculate draft \
         --prompts $here/$set --chat --max-tokens 128 "$@" --json > $res/$name.json
 }
-for set in heldout test; do
+for set in ${SETS-heldout test}; do
     # A chain with the cost-model controller (lookahead ≤ 5), at T=0 and T=1.
     bench bench-$set-T0 prompts_$set.jsonl --draft-max 5 --temperature 0
     bench bench-$set-T1 prompts_$set.jsonl --draft-max 5 --temperature 1
