@@ -60,17 +60,7 @@ public final class GRPOLearner {
 
         let (policy, format) = try loadPolicy()
         log("learner: policy \(config.models.policy), \(policy.config.numHiddenLayers) layers, width \(policy.config.hiddenSize); task \(task.name), \(format.isText ? "text\(format.template != nil ? " in the chat template" : "")" : "byte-level") prompts")
-        var warmupReward = 0.0
-        if L.warmupSteps > 0 {
-            GRPOTrainer.warmUp(policy, format: format, steps: L.warmupSteps, batchSize: L.warmupBatchSize,
-                               learningRate: L.warmupLearningRate, seed: L.seed) { step, loss in
-                if step == 1 || step % 50 == 0 || step == L.warmupSteps {
-                    log("learner: warm-up step \(step)/\(L.warmupSteps) loss \(String(format: "%.4f", loss))")
-                }
-            }
-            warmupReward = greedyReward(policy, format: format, problems: 64)
-            log("learner: warm-up done in \(String(format: "%.1f", now() - start)) s; greedy reward \(warmupReward)")
-        }
+        let warmupReward = warmUp(policy, format: format, start: start)
         let warmupSeconds = now() - start
 
         let journal = URL(fileURLWithPath: config.resolvedRunDirectory).appendingPathComponent("trajectories.jsonl")
@@ -78,13 +68,7 @@ public final class GRPOLearner {
                                        role: .learner, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds,
                                        journal: journal)
         defer { client.close() }
-        try client.publishPolicy(policy, version: 1)
-        if let draft = try firstDraft(policy) {
-            try client.publishDraft(draft, version: 1, policyVersion: 1)
-            log("learner: published policy v1 and draft v1 (\(draft.kind.rawValue), \(draft.config.numHiddenLayers) layers)")
-        } else {
-            log("learner: published policy v1 (no draft)")
-        }
+        try publishFirst(policy, client: client)
 
         let trainer = GRPOTrainer(weights: policy, learningRate: L.learningRate, temperature: config.sampling.temperature,
                                   clipEpsilon: L.clipEpsilon, klCoefficient: L.klCoefficient)
@@ -117,17 +101,8 @@ public final class GRPOLearner {
                 break
             }
             let scored = score(trajectories, problems: problems, format: format, version: version)
-
-            // Policy-gradient updates; the first one sees the sampling policy itself.
             let updateStart = now()
-            var first: GRPOUpdateStats?
-            for _ in 0..<L.updatesPerStep {
-                guard let stats = trainer.update(scored.samples, maxRowsPerPass: L.updateRowsPerPass) else { break }
-                if first == nil { first = stats }
-            }
-            if let f = first, f.maxLogprobError > 1e-3 {
-                log("learner: step \(step): the workers' logprobs differ from the learner's by up to \(f.maxLogprobError) (mean ratio \(f.meanRatio))")
-            }
+            let first = update(trainer, on: scored, step: step)
             let publishStart = now()
             try client.publishPolicy(policy, version: version + 1)
             summary.finalPolicyVersion = version + 1
@@ -138,16 +113,7 @@ public final class GRPOLearner {
                 stepSeconds: now() - stepStart, startedAt: stepStart)
             records.write(record)
             log("learner: step \(step) reward \(String(format: "%.3f", record.rewardMean)) (\(scored.informativeGroups)/\(problems.ids.count) groups informative), acceptance \(String(format: "%.2f", record.acceptanceRate)), rollout \(String(format: "%.1f", rolloutSeconds)) s, update \(String(format: "%.1f", record.updateSeconds)) s")
-
-            summary.steps = step
-            summary.rewardCurve.append(record.rewardMean)
-            if step == 1 { summary.firstRewardMean = record.rewardMean }
-            summary.lastRewardMean = record.rewardMean
-            for (k, v) in scored.draftVersions { summary.draftVersions[k, default: 0] += v }
-            for (k, v) in scored.policyVersions { summary.policyVersions[k, default: 0] += v }
-            summary.rolloutTokens += record.rolloutTokens
-            summary.rolloutSeconds += rolloutSeconds
-            summary.maxLogprobError = max(summary.maxLogprobError, record.maxLogprobError)
+            add(record, scored: scored, to: &summary)
             totals.add(scored.acceptance)
         }
         // Closed before counting: after this nothing more is acked, so the count is final.
@@ -160,15 +126,50 @@ public final class GRPOLearner {
         summary.acceptanceRate = totals.acceptanceRate
         summary.meanAcceptanceLength = totals.meanAcceptanceLength
         summary.totalSeconds = now() - start
+        savePolicy(policy, version: summary.finalPolicyVersion)
+        records.write(summary)
+        return summary
+    }
+
+    // MARK: Before the first step, and after the last
+
+    /// Warms the policy up on task demonstrations (`learner.warmupSteps`, none by default) and
+    /// returns its greedy reward afterwards (0 without a warm-up).
+    func warmUp(_ policy: LlamaWeights, format: TaskFormat, start: Double) -> Double {
+        let L = config.learner
+        guard L.warmupSteps > 0 else { return 0 }
+        GRPOTrainer.warmUp(policy, format: format, steps: L.warmupSteps, batchSize: L.warmupBatchSize,
+                           learningRate: L.warmupLearningRate, seed: L.seed) { step, loss in
+            if step == 1 || step % 50 == 0 || step == L.warmupSteps {
+                log("learner: warm-up step \(step)/\(L.warmupSteps) loss \(String(format: "%.4f", loss))")
+            }
+        }
+        let reward = greedyReward(policy, format: format, problems: 64)
+        log("learner: warm-up done in \(String(format: "%.1f", now() - start)) s; greedy reward \(reward)")
+        return reward
+    }
+
+    /// Publishes policy v1 and the first draft, if `models.draft` names one.
+    func publishFirst(_ policy: LlamaWeights, client: RolloutClient) throws {
+        try client.publishPolicy(policy, version: 1)
+        if let draft = try firstDraft(policy) {
+            try client.publishDraft(draft, version: 1, policyVersion: 1)
+            log("learner: published policy v1 and draft v1 (\(draft.kind.rawValue), \(draft.config.numHiddenLayers) layers)")
+        } else {
+            log("learner: published policy v1 (no draft)")
+        }
+    }
+
+    /// Saves the final policy to `<runDirectory>/learner-policy`; a failure is logged, not thrown,
+    /// so that the run's summary is still written.
+    func savePolicy(_ policy: LlamaWeights, version: UInt64) {
         let saved = URL(fileURLWithPath: config.resolvedRunDirectory).appendingPathComponent("learner-policy")
         do {
             try policy.save(to: saved)
-            log("learner: saved the final policy (v\(summary.finalPolicyVersion)) to \(saved.path)")
+            log("learner: saved the final policy (v\(version)) to \(saved.path)")
         } catch {
             log("learner: could not save the final policy to \(saved.path): \(error)")
         }
-        records.write(summary)
-        return summary
     }
 
     // MARK: The steps of a step
@@ -233,6 +234,34 @@ public final class GRPOLearner {
             }
         }
         return out
+    }
+
+    /// `learner.updatesPerStep` policy-gradient updates on the step's informative samples; the
+    /// first one's figures (it sees the sampling policy itself), nil when there was nothing to
+    /// train on. A logprob mismatch with the workers above 1e-3 is logged.
+    func update(_ trainer: GRPOTrainer, on scored: Scored, step: Int) -> GRPOUpdateStats? {
+        var first: GRPOUpdateStats?
+        for _ in 0..<config.learner.updatesPerStep {
+            guard let stats = trainer.update(scored.samples, maxRowsPerPass: config.learner.updateRowsPerPass) else { break }
+            if first == nil { first = stats }
+        }
+        if let f = first, f.maxLogprobError > 1e-3 {
+            log("learner: step \(step): the workers' logprobs differ from the learner's by up to \(f.maxLogprobError) (mean ratio \(f.meanRatio))")
+        }
+        return first
+    }
+
+    /// Adds one finished step to the run's summary.
+    func add(_ record: LearnerStepRecord, scored: Scored, to summary: inout Summary) {
+        summary.steps = record.step
+        summary.rewardCurve.append(record.rewardMean)
+        if record.step == 1 { summary.firstRewardMean = record.rewardMean }
+        summary.lastRewardMean = record.rewardMean
+        for (k, v) in scored.draftVersions { summary.draftVersions[k, default: 0] += v }
+        for (k, v) in scored.policyVersions { summary.policyVersions[k, default: 0] += v }
+        summary.rolloutTokens += record.rolloutTokens
+        summary.rolloutSeconds += record.rolloutSeconds
+        summary.maxLogprobError = max(summary.maxLogprobError, record.maxLogprobError)
     }
 
     // MARK: Models
