@@ -18,10 +18,8 @@ struct RoleCommand: ParsableCommand {
             summary line and exits non-zero when a (request, sample) is missing at its timeout.
             """)
 
-    enum Name: String, ExpressibleByArgument, CaseIterable { case broker, worker, driver, trainer, learner }
-
     @Argument(help: "broker, worker, trainer, learner or driver.")
-    var name: Name
+    var name: JobRole
 
     @Option(name: .long, help: "Job config (YAML, or JSON if it ends in .json).")
     var config: String
@@ -82,3 +80,5 @@ struct RoleCommand: ParsableCommand {
         }
     }
 }
+
+extension JobRole: ExpressibleByArgument {}

@@ -43,7 +43,7 @@ import Yams
 
     @Test func kubernetesManifestsParseWithTheExpectedFields() throws {
         let yaml = "name: rl_Job\nendpoint: tcp://rl-job-broker:5555\nworkers: 3\nmetrics: {port: 9464}\n"
-        let text = JobEmitter.kubernetes(config: try Self.config(yaml), configYAML: yaml, image: "example/rollspec:1")
+        let text = try JobEmitter.kubernetes(config: try Self.config(yaml), configYAML: yaml, image: "example/rollspec:1")
         let docs = try Yams.load_all(yaml: text).compactMap { $0 as? [String: Any] }
         #expect(docs.map { $0["kind"] as? String } == ["ConfigMap", "Service", "Job", "Job", "Job", "Job"])
         let configMap = docs[0]
@@ -64,6 +64,16 @@ import Yams
         #expect(byRole["learner"].flatMap { (($0["spec"] as? [String: Any])?["backoffLimit"] as? Int) } == 0)
         let service = docs[1]
         #expect(((service["metadata"] as? [String: Any])?["name"] as? String) == "rl-job-broker")
+        let ports = try #require((service["spec"] as? [String: Any])?["ports"] as? [[String: Any]])
+        #expect(ports.map { $0["name"] as? String } == ["bus", "metrics"] && ports.map { $0["targetPort"] as? Int } == [5555, 9464])
+        // The embedded config is a literal block a person can read, and the same job gives the same bytes.
+        #expect(text.contains("job.yaml: |"))
+        #expect(try JobEmitter.kubernetes(config: try Self.config(yaml), configYAML: yaml, image: "example/rollspec:1") == text)
+        // A name YAML would misread unquoted is still the same string after the round trip.
+        let odd = "name: 'yes'\nendpoint: tcp://h:1\n"
+        let oddDocs = try Yams.load_all(yaml: try JobEmitter.kubernetes(config: try Self.config(odd), configYAML: odd, image: "img:1"))
+            .compactMap { $0 as? [String: Any] }
+        #expect(((oddDocs[0]["metadata"] as? [String: Any])?["labels"] as? [String: Any])?["job"] as? String == "yes")
     }
 
     @Test func reportGroupsStepsByPolicyVersion() throws {

@@ -27,12 +27,12 @@ public enum JobEmitter {
         let configPath = URL(fileURLWithPath: configPath).standardizedFileURL.path
         var lines = ["# rollspec job \(config.name): \(plan.roles.count) tasks; started by \(config.name).sbatch"]
         var task = 0
-        for role in ["broker", "worker", "trainer", "learner", "driver"] {
-            let count = plan.roles.filter { $0.role == role }.count
+        for role in JobRole.allCases {
+            let count = plan.count(of: role)
             guard count > 0 else { continue }
             let range = count == 1 ? "\(task)" : "\(task)-\(task + count - 1)"
             let index = count == 1 ? "0" : "%o"
-            lines.append("\(range) \(executable) role \(role) --config \(configPath) --index \(index)")
+            lines.append("\(range) \(executable) role \(role.rawValue) --config \(configPath) --index \(index)")
             task += count
         }
         let sbatch = """
@@ -50,69 +50,33 @@ public enum JobEmitter {
 
     /// Kubernetes manifests (multi-document YAML): a ConfigMap with the config, a Service named
     /// after the broker, and one Job per role — Indexed Jobs (`completionMode: Indexed`, index in
-    /// `JOB_COMPLETION_INDEX`) for the workers.
+    /// `JOB_COMPLETION_INDEX`) for the workers. Each is a Codable value (`KubernetesManifest`)
+    /// written by Yams, so names and the embedded config are quoted as YAML needs.
     /// - Parameters:
     ///   - configYAML: the config file's text, mounted at `/etc/rollspec/job.yaml`.
     ///   - image: a container image with `rollspec` on its PATH.
-    public static func kubernetes(config: JobConfig, configYAML: String, image: String) -> String {
+    /// - Throws: an `EncodingError` from Yams (not expected for these values).
+    public static func kubernetes(config: JobConfig, configYAML: String, image: String) throws -> String {
         let plan = LaunchPlan(config: config)
         let name = config.name.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.map(String.init).joined()
         let port = JobConfig.tcpPort(config.endpoint) ?? 5555
-        var docs: [String] = []
-        docs.append("""
-            apiVersion: v1
-            kind: ConfigMap
-            metadata:
-              name: \(name)-config
-              labels: {app: rollspec, job: \(name)}
-            data:
-              job.yaml: |
-            \(configYAML.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n"))
-            """)
-        docs.append("""
-            apiVersion: v1
-            kind: Service
-            metadata:
-              name: \(name)-broker
-              labels: {app: rollspec, job: \(name)}
-            spec:
-              selector: {app: rollspec, job: \(name), role: broker}
-              ports:
-                - {name: bus, port: \(port), targetPort: \(port)}\(config.metrics.port > 0 ? "\n    - {name: metrics, port: \(config.metrics.port), targetPort: \(config.metrics.port)}" : "")
-            """)
-        for role in ["broker", "worker", "trainer", "learner", "driver"] {
-            let count = plan.roles.filter { $0.role == role }.count
+        let labels = ["app": "rollspec", "job": name]
+        var docs: [KubernetesManifest] = [
+            .configMap(name: "\(name)-config", labels: labels, data: ["job.yaml": configYAML]),
+            .service(name: "\(name)-broker", labels: labels, selector: labels.merging(["role": "broker"]) { $1 },
+                     ports: [.init(name: "bus", port: port)] + (config.metrics.port > 0 ? [.init(name: "metrics", port: config.metrics.port)] : [])),
+        ]
+        for role in JobRole.allCases {
+            let count = plan.count(of: role)
             guard count > 0 else { continue }
             // Servers run until the learner is done; only the learner's success completes the job.
-            let restart = role == "learner" || role == "driver" ? "Never" : "OnFailure"
-            docs.append("""
-                apiVersion: batch/v1
-                kind: Job
-                metadata:
-                  name: \(name)-\(role)
-                  labels: {app: rollspec, job: \(name), role: \(role)}
-                spec:
-                  completionMode: Indexed
-                  completions: \(count)
-                  parallelism: \(count)
-                  backoffLimit: \(role == "learner" || role == "driver" ? 0 : 6)
-                  template:
-                    metadata:
-                      labels: {app: rollspec, job: \(name), role: \(role)}
-                    spec:
-                      restartPolicy: \(restart)
-                      containers:
-                        - name: \(role)
-                          image: \(image)
-                          command: [rollspec, role, \(role), --config, /etc/rollspec/job.yaml]
-                          volumeMounts:
-                            - {name: config, mountPath: /etc/rollspec}
-                      volumes:
-                        - name: config
-                          configMap: {name: \(name)-config}
-                """)
+            docs.append(.job(name: "\(name)-\(role.rawValue)", labels: labels.merging(["role": role.rawValue]) { $1 },
+                             completions: count, backoffLimit: role.endsTheJob ? 0 : 6,
+                             restartPolicy: role.endsTheJob ? "Never" : "OnFailure", image: image,
+                             command: ["rollspec", "role", role.rawValue, "--config", "/etc/rollspec/job.yaml"],
+                             configMap: "\(name)-config"))
         }
-        return "# rollspec job \(config.name): kubectl apply -f this file\n"
-            + docs.map { "---\n" + $0 + "\n" }.joined()
+        return try "# rollspec job \(config.name): kubectl apply -f this file\n"
+            + docs.map { "---\n" + (try $0.yaml()) }.joined()
     }
 }

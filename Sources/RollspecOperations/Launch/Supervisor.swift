@@ -87,7 +87,7 @@ public final class Supervisor {
         say("launch: \(config.name): \(roles.map(\.instance.label).joined(separator: ", ")); logs in \(logs.path)")
         for role in roles {
             if let failure = start(role) { return stop(.failed(failure)) }
-            if role.instance.role == "broker" { waitForBroker() }
+            if role.instance.role == .broker { waitForBroker() }
         }
         while true {
             if let s = ShutdownSignal.signal { return stop(.interrupted(s)) }
