@@ -6,7 +6,8 @@ public final class BrokerConnection {
     public let context: ZMQContext
     public let socket: ZMQSocket
     public let sender: String
-    private var sequence: UInt64 = 0
+    /// The sequence number of the last message sent (0 before the first).
+    public private(set) var sequence: UInt64 = 0
     /// The broker's numbering. It names itself with an incarnation suffix, so a restarted
     /// broker is a new sender here and its numbers start afresh.
     private var sequences = SequenceChecker()

@@ -17,6 +17,10 @@ import RollspecModel
 /// Trajectories are read either with `collect(count:timeout:)` (blocking) or by iterating
 /// `trajectories` (an `AsyncSequence`); each trajectory goes to exactly one reader.
 ///
+/// The broker answers every message it refuses with an `error` (a request id used before, a
+/// request before any policy, …): each is kept in `refusals` and counted, and ends a wait in
+/// `collect` early; `collectUnlessRefused` throws it as a `BrokerRefusal`.
+///
 /// ```swift
 /// let client = try RolloutClient(endpoint: config.endpoint, name: "my-rl-loop", security: config.security)
 /// try client.publishPolicy(weights, version: 1)
@@ -122,6 +126,21 @@ public final class RolloutClient: @unchecked Sendable {
         core.collect(count: count, timeout: timeout)
     }
 
+    /// Like `collect(count:timeout:)`, but a refusal from the broker that no call of this has
+    /// reported yet is thrown instead of waiting on for samples that will not come; the
+    /// trajectories taken so far stay for the next call.
+    /// - Throws: the oldest unreported `BrokerRefusal`.
+    public func collectUnlessRefused(count: Int, timeout: Double) throws(BrokerRefusal) -> [Trajectory] {
+        try core.collectUnlessRefused(count: count, timeout: timeout)
+    }
+
+    /// What the broker refused so far, oldest first (the newest `Core.keptRefusals`); each
+    /// is also counted in `refusalCount` and `rollspec_client_refusals_total`.
+    public var refusals: [BrokerRefusal] { core.refusals }
+
+    /// Messages the broker refused (every `error` it sent), however many `refusals` keeps.
+    public var refusalCount: Int { core.counters.refusals }
+
     /// Every new trajectory, in arrival order; ends after `close`. A cancelled iteration
     /// returns nil.
     public var trajectories: Trajectories { Trajectories(core: core) }
@@ -177,7 +196,11 @@ private final class Core: @unchecked Sendable {
         var sent = 0
         var sendFailures = 0
         var journalFailures = 0
+        var refusals = 0
     }
+
+    /// How many refusals `refusals` and the unreported ones keep (the newest).
+    static let keptRefusals = 1000
 
     /// Used on the I/O thread only.
     private let connection: BrokerConnection
@@ -185,12 +208,18 @@ private final class Core: @unchecked Sendable {
     private let heartbeatInterval: Double
     private var rejections = RejectionCounter()
     private var delivered: Set<String> = []
+    /// The ids of the rollout requests sent, by sequence number (the newest `keptRefusals`), so
+    /// a refusal can say which request it is about.
+    private var sentRequests: [UInt64: String] = [:]
     private let journal: TrajectoryJournal?
 
     private let condition = NSCondition()
     private var outbox: [any WireMessage] = []
     private var sending = false
     private var inbox: [Trajectory] = []
+    private var _refusals: [BrokerRefusal] = []
+    /// Refusals not yet thrown by `collectUnlessRefused`.
+    private var unreported: [BrokerRefusal] = []
     private var waiters: [(id: UInt64, continuation: CheckedContinuation<Trajectory?, Never>)] = []
     private var nextWaiter: UInt64 = 0
     private var closing = false
@@ -244,6 +273,7 @@ private final class Core: @unchecked Sendable {
                 // Each failed send took the 2 s send timeout: after `close` gave up, drop the rest.
                 if failed > 0, condition.withLock({ abandon }) { failed += 1; continue }
                 if (try? connection.send(message)) == true { sent += 1 } else { failed += 1 }
+                if let r = message as? RolloutRequest { remember(r.requestID, sentAs: connection.sequence) }
             }
             condition.withLock {
                 _counters.sent += sent
@@ -291,10 +321,26 @@ private final class Core: @unchecked Sendable {
             }
             deliver(t)
         case .error(let e):
-            log("\(connection.sender): the broker refused message \(e.sequence.map(String.init) ?? "?"): \(e.message)")
+            let refusal = BrokerRefusal(e, requestID: e.sequence.flatMap { sentRequests[$0] })
+            log("\(connection.sender): \(refusal)")
+            condition.withLock {
+                _counters.refusals += 1
+                _refusals.append(refusal)
+                unreported.append(refusal)
+                if _refusals.count > Self.keptRefusals { _refusals.removeFirst(_refusals.count - Self.keptRefusals) }
+                if unreported.count > Self.keptRefusals { unreported.removeFirst(unreported.count - Self.keptRefusals) }
+                condition.broadcast()
+            }
         default:
             break
         }
+    }
+
+    /// I/O thread only.
+    private func remember(_ requestID: String, sentAs sequence: UInt64) {
+        sentRequests[sequence] = requestID
+        let oldest = sequence > UInt64(Self.keptRefusals) ? sequence - UInt64(Self.keptRefusals) : 0
+        if sentRequests.count > 2 * Self.keptRefusals { sentRequests = sentRequests.filter { $0.key > oldest } }
     }
 
     private func deliver(_ t: Trajectory) {
@@ -313,11 +359,32 @@ private final class Core: @unchecked Sendable {
 
     // MARK: Callers
 
+    var refusals: [BrokerRefusal] { condition.withLock { _refusals } }
+
+    /// Stops early, with what it has, when a refusal arrives during the wait.
     func collect(count: Int, timeout: Double) -> [Trajectory] {
-        let deadline = Date().addingTimeInterval(timeout)
-        var out: [Trajectory] = []
         condition.lock()
         defer { condition.unlock() }
+        return take(count: count, timeout: timeout, refusalsBefore: _counters.refusals)
+    }
+
+    func collectUnlessRefused(count: Int, timeout: Double) throws(BrokerRefusal) -> [Trajectory] {
+        condition.lock()
+        defer { condition.unlock() }
+        if !unreported.isEmpty { throw unreported.removeFirst() }
+        let out = take(count: count, timeout: timeout, refusalsBefore: _counters.refusals)
+        guard unreported.isEmpty else {
+            inbox.insert(contentsOf: out, at: 0)
+            throw unreported.removeFirst()
+        }
+        return out
+    }
+
+    /// Up to `count` trajectories from the inbox, waiting until `timeout`, `close`, or a
+    /// refusal beyond the first `refusalsBefore`. The caller holds `condition`.
+    private func take(count: Int, timeout: Double, refusalsBefore: Int) -> [Trajectory] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var out: [Trajectory] = []
         while out.count < count {
             if !inbox.isEmpty {
                 let take = min(count - out.count, inbox.count)
@@ -325,7 +392,7 @@ private final class Core: @unchecked Sendable {
                 inbox.removeFirst(take)
                 continue
             }
-            if stopped || !condition.wait(until: deadline) { break }
+            if stopped || _counters.refusals > refusalsBefore || !condition.wait(until: deadline) { break }
         }
         return out
     }
@@ -391,10 +458,38 @@ private final class Core: @unchecked Sendable {
             ("rollspec_client_messages_sent_total", .counter, Double(c.sent)),
             ("rollspec_client_send_failures_total", .counter, Double(c.sendFailures)),
             ("rollspec_client_rejected_messages_total", .counter, Double(rejected)),
+            ("rollspec_client_refusals_total", .counter, Double(c.refusals)),
             ("rollspec_client_queued_messages", .gauge, Double(queued)),
             ("rollspec_client_buffered_trajectories", .gauge, Double(buffered)),
         ]
         let nanos = UInt64(max(0, Date().timeIntervalSince1970 * 1e9))
         return MetricsSnapshot(timestampUnixNanos: nanos, samples: samples.map { .init(name: $0.0, kind: $0.1, value: $0.2) })
+    }
+}
+
+/// A message the broker refused, as its `error` reply said (docs/wire-protocol.md §6).
+public struct BrokerRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    public var code: ErrorMessage.Code
+    /// The broker's words: the reason label, a colon, and the detail
+    /// (`"duplicate_request: request r1 from my-loop was seen before"`).
+    public var message: String
+    /// The sequence number of the refused message, when the broker could read it.
+    public var sequence: UInt64?
+    /// The rollout request the refused message was, if it was one this client sent.
+    public var requestID: String?
+
+    public init(_ error: ErrorMessage, requestID: String? = nil) {
+        code = error.code
+        message = error.message
+        sequence = error.sequence
+        self.requestID = requestID
+    }
+
+    /// The reason label the broker's message starts with (nil from a peer that words it otherwise).
+    public var reason: RejectionReason? { ErrorMessage(code: code, message: message, sequence: sequence).reason }
+
+    public var description: String {
+        let what = requestID.map { "rollout request \($0)" } ?? sequence.map { "message \($0)" } ?? "a message"
+        return "the broker refused \(what) (\(code.name)): \(message)"
     }
 }

@@ -343,8 +343,7 @@ class RolloutClient:
                     " generate nothing until publish_policy is called.")
         elif self.received == 0:
             hint = (f" Nothing arrived at all: did workers take policy v{self._policy_version}? Their logs say"
-                    " why a checkpoint was refused; wait_for_workers checks they hold it. The broker also"
-                    " drops a request whose id it has seen before, saying so only in its log.")
+                    " why a checkpoint was refused; wait_for_workers checks they hold it.")
         return (f"{missing} samples of {len(self._pending)} requests did not arrive within {timeout:g} s"
                 f" (received {self.received} so far).{hint}")
 

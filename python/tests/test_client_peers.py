@@ -1,12 +1,14 @@
 """The client against peers other than a healthy broker, over real ZeroMQ sockets: nobody
 listening, a ROUTER that never answers, and a ROUTER speaking the protocol that resends a
-trajectory and refuses a request with an `error` message. (The broker itself answers nothing
-with `error` yet, issue #15 item 2; these peers show what the client does when it does.)
+trajectory and refuses a request with an `error` message; and a real `rollspec role broker`
+refusing a request before any policy and a request id seen before (the binary is
+$ROLLSPEC_BIN, else .build/debug/rollspec; these two fail without it).
 
     python3 python/tests/test_client_peers.py     (or pytest)
 """
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -151,6 +153,77 @@ def test_an_error_reply_is_raised_naming_the_reason_and_the_request():
                 raise AssertionError("no BrokerError")
     finally:
         router.close()
+
+
+class Broker:
+    """A real `rollspec role broker` on a fresh ipc path, stopped by `close`."""
+
+    def __init__(self):
+        root = Path(__file__).resolve().parents[2]
+        binary = os.environ.get("ROLLSPEC_BIN") or str(root / ".build" / "debug" / "rollspec")
+        if not os.access(binary, os.X_OK):
+            raise AssertionError(f"no rollspec binary at {binary}: build it (swift build) or set ROLLSPEC_BIN")
+        directory = tempfile.mkdtemp()
+        self.endpoint = f"ipc://{directory}/broker.sock"
+        config = os.path.join(directory, "job.yaml")
+        with open(config, "w") as f:
+            f.write(f"endpoint: {self.endpoint}\nmetrics: {{port: 0}}\n")
+        self.log = open(os.path.join(directory, "broker.log"), "w+")
+        self.process = subprocess.Popen([binary, "role", "broker", "--config", config], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "listening" not in self.text():
+            if self.process.poll() is not None:
+                raise AssertionError(f"the broker exited: {self.text()}")
+            time.sleep(0.05)
+
+    def text(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait(10)
+        self.log.close()
+
+
+def expect_broker_error(client, words):
+    try:
+        list(client.trajectories(timeout=10))
+    except BrokerError as e:
+        for w in words:
+            assert w in str(e), f"{w!r} not in: {e}"
+        print("   ", e)
+        return e
+    raise AssertionError("no BrokerError")
+
+
+def test_a_real_broker_refuses_a_request_before_any_policy():
+    broker = Broker()
+    try:
+        with RolloutClient(broker.endpoint, name="early-test", connect_timeout=5) as client:
+            client.submit([1, 2, 3], n=1, request_id="early-1")
+            e = expect_broker_error(client, ["no_policy: no policy has been published yet", "rollout_request early-1"])
+            assert e.reason == "bad_request" and e.about == "rollout_request early-1", (e.reason, e.about)
+    finally:
+        broker.close()
+
+
+def test_a_real_broker_refuses_a_request_id_seen_before():
+    # The client itself refuses an id still awaiting samples, so the second use comes from
+    # another client (the broker knows ids, not who owns them).
+    from job_check import CONFIG, random_weights
+    broker = Broker()
+    try:
+        with RolloutClient(broker.endpoint, name="first-test", connect_timeout=5) as first:
+            first.publish_policy(random_weights(3), version=1, config=CONFIG)
+            first.submit([1, 2, 3], n=1, request_id="shared-1")
+            with RolloutClient(broker.endpoint, name="second-test", connect_timeout=5) as second:
+                second.submit([1, 2, 3], n=1, request_id="shared-1")
+                e = expect_broker_error(second, ["duplicate_request: request shared-1 from second-test was seen before"])
+                assert e.reason == "bad_request" and e.about == "rollout_request shared-1", (e.reason, e.about)
+    finally:
+        broker.close()
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ public enum RejectionReason: String, Sendable, Hashable, CaseIterable, Codable, 
     case badSampleIndex = "bad_sample_index"
     case trajectoryNotAssigned = "trajectory_not_assigned"
     case trajectoryMismatch = "trajectory_mismatch"
+    /// A rollout request before any policy was published: nothing could serve it.
+    case noPolicy = "no_policy"
 
     // A worker's checks of what it was sent.
     /// A draft whose vocabulary differs from the policy's.

@@ -8,6 +8,7 @@ extension Broker {
 
     func handle(_ envelope: Envelope, from identity: Data) {
         let sender = envelope.sender
+        let offender = Offender(envelope, from: identity)
         switch envelope.body {
         case .heartbeat(let hb):
             let role: PeerRole
@@ -16,11 +17,11 @@ extension Broker {
             case .trainer: role = .trainer
             case .learner, .client: role = .client
             case .broker:
-                reject(.roleInvalid, "\(sender) claims to be a broker")
+                reject(.roleInvalid, "\(sender) claims to be a broker", answering: offender)
                 return
             }
             guard claim(role, identity) else {
-                reject(.roleConflict, "\(sender), a \(self.role(of: identity)), now claims to be a \(role.rawValue)")
+                reject(.roleConflict, "\(sender), a \(self.role(of: identity)), now claims to be a \(role.rawValue)", answering: offender)
                 return
             }
             switch role {
@@ -37,7 +38,7 @@ extension Broker {
         case .policyCheckpointChunk(let m):
             // The learner (or an outside client) owns the policy; nobody else may replace it.
             guard peers[identity]?.role == .client else {
-                reject(.unauthorizedPolicy, "policy chunk from \(sender), a \(role(of: identity))")
+                reject(.unauthorizedPolicy, "policy chunk from \(sender), a \(role(of: identity))", answering: offender)
                 return
             }
             do {
@@ -51,11 +52,11 @@ extension Broker {
                 log(String(format: "broker: policy v%llu queued to %d peers in %.0f ms (%d chunks, each encoded once)",
                            m.version, to.count, (now() - start) * 1000, policy.count))
             } catch {
-                reject(rejectionReason(error), "policy chunk from \(sender): \(error)")
+                reject(rejectionReason(error), "policy chunk from \(sender): \(error)", answering: offender)
             }
         case .draftWeightsChunk(let m):
             guard let publisher = peers[identity]?.role, publisher == .client || publisher == .trainer else {
-                reject(.unauthorizedDraft, "draft chunk from \(sender), a \(role(of: identity))")
+                reject(.unauthorizedDraft, "draft chunk from \(sender), a \(role(of: identity))", answering: offender)
                 return
             }
             do {
@@ -68,27 +69,34 @@ extension Broker {
                 log("broker: draft v\(m.draftVersion) complete (\(whole.count) bytes), forwarding to \(workers.count) workers")
                 send(draft, to: recipients(except: identity))
             } catch {
-                reject(rejectionReason(error), "draft chunk from \(sender): \(error)")
+                reject(rejectionReason(error), "draft chunk from \(sender): \(error)", answering: offender)
             }
         case .rolloutRequest(let r):
             // A peer without a role that asks for rollouts is a client (outside clients need
             // not heartbeat); a worker or trainer asking is confused.
             guard claim(.client, identity) else {
-                reject(.unauthorizedRequest, "rollout request from \(sender), a \(role(of: identity))")
+                reject(.unauthorizedRequest, "rollout request from \(sender), a \(role(of: identity))", answering: offender)
                 return
             }
             client = identity
+            // Nothing could serve it, and a request queued now would wait for a policy that
+            // may never come: the client is told at once instead.
+            guard policyVersion > 0 else {
+                reject(.noPolicy, "no policy has been published yet; publish one (policy_checkpoint_chunk) before submitting",
+                       answering: offender)
+                return
+            }
             guard requests[r.requestID] == nil, !finished.contains(r.requestID) else {
-                reject(.duplicateRequest, "request \(r.requestID) from \(sender) was seen before")
+                reject(.duplicateRequest, "request \(r.requestID) from \(sender) was seen before", answering: offender)
                 return
             }
             requests[r.requestID] = RequestState(request: r)
             queue.append(r.requestID)
         case .trajectory(let t):
-            trajectory(t, sender: sender, identity: identity)
+            trajectory(t, sender: sender, identity: identity, offender: offender)
         case .ack(let a):
             guard identity == client else {
-                reject(.unauthorizedAck, "ack from \(sender), a \(role(of: identity)), not the client")
+                reject(.unauthorizedAck, "ack from \(sender), a \(role(of: identity)), not the client", answering: offender)
                 return
             }
             acknowledge(a.requestID)
@@ -96,7 +104,7 @@ extension Broker {
             switch peers[identity]?.role {
             case .worker?: metrics.update { $0.record(snapshot: m, worker: sender) }
             case .trainer?, .client?: break  // allowed (wire protocol §5.6); not exported yet
-            case nil: reject(.unauthorizedMetrics, "metrics snapshot from \(sender), which has not said what it is")
+            case nil: reject(.unauthorizedMetrics, "metrics snapshot from \(sender), which has not said what it is", answering: offender)
             }
         case .error:
             break
@@ -120,35 +128,35 @@ extension Broker {
         workers[identity]!.draftVersion = hb.draftVersion
     }
 
-    func trajectory(_ t: Trajectory, sender: String, identity: Data) {
+    func trajectory(_ t: Trajectory, sender: String, identity: Data, offender: Offender) {
         let key = sampleKey(t.requestID, t.sampleIndex)
         guard peers[identity]?.role == .worker else {
-            reject(.unauthorizedTrajectory, "trajectory \(key) from \(sender), a \(role(of: identity))")
+            reject(.unauthorizedTrajectory, "trajectory \(key) from \(sender), a \(role(of: identity))", answering: offender)
             return
         }
         if finished.contains(t.requestID) {
-            reject(.duplicateTrajectory, "trajectory \(key) from \(sender): the request is finished")
+            reject(.duplicateTrajectory, "trajectory \(key) from \(sender): the request is finished", answering: offender)
             return
         }
         guard var state = requests[t.requestID] else {
-            reject(.unknownRequest, "trajectory \(key) from \(sender): no such request")
+            reject(.unknownRequest, "trajectory \(key) from \(sender): no such request", answering: offender)
             return
         }
         guard t.sampleIndex < state.request.n else {
-            reject(.badSampleIndex, "trajectory \(key) from \(sender): the request has \(state.request.n) samples")
+            reject(.badSampleIndex, "trajectory \(key) from \(sender): the request has \(state.request.n) samples", answering: offender)
             return
         }
         guard state.assigned.contains(identity) else {
-            reject(.trajectoryNotAssigned, "trajectory \(key) from \(sender): the request was not given to it")
+            reject(.trajectoryNotAssigned, "trajectory \(key) from \(sender): the request was not given to it", answering: offender)
             return
         }
         // A worker answers the request it was sent; other prompts under this id are forged.
         guard t.groupID == state.request.groupID, t.promptTokens == state.request.promptTokens else {
-            reject(.trajectoryMismatch, "trajectory \(key) from \(sender): group or prompt differ from the request")
+            reject(.trajectoryMismatch, "trajectory \(key) from \(sender): group or prompt differ from the request", answering: offender)
             return
         }
         guard state.delivered.insert(t.sampleIndex).inserted else {
-            reject(.duplicateTrajectory, "trajectory \(key) from \(sender) was delivered before")
+            reject(.duplicateTrajectory, "trajectory \(key) from \(sender) was delivered before", answering: offender)
             return
         }
         state.unacked += 1

@@ -26,7 +26,9 @@ import RollspecClient
 /// sender id of its first message), the sender's sequence numbers, and the role rules (policy
 /// only from the client, drafts from the client or a trainer, trajectories only from a worker
 /// the request was given to, acks only from the client). Refused input is counted by reason in
-/// `rejections`, logged sparingly, and never applied.
+/// `rejections`, logged sparingly, and never applied; a refused message from a known connection
+/// is answered with an `error` message (at most `errorRepliesPerSecond` per connection, never
+/// to an `error`). A rollout request before any policy is published is refused (`no_policy`).
 public final class Broker {
     public let config: JobConfig
     public internal(set) var rejections = RejectionCounter()
@@ -113,6 +115,16 @@ public final class Broker {
     /// server's.
     public let metrics = MetricsHub()
     var metricsServer: MetricsServer?
+
+    /// `error` replies sent to refused messages, and refusals left unanswered because their
+    /// connection had used up its `errorRepliesPerSecond` (both for metrics and tests).
+    public internal(set) var errorRepliesSent = 0
+    public internal(set) var errorRepliesSuppressed = 0
+    /// At most this many `error` replies per connection in any one-second window.
+    public static let errorRepliesPerSecond = 20
+    /// Per connection: the start of its current one-second reply window and the replies in it
+    /// (pruned once a second, so it holds only connections refused in the last second).
+    var errorReplyWindows: [Data: (start: Double, count: Int)] = [:]
 
     /// Requests dispatched again after their worker died (a counter, for metrics and tests).
     public internal(set) var redelivered = 0

@@ -47,3 +47,64 @@ public struct ErrorMessage: WireMessage {
         sequence = try r.optional("sequence") { try $0.u64("sequence") }
     }
 }
+
+extension ErrorMessage.Code {
+    /// The code's name in docs/wire-protocol.md §5.7 (`bad_request`), as clients print it.
+    public var name: String {
+        switch self {
+        case .malformed: "malformed"
+        case .unsupportedVersion: "unsupported_version"
+        case .unknownType: "unknown_type"
+        case .checksum: "checksum"
+        case .tooLarge: "too_large"
+        case .outOfSequence: "out_of_sequence"
+        case .unauthorized: "unauthorized"
+        case .overloaded: "overloaded"
+        case .badRequest: "bad_request"
+        case .internalError: "internal_error"
+        }
+    }
+
+    /// The code a refusal for `reason` is answered with (docs/wire-protocol.md §6): decoding
+    /// failures by what failed, sequence errors `outOfSequence`, speaking for someone else or
+    /// outside one's role `unauthorized`, and messages that decode but make no sense here
+    /// `badRequest`. Every reason is listed, so a new one must be given its code.
+    public init(_ reason: RejectionReason) {
+        switch reason {
+        case .truncated, .badMagic, .unknownFlags, .trailingBytes, .lengthOutOfRange, .countTooLarge, .invalidUTF8,
+             .invalidFloat, .invalidEnum, .invalidValue, .unexpectedType, .frameCount:
+            self = .malformed
+        case .unsupportedVersion: self = .unsupportedVersion
+        case .unknownType: self = .unknownType
+        case .checksum: self = .checksum
+        case .tooLarge, .chunkTooLarge: self = .tooLarge
+        case .sequenceReplayed, .sequenceOutOfOrder: self = .outOfSequence
+        case .senderMismatch, .supersededConnection, .roleInvalid, .roleConflict, .unauthorizedPolicy,
+             .unauthorizedDraft, .unauthorizedRequest, .unauthorizedTrajectory, .unauthorizedAck, .unauthorizedMetrics:
+            self = .unauthorized
+        case .chunkStaleVersion, .chunkInconsistent, .chunkDuplicate, .chunkOutOfRange, .chunkSizeMismatch,
+             .chunkDigestMismatch, .duplicateRequest, .duplicateTrajectory, .unknownRequest, .badSampleIndex,
+             .trajectoryNotAssigned, .trajectoryMismatch, .noPolicy, .draftVocabMismatch, .draftWidthMismatch,
+             .draftHeadMismatch, .draftKindMismatch:
+            self = .badRequest
+        // Errors from outside the bus (a checkpoint that does not decode) are still about what
+        // the peer sent.
+        case .other: self = .badRequest
+        }
+    }
+}
+
+extension ErrorMessage {
+    /// The reply to a message refused for `reason`: its code, a message that starts with the
+    /// reason's label (`"duplicate_request: request r1 from my-loop was seen before"`), and
+    /// the offending message's sequence number when it decoded.
+    public init(refusing reason: RejectionReason, _ detail: String, sequence: UInt64?) {
+        self.init(code: Code(reason), message: "\(reason.rawValue): \(detail)", sequence: sequence)
+    }
+
+    /// The reason label the message starts with, if it is one (`init(refusing:_:sequence:)`).
+    public var reason: RejectionReason? {
+        guard let colon = message.firstIndex(of: ":") else { return nil }
+        return RejectionReason(rawValue: String(message[..<colon]))
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import RollspecBus
+import RollspecClient
+import RollspecModel
+import RollspecRoles
+import Testing
+
+/// The broker answers what it refuses (docs/wire-protocol.md §6): a real broker over real
+/// ZeroMQ sockets, driven by hand-made DEALER peers (`BrokerTests.Peer`) and by `RolloutClient`.
+@Suite struct BrokerErrorReplyTests {
+    typealias Peer = BrokerTests.Peer
+
+    /// A broker on a fresh ipc endpoint, running until the returned loop is stopped.
+    static func start(_ configure: (inout JobConfig) -> Void = { _ in }) throws -> (Broker, BrokerTests.BrokerLoop, String, String) {
+        var config = JobConfig()
+        let (endpoint, path) = BrokerTests.endpoint()
+        config.endpoint = endpoint
+        configure(&config)
+        let broker = try Broker(config: config)
+        return (broker, BrokerTests.BrokerLoop(broker), endpoint, path)
+    }
+
+    static func errors(_ bodies: [WireMessageBody]) -> [ErrorMessage] {
+        bodies.compactMap { if case .error(let e) = $0 { e } else { nil } }
+    }
+
+    static func requests(_ bodies: [WireMessageBody]) -> [String] {
+        bodies.compactMap { if case .rolloutRequest(let r) = $0 { r.requestID } else { nil } }
+    }
+
+    static func request(_ id: String) -> RolloutRequest {
+        RolloutRequest(requestID: id, groupID: "g", promptTokens: [1], n: 1, maxTokens: 2)
+    }
+
+    /// `learner` says it is the learner and publishes policy v1.
+    static func publishPolicy(from learner: Peer) throws {
+        try learner.send(BrokerTests.learnerHeartbeat())
+        for c in WeightsChunk.split(Data(repeating: 7, count: 1000)) { try learner.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
+    }
+
+    /// A worker that holds policy v1 and takes `credit` requests.
+    static func readyWorker(_ context: ZMQContext, _ endpoint: String, credit: UInt32 = 4) throws -> Peer {
+        let worker = try Peer(context, endpoint, "worker-0")
+        try worker.heartbeat(policy: 0, credit: credit)
+        _ = try worker.drain(0.3)
+        try worker.heartbeat(policy: 1, credit: credit)
+        return worker
+    }
+
+    @Test func aDuplicateRequestIDIsAnsweredWithBadRequestNamingTheReasonAndTheID() throws {
+        let (broker, loop, endpoint, path) = try Self.start()
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let client = try Peer(context, endpoint, "my-loop")
+        try Self.publishPolicy(from: client)
+        try client.send(Self.request("r1"))
+        try client.send(Self.request("r1"))
+        let offending = client.sequence
+        let errors = Self.errors(try client.drain(0.5))
+        try #require(errors.count == 1, "\(errors)")
+        #expect(errors[0].code == .badRequest)
+        #expect(errors[0].message == "duplicate_request: request r1 from my-loop was seen before", "\(errors[0].message)")
+        #expect(errors[0].sequence == offending)
+        #expect(errors[0].reason == .duplicateRequest)
+        loop.stop()
+        #expect(broker.rejections.counts == [.duplicateRequest: 1] && broker.errorRepliesSent == 1)
+        client.socket.close()
+    }
+
+    /// A request before any policy is refused, not queued: a worker that joins after the policy
+    /// never gets it, while a request made after the policy reaches it.
+    @Test func aRequestBeforeAnyPolicyIsRefusedWithNoPolicyAndNeverDispatched() throws {
+        let (broker, loop, endpoint, path) = try Self.start()
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let client = try Peer(context, endpoint, "early-bird")
+        try client.send(BrokerTests.learnerHeartbeat())
+        try client.send(Self.request("early"))
+        let offending = client.sequence
+        let errors = Self.errors(try client.drain(0.5))
+        try #require(errors.count == 1, "\(errors)")
+        #expect(errors[0].code == .badRequest)
+        #expect(errors[0].message == "no_policy: no policy has been published yet; publish one (policy_checkpoint_chunk) before submitting",
+                "\(errors[0].message)")
+        #expect(errors[0].sequence == offending)
+
+        for c in WeightsChunk.split(Data(repeating: 7, count: 1000)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
+        let worker = try Self.readyWorker(context, endpoint)
+        try client.send(Self.request("later"))
+        #expect(Self.requests(try worker.drain(0.5)) == ["later"])
+        // The id of the refused request was not taken: it can be submitted again, now served.
+        try client.send(Self.request("early"))
+        try worker.heartbeat(policy: 1, credit: 4)
+        #expect(Self.requests(try worker.drain(0.5)) == ["early"])
+        #expect(Self.errors(try client.drain(0.1)).isEmpty)
+        loop.stop()
+        #expect(broker.rejections.counts == [.noPolicy: 1])
+        client.socket.close(); worker.socket.close()
+    }
+
+    @Test func aPolicyChunkFromAWorkerIsAnsweredUnauthorized() throws {
+        let (broker, loop, endpoint, path) = try Self.start()
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let worker = try Peer(context, endpoint, "worker-0")
+        try worker.heartbeat(policy: 0)
+        try worker.send(PolicyCheckpointChunk(version: 9, chunk: WeightsChunk.split(Data("evil".utf8))[0]))
+        let offending = worker.sequence
+        let errors = Self.errors(try worker.drain(0.5))
+        try #require(errors.count == 1, "\(errors)")
+        #expect(errors[0].code == .unauthorized)
+        #expect(errors[0].message.hasPrefix("unauthorized_policy: policy chunk from worker-0, a worker"), "\(errors[0].message)")
+        #expect(errors[0].sequence == offending)
+        loop.stop()
+        #expect(broker.rejections.counts == [.unauthorizedPolicy: 1])
+        worker.socket.close()
+    }
+
+    /// Bytes that are no message get `malformed` without a sequence number; an `error` from a
+    /// peer (well-formed, or damaged but typed as one) is never answered.
+    @Test func garbageIsAnsweredMalformedWithoutASequenceAndErrorsAreNeverAnswered() throws {
+        let (broker, loop, endpoint, path) = try Self.start()
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let peer = try Peer(context, endpoint, "noisy-0")
+        _ = try peer.socket.send(Data("not a rollspec message".utf8))
+        let errors = Self.errors(try peer.drain(0.5))
+        try #require(errors.count == 1, "\(errors)")
+        #expect(errors[0].code == .malformed)
+        #expect(errors[0].message.hasPrefix("bad_magic: "), "\(errors[0].message)")
+        #expect(errors[0].sequence == nil)
+
+        // An error message, then one whose checksum is broken: refused (out of the blue, and
+        // unreadable) or ignored, but never answered.
+        try peer.send(ErrorMessage(code: .internalError, message: "ping", sequence: 1))
+        var damaged = ErrorMessage(code: .badRequest, message: "pong").encode(sender: "noisy-0", sequence: 99)
+        damaged[damaged.count - 1] ^= 0xFF
+        _ = try peer.socket.send(damaged)
+        #expect(Self.errors(try peer.drain(0.5)).isEmpty)
+        loop.stop()
+        #expect(broker.rejections.counts == [.badMagic: 1, .checksum: 1], "\(broker.rejections.counts)")
+        #expect(broker.errorRepliesSent == 1)
+        peer.socket.close()
+    }
+
+    /// A flood of garbage gets at most the per-connection budget of replies (all of it is
+    /// still counted), and the same connection is served normally right after.
+    @Test func aFloodOfGarbageGetsCappedRepliesAndTheBrokerStillServes() throws {
+        let (broker, loop, endpoint, path) = try Self.start()
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let flooder = try Peer(context, endpoint, "flooder-0")
+        try flooder.socket.setOption(.sendHighWaterMark(0))
+        let started = Date()
+        for i in 0..<1000 { _ = try flooder.socket.send(Data("garbage \(i)".utf8)) }
+        let replies = Self.errors(try flooder.drain(1.0))
+        // Each second of the flood may use up one budget; it takes well under one here.
+        let seconds = Date().timeIntervalSince(started)
+        let cap = Broker.errorRepliesPerSecond
+        #expect(replies.count >= cap && replies.count <= cap * Int(seconds.rounded(.up)),
+                "\(replies.count) replies in \(seconds) s, cap \(cap)/s")
+        #expect(replies.allSatisfy { $0.code == .malformed && $0.sequence == nil })
+
+        try Self.publishPolicy(from: flooder)
+        let worker = try Self.readyWorker(context, endpoint)
+        try flooder.send(Self.request("after-flood"))
+        #expect(Self.requests(try worker.drain(0.5)) == ["after-flood"])
+        try worker.send(BrokerTests.trajectory("after-flood", 0))
+        #expect(BrokerTests.trajectories(try flooder.drain(0.5)) == ["after-flood#0"])
+        loop.stop()
+        #expect(broker.rejections.total == 1000)
+        #expect(broker.errorRepliesSent == replies.count && broker.errorRepliesSent + broker.errorRepliesSuppressed == 1000)
+        flooder.socket.close(); worker.socket.close()
+    }
+
+    /// `RolloutClient` keeps and counts the refusal of a duplicate id, ends a `collect` that
+    /// waits early, and throws it from `collectUnlessRefused`, naming the request.
+    @Test func theRolloutClientSurfacesADuplicateIDRefusal() throws {
+        let (broker, loop, endpoint, path) = try Self.start()
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let client = try RolloutClient(endpoint: endpoint, name: "my-loop", role: .learner, heartbeatIntervalSeconds: 0.1)
+        defer { client.close() }
+        try client.publishPolicy(BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 5), version: 1)
+        let sampling = JobConfig().sampling
+        client.submit(prompt: [1, 2], n: 1, sampling: sampling, requestID: "dup-1")
+        client.submit(prompt: [1, 2], n: 1, sampling: sampling, requestID: "dup-1")
+
+        let start = Date()
+        do {
+            let got = try client.collectUnlessRefused(count: 1, timeout: 20)
+            Issue.record("no refusal thrown; got \(got.count) trajectories")
+        } catch {
+            #expect(error.code == .badRequest && error.reason == .duplicateRequest)
+            #expect(error.requestID == "dup-1")
+            #expect(error.message.contains("request dup-1 from my-loop was seen before"), "\(error)")
+            #expect(error.description.contains("rollout request dup-1") && error.description.contains("bad_request"), "\(error)")
+        }
+        #expect(Date().timeIntervalSince(start) < 10)
+        #expect(client.refusals.map(\.requestID) == ["dup-1"] && client.refusalCount == 1)
+        #expect(client.metrics().values["rollspec_client_refusals_total"] == 1)
+
+        // A plain collect waiting when the next refusal arrives stops waiting.
+        client.submit(prompt: [1, 2], n: 1, sampling: sampling, requestID: "dup-1")
+        let waited = Date()
+        #expect(client.collect(count: 1, timeout: 20).isEmpty)
+        #expect(Date().timeIntervalSince(waited) < 10)
+        #expect(client.refusalCount == 2)
+        loop.stop()
+        #expect(broker.rejections.counts == [.duplicateRequest: 2])
+    }
+}
