@@ -54,11 +54,17 @@ let package = Package(
             name: "RollspecDistillation",
             dependencies: ["RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecKernels"]),
         .target(name: "RollspecTesting", dependencies: ["RollspecModel", "RollspecKernels"]),
+        // The timed comparisons behind `rollspec bench` (kernels against BLAS, training against
+        // sgemm, the wire path against raw libzmq), each with its baseline in the same run.
+        .target(
+            name: "RollspecBenchmarks",
+            dependencies: ["RollspecKernels", "CRollspecKernels", "CBLAS", "RollspecModel", "RollspecTraining", "RollspecBus",
+                           "CZeroMQ"]),
         .executableTarget(
             name: "rollspec",
             dependencies: [
                 "RollspecKernels", "RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecBus",
-                "RollspecClient", "RollspecRoles", "RollspecOperations", "RollspecDistillation",
+                "RollspecClient", "RollspecRoles", "RollspecOperations", "RollspecDistillation", "RollspecBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
@@ -71,9 +77,11 @@ let package = Package(
             name: "RollspecOperationsTests",
             dependencies: ["RollspecOperations", "RollspecRoles", "RollspecClient", "RollspecModel", "RollspecKernels",
                            "RollspecTesting"]),
-        .testTarget(name: "RollspecTrainingTests", dependencies: ["RollspecTraining", "RollspecModel", "RollspecKernels", "RollspecTesting"]),
         .testTarget(
-            name: "RollspecBusTests", dependencies: ["RollspecBus", "RollspecTesting"],
+            name: "RollspecTrainingTests",
+            dependencies: ["RollspecTraining", "RollspecModel", "RollspecKernels", "RollspecTesting", "RollspecBenchmarks"]),
+        .testTarget(
+            name: "RollspecBusTests", dependencies: ["RollspecBus", "RollspecTesting", "RollspecBenchmarks"],
             resources: [.copy("Resources")]),
         .testTarget(
             name: "RollspecSpeculationTests",

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Kernel benchmarks of RollspecKernels (see README.md). Builds a throwaway package in a temp
-# directory that links the kernel sources of this checkout (no change to Package.swift), runs
-# the requested parts and prints the tables.
+# directory that links the sources of this checkout (KernelBenchmark lives in RollspecBenchmarks,
+# with the targets it needs; no change to Package.swift), runs the requested parts and prints
+# the tables.
 #
 #   Experiments/kernels/bench.sh matmul large pool fight ops   # everything, ~6 minutes
 #
-# Once `rollspec bench matmul` exists it is the supported way to run KernelBenchmark.
+# `rollspec bench matmul` runs the matmul part from the command line; the pool, fight, large and ops parts are here only.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/Sources/bench"
-for t in CBLAS CRollspecKernels RollspecKernels; do ln -s "$repo/Sources/$t" "$work/Sources/$t"; done
+for t in CBLAS CZeroMQ CRollspecKernels CRollspecDigest RollspecKernels RollspecModel RollspecTraining RollspecBus \
+    RollspecBenchmarks; do ln -s "$repo/Sources/$t" "$work/Sources/$t"; done
 cat > "$work/Package.swift" <<'PKG'
 // swift-tools-version:6.1
 import PackageDescription
@@ -19,14 +21,22 @@ let package = Package(
     name: "kbench",
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas"),
+        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq"),
         .target(name: "CRollspecKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
+        .target(name: "CRollspecDigest", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(name: "RollspecKernels", dependencies: ["CBLAS", "CRollspecKernels"]),
-        .executableTarget(name: "bench", dependencies: ["RollspecKernels", "CBLAS"]),
+        .target(name: "RollspecModel", dependencies: ["RollspecKernels"]),
+        .target(name: "RollspecTraining", dependencies: ["RollspecModel", "RollspecKernels"]),
+        .target(name: "RollspecBus", dependencies: ["CZeroMQ", "CRollspecDigest"]),
+        .target(name: "RollspecBenchmarks", dependencies: ["RollspecKernels", "CRollspecKernels", "CBLAS", "RollspecModel",
+                                                           "RollspecTraining", "RollspecBus", "CZeroMQ"]),
+        .executableTarget(name: "bench", dependencies: ["RollspecBenchmarks", "RollspecKernels", "CBLAS"]),
     ],
     swiftLanguageModes: [.v5]
 )
 PKG
 cat > "$work/Sources/bench/main.swift" <<'MAIN'
+import RollspecBenchmarks
 import RollspecKernels
 import CBLAS
 import Foundation

@@ -1,11 +1,11 @@
 #!/bin/sh
-# Builds RollspecBus in release mode and runs the bus throughput benchmark.
-#   Experiments/wire-protocol/run_bench.sh [MEGABYTES] [CHUNK_KB]
+# The bus throughput benchmark (`rollspec bench bus`: raw libzmq against the wire-protocol path,
+# same run), three runs in release mode.
+#   Experiments/wire-protocol/run_bench.sh [MEGABYTES] [CHUNK_MIB]
 set -e
 cd "$(dirname "$0")/../.."
-SCRATCH=.build-bus-rel
-swift build -c release --scratch-path "$SCRATCH" --target RollspecBus
-swiftc -O -I "$SCRATCH/release/Modules" -I Sources/CZeroMQ \
-    Experiments/wire-protocol/bench/main.swift "$SCRATCH"/release/RollspecBus.build/*.o \
-    -lzmq -o "$SCRATCH/bus-bench"
-"$SCRATCH/bus-bench" "${1:-256}" "${2:-4096}"
+swift build -c release --product rollspec
+for run in 1 2 3; do
+    echo "run $run:"
+    .build/release/rollspec bench bus --megabytes "${1:-256}" --chunk-mi-b "${2:-4}"
+done

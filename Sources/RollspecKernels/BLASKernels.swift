@@ -112,9 +112,10 @@ public enum BLASKernels {
         return selection
     }()
 
-    /// Touched by every BLAS caller in this module before its first call: the kernels are
-    /// chosen, and OpenBLAS's own pool is kept at one thread (the kernel pool splits the work).
-    static let ready: Void = {
+    /// Touched by every BLAS caller before its first call (here and in the benchmarks): the
+    /// kernels are chosen, and OpenBLAS's own pool is kept at one thread (the kernel pool
+    /// splits the work).
+    public static let ready: Void = {
         _ = selection
         openblas_set_num_threads(1)
     }()
@@ -165,8 +166,10 @@ public enum BLASKernels {
     /// Runs OpenBLAS's start-up kernel selection again with `OPENBLAS_CORETYPE=name`, then puts
     /// the variable back as it was (child processes make their own choice). Returns whether
     /// `name` now runs; false when this OpenBLAS has no DYNAMIC_ARCH entry points or lacks it.
+    /// Public for `rollspec bench blas`, which times every kernel set; call it only while
+    /// nothing else calls BLAS.
     @discardableResult
-    static func switchCore(to name: String) -> Bool {
+    public static func switchCore(to name: String) -> Bool {
         guard let handle = dlopen(nil, RTLD_NOW),
               let quit = dlsym(handle, "gotoblas_dynamic_quit"),
               let initialise = dlsym(handle, "gotoblas_dynamic_init")

@@ -1,3 +1,4 @@
+import RollspecBenchmarks
 import ArgumentParser
 import Foundation
 import RollspecBus

@@ -1,3 +1,4 @@
+import RollspecBenchmarks
 import Foundation
 import Testing
 import RollspecBus

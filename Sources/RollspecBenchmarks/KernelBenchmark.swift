@@ -1,6 +1,7 @@
 // Timings of the skinny matmul against BLAS on real model shapes, for `rollspec bench matmul`
 // and Experiments/kernels. Legend: N token rows, C = inDim, OC = outDim.
 
+import RollspecKernels
 import CBLAS
 import CRollspecKernels
 #if canImport(Glibc)

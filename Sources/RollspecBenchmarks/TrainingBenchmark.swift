@@ -1,6 +1,7 @@
 import Foundation
 import RollspecKernels
 import RollspecModel
+import RollspecTraining
 
 /// Forward + backward throughput of the training model, next to the rate of a plain BLAS
 /// `sgemm` of comparable size on the same threads (Experiments/training-throughput).

@@ -1,6 +1,7 @@
 // sgemm under each OpenBLAS kernel set this CPU can run, for `rollspec bench blas`: what the
 // kernel set chosen at start-up (BLASKernels) is worth against the others, in the same run.
 
+import RollspecKernels
 import Foundation
 
 extension KernelBenchmark {

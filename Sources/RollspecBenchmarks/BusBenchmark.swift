@@ -1,4 +1,6 @@
 import Foundation
+import RollspecBus
+import RollspecTraining
 
 /// Throughput of the bus over tcp loopback, for `rollspec bench bus`.
 public enum BusBenchmark {
