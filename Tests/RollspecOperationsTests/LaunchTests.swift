@@ -295,6 +295,10 @@ import Yams
         defer { kill(run.process.processIdentifier, SIGTERM); _ = run.finish(seconds: 20) }
         let config = try JobConfig.load(path: run.config.path)
         #expect(run.wait(seconds: 20) { run.text("run/logs/broker.log").contains("metrics at") })
+        // The launcher says what it waits for, where, and where to watch.
+        #expect(run.wait(seconds: 20) { run.text("launch.err").contains("learner.kind is external: waiting for your RL loop on \(config.endpoint)") },
+                "launcher said: \(run.text("launch.err"))")
+        #expect(run.text("launch.err").contains("no_policy") && run.text("launch.err").contains("http://127.0.0.1:\(port)/metrics"))
         let client = try RolloutClient(endpoint: config.endpoint, name: "outside-loop")
         defer { client.close() }
         try client.publishPolicy(BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 7), version: 1)

@@ -89,6 +89,7 @@ public final class Supervisor {
             if let failure = start(role) { return stop(.failed(failure)) }
             if role.instance.role == .broker { waitForBroker() }
         }
+        if config.learner.kind == .external { say(Self.externalLearnerNotice(config)) }
         while true {
             if let s = ShutdownSignal.signal { return stop(.interrupted(s)) }
             for line in tail.newLines() { take(line) }
@@ -114,6 +115,15 @@ public final class Supervisor {
             }
             usleep(100_000)
         }
+    }
+
+    /// What a job with `learner.kind: external` waits for, said once its roles are up: with no
+    /// learner of its own it serves nothing until a client publishes a policy.
+    public static func externalLearnerNotice(_ config: JobConfig) -> String {
+        let metrics = (try? MetricsQuery.url(for: config)).map { "; workers and acceptance at \($0.absoluteString)" } ?? ""
+        return "launch: learner.kind is external: waiting for your RL loop on \(config.endpoint). Publish a policy "
+            + "(version 1 or later) before submitting: requests before it are refused with no_policy\(metrics). "
+            + "The job runs until you stop it (Ctrl-C)."
     }
 
     private func prepareRunDirectory() throws {
