@@ -20,7 +20,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator, Mapping, Optional, Sequence
+from typing import Iterator, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 import zmq
@@ -39,6 +39,13 @@ class RolloutError(Exception):
 
 class RolloutTimeout(RolloutError, TimeoutError):
     """Something awaited did not happen in time; the text says what and the likely cause."""
+
+
+class _Sent(NamedTuple):
+    """What a message sent under some sequence number was: its description for errors, and the
+    request id when it was a rollout request (so a refusal can drop the request)."""
+    text: str
+    request_id: Optional[str] = None
 
 
 class BrokerError(RolloutError):
@@ -260,7 +267,7 @@ class RolloutClient:
             for i in range(count):
                 lo = i * self.chunk_size
                 c = wire.Chunk(i, count, lo, total, digest, view[lo:lo + self.chunk_size])
-                yield wire.POLICY_CHECKPOINT_CHUNK, wire.PolicyCheckpointChunk(version, c).parts(), f"policy v{version} chunk {i}"
+                yield wire.POLICY_CHECKPOINT_CHUNK, wire.PolicyCheckpointChunk(version, c).parts(), _Sent(f"policy v{version} chunk {i}")
 
         self._enqueue(chunks())
         with self._lock:
@@ -293,7 +300,7 @@ class RolloutClient:
             if request_id in self._pending:
                 raise ValueError(f"request id {request_id} is already awaiting samples")
             self._pending[request_id] = set(range(n))
-        self._enqueue((wire.ROLLOUT_REQUEST, request.parts(), f"rollout_request {request_id}"))
+        self._enqueue((wire.ROLLOUT_REQUEST, request.parts(), _Sent(f"rollout_request {request_id}", request_id)))
         return request_id
 
     # --- receiving ---------------------------------------------------------------------------------
@@ -358,7 +365,7 @@ class RolloutClient:
         poller.register(self._socket, zmq.POLLIN)
         poller.register(self._monitor, zmq.POLLIN)
         sequence, last_heartbeat = 0, -math.inf
-        sent_about: "collections.OrderedDict[int, str]" = collections.OrderedDict()
+        sent_about: "collections.OrderedDict[int, _Sent]" = collections.OrderedDict()
         broker_sequences: dict = {}
 
         def send(type_, parts, about=None):
@@ -446,13 +453,18 @@ class RolloutClient:
                 self._inbox.append(m)
                 self._lock.notify_all()
         elif isinstance(m, wire.ErrorMessage):
-            about = sent_about.get(m.sequence) if m.sequence is not None else None
+            sent = sent_about.get(m.sequence) if m.sequence is not None else None
+            about = sent.text if sent else None
             log.error("rollspec %s: broker error %s: %s%s", self.name, m.code_name, m.message, f" ({about})" if about else "")
             with self._lock:
                 self._errors.append(BrokerError(m.code_name, m.message, m.sequence, about))
+                # A refused request will never be served: it is no longer awaited.
+                if sent and sent.request_id is not None:
+                    self._pending.pop(sent.request_id, None)
                 self._lock.notify_all()
         elif isinstance(m, wire.Ack) and m.status == "rejected":
-            about = sent_about.get(m.sequence)
+            sent = sent_about.get(m.sequence)
+            about = sent.text if sent else None
             with self._lock:
                 self._errors.append(BrokerError("rejected", f"ack status rejected for {m.request_id or 'a message'}",
                                                 m.sequence, about))

@@ -205,6 +205,12 @@ def test_a_real_broker_refuses_a_request_before_any_policy():
             client.submit([1, 2, 3], n=1, request_id="early-1")
             e = expect_broker_error(client, ["no_policy: no policy has been published yet", "rollout_request early-1"])
             assert e.reason == "bad_request" and e.about == "rollout_request early-1", (e.reason, e.about)
+            # The refused request is no longer awaited: nothing is outstanding, and asking for
+            # trajectories returns at once instead of waiting out its timeout.
+            assert client.outstanding == 0, client.outstanding
+            start = time.monotonic()
+            assert list(client.trajectories(timeout=30)) == []
+            assert time.monotonic() - start < 5
     finally:
         broker.close()
 
