@@ -24,6 +24,14 @@ import Testing
         bodies.compactMap { if case .error(let e) = $0 { e } else { nil } }
     }
 
+    /// The one `error` reply `peer` gets within half a second; the test fails if there is not
+    /// exactly one.
+    static func onlyError(to peer: Peer) throws -> ErrorMessage {
+        let errors = errors(try peer.drain(0.5))
+        try #require(errors.count == 1, "\(errors)")
+        return errors[0]
+    }
+
     static func requests(_ bodies: [WireMessageBody]) -> [String] {
         bodies.compactMap { if case .rolloutRequest(let r) = $0 { r.requestID } else { nil } }
     }
@@ -56,12 +64,11 @@ import Testing
         try client.send(Self.request("r1"))
         try client.send(Self.request("r1"))
         let offending = client.sequence
-        let errors = Self.errors(try client.drain(0.5))
-        try #require(errors.count == 1, "\(errors)")
-        #expect(errors[0].code == .badRequest)
-        #expect(errors[0].message == "duplicate_request: request r1 from my-loop was seen before", "\(errors[0].message)")
-        #expect(errors[0].sequence == offending)
-        #expect(errors[0].reason == .duplicateRequest)
+        let error = try Self.onlyError(to: client)
+        #expect(error.code == .badRequest)
+        #expect(error.message == "duplicate_request: request r1 from my-loop was seen before", "\(error.message)")
+        #expect(error.sequence == offending)
+        #expect(error.reason == .duplicateRequest)
         loop.stop()
         #expect(broker.rejections.counts == [.duplicateRequest: 1] && broker.errorRepliesSent == 1)
         client.socket.close()
@@ -77,12 +84,11 @@ import Testing
         try client.send(BrokerTests.learnerHeartbeat())
         try client.send(Self.request("early"))
         let offending = client.sequence
-        let errors = Self.errors(try client.drain(0.5))
-        try #require(errors.count == 1, "\(errors)")
-        #expect(errors[0].code == .badRequest)
-        #expect(errors[0].message == "no_policy: no policy has been published yet; publish one (policy_checkpoint_chunk) before submitting",
-                "\(errors[0].message)")
-        #expect(errors[0].sequence == offending)
+        let error = try Self.onlyError(to: client)
+        #expect(error.code == .badRequest)
+        #expect(error.message == "no_policy: no policy has been published yet; publish one (policy_checkpoint_chunk) before submitting",
+                "\(error.message)")
+        #expect(error.sequence == offending)
 
         for c in WeightsChunk.split(Data(repeating: 7, count: 1000)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
         let worker = try Self.readyWorker(context, endpoint)
@@ -106,11 +112,10 @@ import Testing
         try worker.heartbeat(policy: 0)
         try worker.send(PolicyCheckpointChunk(version: 9, chunk: WeightsChunk.split(Data("evil".utf8))[0]))
         let offending = worker.sequence
-        let errors = Self.errors(try worker.drain(0.5))
-        try #require(errors.count == 1, "\(errors)")
-        #expect(errors[0].code == .unauthorized)
-        #expect(errors[0].message.hasPrefix("unauthorized_policy: policy chunk from worker-0, a worker"), "\(errors[0].message)")
-        #expect(errors[0].sequence == offending)
+        let error = try Self.onlyError(to: worker)
+        #expect(error.code == .unauthorized)
+        #expect(error.message.hasPrefix("unauthorized_policy: policy chunk from worker-0, a worker"), "\(error.message)")
+        #expect(error.sequence == offending)
         loop.stop()
         #expect(broker.rejections.counts == [.unauthorizedPolicy: 1])
         worker.socket.close()
@@ -124,11 +129,10 @@ import Testing
         let context = try ZMQContext()
         let peer = try Peer(context, endpoint, "noisy-0")
         _ = try peer.socket.send(Data("not a rollspec message".utf8))
-        let errors = Self.errors(try peer.drain(0.5))
-        try #require(errors.count == 1, "\(errors)")
-        #expect(errors[0].code == .malformed)
-        #expect(errors[0].message.hasPrefix("bad_magic: "), "\(errors[0].message)")
-        #expect(errors[0].sequence == nil)
+        let error = try Self.onlyError(to: peer)
+        #expect(error.code == .malformed)
+        #expect(error.message.hasPrefix("bad_magic: "), "\(error.message)")
+        #expect(error.sequence == nil)
 
         // An error message, then one whose checksum is broken: refused (out of the blue, and
         // unreadable) or ignored, but never answered.

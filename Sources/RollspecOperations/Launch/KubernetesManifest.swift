@@ -98,9 +98,7 @@ enum KubernetesManifest: Encodable {
     /// and strings of several lines (the embedded config) as literal blocks, the way a person
     /// would write them, rather than one quoted line of `\n` escapes.
     func yaml() throws -> String {
-        let encoder = YAMLEncoder()
-        encoder.options.sortKeys = true
-        guard let node = try Yams.compose(yaml: try encoder.encode(self)) else { return "" }
+        guard let node = try Yams.compose(yaml: try YAMLEncoder().encode(self)) else { return "" }
         return try Yams.serialize(node: Self.literalBlocks(node), sortKeys: true)
     }
 
