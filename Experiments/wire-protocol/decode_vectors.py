@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent decoder for rollspec wire protocol v1, written from docs/wire-protocol.md alone.
+"""Independent decoder for rollspec wire protocol v2, written from docs/wire-protocol.md alone.
 
 Decodes every test vector in Tests/RollspecBusTests/Resources/vectors/ (NAME.hex) with the
 struct module and compares the result with NAME.json. Also checks the CRC-32C and SHA-256 check
@@ -11,6 +11,7 @@ makes sure a few corruptions are refused. Exit status 0 when everything matches.
 import hashlib
 import json
 import math
+import re
 import struct
 import sys
 from pathlib import Path
@@ -190,7 +191,7 @@ def trajectory(r):
 
 def ack(r):
     return {"sequence": r.u64("sequence"), "request_id": r.string("request_id"),
-            "status": r.enum({0: "accepted", 1: "duplicate", 2: "rejected"}, "status")}
+            "sample_index": r.u32("sample_index"), "status": r.enum({0: "accepted", 1: "duplicate", 2: "rejected"}, "status")}
 
 
 def heartbeat(r):
@@ -210,14 +211,29 @@ def heartbeat(r):
 def metrics_snapshot(r):
     ts = r.u64("timestamp_unix_nanos")
     n = r.u32("samples")
-    if n * 13 > r.remaining():
+    if n * 17 > r.remaining():
         raise WireError("samples count too large")
-    samples, names = [], set()
+    samples, series = [], set()
     for _ in range(n):
-        s = {"name": r.string("name"), "kind": r.enum({0: "counter", 1: "gauge"}, "kind"), "value": r.f64("value")}
-        if s["name"] in names:
-            raise WireError("duplicate metric name")
-        names.add(s["name"])
+        name = r.string("name")
+        if not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", name):
+            raise WireError("bad metric name")
+        count = r.u32("labels")
+        if count * 8 > r.remaining():
+            raise WireError("labels count too large")
+        labels = []
+        for _ in range(count):
+            label = {"name": r.string("label name"), "value": r.string("label value")}
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label["name"]) or label["name"].startswith("__"):
+                raise WireError("bad label name")
+            if any(x["name"] == label["name"] for x in labels):
+                raise WireError("label given twice")
+            labels.append(label)
+        identity = (name, tuple(sorted((x["name"], x["value"]) for x in labels)))
+        if identity in series:
+            raise WireError("duplicate series")
+        series.add(identity)
+        s = {"name": name, "labels": labels, "kind": r.enum({0: "counter", 1: "gauge"}, "kind"), "value": r.f64("value")}
         if s["kind"] == "counter":
             check_range(s["value"], 0, math.inf, "counter value")
         samples.append(s)
@@ -249,7 +265,7 @@ def decode(data: bytes, limit=64 << 20):
     magic, version, type_, flags, sequence, p, s = struct.unpack_from("<4sHHHQIB", data, 0)
     if magic != b"RSPC":
         raise WireError("bad magic")
-    if version != 1:
+    if version != 2:
         raise WireError("unsupported version")
     total = 27 + s + p
     if total > limit or len(data) > limit:

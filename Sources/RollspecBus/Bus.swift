@@ -3,7 +3,7 @@
 // Two halves:
 // - `ZMQ/`  — a thin Swift wrapper over libzmq: `ZMQContext`, `ZMQSocket` (options, multipart,
 //   zero-copy send), `ZMQPoller`, CURVE keys and a `ZAPHandler` allowlist.
-// - `Wire/` — wire protocol v1 (docs/wire-protocol.md): the `Envelope`, the typed messages,
+// - `Wire/` — the wire protocol (docs/wire-protocol.md): the `Envelope`, the typed messages,
 //   CRC-32C and SHA-256, chunk reassembly, per-sender sequence checking and rejection counts.
 //
 // Threading: a libzmq socket is not thread-safe. Each `ZMQSocket` belongs to one thread (or

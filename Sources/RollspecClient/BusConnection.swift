@@ -112,6 +112,3 @@ public enum ConnectionRejection: Error, CustomStringConvertible {
 
 /// Seconds on a monotonic clock.
 public func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-
-/// The key a trajectory is deduplicated by.
-public func sampleKey(_ requestID: String, _ sampleIndex: UInt32) -> String { "\(requestID)#\(sampleIndex)" }

@@ -207,7 +207,7 @@ private final class Core: @unchecked Sendable {
     private let role: BusRole
     private let heartbeatInterval: Double
     private var rejections = RejectionCounter()
-    private var delivered: Set<String> = []
+    private var delivered: Set<SampleKey> = []
     /// The ids of the rollout requests sent, by sequence number (the newest `keptRefusals`), so
     /// a refusal can say which request it is about.
     private var sentRequests: [UInt64: String] = [:]
@@ -301,7 +301,7 @@ private final class Core: @unchecked Sendable {
     private func handle(_ envelope: Envelope) {
         switch envelope.body {
         case .trajectory(let t):
-            let key = sampleKey(t.requestID, t.sampleIndex)
+            let key = t.key
             let isNew = !delivered.contains(key)
             // Journaled before the ack: what the broker counts as delivered is on disk. A line
             // that cannot be written is not acked, so the broker sends the trajectory again.
@@ -314,7 +314,7 @@ private final class Core: @unchecked Sendable {
             }
             delivered.insert(key)
             // Acked even when it is a duplicate: the broker resends until it sees an ack.
-            _ = try? connection.send(Ack(sequence: envelope.sequence, requestID: key))
+            _ = try? connection.send(Ack(sequence: envelope.sequence, sample: key))
             guard isNew else {
                 condition.withLock { _counters.duplicates += 1 }
                 return

@@ -5,7 +5,7 @@ import RollspecBus
 /// before the trajectory is acked: whatever the broker counts as delivered is on disk, even when
 /// the learner is stopped before it trains on it.
 ///
-/// Line: `{"key": "<request id>#<sample index>", "requestID", "groupID", "sampleIndex",
+/// Line: `{"requestID", "groupID", "sampleIndex",
 /// "promptTokens", "responseTokens", "logprobs", "finishReason", "policyVersion", "draftVersion",
 /// "drafts", "draftedTokens", "acceptedTokens"}`.
 public final class TrajectoryJournal {
@@ -57,7 +57,7 @@ public final class TrajectoryJournal {
     }
 
     /// The sample keys of `lines(at:)`.
-    public static func keys(at url: URL) throws -> [String] { try lines(at: url).map(\.key) }
+    public static func keys(at url: URL) throws -> [SampleKey] { try lines(at: url).map(\.key) }
 
     private static let encoder: JSONEncoder = {
         let e = JSONEncoder()
@@ -68,8 +68,6 @@ public final class TrajectoryJournal {
 
 /// One line of a `TrajectoryJournal`.
 public struct JournalLine: Codable, Sendable, Equatable {
-    /// `"<request id>#<sample index>"`: what the client acked.
-    public var key: String
     public var requestID: String
     public var groupID: String
     public var sampleIndex: UInt32
@@ -83,8 +81,10 @@ public struct JournalLine: Codable, Sendable, Equatable {
     public var draftedTokens: UInt64
     public var acceptedTokens: UInt64
 
+    /// What the client acked.
+    public var key: SampleKey { SampleKey(requestID: requestID, sampleIndex: sampleIndex) }
+
     public init(_ t: Trajectory) {
-        key = sampleKey(t.requestID, t.sampleIndex)
         requestID = t.requestID
         groupID = t.groupID
         sampleIndex = t.sampleIndex

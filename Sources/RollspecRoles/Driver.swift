@@ -64,13 +64,13 @@ public final class Driver {
 
         let expected = d.requests * d.samples
         // The client delivers each (request, sample) once; a second copy is only counted.
-        var seen: Set<String> = []
+        var seen: Set<SampleKey> = []
         var unexpected = 0, tokens = 0, acceptance = AcceptanceCounts()
         var policyVersions: [String: Int] = [:], draftVersions: [String: Int] = [:]
         var publishedMidRun = false
         while seen.count < expected, now() - start < d.timeoutSeconds {
             for t in client.collect(count: 1, timeout: min(0.2, max(0, d.timeoutSeconds - (now() - start)))) {
-                let key = sampleKey(t.requestID, t.sampleIndex)
+                let key = t.key
                 guard seen.insert(key).inserted else { unexpected += 1; continue }
                 tokens += t.responseTokens.count
                 acceptance.add(t.acceptance)

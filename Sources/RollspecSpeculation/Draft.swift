@@ -9,7 +9,7 @@ public struct Draft: Sendable, Equatable {
     /// as the suffix index does.
     public var distributions: [TokenDistribution]?
     /// Which proposer made it (for statistics).
-    public var proposer: String
+    public var proposer: ProposerKind
     /// Further candidates in place of `tokens[i]`, verified beside the chain in the same pass (a
     /// token tree one branch deep). `Alternative.position` is i + 1, the place in the verified
     /// segment `[pending] + tokens`. Under greedy decoding they are the draft's runner-ups; at
@@ -18,14 +18,14 @@ public struct Draft: Sendable, Equatable {
     /// exact. When one is accepted, a token drawn from the target after it comes with it.
     public var alternatives: [Alternative] = []
 
-    public init(tokens: [Int], distributions: [TokenDistribution]? = nil, proposer: String) {
+    public init(tokens: [Int], distributions: [TokenDistribution]? = nil, proposer: ProposerKind) {
         precondition(distributions == nil || distributions!.count == tokens.count)
         self.tokens = tokens
         self.distributions = distributions
         self.proposer = proposer
     }
 
-    public static func empty(_ proposer: String) -> Draft { Draft(tokens: [], proposer: proposer) }
+    public static func empty(_ proposer: ProposerKind) -> Draft { Draft(tokens: [], proposer: proposer) }
 
     public var isEmpty: Bool { tokens.isEmpty }
 

@@ -13,7 +13,7 @@ import RollspecModel
 /// can offer further candidates per position, its next most likely tokens under greedy decoding
 /// and draws without replacement at T > 0 (`tree`, see `DraftTreeBuilder`).
 public final class DraftModelProposer: TreeProposer {
-    public let name = "draft"
+    public let kind = ProposerKind.draft
     public let model: LlamaModel
     public var confidenceThreshold: Float
     public var tree: DraftTreeShape
@@ -38,7 +38,7 @@ public final class DraftModelProposer: TreeProposer {
 
     public func propose(context: [Int], maxTokens: Int, sampling: SamplingParameters,
                        random: inout RandomSource) -> Draft {
-        guard maxTokens > 0, !context.isEmpty else { return .empty(name) }
+        guard maxTokens > 0, !context.isEmpty else { return .empty(kind) }
         // Roll back to the common prefix, then catch up on the new tokens in one pass.
         var common = 0
         let limit = min(seen.count, context.count - 1)
@@ -64,7 +64,7 @@ public final class DraftModelProposer: TreeProposer {
             logits = model.decode(depth.token, cache: cache)
             seen.append(depth.token)
         }
-        return builder.draft(proposer: name)
+        return builder.draft(proposer: kind)
     }
 
     /// The draft's probability of its most likely token, at temperature 1.

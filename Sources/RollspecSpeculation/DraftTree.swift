@@ -120,7 +120,7 @@ struct DraftTreeBuilder {
     }
 
     /// The draft: the chain with each depth's distribution, and the candidates the shape keeps.
-    func draft(proposer: String) -> Draft {
+    func draft(proposer: ProposerKind) -> Draft {
         var draft = Draft(tokens: tokens, distributions: distributions, proposer: proposer)
         var keep = offered.map(\.count)
         if case .shaped(let rows, _) = shape {

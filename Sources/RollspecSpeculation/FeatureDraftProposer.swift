@@ -21,7 +21,7 @@ public protocol TargetFeatureConsumer: AnyObject {
 /// Like `DraftModelProposer`, it samples from its own distribution and returns it, so the
 /// verifier stays exact at any temperature.
 public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer {
-    public let name = "draft"
+    public let kind = ProposerKind.draft
     public let model: FeatureDraftModel
     /// The token tree it proposes beside its chain, at any temperature (`DraftTreeBuilder`).
     /// Each further candidate is one more row in the target's verify pass, nearly free while
@@ -58,7 +58,7 @@ public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer {
         let dim = model.config.hiddenSize
         let n = context.count
         // Every position but the pending one must have its feature; otherwise stay silent.
-        guard maxTokens > 0, n >= 2, features.count == (n - 1) * dim else { return .empty(name) }
+        guard maxTokens > 0, n >= 2, features.count == (n - 1) * dim else { return .empty(kind) }
         cache.truncate(to: built)
         var out = features.withUnsafeBufferPointer {
             model.forward(tokens: Array(context[(built + 1)..<n]), features: $0.baseAddress! + built * dim, cache: cache)
@@ -77,6 +77,6 @@ public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer {
                               cache: cache)
             }
         }
-        return builder.draft(proposer: name)
+        return builder.draft(proposer: kind)
     }
 }

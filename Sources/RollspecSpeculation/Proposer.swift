@@ -1,13 +1,26 @@
 import RollspecModel
 
+/// Which kind of proposer drafted a step: the key of per-proposer statistics, measured costs
+/// and acceptance, and the value of the `proposer` metric label (its raw value).
+public enum ProposerKind: String, Sendable, Hashable, Codable, CodingKeyRepresentable, CaseIterable, Comparable {
+    /// Nothing was drafted: the step decoded plainly.
+    case plain = "none"
+    /// A draft model, token-level or feature-level.
+    case draft
+    /// The suffix index over what was written before.
+    case suffix
+
+    public static func < (a: ProposerKind, b: ProposerKind) -> Bool { a.rawValue < b.rawValue }
+}
+
 /// A source of draft tokens for one sequence, with a begin / propose / accept lifecycle.
 ///
 /// A proposer instance serves one sequence at a time; `begin` starts a new one. The
 /// speculative generator calls `propose` before each verification and `accept` after it, with
 /// the tokens that were emitted (the accepted prefix of the draft and the next token).
 public protocol Proposer: AnyObject {
-    /// Short name for statistics ("draft", "suffix").
-    var name: String { get }
+    /// What kind of proposer it is: the key of its statistics and costs.
+    var kind: ProposerKind { get }
     /// Starts a sequence whose context so far is `prompt`.
     func begin(prompt: [Int])
     /// Proposes up to `maxTokens` tokens to follow `context` (prompt + everything emitted).

@@ -63,11 +63,11 @@ public struct SpecDecodeStats: Sendable, Equatable, Codable {
 /// Statistics of one sequence, or of many: overall and per proposer.
 public struct SpeculationReport: Sendable, Equatable, Codable {
     public var overall = SpecDecodeStats()
-    public var byProposer: [String: SpecDecodeStats] = [:]
+    public var byProposer: [ProposerKind: SpecDecodeStats] = [:]
 
     public init() {}
 
-    public mutating func record(proposer: String, drafted: Int, accepted: Int) {
+    public mutating func record(proposer: ProposerKind, drafted: Int, accepted: Int) {
         overall.record(drafted: drafted, accepted: accepted)
         byProposer[proposer, default: SpecDecodeStats()].record(drafted: drafted, accepted: accepted)
     }

@@ -25,7 +25,7 @@ public struct SpeculationController: Sendable {
     /// Cost of one more token in a verify pass, in units of a single-token target step.
     public var verifySlope: Double = 0.05
     /// Cost of one draft step per proposer, in units of a single-token target step.
-    public var draftCost: [String: Double] = [:]
+    public var draftCost: [ProposerKind: Double] = [:]
     /// Always draft `maxLookahead` tokens with the first proposer, no cost model, no guardrail
     /// (a baseline, and for measuring one proposer alone).
     public var isFixed = false
@@ -38,11 +38,11 @@ public struct SpeculationController: Sendable {
     /// Per-sequence state the controller keeps.
     public struct SequenceState: Sendable {
         /// Running acceptance per proposer (optimistic start so every proposer gets tried).
-        public var acceptance: [String: Double] = [:]
+        public var acceptance: [ProposerKind: Double] = [:]
         public var coolDown = 0
         /// Running means of accepted tokens and of verification trials per step, per proposer.
-        var successes: [String: Double] = [:]
-        var trials: [String: Double] = [:]
+        var successes: [ProposerKind: Double] = [:]
+        var trials: [ProposerKind: Double] = [:]
         var windowTokens = 0
         var windowSeconds = 0.0
         var windowSteps = 0
@@ -55,7 +55,7 @@ public struct SpeculationController: Sendable {
     }
 
     /// The lookahead to use with `proposer` (0: decode plainly this step).
-    public func lookahead(for proposer: String, state: SequenceState) -> Int {
+    public func lookahead(for proposer: ProposerKind, state: SequenceState) -> Int {
         if isFixed { return maxLookahead }
         guard state.coolDown == 0, maxLookahead > 0 else { return 0 }
         let alpha = state.acceptance[proposer] ?? 0.7
@@ -79,9 +79,9 @@ public struct SpeculationController: Sendable {
     }
 
     /// Among `proposers`, the one with the best expected rate at its best lookahead.
-    public func choose(among proposers: [String], state: SequenceState) -> (proposer: String, k: Int)? {
+    public func choose(among proposers: [ProposerKind], state: SequenceState) -> (proposer: ProposerKind, k: Int)? {
         if isFixed { return proposers.first.flatMap { maxLookahead > 0 ? ($0, maxLookahead) : nil } }
-        var best: (String, Int, Double)?
+        var best: (ProposerKind, Int, Double)?
         for p in proposers {
             let k = lookahead(for: p, state: state)
             guard k > 0 else { continue }
@@ -95,7 +95,7 @@ public struct SpeculationController: Sendable {
 
     /// Updates a sequence's state after a step. `plainStepSeconds` is the current estimate of
     /// one plain decode step, the guardrail's yardstick.
-    public func update(_ state: inout SequenceState, proposer: String?, drafted: Int, accepted: Int,
+    public func update(_ state: inout SequenceState, proposer: ProposerKind?, drafted: Int, accepted: Int,
                        emitted: Int, seconds: Double, plainStepSeconds: Double) {
         if state.coolDown > 0 { state.coolDown -= 1; return }
         guard let proposer, drafted > 0, !isFixed else { return }

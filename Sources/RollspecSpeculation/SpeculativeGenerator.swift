@@ -232,8 +232,8 @@ public final class SpeculativeGenerator {
 /// drafting seconds per token, and each proposer's acceptance over recent sequences.
 public struct MeasuredCosts: Sendable {
     public var pass = CostModel()
-    public var draftSecondsPerToken: [String: Double] = [:]
-    public var acceptance: [String: RunningAcceptance] = [:]
+    public var draftSecondsPerToken: [ProposerKind: Double] = [:]
+    public var acceptance: [ProposerKind: RunningAcceptance] = [:]
     public init() {}
 }
 
@@ -276,7 +276,7 @@ private struct SequenceRun {
     var control = SpeculationController.SequenceState()
     var done = false
     /// Proposers that have drafted for this sequence.
-    var drafted: Set<String> = []
+    var drafted: Set<ProposerKind> = []
 
     init(request: GenerationRequest, model: LlamaModel, proposers: [Proposer], recordFeatures: Bool) {
         self.request = request
@@ -305,9 +305,9 @@ private struct SequenceRun {
 
     mutating func propose(controller: SpeculationController) -> Draft {
         let remaining = request.maxTokens - result.tokens.count
-        guard remaining > 1, let choice = controller.choose(among: proposers.map(\.name), state: control),
-              let proposer = proposers.first(where: { $0.name == choice.proposer })
-        else { return .empty("none") }
+        guard remaining > 1, let choice = controller.choose(among: proposers.map(\.kind), state: control),
+              let proposer = proposers.first(where: { $0.kind == choice.proposer })
+        else { return .empty(.plain) }
         // Never draft past the token budget: the bonus token takes the last place.
         let k = min(choice.k, remaining - 1)
         if let tree = proposer as? TreeProposer { tree.rowBudget = controller.treeRows(lookahead: k) }
@@ -374,7 +374,7 @@ private struct SequenceRun {
         report.overall.verifySeconds += verifySeconds
         report.byProposer[draft.proposer]?.draftSeconds += draftSeconds
         report.byProposer[draft.proposer]?.verifySeconds += verifySeconds
-        for p in proposers where p.name == draft.proposer {
+        for p in proposers where p.kind == draft.proposer {
             p.accept(draft: draft, acceptedCount: outcome.acceptedCount, emitted: outcome.tokens)
         }
         controller.update(&control, proposer: draft.isEmpty ? nil : draft.proposer, drafted: draft.tokens.count,

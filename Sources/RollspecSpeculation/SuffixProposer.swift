@@ -15,7 +15,7 @@ import RollspecModel
 /// matches at least `minMatch` tokens. Without one, the sequence and the shared index are
 /// searched together.
 public final class SuffixProposer: Proposer {
-    public let name = "suffix"
+    public let kind = ProposerKind.suffix
     /// Shared across sequences: finished outputs go in at `end`.
     public let global: SuffixIndex
     /// Shared across the sequences of one prompt, written as they are generated.
@@ -58,7 +58,7 @@ public final class SuffixProposer: Proposer {
                         random: inout RandomSource) -> Draft {
         // A caller that does not report each step's tokens (`extend`) is caught up here.
         if context.count > indexed { extend(by: Array(context[indexed...])) }
-        guard maxTokens > 0 else { return .empty(name) }
+        guard maxTokens > 0 else { return .empty(kind) }
         typealias Match = (index: SuffixIndex, length: Int, occurrences: [SuffixIndex.Occurrence])
         let mine = local.longestMatch(context, excludingTail: liveDocument)
         var tiers: [[Match]]
@@ -72,7 +72,7 @@ public final class SuffixProposer: Proposer {
         if history == nil { tiers[0].append((global, theirs.length, theirs.occurrences)) }
         else { tiers.append([(global, theirs.length, theirs.occurrences)]) }
         // The first tier with a long enough match; within it, every source that matches longest.
-        guard let tier = tiers.first(where: { ($0.map(\.length).max() ?? 0) >= minMatch }) else { return .empty(name) }
+        guard let tier = tiers.first(where: { ($0.map(\.length).max() ?? 0) >= minMatch }) else { return .empty(kind) }
         let length = tier.map(\.length).max()!
         let sources = tier.filter { $0.length == length }.flatMap { m in m.occurrences.map { (m.index, $0) } }
         let limit = min(maxTokens, max(1, Int(lengthPerMatchedToken * Double(length))))
@@ -90,7 +90,7 @@ public final class SuffixProposer: Proposer {
             draft.append(token)
             alive = alive.filter { continuations[$0].count > j && continuations[$0][j] == token }
         }
-        return Draft(tokens: draft, proposer: name)
+        return Draft(tokens: draft, proposer: kind)
     }
 
     public func end(prompt: [Int], output: [Int]) {

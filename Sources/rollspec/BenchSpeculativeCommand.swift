@@ -68,7 +68,7 @@ struct BenchSpeculativeCommand: ParsableCommand {
         var meanAcceptanceLength: Double
         var perPositionAcceptance: [Double]
         var identicalOutputs: Bool?
-        var byProposer: [String: SpecDecodeStats]
+        var byProposer: [ProposerKind: SpecDecodeStats]
         var machine: MachineRecord
     }
 

@@ -58,7 +58,7 @@ extension BusRolesBenchmark {
             while let got = try learner.receive(dontWait: true), let last = got.last {
                 let envelope = try Envelope(decoding: last)
                 guard case .trajectory(let t) = envelope.body else { continue }
-                try sendLearner(Ack(sequence: envelope.sequence, requestID: "\(t.requestID)#\(t.sampleIndex)"))
+                try sendLearner(Ack(sequence: envelope.sequence, sample: t.key))
                 received += 1
             }
             if published == 0, received >= before {

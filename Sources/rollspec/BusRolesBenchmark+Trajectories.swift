@@ -113,7 +113,7 @@ extension BusRolesBenchmark {
             while let got = try client.receive(dontWait: true), let last = got.last {
                 let envelope = try Envelope(decoding: last)
                 guard case .trajectory(let t) = envelope.body else { continue }
-                try clientSend(Ack(sequence: envelope.sequence, requestID: "\(t.requestID)#\(t.sampleIndex)"))
+                try clientSend(Ack(sequence: envelope.sequence, sample: t.key))
                 received += 1
                 if received % (count / 4) == 0 { stage("(b) rollspec: \(received)/\(count) trajectories") }
             }

@@ -128,8 +128,8 @@ func acceptanceSummary(_ report: SpeculationReport) -> String {
                       name, s.drafts, s.draftTokens, s.acceptedTokens, s.acceptanceRate, s.meanAcceptanceLength, positions)
     }
     lines.append(line("speculation", report.overall))
-    for (name, s) in report.byProposer.sorted(by: { $0.key < $1.key }) where name != "none" {
-        lines.append("  " + line(name, s))
+    for (kind, s) in report.byProposer.sorted(by: { $0.key < $1.key }) where kind != .plain {
+        lines.append("  " + line(kind.rawValue, s))
     }
     return lines.joined(separator: "\n")
 }

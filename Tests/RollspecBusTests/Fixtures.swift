@@ -36,7 +36,7 @@ enum Fixtures {
             message: Trajectory(
                 requestID: "", groupID: "", sampleIndex: 0, promptTokens: [], responseTokens: [], logprobs: [],
                 finishReason: .aborted, policyVersion: 0, draftVersion: 0))),
-        ("ack", Envelope(sender: "broker", sequence: 8, message: Ack(sequence: 19, requestID: "req-0001", status: .duplicate))),
+        ("ack", Envelope(sender: "broker", sequence: 8, message: Ack(sequence: 19, requestID: "req-0001", sampleIndex: 2, status: .duplicate))),
         ("heartbeat", Envelope(
             sender: "worker-3", sequence: 20,
             message: Heartbeat(
@@ -46,7 +46,9 @@ enum Fixtures {
         ("metrics_snapshot", Envelope(
             sender: "worker-3", sequence: 21,
             message: MetricsSnapshot(timestampUnixNanos: 1_767_225_600_000_000_000, samples: [
-                .init(name: "rollspec_accepted_tokens_total{proposer=\"draft\"}", kind: .counter, value: 4096),
+                .init(name: "rollspec_spec_decode_accepted_tokens_total",
+                      labels: [MetricLabel("proposer", "draft"), MetricLabel("note", "a \"quoted\" value, ünï")],
+                      kind: .counter, value: 4096),
                 .init(name: "rollspec_queue_depth", kind: .gauge, value: -1.5),
             ]))),
         ("error", Envelope(
@@ -76,7 +78,7 @@ enum Fixtures {
         let crc = encoded.suffix(4).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         return .object([
             ("envelope", .object([
-                ("magic", .string("RSPC")), ("version", .uint(1)), ("type", .uint(UInt64(e.body.type.rawValue))),
+                ("magic", .string("RSPC")), ("version", .uint(2)), ("type", .uint(UInt64(e.body.type.rawValue))),
                 ("type_name", .string(typeName(e.body.type))), ("flags", .uint(0)), ("sequence", .uint(e.sequence)),
                 ("sender", .string(e.sender)), ("payload_length", .uint(UInt64(header.payloadLength))),
                 ("checksum", .uint(crc)),
@@ -143,6 +145,7 @@ enum Fixtures {
             ])
         case .ack(let m):
             return .object([("sequence", .uint(m.sequence)), ("request_id", .string(m.requestID)),
+                            ("sample_index", .uint(UInt64(m.sampleIndex))),
                             ("status", .string(["accepted", "duplicate", "rejected"][Int(m.status.rawValue)]))])
         case .heartbeat(let m):
             return .object([
@@ -162,7 +165,9 @@ enum Fixtures {
             return .object([
                 ("timestamp_unix_nanos", .uint(m.timestampUnixNanos)),
                 ("samples", .array(m.samples.map { s in
-                    .object([("name", .string(s.name)), ("kind", .string(s.kind == .counter ? "counter" : "gauge")),
+                    .object([("name", .string(s.name)),
+                             ("labels", .array(s.labels.map { .object([("name", .string($0.name)), ("value", .string($0.value))]) })),
+                             ("kind", .string(s.kind == .counter ? "counter" : "gauge")),
                              ("value", .double(s.value))])
                 })),
             ])

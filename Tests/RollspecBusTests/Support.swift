@@ -5,7 +5,7 @@ import RollspecBus
 /// tests can forge any header field and still carry a correct CRC-32C.
 func forgeEnvelope(
     type: UInt16, payload: Data, sender: Data = Data("fuzz".utf8), sequence: UInt64 = 1,
-    version: UInt16 = 1, flags: UInt16 = 0, payloadLength: UInt32? = nil, fixChecksum: Bool = true
+    version: UInt16 = 2, flags: UInt16 = 0, payloadLength: UInt32? = nil, fixChecksum: Bool = true
 ) -> Data {
     var w = WireWriter()
     w.raw(Data("RSPC".utf8))
@@ -80,7 +80,7 @@ struct MessageGenerator {
                     acceptedPerPosition: (0..<int(0...8)).map { _ in u64() }, proposers: (0..<int(0...3)).map { _ in string(8) }),
                 targetTopK: topK))
         case 4:
-            return .ack(Ack(sequence: u64(), requestID: string(20), status: Ack.Status(rawValue: UInt8(int(0...2)))!))
+            return .ack(Ack(sequence: u64(), requestID: string(20), sampleIndex: u32(), status: Ack.Status(rawValue: UInt8(int(0...2)))!))
         case 5:
             return .heartbeat(Heartbeat(
                 role: BusRole(rawValue: UInt8(int(0...4)))!, index: u32(),
@@ -91,7 +91,9 @@ struct MessageGenerator {
             return .metricsSnapshot(MetricsSnapshot(
                 timestampUnixNanos: u64(),
                 samples: (0..<int(0...6)).map { i in
-                    .init(name: "m\(i)_" + string(10), kind: int(0...1) == 0 ? .counter : .gauge, value: Double(u32()) / 3)
+                    .init(name: "m\(i)_" + ["a", "b_c", "x:y"][int(0...2)],
+                          labels: (0..<int(0...3)).map { j in MetricLabel("l\(j)", string(10)) },
+                          kind: int(0...1) == 0 ? .counter : .gauge, value: Double(u32()) / 3)
                 }))
         default:
             return .error(ErrorMessage(

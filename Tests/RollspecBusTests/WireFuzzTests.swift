@@ -146,7 +146,7 @@ import RollspecBus
 
     @Test func headerFieldsWithValidChecksum() {
         let ack = Ack(sequence: 1).encodePayload()
-        #expect(wireError { _ = try Envelope(decoding: forgeEnvelope(type: 5, payload: ack, version: 2)) } == .unsupportedVersion(2))
+        #expect(wireError { _ = try Envelope(decoding: forgeEnvelope(type: 5, payload: ack, version: 1)) } == .unsupportedVersion(1))
         #expect(wireError { _ = try Envelope(decoding: forgeEnvelope(type: 99, payload: ack)) } == .unknownMessageType(99))
         #expect(wireError { _ = try Envelope(decoding: forgeEnvelope(type: 0, payload: ack)) } == .unknownMessageType(0))
         #expect(wireError { _ = try Envelope(decoding: forgeEnvelope(type: 5, payload: ack, flags: 1)) } == .unknownFlags(1))
@@ -203,11 +203,30 @@ import RollspecBus
         heartbeat.u8(7)
         #expect(decode(forgeEnvelope(type: 6, payload: heartbeat.data)) == .invalidEnum(field: "role", value: 7))
 
-        var metrics = WireWriter()
-        metrics.u64(0); metrics.u32(2); metrics.string("a"); metrics.u8(1); metrics.f64(1); metrics.string("a"); metrics.u8(1); metrics.f64(2)
-        #expect(decode(forgeEnvelope(type: 7, payload: metrics.data))?.reason == .invalidValue)
+        /// A snapshot of samples given as (name, labels), each a gauge of 1.
+        func snapshot(_ samples: [(String, [(String, String)])]) -> Data {
+            var w = WireWriter()
+            w.u64(0); w.u32(UInt32(samples.count))
+            for (name, labels) in samples {
+                w.string(name); w.u32(UInt32(labels.count))
+                for (k, v) in labels { w.string(k); w.string(v) }
+                w.u8(1); w.f64(1)
+            }
+            return forgeEnvelope(type: 7, payload: w.data)
+        }
+        // The same series twice (labels in another order), a bad metric name, a bad or reserved
+        // label name, one label twice.
+        #expect(decode(snapshot([("a", [("x", "1"), ("y", "2")]), ("a", [("y", "2"), ("x", "1")])]))
+                == .invalidValue(field: "samples[1]", reason: "duplicate series a [\"x=1\", \"y=2\"]"))
+        #expect(decode(snapshot([("a", [("x", "1")]), ("a", [("x", "2")]), ("a", [])])) == nil)
+        #expect(decode(snapshot([("rollspec_x{proposer=\"draft\"}", [])]))?.reason == .invalidValue)
+        #expect(decode(snapshot([("9lives", [])]))?.reason == .invalidValue)
+        #expect(decode(snapshot([("a", [("proposer-kind", "x")])]))?.reason == .invalidValue)
+        #expect(decode(snapshot([("a", [("__name__", "x")])]))?.reason == .invalidValue)
+        #expect(decode(snapshot([("a", [("x", "1"), ("x", "2")])]))
+                == .invalidValue(field: "samples[0].labels[1].name", reason: "label x given twice"))
         var counter = WireWriter()
-        counter.u64(0); counter.u32(1); counter.string("c"); counter.u8(0); counter.f64(-1)
+        counter.u64(0); counter.u32(1); counter.string("c"); counter.u32(0); counter.u8(0); counter.f64(-1)
         #expect(decode(forgeEnvelope(type: 7, payload: counter.data)) == .invalidFloat(field: "samples[0].value", value: -1))
 
         var error = WireWriter()

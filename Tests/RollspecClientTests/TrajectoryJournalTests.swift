@@ -26,11 +26,12 @@ import Testing
         #expect(journal.count == 6)
         var lines = try TrajectoryJournal.lines(at: url)
         #expect(lines == (0..<6).map { JournalLine(Self.trajectory(UInt32($0))) })
-        #expect(try TrajectoryJournal.keys(at: url) == ["req-0#0", "req-0#1", "req-0#2", "req-0#3", "req-1#0", "req-1#1"])
+        #expect(try TrajectoryJournal.keys(at: url).map { "\($0.requestID)/\($0.sampleIndex)" }
+                == ["req-0/0", "req-0/1", "req-0/2", "req-0/3", "req-1/0", "req-1/1"])
         // A writer killed mid-line leaves a prefix without its newline: never acked, not read.
         let handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
-        try handle.write(contentsOf: Data(#"{"key":"req-1#2","requestID"#.utf8))
+        try handle.write(contentsOf: Data(#"{"requestID":"req-1","sampleIndex"#.utf8))
         try handle.close()
         lines = try TrajectoryJournal.lines(at: url)
         #expect(lines.count == 6)

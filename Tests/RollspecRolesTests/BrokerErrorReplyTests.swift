@@ -201,7 +201,7 @@ import Testing
         }
         #expect(Date().timeIntervalSince(start) < 10)
         #expect(client.refusals.map(\.requestID) == ["dup-1"] && client.refusalCount == 1)
-        #expect(client.metrics().values["rollspec_client_refusals_total"] == 1)
+        #expect(client.metrics().value("rollspec_client_refusals_total") == 1)
 
         // A plain collect waiting when the next refusal arrives stops waiting.
         client.submit(prompt: [1, 2], n: 1, sampling: sampling, requestID: "dup-1")

@@ -179,7 +179,7 @@ import Testing
         func bad(_ reason: RejectionReason) { expected[reason, default: 0] += 1; cases += 1 }
         var served: [RolloutRequest] = [held]
         var receivedRequests: [String] = ["held"]
-        var delivered: [String] = []  // keys as the client received them
+        var delivered: [SampleKey] = []  // as the client received them
         var evilVersion: UInt64 = 1000
         var clientPolicyVersion: UInt64 = 1, clientDraftVersion: UInt64 = 1
         let limit = Broker.wireLimits.maxMessageSize
@@ -262,7 +262,7 @@ import Testing
                 let victim = conns.filter { $0 !== c }.randomElement(using: &rng)!
                 evilVersion += 1
                 let evil = PolicyCheckpointChunk(version: evilVersion, chunk: WeightsChunk.split(Data("evil".utf8))[0])
-                let m = Bool.random(using: &rng) ? c.encode(evil, as: victim.name) : c.encode(Ack(sequence: 1, requestID: "held#0"), as: victim.name)
+                let m = Bool.random(using: &rng) ? c.encode(evil, as: victim.name) : c.encode(Ack(sequence: 1, requestID: "held"), as: victim.name)
                 try c.raw([m])
                 bad(.senderMismatch)
             case 14:  // a whole, digest-true policy from a worker or a peer without a role
@@ -280,7 +280,7 @@ import Testing
                 try [client, intruder].randomElement(using: &rng)!.send(Self.trajectory(for: held, sample: 0))
                 bad(.unauthorizedTrajectory)
             case 17:
-                try [worker, idle, intruder].randomElement(using: &rng)!.send(Ack(sequence: 1, requestID: "held#\(rng.next() % 3)"))
+                try [worker, idle, intruder].randomElement(using: &rng)!.send(Ack(sequence: 1, requestID: "held", sampleIndex: UInt32(rng.next() % 3)))
                 bad(.unauthorizedAck)
             case 18:
                 try [worker, idle].randomElement(using: &rng)!.send(Self.request("evil-\(rng.next())", n: 1))
@@ -335,7 +335,7 @@ import Testing
                     bad(.chunkDigestMismatch)
                 }
             default:  // a sequence number the broker never saw, but from the wrong peer: forged ack
-                try c.raw([c.encode(Ack(sequence: 1, requestID: "held#0"), as: conns.first { $0 !== c }!.name)])
+                try c.raw([c.encode(Ack(sequence: 1, requestID: "held"), as: conns.first { $0 !== c }!.name)])
                 bad(.senderMismatch)
             }
         }
@@ -353,14 +353,14 @@ import Testing
                 for s in 0..<r.n { try worker.send(Self.trajectory(for: r, sample: s)) }
             }
             worker.inbox.removeAll()
-            let want = Set((0..<2).map { sampleKey(id, UInt32($0)) })
+            let want = Set((0..<2).map { SampleKey(requestID: id, sampleIndex: $0) })
             guard try client.receive(until: { Set(Self.keys($0)).isSuperset(of: want) }) else {
                 Issue.record("trajectories of \(id) never reached the client")
                 return false
             }
             for key in Self.keys(client.take({ $0 })) {
                 delivered.append(key)
-                try client.send(Ack(sequence: 0, requestID: key))
+                try client.send(Ack(sequence: 0, sample: key))
             }
             return true
         }
@@ -387,23 +387,24 @@ import Testing
         // message from the same connection (ZeroMQ keeps each connection's order). The worker
         // goes first: its credit drops to 0 and it finishes `held`; then `last` can only go to
         // `idle`, whose credit rises after its own bad messages.
-        func acceptAll(_ keys: Set<String>) throws {
+        func acceptAll(_ id: String, samples: Int) throws {
+            let keys = Set((0..<UInt32(samples)).map { SampleKey(requestID: id, sampleIndex: $0) })
             #expect(try client.receive { Set(Self.keys($0)).isSuperset(of: keys) }, "\(keys) never all reached the client")
             for key in Self.keys(client.take({ $0 })) {
                 delivered.append(key)
-                try client.send(Ack(sequence: 0, requestID: key))
+                try client.send(Ack(sequence: 0, sample: key))
             }
         }
         try worker.send(Self.heartbeat(.worker, credit: 0, policy: 1, draft: 1))
         for s in 0..<held.n { try worker.send(Self.trajectory(for: held, sample: s)) }
-        try acceptAll(["held#0", "held#1", "held#2"])
+        try acceptAll("held", samples: 3)
         try idle.send(Self.heartbeat(.worker, credit: 1, policy: 1, draft: 1))
         let last = Self.request("last", n: 2)
         try client.send(last)
         #expect(try idle.receive { $0.contains { if case .rolloutRequest(let r) = $0 { r.requestID == "last" } else { false } } })
         for s in 0..<last.n { try idle.send(Self.trajectory(for: last, sample: s)) }
         receivedRequests.append("last")
-        try acceptAll(["last#0", "last#1"])
+        try acceptAll("last", samples: 2)
         // The broker still holds the client's policy and draft, untouched: a trainer and a late
         // worker get exactly them.
         try intruder.send(Self.heartbeat(.trainer))
@@ -420,8 +421,8 @@ import Testing
         let seconds = Date().timeIntervalSince(started)
 
         // (c) every valid request was served, each trajectory arrived exactly once, nothing else did.
-        let wanted = (["held#0", "held#1", "held#2", "last#0", "last#1"]
-            + (0..<rounds).flatMap { ["r\($0)#0", "r\($0)#1"] }).sorted()
+        let wanted = ([("held", 3), ("last", 2)] + (0..<rounds).map { ("r\($0)", 2) })
+            .flatMap { id, n in (0..<UInt32(n)).map { SampleKey(requestID: id, sampleIndex: $0) } }.sorted()
         #expect(delivered.sorted() == wanted)
         #expect(Set(receivedRequests) == Set(["held", "last"] + (0..<rounds).map { "r\($0)" }),
                 "the worker was sent requests nobody valid made: \(receivedRequests)")
@@ -437,8 +438,8 @@ import Testing
         for c in conns + [late] { c.socket.close() }
     }
 
-    static func keys(_ bodies: [WireMessageBody]) -> [String] {
-        bodies.compactMap { if case .trajectory(let t) = $0 { sampleKey(t.requestID, t.sampleIndex) } else { nil } }
+    static func keys(_ bodies: [WireMessageBody]) -> [SampleKey] {
+        bodies.compactMap { if case .trajectory(let t) = $0 { t.key } else { nil } }
     }
 
     /// The client side: a `BrokerConnection` skips what its broker could never have meant

@@ -157,11 +157,11 @@ import Testing
         try worker.send(Self.trajectory("r0", 0))
         try worker.send(Self.trajectory("r0", 1))
         #expect(Self.trajectories(try client.drain(0.4)) == ["r0#0", "r0#1"])
-        try client.send(Ack(sequence: 0, requestID: "r0#0"))
+        try client.send(Ack(sequence: 0, requestID: "r0", sampleIndex: 0))
         // After the resend timeout the unacked sample 1 comes again, sample 0 does not.
         let again = Self.trajectories(try client.drain(1.2))
         #expect(again.contains("r0#1") && !again.contains("r0#0"), "\(again)")
-        try client.send(Ack(sequence: 0, requestID: "r0#1"))
+        try client.send(Ack(sequence: 0, requestID: "r0", sampleIndex: 1))
 
         // r1 goes to worker-0, which then falls silent; worker-1 gets it after the timeout.
         try worker.heartbeat(policy: 1)
@@ -179,7 +179,7 @@ import Testing
         try worker.send(Self.trajectory("r1", 0))
         try other.send(Self.trajectory("r1", 0))
         #expect(Self.trajectories(try client.drain(0.4)) == ["r1#0"])
-        try client.send(Ack(sequence: 0, requestID: "r1#0"))
+        try client.send(Ack(sequence: 0, requestID: "r1", sampleIndex: 0))
 
         loop.stop()
         #expect(broker.rejections[.duplicateTrajectory] == 2)
@@ -235,7 +235,7 @@ import Testing
                 answered += 1
             }
             for case .trajectory(let t) in try client.drain(0.02) {
-                try client.send(Ack(sequence: 0, requestID: "\(t.requestID)#\(t.sampleIndex)"))
+                try client.send(Ack(sequence: 0, sample: t.key))
                 acked += 1
             }
         }

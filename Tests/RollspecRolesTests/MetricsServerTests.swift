@@ -26,7 +26,7 @@ import RollspecRoles
         var total = SpeculationReport()
         for round in 1...2 {
             var report = SpeculationReport()
-            report.record(proposer: "draft", drafted: 3, accepted: round)
+            report.record(proposer: .draft, drafted: 3, accepted: round)
             total = total + report
             worker.record(report: report, tokens: 8, seconds: 0.5, versions: .init(policy: UInt64(round), draft: 1))
             let snapshot = worker.snapshot(full: false, current: .init(policy: UInt64(round), draft: 1), rejections: .init())

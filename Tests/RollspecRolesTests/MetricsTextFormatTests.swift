@@ -2,6 +2,7 @@ import Foundation
 import RollspecClient
 import RollspecRoles
 import Testing
+import RollspecBus
 
 /// The Prometheus text format (0.0.4): what the encoder writes, byte for byte, and what the
 /// parser reads back.
@@ -86,11 +87,11 @@ import Testing
         }
     }
 
-    @Test func seriesNamesRoundTrip() throws {
+    @Test func escapedLabelValuesRoundTrip() throws {
         let labels = [MetricLabel("proposer", "dr\"aft\\"), MetricLabel("policy_version", "3")]
-        let s = PrometheusTextEncoder.series("rollspec_x_total", labels)
-        let (name, back) = try PrometheusTextParser.parseSeries(s)
-        #expect(name == "rollspec_x_total" && back == labels)
-        #expect(throws: PrometheusTextParser.ParseError.self) { try PrometheusTextParser.parseSeries("a{b=\"c\"} 1") }
+        let family = MetricFamily(name: "rollspec_x_total", help: "", kind: .counter,
+                                  samples: [MetricSample(name: "rollspec_x_total", labels: labels, value: 2)])
+        let back = try PrometheusTextParser.parse(PrometheusTextEncoder.encode([family]))
+        #expect(back.first?.samples.first?.labels == labels)
     }
 }

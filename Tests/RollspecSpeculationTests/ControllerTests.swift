@@ -5,7 +5,7 @@ import RollspecTesting
 @testable import RollspecSpeculation
 
 @Suite struct ControllerTests {
-    func state(alpha: Double, proposer: String = "draft") -> SpeculationController.SequenceState {
+    func state(alpha: Double, proposer: ProposerKind = .draft) -> SpeculationController.SequenceState {
         var s = SpeculationController.SequenceState()
         s.acceptance[proposer] = alpha
         return s
@@ -20,10 +20,10 @@ import RollspecTesting
     @Test func lookaheadGrowsWithAcceptanceAndStopsWhenItDoesNotPay() {
         var c = SpeculationController(maxLookahead: 8)
         c.verifySlope = 0.05
-        c.draftCost["draft"] = 0.2
-        let low = c.lookahead(for: "draft", state: state(alpha: 0.1))
-        let mid = c.lookahead(for: "draft", state: state(alpha: 0.6))
-        let high = c.lookahead(for: "draft", state: state(alpha: 0.95))
+        c.draftCost[.draft] = 0.2
+        let low = c.lookahead(for: .draft, state: state(alpha: 0.1))
+        let mid = c.lookahead(for: .draft, state: state(alpha: 0.6))
+        let high = c.lookahead(for: .draft, state: state(alpha: 0.95))
         #expect(low == 0, "a draft that is almost always wrong should not be used")
         #expect(mid > 0 && high > mid)
     }
@@ -39,10 +39,10 @@ import RollspecTesting
         for _ in 0..<20_000 {
             var accepted = 0
             while accepted < 4 && rng.nextUnit() < 0.5 { accepted += 1 }
-            c.update(&s, proposer: "draft", drafted: 4, accepted: accepted, emitted: accepted + 1,
+            c.update(&s, proposer: .draft, drafted: 4, accepted: accepted, emitted: accepted + 1,
                      seconds: 0.01, plainStepSeconds: 0.01)
         }
-        #expect(abs(s.acceptance["draft"]! - 0.5) < 0.06, "estimate \(s.acceptance["draft"]!)")
+        #expect(abs(s.acceptance[.draft]! - 0.5) < 0.06, "estimate \(s.acceptance[.draft]!)")
     }
 
     @Test func largeBatchesSpeculateLess() {
@@ -54,9 +54,9 @@ import RollspecTesting
         #expect(large > 0.7)
         var c = SpeculationController(maxLookahead: 8)
         c.verifySlope = small
-        let kSmall = c.lookahead(for: "suffix", state: state(alpha: 0.6, proposer: "suffix"))
+        let kSmall = c.lookahead(for: .suffix, state: state(alpha: 0.6, proposer: .suffix))
         c.verifySlope = large
-        let kLarge = c.lookahead(for: "suffix", state: state(alpha: 0.6, proposer: "suffix"))
+        let kLarge = c.lookahead(for: .suffix, state: state(alpha: 0.6, proposer: .suffix))
         #expect(kSmall > kLarge)
     }
 
@@ -83,12 +83,12 @@ import RollspecTesting
 
     @Test func choosesTheProposerThatPromisesMore() {
         var c = SpeculationController(maxLookahead: 6)
-        c.draftCost = ["draft": 0.25, "suffix": 0.01]
+        c.draftCost = [.draft: 0.25, .suffix: 0.01]
         var s = SpeculationController.SequenceState()
-        s.acceptance = ["draft": 0.7, "suffix": 0.7]
-        #expect(c.choose(among: ["draft", "suffix"], state: s)?.proposer == "suffix")  // same α, cheaper
-        s.acceptance = ["draft": 0.9, "suffix": 0.2]
-        #expect(c.choose(among: ["draft", "suffix"], state: s)?.proposer == "draft")
+        s.acceptance = [.draft: 0.7, .suffix: 0.7]
+        #expect(c.choose(among: [.draft, .suffix], state: s)?.proposer == .suffix)  // same α, cheaper
+        s.acceptance = [.draft: 0.9, .suffix: 0.2]
+        #expect(c.choose(among: [.draft, .suffix], state: s)?.proposer == .draft)
     }
 
     @Test func guardrailTurnsSpeculationOffWhenSlowerThanPlainAndRetriesLater() {
@@ -98,19 +98,19 @@ import RollspecTesting
         var s = state(alpha: 0.9)
         // Each step: 1 token emitted in 30 ms while a plain step takes 10 ms.
         for _ in 0..<4 {
-            c.update(&s, proposer: "draft", drafted: 4, accepted: 0, emitted: 1, seconds: 0.030, plainStepSeconds: 0.010)
+            c.update(&s, proposer: .draft, drafted: 4, accepted: 0, emitted: 1, seconds: 0.030, plainStepSeconds: 0.010)
         }
         #expect(s.coolDown == 3)
-        #expect(c.lookahead(for: "draft", state: s) == 0)
+        #expect(c.lookahead(for: .draft, state: s) == 0)
         for _ in 0..<3 {
             c.update(&s, proposer: nil, drafted: 0, accepted: 0, emitted: 1, seconds: 0.010, plainStepSeconds: 0.010)
         }
         #expect(s.coolDown == 0)
-        #expect(s.acceptance["draft"]! <= 0.5, "comes back cautiously")
+        #expect(s.acceptance[.draft]! <= 0.5, "comes back cautiously")
         // Fast speculation does not trip it.
         var fast = state(alpha: 0.9)
         for _ in 0..<8 {
-            c.update(&fast, proposer: "draft", drafted: 4, accepted: 4, emitted: 5, seconds: 0.012, plainStepSeconds: 0.010)
+            c.update(&fast, proposer: .draft, drafted: 4, accepted: 4, emitted: 5, seconds: 0.012, plainStepSeconds: 0.010)
         }
         #expect(fast.coolDown == 0)
     }
@@ -122,14 +122,14 @@ import RollspecTesting
         c.isFixed = true
         c.verifySlope = 10  // a cost model would never draft at this price
         var state = SpeculationController.SequenceState()
-        state.acceptance = ["draft": 0, "suffix": 1]
+        state.acceptance = [.draft: 0, .suffix: 1]
         state.coolDown = 5
-        #expect(c.choose(among: ["draft", "suffix"], state: state)! == ("draft", 3))
-        c.update(&state, proposer: "draft", drafted: 3, accepted: 0, emitted: 1, seconds: 1, plainStepSeconds: 1e-6)
-        #expect(c.choose(among: ["draft", "suffix"], state: state)! == ("draft", 3))
+        #expect(c.choose(among: [.draft, .suffix], state: state)! == (ProposerKind.draft, 3))
+        c.update(&state, proposer: .draft, drafted: 3, accepted: 0, emitted: 1, seconds: 1, plainStepSeconds: 1e-6)
+        #expect(c.choose(among: [.draft, .suffix], state: state)! == (ProposerKind.draft, 3))
         var adaptive = c
         adaptive.isFixed = false
-        #expect(adaptive.choose(among: ["draft", "suffix"], state: SpeculationController.SequenceState()) == nil)
+        #expect(adaptive.choose(among: [.draft, .suffix], state: SpeculationController.SequenceState()) == nil)
     }
 }
 
@@ -140,7 +140,7 @@ import RollspecTesting
     /// Drafts the target's own greedy continuation (always accepted); its first draft of a
     /// sequence is slow, as a draft model's prefill is.
     final class SlowStartOracle: Proposer {
-        let name = "draft"
+        let kind = ProposerKind.draft
         let prompt: [Int], reference: [Int]
         var calls = 0
         init(prompt: [Int], reference: [Int]) { self.prompt = prompt; self.reference = reference }
@@ -149,7 +149,7 @@ import RollspecTesting
             calls += 1
             if calls == 1 { usleep(100_000) }
             let next = context.count - prompt.count
-            return Draft(tokens: Array(reference.dropFirst(next).prefix(maxTokens)), proposer: name)
+            return Draft(tokens: Array(reference.dropFirst(next).prefix(maxTokens)), proposer: kind)
         }
     }
 

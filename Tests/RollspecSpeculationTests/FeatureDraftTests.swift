@@ -20,14 +20,14 @@ import RollspecTesting
     /// Records every feature it is given and proposes a fixed guess, so that verification
     /// accepts some tokens and rejects others.
     final class Spy: Proposer, TargetFeatureConsumer {
-        let name = "draft"
+        let kind = ProposerKind.draft
         var features: [Float] = []
         func begin(prompt: [Int]) { features = [] }
         func observeTargetFeatures(_ rows: UnsafePointer<Float>, count: Int) {
             features += UnsafeBufferPointer(start: rows, count: count * 32)
         }
         func propose(context: [Int], maxTokens: Int, sampling: SamplingParameters, random: inout RandomSource) -> Draft {
-            Draft(tokens: Array([context.last!, 3, 7, 1].prefix(maxTokens)), proposer: name)
+            Draft(tokens: Array([context.last!, 3, 7, 1].prefix(maxTokens)), proposer: kind)
         }
     }
 
@@ -60,7 +60,7 @@ import RollspecTesting
     /// Drafts a wrong first token and offers the target's own greedy token as an alternative
     /// (it runs the target itself), recording the features it is given.
     final class AlternativeSpy: Proposer, TargetFeatureConsumer {
-        let name = "draft"
+        let kind = ProposerKind.draft
         let oracle: LlamaModel
         var features: [Float] = []
         init(oracle: LlamaModel) { self.oracle = oracle }
@@ -72,7 +72,7 @@ import RollspecTesting
             let logits = oracle.verify(context, cache: oracle.makeCache(capacity: context.count)).rowArray(context.count - 1)
             let right = logits.indices.max { logits[$0] < logits[$1] }!
             let wrong = (right + 1) % 48
-            var d = Draft(tokens: Array([wrong, 5, 6].prefix(maxTokens)), proposer: name)
+            var d = Draft(tokens: Array([wrong, 5, 6].prefix(maxTokens)), proposer: kind)
             d.alternatives = [Alternative(position: 1, token: (right + 2) % 48), Alternative(position: 1, token: right)]
             return d
         }

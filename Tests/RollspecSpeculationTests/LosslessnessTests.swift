@@ -47,7 +47,7 @@ import RollspecModel
                     dists.append(q)
                 }
             }
-            let draft = Draft(tokens: tokens, distributions: pointMassDraft ? nil : dists, proposer: "test")
+            let draft = Draft(tokens: tokens, distributions: pointMassDraft ? nil : dists, proposer: .draft)
             let p = (0...k).map { target.distribution(out + tokens.prefix($0), params) }
             let v = sampler.verify(draft: draft, target: p, vocabSize: vocab, random: &random)
             out += tokens.prefix(v.acceptedCount) + [v.nextToken]
@@ -144,7 +144,7 @@ import RollspecModel
             let history = [trial % Self.vocab]
             let draftTokens = [(trial * 5) % Self.vocab, (trial * 3 + 1) % Self.vocab]
             let p = (0...2).map { Self.target.distribution(history + draftTokens.prefix($0), .greedy) }
-            let v = sampler.verify(draft: Draft(tokens: draftTokens, proposer: "t"), target: p,
+            let v = sampler.verify(draft: Draft(tokens: draftTokens, proposer: .draft), target: p,
                                    vocabSize: Self.vocab, random: &random)
             // Accepted exactly the prefix that equals the argmax chain; next is the argmax.
             var expectedAccepted = 0

@@ -207,10 +207,10 @@ extension SpeculativeGeneratorTests {
         let fresh = generator(.suffix)
         _ = try fresh.generateBatch(requests)
         #expect(fresh.lastReport.overall.draftTokens > 0)
-        #expect(fresh.costs.acceptance["suffix"] != nil)
+        #expect(fresh.costs.acceptance[.suffix] != nil)
         // Carrying a proposer measured as never accepted: the new sequences do not draft.
         let carried = generator(.suffix)
-        carried.costs.acceptance["suffix"] = poor
+        carried.costs.acceptance[.suffix] = poor
         _ = try carried.generateBatch(requests)
         #expect(carried.lastReport.overall.draftTokens == 0, "drafted \(carried.lastReport.overall.draftTokens)")
     }

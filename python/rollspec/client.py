@@ -438,7 +438,7 @@ class RolloutClient:
         if isinstance(m, wire.Trajectory):
             key = m.key
             # Acked even when a copy: the broker resends until it sees an ack.
-            send(wire.ACK, wire.Ack(env.sequence, key).parts())
+            send(wire.ACK, wire.Ack(env.sequence, m.request_id, m.sample_index).parts())
             with self._lock:
                 if key in self._delivered:
                     self.duplicates += 1

@@ -1,4 +1,4 @@
-"""The rollspec wire protocol, version 1 (docs/wire-protocol.md): envelopes and payloads.
+"""The rollspec wire protocol, version 2 (docs/wire-protocol.md): envelopes and payloads.
 
 Encoders produce the canonical bytes the Swift implementation produces (the test vectors in
 Tests/RollspecBusTests/Resources/vectors/ hold both to that). The decoder applies §6's checks in
@@ -7,6 +7,7 @@ Tests/RollspecBusTests/Resources/vectors/ hold both to that). The decoder applie
 from __future__ import annotations
 
 import math
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Optional
@@ -16,8 +17,10 @@ import numpy as np
 from .checksum import crc32c
 
 MAGIC = b"RSPC"
-VERSION = 1
+VERSION = 2
 MAX_MESSAGE = 64 << 20  # the receivers' default limit, §6 step 4
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")  # §5.6, Prometheus' rules
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 POLICY_CHECKPOINT_CHUNK, DRAFT_WEIGHTS_CHUNK, ROLLOUT_REQUEST, TRAJECTORY, ACK, HEARTBEAT, METRICS_SNAPSHOT, ERROR = range(1, 9)
 TYPE_NAMES = {1: "policy_checkpoint_chunk", 2: "draft_weights_chunk", 3: "rollout_request", 4: "trajectory",
@@ -341,9 +344,9 @@ class Trajectory:
     TYPE = TRAJECTORY
 
     @property
-    def key(self) -> str:
-        """What acks and deduplication go by (§9): `<request_id>#<sample_index>`."""
-        return f"{self.request_id}#{self.sample_index}"
+    def key(self) -> tuple:
+        """What acks and deduplication go by (§9): `(request_id, sample_index)`."""
+        return (self.request_id, self.sample_index)
 
     def parts(self) -> list:
         a = self.acceptance
@@ -392,16 +395,17 @@ class Trajectory:
 class Ack:
     sequence: int
     request_id: str = ""
+    sample_index: int = 0  # for an ack of a trajectory; else 0
     status: str = "accepted"
     TYPE = ACK
 
     def parts(self) -> list:
-        return [struct.pack("<Q", self.sequence), _string(self.request_id),
+        return [struct.pack("<Q", self.sequence), _string(self.request_id), struct.pack("<I", self.sample_index),
                 bytes([{v: k for k, v in ACK_STATUSES.items()}[self.status]])]
 
     @classmethod
     def read(cls, r):
-        return cls(r.u64("sequence"), r.string("request_id"), r.enum(ACK_STATUSES, "status"))
+        return cls(r.u64("sequence"), r.string("request_id"), r.u32("sample_index"), r.enum(ACK_STATUSES, "status"))
 
 
 @dataclass
@@ -444,23 +448,38 @@ class Heartbeat:
 @dataclass
 class MetricsSnapshot:
     timestamp_unix_nanos: int
-    samples: list  # of (name, kind, value)
+    samples: list  # of (name, labels: dict, kind, value)
     TYPE = METRICS_SNAPSHOT
 
     @classmethod
     def read(cls, r):
         ts, n = r.u64("timestamp_unix_nanos"), r.u32("samples")
-        if n * 13 > r.remaining:
+        if n * 17 > r.remaining:
             raise WireError("count too large in samples")
-        samples, names = [], set()
+        samples, series = [], set()
         for _ in range(n):
-            name, kind, value = r.string("name"), r.enum(METRIC_KINDS, "kind"), r.f64("value")
-            if name in names:
-                raise WireError(f"duplicate metric name {name}")
-            names.add(name)
+            name = r.string("name")
+            if not _METRIC_NAME.fullmatch(name):
+                raise WireError(f"not a metric name: {name!r}")
+            count = r.u32("labels")
+            if count * 8 > r.remaining:
+                raise WireError("count too large in labels")
+            labels = {}
+            for _ in range(count):
+                key, value = r.string("label name"), r.string("label value")
+                if not _LABEL_NAME.fullmatch(key) or key.startswith("__"):
+                    raise WireError(f"not a label name: {key!r}")
+                if key in labels:
+                    raise WireError(f"label {key} given twice")
+                labels[key] = value
+            identity = (name, tuple(sorted(labels.items())))
+            if identity in series:
+                raise WireError(f"duplicate series {name} {labels}")
+            series.add(identity)
+            kind, value = r.enum(METRIC_KINDS, "kind"), r.f64("value")
             if kind == "counter":
                 _check_range(value, 0, math.inf, "counter value")
-            samples.append((name, kind, value))
+            samples.append((name, labels, kind, value))
         return cls(ts, samples)
 
 

@@ -38,7 +38,7 @@ def main():
             client.publish_policy(random_weights(3), version=1, config=CONFIG)
             rid = client.submit(prompt(0), n=2, sampling=Sampling(max_tokens=8), seed=1)
             got = client.collect(timeout=120)
-            assert sorted(t.key for t in got) == [f"{rid}#0", f"{rid}#1"], [t.key for t in got]
+            assert sorted(t.key for t in got) == [(rid, 0), (rid, 1)], [t.key for t in got]
             assert all(np.isfinite(t.logprobs).all() for t in got)
             return f"{len(got)} trajectories over CURVE"
 

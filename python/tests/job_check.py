@@ -51,7 +51,7 @@ def prompt(i):
 def check_batch(got, submitted, n, max_tokens, version):
     """Every (request, sample) once; tokens in the vocabulary; logprobs finite and ≤ 0."""
     keys = [t.key for t in got]
-    expected = {f"{rid}#{i}" for rid in submitted for i in range(n)}
+    expected = {(rid, i) for rid in submitted for i in range(n)}
     assert len(keys) == len(set(keys)), f"{len(keys) - len(set(keys))} samples yielded twice"
     assert set(keys) == expected, f"missing {sorted(expected - set(keys))[:5]}, unexpected {sorted(set(keys) - expected)[:5]}"
     for t in got:

@@ -129,7 +129,7 @@ def test_resent_trajectories_are_yielded_once_and_every_copy_is_acked():
                 time.sleep(0.01)
             assert client.duplicates == 3 and client.received == 3
         acks = [e.payload for e in router.seen if isinstance(e.payload, wire.Ack)]
-        assert sorted(a.request_id for a in acks) == sorted([f"{rid}#{i}" for i in range(3)] * 2), acks
+        assert sorted((a.request_id, a.sample_index) for a in acks) == sorted([(rid, i) for i in range(3)] * 2), acks
         assert sorted(a.sequence for a in acks) == list(range(1, 7))
     finally:
         router.close()

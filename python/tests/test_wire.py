@@ -56,13 +56,14 @@ def as_json(env: wire.Envelope) -> dict:
             "k": t.k, "positions": len(t.token_ids), "token_ids": plain(t.token_ids.reshape(-1)),
             "probabilities": plain(t.probabilities.reshape(-1))}
     elif isinstance(m, wire.Ack):
-        p = {"sequence": m.sequence, "request_id": m.request_id, "status": m.status}
+        p = {"sequence": m.sequence, "request_id": m.request_id, "sample_index": m.sample_index, "status": m.status}
     elif isinstance(m, wire.Heartbeat):
         p = {"role": m.role, "index": m.index, "status": m.status, "credit": m.credit,
              "policy_version": m.policy_version, "draft_version": m.draft_version, "stats": vars(m.stats)}
     elif isinstance(m, wire.MetricsSnapshot):
         p = {"timestamp_unix_nanos": m.timestamp_unix_nanos,
-             "samples": [{"name": n, "kind": k, "value": v} for n, k, v in m.samples]}
+             "samples": [{"name": n, "labels": [{"name": a, "value": b} for a, b in labels.items()], "kind": k, "value": v}
+                         for n, labels, k, v in m.samples]}
     else:
         p = {"code": m.code, "code_name": m.code_name, "message": m.message, "sequence": m.sequence}
     return p

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Message type codes of protocol v1 (the envelope's `type` field).
+/// Message type codes of the protocol (the envelope's `type` field).
 public enum WireMessageType: UInt16, Sendable, CaseIterable {
     case policyCheckpointChunk = 1
     case draftWeightsChunk = 2

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Reads protocol-v1 primitives strictly: every read names its field, checks the bytes are
+/// Reads protocol primitives strictly: every read names its field, checks the bytes are
 /// there before touching them, and checks counts against the bytes left *before* allocating,
 /// so a forged length can neither crash the reader nor make it reserve a huge buffer.
 public struct WireReader {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Appends protocol-v1 primitives to a buffer: little-endian integers and floats, `u32`
+/// Appends protocol primitives to a buffer: little-endian integers and floats, `u32`
 /// length-prefixed strings, byte strings and arrays, `u8`-tagged optionals (docs/wire-protocol.md §3).
 public struct WireWriter: Sendable {
     public private(set) var data: Data
@@ -21,7 +21,7 @@ public struct WireWriter: Sendable {
         withUnsafeBytes(of: v.littleEndian) { data.replaceSubrange(offset..<offset + 4, with: $0) }
     }
 
-    /// A count or byte length; protocol v1 caps both at `UInt32.max`.
+    /// A count or byte length; the protocol caps both at `UInt32.max`.
     public mutating func count(_ n: Int) {
         precondition(n >= 0 && n <= Int(UInt32.max), "length \(n) does not fit the u32 length field")
         u32(UInt32(n))

@@ -1,3 +1,5 @@
+import RollspecBus
+
 /// A metric family as the Prometheus text format (0.0.4) sees it: a name, a help line, a type
 /// and its samples. Values only; `PrometheusTextEncoder` writes them and
 /// `PrometheusTextParser` reads them back.
@@ -37,18 +39,6 @@ public struct MetricSample: Equatable, Sendable {
 
     /// The value of label `name`, if the sample has it.
     public subscript(label name: String) -> String? { labels.first { $0.name == name }?.value }
-}
-
-public struct MetricLabel: Hashable, Sendable, Comparable {
-    public var name: String
-    public var value: String
-
-    public init(_ name: String, _ value: String) {
-        self.name = name
-        self.value = value
-    }
-
-    public static func < (a: MetricLabel, b: MetricLabel) -> Bool { (a.name, a.value) < (b.name, b.value) }
 }
 
 /// A Prometheus histogram's raw counts: observations per bucket, not yet cumulative.

@@ -1,4 +1,5 @@
 import Foundation
+import RollspecBus
 
 /// Writes metric families in the Prometheus text exposition format, version 0.0.4
 /// (prometheus.io/docs/instrumenting/exposition_formats): per family a `# HELP` and a `# TYPE`
@@ -18,8 +19,7 @@ public enum PrometheusTextEncoder {
         return out
     }
 
-    /// `name{a="x",b="y"}`, or `name` alone without labels; label values escaped. The same
-    /// syntax names a sample inside a `MetricsSnapshot`.
+    /// `name{a="x",b="y"}`, or `name` alone without labels; label values escaped.
     public static func series(_ name: String, _ labels: [MetricLabel]) -> String {
         guard !labels.isEmpty else { return name }
         return name + "{" + labels.map { "\($0.name)=\"\(escapeLabelValue($0.value))\"" }.joined(separator: ",") + "}"

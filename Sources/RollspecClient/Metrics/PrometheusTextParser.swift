@@ -1,3 +1,5 @@
+import RollspecBus
+
 /// Reads the Prometheus text exposition format, version 0.0.4 — what `PrometheusTextEncoder`
 /// writes and what other exporters serve.
 ///
@@ -32,7 +34,7 @@ public enum PrometheusTextParser {
                 let parts = line.dropFirst().trimmingWhitespace().split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
                 guard parts.count >= 2, parts[0] == "HELP" || parts[0] == "TYPE" else { continue }
                 let name = String(parts[1])
-                guard isValidName(name) else { throw ParseError(line: n + 1, reason: "bad metric name \(name)") }
+                guard MetricNaming.isValidMetricName(name) else { throw ParseError(line: n + 1, reason: "bad metric name \(name)") }
                 let rest = parts.count > 2 ? String(parts[2]) : ""
                 let i = family(name)
                 if parts[0] == "HELP" {
@@ -63,25 +65,6 @@ public enum PrometheusTextParser {
                 .append(MetricSample(name: name, labels: labels, value: value))
         }
         return families
-    }
-
-    /// Splits `name{a="x",b="y"}` (the syntax of a sample line, and of a `MetricsSnapshot`
-    /// sample name) into the name and its labels.
-    /// - Throws: `ParseError` (line 0) if it is not exactly one series.
-    public static func parseSeries(_ text: String) throws -> (name: String, labels: [MetricLabel]) {
-        var cursor = Cursor(Array(text.utf8), line: 0)
-        let s = try cursor.series()
-        guard cursor.atEnd else { throw ParseError(line: 0, reason: "unexpected text after \(s.name) in \(text)") }
-        return s
-    }
-
-    static func isValidName(_ s: String) -> Bool {
-        guard let first = s.utf8.first, !(first >= 0x30 && first <= 0x39) else { return false }
-        return s.utf8.allSatisfy { isNameByte($0) || $0 == UInt8(ascii: ":") }
-    }
-
-    static func isNameByte(_ b: UInt8) -> Bool {
-        (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x5F
     }
 
     static func parseValue(_ s: String) -> Double? {
@@ -147,7 +130,7 @@ public enum PrometheusTextParser {
 
         mutating func name(colonAllowed: Bool) throws -> String {
             let start = i
-            while i < bytes.count, PrometheusTextParser.isNameByte(bytes[i]) || (colonAllowed && bytes[i] == UInt8(ascii: ":")) { i += 1 }
+            while i < bytes.count, MetricNaming.isNameByte(bytes[i]) || (colonAllowed && bytes[i] == UInt8(ascii: ":")) { i += 1 }
             let s = String(decoding: bytes[start..<i], as: UTF8.self)
             guard !s.isEmpty, !(bytes[start] >= 0x30 && bytes[start] <= 0x39) else {
                 throw fail(i < bytes.count ? "expected a name at \"\(String(decoding: bytes[start...], as: UTF8.self))\"" : "expected a name")

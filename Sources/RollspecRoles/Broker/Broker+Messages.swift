@@ -99,7 +99,7 @@ extension Broker {
                 reject(.unauthorizedAck, "ack from \(sender), a \(role(of: identity)), not the client", answering: offender)
                 return
             }
-            acknowledge(a.requestID)
+            if let sample = a.sample { acknowledge(sample) }
         case .metricsSnapshot(let m):
             switch peers[identity]?.role {
             case .worker?: metrics.update { $0.record(snapshot: m, worker: sender) }
@@ -129,7 +129,7 @@ extension Broker {
     }
 
     func trajectory(_ t: Trajectory, sender: String, identity: Data, offender: Offender) {
-        let key = sampleKey(t.requestID, t.sampleIndex)
+        let key = t.key
         guard peers[identity]?.role == .worker else {
             reject(.unauthorizedTrajectory, "trajectory \(key) from \(sender), a \(role(of: identity))", answering: offender)
             return
@@ -175,7 +175,7 @@ extension Broker {
     /// The client confirmed `key`; a request all of whose samples are delivered and acked is
     /// forgotten but for its id. Acks of keys not awaited (a resent copy acked twice) are
     /// ordinary and ignored.
-    func acknowledge(_ key: String) {
+    func acknowledge(_ key: SampleKey) {
         guard let entry = unacked.removeValue(forKey: key) else { return }
         let id = entry.trajectory.requestID
         guard var state = requests[id] else { return }

@@ -98,7 +98,7 @@ public final class Broker {
     var requests: [String: RequestState] = [:]
     var finished: RecentKeys
     var queue: [String] = []
-    var unacked: [String: (trajectory: Trajectory, sentAt: Double)] = [:]
+    var unacked: [SampleKey: (trajectory: Trajectory, sentAt: Double)] = [:]
     /// Reassembly of the policy and draft streams, keeping the chunks as received so a complete
     /// checkpoint is forwarded as it came instead of cut and hashed again.
     var policyIncoming = IncomingChunks()

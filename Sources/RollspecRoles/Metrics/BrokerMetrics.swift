@@ -14,10 +14,7 @@ public struct BrokerMetrics: Sendable {
     public static let latencyBuckets: [Double] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000]
 
     /// A series a worker sent: family name and labels (sorted, without `worker`).
-    struct SeriesKey: Hashable {
-        var name: String
-        var labels: [MetricLabel]
-    }
+    typealias SeriesKey = MetricsSnapshot.SeriesKey
 
     struct WorkerSeries {
         var startTime: Double?
@@ -47,21 +44,20 @@ public struct BrokerMetrics: Sendable {
     public init() {}
 
     /// Takes in a worker's snapshot.
-    /// - Parameter worker: the sender id, exported as the `worker` label (a label the worker
-    ///   put in a name itself is replaced).
-    /// - Returns: names of the samples ignored: unknown families, a kind that does not match
-    ///   the family, or a name that is not a series.
+    /// - Parameter worker: the sender id, exported as the `worker` label (a `worker` label the
+    ///   worker sent itself is replaced).
+    /// - Returns: names of the samples ignored: unknown families, or a kind that does not
+    ///   match the family.
     @discardableResult
     public mutating func record(snapshot: MetricsSnapshot, worker: String) -> [String] {
         var ignored: [String] = []
         var parsed: [(key: SeriesKey, kind: MetricsSnapshot.Kind, value: Double)] = []
         for s in snapshot.samples {
-            guard let (name, labels) = try? PrometheusTextParser.parseSeries(s.name),
-                  let kind = MetricName.fromWorkers[name], kind == s.kind, !s.value.isNaN else {
+            guard let kind = MetricName.fromWorkers[s.name], kind == s.kind, !s.value.isNaN else {
                 ignored.append(s.name)
                 continue
             }
-            parsed.append((SeriesKey(name: name, labels: labels.filter { $0.name != "worker" }.sorted()), kind, s.value))
+            parsed.append((SeriesKey(name: s.name, labels: s.labels.filter { $0.name != "worker" }), kind, s.value))
         }
         var w = workers[worker] ?? WorkerSeries()
         let start = parsed.first { $0.key.name == MetricName.processStartTime && $0.key.labels.isEmpty }?.value
@@ -119,7 +115,7 @@ public struct BrokerMetrics: Sendable {
 
     /// The exported value of a worker's series (tests, and the query's own checks).
     public func value(_ name: String, worker: String, labels: [MetricLabel] = []) -> Double? {
-        let key = SeriesKey(name: name, labels: labels.sorted())
+        let key = SeriesKey(name: name, labels: labels)
         if let c = workers[worker]?.counters[key] { return c.base + c.last }
         return workers[worker]?.gauges[key]
     }

@@ -23,7 +23,7 @@ public struct WorkerMetrics: Sendable, Equatable {
     }
 
     public struct ProposerKey: Hashable, Sendable {
-        public var proposer: String
+        public var proposer: ProposerKind
         public var versions: Versions
     }
 
@@ -76,7 +76,7 @@ public struct WorkerMetrics: Sendable, Equatable {
                                   at date: Date = Date()) -> MetricsSnapshot {
         var samples: [MetricsSnapshot.Sample] = []
         func add(_ name: String, _ labels: [MetricLabel], _ kind: MetricsSnapshot.Kind, _ value: Double) {
-            samples.append(.init(name: PrometheusTextEncoder.series(name, labels), kind: kind, value: value))
+            samples.append(.init(name: name, labels: labels, kind: kind, value: value))
         }
         add(MetricName.processStartTime, [], .gauge, startTimeUnixSeconds)
         add(MetricName.workerPolicyVersion, [], .gauge, Double(current.policy))
@@ -88,7 +88,7 @@ public struct WorkerMetrics: Sendable, Equatable {
         for key in spec.sorted(by: Self.order) {
             // Plain steps are recorded under a proposer too; a series of nothing but zeros is noise.
             guard let s = speculation[key], s.drafts > 0 else { continue }
-            let labels = [MetricLabel("proposer", key.proposer)] + Self.labels(key.versions)
+            let labels = [MetricLabel("proposer", key.proposer.rawValue)] + Self.labels(key.versions)
             add(MetricName.drafts, labels, .counter, Double(s.drafts))
             add(MetricName.draftTokens, labels, .counter, Double(s.draftTokens))
             add(MetricName.acceptedTokens, labels, .counter, Double(s.acceptedTokens))

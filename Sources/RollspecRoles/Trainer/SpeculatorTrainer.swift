@@ -75,7 +75,7 @@ public final class SpeculatorTrainer {
     private var policyArtifact: Data?
     private var policy: Policy?
     /// Features of trajectories under `policy`, by trajectory key; emptied when it changes.
-    private var featureCache: [String: [Float]] = [:]
+    private var featureCache: [SampleKey: [Float]] = [:]
     /// Time spent recomputing features and trajectories recomputed, since the last round's log.
     private var featureSeconds = 0.0, featureCount = 0
     private var buffer: [Trajectory] = []
@@ -202,7 +202,7 @@ public final class SpeculatorTrainer {
     }
 
     private func featureExample(_ t: Trajectory, policy: Policy) -> FeatureExample {
-        let key = "\(t.requestID)#\(t.sampleIndex)"
+        let key = t.key
         if let cached = featureCache[key] {
             return FeatureExample(tokens: (t.promptTokens + t.responseTokens).map(Int.init), features: cached,
                                   lossMask: Self.responseMask(t))

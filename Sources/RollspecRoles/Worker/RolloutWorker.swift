@@ -279,7 +279,7 @@ public final class RolloutWorker {
             let acceptance = AcceptanceCounts(
                 drafts: UInt64(s.drafts), draftedTokens: UInt64(s.draftTokens), acceptedTokens: UInt64(s.acceptedTokens),
                 acceptedPerPosition: s.acceptedAtPosition.map { UInt64($0) },
-                proposers: out.report.byProposer.keys.sorted())
+                proposers: out.report.byProposer.keys.sorted().map(\.rawValue))
             try connection.send(Trajectory(
                 requestID: r.requestID, groupID: r.groupID, sampleIndex: UInt32(owner.sample), promptTokens: r.promptTokens,
                 responseTokens: out.result.tokens.map { Int32($0) }, logprobs: out.result.logprobs,

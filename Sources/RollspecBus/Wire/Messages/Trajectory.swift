@@ -195,3 +195,23 @@ public struct Trajectory: WireMessage {
         targetTopK = try r.optional("target_top_k") { try TargetTopK(from: &$0, responseLength: responseLength) }
     }
 }
+
+extension Trajectory {
+    /// What acks and deduplication go by.
+    public var key: SampleKey { SampleKey(requestID: requestID, sampleIndex: sampleIndex) }
+}
+
+/// One sample of one request: the key a trajectory is acked, deduplicated and journaled by.
+public struct SampleKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var requestID: String
+    public var sampleIndex: UInt32
+
+    public init(requestID: String, sampleIndex: UInt32) {
+        self.requestID = requestID
+        self.sampleIndex = sampleIndex
+    }
+
+    public static func < (a: SampleKey, b: SampleKey) -> Bool { (a.requestID, a.sampleIndex) < (b.requestID, b.sampleIndex) }
+
+    public var description: String { "\(requestID) sample \(sampleIndex)" }
+}
