@@ -113,6 +113,19 @@ public final class RolloutClient: @unchecked Sendable {
         return id
     }
 
+    /// Waits until the broker has confirmed policy `version`: every chunk
+    /// arrived, the artifact's size and SHA-256 matched, and it is what the broker now serves.
+    /// The broker confirms with an `ack` of the chunk that completed the version; a refused
+    /// chunk shows in `refusals` instead.
+    /// - Returns: whether the confirmation came within `timeout` seconds.
+    @discardableResult
+    public func waitForPolicyConfirmation(_ version: UInt64, timeout: Double = 60) -> Bool {
+        core.waitForConfirmation(policy: version, timeout: timeout)
+    }
+
+    /// The newest policy version the broker confirmed complete and verified (0: none yet).
+    public var confirmedPolicyVersion: UInt64 { core.confirmedPolicy }
+
     /// Waits until everything queued so far has been handed to ZeroMQ, or `timeout` passes.
     /// - Returns: whether the queue emptied in time.
     @discardableResult
@@ -211,6 +224,8 @@ private final class Core: @unchecked Sendable {
     /// The ids of the rollout requests sent, by sequence number (the newest `keptRefusals`), so
     /// a refusal can say which request it is about.
     private var sentRequests: [UInt64: String] = [:]
+    /// The policy version of each chunk sent and not yet confirmed, by sequence number.
+    private var sentPolicyChunks: [UInt64: UInt64] = [:]
     private let journal: TrajectoryJournal?
 
     private let condition = NSCondition()
@@ -228,6 +243,9 @@ private final class Core: @unchecked Sendable {
     private var stopped = false
     private var policyVersion: UInt64 = 0
     private var draftVersion: UInt64 = 0
+    /// Policy versions the broker confirmed.
+    private var confirmedPolicies: Set<UInt64> = []
+    var confirmedPolicy: UInt64 { condition.withLock { confirmedPolicies.max() ?? 0 } }
     private var _counters = Counters()
     /// Copied from `rejections` (I/O thread only) for `snapshot`.
     private var rejectedTotal: UInt64 = 0
@@ -274,6 +292,7 @@ private final class Core: @unchecked Sendable {
                 if failed > 0, condition.withLock({ abandon }) { failed += 1; continue }
                 if (try? connection.send(message)) == true { sent += 1 } else { failed += 1 }
                 if let r = message as? RolloutRequest { remember(r.requestID, sentAs: connection.sequence) }
+                if let c = message as? PolicyCheckpointChunk { sentPolicyChunks[connection.sequence] = c.version }
             }
             condition.withLock {
                 _counters.sent += sent
@@ -331,9 +350,24 @@ private final class Core: @unchecked Sendable {
                 if unreported.count > Self.keptRefusals { unreported.removeFirst(unreported.count - Self.keptRefusals) }
                 condition.broadcast()
             }
+        case .ack(let a) where a.status == .accepted:
+            guard let version = sentPolicyChunks[a.sequence] else { break }
+            sentPolicyChunks = sentPolicyChunks.filter { $0.value > version }  // older ones can no longer be
+            condition.withLock {
+                confirmedPolicies.insert(version)
+                condition.broadcast()
+            }
         default:
             break
         }
+    }
+
+    func waitForConfirmation(policy version: UInt64, timeout: Double) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: max(0, timeout))
+        condition.lock()
+        defer { condition.unlock() }
+        while !confirmedPolicies.contains(version), !stopped, condition.wait(until: deadline) {}
+        return confirmedPolicies.contains(version)
     }
 
     /// I/O thread only.

@@ -212,4 +212,73 @@ import Testing
         loop.stop()
         #expect(broker.rejections.counts == [.duplicateRequest: 2])
     }
+
+    /// A policy publish is confirmed with an `ack` of the chunk that completed it, once the
+    /// artifact is whole and digest-true; a tampered version gets an `error` and no ack.
+    @Test func aCompletePolicyIsConfirmedAndATamperedOneIsRefusedInstead() throws {
+        let (broker, loop, endpoint, path) = try Self.start()
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let learner = try Peer(context, endpoint, "learner")
+        try Self.publishPolicy(from: learner)
+        let acks = try learner.drain(0.5).compactMap { if case .ack(let a) = $0 { a } else { nil } }
+        #expect(acks == [Ack(sequence: learner.sequence)], "\(acks)")
+
+        var chunk = WeightsChunk.split(Data(repeating: 8, count: 1000))[0]
+        chunk.bytes[0] ^= 1
+        try learner.send(PolicyCheckpointChunk(version: 2, chunk: chunk))
+        let replies = try learner.drain(0.5)
+        #expect(replies.allSatisfy { if case .ack = $0 { false } else { true } }, "\(replies)")
+        #expect(Self.errors(replies).map(\.reason) == [.chunkDigestMismatch])
+        loop.stop()
+        #expect(broker.rejections.counts == [.chunkDigestMismatch: 1])
+        learner.socket.close()
+    }
+
+    /// `RolloutClient.waitForPolicyConfirmation` returns once the broker confirmed the version.
+    @Test func theRolloutClientWaitsForItsPolicyToBeConfirmed() throws {
+        let (_, loop, endpoint, path) = try Self.start()
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let client = try RolloutClient(endpoint: endpoint, name: "my-loop", role: .learner, heartbeatIntervalSeconds: 0.1)
+        defer { client.close() }
+        #expect(client.confirmedPolicyVersion == 0)
+        #expect(!client.waitForPolicyConfirmation(1, timeout: 0.3), "confirmed before anything was published")
+        try client.publishPolicy(BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 5), version: 1)
+        #expect(client.waitForPolicyConfirmation(1, timeout: 10))
+        #expect(client.confirmedPolicyVersion == 1 && client.refusalCount == 0)
+    }
+
+    /// With a learner and another client connected, each request's trajectories go to the
+    /// client that submitted it, and only that client may ack them; the other's ack is refused.
+    @Test func trajectoriesGoToTheClientThatAskedAndOnlyItMayAckThem() throws {
+        let (broker, loop, endpoint, path) = try Self.start()
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let learner = try Peer(context, endpoint, "learner")
+        try Self.publishPolicy(from: learner)
+        let worker = try Self.readyWorker(context, endpoint)
+        let other = try Peer(context, endpoint, "evaluator")
+        try other.send(Heartbeat(role: .client, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0))
+        try learner.send(Self.request("mine"))
+        try other.send(Self.request("theirs"))
+        #expect(Set(Self.requests(try worker.drain(0.5))) == ["mine", "theirs"])
+        try worker.send(BrokerTests.trajectory("mine", 0))
+        try worker.send(BrokerTests.trajectory("theirs", 0))
+        // The learner heartbeats after the other client, as a learner does every second: the
+        // last to speak does not take the other's trajectories.
+        try learner.send(BrokerTests.learnerHeartbeat())
+        #expect(BrokerTests.trajectories(try learner.drain(0.5)) == ["mine#0"])
+        #expect(BrokerTests.trajectories(try other.drain(0.1)) == ["theirs#0"])
+
+        try learner.send(Ack(sequence: 0, requestID: "theirs", sampleIndex: 0))
+        let refusal = try Self.onlyError(to: learner)
+        #expect(refusal.reason == .unauthorizedAck && refusal.message.contains("the request is evaluator's"), "\(refusal.message)")
+        try other.send(Ack(sequence: 0, requestID: "theirs", sampleIndex: 0))
+        try learner.send(Ack(sequence: 0, requestID: "mine", sampleIndex: 0))
+        _ = try other.drain(0.3)
+        loop.stop()
+        #expect(broker.rejections.counts == [.unauthorizedAck: 1])
+        #expect(broker.retained.unacked == 0 && broker.retained.requests == 0, "\(broker.retained)")
+        for p in [learner, worker, other] { p.socket.close() }
+    }
 }

@@ -42,10 +42,12 @@ class RolloutTimeout(RolloutError, TimeoutError):
 
 
 class _Sent(NamedTuple):
-    """What a message sent under some sequence number was: its description for errors, and the
-    request id when it was a rollout request (so a refusal can drop the request)."""
+    """What a message sent under some sequence number was: its description for errors, the
+    request id when it was a rollout request (so a refusal can drop the request), and the policy
+    version when it was a policy chunk (so the broker's ack of it confirms the version)."""
     text: str
     request_id: Optional[str] = None
+    policy_version: Optional[int] = None
 
 
 class BrokerError(RolloutError):
@@ -89,6 +91,7 @@ class Published:
     encode_seconds: float  # tensors → artifact
     digest_seconds: float  # SHA-256 of the artifact
     send_seconds: float    # chunks framed (CRC-32C each) and handed to ZeroMQ
+    confirm_seconds: float  # until the broker confirmed it whole and digest-true (0: not awaited)
     seconds: float         # all of it
 
 
@@ -156,6 +159,7 @@ class RolloutClient:
         self._last_event = "no connection attempt reported yet"
         self._closing = self._stopped = False
         self._policy_version = self._draft_version = 0
+        self._confirmed: set = set()  # policy versions the broker confirmed
         self._requests = itertools.count(1)
         # Default request ids carry this client's incarnation: the broker refuses an id it has
         # seen (silently, today), and a restarted loop's counter starts again at 1.
@@ -238,9 +242,10 @@ class RolloutClient:
             self._raise_errors()
 
     def publish_policy(self, source, version: int, *, config: Optional[Mapping] = None, dtype: str = "float32",
-                       timeout: float = 120.0) -> Published:
-        """Publishes policy checkpoint `version` (versions must increase) and returns once every
-        chunk is handed to ZeroMQ.
+                       timeout: float = 120.0, confirm: bool = True) -> Published:
+        """Publishes policy checkpoint `version` (versions must increase) and returns once the
+        broker confirmed it: every chunk arrived, its size and SHA-256 matched, and it is the
+        policy the broker now serves (with `confirm=False`, once every chunk is handed to ZeroMQ).
 
         Args:
             source: an HF folder (config.json + *.safetensors), a .safetensors file, or a state
@@ -250,6 +255,8 @@ class RolloutClient:
                 bfloat16 rounds the weights they get).
         Raises:
             CheckpointError: the tensors do not fit the config, or the config is one workers refuse.
+            BrokerError: the broker refused a chunk (e.g. a version not newer than its policy).
+            RolloutTimeout: no confirmation within `timeout` seconds of the call.
         """
         if not 0 < version < 1 << 64:
             raise ValueError("version must be in 1…2^64-1")
@@ -267,14 +274,34 @@ class RolloutClient:
             for i in range(count):
                 lo = i * self.chunk_size
                 c = wire.Chunk(i, count, lo, total, digest, view[lo:lo + self.chunk_size])
-                yield wire.POLICY_CHECKPOINT_CHUNK, wire.PolicyCheckpointChunk(version, c).parts(), _Sent(f"policy v{version} chunk {i}")
+                yield wire.POLICY_CHECKPOINT_CHUNK, wire.PolicyCheckpointChunk(version, c).parts(), _Sent(f"policy v{version} chunk {i}", policy_version=version)
 
         self._enqueue(chunks())
         with self._lock:
             self._policy_version = version
         self.flush(timeout)
+        sent = time.perf_counter()
+        if confirm:
+            self._wait_confirmed(version, max(0.0, timeout - (sent - start)))
         done = time.perf_counter()
-        return Published(version, dtype, total, count, digest.hex(), encoded - start, hashed - encoded, done - hashed, done - start)
+        return Published(version, dtype, total, count, digest.hex(), encoded - start, hashed - encoded, sent - hashed,
+                         done - sent if confirm else 0.0, done - start)
+
+    def _wait_confirmed(self, version: int, timeout: float):
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while version not in self._confirmed:
+                self._raise_errors()
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopped:
+                    raise RolloutTimeout(f"the broker at {self.endpoint} did not confirm policy v{version} within {timeout:g} s")
+                self._lock.wait(min(left, 0.5))
+
+    @property
+    def confirmed_policy_version(self) -> int:
+        """The newest policy version the broker confirmed complete and verified (0: none)."""
+        with self._lock:
+            return max(self._confirmed, default=0)
 
     def submit(self, prompt, n: int = 1, sampling: Optional[Sampling] = None, stop: Sequence[int] = (),
                seed: Optional[int] = None, request_id: Optional[str] = None, group_id: Optional[str] = None) -> str:
@@ -462,6 +489,12 @@ class RolloutClient:
                 if sent and sent.request_id is not None:
                     self._pending.pop(sent.request_id, None)
                 self._lock.notify_all()
+        elif isinstance(m, wire.Ack) and m.status == "accepted":
+            sent = sent_about.get(m.sequence)
+            if sent and sent.policy_version is not None:
+                with self._lock:
+                    self._confirmed.add(sent.policy_version)
+                    self._lock.notify_all()
         elif isinstance(m, wire.Ack) and m.status == "rejected":
             sent = sent_about.get(m.sequence)
             about = sent.text if sent else None

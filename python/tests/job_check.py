@@ -117,6 +117,7 @@ def main():
 
     def publish_folder():
         p = client.publish_policy(folder, version=1)
+        assert client.confirmed_policy_version == 1, "publish_policy returned before the broker confirmed v1"
         workers = client.wait_for_workers(1, timeout=args.timeout)
         return f"{p.size} bytes in {p.chunks} chunks, {workers} workers hold v1"
 

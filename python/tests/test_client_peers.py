@@ -232,6 +232,26 @@ def test_a_real_broker_refuses_a_request_id_seen_before():
         broker.close()
 
 
+def test_a_real_broker_confirms_a_policy_and_refuses_an_older_one():
+    from job_check import CONFIG, random_weights
+    broker = Broker()
+    try:
+        with RolloutClient(broker.endpoint, name="publish-test", connect_timeout=5) as client:
+            assert client.confirmed_policy_version == 0
+            p = client.publish_policy(random_weights(3), version=2, config=CONFIG, timeout=30)
+            assert client.confirmed_policy_version == 2 and p.confirm_seconds > 0, (client.confirmed_policy_version, p)
+            try:
+                client.publish_policy(random_weights(4), version=1, config=CONFIG, timeout=30)
+            except BrokerError as e:
+                assert "chunk_stale_version" in str(e) and "policy v1 chunk 0" in str(e), str(e)
+                print("   ", e)
+            else:
+                raise AssertionError("an older policy was confirmed")
+            assert client.confirmed_policy_version == 2
+    finally:
+        broker.close()
+
+
 if __name__ == "__main__":
     tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
     failed = 0

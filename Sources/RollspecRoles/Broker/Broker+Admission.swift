@@ -114,7 +114,6 @@ extension Broker {
             declareDead(old, why: "replaced by a new process")
             trainers.remove(old)
             trainerProgress[old] = nil
-            if client == old { client = nil }
         }
         owners[sender] = identity
         peers[identity] = Peer(sender: sender, lastSeen: t)
@@ -131,15 +130,15 @@ extension Broker {
 
     func role(of identity: Data) -> String { peers[identity]?.role?.rawValue ?? "peer without a role" }
 
-    /// Forgets connections that hold no role and have been silent a long time (gone, or
-    /// replaced), so the table does not grow with every reconnect of a long job.
+    /// Forgets connections that hold no role, or a client's connection replaced by a new one,
+    /// once silent a long time, so the table does not grow with every reconnect of a long job.
     func forgetIdlePeers(at t: Double) {
         guard t - lastPeerSweep > 1 else { return }
         lastPeerSweep = t
         let idle = max(300, 10 * config.heartbeatTimeoutSeconds)
         errorReplyWindows = errorReplyWindows.filter { t - $0.value.start < 1 }
         for (identity, peer) in peers where t - peer.lastSeen > idle
-            && workers[identity] == nil && !trainers.contains(identity) && client != identity {
+            && workers[identity] == nil && !trainers.contains(identity) && (peer.role != .client || peer.superseded) {
             peers[identity] = nil
             if owners[peer.sender] == identity {
                 owners[peer.sender] = nil

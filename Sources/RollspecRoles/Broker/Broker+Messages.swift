@@ -26,7 +26,7 @@ extension Broker {
             }
             switch role {
             case .worker: workerHeartbeat(hb, sender: sender, identity: identity)
-            case .client: client = identity
+            case .client: break
             case .trainer:
                 if trainers.insert(identity).inserted {
                     log("broker: \(sender) joined as trainer")
@@ -46,6 +46,8 @@ extension Broker {
                 log("broker: policy v\(m.version) complete (\(whole.count) bytes), forwarding to \(workers.count) workers")
                 let start = now()
                 policyVersion = m.version
+                // The publisher learns its policy is complete, verified and served.
+                send(Ack(sequence: envelope.sequence), to: identity)
                 policy = chunks.map { PreparedMessage(PolicyCheckpointChunk(version: m.version, chunk: $0)) }
                 let to = recipients(except: nil)
                 send(policy, to: to)
@@ -78,7 +80,6 @@ extension Broker {
                 reject(.unauthorizedRequest, "rollout request from \(sender), a \(role(of: identity))", answering: offender)
                 return
             }
-            client = identity
             // Nothing could serve it, and a request queued now would wait for a policy that
             // may never come: the client is told at once instead.
             guard policyVersion > 0 else {
@@ -90,16 +91,21 @@ extension Broker {
                 reject(.duplicateRequest, "request \(r.requestID) from \(sender) was seen before", answering: offender)
                 return
             }
-            requests[r.requestID] = RequestState(request: r)
+            requests[r.requestID] = RequestState(request: r, owner: sender)
             queue.append(r.requestID)
         case .trajectory(let t):
             trajectory(t, sender: sender, identity: identity, offender: offender)
         case .ack(let a):
-            guard identity == client else {
-                reject(.unauthorizedAck, "ack from \(sender), a \(role(of: identity)), not the client", answering: offender)
+            guard peers[identity]?.role == .client else {
+                reject(.unauthorizedAck, "ack from \(sender), a \(role(of: identity)), not a client", answering: offender)
                 return
             }
-            if let sample = a.sample { acknowledge(sample) }
+            guard let sample = a.sample else { return }
+            if let owner = requests[sample.requestID]?.owner, owner != sender {
+                reject(.unauthorizedAck, "ack of \(sample) from \(sender): the request is \(owner)'s", answering: offender)
+                return
+            }
+            acknowledge(sample)
         case .metricsSnapshot(let m):
             switch peers[identity]?.role {
             case .worker?: metrics.update { $0.record(snapshot: m, worker: sender) }
@@ -164,7 +170,7 @@ extension Broker {
         unacked[key] = (t, now())
         let latency = state.firstDispatchedAt.map { now() - $0 }
         metrics.update { $0.recordTrajectory(t, worker: sender, latencySeconds: latency) }
-        if let client { send(t, to: client) }
+        if let to = owners[state.owner] { send(t, to: to) }
         for trainer in trainers { trainerCopy(t, to: trainer) }
         if state.isComplete {
             for id in workers.keys { workers[id]!.inFlight.remove(t.requestID) }
@@ -243,9 +249,9 @@ extension Broker {
     }
 
     func resend(at t: Double) {
-        guard let client else { return }
         for (key, entry) in unacked where t - entry.sentAt > config.resendTimeoutSeconds {
-            send(entry.trajectory, to: client)
+            guard let owner = requests[key.requestID]?.owner, let to = owners[owner] else { continue }
+            send(entry.trajectory, to: to)
             unacked[key]!.sentAt = t
             resent += 1
         }

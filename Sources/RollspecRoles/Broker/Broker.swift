@@ -11,9 +11,9 @@ import RollspecClient
 ///   versions — which the broker sends it as soon as it first hears from it.
 /// - A worker silent for `heartbeatTimeoutSeconds` (or replaced by a new process with the same
 ///   sender id) is dead: its unfinished requests go back to the front of the queue.
-/// - Trajectories are deduplicated by (request id, sample index); the client gets each one
-///   once, and again only if it did not ack it within `resendTimeoutSeconds` (acks carry the
-///   key `"<request id>#<sample index>"` in `Ack.requestID`). A request whose samples are all
+/// - Trajectories are deduplicated by (request id, sample index). Each goes to the client that
+///   submitted its request (by sender id, so a restarted client takes over its requests), once,
+///   and again only if it was not acked within `resendTimeoutSeconds`. A request whose samples are all
 ///   delivered and acked is forgotten, except for its id (the newest `rememberFinished` ids),
 ///   so a late duplicate is still known as one.
 /// - Policy checkpoints and drafts are reassembled and digest-checked before they are kept or
@@ -24,8 +24,8 @@ import RollspecClient
 /// Admission (docs/wire-protocol.md §6, §7): every message passes, in order, the frame count,
 /// the size limit (before decoding), decoding, the sender binding (a connection keeps the
 /// sender id of its first message), the sender's sequence numbers, and the role rules (policy
-/// only from the client, drafts from the client or a trainer, trajectories only from a worker
-/// the request was given to, acks only from the client). Refused input is counted by reason in
+/// only from a client, drafts from a client or a trainer, trajectories only from a worker
+/// the request was given to, acks only from the client that submitted the request). Refused input is counted by reason in
 /// `rejections`, logged sparingly, and never applied; a refused message from a known connection
 /// is answered with an `error` message (at most `errorRepliesPerSecond` per connection, never
 /// to an `error`). A rollout request before any policy is published is refused (`no_policy`).
@@ -63,6 +63,9 @@ public final class Broker {
     /// A request the broker still owes samples or awaits acks for.
     struct RequestState {
         var request: RolloutRequest
+        /// The sender id that submitted it: its trajectories go to that sender's connection
+        /// (a restarted client with the same id takes over), and only it may ack them.
+        var owner: String
         /// Sample indices delivered to the client (each once).
         var delivered: Set<UInt32> = []
         /// Delivered samples the client has not acked yet.
@@ -86,7 +89,6 @@ public final class Broker {
     var owners: [String: Data] = [:]
     var sequences = SequenceChecker()
     var workers: [Data: Worker] = [:]
-    var client: Data?
     /// Speculator trainers: they get the weights like workers and a copy of every trajectory —
     /// sampled when one falls behind (see `trainerCopy`).
     var trainers: Set<Data> = []
