@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -31,6 +32,8 @@ let package = Package(
         .target(name: "RollspecSpeculation", dependencies: ["RollspecModel", "RollspecKernels"]),
         .target(name: "RollspecTraining", dependencies: ["RollspecModel", "RollspecKernels"]),
         .target(name: "RollspecBus", dependencies: ["CZeroMQ", "CRollspecDigest"]),
+        // How the processes log: the line handler (text or JSON), event names, reading events back.
+        .target(name: "RollspecLogging", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // For RL-loop authors: the job config, the rollout client, metrics queries.
         .target(
             name: "RollspecClient",
@@ -53,7 +56,7 @@ let package = Package(
         .target(
             name: "RollspecDistillation",
             dependencies: ["RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecKernels"]),
-        .target(name: "RollspecTesting", dependencies: ["RollspecModel", "RollspecKernels"]),
+        .target(name: "RollspecTesting", dependencies: ["RollspecModel", "RollspecKernels", "RollspecLogging"]),
         // The timed comparisons behind `rollspec bench` (kernels against BLAS, training against
         // sgemm, the wire path against raw libzmq), each with its baseline in the same run.
         .target(
@@ -68,6 +71,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
+        .testTarget(name: "RollspecLoggingTests", dependencies: ["RollspecLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "RollspecClientTests", dependencies: ["RollspecClient", "RollspecBus", "RollspecModel", "RollspecTesting"]),
         .testTarget(
             name: "RollspecRolesTests",
