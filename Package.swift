@@ -38,20 +38,21 @@ let package = Package(
         .target(
             name: "RollspecClient",
             dependencies: [
-                "RollspecBus", "RollspecModel", "RollspecSpeculation",
-                .product(name: "Yams", package: "Yams"),
+                "RollspecBus", "RollspecModel", "RollspecSpeculation", "RollspecLogging",
+                .product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log"),
             ]),
         // The processes of a job: broker, worker, speculator trainer, driver, reference learner.
         .target(
             name: "RollspecRoles",
             dependencies: [
                 "RollspecClient", "RollspecBus", "RollspecSpeculation", "RollspecTraining", "RollspecModel",
-                "RollspecKernels",
+                "RollspecKernels", "RollspecLogging", .product(name: "Logging", package: "swift-log"),
             ]),
         // For operators: the launcher and supervisor, cluster emitters, the run report.
         .target(
             name: "RollspecOperations",
-            dependencies: ["RollspecClient", "RollspecRoles", .product(name: "Yams", package: "Yams")]),
+            dependencies: ["RollspecClient", "RollspecRoles", "RollspecLogging", .product(name: "Yams", package: "Yams"),
+                           .product(name: "Logging", package: "swift-log")]),
         // `rollspec distill` as a library: the target's answers, the draft's training, its outputs.
         .target(
             name: "RollspecDistillation",
@@ -68,7 +69,8 @@ let package = Package(
             dependencies: [
                 "RollspecKernels", "RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecBus",
                 "RollspecClient", "RollspecRoles", "RollspecOperations", "RollspecDistillation", "RollspecBenchmarks",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "RollspecLogging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
         .testTarget(name: "RollspecLoggingTests", dependencies: ["RollspecLogging", .product(name: "Logging", package: "swift-log")]),

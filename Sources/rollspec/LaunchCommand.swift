@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import RollspecClient
 import RollspecOperations
 import RollspecRoles
@@ -12,7 +13,7 @@ struct LaunchCommand: ParsableCommand {
         abstract: "Start and supervise every role of a job (or --emit files that start them on a cluster).",
         discussion: """
             Roles run as `rollspec role NAME` processes with one log each in \
-            <runDirectory>/logs/. A crashed role is restarted with back-off; Ctrl-C or SIGTERM \
+            <runDirectory>/logs/ (--log-level applies to them too). A crashed role is restarted with back-off; Ctrl-C or SIGTERM \
             stops the learner first (it saves what it accepted), then the rest. Exit status: 0 \
             when the learner finished, 1 when the job failed, 128 + signal when interrupted.
             """)
@@ -38,7 +39,10 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "Restarts per role before the job fails.")
     var maxRestarts = 5
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        let logLevel = try logging.bootstrap()
         let job: JobConfig, configPath: String
         do {
             let parsed = try overrides.map(JobConfig.Override.init(parsing:))
@@ -62,6 +66,7 @@ struct LaunchCommand: ParsableCommand {
         }
         var options = Supervisor.Options(executable: executable, configPath: configPath)
         options.maxRestarts = maxRestarts
+        options.roleLogLevel = logLevel
         let supervisor = Supervisor(config: job, options: options)
         let outcome = supervisor.run()
         let report = RunReport(config: job, outcome: outcome, records: supervisor.learnerRecords,

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import RollspecClient
+import RollspecLogging
 import RollspecRoles
 
 /// One supervised process of a job: started, watched and restarted by `Supervisor`.
@@ -21,8 +23,9 @@ final class RoleProcess {
 
     var isRunning: Bool { process?.isRunning ?? false }
 
+    /// - Parameter logLevel: the least severe line the role logs; nil: as this process's environment says.
     /// - Throws: when the executable cannot be started or the log cannot be opened.
-    func start(executable: String, arguments: [String]) throws {
+    func start(executable: String, arguments: [String], logLevel: Logger.Level? = nil) throws {
         if !FileManager.default.fileExists(atPath: logURL.path) {
             _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         }
@@ -38,6 +41,7 @@ final class RoleProcess {
         // The role stops when this process is gone (LauncherWatch): no orphans.
         var environment = ProcessInfo.processInfo.environment
         environment[LauncherWatch.environmentKey] = String(getpid())
+        if let logLevel { environment[RoleLogging.levelVariable] = logLevel.rawValue }
         p.environment = environment
         try p.run()
         try? log.close()  // the child holds its own descriptor
