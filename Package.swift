@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(
             name: "RollspecRolesTests",
             dependencies: ["RollspecRoles", "RollspecClient", "RollspecBus", "RollspecModel", "RollspecTraining",
-                           "RollspecSpeculation", "RollspecKernels", "RollspecTesting"]),
+                           "RollspecSpeculation", "RollspecKernels", "RollspecTesting", "RollspecLogging"]),
         .testTarget(
             name: "RollspecOperationsTests",
             dependencies: ["RollspecOperations", "RollspecRoles", "RollspecClient", "RollspecModel", "RollspecKernels",
