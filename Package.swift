@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(
             name: "RollspecOperationsTests",
             dependencies: ["RollspecOperations", "RollspecRoles", "RollspecClient", "RollspecModel", "RollspecKernels",
-                           "RollspecTesting"]),
+                           "RollspecTesting", "RollspecLogging"]),
         .testTarget(
             name: "RollspecTrainingTests",
             dependencies: ["RollspecTraining", "RollspecModel", "RollspecKernels", "RollspecTesting", "RollspecBenchmarks"]),

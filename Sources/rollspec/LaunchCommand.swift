@@ -13,9 +13,11 @@ struct LaunchCommand: ParsableCommand {
         abstract: "Start and supervise every role of a job (or --emit files that start them on a cluster).",
         discussion: """
             Roles run as `rollspec role NAME` processes with one log each in \
-            <runDirectory>/logs/ (--log-level applies to them too). A crashed role is restarted with back-off; Ctrl-C or SIGTERM \
-            stops the learner first (it saves what it accepted), then the rest. Exit status: 0 \
-            when the learner finished, 1 when the job failed, 128 + signal when interrupted.
+            <runDirectory>/logs/, as JSON lines (one event per line; --log-level applies to them \
+            too, --log-format only to this command's own lines). A crashed role is restarted \
+            with back-off; Ctrl-C or SIGTERM stops the learner first (it saves what it accepted), \
+            then the rest. Exit status: 0 when the learner finished, 1 when the job failed, \
+            128 + signal when interrupted.
             """)
 
     enum Target: String, ExpressibleByArgument, CaseIterable { case slurm, k8s }
