@@ -11,9 +11,10 @@ import Logging
 public enum EventName: String, CaseIterable, Sendable {
     // MARK: Any process on the bus
 
-    /// A message refused on arrival (logged for the first five of each reason, then every
-    /// 1000th): `reason` (the metric label), `count` (of that reason so far); `type` when the
-    /// message decoded.
+    /// A message refused on arrival: `reason` (the metric label). Refusals by the broker and by
+    /// a connection are logged for the first five of each reason, then every 1000th, with
+    /// `count` (of that reason so far); a worker or trainer that cannot take a message it
+    /// received logs each, with its `type`.
     case messageRejected = "message_rejected"
     /// The broker did not take a message within the send timeout (unreachable, or refusing this
     /// peer).
