@@ -222,26 +222,6 @@ extension Broker {
         requests[requestID]?.isComplete ?? true
     }
 
-    /// Why a worker is no longer served: the `cause` of its `peer_dead` event, and its words.
-    enum DeathCause: CustomStringConvertible {
-        case silent(seconds: Double)
-        case replaced
-
-        var label: String {
-            switch self {
-            case .silent: "heartbeat_timeout"
-            case .replaced: "replaced"
-            }
-        }
-
-        var description: String {
-            switch self {
-            case .silent(let seconds): "no heartbeat for \(seconds) s"
-            case .replaced: "replaced by a new process"
-            }
-        }
-    }
-
     func declareDead(_ identity: Data, why: DeathCause) {
         guard let w = workers.removeValue(forKey: identity) else { return }
         let redeliver = w.inFlight.filter { !isComplete($0) }.sorted()

@@ -62,6 +62,26 @@ public final class Broker {
         var inFlight: Set<String> = []
     }
 
+    /// Why a worker is no longer served: the `cause` of its `peer_dead` event, and its words.
+    enum DeathCause: CustomStringConvertible {
+        case silent(seconds: Double)
+        case replaced
+
+        var label: String {
+            switch self {
+            case .silent: "heartbeat_timeout"
+            case .replaced: "replaced"
+            }
+        }
+
+        var description: String {
+            switch self {
+            case .silent(let seconds): "no heartbeat for \(seconds) s"
+            case .replaced: "replaced by a new process"
+            }
+        }
+    }
+
     /// A request the broker still owes samples or awaits acks for.
     struct RequestState {
         var request: RolloutRequest
