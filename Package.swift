@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -31,29 +32,32 @@ let package = Package(
         .target(name: "RollspecSpeculation", dependencies: ["RollspecModel", "RollspecKernels"]),
         .target(name: "RollspecTraining", dependencies: ["RollspecModel", "RollspecKernels"]),
         .target(name: "RollspecBus", dependencies: ["CZeroMQ", "CRollspecDigest"]),
+        // How the processes log: the line handler (text or JSON), event names, reading events back.
+        .target(name: "RollspecLogging", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // For RL-loop authors: the job config, the rollout client, metrics queries.
         .target(
             name: "RollspecClient",
             dependencies: [
-                "RollspecBus", "RollspecModel", "RollspecSpeculation",
-                .product(name: "Yams", package: "Yams"),
+                "RollspecBus", "RollspecModel", "RollspecSpeculation", "RollspecLogging",
+                .product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log"),
             ]),
         // The processes of a job: broker, worker, speculator trainer, driver, reference learner.
         .target(
             name: "RollspecRoles",
             dependencies: [
                 "RollspecClient", "RollspecBus", "RollspecSpeculation", "RollspecTraining", "RollspecModel",
-                "RollspecKernels",
+                "RollspecKernels", "RollspecLogging", .product(name: "Logging", package: "swift-log"),
             ]),
         // For operators: the launcher and supervisor, cluster emitters, the run report.
         .target(
             name: "RollspecOperations",
-            dependencies: ["RollspecClient", "RollspecRoles", .product(name: "Yams", package: "Yams")]),
+            dependencies: ["RollspecClient", "RollspecRoles", "RollspecLogging", .product(name: "Yams", package: "Yams"),
+                           .product(name: "Logging", package: "swift-log")]),
         // `rollspec distill` as a library: the target's answers, the draft's training, its outputs.
         .target(
             name: "RollspecDistillation",
             dependencies: ["RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecKernels"]),
-        .target(name: "RollspecTesting", dependencies: ["RollspecModel", "RollspecKernels"]),
+        .target(name: "RollspecTesting", dependencies: ["RollspecModel", "RollspecKernels", "RollspecLogging"]),
         // The timed comparisons behind `rollspec bench` (kernels against BLAS, training against
         // sgemm, the wire path against raw libzmq), each with its baseline in the same run.
         .target(
@@ -65,18 +69,20 @@ let package = Package(
             dependencies: [
                 "RollspecKernels", "RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecBus",
                 "RollspecClient", "RollspecRoles", "RollspecOperations", "RollspecDistillation", "RollspecBenchmarks",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "RollspecLogging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels"]),
+        .testTarget(name: "RollspecLoggingTests", dependencies: ["RollspecLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "RollspecClientTests", dependencies: ["RollspecClient", "RollspecBus", "RollspecModel", "RollspecTesting"]),
         .testTarget(
             name: "RollspecRolesTests",
             dependencies: ["RollspecRoles", "RollspecClient", "RollspecBus", "RollspecModel", "RollspecTraining",
-                           "RollspecSpeculation", "RollspecKernels", "RollspecTesting"]),
+                           "RollspecSpeculation", "RollspecKernels", "RollspecTesting", "RollspecLogging"]),
         .testTarget(
             name: "RollspecOperationsTests",
             dependencies: ["RollspecOperations", "RollspecRoles", "RollspecClient", "RollspecModel", "RollspecKernels",
-                           "RollspecTesting"]),
+                           "RollspecTesting", "RollspecLogging"]),
         .testTarget(
             name: "RollspecTrainingTests",
             dependencies: ["RollspecTraining", "RollspecModel", "RollspecKernels", "RollspecTesting", "RollspecBenchmarks"]),

@@ -1,18 +1,23 @@
 import Foundation
+import Logging
 import RollspecBus
+import RollspecLogging
 
 /// A DEALER socket to the broker that numbers what it sends.
 public final class BrokerConnection {
     public let context: ZMQContext
     public let socket: ZMQSocket
     public let sender: String
+    /// Where send timeouts and refused messages are logged.
+    public var logger: Logger
     /// The sequence number of the last message sent (0 before the first).
     public private(set) var sequence: UInt64 = 0
     /// The broker's numbering. It names itself with an incarnation suffix, so a restarted
     /// broker is a new sender here and its numbers start afresh.
     private var sequences = SequenceChecker()
 
-    public init(endpoint: String, sender: String, security: JobConfig.Security = .init()) throws {
+    /// - Parameter logger: the owner's logger; nil logs under the sender's name.
+    public init(endpoint: String, sender: String, security: JobConfig.Security = .init(), logger: Logger? = nil) throws {
         context = try ZMQContext()
         socket = try ZMQSocket(context: context, type: .dealer)
         try socket.setOption(.sendHighWaterMark(0))
@@ -32,6 +37,7 @@ public final class BrokerConnection {
         }
         try socket.connect(endpoint)
         self.sender = sender
+        self.logger = logger ?? Logger(label: sender)
     }
 
     /// Sends `message`; false (and a log line) when the broker did not take it within the send
@@ -40,7 +46,7 @@ public final class BrokerConnection {
     public func send<M: WireMessage>(_ message: M) throws -> Bool {
         sequence += 1
         let sent = try socket.send(message.encode(sender: sender, sequence: sequence))
-        if !sent { log("\(sender): could not send to the broker within 2 s (unreachable or refusing this peer)") }
+        if !sent { logger.event(.sendTimedOut, "could not send to the broker within 2 s (unreachable or refusing this peer)") }
         return sent
     }
 
@@ -71,7 +77,7 @@ public final class BrokerConnection {
             } catch {
                 let reason = rejectionReason(error)
                 rejections.record(reason)
-                logRejection(sender, reason: reason, count: rejections[reason], "\(error)")
+                logRejection(logger, reason: reason, count: rejections[reason], "\(error)")
             }
         }
     }
@@ -79,18 +85,14 @@ public final class BrokerConnection {
     public func close() { socket.close() }
 }
 
-/// One line to standard error, flushed at once (roles are often read through pipes).
-public func log(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
-}
-
-/// Logs one refusal unless the log already holds many of its kind: the first five of each
-/// reason, then every 1000th, so a storm of bad input costs a few lines rather than one per
-/// message. The caller counts every refusal; `count` is that reason's count so far.
-public func logRejection(_ who: String, reason: RejectionReason, count: UInt64, _ detail: @autoclosure () -> String) {
+/// Logs one refusal (`message_rejected`) unless the log already holds many of its kind: the
+/// first five of each reason, then every 1000th, so a storm of bad input costs a few lines rather
+/// than one per message. The caller counts every refusal; `count` is that reason's count so far.
+public func logRejection(_ logger: Logger, reason: RejectionReason, count: UInt64, _ detail: @autoclosure () -> String) {
     guard count <= 5 || count % 1000 == 0 else { return }
     let more = count == 5 ? " (more \(reason.rawValue) refusals are logged every 1000th)" : ""
-    log("\(who): rejected [\(reason.rawValue) #\(count)] \(detail())\(more)")
+    logger.event(.messageRejected, "rejected [\(reason.rawValue) #\(count)] \(detail())\(more)",
+                 ["reason": .string(reason.rawValue), "count": .stringConvertible(count)])
 }
 
 /// The reason a `RejectionCounter` files `error` under, the connection's own refusals included.

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import RollspecBus
+import RollspecLogging
 import RollspecModel
 
 /// The Swift API of an RL loop on the bus: publish policy (and draft) weights, submit rollout
@@ -46,11 +48,12 @@ public final class RolloutClient: @unchecked Sendable {
     ///   - heartbeatIntervalSeconds: how often the I/O thread says it is alive.
     ///   - journal: a file to which every new trajectory is appended before it is acked, so a
     ///     stopped client loses nothing the broker counts as delivered (`TrajectoryJournal`).
+    ///   - logger: where refusals and journal failures are logged; nil logs under `name`.
     /// - Throws: socket and CURVE-key errors, or when the journal cannot be created.
     public init(endpoint: String, name: String, security: JobConfig.Security = .init(), role: BusRole = .client,
-                heartbeatIntervalSeconds: Double = 1, journal: URL? = nil) throws {
+                heartbeatIntervalSeconds: Double = 1, journal: URL? = nil, logger: Logger? = nil) throws {
         self.name = name
-        let connection = try BrokerConnection(endpoint: endpoint, sender: name, security: security)
+        let connection = try BrokerConnection(endpoint: endpoint, sender: name, security: security, logger: logger)
         core = Core(connection: connection, role: role, heartbeatInterval: heartbeatIntervalSeconds,
                     journal: try journal.map(TrajectoryJournal.init(url:)))
         let core = core
@@ -327,7 +330,9 @@ private final class Core: @unchecked Sendable {
             if isNew, let journal {
                 do { try journal.append(t) } catch {
                     condition.withLock { _counters.journalFailures += 1 }
-                    log("\(connection.sender): could not journal \(key) to \(journal.url.path), not acking it (the broker resends): \(error)")
+                    connection.logger.event(
+                        .journalFailed, "could not journal \(key) to \(journal.url.path), not acking it (the broker resends): \(error)",
+                        ["sample": .string(key), "path": .string(journal.url.path)], error: error)
                     return
                 }
             }
@@ -341,7 +346,10 @@ private final class Core: @unchecked Sendable {
             deliver(t)
         case .error(let e):
             let refusal = BrokerRefusal(e, requestID: e.sequence.flatMap { sentRequests[$0] })
-            log("\(connection.sender): \(refusal)")
+            var metadata: Logger.Metadata = ["code": .string(refusal.code.name)]
+            if let reason = refusal.reason { metadata["reason"] = .string(reason.rawValue) }
+            if let request = refusal.requestID { metadata["request"] = .string(request) }
+            connection.logger.event(.refusedByBroker, "\(refusal)", metadata)
             condition.withLock {
                 _counters.refusals += 1
                 _refusals.append(refusal)

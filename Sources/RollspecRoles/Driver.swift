@@ -1,6 +1,8 @@
 import Foundation
+import Logging
 import RollspecBus
 import RollspecClient
+import RollspecLogging
 import RollspecModel
 
 /// A stand-in for the learner: publishes a built-in policy (and draft), submits rollout
@@ -27,11 +29,13 @@ public final class Driver {
     }
 
     private let client: RolloutClient
+    private let logger: Logger
 
     public init(config: JobConfig, index: Int = 0) throws {
         self.config = config
+        logger = .role("driver", index: index, label: "driver")
         client = try RolloutClient(endpoint: config.endpoint, name: "driver-\(index)", security: config.security,
-                                   role: .learner, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds)
+                                   role: .learner, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds, logger: logger)
         // Small chunks, so that even the tiny built-in models travel in several.
         client.chunkSize = 64 << 10
     }
@@ -43,7 +47,7 @@ public final class Driver {
         defer { client.close() }
         let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: d.seed)
         try client.publishPolicy(policy, version: 1)
-        log("driver: published policy v1")
+        logger.event(.policyPublished, "published policy v1", ["version": .stringConvertible(1)])
         if d.publishDraft {
             // Untied: with tied embeddings two random models both mostly repeat the last token
             // and agree far more than unrelated models should.
@@ -51,7 +55,7 @@ public final class Driver {
             unrelated.tieWordEmbeddings = false
             try client.publishDraft(BuiltinModels.randomWeights(config: unrelated, seed: d.seed &+ 100),
                                     version: 1, policyVersion: 1)
-            log("driver: published draft v1")
+            logger.event(.draftPublished, "published draft v1", ["version": .stringConvertible(1)])
         }
         let tokenizer = ByteTokenizer()
         for i in 0..<d.requests {
@@ -76,14 +80,20 @@ public final class Driver {
                 acceptance.add(t.acceptance)
                 policyVersions["\(t.policyVersion)", default: 0] += 1
                 draftVersions["\(t.draftVersion)", default: 0] += 1
-                log("driver: \(key) policy v\(t.policyVersion) draft v\(t.draftVersion) \(t.responseTokens.count) tokens (\(seen.count)/\(expected))")
+                logger.event(.trajectoryReceived,
+                             "\(key) policy v\(t.policyVersion) draft v\(t.draftVersion) \(t.responseTokens.count) tokens (\(seen.count)/\(expected))",
+                             ["sample": .string(key), "trajectory_policy_version": .stringConvertible(t.policyVersion),
+                              "trajectory_draft_version": .stringConvertible(t.draftVersion),
+                              "tokens": .stringConvertible(t.responseTokens.count), "received": .stringConvertible(seen.count),
+                              "expected": .stringConvertible(expected)])
                 if d.draftMidRun, !publishedMidRun, seen.count >= max(1, expected / 4) {
                     publishedMidRun = true
                     // `policy`: a copy of the policy, the best possible draft; `random`: another random one.
                     let draft = d.midRunDraft == "policy"
                         ? policy : BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: d.seed &+ 200)
                     try client.publishDraft(draft, version: 2, policyVersion: 1)
-                    log("driver: published draft v2 (\(d.midRunDraft))")
+                    logger.event(.draftPublished, "published draft v2 (\(d.midRunDraft))",
+                                 ["version": .stringConvertible(2), "source": .string(d.midRunDraft)])
                 }
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
-import RollspecClient
+import Logging
+import RollspecLogging
 
 /// Writes records as JSON lines to a file, and to stdout when asked, each line at once
 /// (unbuffered `FileHandle` writes: the launcher may be reading either while the run goes on).
@@ -12,8 +13,8 @@ final class JSONLinesWriter {
     ///   - path: the file to write (its folder is created; a file left by an earlier run is
     ///     replaced, so a reader of the file sees this run only); nil: stdout only.
     ///   - toStandardOutput: also write every line to stdout.
-    ///   - owner: names the writer in the log line when the file cannot be written.
-    init(path: String?, toStandardOutput: Bool, owner: String) {
+    ///   - logger: the owner's, which says so when the file cannot be written.
+    init(path: String?, toStandardOutput: Bool, logger: Logger) {
         encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         self.toStandardOutput = toStandardOutput
@@ -21,7 +22,10 @@ final class JSONLinesWriter {
             let url = URL(fileURLWithPath: path)
             try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             file = FileManager.default.createFile(atPath: path, contents: nil) ? try? FileHandle(forWritingTo: url) : nil
-            if file == nil { log("\(owner): cannot write \(path)\(toStandardOutput ? "; records go to stdout only" : "")") }
+            if file == nil {
+                logger.event(.recordsUnwritable, "cannot write \(path)\(toStandardOutput ? "; records go to stdout only" : "")",
+                             ["path": .string(path)])
+            }
         } else {
             file = nil
         }

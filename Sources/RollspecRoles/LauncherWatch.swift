@@ -1,5 +1,6 @@
 import Foundation
-import RollspecClient
+import Logging
+import RollspecLogging
 
 /// Makes a role started by `rollspec launch` stop when the launcher is gone (killed with -9, or
 /// its terminal closed), so that no role outlives its job and keeps its ports.
@@ -13,12 +14,13 @@ public enum LauncherWatch {
 
     /// Starts watching when the environment names a launcher. On its loss, `onLoss` runs once
     /// on the watching thread.
-    public static func start(role: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+    /// - Parameter logger: the role's logger, which says that the launcher is gone.
+    public static func start(logger: Logger, environment: [String: String] = ProcessInfo.processInfo.environment,
                              onLoss: @escaping @Sendable () -> Void) {
         guard let value = environment[environmentKey], let launcher = pid_t(value), launcher > 1 else { return }
         let thread = Thread {
             while getppid() == launcher { Thread.sleep(forTimeInterval: 0.25) }
-            log("\(role): the launcher (pid \(launcher)) is gone; stopping")
+            logger.event(.launcherGone, "the launcher (pid \(launcher)) is gone; stopping", ["pid": .stringConvertible(launcher)])
             onLoss()
         }
         thread.name = "launcher-watch"

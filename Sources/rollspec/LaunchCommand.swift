@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import RollspecClient
 import RollspecOperations
 import RollspecRoles
@@ -12,9 +13,11 @@ struct LaunchCommand: ParsableCommand {
         abstract: "Start and supervise every role of a job (or --emit files that start them on a cluster).",
         discussion: """
             Roles run as `rollspec role NAME` processes with one log each in \
-            <runDirectory>/logs/. A crashed role is restarted with back-off; Ctrl-C or SIGTERM \
-            stops the learner first (it saves what it accepted), then the rest. Exit status: 0 \
-            when the learner finished, 1 when the job failed, 128 + signal when interrupted.
+            <runDirectory>/logs/, as JSON lines (one event per line; --log-level applies to them \
+            too, --log-format only to this command's own lines). A crashed role is restarted \
+            with back-off; Ctrl-C or SIGTERM stops the learner first (it saves what it accepted), \
+            then the rest. Exit status: 0 when the learner finished, 1 when the job failed, \
+            128 + signal when interrupted.
             """)
 
     enum Target: String, ExpressibleByArgument, CaseIterable { case slurm, k8s }
@@ -38,7 +41,10 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "Restarts per role before the job fails.")
     var maxRestarts = 5
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        let logLevel = try logging.bootstrap()
         let job: JobConfig, configPath: String
         do {
             let parsed = try overrides.map(JobConfig.Override.init(parsing:))
@@ -62,6 +68,7 @@ struct LaunchCommand: ParsableCommand {
         }
         var options = Supervisor.Options(executable: executable, configPath: configPath)
         options.maxRestarts = maxRestarts
+        options.roleLogLevel = logLevel
         let supervisor = Supervisor(config: job, options: options)
         let outcome = supervisor.run()
         let report = RunReport(config: job, outcome: outcome, records: supervisor.learnerRecords,

@@ -1,7 +1,8 @@
 import Foundation
+import RollspecLogging
 
 /// A child process whose standard error is read line by line, each line stamped with the
-/// monotonic time it was read.
+/// monotonic time it was read. The benchmarks find lines by their words, so the child logs text.
 final class LoggedProcess: @unchecked Sendable {
     struct Line { var time: Double; var text: String }
     let name: String
@@ -17,6 +18,9 @@ final class LoggedProcess: @unchecked Sendable {
         logFile = FileHandle(forWritingAtPath: path)
         process.executableURL = executable
         process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment[RoleLogging.formatVariable] = LogFormat.text.rawValue
+        process.environment = environment
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice

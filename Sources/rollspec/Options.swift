@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
+import RollspecLogging
 import RollspecModel
 
 /// Which model to load and how many threads the kernels use.
@@ -70,3 +72,39 @@ struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// How this process logs: `--log-format` and `--log-level`, else `ROLLSPEC_LOG_FORMAT` and
+/// `ROLLSPEC_LOG_LEVEL`, else text lines at info.
+struct LoggingOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("How log lines are written (default: $\(RoleLogging.formatVariable), else text).",
+                                            valueName: "format"))
+    var logFormat: LogFormat?
+
+    @Option(name: .long, help: ArgumentHelp("The least severe level logged (default: $\(RoleLogging.levelVariable), else info).",
+                                            valueName: "level"))
+    var logLevel: Logger.Level?
+
+    /// The format and level asked for.
+    /// - Throws: `ValidationError` naming the variable when the environment's value is not one.
+    func resolved(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (format: LogFormat, level: Logger.Level) {
+        func fromEnvironment<T: RawRepresentable<String>>(_ key: String, _: T.Type) throws -> T? {
+            guard let text = environment[key], !text.isEmpty else { return nil }
+            guard let value = T(rawValue: text.lowercased()) else { throw ValidationError("\(key)=\(text) is not one of the choices (see --help)") }
+            return value
+        }
+        return (try logFormat ?? fromEnvironment(RoleLogging.formatVariable, LogFormat.self) ?? .text,
+                try logLevel ?? fromEnvironment(RoleLogging.levelVariable, Logger.Level.self) ?? .info)
+    }
+
+    /// Bootstraps swift-log for this process (once, before any logger is made).
+    /// - Returns: the level, for the processes this one starts.
+    @discardableResult
+    func bootstrap() throws -> Logger.Level {
+        let (format, level) = try resolved()
+        RoleLogging.bootstrap(format: format, level: level)
+        return level
+    }
+}
+
+extension LogFormat: ExpressibleByArgument {}
+extension Logger.Level: @retroactive ExpressibleByArgument {}

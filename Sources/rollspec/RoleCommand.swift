@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import Logging
 import RollspecClient
 import RollspecKernels
+import RollspecLogging
 import RollspecOperations
 import RollspecRoles
 
@@ -27,6 +29,8 @@ struct RoleCommand: ParsableCommand {
     @Option(name: .long, help: "Instance index.")
     var index: Int?
 
+    @OptionGroup var logging: LoggingOptions
+
     /// Sets nice 19 on every thread of this process: Linux keeps a nice value per thread, and
     /// this command may run on a thread other than the main one.
     static func lowerPriorityOfEveryThread() -> Bool {
@@ -36,24 +40,27 @@ struct RoleCommand: ParsableCommand {
     }
 
     func run() throws {
+        try logging.bootstrap()
         let job: JobConfig
         do { job = try JobConfig.load(path: config) } catch { throw ValidationError("\(error)") }
         let env = ProcessInfo.processInfo.environment
         let i = index ?? Int(env["SLURM_PROCID"] ?? "") ?? Int(env["JOB_COMPLETION_INDEX"] ?? "") ?? 0
         // Under `rollspec launch`, a role stops with its launcher: the learner in order (it has
         // journaled what it accepted), the others at once.
-        let label = "\(name.rawValue)-\(i)"
-        LauncherWatch.start(role: label) {
+        let logger = Logger.role(name.rawValue, index: i, label: "\(name.rawValue)-\(i)")
+        LauncherWatch.start(logger: logger) {
             guard name == .learner else { Foundation.exit(0) }
             ShutdownSignal.request(SIGTERM)
             Thread.sleep(forTimeInterval: 10)
-            log("\(label): did not stop within 10 s of losing the launcher; exiting")
+            logger.event(.shutdownTimedOut, "did not stop within 10 s of losing the launcher; exiting", ["seconds": .stringConvertible(10)])
             Foundation.exit(1)
         }
         // An idle-priority trainer lowers its priority before it starts its own threads (they
         // inherit it): it then takes only the CPU time the other roles leave.
         if name == .trainer, job.trainer.priority == .idle, !Self.lowerPriorityOfEveryThread() {
-            log("trainer-\(i): could not lower its priority (errno \(errno)); it competes for cores")
+            let code = errno
+            logger.event(.priorityNotLowered, "could not lower its priority (errno \(code)); it competes for cores",
+                         ["errno": .stringConvertible(code)])
         }
         // Several compute roles share a machine: each takes its share of the cores (and BLAS
         // stays single-threaded), instead of every process spinning a thread per core.

@@ -1,5 +1,6 @@
 import Foundation
 import RollspecClient
+import RollspecLogging
 import RollspecModel
 import RollspecOperations
 import RollspecRoles
@@ -38,24 +39,25 @@ import Testing
         let status = run.finish(seconds: 120)
         let err = run.text("launch.err")
         #expect(status == 0, "\(err)")
-        let trainerLog = run.text("run/logs/trainer-0.log")
-        #expect(run.text("run/logs/learner-0.log").contains("published policy v1 and draft v1 (eagle, 1 layers)"))
-        #expect(trainerLog.contains("adopted draft v1 (eagle)"), "\(trainerLog)")
-        #expect(trainerLog.contains("round (eagle draft)") && trainerLog.contains("features recomputed for"), "\(trainerLog)")
-        #expect(trainerLog.contains("eagle draft\n") && trainerLog.contains("published draft v2"), "\(trainerLog)")
+        let trainer = run.events("trainer-0")
+        #expect(run.events("learner-0").contains(.policyPublished, ["version": "1", "draft_kind": "eagle", "draft_layers": "1"]))
+        #expect(trainer.contains(.draftAdopted, ["version": "1", "kind": "eagle"]), "\(trainer.text)")
+        // Rounds train the feature draft on recomputed features, and one publishes it as v2.
+        #expect(trainer.events(.trainingRound, ["kind": "eagle"]).contains { $0["features_recomputed"] != nil }, "\(trainer.text)")
+        #expect(trainer.contains(.draftPublished, ["version": "2", "kind": "eagle"]), "\(trainer.text)")
         // Every worker applies the first feature draft, and at least one applies the trainer's.
         var newest: UInt64 = 0
         for i in 0..<2 {
-            let log = run.text("run/logs/worker-\(i).log")
-            #expect(log.contains("applied draft v1 (eagle)"), "\(log)")
-            #expect(!log.contains("rejected"), "\(log)")
+            let log = run.events("worker-\(i)")
+            #expect(log.contains(.draftApplied, ["version": "1", "kind": "eagle"]), "\(log.text)")
+            let refusals: [EventName] = [.messageRejected, .policyRejected, .draftRejected, .draftDropped]
+            #expect(!log.events.contains { $0.name.map(refusals.contains) ?? false }, "\(log.text)")
             for line in run.text("run/worker-\(i).jsonl").split(separator: "\n") {
                 if let r = try? JSONDecoder().decode(WorkerBatchRecord.self, from: Data(line.utf8)) { newest = max(newest, r.draftVersion) }
             }
         }
         #expect(newest >= 2, "no batch was generated with a trainer's draft")
-        let workerLogs = (0..<2).map { run.text("run/logs/worker-\($0).log") }.joined()
-        #expect(workerLogs.contains("applied draft v2 (eagle)"))
+        #expect((0..<2).contains { run.events("worker-\($0)").contains(.draftApplied, ["version": "2", "kind": "eagle"]) })
         // The workers' acceptance statistics reach the learner: the feature draft drafts, and some is accepted.
         let steps = LearnerRecord.parse(lines: run.text("run/learner.jsonl")).filter { $0.event == "step" }
         #expect(steps.count == 12)

@@ -1,5 +1,6 @@
 import Foundation
 import RollspecClient
+import RollspecLogging
 import RollspecOperations
 import RollspecRoles
 import RollspecTesting
@@ -132,6 +133,9 @@ import Yams
             (try? String(contentsOf: dir.appendingPathComponent(relative), encoding: .utf8)) ?? ""
         }
 
+        /// The events a role (`worker-0`, `broker`) logged so far, from its log in the run.
+        func events(_ label: String) -> RoleLog { RoleLog(dir.appendingPathComponent("run/logs/\(label).log")) }
+
         /// The pid of a running role, from the launcher's process table.
         func pid(of label: String) -> Int32? {
             guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent("run/processes.json").path),
@@ -181,19 +185,20 @@ import Yams
         }
         try run.process.run()
         // Kill worker-1 once it has served something, mid-job.
-        #expect(run.wait(seconds: 30) { run.text("run/logs/worker-1.log").contains(" done ") }, "\(run.text("launch.err"))")
+        #expect(run.wait(seconds: 30) { run.events("worker-1").contains(.requestDone) }, "\(run.text("launch.err"))")
         let pid = try #require(run.pid(of: "worker-1"))
         kill(pid, SIGKILL)
         let status = run.finish(seconds: 90)
         let err = run.text("launch.err")
         #expect(status == 0, "\(err)")
         #expect(err.contains("worker-1 exited with signal 9; restarting"), "\(err)")
-        let summaryLine = try #require(run.text("run/logs/driver-0.log").split(separator: "\n").last { $0.hasPrefix("{") })
-        let summary = try JSONDecoder().decode(Driver.Summary.self, from: Data(summaryLine.utf8))
+        // The driver's summary is on its stdout, which shares the log with its events.
+        let summary = try #require(run.text("run/logs/driver-0.log").split(separator: "\n")
+            .compactMap { try? JSONDecoder().decode(Driver.Summary.self, from: Data($0.utf8)) }.last)
         #expect(summary.ok && summary.received == 120 && summary.duplicates == 0 && summary.missing == 0)
         let report = try JSONSerialization.jsonObject(with: Data(run.text("run/report.json").utf8)) as? [String: Any]
         #expect((report?["restarts"] as? [String: Int])?["worker-1"] == 1)
-        #expect(run.text("run/logs/worker-1.log").components(separatedBy: "=== worker-1 started").count == 3)
+        #expect(run.events("worker-1").events(.roleStarted, ["instance": "worker-1"]).count == 2)
     }
 
     /// Whether `pid` is a live process (a zombie left for a reaper counts as gone).
@@ -220,7 +225,7 @@ import Yams
         }
         try run.process.run()
         let labels = ["broker", "worker-0", "worker-1", "trainer-0", "driver-0"]
-        #expect(run.wait(seconds: 30) { labels.allSatisfy { run.pid(of: $0) != nil } && run.text("run/logs/worker-0.log").contains(" done ") },
+        #expect(run.wait(seconds: 30) { labels.allSatisfy { run.pid(of: $0) != nil } && run.events("worker-0").contains(.requestDone) },
                 "\(run.text("launch.err"))")
         let pids = labels.compactMap { run.pid(of: $0) }
         #expect(pids.count == labels.count && pids.allSatisfy(Self.isAlive))
@@ -232,7 +237,8 @@ import Yams
             kill(pid, SIGKILL)
         }
         #expect(gone)
-        #expect(run.text("run/logs/worker-0.log").contains("the launcher (pid \(run.process.processIdentifier)) is gone; stopping"))
+        #expect(run.events("worker-0").contains(.launcherGone, ["pid": "\(run.process.processIdentifier)"]),
+                "\(run.events("worker-0").text)")
     }
 
     /// SIGINT mid-run: the learner stops first and every trajectory it acked is in its
@@ -294,7 +300,7 @@ import Yams
         try run.process.run()
         defer { kill(run.process.processIdentifier, SIGTERM); _ = run.finish(seconds: 20) }
         let config = try JobConfig.load(path: run.config.path)
-        #expect(run.wait(seconds: 20) { run.text("run/logs/broker.log").contains("metrics at") })
+        #expect(run.wait(seconds: 20) { run.events("broker").contains(.metricsListening, ["url": "http://127.0.0.1:\(port)/metrics"]) })
         // The launcher says what it waits for, where, and where to watch.
         #expect(run.wait(seconds: 20) { run.text("launch.err").contains("learner.kind is external: waiting for your RL loop on \(config.endpoint)") },
                 "launcher said: \(run.text("launch.err"))")

@@ -1,5 +1,6 @@
 import Foundation
 import RollspecClient
+import RollspecLogging
 import RollspecTesting
 import Testing
 
@@ -84,7 +85,7 @@ struct PythonClientTests {
         try run.process.run()
         defer { kill(run.process.processIdentifier, SIGTERM); _ = run.finish(seconds: 20) }
         let config = try JobConfig.load(path: run.config.path)
-        #expect(run.wait(seconds: 30) { run.text("run/logs/broker.log").contains("metrics at") }, "\(run.text("launch.err"))")
+        #expect(run.wait(seconds: 30) { run.events("broker").contains(.metricsListening) }, "\(run.text("launch.err"))")
         let script = Self.python.appendingPathComponent("tests/job_check.py").path
         let result = try Self.runPython([script, "--endpoint", config.endpoint,
                                          "--metrics-url", "http://127.0.0.1:\(port)/metrics",
@@ -126,7 +127,7 @@ struct PythonClientTests {
         try run.process.run()
         defer { kill(run.process.processIdentifier, SIGTERM); _ = run.finish(seconds: 20) }
         let config = try JobConfig.load(path: run.config.path)
-        #expect(run.wait(seconds: 30) { run.text("run/logs/broker.log").contains("listening") }, "\(run.text("launch.err"))")
+        #expect(run.wait(seconds: 30) { run.events("broker").contains(.brokerListening) }, "\(run.text("launch.err"))")
         let result = try Self.runPython([Self.python.appendingPathComponent("tests/curve_check.py").path,
                                          "--endpoint", config.endpoint, "--broker-key", broker[0],
                                          "--public", client[0], "--secret", client[1]], seconds: 180)

@@ -1,11 +1,13 @@
 import Foundation
 import RollspecBus
 import RollspecClient
+import RollspecLogging
 import RollspecRoles
 import RollspecTesting
 import Testing
 
 /// Real processes on a real socket: broker, two workers and the driver, each a `rollspec role`.
+/// The tests follow the roles through the events they log (JSON lines), not their wording.
 @Suite(.serialized) struct RoleProcessTests {
     /// One job's processes, their logs in a temporary directory; everything is killed on `stop`.
     final class Job {
@@ -29,6 +31,7 @@ import Testing
             let p = Process()
             p.executableURL = binary
             p.arguments = ["role", role, "--config", configPath, "--index", "\(index)"]
+            p.environment = RoleLog.jsonEnvironment
             _ = FileManager.default.createFile(atPath: log(name).path, contents: nil)
             _ = FileManager.default.createFile(atPath: out(name).path, contents: nil)
             p.standardError = try FileHandle(forWritingTo: log(name))
@@ -47,6 +50,8 @@ import Testing
         }
 
         func log(_ name: String) -> URL { dir.appendingPathComponent("\(name).log") }
+        /// The events `name` logged so far.
+        func events(_ name: String) -> RoleLog { RoleLog(log(name)) }
         func out(_ name: String) -> URL { dir.appendingPathComponent("\(name).out") }
         func text(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
 
@@ -83,10 +88,8 @@ import Testing
     }
 
     /// Requests the broker's log says it redelivered after a worker died.
-    static func redelivered(_ brokerLog: String) -> Int {
-        brokerLog.split(separator: "\n").filter { $0.contains(" is dead ") }.compactMap { line in
-            line.split(separator: " ").drop { $0 != "redelivering" }.dropFirst().first.flatMap { Int($0) }
-        }.reduce(0, +)
+    static func redelivered(_ broker: RoleLog) -> Int {
+        broker.events(.peerDead).compactMap { $0["redelivered"].flatMap { Int($0) } }.reduce(0, +)
     }
 
     static func config(requests: Int, samples: Int, maxTokens: Int, draftMidRun: Bool = false,
@@ -119,7 +122,7 @@ import Testing
         defer { job.stop() }
         try job.startAll()
         // worker-0 has finished a request while the queue is still long: it holds others in flight.
-        let started = job.wait(seconds: 30) { job.text(job.log("worker-0")).contains(" done (") }
+        let started = job.wait(seconds: 30) { job.events("worker-0").contains(.requestDone) }
         #expect(started, "no trajectories arrived:\n\(job.text(job.log("broker")))")
         job.kill9("worker-0")
         try job.start("worker-0b", role: "worker", index: 0)
@@ -130,10 +133,11 @@ import Testing
         // Whatever the restarted worker produced was made with the latest policy and draft.
         #expect(summary.policyVersions == ["1": 200])
         #expect(summary.draftVersions == ["1": 200])
-        let broker = job.text(job.log("broker"))
-        #expect(Self.redelivered(broker) >= 1, "\(broker)")
-        let restarted = job.text(job.log("worker-0b"))
-        #expect(restarted.contains("applied policy v1") && restarted.contains("applied draft v1"), "\(restarted)")
+        let broker = job.events("broker")
+        #expect(Self.redelivered(broker) >= 1, "\(broker.text)")
+        let restarted = job.events("worker-0b")
+        #expect(restarted.contains(.policyApplied, ["version": "1"]) && restarted.contains(.draftApplied, ["version": "1"]),
+                "\(restarted.text)")
     }
 
     @Test func silentWorkerTimesOutAndTheOtherFinishesItsRequests() throws {
@@ -141,15 +145,15 @@ import Testing
         defer { job.stop() }
         try job.startAll()
         // worker-0 has finished a request while the queue is still long: it holds others in flight.
-        let started = job.wait(seconds: 30) { job.text(job.log("worker-0")).contains(" done (") }
+        let started = job.wait(seconds: 30) { job.events("worker-0").contains(.requestDone) }
         #expect(started, "no trajectories arrived:\n\(job.text(job.log("broker")))")
         job.kill9("worker-0")
         let (summary, status) = try job.driverSummary(timeout: 45)
         #expect(status == 0)
         #expect(summary.ok && summary.received == 200 && summary.duplicates == 0, "\(summary)")
-        let broker = job.text(job.log("broker"))
-        #expect(broker.contains("worker-0 is dead (no heartbeat"), "\(broker)")
-        #expect(Self.redelivered(broker) >= 1, "\(broker)")
+        let broker = job.events("broker")
+        #expect(broker.contains(.peerDead, ["peer": "worker-0", "cause": "heartbeat_timeout"]), "\(broker.text)")
+        #expect(Self.redelivered(broker) >= 1, "\(broker.text)")
     }
 
     /// No draft is published by the driver, so the trainer starts from the policy's first layer
@@ -173,30 +177,27 @@ import Testing
         try job.start("trainer", role: "trainer")
         try job.start("worker-0", role: "worker", index: 0)
         try job.start("worker-1", role: "worker", index: 1)
-        #expect(job.wait(seconds: 10) { job.text(job.log("broker")).contains("trainer-0 joined as trainer") })
+        #expect(job.wait(seconds: 10) { job.events("broker").contains(.peerJoined, ["peer": "trainer-0", "peer_role": "trainer"]) })
         try job.start("driver", role: "driver")
         let (summary, status) = try job.driverSummary(timeout: 45)
         #expect(status == 0 && summary.ok, "\(summary)")
-        let published = job.wait(seconds: 20) { job.text(job.log("broker")).contains("draft v1 complete") }
+        let published = job.wait(seconds: 20) { job.events("broker").contains(.draftReceived, ["version": "1"]) }
         #expect(published, "trainer:\n\(job.text(job.log("trainer")))")
         // The trainer logs after it has sent every chunk and saved its state: it may lag the broker.
-        #expect(job.wait(seconds: 10) { job.text(job.log("trainer")).contains("published draft v1") })
+        #expect(job.wait(seconds: 10) { job.events("trainer").contains(.draftPublished, ["version": "1"]) })
         // Every worker swaps the trainer's draft in.
         #expect(job.wait(seconds: 10) {
-            let broker = job.text(job.log("broker"))
+            let reports = job.events("broker").events(.peerVersions, ["peer_policy_version": "1"])
             // The trainer may have published again since: any trainer version counts.
-            return (0..<2).allSatisfy { i in
-                broker.split(separator: "\n").contains { $0.contains("worker-\(i) reports policy v1 draft v") && !$0.hasSuffix("draft v0") }
-            }
+            return (0..<2).allSatisfy { i in reports.contains { $0["peer"] == "worker-\(i)" && $0["peer_draft_version"] != "0" } }
         })
         // A killed trainer comes back from its last publication, not from scratch.
         job.kill9("trainer")
-        let last = try #require(job.text(job.log("trainer")).split(separator: "\n")
-            .last { $0.contains("published draft v") }?.split(separator: " ").first { $0.hasPrefix("v") }?.dropLast())
+        let last = try #require(job.events("trainer").events(.draftPublished).last?["version"])
         try job.start("trainer-again", role: "trainer")
-        #expect(job.wait(seconds: 15) { job.text(job.log("trainer-again")).contains("resumed from draft \(last)") },
-                "\(job.text(job.log("trainer-again"))) (last published \(last))")
-        #expect(!job.text(job.log("trainer-again")).contains("adopted draft"))
+        #expect(job.wait(seconds: 15) { job.events("trainer-again").contains(.trainerResumed, ["version": last]) },
+                "\(job.text(job.log("trainer-again"))) (last published v\(last))")
+        #expect(!job.events("trainer-again").contains(.draftAdopted))
     }
 
     /// Draft v1 is random; draft v2, published mid-run, is a copy of the policy — the best
@@ -241,8 +242,9 @@ import Testing
         #expect((summary.draftVersions["2"] ?? 0) > 0, "\(summary)")
         #expect(summary.draftVersions.keys.allSatisfy { $0 == "1" || $0 == "2" })
         for i in 0..<2 {
-            #expect(job.text(job.log("worker-\(i)")).contains("applied draft v2"))
-            #expect(job.text(job.log("broker")).contains("worker-\(i) reports policy v1 draft v2"))
+            #expect(job.events("worker-\(i)").contains(.draftApplied, ["version": "2"]))
+            #expect(job.events("broker").contains(.peerVersions, ["peer": "worker-\(i)", "peer_policy_version": "1",
+                                                                  "peer_draft_version": "2"]))
         }
     }
 }
@@ -288,8 +290,9 @@ extension RoleProcessTests {
         let refused = try JSONDecoder().decode(Driver.Summary.self, from: Data(line.utf8))
         #expect(p.terminationStatus != 0)
         #expect(!refused.ok && refused.received == 0)
-        #expect(job.text(job.log("broker")).contains("not on the allowlist"))
-        #expect(!job.text(job.log("worker-0")).contains("policy v"), "the intruder's policy reached a worker")
+        #expect(job.events("broker").contains(.connectionRefused))
+        #expect(!job.events("worker-0").events.contains { $0.name == .policyApplied || $0.name == .policyRejected },
+                "the intruder's policy reached a worker")
 
         // The allowed driver then runs the job normally.
         try job.start("driver", role: "driver")
@@ -325,20 +328,19 @@ extension RoleProcessTests {
         bigger.vocabSize = 300
         try client.publishPolicy(policy, version: 1)
         try client.publishDraft(.eagle(TinyModels.randomFeatureDraft(target: policy, seed: 1).ownTensors), version: 1, policyVersion: 1)
-        #expect(job.wait(seconds: 10) { job.text(job.log("worker-0")).contains("applied draft v1 (eagle)") },
+        #expect(job.wait(seconds: 10) { job.events("worker-0").contains(.draftApplied, ["version": "1", "kind": "eagle"]) },
                 "\(job.text(job.log("worker-0")))")
-        let forged: [(DraftArtifact, String)] = [
-            (.eagle(TinyModels.randomFeatureDraft(target: TinyModels.randomWeights(config: wide)).ownTensors), "48 wide"),
-            (.eagle(TinyModels.randomFeatureDraft(target: TinyModels.randomWeights(config: bigger)).ownTensors), "vocabulary is 300"),
-            (.tokens(TinyModels.randomWeights(config: bigger)), "vocabulary is 300"),
+        let forged: [(DraftArtifact, RejectionReason)] = [
+            (.eagle(TinyModels.randomFeatureDraft(target: TinyModels.randomWeights(config: wide)).ownTensors), .draftWidthMismatch),
+            (.eagle(TinyModels.randomFeatureDraft(target: TinyModels.randomWeights(config: bigger)).ownTensors), .draftVocabMismatch),
+            (.tokens(TinyModels.randomWeights(config: bigger)), .draftVocabMismatch),
         ]
         for (i, (draft, why)) in forged.enumerated() {
             let version = UInt64(i + 2)
             try client.publishDraft(draft, version: version, policyVersion: 1)
+            // Refused for its mismatch, while the worker keeps draft v1.
             #expect(job.wait(seconds: 10) {
-                job.text(job.log("worker-0")).split(separator: "\n").contains {
-                    $0.contains("rejected draft v\(version)") && $0.contains(why) && $0.contains("keeping draft v1")
-                }
+                job.events("worker-0").contains(.draftRejected, ["version": "\(version)", "reason": why.rawValue, "draft_version": "1"])
             }, "\(job.text(job.log("worker-0")))")
         }
         // Requests still flow, served with draft v1, which drafts.

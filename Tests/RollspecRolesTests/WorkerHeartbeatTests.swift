@@ -2,6 +2,7 @@ import Foundation
 import RollspecBus
 import RollspecClient
 import RollspecKernels
+import RollspecLogging
 import RollspecModel
 import RollspecRoles
 import RollspecTesting
@@ -46,6 +47,7 @@ import Testing
         let worker = Process()
         worker.executableURL = try RollspecExecutable.url()
         worker.arguments = ["role", "worker", "--config", configPath.path, "--index", "0"]
+        worker.environment = RoleLog.jsonEnvironment
         let logURL = dir.appendingPathComponent("worker.log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         worker.standardError = try FileHandle(forWritingTo: logURL)
@@ -81,9 +83,10 @@ import Testing
         for frame in frames { _ = try broker.send([peer, frame]) }
         let deadline = Self.seconds() + 120
         while heartbeats.last?.policy != 1, Self.seconds() < deadline { try drain(wait: 20) }
-        let log = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
+        let log = RoleLog(logURL).text
+        let applied = RoleLog(logURL).events(.policyApplied, ["version": "1"]).first
         #expect(heartbeats.last?.policy == 1, "the worker never applied the policy:\n\(log)")
-        #expect(log.contains("applied policy v1"), "\(log)")
+        #expect(applied != nil, "\(log)")
 
         // Gaps are measured on the worker's own clock (each heartbeat carries its uptime), from
         // the last heartbeat before the transfer: this thread's reading them late on a loaded
@@ -96,13 +99,12 @@ import Testing
         // at least the whole receive or decode time. On a loaded machine (CI runs suites side by
         // side on 2 cores) a pump that runs can still wait ~1 s for a core, and the decode
         // stretches as much: the bound is the decode's own time, and 0.75 s at least.
-        let decodeMilliseconds = log.range(of: #"decode ([0-9.]+) ms"#, options: .regularExpression)
-            .flatMap { Double(log[$0].dropFirst("decode ".count).dropLast(" ms".count)) } ?? 0
+        let decodeMilliseconds = applied?["decode_ms"].flatMap { Double($0) } ?? 0
         let bound = max(0.75, decodeMilliseconds / 1000)
         #expect(worst < bound, "longest heartbeat gap \(worst) s (bound \(bound) s) over \(during.count) heartbeats\n\(log)")
         print("worker heartbeat gaps while receiving \(artifact.count) bytes: max \(String(format: "%.3f", worst)) s, "
               + "\(during.count) heartbeats in \(String(format: "%.2f", (during.last ?? 0) - (during.first ?? 0))) s; "
-              + (log.split(separator: "\n").first { $0.contains("applied policy v1") }.map(String.init) ?? ""))
+              + (applied?.message ?? ""))
     }
 
     static func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

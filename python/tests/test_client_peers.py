@@ -6,6 +6,7 @@ $ROLLSPEC_BIN, else .build/debug/rollspec; these two fail without it).
 
     python3 python/tests/test_client_peers.py     (or pytest)
 """
+import json
 import os
 import socket
 import subprocess
@@ -169,9 +170,12 @@ class Broker:
         with open(config, "w") as f:
             f.write(f"endpoint: {self.endpoint}\nmetrics: {{port: 0}}\n")
         self.log = open(os.path.join(directory, "broker.log"), "w+")
-        self.process = subprocess.Popen([binary, "role", "broker", "--config", config], stdout=self.log, stderr=self.log)
+        # JSON log lines: it is up once it logs the event broker_listening.
+        environment = dict(os.environ, ROLLSPEC_LOG_FORMAT="json")
+        self.process = subprocess.Popen([binary, "role", "broker", "--config", config], stdout=self.log, stderr=self.log,
+                                        env=environment)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and "listening" not in self.text():
+        while time.monotonic() < deadline and "broker_listening" not in self.events():
             if self.process.poll() is not None:
                 raise AssertionError(f"the broker exited: {self.text()}")
             time.sleep(0.05)
@@ -180,6 +184,18 @@ class Broker:
         self.log.flush()
         self.log.seek(0)
         return self.log.read()
+
+    def events(self):
+        """The names of the events the broker logged so far (its JSON lines; other lines skipped)."""
+        names = []
+        for line in self.text().splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                names.append(event.get("event"))
+        return names
 
     def close(self):
         self.process.terminate()

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import RollspecClient
+import RollspecLogging
 import RollspecRoles
 
 /// One supervised process of a job: started, watched and restarted by `Supervisor`.
@@ -21,14 +23,20 @@ final class RoleProcess {
 
     var isRunning: Bool { process?.isRunning ?? false }
 
+    /// Starts the role with JSON logs into `logURL`, which opens with a `role_started` line.
+    /// - Parameter logLevel: the least severe line the role logs; nil: as this process's environment says.
     /// - Throws: when the executable cannot be started or the log cannot be opened.
-    func start(executable: String, arguments: [String]) throws {
+    func start(executable: String, arguments: [String], logLevel: Logger.Level? = nil) throws {
         if !FileManager.default.fileExists(atPath: logURL.path) {
             _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         }
         let log = try FileHandle(forWritingTo: logURL)
         log.seekToEndOfFile()
-        log.write(Data("=== \(instance.label) started at \(ISO8601DateFormatter().string(from: Date())): \(arguments.joined(separator: " "))\n".utf8))
+        let command = arguments.joined(separator: " ")
+        log.write(Data(RoleLogHandler.jsonLine(
+            time: Date(), level: .info, label: "launch", message: "\(instance.label) started: \(command)",
+            metadata: ["event": .string(EventName.roleStarted.rawValue), "role": "launch", "instance": .string(instance.label),
+                       "arguments": .string(command)]).utf8))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
@@ -38,6 +46,9 @@ final class RoleProcess {
         // The role stops when this process is gone (LauncherWatch): no orphans.
         var environment = ProcessInfo.processInfo.environment
         environment[LauncherWatch.environmentKey] = String(getpid())
+        // A run's logs are read by tools (and tests): every role writes JSON lines.
+        environment[RoleLogging.formatVariable] = LogFormat.json.rawValue
+        if let logLevel { environment[RoleLogging.levelVariable] = logLevel.rawValue }
         p.environment = environment
         try p.run()
         try? log.close()  // the child holds its own descriptor

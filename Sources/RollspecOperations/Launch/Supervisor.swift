@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import RollspecClient
+import RollspecLogging
 import RollspecRoles
 
 /// `rollspec launch`: starts every role of a job on this machine, restarts a crashed one with
@@ -24,6 +26,9 @@ public final class Supervisor {
         public var learnerGraceSeconds = 20.0
         /// Rewrite the progress line in place (a terminal) instead of one line per step.
         public var interactive = isatty(STDERR_FILENO) != 0
+        /// The least severe line the roles log (`ROLLSPEC_LOG_LEVEL` in their environment); nil
+        /// leaves them this process's environment.
+        public var roleLogLevel: Logger.Level?
 
         public init(executable: String, configPath: String) {
             self.executable = executable
@@ -54,6 +59,7 @@ public final class Supervisor {
     private var records: [LearnerRecord] = []
     private let started = now()
     private var lastProgress = ""
+    private let logger = Logger.role("launch", label: "launch")
     /// The learner's records as it appends them.
     private lazy var tail = FileTail(url: runDirectory.appendingPathComponent("learner.jsonl"))
 
@@ -84,12 +90,18 @@ public final class Supervisor {
             RoleProcess(instance: $0, logURL: logs.appendingPathComponent("\($0.label).log"),
                         initialBackoff: options.initialBackoffSeconds)
         }
-        say("launch: \(config.name): \(roles.map(\.instance.label).joined(separator: ", ")); logs in \(logs.path)")
+        let labels = roles.map(\.instance.label)
+        say(.jobStarted, "\(config.name): \(labels.joined(separator: ", ")); logs in \(logs.path)",
+            ["job": .string(config.name), "roles": .array(labels.map { .string($0) }), "logs": .string(logs.path)])
         for role in roles {
             if let failure = start(role) { return stop(.failed(failure)) }
             if role.instance.role == .broker { waitForBroker() }
         }
-        if config.learner.kind == .external { say(Self.externalLearnerNotice(config)) }
+        if config.learner.kind == .external {
+            var metadata: Logger.Metadata = ["endpoint": .string(config.endpoint)]
+            if let url = try? MetricsQuery.url(for: config) { metadata["metrics_url"] = .string(url.absoluteString) }
+            say(.waitingForLearner, "\(Self.externalLearnerNotice(config))", metadata)
+        }
         while true {
             if let s = ShutdownSignal.signal { return stop(.interrupted(s)) }
             for line in tail.newLines() { take(line) }
@@ -107,8 +119,11 @@ public final class Supervisor {
                     }
                     let delay = role.scheduleRestart(initialBackoff: options.initialBackoffSeconds,
                                                      maxBackoff: options.maxBackoffSeconds)
-                    say(String(format: "launch: %@ exited with %@; restarting in %.1f s (restart %d of at most %d)",
-                               role.instance.label, why, delay, role.restarts, options.maxRestarts))
+                    let line = String(format: "%@ exited with %@; restarting in %.1f s (restart %d of at most %d)",
+                                      role.instance.label, why, delay, role.restarts, options.maxRestarts)
+                    say(.roleRestarting, "\(line)",
+                        ["instance": .string(role.instance.label), "exit": .string(why), "delay_seconds": .stringConvertible(delay),
+                         "restart": .stringConvertible(role.restarts), "max_restarts": .stringConvertible(options.maxRestarts)])
                 } else if now() >= role.nextStart, let failure = start(role) {
                     return stop(.failed(failure))
                 }
@@ -121,7 +136,7 @@ public final class Supervisor {
     /// learner of its own it serves nothing until a client publishes a policy.
     public static func externalLearnerNotice(_ config: JobConfig) -> String {
         let metrics = (try? MetricsQuery.url(for: config)).map { "; workers and acceptance at \($0.absoluteString)" } ?? ""
-        return "launch: learner.kind is external: waiting for your RL loop on \(config.endpoint). Publish a policy "
+        return "learner.kind is external: waiting for your RL loop on \(config.endpoint). Publish a policy "
             + "(version 1 or later) before submitting: requests before it are refused with no_policy\(metrics). "
             + "The job runs until you stop it (Ctrl-C)."
     }
@@ -142,7 +157,8 @@ public final class Supervisor {
     private func start(_ role: RoleProcess) -> String? {
         do {
             try role.start(executable: options.executable,
-                           arguments: LaunchPlan.arguments(for: role.instance, configPath: options.configPath))
+                           arguments: LaunchPlan.arguments(for: role.instance, configPath: options.configPath),
+                           logLevel: options.roleLogLevel)
             writeProcessTable()
             return nil
         } catch {
@@ -189,18 +205,19 @@ public final class Supervisor {
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
             lastProgress = line
         } else {
-            say(line)
+            // A view of the learner's records (its own log has the step events), not an event.
+            StandardError.write(line + "\n")
         }
     }
 
-    /// A line on standard error, below an in-place progress line if there is one.
-    private func say(_ line: String) {
+    /// Logs an event, below an in-place progress line if there is one.
+    private func say(_ event: EventName, _ message: @autoclosure () -> Logger.Message, _ metadata: Logger.Metadata = [:]) {
         if options.interactive, !lastProgress.isEmpty {
             FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
-            log(line)
+            logger.event(event, message(), metadata)
             FileHandle.standardError.write(Data(lastProgress.utf8))
         } else {
-            log(line)
+            logger.event(event, message(), metadata)
         }
     }
 
@@ -208,8 +225,10 @@ public final class Supervisor {
     private func stop(_ outcome: Outcome) -> Outcome {
         if options.interactive, !lastProgress.isEmpty { FileHandle.standardError.write(Data("\n".utf8)); lastProgress = "" }
         switch outcome {
-        case .interrupted(let s): log("launch: received signal \(s); stopping the learner first")
-        case .failed(let why): log("launch: the job failed: \(why); stopping every role")
+        case .interrupted(let s):
+            logger.event(.jobInterrupted, "received signal \(s); stopping the learner first", ["signal": .stringConvertible(s)])
+        case .failed(let why):
+            logger.event(.jobFailed, "the job failed: \(why); stopping every role", ["cause": .string(why)])
         case .finished: break
         }
         let learners = roles.filter { $0.instance.isLearner }
@@ -221,7 +240,7 @@ public final class Supervisor {
         for r in servers { r.signal(SIGTERM) }
         wait(for: Array(servers), seconds: 3)
         for r in roles where r.isRunning {
-            log("launch: \(r.instance.label) did not stop; killing it")
+            logger.event(.roleKilled, "\(r.instance.label) did not stop; killing it", ["instance": .string(r.instance.label)])
             r.signal(SIGKILL)
         }
         wait(for: roles, seconds: 2)

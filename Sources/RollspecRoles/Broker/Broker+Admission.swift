@@ -1,6 +1,7 @@
 import Foundation
 import RollspecBus
 import RollspecClient
+import RollspecLogging
 
 // Admission: what the broker checks before a message is handled (frame count, size, decoding,
 // sender binding, sequence numbers, roles). Refused input is counted, logged and never applied.
@@ -21,7 +22,7 @@ extension Broker {
     /// budget (`errorRepliesPerSecond`).
     func reject(_ reason: RejectionReason, _ detail: @autoclosure () -> String, answering offender: Offender? = nil) {
         rejections.record(reason)
-        logRejection("broker", reason: reason, count: rejections[reason], detail())
+        logRejection(logger, reason: reason, count: rejections[reason], detail())
         guard let offender, !offender.isError else { return }
         guard spendErrorReply(on: offender.identity, at: now()) else {
             errorRepliesSuppressed += 1
@@ -108,10 +109,10 @@ extension Broker {
         if let old = owners[sender], old != identity {
             // The same sender on a new connection: a restarted process (or a reconnect). Its
             // numbering starts afresh, and the old connection is not believed any more.
-            log("broker: \(sender) is on a new connection; forgetting the old one")
+            logger.event(.peerReplaced, "\(sender) is on a new connection; forgetting the old one", ["peer": .string(sender)])
             peers[old]?.superseded = true
             sequences.forget(sender)
-            declareDead(old, why: "replaced by a new process")
+            declareDead(old, why: .replaced)
             trainers.remove(old)
             trainerProgress[old] = nil
         }

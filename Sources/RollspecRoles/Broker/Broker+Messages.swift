@@ -1,6 +1,7 @@
 import Foundation
 import RollspecBus
 import RollspecClient
+import RollspecLogging
 
 // What the broker does with each admitted message, and its dispatch, expiry and resend loops.
 extension Broker {
@@ -29,7 +30,7 @@ extension Broker {
             case .client: break
             case .trainer:
                 if trainers.insert(identity).inserted {
-                    log("broker: \(sender) joined as trainer")
+                    logger.event(.peerJoined, "\(sender) joined as trainer", ["peer": .string(sender), "peer_role": "trainer"])
                     send(policy + draft, to: [identity])
                     trainerProgress[identity] = (0, hb.stats.requestsCompleted)
                 }
@@ -43,7 +44,9 @@ extension Broker {
             }
             do {
                 guard let (whole, chunks) = try policyIncoming.add(m.chunk, version: m.version) else { return }
-                log("broker: policy v\(m.version) complete (\(whole.count) bytes), forwarding to \(workers.count) workers")
+                logger.event(.policyReceived, "policy v\(m.version) complete (\(whole.count) bytes), forwarding to \(workers.count) workers",
+                             ["version": .stringConvertible(m.version), "bytes": .stringConvertible(whole.count),
+                              "workers": .stringConvertible(workers.count)])
                 let start = now()
                 policyVersion = m.version
                 // The publisher learns its policy is complete, verified and served.
@@ -51,8 +54,12 @@ extension Broker {
                 policy = chunks.map { PreparedMessage(PolicyCheckpointChunk(version: m.version, chunk: $0)) }
                 let to = recipients(except: nil)
                 send(policy, to: to)
-                log(String(format: "broker: policy v%llu queued to %d peers in %.0f ms (%d chunks, each encoded once)",
-                           m.version, to.count, (now() - start) * 1000, policy.count))
+                let milliseconds = (now() - start) * 1000
+                let line = String(format: "policy v%llu queued to %d peers in %.0f ms (%d chunks, each encoded once)",
+                                  m.version, to.count, milliseconds, policy.count)
+                logger.event(.policyForwarded, "\(line)",
+                             ["version": .stringConvertible(m.version), "peers": .stringConvertible(to.count),
+                              "chunks": .stringConvertible(policy.count), "milliseconds": .stringConvertible(milliseconds)])
             } catch {
                 reject(rejectionReason(error), "policy chunk from \(sender): \(error)", answering: offender)
             }
@@ -68,7 +75,9 @@ extension Broker {
                     PreparedMessage(DraftWeightsChunk(draftVersion: m.draftVersion, policyVersion: m.policyVersion,
                                                       acceptanceRate: m.acceptanceRate, chunk: $0))
                 }
-                log("broker: draft v\(m.draftVersion) complete (\(whole.count) bytes), forwarding to \(workers.count) workers")
+                logger.event(.draftReceived, "draft v\(m.draftVersion) complete (\(whole.count) bytes), forwarding to \(workers.count) workers",
+                             ["version": .stringConvertible(m.draftVersion), "bytes": .stringConvertible(whole.count),
+                              "workers": .stringConvertible(workers.count)])
                 send(draft, to: recipients(except: identity))
             } catch {
                 reject(rejectionReason(error), "draft chunk from \(sender): \(error)", answering: offender)
@@ -120,14 +129,17 @@ extension Broker {
     func workerHeartbeat(_ hb: Heartbeat, sender: String, identity: Data) {
         if workers[identity] == nil {
             // A restarted process with the same name replaces the old one at once.
-            for (other, w) in workers where w.sender == sender { declareDead(other, why: "replaced by a new process") }
+            for (other, w) in workers where w.sender == sender { declareDead(other, why: .replaced) }
             workers[identity] = Worker(identity: identity, sender: sender, lastSeen: now())
-            log("broker: \(sender) joined; sending policy v\(policyVersion), draft v\(draftVersion)")
+            logger.event(.peerJoined, "\(sender) joined; sending policy v\(policyVersion), draft v\(draftVersion)",
+                         ["peer": .string(sender), "peer_role": "worker"])
             send(policy + draft, to: [identity])
         }
         let old = workers[identity]!
         if old.policyVersion != hb.policyVersion || old.draftVersion != hb.draftVersion {
-            log("broker: \(sender) reports policy v\(hb.policyVersion) draft v\(hb.draftVersion)")
+            logger.event(.peerVersions, "\(sender) reports policy v\(hb.policyVersion) draft v\(hb.draftVersion)",
+                         ["peer": .string(sender), "peer_policy_version": .stringConvertible(hb.policyVersion),
+                          "peer_draft_version": .stringConvertible(hb.draftVersion)])
         }
         workers[identity]!.credit = Int(hb.credit)
         workers[identity]!.policyVersion = hb.policyVersion
@@ -216,17 +228,18 @@ extension Broker {
         requests[requestID]?.isComplete ?? true
     }
 
-    func declareDead(_ identity: Data, why: String) {
+    func declareDead(_ identity: Data, why: DeathCause) {
         guard let w = workers.removeValue(forKey: identity) else { return }
         let redeliver = w.inFlight.filter { !isComplete($0) }.sorted()
-        log("broker: \(w.sender) is dead (\(why)); redelivering \(redeliver.count) requests")
+        logger.event(.peerDead, "\(w.sender) is dead (\(why)); redelivering \(redeliver.count) requests",
+                     ["peer": .string(w.sender), "cause": .string(why.label), "redelivered": .stringConvertible(redeliver.count)])
         queue.insert(contentsOf: redeliver, at: 0)
         redelivered += redeliver.count
     }
 
     func expireWorkers(at t: Double) {
         for (id, w) in workers where t - w.lastSeen > config.heartbeatTimeoutSeconds {
-            declareDead(id, why: "no heartbeat for \(config.heartbeatTimeoutSeconds) s")
+            declareDead(id, why: .silent(seconds: config.heartbeatTimeoutSeconds))
         }
     }
 

@@ -1,6 +1,8 @@
 import Foundation
+import Logging
 import RollspecBus
 import RollspecClient
+import RollspecLogging
 
 /// The job's one well-known address: a ROUTER socket that workers and clients reach with
 /// DEALER sockets.
@@ -60,6 +62,26 @@ public final class Broker {
         var inFlight: Set<String> = []
     }
 
+    /// Why a worker is no longer served: the `cause` of its `peer_dead` event, and its words.
+    enum DeathCause: CustomStringConvertible {
+        case silent(seconds: Double)
+        case replaced
+
+        var label: String {
+            switch self {
+            case .silent: "heartbeat_timeout"
+            case .replaced: "replaced"
+            }
+        }
+
+        var description: String {
+            switch self {
+            case .silent(let seconds): "no heartbeat for \(seconds) s"
+            case .replaced: "replaced by a new process"
+            }
+        }
+    }
+
     /// A request the broker still owes samples or awaits acks for.
     struct RequestState {
         var request: RolloutRequest
@@ -108,8 +130,11 @@ public final class Broker {
     /// The newest complete policy and draft, as chunk messages encoded once.
     var policy: [PreparedMessage] = []
     var draft: [PreparedMessage] = []
-    var policyVersion: UInt64 = 0
-    var draftVersion: UInt64 = 0
+    var policyVersion: UInt64 = 0 { didSet { versions.set(policy: policyVersion) } }
+    var draftVersion: UInt64 = 0 { didSet { versions.set(draft: draftVersion) } }
+    /// The newest policy and draft, on every line the broker logs.
+    let versions = HeldVersions()
+    let logger: Logger
     var lastPeerSweep = 0.0
     var lastMetricsUpdate = -Double.infinity
 
@@ -156,6 +181,7 @@ public final class Broker {
     ///   duplicates (a trajectory or request arriving after the request was acked and pruned).
     public init(config: JobConfig, rememberFinished: Int = 100_000) throws {
         self.config = config
+        logger = .role("broker", label: "broker", versions: versions)
         finished = RecentKeys(capacity: rememberFinished)
         context = try ZMQContext()
         socket = try ZMQSocket(context: context, type: .router)
@@ -177,7 +203,7 @@ public final class Broker {
             metricsServer = try MetricsServer.startBlocking(host: config.metrics.host, port: config.metrics.port) {
                 metrics.prometheusText()
             }
-            log("broker: metrics at \(metricsServer!.url)")
+            logger.event(.metricsListening, "metrics at \(metricsServer!.url)", ["url": .string(metricsServer!.url.absoluteString)])
         }
     }
 
@@ -194,7 +220,8 @@ public final class Broker {
 
     /// Serves until the process is stopped, or until `keepRunning` returns false (tests).
     public func run(while keepRunning: () -> Bool = { true }) throws {
-        log("broker: listening on \(config.bindEndpoint) as \(senderID)")
+        logger.event(.brokerListening, "listening on \(config.bindEndpoint) as \(senderID)",
+                     ["endpoint": .string(config.bindEndpoint), "sender": .string(senderID)])
         var poller = ZMQPoller()
         poller.add(socket)
         poller.add(connectionMonitor.socket)
@@ -202,7 +229,8 @@ public final class Broker {
         while keepRunning() {
             if refusedConnections > loggedRefusals {
                 loggedRefusals = refusedConnections
-                log("broker: refused a connection whose CURVE key is not on the allowlist (\(loggedRefusals) so far)")
+                logger.event(.connectionRefused, "refused a connection whose CURVE key is not on the allowlist (\(loggedRefusals) so far)",
+                             ["count": .stringConvertible(loggedRefusals)])
             }
             let ready = try poller.poll(timeoutMilliseconds: 20)
             if ready[0].contains(.readable) {
@@ -212,7 +240,8 @@ public final class Broker {
             }
             if ready[1].contains(.readable) {
                 for event in try connectionMonitor.drain() where event != .disconnected {
-                    log("broker: a connection failed its handshake (\(event.rawValue)); nothing from it was read")
+                    logger.event(.handshakeFailed, "a connection failed its handshake (\(event.rawValue)); nothing from it was read",
+                                 ["cause": .string(event.rawValue)])
                 }
             }
             let t = now()

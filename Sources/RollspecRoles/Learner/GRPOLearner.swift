@@ -1,6 +1,8 @@
 import Foundation
+import Logging
 import RollspecBus
 import RollspecClient
+import RollspecLogging
 import RollspecModel
 import RollspecTraining
 
@@ -26,11 +28,15 @@ public final class GRPOLearner {
     public let config: JobConfig
     public let index: Int
     public let task: any VerifiableTask
+    /// The policy and draft versions published last, on every line the learner logs.
+    private let versions = HeldVersions()
+    private let logger: Logger
 
     /// - Throws: `JobConfigError` for a dataset that cannot be read.
     public init(config: JobConfig, index: Int = 0) throws {
         self.config = config
         self.index = index
+        logger = .role("learner", index: index, label: "learner", versions: versions)
         task = try TaskRegistry.task(for: config.learner)
     }
 
@@ -56,17 +62,21 @@ public final class GRPOLearner {
     public func run() throws -> Summary {
         let L = config.learner
         let start = now()
-        let records = JSONLinesWriter(path: config.resolvedRunDirectory + "/learner.jsonl", toStandardOutput: true, owner: "learner")
+        let records = JSONLinesWriter(path: config.resolvedRunDirectory + "/learner.jsonl", toStandardOutput: true, logger: logger)
 
         let (policy, format) = try loadPolicy()
-        log("learner: policy \(config.models.policy), \(policy.config.numHiddenLayers) layers, width \(policy.config.hiddenSize); task \(task.name), \(format.isText ? "text\(format.template != nil ? " in the chat template" : "")" : "byte-level") prompts")
+        let prompts = format.isText ? "text\(format.template != nil ? " in the chat template" : "")" : "byte-level"
+        logger.event(.learnerStarted,
+                     "policy \(config.models.policy), \(policy.config.numHiddenLayers) layers, width \(policy.config.hiddenSize); task \(task.name), \(prompts) prompts",
+                     ["policy": "\(config.models.policy)", "layers": .stringConvertible(policy.config.numHiddenLayers),
+                      "width": .stringConvertible(policy.config.hiddenSize), "task": .string(task.name), "prompts": .string(prompts)])
         let warmupReward = warmUp(policy, format: format, start: start)
         let warmupSeconds = now() - start
 
         let journal = URL(fileURLWithPath: config.resolvedRunDirectory).appendingPathComponent("trajectories.jsonl")
         let client = try RolloutClient(endpoint: config.endpoint, name: "learner-\(index)", security: config.security,
                                        role: .learner, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds,
-                                       journal: journal)
+                                       journal: journal, logger: logger)
         defer { client.close() }
         try publishFirst(policy, client: client)
 
@@ -91,13 +101,17 @@ public final class GRPOLearner {
             let rolloutSeconds = now() - stepStart
             if ShutdownSignal.requested, trajectories.count < expected {
                 summary.interrupted = true
-                log("learner: stopping in step \(step) with \(trajectories.count) of \(expected) trajectories (all in \(journal.path))")
+                logger.event(.learnerStopping, "stopping in step \(step) with \(trajectories.count) of \(expected) trajectories (all in \(journal.path))",
+                             ["step": .stringConvertible(step), "received": .stringConvertible(trajectories.count),
+                              "expected": .stringConvertible(expected), "journal": .string(journal.path)])
                 break
             }
             guard trajectories.count == expected else {
                 summary.ok = false
                 summary.error = "step \(step): \(trajectories.count) of \(expected) trajectories after \(L.stepTimeoutSeconds) s"
-                log("learner: \(summary.error!)")
+                logger.event(.stepFailed, "\(summary.error!)",
+                             ["step": .stringConvertible(step), "received": .stringConvertible(trajectories.count),
+                              "expected": .stringConvertible(expected)])
                 break
             }
             let scored = score(trajectories, problems: problems, format: format, version: version)
@@ -105,6 +119,7 @@ public final class GRPOLearner {
             let first = update(trainer, on: scored, step: step)
             let publishStart = now()
             try client.publishPolicy(policy, version: version + 1)
+            versions.set(policy: version + 1)
             summary.finalPolicyVersion = version + 1
 
             let record = LearnerStepRecord(
@@ -112,7 +127,12 @@ public final class GRPOLearner {
                 updateSeconds: publishStart - updateStart, publishSeconds: now() - publishStart,
                 stepSeconds: now() - stepStart, startedAt: stepStart)
             records.write(record)
-            log("learner: step \(step) reward \(String(format: "%.3f", record.rewardMean)) (\(scored.informativeGroups)/\(problems.ids.count) groups informative), acceptance \(String(format: "%.2f", record.acceptanceRate)), rollout \(String(format: "%.1f", rolloutSeconds)) s, update \(String(format: "%.1f", record.updateSeconds)) s")
+            logger.event(.stepFinished,
+                         "step \(step) reward \(String(format: "%.3f", record.rewardMean)) (\(scored.informativeGroups)/\(problems.ids.count) groups informative), acceptance \(String(format: "%.2f", record.acceptanceRate)), rollout \(String(format: "%.1f", rolloutSeconds)) s, update \(String(format: "%.1f", record.updateSeconds)) s",
+                         ["step": .stringConvertible(step), "reward": .stringConvertible(record.rewardMean),
+                          "informative_groups": .stringConvertible(scored.informativeGroups),
+                          "groups": .stringConvertible(problems.ids.count), "acceptance": .stringConvertible(record.acceptanceRate),
+                          "rollout_seconds": .stringConvertible(rolloutSeconds), "update_seconds": .stringConvertible(record.updateSeconds)])
             add(record, scored: scored, to: &summary)
             totals.add(scored.acceptance)
         }
@@ -141,22 +161,29 @@ public final class GRPOLearner {
         GRPOTrainer.warmUp(policy, format: format, steps: L.warmupSteps, batchSize: L.warmupBatchSize,
                            learningRate: L.warmupLearningRate, seed: L.seed) { step, loss in
             if step == 1 || step % 50 == 0 || step == L.warmupSteps {
-                log("learner: warm-up step \(step)/\(L.warmupSteps) loss \(String(format: "%.4f", loss))")
+                logger.event(.warmupStep, "warm-up step \(step)/\(L.warmupSteps) loss \(String(format: "%.4f", loss))",
+                             ["step": .stringConvertible(step), "steps": .stringConvertible(L.warmupSteps), "loss": .stringConvertible(loss)])
             }
         }
         let reward = greedyReward(policy, format: format, problems: 64)
-        log("learner: warm-up done in \(String(format: "%.1f", now() - start)) s; greedy reward \(reward)")
+        let seconds = now() - start
+        logger.event(.warmupFinished, "warm-up done in \(String(format: "%.1f", seconds)) s; greedy reward \(reward)",
+                     ["seconds": .stringConvertible(seconds), "reward": .stringConvertible(reward)])
         return reward
     }
 
     /// Publishes policy v1 and the first draft, if `models.draft` names one.
     func publishFirst(_ policy: LlamaWeights, client: RolloutClient) throws {
         try client.publishPolicy(policy, version: 1)
+        versions.set(policy: 1)
         if let draft = try firstDraft(policy) {
             try client.publishDraft(draft, version: 1, policyVersion: 1)
-            log("learner: published policy v1 and draft v1 (\(draft.kind.rawValue), \(draft.config.numHiddenLayers) layers)")
+            versions.set(draft: 1)
+            logger.event(.policyPublished, "published policy v1 and draft v1 (\(draft.kind.rawValue), \(draft.config.numHiddenLayers) layers)",
+                         ["version": .stringConvertible(1), "draft_kind": .string(draft.kind.rawValue),
+                          "draft_layers": .stringConvertible(draft.config.numHiddenLayers)])
         } else {
-            log("learner: published policy v1 (no draft)")
+            logger.event(.policyPublished, "published policy v1 (no draft)", ["version": .stringConvertible(1), "draft": "none"])
         }
     }
 
@@ -166,9 +193,11 @@ public final class GRPOLearner {
         let saved = URL(fileURLWithPath: config.resolvedRunDirectory).appendingPathComponent("learner-policy")
         do {
             try policy.save(to: saved)
-            log("learner: saved the final policy (v\(version)) to \(saved.path)")
+            logger.event(.policySaved, "saved the final policy (v\(version)) to \(saved.path)",
+                         ["version": .stringConvertible(version), "path": .string(saved.path)])
         } catch {
-            log("learner: could not save the final policy to \(saved.path): \(error)")
+            logger.event(.policySaveFailed, "could not save the final policy to \(saved.path): \(error)",
+                         ["path": .string(saved.path)], error: error)
         }
     }
 
@@ -200,7 +229,10 @@ public final class GRPOLearner {
         while trajectories.count < expected, now() < deadline, !ShutdownSignal.requested {
             for t in client.collect(count: expected - trajectories.count, timeout: min(0.25, deadline - now())) {
                 if problems.problems[t.requestID] != nil { trajectories.append(t) }
-                else { log("learner: ignored a trajectory of request \(t.requestID) (not step \(step)'s)") }
+                else {
+                    logger.event(.trajectoryIgnored, "ignored a trajectory of request \(t.requestID) (not step \(step)'s)",
+                                 ["request": .string(t.requestID), "step": .stringConvertible(step)])
+                }
             }
         }
         return trajectories
@@ -229,7 +261,10 @@ public final class GRPOLearner {
                 out.policyVersions["\(t.policyVersion)", default: 0] += 1
                 out.responseLengths.append(t.responseTokens.count)
                 if t.policyVersion != version {
-                    log("learner: \(t.requestID) sample \(t.sampleIndex) came from policy v\(t.policyVersion), not v\(version)")
+                    logger.event(.offPolicySample, "\(t.requestID) sample \(t.sampleIndex) came from policy v\(t.policyVersion), not v\(version)",
+                                 ["request": .string(t.requestID), "sample": .stringConvertible(t.sampleIndex),
+                                  "trajectory_policy_version": .stringConvertible(t.policyVersion),
+                                  "expected_version": .stringConvertible(version)])
                 }
             }
         }
@@ -246,7 +281,10 @@ public final class GRPOLearner {
             if first == nil { first = stats }
         }
         if let f = first, f.maxLogprobError > 1e-3 {
-            log("learner: step \(step): the workers' logprobs differ from the learner's by up to \(f.maxLogprobError) (mean ratio \(f.meanRatio))")
+            logger.event(.logprobMismatch,
+                         "step \(step): the workers' logprobs differ from the learner's by up to \(f.maxLogprobError) (mean ratio \(f.meanRatio))",
+                         ["step": .stringConvertible(step), "max_error": .stringConvertible(f.maxLogprobError),
+                          "mean_ratio": .stringConvertible(f.meanRatio)])
         }
         return first
     }

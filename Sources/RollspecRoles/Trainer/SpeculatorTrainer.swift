@@ -1,7 +1,9 @@
 import Foundation
+import Logging
 import RollspecBus
 import RollspecClient
 import RollspecKernels
+import RollspecLogging
 import RollspecModel
 import RollspecTraining
 
@@ -69,8 +71,11 @@ public final class SpeculatorTrainer {
     private var candidate: Candidate?
     /// The draft the workers have, as artifact bytes (decoded afresh for each evaluation).
     private var baseline: Data?
-    private var baselineVersion: UInt64 = 0
-    private var policyVersion: UInt64 = 0
+    private var baselineVersion: UInt64 = 0 { didSet { versions.set(draft: baselineVersion) } }
+    private var policyVersion: UInt64 = 0 { didSet { versions.set(policy: policyVersion) } }
+    /// The newest policy and the workers' draft (the one to beat), on every line the trainer logs.
+    private let versions = HeldVersions()
+    private let logger: Logger
     /// The newest policy's artifact, decoded only when a feature draft needs it.
     private var policyArtifact: Data?
     private var policy: Policy?
@@ -89,7 +94,9 @@ public final class SpeculatorTrainer {
     public init(config: JobConfig, index: Int) throws {
         self.config = config
         self.index = index
-        connection = try BrokerConnection(endpoint: config.endpoint, sender: "trainer-\(index)", security: config.security)
+        logger = .role("trainer", index: index, label: "trainer-\(index)", versions: versions)
+        connection = try BrokerConnection(endpoint: config.endpoint, sender: "trainer-\(index)", security: config.security,
+                                          logger: logger)
     }
 
     private var optimizer: AdamWConfig { AdamWConfig(schedule: .constant(config.trainer.learningRate)) }
@@ -126,7 +133,8 @@ public final class SpeculatorTrainer {
             baseline = try CheckpointCodec.encode(.tokens(resumed.weights))
         }
         baselineVersion = state.draftVersion
-        log("trainer-\(index): resumed from draft v\(state.draftVersion) in \(stateDirectory.path)")
+        logger.event(.trainerResumed, "resumed from draft v\(state.draftVersion) in \(stateDirectory.path)",
+                     ["version": .stringConvertible(state.draftVersion), "directory": .string(stateDirectory.path)])
     }
 
     private func handle(_ envelope: Envelope) {
@@ -141,7 +149,8 @@ public final class SpeculatorTrainer {
                     let policy = try CheckpointCodec.decode(whole)
                     let layers = Array(0..<min(config.trainer.draftLayers, policy.config.numHiddenLayers))
                     candidate = .tokens(DraftTrainer(weights: DraftFactory.fromTarget(policy, layers: layers), optimizer: optimizer))
-                    log("trainer-\(index): starting from layers \(layers) of policy v\(m.version)")
+                    logger.event(.draftStarted, "starting from layers \(layers) of policy v\(m.version)",
+                                 ["layers": .array(layers.map { .stringConvertible($0) })])
                 }
             case .draftWeightsChunk(let m):
                 guard let whole = try draftAssembler.add(m.chunk, version: m.draftVersion) else { return }
@@ -154,7 +163,8 @@ public final class SpeculatorTrainer {
                 }
                 baseline = whole
                 baselineVersion = m.draftVersion
-                log("trainer-\(index): adopted draft v\(m.draftVersion) (\(draft.kind.rawValue))")
+                logger.event(.draftAdopted, "adopted draft v\(m.draftVersion) (\(draft.kind.rawValue))",
+                             ["version": .stringConvertible(m.draftVersion), "kind": .string(draft.kind.rawValue)])
             case .trajectory(let t):
                 buffer.append(t)
                 trajectoriesTaken += 1
@@ -165,7 +175,8 @@ public final class SpeculatorTrainer {
             }
         } catch {
             rejections.record(error)
-            log("trainer-\(index): rejected \(envelope.body.type): \(error)")
+            logger.event(.messageRejected, "rejected \(envelope.body.type): \(error)",
+                         ["type": "\(envelope.body.type)", "reason": .string(RejectionReason(error).rawValue)], error: error)
         }
     }
 
@@ -287,14 +298,21 @@ public final class SpeculatorTrainer {
             artifact = try CheckpointCodec.encode(.eagle(trainer.draft.ownTensors))
         }
         var recompute = ""
+        var round: Logger.Metadata = [
+            "kind": .string(candidate.kind.rawValue), "loss": .stringConvertible(loss),
+            "acceptance": .stringConvertible(candidateScore), "workers_acceptance": .stringConvertible(current),
+        ]
         if featureCount > 0 {
-            recompute = String(format: "; features recomputed for %d trajectories, %.1f ms each", featureCount,
-                               featureSeconds * 1000 / Double(featureCount))
+            let each = featureSeconds * 1000 / Double(featureCount)
+            recompute = String(format: "; features recomputed for %d trajectories, %.1f ms each", featureCount, each)
+            round["features_recomputed"] = .stringConvertible(featureCount)
+            round["feature_ms"] = .stringConvertible(each)
             featureSeconds = 0
             featureCount = 0
         }
-        log("trainer-\(index): round (\(candidate.kind.rawValue) draft): "
-            + String(format: "loss %.3f, held-out acceptance %.4f (workers' draft %.4f)", loss, candidateScore, current) + recompute)
+        let line = "round (\(candidate.kind.rawValue) draft): "
+            + String(format: "loss %.3f, held-out acceptance %.4f (workers' draft %.4f)", loss, candidateScore, current) + recompute
+        logger.event(.trainingRound, "\(line)", round)
         guard candidateScore > current + config.trainer.minImprovement else { return }
         let version = max(baselineVersion, draftAssembler.version ?? 0) + 1
         for chunk in WeightsChunk.split(artifact) {
@@ -312,7 +330,10 @@ public final class SpeculatorTrainer {
         }
         try JSONEncoder().encode(State(draftVersion: version, acceptance: candidateScore))
             .write(to: stateDirectory.appendingPathComponent("trainer.json"), options: .atomic)
-        log(String(format: "trainer-\(index): published draft v\(version), held-out acceptance %.4f (was %.4f), ", candidateScore, current)
-            + "\(candidate.kind.rawValue) draft")
+        let published = String(format: "published draft v\(version), held-out acceptance %.4f (was %.4f), ", candidateScore, current)
+            + "\(candidate.kind.rawValue) draft"
+        logger.event(.draftPublished, "\(published)",
+                     ["version": .stringConvertible(version), "kind": .string(candidate.kind.rawValue),
+                      "acceptance": .stringConvertible(candidateScore), "previous_acceptance": .stringConvertible(current)])
     }
 }

@@ -1,7 +1,9 @@
 import Foundation
+import Logging
 import RollspecBus
 import RollspecClient
 import RollspecKernels
+import RollspecLogging
 import RollspecModel
 import RollspecSpeculation
 
@@ -35,8 +37,11 @@ public final class RolloutWorker {
     private var draftArtifact: DraftArtifact?
     /// The draft in use, built for the current policy.
     private var servedDraft: ServedDraft?
-    private var policyVersion: UInt64 = 0
-    private var draftVersion: UInt64 = 0
+    private var policyVersion: UInt64 = 0 { didSet { versions.set(policy: policyVersion) } }
+    private var draftVersion: UInt64 = 0 { didSet { versions.set(draft: draftVersion) } }
+    /// The policy and draft in use, on every line the worker logs.
+    private let versions = HeldVersions()
+    private let logger: Logger
     /// The newest draft version this worker has settled: applied, or refused as unfit (it then
     /// serves `draftVersion`). Heartbeats report it, because the broker hands requests only to
     /// workers that report its newest draft: a worker reporting the draft it kept would never get
@@ -61,17 +66,19 @@ public final class RolloutWorker {
     public init(config: JobConfig, index: Int) throws {
         self.config = config
         self.index = index
-        connection = try BrokerConnection(endpoint: config.endpoint, sender: "worker-\(index)", security: config.security)
+        logger = .role("worker", index: index, label: "worker-\(index)", versions: versions)
+        connection = try BrokerConnection(endpoint: config.endpoint, sender: "worker-\(index)", security: config.security,
+                                          logger: logger)
         let spec = config.speculation
         history = spec.historyTokens > 0
             ? RolloutHistory(capacityTokens: spec.historyTokens, maxPolicyAge: UInt64(spec.historyPolicies)) : nil
         batchRecords = JSONLinesWriter(path: config.resolvedRunDirectory + "/worker-\(index).jsonl", toStandardOutput: false,
-                                       owner: "worker-\(index)")
+                                       logger: logger)
     }
 
     /// Serves until the process is stopped.
     public func run() throws {
-        log("worker-\(index): connecting to \(config.endpoint)")
+        logger.event(.workerConnecting, "connecting to \(config.endpoint)", ["endpoint": .string(config.endpoint)])
         try heartbeat()
         while true {
             try pump(timeout: 0.05)
@@ -125,7 +132,8 @@ public final class RolloutWorker {
             }
         } catch {
             rejections.record(error)
-            log("worker-\(index): rejected \(envelope.body.type): \(error)")
+            logger.event(.messageRejected, "rejected \(envelope.body.type): \(error)",
+                         ["type": "\(envelope.body.type)", "reason": .string(RejectionReason(error).rawValue)], error: error)
         }
     }
 
@@ -140,12 +148,16 @@ public final class RolloutWorker {
             case (.success(.draft(let artifact)), _):
                 pendingDraft = (d.version, artifact)
             case (.failure(let error), .draft):
-                rejections.record(RejectionReason(draftRefusal: error))
+                let reason = RejectionReason(draftRefusal: error)
+                rejections.record(reason)
                 settledDraftVersion = max(settledDraftVersion, d.version)
-                log("worker-\(index): rejected draft v\(d.version): \(error); keeping draft v\(draftVersion)")
+                logger.event(.draftRejected, "rejected draft v\(d.version): \(error); keeping draft v\(draftVersion)",
+                             ["version": .stringConvertible(d.version), "reason": .string(reason.rawValue)], error: error)
             case (.failure(let error), .policy):
                 rejections.record(error)
-                log("worker-\(index): rejected policy v\(d.version): \(error)")
+                logger.event(.policyRejected, "rejected policy v\(d.version): \(error)",
+                             ["version": .stringConvertible(d.version), "reason": .string(RejectionReason(error).rawValue)],
+                             error: error)
             }
         }
     }
@@ -168,16 +180,24 @@ public final class RolloutWorker {
                     case .tokens(let weights): try DraftMismatch.check(tokenDraft: weights.config, policy: p.weights.config)
                     }
                 } catch {
-                    rejections.record(RejectionReason(draftRefusal: error))
-                    log("worker-\(index): draft v\(draftVersion) does not fit policy v\(p.version) (\(error)); serving no draft until a new one arrives")
+                    let reason = RejectionReason(draftRefusal: error)
+                    rejections.record(reason)
+                    logger.event(.draftDropped,
+                                 "draft v\(draftVersion) does not fit policy v\(p.version) (\(error)); serving no draft until a new one arrives",
+                                 ["version": .stringConvertible(draftVersion), "reason": .string(reason.rawValue)], error: error)
                     servedDraft = nil
                     draftArtifact = nil
                 }
             }
             // Timestamps are this host's monotonic clock, so a benchmark can line them up across processes.
             let t = pendingPolicyTiming ?? (applyStart, 0)
-            log(String(format: "worker-%d: applied policy v%llu (assembled at t=%.6f, decode %.1f ms, apply %.1f ms, applied at t=%.6f)",
-                       index, p.version, t.assembledAt, t.decodeSeconds * 1000, (now() - applyStart) * 1000, now()))
+            let appliedAt = now(), decodeMs = t.decodeSeconds * 1000, applyMs = (appliedAt - applyStart) * 1000
+            let line = String(format: "applied policy v%llu (assembled at t=%.6f, decode %.1f ms, apply %.1f ms, applied at t=%.6f)",
+                              p.version, t.assembledAt, decodeMs, applyMs, appliedAt)
+            logger.event(.policyApplied, "\(line)",
+                         ["version": .stringConvertible(p.version), "assembled_at": .stringConvertible(t.assembledAt),
+                          "decode_ms": .stringConvertible(decodeMs), "apply_ms": .stringConvertible(applyMs),
+                          "applied_at": .stringConvertible(appliedAt)])
             pendingPolicy = nil
             pendingPolicyTiming = nil
         }
@@ -194,11 +214,16 @@ public final class RolloutWorker {
                 // would never be tried.
                 costs.acceptance = [:]
                 costs.draftSecondsPerToken = [:]
-                log("worker-\(index): applied draft v\(d.version) (\(d.artifact.kind.rawValue))")
+                logger.event(.draftApplied, "applied draft v\(d.version) (\(d.artifact.kind.rawValue))",
+                             ["version": .stringConvertible(d.version), "kind": .string(d.artifact.kind.rawValue)])
             } catch {
                 // The draft in use (if any) stays: a bad draft must not cost the good one.
-                rejections.record(RejectionReason(draftRefusal: error))
-                log("worker-\(index): rejected draft v\(d.version) (\(d.artifact.kind.rawValue)): \(error); keeping draft v\(draftVersion)")
+                let reason = RejectionReason(draftRefusal: error)
+                rejections.record(reason)
+                logger.event(.draftRejected,
+                             "rejected draft v\(d.version) (\(d.artifact.kind.rawValue)): \(error); keeping draft v\(draftVersion)",
+                             ["version": .stringConvertible(d.version), "kind": .string(d.artifact.kind.rawValue),
+                              "reason": .string(reason.rawValue)], error: error)
             }
         }
     }
@@ -268,7 +293,8 @@ public final class RolloutWorker {
         record.historyPrompts = history?.promptCount ?? 0
         batchRecords.write(record)
         for r in batch {
-            log("worker-\(index): \(r.requestID) done (\(r.n) samples, policy v\(policyVersion), draft v\(draftVersion))")
+            logger.event(.requestDone, "\(r.requestID) done (\(r.n) samples, policy v\(policyVersion), draft v\(draftVersion))",
+                         ["request": .string(r.requestID), "samples": .stringConvertible(r.n)])
         }
         for (out, owner) in zip(outputs, owners) {
             let r = owner.request
