@@ -332,7 +332,7 @@ private final class Core: @unchecked Sendable {
                     condition.withLock { _counters.journalFailures += 1 }
                     connection.logger.event(
                         .journalFailed, "could not journal \(key) to \(journal.url.path), not acking it (the broker resends): \(error)",
-                        ["sample": .string(key), "path": .string(journal.url.path)], error: error)
+                        ["request": .string(key.requestID), "sample": .stringConvertible(key.sampleIndex), "path": .string(journal.url.path)], error: error)
                     return
                 }
             }

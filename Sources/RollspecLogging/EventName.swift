@@ -117,11 +117,11 @@ public enum EventName: String, CaseIterable, Sendable {
     case policySaved = "policy_saved"
     /// The final policy could not be saved: `path`.
     case policySaveFailed = "policy_save_failed"
-    /// The driver received a new (request, sample): `sample`, `trajectory_policy_version`,
+    /// The driver received a new (request, sample): `request`, `sample`, `trajectory_policy_version`,
     /// `trajectory_draft_version`, `tokens`, `received`, `expected`.
     case trajectoryReceived = "trajectory_received"
-    /// A trajectory could not be journaled, so it is not acked (the broker resends): `sample`,
-    /// `path`.
+    /// A trajectory could not be journaled, so it is not acked (the broker resends): `request`,
+    /// `sample`, `path`.
     case journalFailed = "journal_failed"
     /// A records file (`learner.jsonl`, `worker-N.jsonl`) cannot be written: `path`.
     case recordsUnwritable = "records_unwritable"

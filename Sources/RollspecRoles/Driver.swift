@@ -82,7 +82,7 @@ public final class Driver {
                 draftVersions["\(t.draftVersion)", default: 0] += 1
                 logger.event(.trajectoryReceived,
                              "\(key) policy v\(t.policyVersion) draft v\(t.draftVersion) \(t.responseTokens.count) tokens (\(seen.count)/\(expected))",
-                             ["sample": .string(key), "trajectory_policy_version": .stringConvertible(t.policyVersion),
+                             ["request": .string(key.requestID), "sample": .stringConvertible(key.sampleIndex), "trajectory_policy_version": .stringConvertible(t.policyVersion),
                               "trajectory_draft_version": .stringConvertible(t.draftVersion),
                               "tokens": .stringConvertible(t.responseTokens.count), "received": .stringConvertible(seen.count),
                               "expected": .stringConvertible(expected)])
