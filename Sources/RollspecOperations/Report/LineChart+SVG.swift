@@ -11,12 +11,17 @@ extension LineChart {
         static let lineWidth = 2.0
         static let markerRadius = 3.0
         static let swatchLength = 20.0
+        /// From the top of a line of text to its baseline, about.
+        static let ascent = fontSize * 0.8
+        /// From the baseline to the middle of the lowercase letters: text is centred on a
+        /// tick or a legend swatch by putting its baseline this far below.
+        static let halfXHeight = fontSize * 0.35
         /// Average advance of a sans-serif glyph per unit of font size, a little generous: the
         /// margins are sized before any font is known, and a label cut off is worse than space.
         static let glyphWidth = 0.6
 
-        static func textWidth(_ text: String, size: Double = fontSize) -> Double {
-            Double(text.count) * size * glyphWidth
+        static func textWidth(_ text: String) -> Double {
+            Double(text.count) * fontSize * glyphWidth
         }
     }
 
@@ -108,35 +113,37 @@ extension LineChart {
     ///   - width: Width in user units (pixels at 100% zoom); the drawing scales with its box.
     ///   - height: Height in user units.
     public func svg(width: Int = 800, height: Int = 480) -> String {
-        typealias M = Metrics
         let layout = layout(width: Double(max(1, width)), height: Double(max(1, height)))
-        let plot = layout.plot
-        let n = Self.number
-        var out = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(n(layout.width))\" height=\"\(n(layout.height))\" "
-                   + "viewBox=\"0 0 \(n(layout.width)) \(n(layout.height))\" font-family=\"sans-serif\" "
-                   + "font-size=\"\(n(M.fontSize))\">"]
+        let (w, h) = (Self.number(layout.width), Self.number(layout.height))
+        var out = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(w)\" height=\"\(h)\" viewBox=\"0 0 \(w) \(h)\" "
+                   + "font-family=\"sans-serif\" font-size=\"\(Self.number(Metrics.fontSize))\">"]
         if !title.isEmpty { out.append("<title>\(title.xmlEscaped)</title>") }
-        out.append("<rect width=\"\(n(layout.width))\" height=\"\(n(layout.height))\" fill=\"\(ChartColor.white.hex)\"/>")
-        func line(_ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double) -> String {
-            "<line x1=\"\(n(x1))\" y1=\"\(n(y1))\" x2=\"\(n(x2))\" y2=\"\(n(y2))\"/>"
+        out.append("<rect width=\"\(w)\" height=\"\(h)\" fill=\"\(ChartColor.white.hex)\"/>")
+        out += axes(layout) + data(layout) + legend(layout)
+        if !title.isEmpty {
+            out.append(Self.text(title, layout.width / 2, layout.titleBaseline, anchor: "middle",
+                                 " class=\"title\" font-size=\"\(Self.number(Metrics.titleSize))\" font-weight=\"bold\""))
         }
-        func text(_ s: String, _ x: Double, _ y: Double, anchor: String = "start", _ extra: String = "") -> String {
-            "<text x=\"\(n(x))\" y=\"\(n(y))\" text-anchor=\"\(anchor)\"\(extra)>\(s.xmlEscaped)</text>"
-        }
-        // Tick labels sit on a baseline a third of the font size below the tick they name.
-        let lift = M.fontSize * 0.35
+        out.append("</svg>")
+        return out.joined(separator: "\n")
+    }
+
+    /// Gridlines, frame, ticks, tick labels and axis labels.
+    private func axes(_ layout: Layout) -> [String] {
+        typealias M = Metrics
+        let plot = layout.plot, line = Self.line
         let xTicks = layout.x.ticks.map { (value: $0, px: layout.position(x: $0, y: 0, axis: .left).x) }
         func yTicks(_ axis: Axis) -> [(value: Double, py: Double)] {
             let scale = axis == .right ? layout.right ?? layout.left : layout.left
             return scale.ticks.map { (value: $0, py: layout.position(x: 0, y: $0, axis: axis).y) }
         }
-
         // Gridlines follow the left axis unless only the right one has data.
         let gridAxis: Axis = layout.right != nil && !series.isEmpty && series.allSatisfy { $0.axis == .right } ? .right : .left
-        out.append("<g stroke=\"\(ChartColor.lightGray.hex)\" stroke-width=\"1\">")
+        var out = ["<g stroke=\"\(ChartColor.lightGray.hex)\" stroke-width=\"1\">"]
         out += xTicks.map { line($0.px, plot.y, $0.px, plot.maxY) }
         out += yTicks(gridAxis).map { line(plot.x, $0.py, plot.maxX, $0.py) }
         out.append("</g>")
+        let n = Self.number
         out.append("<rect class=\"plot\" x=\"\(n(plot.x))\" y=\"\(n(plot.y))\" width=\"\(n(plot.width))\" "
                    + "height=\"\(n(plot.height))\" fill=\"none\" stroke=\"\(ChartColor.darkGray.hex)\" stroke-width=\"1\"/>")
 
@@ -147,63 +154,78 @@ extension LineChart {
         out.append("</g>")
 
         out.append("<g fill=\"\(ChartColor.black.hex)\">")
-        let xLabelTop = plot.maxY + M.tickLength + M.gap
-        out += xTicks.map { text(layout.x.label($0.value), $0.px, xLabelTop + M.fontSize * 0.8, anchor: "middle") }
+        let xLabelsBaseline = plot.maxY + M.tickLength + M.gap + M.ascent
+        out += xTicks.map { Self.text(layout.x.label($0.value), $0.px, xLabelsBaseline, anchor: "middle") }
         if !xLabel.isEmpty {
-            out.append(text(xLabel, plot.x + plot.width / 2, xLabelTop + M.fontSize + M.gap + M.fontSize * 0.8, anchor: "middle"))
+            out.append(Self.text(xLabel, plot.x + plot.width / 2, xLabelsBaseline + M.gap + M.fontSize, anchor: "middle"))
         }
         out += yTicks(.left).map {
-            text(layout.left.label($0.value), plot.x - M.tickLength - M.gap, $0.py + lift, anchor: "end")
+            Self.text(layout.left.label($0.value), plot.x - M.tickLength - M.gap, $0.py + M.halfXHeight, anchor: "end")
         }
-        out.append(axisLabel(leftAxis.label, axis: .left, baselineX: M.pad + M.fontSize * 0.8, layout))
+        out.append(axisLabel(leftAxis.label, axis: .left, baselineX: M.pad + M.ascent, layout))
         if let right = layout.right {
-            out += yTicks(.right).map { text(right.label($0.value), plot.maxX + M.tickLength + M.gap, $0.py + lift) }
+            out += yTicks(.right).map {
+                Self.text(right.label($0.value), plot.maxX + M.tickLength + M.gap, $0.py + M.halfXHeight)
+            }
             out.append(axisLabel(rightAxis?.label ?? "", axis: .right, baselineX: layout.width - M.pad, layout))
         }
         out.append("</g>")
+        return out
+    }
 
+    /// The series: a polyline per unbroken run, and markers.
+    private func data(_ layout: Layout) -> [String] {
+        let n = Self.number
         // A nested viewport clips the data to the plot (grown so markers on the frame stay
         // whole); unlike a clipPath it needs no id that a second chart on the page could clash with.
-        let clip = M.markerRadius + 1
-        let view = Box(x: plot.x - clip, y: plot.y - clip, width: plot.width + 2 * clip, height: plot.height + 2 * clip)
-        out.append("<svg x=\"\(n(view.x))\" y=\"\(n(view.y))\" width=\"\(n(view.width))\" height=\"\(n(view.height))\" "
-                   + "viewBox=\"\(n(view.x)) \(n(view.y)) \(n(view.width)) \(n(view.height))\">")
+        let grow = Metrics.markerRadius + 1, plot = layout.plot
+        let (x, y) = (n(plot.x - grow), n(plot.y - grow)), (w, h) = (n(plot.width + 2 * grow), n(plot.height + 2 * grow))
+        var out = ["<svg x=\"\(x)\" y=\"\(y)\" width=\"\(w)\" height=\"\(h)\" viewBox=\"\(x) \(y) \(w) \(h)\">"]
         for s in series {
             out.append("<g class=\"series\" fill=\"\(s.color.hex)\" stroke=\"\(s.color.hex)\">")
             for run in Self.finiteRuns(s.points) {
                 let points = run.map { layout.position(x: $0.x, y: $0.y, axis: s.axis) }
                 if points.count > 1 {
                     out.append("<polyline points=\"\(points.map { "\(n($0.x)),\(n($0.y))" }.joined(separator: " "))\" "
-                               + "fill=\"none\" stroke-width=\"\(n(M.lineWidth))\" stroke-linejoin=\"round\" stroke-linecap=\"round\"/>")
+                               + "fill=\"none\" stroke-width=\"\(n(Metrics.lineWidth))\" stroke-linejoin=\"round\" stroke-linecap=\"round\"/>")
                 }
                 // A point with no neighbour to join would be invisible as a line alone.
-                if s.showsMarkers || points.count == 1 { out += points.map { marker($0.x, $0.y) } }
+                if s.showsMarkers || points.count == 1 { out += points.map { Self.marker($0.x, $0.y) } }
             }
             out.append("</g>")
         }
         out.append("</svg>")
+        return out
+    }
 
-        out.append("<g class=\"legend\">")
+    /// One swatch (a short line, with a marker if the series has them) and name per entry.
+    private func legend(_ layout: Layout) -> [String] {
+        typealias M = Metrics
+        var out = ["<g class=\"legend\">"]
         for entry in layout.legend {
             let item = series[entry.series]
-            let middle = entry.baseline - M.fontSize * 0.35, x1 = entry.x + M.swatchLength
-            out.append("<g fill=\"\(item.color.hex)\" stroke=\"\(item.color.hex)\" stroke-width=\"\(n(M.lineWidth))\">"
-                       + line(entry.x, middle, x1, middle)
-                       + (item.showsMarkers ? marker((entry.x + x1) / 2, middle) : "") + "</g>")
-            out.append(text(item.name, x1 + M.gap, entry.baseline))
+            let middle = entry.baseline - M.halfXHeight, x1 = entry.x + M.swatchLength
+            out.append("<g fill=\"\(item.color.hex)\" stroke=\"\(item.color.hex)\" stroke-width=\"\(Self.number(M.lineWidth))\">"
+                       + Self.line(entry.x, middle, x1, middle)
+                       + (item.showsMarkers ? Self.marker((entry.x + x1) / 2, middle) : "") + "</g>")
+            out.append(Self.text(item.name, x1 + M.gap, entry.baseline))
         }
         out.append("</g>")
-        if !title.isEmpty {
-            out.append(text(title, layout.width / 2, layout.titleBaseline, anchor: "middle",
-                            " class=\"title\" font-size=\"\(n(M.titleSize))\" font-weight=\"bold\""))
-        }
-        out.append("</svg>")
-        return out.joined(separator: "\n")
+        return out
+    }
+
+    private static func line(_ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double) -> String {
+        "<line x1=\"\(number(x1))\" y1=\"\(number(y1))\" x2=\"\(number(x2))\" y2=\"\(number(y2))\"/>"
+    }
+
+    /// One line of text, escaped; `extra` is more attributes, already formatted.
+    private static func text(_ s: String, _ x: Double, _ y: Double, anchor: String = "start", _ extra: String = "") -> String {
+        "<text x=\"\(number(x))\" y=\"\(number(y))\" text-anchor=\"\(anchor)\"\(extra)>\(s.xmlEscaped)</text>"
     }
 
     /// A filled circle; its colour comes from the enclosing group.
-    private func marker(_ x: Double, _ y: Double) -> String {
-        "<circle cx=\"\(Self.number(x))\" cy=\"\(Self.number(y))\" r=\"\(Self.number(Metrics.markerRadius))\" stroke=\"none\"/>"
+    private static func marker(_ x: Double, _ y: Double) -> String {
+        "<circle cx=\"\(number(x))\" cy=\"\(number(y))\" r=\"\(number(Metrics.markerRadius))\" stroke=\"none\"/>"
     }
 
     /// A y-axis label reading upwards, centred on the plot; in the series' colour when the
