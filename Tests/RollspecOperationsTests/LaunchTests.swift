@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import RollspecClient
 import RollspecLogging
 import RollspecOperations
@@ -87,7 +90,9 @@ import Yams
             """
         let records = LearnerRecord.parse(lines: lines)
         #expect(records.count == 4)
-        let report = RunReport(config: JobConfig(), outcome: .finished, records: records, restarts: ["worker-0": 1])
+        var config = JobConfig()
+        config.name = #"a<b&"c" <script>"#
+        let report = RunReport(config: config, outcome: .finished, records: records, restarts: ["worker-0": 1])
         #expect(report.byPolicyVersion.map(\.policyVersion) == [1, 2])
         let v2 = report.byPolicyVersion[1]
         #expect(v2.steps == 2 && v2.rewardMean == 0.625 && v2.newestDraftVersion == 2)
@@ -98,10 +103,27 @@ import Yams
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         try report.write(to: dir)
-        let png = try Data(contentsOf: dir.appendingPathComponent("report.png"))
-        #expect(png.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
         let json = try JSONDecoder().decode(RunReport.self, from: Data(contentsOf: dir.appendingPathComponent("report.json")))
         #expect(json.byPolicyVersion == report.byPolicyVersion)
+
+        // The page parses as XML, names the run as given, and has the chart and a row per version.
+        let page = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
+        let doc = try XMLTree.parse(page)
+        #expect(XMLTree.elements("h1", in: doc).map(\.stringValue) == [config.name])
+        #expect(!XMLTree.elements("polyline", in: doc).isEmpty)
+        let rows = XMLTree.elements("tbody", in: doc).flatMap { XMLTree.elements("tr", in: $0) }
+            .map { XMLTree.elements("td", in: $0).map(\.stringValue) }
+        #expect(rows.map { $0.prefix(3) } == [["v1", "1", "0.250"], ["v2", "2", "0.625"]])
+        let summary = XMLTree.elements("tr", in: doc).map { $0.children?.compactMap(\.stringValue) ?? [] }
+        #expect(summary.contains(["restarts", "worker-0 1"]) && summary.contains(["outcome", "finished"]))
+        // Nothing to fetch: no scripts, links, or images from elsewhere.
+        #expect(!["<script", "src=", "href=", "url(", "@import"].contains { page.contains($0) })
+
+        // A run that recorded nothing still gets a page, and its failure message is escaped.
+        let failed = RunReport(config: config, outcome: .failed("learner-0 said <boom> & 'left'"), records: [], restarts: [:])
+        let empty = try XMLTree.parse(failed.html())
+        #expect(XMLTree.elements("td", in: empty).first?.stringValue == "failed: learner-0 said <boom> & 'left'")
+        #expect(XMLTree.elements("svg", in: empty).isEmpty)
     }
 }
 
@@ -274,7 +296,12 @@ import Yams
         #expect(summary.trajectoriesAccepted == keys.count && Set(keys).count == keys.count, "\(summary)")
         #expect(keys.count >= steps * 16 * 8)
         #expect(run.text("launch.out").contains("sigint: interrupted by signal 2"))
-        #expect(FileManager.default.fileExists(atPath: run.dir.appendingPathComponent("run/report.png").path))
+        // The page has the chart and a row per policy version the learner recorded.
+        let page = try XMLTree.parse(run.text("run/report.html"))
+        #expect(!XMLTree.elements("polyline", in: page).isEmpty)
+        let rows = XMLTree.elements("tbody", in: page).flatMap { XMLTree.elements("tr", in: $0) }
+        #expect(rows.count == Set(records.compactMap(\.policyVersion)).count && !rows.isEmpty)
+        #expect(run.text("launch.out").contains(run.dir.appendingPathComponent("run/report.html").path))
         // Nothing of the job is left running.
         for label in ["broker", "worker-0", "worker-1", "trainer-0", "learner-0"] {
             if let pid = run.pid(of: label) { #expect(kill(pid, 0) != 0, "\(label) still running") }

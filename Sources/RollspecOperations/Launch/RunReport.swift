@@ -3,7 +3,8 @@ import RollspecClient
 import RollspecRoles
 
 /// What a launched job leaves behind: `report.json` (every learner step, figures per policy
-/// version, restarts, outcome) and `report.png` (reward and acceptance rate per policy version).
+/// version, restarts, outcome) and `report.html`, a page that needs nothing but a browser: the
+/// outcome, the table by policy version and a chart of reward and acceptance rate.
 public struct RunReport: Codable, Sendable {
     /// Figures of the trajectories one policy version generated.
     public struct PolicyVersionRow: Codable, Sendable, Equatable {
@@ -60,12 +61,29 @@ public struct RunReport: Codable, Sendable {
         }
     }
 
-    /// Writes `report.json` (and `report.png` when there are steps to plot) into `directory`.
+    /// Writes `report.json` and `report.html` into `directory`.
     public func write(to directory: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(self).write(to: directory.appendingPathComponent("report.json"), options: .atomic)
-        if !byPolicyVersion.isEmpty { try chart().write(to: directory.appendingPathComponent("report.png")) }
+        try Data(html().utf8).write(to: directory.appendingPathComponent("report.html"), options: .atomic)
+    }
+
+    /// Column titles of the table by policy version, at the end of a launch and in the page.
+    static let columns = ["policy", "steps", "reward", "acceptance", "mean-accept-len", "rollout-tok/s", "draft"]
+
+    /// One row of that table as text, `-` where a figure is unknown.
+    static func cells(_ r: PolicyVersionRow) -> [String] {
+        func f(_ x: Double?, _ format: String) -> String { x.map { String(format: format, $0) } ?? "-" }
+        return ["v\(r.policyVersion)", "\(r.steps)", f(r.rewardMean, "%.3f"), f(r.acceptanceRate, "%.3f"),
+                f(r.meanAcceptanceLength, "%.2f"), f(r.rolloutTokensPerSecond, "%.0f"),
+                r.newestDraftVersion.map { "v\($0)" } ?? "-"]
+    }
+
+    /// Roles restarted at least once, as `worker-0 1, worker-1 2`; nil when none were.
+    var restartsText: String? {
+        let restarted = restarts.filter { $0.value > 0 }.sorted { $0.key < $1.key }
+        return restarted.isEmpty ? nil : restarted.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
     }
 
     /// The end-of-job text: outcome, the table by policy version, where the report is.
@@ -76,18 +94,12 @@ public struct RunReport: Codable, Sendable {
             func row(_ cells: [String]) -> String {
                 zip(cells, [7, 7, 8, 12, 17, 15, 7]).map { String(repeating: " ", count: max(0, $1 - $0.count)) + $0 }.joined()
             }
-            func f(_ x: Double?, _ format: String) -> String { x.map { String(format: format, $0) } ?? "-" }
-            lines.append(row(["policy", "steps", "reward", "acceptance", "mean-accept-len", "rollout-tok/s", "draft"]))
-            for r in byPolicyVersion {
-                lines.append(row(["v\(r.policyVersion)", "\(r.steps)", f(r.rewardMean, "%.3f"), f(r.acceptanceRate, "%.3f"),
-                                  f(r.meanAcceptanceLength, "%.2f"), f(r.rolloutTokensPerSecond, "%.0f"),
-                                  r.newestDraftVersion.map { "v\($0)" } ?? "-"]))
-            }
+            lines.append(row(Self.columns))
+            lines += byPolicyVersion.map { row(Self.cells($0)) }
         }
-        let restarted = restarts.filter { $0.value > 0 }.sorted { $0.key < $1.key }
-        if !restarted.isEmpty { lines.append("restarts: " + restarted.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }
-        lines.append("report: \(runDirectory.appendingPathComponent("report.json").path)"
-                     + (byPolicyVersion.isEmpty ? "" : ", \(runDirectory.appendingPathComponent("report.png").path)"))
+        if let restartsText { lines.append("restarts: " + restartsText) }
+        lines.append("report: \(runDirectory.appendingPathComponent("report.json").path), "
+                     + runDirectory.appendingPathComponent("report.html").path)
         return lines.joined(separator: "\n")
     }
 }

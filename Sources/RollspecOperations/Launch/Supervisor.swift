@@ -145,7 +145,7 @@ public final class Supervisor {
         let fm = FileManager.default
         try fm.createDirectory(at: runDirectory.appendingPathComponent("logs"), withIntermediateDirectories: true)
         // A fresh launch starts fresh: last run's records, logs and trainer state would mix in.
-        var stale = ["learner.jsonl", "trajectories.jsonl", "report.json", "report.png", "broker.sock", "processes.json"]
+        var stale = ["learner.jsonl", "trajectories.jsonl", "report.json", "report.html", "broker.sock", "processes.json"]
             .map { runDirectory.appendingPathComponent($0) }
         stale += (try? fm.contentsOfDirectory(at: runDirectory.appendingPathComponent("logs"), includingPropertiesForKeys: nil)) ?? []
         let trainerState = URL(fileURLWithPath: config.trainer.stateDirectory).standardizedFileURL

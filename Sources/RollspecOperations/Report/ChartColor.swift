@@ -1,6 +1,4 @@
 /// An opaque 8-bit sRGB colour.
-import RollspecClient
-import RollspecRoles
 public struct ChartColor: Hashable, Sendable {
     public var red: UInt8
     public var green: UInt8
@@ -15,6 +13,11 @@ public struct ChartColor: Hashable, Sendable {
     /// A colour from `0xRRGGBB`.
     public init(hex: UInt32) {
         self.init(UInt8(hex >> 16 & 0xFF), UInt8(hex >> 8 & 0xFF), UInt8(hex & 0xFF))
+    }
+
+    /// `#rrggbb`, as SVG and CSS write it.
+    public var hex: String {
+        "#" + [red, green, blue].map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 
     public static let white = ChartColor(hex: 0xFFFFFF)
@@ -36,7 +39,4 @@ public struct ChartColor: Hashable, Sendable {
     public static let gray = ChartColor(hex: 0x7F7F7F)
     public static let olive = ChartColor(hex: 0xBCBD22)
     public static let cyan = ChartColor(hex: 0x17BECF)
-
-    /// The palette in order, for series that are not given a colour.
-    public static let palette: [ChartColor] = [blue, orange, green, red, purple, brown, pink, gray, olive, cyan]
 }

@@ -1,9 +1,7 @@
 import Foundation
-import RollspecClient
-import RollspecRoles
 
 /// A line chart as a value: title, x axis, a left and an optional right y axis, series and a
-/// legend, rendered to PNG with no libraries or fonts installed.
+/// legend, rendered as an SVG document (`LineChart+SVG.swift`) that a browser shows as it is.
 ///
 /// Ranges fit the data with nice bounds unless fixed (e.g. `0...1` for rates). Non-finite
 /// points are skipped and break the line there; a point with no drawable neighbour is drawn
@@ -19,7 +17,7 @@ import RollspecRoles
 ///         .init("reward", color: .blue, x: versions, y: rewards),
 ///         .init("acceptance", color: .orange, x: versions, y: rates, axis: .right, markers: true),
 ///     ])
-/// try chart.write(to: url)
+/// let svg = chart.svg()
 /// ```
 public struct LineChart: Sendable {
     /// The y axis a series is measured against.
@@ -48,29 +46,22 @@ public struct LineChart: Sendable {
         /// Data points in drawing order; those with a non-finite coordinate are skipped.
         public var points: [(x: Double, y: Double)]
         public var axis: Axis
-        /// Whether consecutive points are joined.
-        public var showsLine: Bool
         /// Whether each point gets a filled circle.
         public var showsMarkers: Bool
-        /// Line width in pixels at the 800×480 reference size; scaled with the image.
-        public var lineWidth: Int
 
         public init(_ name: String, color: ChartColor, points: [(x: Double, y: Double)], axis: Axis = .left,
-                    line: Bool = true, markers: Bool = false, lineWidth: Int = 2) {
+                    markers: Bool = false) {
             self.name = name
             self.color = color
             self.points = points
             self.axis = axis
-            showsLine = line
             showsMarkers = markers
-            self.lineWidth = lineWidth
         }
 
         /// A series from parallel arrays (extra elements of the longer one are ignored).
         public init(_ name: String, color: ChartColor, x: [Double], y: [Double], axis: Axis = .left,
-                    line: Bool = true, markers: Bool = false, lineWidth: Int = 2) {
-            self.init(name, color: color, points: zip(x, y).map { (x: $0, y: $1) }, axis: axis,
-                      line: line, markers: markers, lineWidth: lineWidth)
+                    markers: Bool = false) {
+            self.init(name, color: color, points: zip(x, y).map { (x: $0, y: $1) }, axis: axis, markers: markers)
         }
     }
 
@@ -82,37 +73,19 @@ public struct LineChart: Sendable {
     /// Drawn when set or when any series uses `.right`.
     public var rightAxis: YAxis?
     public var series: [Series]
-    public var showsLegend: Bool
 
     public init(title: String = "", xLabel: String = "", xRange: ClosedRange<Double>? = nil,
-                leftAxis: YAxis = YAxis(), rightAxis: YAxis? = nil, series: [Series] = [],
-                showsLegend: Bool = true) {
+                leftAxis: YAxis = YAxis(), rightAxis: YAxis? = nil, series: [Series] = []) {
         self.title = title
         self.xLabel = xLabel
         self.xRange = xRange
         self.leftAxis = leftAxis
         self.rightAxis = rightAxis
         self.series = series
-        self.showsLegend = showsLegend
     }
 
     /// Whether the chart has a right y axis.
     public var hasRightAxis: Bool {
         rightAxis != nil || series.contains { $0.axis == .right }
-    }
-
-    /// The chart as a PNG file (8-bit RGB, uncompressed deflate: about `3 * width * height`
-    /// bytes).
-    /// - Parameters:
-    ///   - width: Pixels, at least 1; text and lines scale with `min(width / 400, height / 240)`.
-    ///   - height: Pixels, at least 1.
-    public func png(width: Int = 800, height: Int = 480) -> Data {
-        render(width: width, height: height).png()
-    }
-
-    /// Writes the PNG to `url` atomically.
-    /// - Throws: The file system's error.
-    public func write(to url: URL, width: Int = 800, height: Int = 480) throws {
-        try png(width: width, height: height).write(to: url, options: .atomic)
     }
 }
