@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(
             name: "RollspecOperationsTests",
             dependencies: ["RollspecOperations", "RollspecRoles", "RollspecClient", "RollspecModel", "RollspecKernels",
-                           "RollspecTesting", "RollspecLogging"]),
+                           "RollspecTesting", "RollspecLogging", .product(name: "Yams", package: "Yams")]),
         .testTarget(
             name: "RollspecTrainingTests",
             dependencies: ["RollspecTraining", "RollspecModel", "RollspecKernels", "RollspecTesting", "RollspecBenchmarks"]),

@@ -105,22 +105,16 @@ public struct RoleLogHandler: LogHandler {
         }
     }
 
-    /// `s` as a JSON string (RFC 8259 §7: quote, backslash and control characters escaped).
+    /// `s` as a JSON string, escaped by Foundation's encoder (RFC 8259 §7).
     static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        (try? jsonEncoder.encode(s)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
     }
+
+    private static let jsonEncoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.withoutEscapingSlashes]
+        return e
+    }()
 }
 
 /// Standard error, one whole line per write.

@@ -70,23 +70,16 @@ public enum SafeTensorsWriter {
         try encode(tensors, dtype: dtype, metadata: metadata).write(to: url, options: .atomic)
     }
 
-    /// `s` as a JSON string literal.
+    /// `s` as a JSON string literal, escaped by Foundation's encoder.
     static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        (try? jsonEncoder.encode(s)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
     }
+
+    private static let jsonEncoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.withoutEscapingSlashes]
+        return e
+    }()
 }
 
 extension LlamaWeights {
