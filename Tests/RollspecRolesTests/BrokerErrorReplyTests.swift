@@ -165,6 +165,18 @@ import Testing
                 "\(replies.count) replies in \(seconds) s, cap \(cap)/s")
         #expect(replies.allSatisfy { $0.code == .malformed && $0.sequence == nil })
 
+        // The exported counters say the same (the broker refreshes them every 0.1 s).
+        let sent = "rollspec_bus_error_replies_total{outcome=\"sent\"} \(replies.count)\n"
+        let suppressed = "rollspec_bus_error_replies_total{outcome=\"suppressed\"} \(1000 - replies.count)\n"
+        let deadline = Date().addingTimeInterval(5)
+        var text = ""
+        repeat {
+            text = broker.metrics.prometheusText()
+            if text.contains(sent) && text.contains(suppressed) { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        } while Date() < deadline
+        #expect(text.contains(sent) && text.contains(suppressed), "\(text)")
+
         try Self.publishPolicy(from: flooder)
         let worker = try Self.readyWorker(context, endpoint)
         try flooder.send(Self.request("after-flood"))

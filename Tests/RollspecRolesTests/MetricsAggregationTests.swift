@@ -133,6 +133,7 @@ import Testing
         rejections.record(.sequenceReplayed)
         broker.recordRejections(rejections)
         broker.setRedelivery(redelivered: 2, resent: 1)
+        broker.setErrorReplies(sent: 3, suppressed: 1)
         broker.setVersions(policy: 3, draft: 2)
         broker.setWorkersAlive(1)
         let t = Trajectory(requestID: "r", groupID: "g", sampleIndex: 0, promptTokens: [1], responseTokens: [2],
@@ -184,6 +185,10 @@ import Testing
             rollspec_bus_rejected_messages_total{reason="checksum"} 2
             rollspec_bus_rejected_messages_total{reason="sequence_replayed"} 1
             rollspec_bus_rejected_messages_total{worker="worker-0",reason="chunk_duplicate"} 1
+            # HELP rollspec_bus_error_replies_total Refused messages the broker answered with an error message (outcome="sent"), and those left unanswered because their connection had used its replies for that second (outcome="suppressed").
+            # TYPE rollspec_bus_error_replies_total counter
+            rollspec_bus_error_replies_total{outcome="sent"} 3
+            rollspec_bus_error_replies_total{outcome="suppressed"} 1
             # HELP rollspec_trajectories_delivered_total Trajectories delivered to the client (each once).
             # TYPE rollspec_trajectories_delivered_total counter
             rollspec_trajectories_delivered_total{worker="worker-0",policy_version="3",draft_version="2"} 2

@@ -26,6 +26,8 @@ public enum MetricName {
     public static let rejectedMessages = "rollspec_bus_rejected_messages_total"
     /// `event="handshake_failed_protocol"` etc.: what libzmq saw below the message level.
     public static let connectionEvents = "rollspec_bus_connection_events_total"
+    /// `outcome="sent"` or `"suppressed"` (over a connection's per-second budget).
+    public static let errorReplies = "rollspec_bus_error_replies_total"
     public static let trajectoriesDelivered = "rollspec_trajectories_delivered_total"
     public static let requestsRedelivered = "rollspec_requests_redelivered_total"
     public static let trajectoriesResent = "rollspec_trajectories_resent_total"
@@ -48,6 +50,7 @@ public enum MetricName {
         (workerDraftVersion, .gauge, "Draft version the worker has loaded."),
         (rejectedMessages, .counter, "Bus messages refused, by reason (without a worker label: refused by the broker)."),
         (connectionEvents, .counter, "Connection events on the broker's socket: failed handshakes (garbage that never became a message) and ended connections."),
+        (errorReplies, .counter, "Refused messages the broker answered with an error message (outcome=\"sent\"), and those left unanswered because their connection had used its replies for that second (outcome=\"suppressed\")."),
         (trajectoriesDelivered, .counter, "Trajectories delivered to the client (each once)."),
         (requestsRedelivered, .counter, "Requests dispatched again because their worker died."),
         (trajectoriesResent, .counter, "Trajectories sent again because the client had not acked them in time."),

@@ -255,6 +255,7 @@ public final class Broker {
             metrics.update {
                 $0.recordRejections(rejections)
                 $0.setRedelivery(redelivered: redelivered, resent: resent)
+                $0.setErrorReplies(sent: errorRepliesSent, suppressed: errorRepliesSuppressed)
                 $0.setVersions(policy: policyVersion, draft: draftVersion)
                 $0.setWorkersAlive(workers.count)
                 $0.setConnectionEvents(connectionMonitor.counts)

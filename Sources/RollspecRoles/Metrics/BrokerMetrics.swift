@@ -35,6 +35,7 @@ public struct BrokerMetrics: Sendable {
     private var connectionEvents: [ConnectionEvent: UInt64] = [:]
     private var delivered: [DeliveryKey: UInt64] = [:]
     private var latency: [String: Histogram] = [:]
+    private var errorReplies: (sent: UInt64, suppressed: UInt64) = (0, 0)
     private var redelivered: UInt64 = 0
     private var resent: UInt64 = 0
     private var policyVersion: UInt64 = 0
@@ -101,6 +102,11 @@ public struct BrokerMetrics: Sendable {
         self.resent = max(self.resent, UInt64(max(0, resent)))
     }
 
+    /// The broker's running totals of `error` replies sent and suppressed by the per-connection cap.
+    public mutating func setErrorReplies(sent: Int, suppressed: Int) {
+        errorReplies = (max(errorReplies.sent, UInt64(max(0, sent))), max(errorReplies.suppressed, UInt64(max(0, suppressed))))
+    }
+
     public mutating func setVersions(policy: UInt64, draft: UInt64) {
         policyVersion = policy
         draftVersion = draft
@@ -140,6 +146,11 @@ public struct BrokerMetrics: Sendable {
             samples[MetricName.connectionEvents, default: []].append(
                 MetricSample(name: MetricName.connectionEvents, labels: [MetricLabel("event", event.rawValue)], value: Double(n)))
         }
+        samples[MetricName.errorReplies] = [
+            MetricSample(name: MetricName.errorReplies, labels: [MetricLabel("outcome", "sent")], value: Double(errorReplies.sent)),
+            MetricSample(name: MetricName.errorReplies, labels: [MetricLabel("outcome", "suppressed")],
+                         value: Double(errorReplies.suppressed)),
+        ]
         for (k, n) in delivered {
             let labels = [MetricLabel("worker", k.worker)] + WorkerMetrics.labels(.init(policy: k.policy, draft: k.draft))
             samples[MetricName.trajectoriesDelivered, default: []].append(
