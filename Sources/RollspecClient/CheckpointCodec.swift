@@ -76,6 +76,14 @@ public enum CheckpointCodec {
         return try ModelLoader.loadSafeTensors(configJSON: Data(config.utf8), safetensors: data, name: name)
     }
 
+    /// Checks that policy artifact bytes would load (`decode`) from their header alone: the
+    /// config and the tensors' names, shapes and types, without reading tensor data.
+    /// - Throws: as `decode`.
+    public static func validate(_ data: Data, name: String = "checkpoint artifact") throws {
+        let config = try metadata(of: data)[configKey]!
+        try ModelLoader.checkSafeTensors(configJSON: Data(config.utf8), safetensors: data, name: name)
+    }
+
     /// Loads a draft of either kind from artifact bytes, as its metadata says.
     /// - Throws: `CheckpointCodecError.unknownDraftKind` for a kind this build does not know;
     ///   `ModelError` when the tensors are not those of the kind and config it declares.

@@ -17,7 +17,7 @@ import RollspecBus
         "sender_mismatch", "superseded_connection", "role_invalid", "role_conflict", "unauthorized_policy",
         "unauthorized_draft", "unauthorized_request", "unauthorized_trajectory", "unauthorized_ack",
         "unauthorized_metrics", "duplicate_request", "duplicate_trajectory", "unknown_request", "bad_sample_index",
-        "trajectory_not_assigned", "trajectory_mismatch", "no_policy",
+        "trajectory_not_assigned", "trajectory_mismatch", "no_policy", "checkpoint_mismatch",
         "draft_vocab_mismatch", "draft_width_mismatch", "draft_head_mismatch", "draft_kind_mismatch",
         "other",
     ]

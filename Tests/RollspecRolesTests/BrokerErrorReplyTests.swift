@@ -43,7 +43,7 @@ import Testing
     /// `learner` says it is the learner and publishes policy v1.
     static func publishPolicy(from learner: Peer) throws {
         try learner.send(BrokerTests.learnerHeartbeat())
-        for c in WeightsChunk.split(Data(repeating: 7, count: 1000)) { try learner.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
+        for c in WeightsChunk.split(BrokerTests.policyArtifact(seed: 7)) { try learner.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
     }
 
     /// A worker that holds policy v1 and takes `credit` requests.
@@ -90,7 +90,7 @@ import Testing
                 "\(error.message)")
         #expect(error.sequence == offending)
 
-        for c in WeightsChunk.split(Data(repeating: 7, count: 1000)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
+        for c in WeightsChunk.split(BrokerTests.policyArtifact(seed: 7)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
         let worker = try Self.readyWorker(context, endpoint)
         try client.send(Self.request("later"))
         #expect(Self.requests(try worker.drain(0.5)) == ["later"])
@@ -236,7 +236,7 @@ import Testing
         let acks = try learner.drain(0.5).compactMap { if case .ack(let a) = $0 { a } else { nil } }
         #expect(acks == [Ack(sequence: learner.sequence)], "\(acks)")
 
-        var chunk = WeightsChunk.split(Data(repeating: 8, count: 1000))[0]
+        var chunk = WeightsChunk.split(BrokerTests.policyArtifact(seed: 8))[0]
         chunk.bytes[0] ^= 1
         try learner.send(PolicyCheckpointChunk(version: 2, chunk: chunk))
         let replies = try learner.drain(0.5)
@@ -292,5 +292,38 @@ import Testing
         #expect(broker.rejections.counts == [.unauthorizedAck: 1])
         #expect(broker.retained.unacked == 0 && broker.retained.requests == 0, "\(broker.retained)")
         for p in [learner, worker, other] { p.socket.close() }
+    }
+
+    /// A digest-true policy whose tensors do not fit its config is refused at the broker
+    /// (`checkpoint_mismatch`, naming the tensor), never forwarded, and the policy it had stays.
+    @Test func aPolicyNoWorkerCouldLoadIsRefusedAndNotForwarded() throws {
+        let (broker, loop, endpoint, path) = try Self.start()
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let learner = try Peer(context, endpoint, "learner")
+        try Self.publishPolicy(from: learner)
+        let worker = try Self.readyWorker(context, endpoint)
+        _ = try worker.drain(0.3)
+        _ = try learner.drain(0.1)
+
+        let weights = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 9)
+        let shapes = Dictionary(LlamaWeights.expectedTensors(for: weights.config).map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        let tensors = weights.namedTensors.filter { $0.name != "model.norm.weight" }
+            .map { (name: $0.name, shape: shapes[$0.name]!, data: $0.buffer) }
+        let config = String(decoding: try JSONEncoder().encode(weights.config), as: UTF8.self)
+        let artifact = try SafeTensorsWriter.encode(tensors, metadata: [CheckpointCodec.configKey: config])
+        for c in WeightsChunk.split(artifact, chunkSize: 30_000) { try learner.send(PolicyCheckpointChunk(version: 2, chunk: c)) }
+        let error = try Self.onlyError(to: learner)
+        #expect(error.reason == .checkpointMismatch && error.code == .badRequest)
+        #expect(error.message.contains("policy v2") && error.message.contains("model.norm.weight"), "\(error.message)")
+        #expect(error.sequence == learner.sequence)
+        #expect(!(try worker.drain(0.3)).contains { if case .policyCheckpointChunk = $0 { true } else { false } })
+        // Requests are still served from policy v1.
+        try learner.send(Self.request("still-v1"))
+        try worker.heartbeat(policy: 1, credit: 4)
+        #expect(Self.requests(try worker.drain(0.5)) == ["still-v1"])
+        loop.stop()
+        #expect(broker.rejections.counts == [.checkpointMismatch: 1])
+        learner.socket.close(); worker.socket.close()
     }
 }

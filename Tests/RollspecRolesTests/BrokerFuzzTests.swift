@@ -146,7 +146,7 @@ import Testing
         let conns = [client, worker, idle, intruder]
 
         // The real policy and draft, and the client's own bad transfers of later versions.
-        let policyBytes = Data((0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) })
+        let policyBytes = BrokerTests.policyArtifact(seed: 50)
         let draftBytes = Data((0..<30_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) })
         let policyV1 = WeightsChunk.split(policyBytes, chunkSize: 20_000).map { PolicyCheckpointChunk(version: 1, chunk: $0) }
         let draftV1 = WeightsChunk.split(draftBytes, chunkSize: 20_000).map {

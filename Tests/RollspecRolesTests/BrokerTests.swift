@@ -61,6 +61,12 @@ import Testing
         }
     }
 
+    /// A policy checkpoint a worker could load (the broker checks that before it adopts one):
+    /// the built-in tiny policy, its bytes varied by `seed`.
+    static func policyArtifact(seed: UInt64) -> Data {
+        try! CheckpointCodec.encode(BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: seed))
+    }
+
     static func trajectory(_ id: String, _ sample: UInt32) -> Trajectory {
         Trajectory(requestID: id, groupID: "g", sampleIndex: sample, promptTokens: [1], responseTokens: [2, 3],
                    logprobs: [-0.5, -0.25], finishReason: .length, policyVersion: 1, draftVersion: 0)
@@ -91,7 +97,7 @@ import Testing
         }
         try trainerHeartbeat(taken: 0)
         try client.send(Heartbeat(role: .learner, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0))
-        for c in WeightsChunk.split(Data(repeating: 7, count: 1000)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
+        for c in WeightsChunk.split(Self.policyArtifact(seed: 7)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
         try worker.heartbeat(policy: 0, credit: 2)
         _ = try worker.drain(0.3)
         try worker.heartbeat(policy: 1, credit: 2)
@@ -130,7 +136,7 @@ import Testing
         try worker.heartbeat(policy: 0)
         // Only a peer that said it is the learner (or a client) may publish the policy.
         try client.send(Heartbeat(role: .learner, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0))
-        let artifact = Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let artifact = Self.policyArtifact(seed: 31)
         for c in WeightsChunk.split(artifact, chunkSize: 30_000) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
         // A version-2 transfer whose bytes do not match its digest, and a message that is not one.
         var tampered = WeightsChunk.split(artifact, chunkSize: 30_000)
@@ -214,7 +220,7 @@ import Testing
         let worker = try Peer(context, endpoint, "worker-0")
         let client = try Peer(context, endpoint, "driver-0")
         try client.send(Self.learnerHeartbeat())
-        for c in WeightsChunk.split(Data(repeating: 7, count: 1000)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
+        for c in WeightsChunk.split(Self.policyArtifact(seed: 7)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
         try worker.heartbeat(policy: 0, credit: 16)
         _ = try worker.drain(0.3)
         try worker.heartbeat(policy: 1, credit: 16)
@@ -267,7 +273,7 @@ import Testing
         let context = try ZMQContext()
         let client = try Peer(context, endpoint, "driver-0")
         try client.send(Self.learnerHeartbeat())
-        for c in WeightsChunk.split(Data(repeating: 3, count: 1000)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
+        for c in WeightsChunk.split(Self.policyArtifact(seed: 3)) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
         let old = try Peer(context, endpoint, "worker-0")
         for _ in 0..<5 { try old.heartbeat(policy: 0) }
         #expect(try old.drain(0.3).contains { if case .policyCheckpointChunk = $0 { true } else { false } })

@@ -57,6 +57,9 @@ public enum RejectionReason: String, Sendable, Hashable, CaseIterable, Codable, 
     case trajectoryMismatch = "trajectory_mismatch"
     /// A rollout request before any policy was published: nothing could serve it.
     case noPolicy = "no_policy"
+    /// A complete, digest-true policy whose config or tensors a worker could not load (a
+    /// missing, unexpected or misshapen tensor, a config without a required key).
+    case checkpointMismatch = "checkpoint_mismatch"
 
     // A worker's checks of what it was sent.
     /// A draft whose vocabulary differs from the policy's.

@@ -63,6 +63,22 @@ public enum ModelLoader {
     /// - Throws: `ModelError.invalidConfig`, `ModelError.malformedCheckpoint`,
     ///   `ModelError.tensorMismatch`, as the directory loader does.
     public static func loadSafeTensors(configJSON: Data, safetensors: Data, name: String) throws -> LlamaWeights {
+        let (config, file, plan) = try checkSafeTensors(configJSON: configJSON, safetensors: safetensors, name: name)
+        var tensors: [String: FloatBuffer] = [:]
+        for tensorName in plan.load { tensors[tensorName] = try file.tensor(named: tensorName).data }
+        if plan.checkTiedHead {
+            try checkTiedHead(try file.tensor(named: lmHead).data, tensors, file: name)
+        }
+        return LlamaWeights(config: config, tensors: tensors)
+    }
+
+    /// The checks of `loadSafeTensors` that need only the config and the safetensors header:
+    /// the config decodes, and the tensor names, shapes and element types are those it
+    /// implies. Reads no tensor data, so it costs microseconds whatever the checkpoint's size.
+    /// - Throws: as `loadSafeTensors`.
+    @discardableResult
+    public static func checkSafeTensors(configJSON: Data, safetensors: Data, name: String) throws
+        -> (config: LlamaConfig, file: SafeTensorsFile, plan: (load: [String], checkTiedHead: Bool)) {
         let config: LlamaConfig
         do {
             config = try JSONDecoder().decode(LlamaConfig.self, from: configJSON)
@@ -75,13 +91,7 @@ public enum ModelLoader {
         // The body of `loadHuggingFace(directory:)` over one in-memory file instead of a directory.
         var shapes: [String: [Int]] = [:]
         for info in file.tensors { shapes[info.name] = info.shape }
-        let plan = try checkTensors(shapes, config: config, file: name)
-        var tensors: [String: FloatBuffer] = [:]
-        for tensorName in plan.load { tensors[tensorName] = try file.tensor(named: tensorName).data }
-        if plan.checkTiedHead {
-            try checkTiedHead(try file.tensor(named: lmHead).data, tensors, file: name)
-        }
-        return LlamaWeights(config: config, tensors: tensors)
+        return (config, file, try checkTensors(shapes, config: config, file: name))
     }
 
     /// Loads the weights of an opened GGUF file into the Hugging Face layout.

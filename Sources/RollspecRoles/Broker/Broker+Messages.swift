@@ -44,6 +44,13 @@ extension Broker {
             }
             do {
                 guard let (whole, chunks) = try policyIncoming.add(m.chunk, version: m.version) else { return }
+                // Digest-true is not loadable: a checkpoint no worker could load would leave every
+                // worker on the old version and the job stalled. The header tells, in microseconds.
+                do { try CheckpointCodec.validate(whole, name: "policy v\(m.version)") } catch {
+                    reject(.checkpointMismatch, "policy v\(m.version) from \(sender) is not a checkpoint workers can load: \(error)",
+                           answering: offender)
+                    return
+                }
                 logger.event(.policyReceived, "policy v\(m.version) complete (\(whole.count) bytes), forwarding to \(workers.count) workers",
                              ["version": .stringConvertible(m.version), "bytes": .stringConvertible(whole.count),
                               "workers": .stringConvertible(workers.count)])

@@ -84,7 +84,7 @@ extension ErrorMessage.Code {
             self = .unauthorized
         case .chunkStaleVersion, .chunkInconsistent, .chunkDuplicate, .chunkOutOfRange, .chunkSizeMismatch,
              .chunkDigestMismatch, .duplicateRequest, .duplicateTrajectory, .unknownRequest, .badSampleIndex,
-             .trajectoryNotAssigned, .trajectoryMismatch, .noPolicy, .draftVocabMismatch, .draftWidthMismatch,
+             .trajectoryNotAssigned, .trajectoryMismatch, .noPolicy, .checkpointMismatch, .draftVocabMismatch, .draftWidthMismatch,
              .draftHeadMismatch, .draftKindMismatch:
             self = .badRequest
         // Errors from outside the bus (a checkpoint that does not decode) are still about what
