@@ -213,6 +213,8 @@ private final class Core: @unchecked Sendable {
         var sendFailures = 0
         var journalFailures = 0
         var refusals = 0
+        /// Times a restarted broker was caught up (`rejoin`).
+        var brokerRestarts = 0
     }
 
     /// How many refusals `refusals` and the unreported ones keep (the newest).
@@ -229,6 +231,13 @@ private final class Core: @unchecked Sendable {
     private var sentRequests: [UInt64: String] = [:]
     /// The policy version of each chunk sent and not yet confirmed, by sequence number.
     private var sentPolicyChunks: [UInt64: UInt64] = [:]
+    /// What a restarted broker must be told again: the newest policy and draft this client
+    /// published (as sent), and every request with samples still to come.
+    private var lastPolicy: [PolicyCheckpointChunk] = []
+    private var lastDraft: [DraftWeightsChunk] = []
+    private var open: [String: (request: RolloutRequest, missing: Set<UInt32>)] = [:]
+    /// The sender id of the broker this client last heard from; a new one is a restarted broker.
+    private var brokerSender: String?
     private let journal: TrajectoryJournal?
 
     private let condition = NSCondition()
@@ -294,8 +303,7 @@ private final class Core: @unchecked Sendable {
                 // Each failed send took the 2 s send timeout: after `close` gave up, drop the rest.
                 if failed > 0, condition.withLock({ abandon }) { failed += 1; continue }
                 if (try? connection.send(message)) == true { sent += 1 } else { failed += 1 }
-                if let r = message as? RolloutRequest { remember(r.requestID, sentAs: connection.sequence) }
-                if let c = message as? PolicyCheckpointChunk { sentPolicyChunks[connection.sequence] = c.version }
+                keep(message)
             }
             condition.withLock {
                 _counters.sent += sent
@@ -320,7 +328,48 @@ private final class Core: @unchecked Sendable {
         }
     }
 
+    /// Records what `message`, just sent, means for confirmations, refusals and a broker
+    /// restart. I/O thread only.
+    private func keep(_ message: any WireMessage) {
+        switch message {
+        case let r as RolloutRequest:
+            remember(r.requestID, sentAs: connection.sequence)
+            if open[r.requestID] == nil { open[r.requestID] = (r, Set(0..<r.n)) }
+        case let c as PolicyCheckpointChunk:
+            sentPolicyChunks[connection.sequence] = c.version
+            if lastPolicy.first?.version != c.version { lastPolicy = [] }
+            if !lastPolicy.contains(where: { $0.chunk.index == c.chunk.index }) { lastPolicy.append(c) }
+        case let c as DraftWeightsChunk:
+            if lastDraft.first?.draftVersion != c.draftVersion { lastDraft = [] }
+            if !lastDraft.contains(where: { $0.chunk.index == c.chunk.index }) { lastDraft.append(c) }
+        default:
+            break
+        }
+    }
+
+    /// The broker restarted and knows nothing of this client: publish the newest policy and
+    /// draft again, then resend every request with samples still to come. Samples that arrive
+    /// twice are dropped by (request, sample), as a resend's are. I/O thread only.
+    private func rejoin(oldBroker: String, newBroker: String) {
+        _ = try? connection.send(Heartbeat(role: role, index: 0, status: .ready, credit: 0,
+                                           policyVersion: lastPolicy.first?.version ?? 0, draftVersion: lastDraft.first?.draftVersion ?? 0))
+        let requests = open.values.map(\.request).sorted { $0.requestID < $1.requestID }
+        let versions = (lastPolicy.first?.version ?? 0, lastDraft.first?.draftVersion ?? 0)
+        connection.logger.event(
+            .brokerRestarted,
+            "the broker restarted (\(oldBroker) → \(newBroker)); publishing policy v\(versions.0) and draft v\(versions.1) again and resending \(requests.count) unfinished requests",
+            ["old": .string(oldBroker), "new": .string(newBroker), "requests": .stringConvertible(requests.count),
+             "version": .stringConvertible(versions.0)])
+        for m in lastPolicy as [any WireMessage] + lastDraft + requests {
+            _ = try? connection.send(m)
+            keep(m)
+        }
+        condition.withLock { _counters.brokerRestarts += 1 }
+    }
+
     private func handle(_ envelope: Envelope) {
+        if let old = brokerSender, old != envelope.sender { rejoin(oldBroker: old, newBroker: envelope.sender) }
+        brokerSender = envelope.sender
         switch envelope.body {
         case .trajectory(let t):
             let key = t.key
@@ -337,6 +386,9 @@ private final class Core: @unchecked Sendable {
                 }
             }
             delivered.insert(key)
+            if open[key.requestID]?.missing.remove(key.sampleIndex) != nil, open[key.requestID]!.missing.isEmpty {
+                open[key.requestID] = nil
+            }
             // Acked even when it is a duplicate: the broker resends until it sees an ack.
             _ = try? connection.send(Ack(sequence: envelope.sequence, sample: key))
             guard isNew else {
@@ -346,6 +398,8 @@ private final class Core: @unchecked Sendable {
             deliver(t)
         case .error(let e):
             let refusal = BrokerRefusal(e, requestID: e.sequence.flatMap { sentRequests[$0] })
+            // A refused request will not be served: it is not resent after a broker restart.
+            if let request = refusal.requestID { open[request] = nil }
             var metadata: Logger.Metadata = ["code": .string(refusal.code.name)]
             if let reason = refusal.reason { metadata["reason"] = .string(reason.rawValue) }
             if let request = refusal.requestID { metadata["request"] = .string(request) }

@@ -123,6 +123,9 @@ public enum EventName: String, CaseIterable, Sendable {
     /// A trajectory could not be journaled, so it is not acked (the broker resends): `request`,
     /// `sample`, `path`.
     case journalFailed = "journal_failed"
+    /// A client heard from a new broker process (its sender id changed), published its policy
+    /// and draft again and resent its unfinished requests: `old`, `new`, `requests`, `version`.
+    case brokerRestarted = "broker_restarted"
     /// A records file (`learner.jsonl`, `worker-N.jsonl`) cannot be written: `path`.
     case recordsUnwritable = "records_unwritable"
 
@@ -161,7 +164,7 @@ public enum EventName: String, CaseIterable, Sendable {
         switch self {
         case .messageRejected, .sendTimedOut, .refusedByBroker, .connectionRefused, .handshakeFailed, .peerDead,
              .policyRejected, .draftRejected, .draftDropped, .trajectoryIgnored, .offPolicySample, .logprobMismatch,
-             .launcherGone, .priorityNotLowered, .roleRestarting, .roleKilled:
+             .launcherGone, .priorityNotLowered, .roleRestarting, .roleKilled, .brokerRestarted:
             .warning
         case .stepFailed, .policySaveFailed, .journalFailed, .recordsUnwritable, .shutdownTimedOut, .jobFailed:
             .error

@@ -223,6 +223,51 @@ import Yams
         #expect(run.events("worker-1").events(.roleStarted, ["instance": "worker-1"]).count == 2)
     }
 
+    /// kill -9 of the broker three times mid-run: the launcher restarts it, the learner notices
+    /// the new broker, publishes its policy again and resends its step's requests, workers
+    /// rejoin, and the job finishes with every trajectory exactly once (issue #18 item 1).
+    @Test func aBrokerKilledThreeTimesMidRunLosesNothing() throws {
+        let steps = 8, prompts = 8, group = 4
+        let run = try Run { dir in
+            """
+            name: brokerkill
+            runDirectory: \(dir.path)
+            workers: 2
+            trainers: 0
+            heartbeatTimeoutSeconds: 1
+            sampling: {maxTokens: 24}
+            learner: {task: arithmetic, steps: \(steps), warmupSteps: 0, promptsPerStep: \(prompts), groupSize: \(group)}
+            """
+        }
+        try run.process.run()
+        defer { if run.process.isRunning { kill(run.process.processIdentifier, SIGTERM) }; _ = run.finish(seconds: 20) }
+        func stepsDone() -> Int { LearnerRecord.parse(lines: run.text("run/learner.jsonl")).filter { $0.event == "step" }.count }
+        var killed: [Int32] = []
+        for k in 1...3 {
+            // Mid-step: once step k is recorded, the next step's requests are out.
+            #expect(run.wait(seconds: 90) { stepsDone() >= k }, "step \(k) never came: \(run.text("launch.err"))")
+            Thread.sleep(forTimeInterval: 0.2)
+            let pid = try #require(run.pid(of: "broker"))
+            #expect(!killed.contains(pid), "the broker was not restarted after the last kill")
+            kill(pid, SIGKILL)
+            killed.append(pid)
+            #expect(run.wait(seconds: 30) { run.pid(of: "broker").map { !killed.contains($0) } ?? false })
+        }
+        let status = run.finish(seconds: 180)
+        let err = run.text("launch.err")
+        #expect(status == 0, "\(err)")
+        #expect(err.contains("broker exited with signal 9; restarting"), "\(err)")
+        let summaryLine = try #require(run.text("run/learner.jsonl").split(separator: "\n").last)
+        let summary = try JSONDecoder().decode(LearnerSummary.self, from: Data(summaryLine.utf8))
+        #expect(summary.steps == steps && !summary.interrupted, "\(summary)")
+        let keys = try TrajectoryJournal.keys(at: run.dir.appendingPathComponent("run/trajectories.jsonl"))
+        #expect(Set(keys).count == keys.count, "a trajectory was journaled twice")
+        #expect(keys.count == steps * prompts * group && summary.trajectoriesAccepted == keys.count, "\(keys.count) journaled; \(summary)")
+        #expect(run.events("learner-0").events(.brokerRestarted).count == 3)
+        let report = try JSONSerialization.jsonObject(with: Data(run.text("run/report.json").utf8)) as? [String: Any]
+        #expect((report?["restarts"] as? [String: Int])?["broker"] == 3)
+    }
+
     /// Whether `pid` is a live process (a zombie left for a reaper counts as gone).
     static func isAlive(_ pid: Int32) -> Bool {
         guard kill(pid, 0) == 0 else { return false }

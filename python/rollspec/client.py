@@ -160,6 +160,8 @@ class RolloutClient:
         self._closing = self._stopped = False
         self._policy_version = self._draft_version = 0
         self._confirmed: set = set()  # policy versions the broker confirmed
+        self._broker: Optional[str] = None  # the sender id of the broker heard last (I/O thread)
+        self.broker_restarts = 0  # times a restarted broker was caught up
         self._requests = itertools.count(1)
         # Default request ids carry this client's incarnation: the broker refuses an id it has
         # seen (silently, today), and a restarted loop's counter starts again at 1.
@@ -394,6 +396,9 @@ class RolloutClient:
         sequence, last_heartbeat = 0, -math.inf
         sent_about: "collections.OrderedDict[int, _Sent]" = collections.OrderedDict()
         broker_sequences: dict = {}
+        # What a restarted broker must be told again (§9): the newest policy as sent, and every
+        # request with samples still to come, by id.
+        kept = {"policy": [], "requests": {}}
 
         def send(type_, parts, about=None):
             nonlocal sequence
@@ -423,6 +428,7 @@ class RolloutClient:
             for item in batch:
                 for type_, parts, about in (item if not isinstance(item, tuple) else [item]):
                     send(type_, parts, about)
+                    self._keep(kept, type_, parts, about)
             with self._lock:
                 self._busy = False
                 self._lock.notify_all()
@@ -437,7 +443,7 @@ class RolloutClient:
                         frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    self._receive(frames, send, sent_about, broker_sequences)
+                    self._receive(frames, send, sent_about, broker_sequences, kept)
         self._socket.disable_monitor()
         self._monitor.close(0)
         self._socket.close(0)
@@ -446,7 +452,35 @@ class RolloutClient:
             self._stopped = True
             self._lock.notify_all()
 
-    def _receive(self, frames, send, sent_about, broker_sequences):
+    @staticmethod
+    def _keep(kept, type_, parts, about):
+        if type_ == wire.POLICY_CHECKPOINT_CHUNK:
+            policy = kept["policy"]
+            if policy and policy[0][2].policy_version != about.policy_version:
+                policy.clear()
+            policy.append((type_, parts, about))
+        elif type_ == wire.ROLLOUT_REQUEST:
+            kept["requests"].setdefault(about.request_id, (type_, parts, about))
+
+    def _rejoin(self, old, new, send, kept):
+        """The broker restarted and knows nothing of this client: publish the newest policy
+        again, then resend every request with samples still to come. Samples that arrive twice
+        are dropped by (request, sample), as a resend's are."""
+        with self._lock:
+            waiting = set(self._pending)
+            versions = (self._policy_version, self._draft_version)
+        requests = kept["requests"]
+        for rid in [r for r in requests if r not in waiting]:
+            del requests[rid]
+        log.warning("rollspec %s: the broker restarted (%s -> %s); publishing policy v%d again and resending %d "
+                    "unfinished requests", self.name, old, new, versions[0], len(requests))
+        send(wire.HEARTBEAT, wire.Heartbeat(self._role, 0, "ready", 0, versions[0], versions[1]).parts())
+        for type_, parts, about in kept["policy"] + [requests[r] for r in sorted(requests)]:
+            send(type_, parts, about)
+        with self._lock:
+            self.broker_restarts += 1
+
+    def _receive(self, frames, send, sent_about, broker_sequences, kept):
         try:
             if len(frames) != 1:
                 raise wire.WireError(f"{len(frames)} frames, expected one")
@@ -461,6 +495,9 @@ class RolloutClient:
             if self.rejected <= 5 or self.rejected % 1000 == 0:
                 log.warning("rollspec %s: refused a message from the broker: %s", self.name, e)
             return
+        if self._broker is not None and env.sender != self._broker:
+            self._rejoin(self._broker, env.sender, send, kept)
+        self._broker = env.sender
         m = env.payload
         if isinstance(m, wire.Trajectory):
             key = m.key

@@ -73,9 +73,9 @@ class Router:
             if self.handle:
                 self.handle(self, identity, env)
 
-    def send(self, identity, message):
+    def send(self, identity, message, sender="broker#test"):
         self.sequence += 1
-        self.socket.send_multipart([identity, wire.encode(message, "broker#test", self.sequence)])
+        self.socket.send_multipart([identity, wire.encode(message, sender, self.sequence)])
 
     def close(self):
         self.stop.set()
@@ -132,6 +132,40 @@ def test_resent_trajectories_are_yielded_once_and_every_copy_is_acked():
         acks = [e.payload for e in router.seen if isinstance(e.payload, wire.Ack)]
         assert sorted((a.request_id, a.sample_index) for a in acks) == sorted([(rid, i) for i in range(3)] * 2), acks
         assert sorted(a.sequence for a in acks) == list(range(1, 7))
+    finally:
+        router.close()
+
+
+def test_a_restarted_broker_gets_the_policy_and_the_unfinished_requests_again():
+    from job_check import CONFIG, random_weights
+    # The first incarnation answers sample 0 of each request and confirms the policy; then a
+    # new incarnation (another sender id) greets the client, which must publish again and
+    # resend the request, whose sample 1 it still waits for.
+    def handle(router, identity, env):
+        m = env.payload
+        if isinstance(m, wire.PolicyCheckpointChunk) and m.chunk.index == m.chunk.count - 1:
+            router.send(identity, wire.Ack(env.sequence), sender=router.incarnation)
+        if isinstance(m, wire.RolloutRequest):
+            if router.incarnation == "broker#one":
+                router.send(identity, trajectory(m, 0), sender="broker#one")
+                router.incarnation = "broker#two"
+                router.send(identity, wire.Heartbeat("broker", 0, "ready", 0, 0, 0), sender="broker#two")
+            else:
+                router.send(identity, trajectory(m, 0), sender="broker#two")  # a copy the client drops
+                router.send(identity, trajectory(m, 1), sender="broker#two")
+    router = Router(handle)
+    router.incarnation = "broker#one"
+    try:
+        with RolloutClient(router.endpoint, name="rejoin-test", connect_timeout=5) as client:
+            client.publish_policy(random_weights(3), version=1, config=CONFIG, timeout=10)
+            rid = client.submit([1, 2, 3], n=2, sampling=Sampling(max_tokens=2))
+            got = list(client.trajectories(timeout=10))
+            assert sorted(t.sample_index for t in got) == [0, 1] and client.duplicates == 1, (got, client.duplicates)
+            assert client.broker_restarts == 1
+        requests = [e.payload.request_id for e in router.seen if isinstance(e.payload, wire.RolloutRequest)]
+        assert requests == [rid, rid], requests
+        chunks = [e.payload.version for e in router.seen if isinstance(e.payload, wire.PolicyCheckpointChunk)]
+        assert chunks and len(chunks) % 2 == 0 and set(chunks) == {1}, chunks
     finally:
         router.close()
 
@@ -233,17 +267,30 @@ def test_a_real_broker_refuses_a_request_before_any_policy():
 
 def test_a_real_broker_refuses_a_request_id_seen_before():
     # The client itself refuses an id still awaiting samples, so the second use comes from
-    # another client (the broker knows ids, not who owns them).
+    # another client (the broker knows ids, not who owns them). The two connections are not
+    # ordered with each other, so whichever request the broker sees second is the one refused.
     from job_check import CONFIG, random_weights
     broker = Broker()
     try:
         with RolloutClient(broker.endpoint, name="first-test", connect_timeout=5) as first:
             first.publish_policy(random_weights(3), version=1, config=CONFIG)
             first.submit([1, 2, 3], n=1, request_id="shared-1")
+            first.flush(10)
             with RolloutClient(broker.endpoint, name="second-test", connect_timeout=5) as second:
                 second.submit([1, 2, 3], n=1, request_id="shared-1")
-                e = expect_broker_error(second, ["duplicate_request: request shared-1 from second-test was seen before"])
+                refused = []
+                for client in (second, first):
+                    try:
+                        list(client.trajectories(timeout=3))
+                    except BrokerError as e:
+                        refused.append((client.name, e))
+                    except RolloutTimeout:
+                        pass  # the request the broker took first: no worker serves it here
+                assert len(refused) == 1, refused
+                name, e = refused[0]
+                assert f"duplicate_request: request shared-1 from {name} was seen before" in str(e), str(e)
                 assert e.reason == "bad_request" and e.about == "rollout_request shared-1", (e.reason, e.about)
+                print("   ", e)
     finally:
         broker.close()
 

@@ -21,13 +21,14 @@ extension Broker {
                 reject(.roleInvalid, "\(sender) claims to be a broker", answering: offender)
                 return
             }
+            let isNew = peers[identity]?.role == nil
             guard claim(role, identity) else {
                 reject(.roleConflict, "\(sender), a \(self.role(of: identity)), now claims to be a \(role.rawValue)", answering: offender)
                 return
             }
             switch role {
             case .worker: workerHeartbeat(hb, sender: sender, identity: identity)
-            case .client: break
+            case .client: if isNew { greet(identity) }
             case .trainer:
                 if trainers.insert(identity).inserted {
                     logger.event(.peerJoined, "\(sender) joined as trainer", ["peer": .string(sender), "peer_role": "trainer"])
@@ -59,7 +60,9 @@ extension Broker {
                 // The publisher learns its policy is complete, verified and served.
                 send(Ack(sequence: envelope.sequence), to: identity)
                 policy = chunks.map { PreparedMessage(PolicyCheckpointChunk(version: m.version, chunk: $0)) }
-                let to = recipients(except: nil)
+                // A worker that already holds this version (it outlived a restarted broker, and
+                // the policy was published again) does not need it twice.
+                let to = recipients(except: nil).filter { workers[$0]?.policyVersion != m.version }
                 send(policy, to: to)
                 let milliseconds = (now() - start) * 1000
                 let line = String(format: "policy v%llu queued to %d peers in %.0f ms (%d chunks, each encoded once)",
@@ -92,10 +95,12 @@ extension Broker {
         case .rolloutRequest(let r):
             // A peer without a role that asks for rollouts is a client (outside clients need
             // not heartbeat); a worker or trainer asking is confused.
+            let isNew = peers[identity]?.role == nil
             guard claim(.client, identity) else {
                 reject(.unauthorizedRequest, "rollout request from \(sender), a \(role(of: identity))", answering: offender)
                 return
             }
+            if isNew { greet(identity) }
             // Nothing could serve it, and a request queued now would wait for a policy that
             // may never come: the client is told at once instead.
             guard policyVersion > 0 else {
@@ -131,6 +136,14 @@ extension Broker {
         case .error:
             break
         }
+    }
+
+    /// Tells a client that has just reached this broker who it is: a new sender id (each
+    /// broker process has its own incarnation) means the broker restarted, and the client
+    /// publishes its policy again and resends what it still waits for (wire protocol §9).
+    func greet(_ identity: Data) {
+        send(Heartbeat(role: .broker, index: 0, status: .ready, credit: 0, policyVersion: policyVersion, draftVersion: draftVersion),
+             to: identity)
     }
 
     func workerHeartbeat(_ hb: Heartbeat, sender: String, identity: Data) {
@@ -254,7 +267,9 @@ extension Broker {
         guard !queue.isEmpty, policyVersion > 0 else { return }
         for id in workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             let w = workers[id]!
-            guard w.policyVersion == policyVersion, w.draftVersion == draftVersion else { continue }
+            // A worker newer in drafts than the broker outlived a broker restart; drafts change
+            // speed only, so it need not wait for the trainer to publish again.
+            guard w.policyVersion == policyVersion, w.draftVersion >= draftVersion else { continue }
             var free = w.credit - w.inFlight.count
             while free > 0, !queue.isEmpty {
                 let requestID = queue.removeFirst()
