@@ -125,6 +125,42 @@ import Testing
         #expect(!text.contains("someone-else"))
     }
 
+    /// 100 policy versions, and a worker restart half-way: the exported series stay within the
+    /// newest `policyVersionsKept` versions plus one folded `older` series, and the totals after
+    /// every step are exactly what was recorded (counted here, not by the code under test).
+    @Test func seriesStayBoundedOverManyPolicyVersionsAndTotalsAreExact() throws {
+        var worker = WorkerMetrics(startTimeUnixSeconds: 1)
+        var broker = BrokerMetrics()
+        var drafts = 0, tokens = 0
+        for version in 1...100 as ClosedRange<UInt64> {
+            if version == 50 { worker = WorkerMetrics(startTimeUnixSeconds: 2) }  // the worker restarts
+            var report = SpeculationReport()
+            report.record(proposer: .draft, drafted: 3, accepted: 2)
+            report.record(proposer: .suffix, drafted: 2, accepted: 1)
+            let v = Versions(policy: version, draft: version / 3)
+            worker.record(report: report, tokens: 7, seconds: 0.1, versions: v)
+            drafts += 2
+            tokens += 7
+            broker.record(snapshot: worker.snapshot(full: version % 10 == 0, current: v, rejections: .init()), worker: "w")
+            let t = Trajectory(requestID: "r\(version)", groupID: "g", sampleIndex: 0, promptTokens: [1], responseTokens: [2],
+                               logprobs: [-1], finishReason: .stop, policyVersion: version, draftVersion: version / 3)
+            broker.recordTrajectory(t, worker: "w", latencySeconds: nil)
+            let families = try Self.scraped(broker)
+            let total = MetricsQuery.total(families)
+            #expect(total.stats.drafts == drafts && total.generatedTokens == tokens, "v\(version): \(total.stats.drafts) drafts, \(total.generatedTokens ?? -1) tokens")
+            let delivered = families.first { $0.name == MetricName.trajectoriesDelivered }?.samples.map(\.value).reduce(0, +)
+            #expect(delivered == Double(version))
+        }
+        let families = try Self.scraped(broker)
+        let kept = MetricName.policyVersionsKept
+        for name in [MetricName.drafts, MetricName.generatedTokens, MetricName.trajectoriesDelivered] {
+            let samples = try #require(families.first { $0.name == name }).samples
+            let policies = Set(samples.compactMap { $0[label: "policy_version"] })
+            #expect(policies.count == kept + 1 && policies.contains(MetricName.olderVersions), "\(name): \(policies.sorted())")
+        }
+        #expect(MetricsQuery.rows(families, by: .policyVersion).last?.key == MetricName.olderVersions)
+    }
+
     @Test func brokerExpositionGolden() {
         var broker = BrokerMetrics()
         var rejections = RejectionCounter()

@@ -36,6 +36,14 @@ public enum MetricName {
     public static let draftVersion = "rollspec_draft_version"
     public static let workersAlive = "rollspec_workers_alive"
 
+    /// Policy versions whose series a worker and the broker export one by one: the newest this
+    /// many. Series of older versions are folded into one with `policy_version="older"` and
+    /// `draft_version="older"`, so the series count stays bounded however many steps a job runs
+    /// (and a sum over all series still counts everything).
+    public static let policyVersionsKept = 16
+    /// The value of `policy_version` and `draft_version` on the folded series.
+    public static let olderVersions = "older"
+
     /// Type and help line of every family, in exposition order.
     public static let catalog: [(name: String, kind: MetricFamily.Kind, help: String)] = [
         (drafts, .counter, "Verifications of a non-empty draft."),

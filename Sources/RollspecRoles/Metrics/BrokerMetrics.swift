@@ -34,6 +34,8 @@ public struct BrokerMetrics: Sendable {
     private var rejections: [RejectionReason: UInt64] = [:]
     private var connectionEvents: [ConnectionEvent: UInt64] = [:]
     private var delivered: [DeliveryKey: UInt64] = [:]
+    /// Per worker: trajectories of policy versions no longer exported one by one.
+    private var deliveredOlder: [String: UInt64] = [:]
     private var latency: [String: Histogram] = [:]
     private var errorReplies: (sent: UInt64, suppressed: UInt64) = (0, 0)
     private var redelivered: UInt64 = 0
@@ -78,14 +80,43 @@ public struct BrokerMetrics: Sendable {
                 w.counters[p.key] = c
             }
         }
+        Self.dropOldVersions(&w)
         workers[worker] = w
         return ignored
+    }
+
+    /// Drops a worker's series of policy versions older than the newest `policyVersionsKept`:
+    /// the worker has folded their counts into its `policy_version="older"` series. What earlier
+    /// processes of the worker counted under them (`base`) moves to the older series here, as
+    /// no worker process will send it again.
+    private static func dropOldVersions(_ w: inout WorkerSeries) {
+        func policy(_ key: SeriesKey) -> UInt64? { key.labels.first { $0.name == "policy_version" }.flatMap { UInt64($0.value) } }
+        let policies = Set(w.counters.keys.compactMap(policy)).sorted(by: >)
+        guard policies.count > MetricName.policyVersionsKept else { return }
+        let oldest = policies[MetricName.policyVersionsKept - 1]
+        for (key, c) in w.counters {
+            guard let p = policy(key), p < oldest else { continue }
+            w.counters[key] = nil
+            let older = SeriesKey(name: key.name, labels: key.labels.map {
+                $0.name == "policy_version" || $0.name == "draft_version" ? MetricLabel($0.name, MetricName.olderVersions) : $0
+            })
+            w.counters[older, default: (0, 0)].base += c.base
+        }
     }
 
     /// Counts a trajectory delivered to the client.
     /// - Parameter latencySeconds: time since its request was first dispatched (nil: unknown).
     public mutating func recordTrajectory(_ t: Trajectory, worker: String, latencySeconds: Double?) {
         delivered[DeliveryKey(worker: worker, policy: t.policyVersion, draft: t.draftVersion), default: 0] += 1
+        // As for workers' series: policy versions older than the newest kept fold together.
+        let policies = Set(delivered.keys.filter { $0.worker == worker }.map(\.policy)).sorted(by: >)
+        if policies.count > MetricName.policyVersionsKept {
+            let oldest = policies[MetricName.policyVersionsKept - 1]
+            for (k, n) in delivered where k.worker == worker && k.policy < oldest {
+                delivered[k] = nil
+                deliveredOlder[worker, default: 0] += n
+            }
+        }
         if let latencySeconds {
             latency[worker, default: Histogram(upperBounds: Self.latencyBuckets)].observe(max(0, latencySeconds))
         }
@@ -152,7 +183,12 @@ public struct BrokerMetrics: Sendable {
                          value: Double(errorReplies.suppressed)),
         ]
         for (k, n) in delivered {
-            let labels = [MetricLabel("worker", k.worker)] + WorkerMetrics.labels(.init(policy: k.policy, draft: k.draft))
+            let labels = [MetricLabel("worker", k.worker)] + WorkerMetrics.labels(.versions(.init(policy: k.policy, draft: k.draft)))
+            samples[MetricName.trajectoriesDelivered, default: []].append(
+                MetricSample(name: MetricName.trajectoriesDelivered, labels: labels, value: Double(n)))
+        }
+        for (worker, n) in deliveredOlder {
+            let labels = [MetricLabel("worker", worker)] + WorkerMetrics.labels(.older)
             samples[MetricName.trajectoriesDelivered, default: []].append(
                 MetricSample(name: MetricName.trajectoriesDelivered, labels: labels, value: Double(n)))
         }

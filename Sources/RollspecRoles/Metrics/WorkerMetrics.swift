@@ -22,9 +22,18 @@ public struct WorkerMetrics: Sendable, Equatable {
         }
     }
 
+    /// The weights a series counts under: one pair of versions, or every version older than the
+    /// newest `MetricName.policyVersionsKept` policies, folded together.
+    public enum Era: Hashable, Sendable {
+        case versions(Versions)
+        case older
+
+        var policy: UInt64? { if case .versions(let v) = self { v.policy } else { nil } }
+    }
+
     public struct ProposerKey: Hashable, Sendable {
         public var proposer: ProposerKind
-        public var versions: Versions
+        public var era: Era
     }
 
     /// Whole requests, whatever proposers they used.
@@ -37,13 +46,13 @@ public struct WorkerMetrics: Sendable, Equatable {
     }
 
     public private(set) var speculation: [ProposerKey: SpecDecodeStats] = [:]
-    public private(set) var generation: [Versions: Generation] = [:]
+    public private(set) var generation: [Era: Generation] = [:]
     /// Unix time this process started; a new one tells the broker that counting restarted.
     public let startTimeUnixSeconds: Double
     /// Snapshots taken so far.
     public private(set) var snapshotsTaken = 0
     private var changedSpeculation: Set<ProposerKey> = []
-    private var changedGeneration: Set<Versions> = []
+    private var changedGeneration: Set<Era> = []
 
     public init(startTimeUnixSeconds: Double = Date().timeIntervalSince1970) {
         self.startTimeUnixSeconds = startTimeUnixSeconds
@@ -56,15 +65,42 @@ public struct WorkerMetrics: Sendable, Equatable {
     ///   - seconds: wall time of their generation.
     public mutating func record(report: SpeculationReport, tokens: Int, seconds: Double, requests: Int = 1,
                                 versions: Versions) {
+        let era = Era.versions(versions)
         for (proposer, stats) in report.byProposer {
-            let key = ProposerKey(proposer: proposer, versions: versions)
-            speculation[key] = (speculation[key] ?? SpecDecodeStats()) + stats
-            changedSpeculation.insert(key)
+            add(stats, to: ProposerKey(proposer: proposer, era: era))
         }
-        generation[versions, default: Generation()].requests += requests
-        generation[versions]!.tokens += tokens
-        generation[versions]!.seconds += max(0, seconds)
-        changedGeneration.insert(versions)
+        add(Generation(requests: requests, tokens: tokens, seconds: max(0, seconds)), to: era)
+        foldOldVersions()
+    }
+
+    private mutating func add(_ stats: SpecDecodeStats, to key: ProposerKey) {
+        speculation[key] = (speculation[key] ?? SpecDecodeStats()) + stats
+        changedSpeculation.insert(key)
+    }
+
+    private mutating func add(_ g: Generation, to era: Era) {
+        generation[era, default: Generation()].requests += g.requests
+        generation[era]!.tokens += g.tokens
+        generation[era]!.seconds += g.seconds
+        changedGeneration.insert(era)
+    }
+
+    /// Moves the counts of policy versions older than the newest `policyVersionsKept` into the
+    /// `.older` series: each count only grows, and the sum over all series is unchanged.
+    private mutating func foldOldVersions() {
+        let policies = Set(generation.keys.compactMap(\.policy)).sorted(by: >)
+        guard policies.count > MetricName.policyVersionsKept else { return }
+        let oldest = policies[MetricName.policyVersionsKept - 1]
+        for (key, stats) in speculation where (key.era.policy ?? .max) < oldest {
+            speculation[key] = nil
+            changedSpeculation.remove(key)
+            add(stats, to: ProposerKey(proposer: key.proposer, era: .older))
+        }
+        for (era, g) in generation where (era.policy ?? .max) < oldest {
+            generation[era] = nil
+            changedGeneration.remove(era)
+            add(g, to: .older)
+        }
     }
 
     /// The counters as a snapshot, and forgets what changed.
@@ -88,7 +124,7 @@ public struct WorkerMetrics: Sendable, Equatable {
         for key in spec.sorted(by: Self.order) {
             // Plain steps are recorded under a proposer too; a series of nothing but zeros is noise.
             guard let s = speculation[key], s.drafts > 0 else { continue }
-            let labels = [MetricLabel("proposer", key.proposer.rawValue)] + Self.labels(key.versions)
+            let labels = [MetricLabel("proposer", key.proposer.rawValue)] + Self.labels(key.era)
             add(MetricName.drafts, labels, .counter, Double(s.drafts))
             add(MetricName.draftTokens, labels, .counter, Double(s.draftTokens))
             add(MetricName.acceptedTokens, labels, .counter, Double(s.acceptedTokens))
@@ -97,9 +133,9 @@ public struct WorkerMetrics: Sendable, Equatable {
             }
         }
         let gen = full ? Array(generation.keys) : Array(changedGeneration)
-        for versions in gen.sorted(by: { ($0.policy, $0.draft) < ($1.policy, $1.draft) }) {
-            let g = generation[versions]!
-            let labels = Self.labels(versions)
+        for era in gen.sorted(by: Self.order) {
+            let g = generation[era]!
+            let labels = Self.labels(era)
             add(MetricName.generationRequests, labels, .counter, Double(g.requests))
             add(MetricName.generatedTokens, labels, .counter, Double(g.tokens))
             add(MetricName.generationSeconds, labels, .counter, g.seconds)
@@ -111,11 +147,25 @@ public struct WorkerMetrics: Sendable, Equatable {
         return MetricsSnapshot(timestampUnixNanos: nanos, samples: samples)
     }
 
-    static func labels(_ v: Versions) -> [MetricLabel] {
-        [MetricLabel("policy_version", String(v.policy)), MetricLabel("draft_version", String(v.draft))]
+    static func labels(_ era: Era) -> [MetricLabel] {
+        switch era {
+        case .versions(let v):
+            [MetricLabel("policy_version", String(v.policy)), MetricLabel("draft_version", String(v.draft))]
+        case .older:
+            [MetricLabel("policy_version", MetricName.olderVersions), MetricLabel("draft_version", MetricName.olderVersions)]
+        }
+    }
+
+    /// Older first, then by versions.
+    private static func order(_ a: Era, _ b: Era) -> Bool {
+        switch (a, b) {
+        case (.older, .older), (.versions, .older): false
+        case (.older, .versions): true
+        case let (.versions(x), .versions(y)): (x.policy, x.draft) < (y.policy, y.draft)
+        }
     }
 
     private static func order(_ a: ProposerKey, _ b: ProposerKey) -> Bool {
-        (a.versions.policy, a.versions.draft, a.proposer) < (b.versions.policy, b.versions.draft, b.proposer)
+        a.era != b.era ? order(a.era, b.era) : a.proposer < b.proposer
     }
 }
