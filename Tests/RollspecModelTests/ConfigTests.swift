@@ -37,6 +37,11 @@ import Testing
         (#"{"vocab_size": 10, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}"#, "hidden_size"),
         (#"{"vocab_size": "ten", "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}"#, "vocab_size"),
         (#"{"vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "rope_scaling": {"type": "yarn"}}"#, "rope_scaling"),
+        // Sizes past the maxima are refused before anything is allocated for them.
+        (#"{"vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 4294967295, "num_attention_heads": 2}"#, "num_hidden_layers is 4294967295, past the largest"),
+        (#"{"vocab_size": 4000000000, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}"#, "vocab_size is 4000000000, past the largest"),
+        (#"{"vocab_size": 10, "hidden_size": 4000000000, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}"#, "hidden_size is 4000000000, past the largest"),
+        (#"{"vocab_size": 10, "hidden_size": 8, "intermediate_size": 0, "num_hidden_layers": 1, "num_attention_heads": 2}"#, "intermediate_size must be positive"),
     ])
     func rejectsBadConfigsNamingTheKey(json: String, expected: String) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID())")
