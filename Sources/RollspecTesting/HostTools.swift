@@ -3,6 +3,32 @@ import Foundation
 import Glibc
 #endif
 
+/// A command run to its end, for tests that run other programs.
+public enum Command {
+    /// Runs `arguments` (the first found on PATH) with `environment` (nil: this process's),
+    /// killing it after `seconds`.
+    /// - Returns: its exit status and everything it printed, standard output and error together.
+    public static func run(_ arguments: [String], environment: [String: String]? = nil, seconds: Double) throws
+        -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = arguments
+        if let environment { p.environment = environment }
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("rollspec-command-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
+        let handle = try FileHandle(forWritingTo: log)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        return (p.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+    }
+}
+
 /// What the host's `python3` offers, for tests that run Python peers.
 public enum Python {
     /// Whether `python3` can import every one of `modules`.

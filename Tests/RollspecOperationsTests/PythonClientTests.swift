@@ -18,28 +18,12 @@ struct PythonClientTests {
     /// Runs `python3 arguments…` with the package on PYTHONPATH; kills it after `seconds`.
     /// - Returns: its exit status and everything it printed.
     static func runPython(_ arguments: [String], seconds: Double) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3"] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["PYTHONPATH"] = python.path + (environment["PYTHONPATH"].map { ":" + $0 } ?? "")
         environment["PYTHONUNBUFFERED"] = "1"
         // The real broker some of the scripts start (`rollspec role broker`).
         if let binary = try? RollspecExecutable.url() { environment["ROLLSPEC_BIN"] = binary.path }
-        p.environment = environment
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("rollspec-python-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: log) }
-        let handle = try FileHandle(forWritingTo: log)
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        let deadline = Date().addingTimeInterval(seconds)
-        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
-        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        return (p.terminationStatus, output)
+        return try Command.run(["python3"] + arguments, environment: environment, seconds: seconds)
     }
 
     /// The Swift-written wire vectors decode and re-encode to the same bytes in Python; the
