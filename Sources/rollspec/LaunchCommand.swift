@@ -38,7 +38,7 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "Container image for --emit k8s.")
     var image = "rollspec:latest"
 
-    @Option(help: "Restarts per role before the job fails.")
+    @Option(help: "Restarts per role within 10 minutes before the job fails (a role killed now and then in a long job is restarted for as long as it runs).")
     var maxRestarts = 5
 
     @OptionGroup var logging: LoggingOptions

@@ -80,6 +80,24 @@ import Yams
         #expect(((oddDocs[0]["metadata"] as? [String: Any])?["labels"] as? [String: Any])?["job"] as? String == "yes")
     }
 
+    /// Five restarts in ten minutes are allowed and a sixth is not; restarts that left the window
+    /// no longer count, so a role killed every five minutes is restarted for as long as the job
+    /// runs.
+    @Test func restartBudgetCountsOnlyTheWindow() {
+        var budget = RestartBudget(limit: 5, windowSeconds: 600)
+        let firstFive = [0.0, 1, 2, 3, 4].map { budget.take(at: $0) }
+        #expect(firstFive == [true, true, true, true, true])
+        let sixth = budget.take(at: 5)
+        #expect(!sixth, "a sixth restart within the window was allowed")
+        #expect(budget.recent(at: 5) == 5)
+        let later = budget.take(at: 600.5)
+        #expect(later, "the restart at 0 left the window at 600")
+        var periodic = RestartBudget(limit: 5, windowSeconds: 600)
+        let everyFiveMinutes = (0..<48).map { periodic.take(at: Double($0) * 300) }
+        #expect(everyFiveMinutes.allSatisfy { $0 }, "a kill every 5 minutes for 4 hours: \(everyFiveMinutes)")
+        #expect(periodic.recent(at: 47 * 300) == 2)
+    }
+
     @Test func reportGroupsStepsByPolicyVersion() throws {
         let lines = """
             {"event":"step","step":1,"policyVersion":1,"rewardMean":0.25,"acceptanceRate":0.5,"rolloutTokens":100}

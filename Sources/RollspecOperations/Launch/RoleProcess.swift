@@ -4,18 +4,45 @@ import RollspecClient
 import RollspecLogging
 import RollspecRoles
 
+/// How many restarts a role may have: at most `limit` within any `windowSeconds`, so that a
+/// role that crashes in a loop fails the job, while one killed now and then (a preempted or
+/// OOM-killed worker in a long job) is restarted for as long as the job runs.
+public struct RestartBudget: Sendable {
+    public let limit: Int
+    public let windowSeconds: Double
+    private(set) var times: [Double] = []
+
+    public init(limit: Int, windowSeconds: Double) {
+        self.limit = limit
+        self.windowSeconds = windowSeconds
+    }
+
+    /// Restarts within the window that ends at `t`.
+    public func recent(at t: Double) -> Int { times.filter { t - $0 < windowSeconds }.count }
+
+    /// Whether one more restart at `t` is within the budget; records it if so.
+    public mutating func take(at t: Double) -> Bool {
+        times.removeAll { t - $0 >= windowSeconds }
+        guard times.count < limit else { return false }
+        times.append(t)
+        return true
+    }
+}
+
 /// One supervised process of a job: started, watched and restarted by `Supervisor`.
 final class RoleProcess {
     let instance: LaunchPlan.RoleInstance
     let logURL: URL
     private(set) var process: Process?
     private(set) var restarts = 0
+    var budget: RestartBudget
     /// When a stopped process may be started again (restart back-off).
     var nextStart: Double = 0
     private var startedAt: Double = 0
     private var backoff: Double
 
-    init(instance: LaunchPlan.RoleInstance, logURL: URL, initialBackoff: Double) {
+    init(instance: LaunchPlan.RoleInstance, logURL: URL, initialBackoff: Double, budget: RestartBudget) {
+        self.budget = budget
         self.instance = instance
         self.logURL = logURL
         self.backoff = initialBackoff

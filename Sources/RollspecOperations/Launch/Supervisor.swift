@@ -18,8 +18,9 @@ public final class Supervisor {
         public var executable: String
         /// The config file the roles read (the same one the launcher read).
         public var configPath: String
-        /// Restarts per role before the job is declared failed.
+        /// Restarts per role within `restartWindowSeconds` before the job is declared failed.
         public var maxRestarts = 5
+        public var restartWindowSeconds = 600.0
         public var initialBackoffSeconds = 0.5
         public var maxBackoffSeconds = 8.0
         /// How long the learner gets to finish after SIGTERM before it is killed.
@@ -88,7 +89,8 @@ public final class Supervisor {
         let logs = runDirectory.appendingPathComponent("logs")
         roles = LaunchPlan(config: config).roles.map {
             RoleProcess(instance: $0, logURL: logs.appendingPathComponent("\($0.label).log"),
-                        initialBackoff: options.initialBackoffSeconds)
+                        initialBackoff: options.initialBackoffSeconds,
+                        budget: RestartBudget(limit: options.maxRestarts, windowSeconds: options.restartWindowSeconds))
         }
         let labels = roles.map(\.instance.label)
         say(.jobStarted, "\(config.name): \(labels.joined(separator: ", ")); logs in \(logs.path)",
@@ -114,13 +116,15 @@ public final class Supervisor {
                 }
                 if role.process != nil {
                     let why = role.exitDescription
-                    guard role.restarts < options.maxRestarts else {
-                        return stop(.failed("\(role.instance.label) exited with \(why) and was restarted \(role.restarts) times; see \(role.logURL.path)"))
+                    guard role.budget.take(at: now()) else {
+                        return stop(.failed("\(role.instance.label) exited with \(why) after \(options.maxRestarts) restarts in "
+                                            + "\(Int(options.restartWindowSeconds)) s (\(role.restarts) in all); see \(role.logURL.path)"))
                     }
                     let delay = role.scheduleRestart(initialBackoff: options.initialBackoffSeconds,
                                                      maxBackoff: options.maxBackoffSeconds)
-                    let line = String(format: "%@ exited with %@; restarting in %.1f s (restart %d of at most %d)",
-                                      role.instance.label, why, delay, role.restarts, options.maxRestarts)
+                    let line = String(format: "%@ exited with %@; restarting in %.1f s (restart %d; %d of at most %d in %.0f s)",
+                                      role.instance.label, why, delay, role.restarts, role.budget.recent(at: now()),
+                                      options.maxRestarts, options.restartWindowSeconds)
                     say(.roleRestarting, "\(line)",
                         ["instance": .string(role.instance.label), "exit": .string(why), "delay_seconds": .stringConvertible(delay),
                          "restart": .stringConvertible(role.restarts), "max_restarts": .stringConvertible(options.maxRestarts)])
