@@ -225,7 +225,11 @@ private final class Core: @unchecked Sendable {
     private let role: BusRole
     private let heartbeatInterval: Double
     private var rejections = RejectionCounter()
-    private var delivered: Set<SampleKey> = []
+    /// What was delivered, in bounded memory: the samples still to come of each open request
+    /// (`open`), the ids of requests complete, and samples of requests this process never
+    /// sent (a restarted client's predecessor's, resent by the broker).
+    private var finishedRequests = RecentKeys<String>(capacity: 1 << 16)
+    private var strays = RecentKeys<SampleKey>(capacity: 1 << 16)
     /// The ids of the rollout requests sent, by sequence number (the newest `keptRefusals`), so
     /// a refusal can say which request it is about.
     private var sentRequests: [UInt64: String] = [:]
@@ -373,7 +377,7 @@ private final class Core: @unchecked Sendable {
         switch envelope.body {
         case .trajectory(let t):
             let key = t.key
-            let isNew = !delivered.contains(key)
+            let isNew = !isDelivered(key)
             // Journaled before the ack: what the broker counts as delivered is on disk. A line
             // that cannot be written is not acked, so the broker sends the trajectory again.
             if isNew, let journal {
@@ -385,10 +389,7 @@ private final class Core: @unchecked Sendable {
                     return
                 }
             }
-            delivered.insert(key)
-            if open[key.requestID]?.missing.remove(key.sampleIndex) != nil, open[key.requestID]!.missing.isEmpty {
-                open[key.requestID] = nil
-            }
+            if isNew { markDelivered(key) }
             // Acked even when it is a duplicate: the broker resends until it sees an ack.
             _ = try? connection.send(Ack(sequence: envelope.sequence, sample: key))
             guard isNew else {
@@ -421,6 +422,23 @@ private final class Core: @unchecked Sendable {
             }
         default:
             break
+        }
+    }
+
+    /// Whether `key` reached the caller before (a resent copy). I/O thread only.
+    private func isDelivered(_ key: SampleKey) -> Bool {
+        if finishedRequests.contains(key.requestID) { return true }
+        if let o = open[key.requestID] { return !o.missing.contains(key.sampleIndex) }
+        return strays.contains(key)
+    }
+
+    /// I/O thread only.
+    private func markDelivered(_ key: SampleKey) {
+        guard open[key.requestID] != nil else { return strays.insert(key) }
+        open[key.requestID]!.missing.remove(key.sampleIndex)
+        if open[key.requestID]!.missing.isEmpty {
+            open[key.requestID] = nil
+            finishedRequests.insert(key.requestID)
         }
     }
 

@@ -136,6 +136,20 @@ import Testing
         #expect(acks.map(\.sequence) == [1, 2, 3])
         #expect(client.duplicates == 1)
 
+        // A request of its own: a copy that arrives after all its samples did is dropped too
+        // (the client remembers finished requests, not every sample key it ever saw).
+        client.submit(prompt: [1], n: 2, sampling: JobConfig().sampling, requestID: "r8")
+        let asked = try receive(0.5).compactMap { if case .rolloutRequest(let q) = $0.body { q } else { nil } }
+        let r8 = try #require(asked.first)
+        for t in [Self.answer(r8, 0), Self.answer(r8, 1), Self.answer(r8, 1), Self.answer(r8, 0)] {
+            sequence += 1
+            _ = try router.send([identity, t.encode(sender: "broker", sequence: sequence)])
+        }
+        let own = [await iterator.next(), await iterator.next()].compactMap { $0?.sampleIndex }
+        #expect(own.sorted() == [0, 1])
+        _ = try receive(0.5)
+        #expect(client.duplicates == 3 && client.received == 4)
+
         // A reader waiting when the client closes gets the end of the sequence.
         let waiting = Task { [client] () async -> Trajectory? in
             var it = client.trajectories.makeAsyncIterator()

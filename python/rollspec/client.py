@@ -41,6 +41,23 @@ class RolloutTimeout(RolloutError, TimeoutError):
     """Something awaited did not happen in time; the text says what and the likely cause."""
 
 
+class _Recent:
+    """A set that keeps only the newest `capacity` members, forgetting the oldest first: what a
+    long-running client remembers of finished work, in bounded memory."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self._members = capacity, collections.OrderedDict()
+
+    def __contains__(self, key) -> bool:
+        return key in self._members
+
+    def add(self, key):
+        if key not in self._members:
+            self._members[key] = None
+            if len(self._members) > self.capacity:
+                self._members.popitem(last=False)
+
+
 class _Sent(NamedTuple):
     """What a message sent under some sequence number was: its description for errors, the
     request id when it was a rollout request (so a refusal can drop the request), and the policy
@@ -167,7 +184,9 @@ class RolloutClient:
         # seen (silently, today), and a restarted loop's counter starts again at 1.
         self._incarnation = os.urandom(4).hex()
         self._pending: dict = {}   # request id → sample indices not yet delivered
-        self._delivered: set = set()
+        # Delivered, in bounded memory: the samples still to come of each request (_pending),
+        # the ids of requests complete, and samples of requests this process never submitted.
+        self._finished, self._strays = _Recent(1 << 16), _Recent(1 << 16)
         self.received = self.duplicates = self.rejected = 0
         self._thread = threading.Thread(target=self._run, name=f"rollspec-{name}", daemon=True)
         self._thread.start()
@@ -504,15 +523,18 @@ class RolloutClient:
             # Acked even when a copy: the broker resends until it sees an ack.
             send(wire.ACK, wire.Ack(env.sequence, m.request_id, m.sample_index).parts())
             with self._lock:
-                if key in self._delivered:
+                pending = self._pending.get(m.request_id)
+                if (m.request_id in self._finished or key in self._strays
+                        or (pending is not None and m.sample_index not in pending)):
                     self.duplicates += 1
                     return
-                self._delivered.add(key)
-                pending = self._pending.get(m.request_id)
-                if pending is not None:
+                if pending is None:
+                    self._strays.add(key)
+                else:
                     pending.discard(m.sample_index)
                     if not pending:
                         del self._pending[m.request_id]
+                        self._finished.add(m.request_id)
                 self.received += 1
                 self._inbox.append(m)
                 self._lock.notify_all()

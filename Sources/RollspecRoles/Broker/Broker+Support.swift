@@ -58,30 +58,5 @@ struct IncomingChunks {
     }
 }
 
-/// A set of strings that keeps only the newest `capacity` insertions (oldest forgotten first).
-struct RecentKeys {
-    let capacity: Int
-    private var ring: [String] = []
-    private var next = 0
-    private var members: Set<String> = []
-
-    init(capacity: Int) { self.capacity = max(0, capacity) }
-
-    var count: Int { members.count }
-
-    func contains(_ key: String) -> Bool { members.contains(key) }
-
-    mutating func insert(_ key: String) {
-        guard capacity > 0, members.insert(key).inserted else { return }
-        if ring.count < capacity {
-            ring.append(key)
-        } else {
-            members.remove(ring[next])
-            ring[next] = key
-            next = (next + 1) % capacity
-        }
-    }
-}
-
 /// A routing identity as hex, for log lines.
 func hexIdentity(_ data: Data) -> String { data.map { String(format: "%02x", $0) }.joined() }

@@ -120,7 +120,7 @@ public final class Broker {
     /// Trajectory copies not sent to a trainer that was too far behind.
     public internal(set) var trainerCopiesSkipped = 0
     var requests: [String: RequestState] = [:]
-    var finished: RecentKeys
+    var finished: RecentKeys<String>
     var queue: [String] = []
     var unacked: [SampleKey: (trajectory: Trajectory, sentAt: Double)] = [:]
     /// Reassembly of the policy and draft streams, keeping the chunks as received so a complete
