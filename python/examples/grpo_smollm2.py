@@ -19,12 +19,14 @@ One step:
 3. One forward pass of prompt + response through this model, which holds exactly the weights it
    published for this step, gives its own log softmax(z / T) of the same tokens (the softmax in
    float64, see `response_logprobs`). Their distance to the workers' is the mismatch (per token,
-   and summed per sequence).
+   and summed per sequence). With --dtype bfloat16 the workers hold rounded weights, so the
+   mismatch is measured against a rounded copy as well.
 4. The PPO-clipped loss on the sampled tokens, with the workers' logprobs as the old logprobs,
    averaged per sequence and then over all samples (GRPO); one AdamW step.
 5. Publish the new weights as the next version and wait until every worker holds it.
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -123,6 +125,22 @@ def grpo_step(model, optimizer, trajectories, advantages, args, pad):
     if learn:
         optimizer.step()
     return own, total, norm
+
+
+def rounded_logprobs(model, trajectories, args, pad):
+    """This side's logprobs under a copy of the model with its weights rounded to bfloat16 (to
+    nearest even, as publish_policy rounds them): the weights the workers hold under --dtype
+    bfloat16. Their gap to the workers' logprobs is the engines' own, apart from the rounding."""
+    rounded = copy.deepcopy(model)
+    out = []
+    with torch.no_grad():
+        for p in rounded.parameters():
+            p.copy_(p.bfloat16().float())
+        for lo in range(0, len(trajectories), args.micro_batch):
+            chunk = trajectories[lo:lo + args.micro_batch]
+            out += [x.numpy() for x in response_logprobs(rounded, [(t.prompt_tokens, t.response_tokens) for t in chunk],
+                                                         args.temperature, pad, args.logprob_dtype)]
+    return out
 
 
 def mismatch(own, trajectories):
@@ -238,6 +256,11 @@ def main():
             advantages = ((grouped - grouped.mean(1, keepdims=True)) / (grouped.std(1, ddof=1, keepdims=True) + 1e-4)).reshape(-1)
 
             # 3 and 4. Own logprobs under the published weights (the same forward), then the update.
+            # With bfloat16 on the bus the workers hold rounded weights: measured against those too.
+            t0 = time.perf_counter()
+            gap_rounded = mismatch(rounded_logprobs(model, trajectories, args, eos), trajectories) \
+                if args.dtype == "bfloat16" else None
+            rounded_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             own, loss, grad_norm = grpo_step(model, optimizer, trajectories, advantages, args, pad=eos)
             update_s = time.perf_counter() - t0
@@ -255,6 +278,7 @@ def main():
             record = {
                 "step": step, "policy_version": version - 1, "reward_mean": float(rewards.mean()),
                 "groups_with_signal": int((grouped.std(1) > 0).sum()), "mismatch": gap, "stale_trajectories": stale,
+                "mismatch_to_rounded": gap_rounded, "rounded_check_seconds": rounded_s if gap_rounded else None,
                 "rollout_seconds": rollout_s, "update_seconds": update_s, "publish_seconds": publish_s,
                 "workers_seconds": workers_s, "tokens": int(sum(lengths)), "response_length_mean": float(np.mean(lengths)),
                 "response_length_max": int(max(lengths)),
@@ -273,6 +297,10 @@ def main():
                   f"max {gap['token_max']:.2e}, per sequence mean {gap['seq_mean']:.2e} max {gap['seq_max']:.2e}  "
                   f"rollout {rollout_s:.1f} s  update {update_s:.1f} s  publish {publish_s + workers_s:.1f} s  "
                   f"acceptance {rate}  tokens {sum(lengths)}", flush=True)
+            if gap_rounded:
+                print(f"  against the bfloat16-rounded weights the workers hold: per token mean {gap_rounded['token_mean']:.2e} "
+                      f"max {gap_rounded['token_max']:.2e}, per sequence mean {gap_rounded['seq_mean']:.2e} "
+                      f"max {gap_rounded['seq_max']:.2e}", flush=True)
             if stale:
                 print(f"  warning: {stale} trajectories came from another policy version than v{version - 1}; "
                       "their mismatch is not a numerical one", flush=True)
