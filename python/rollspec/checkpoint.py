@@ -46,6 +46,20 @@ def check_config(config: Mapping) -> dict:
         raise CheckpointError(f"config model_type {model_type!r} is not a supported Llama-family architecture ({', '.join(MODEL_TYPES)})")
     if config.get("rope_scaling") is not None:
         raise CheckpointError("config rope_scaling is not supported by rollspec workers yet")
+    # transformers 5 writes rope_theta inside rope_parameters (`model.config.to_dict()`), and
+    # workers read only the top-level key: without it they would rotate with the default 10000
+    # and sample from another model, with nothing refused. So the theta is lifted out here.
+    rope = config.get("rope_parameters")
+    if rope is not None:
+        if not isinstance(rope, Mapping):
+            raise CheckpointError(f"config rope_parameters must be an object, got {rope!r}")
+        if rope.get("rope_type", "default") != "default":
+            raise CheckpointError(f"config rope_parameters rope_type {rope['rope_type']!r} is not supported by rollspec workers yet (only 'default')")
+        if "rope_theta" in rope:
+            if "rope_theta" in config and float(config["rope_theta"]) != float(rope["rope_theta"]):
+                raise CheckpointError(f"config rope_theta ({config['rope_theta']}) and rope_parameters.rope_theta "
+                                      f"({rope['rope_theta']}) differ")
+            config["rope_theta"] = rope["rope_theta"]
     heads = config["num_attention_heads"]
     kv = config.get("num_key_value_heads", heads)
     head_dim = config.get("head_dim") or config["hidden_size"] // heads

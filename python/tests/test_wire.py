@@ -169,6 +169,15 @@ def test_mismatched_tensors_are_named():
         assert "rope_scaling" in str(e)
     else:
         raise AssertionError("rope_scaling was accepted")
+    # transformers 5's to_dict(): the theta inside rope_parameters reaches the workers' key.
+    hf5 = {k: v for k, v in TINY.items() if k != "rope_theta"}
+    assert checkpoint.check_config({**hf5, "rope_parameters": {"rope_type": "default", "rope_theta": 100000.0}})["rope_theta"] == 100000.0
+    try:
+        checkpoint.encode({**hf5, "rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0}}, {})
+    except checkpoint.CheckpointError as e:
+        assert "rope_type" in str(e)
+    else:
+        raise AssertionError("a yarn rope_parameters was accepted")
 
 
 if __name__ == "__main__":
