@@ -41,7 +41,18 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         case bosTokenId = "bos_token_id"
         case eosTokenId = "eos_token_id"
         case ropeScaling = "rope_scaling"
+        case ropeParameters = "rope_parameters"
         case architectures
+    }
+
+    /// transformers 5 writes the rotary settings as `rope_parameters`, with `rope_theta` inside.
+    private struct RopeParameters: Decodable {
+        var ropeType: String?
+        var ropeTheta: Float?
+        enum CodingKeys: String, CodingKey {
+            case ropeType = "rope_type"
+            case ropeTheta = "rope_theta"
+        }
     }
 
     public init(
@@ -88,7 +99,19 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         numKeyValueHeads = try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads) ?? numAttentionHeads
         headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? hiddenSize / numAttentionHeads
         rmsNormEps = try c.decodeIfPresent(Float.self, forKey: .rmsNormEps) ?? 1e-6
-        ropeTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? 10000
+        // Read from either place: a theta left at the default 10000 because it sat inside
+        // `rope_parameters` would be another model, sampled from with nothing refused.
+        let parameters = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
+        if let type = parameters?.ropeType, type != "default" {
+            throw DecodingError.dataCorruptedError(
+                forKey: .ropeParameters, in: c, debugDescription: "rope_parameters.rope_type '\(type)' is not supported yet (only 'default')")
+        }
+        let topTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta)
+        if let topTheta, let nested = parameters?.ropeTheta, topTheta != nested {
+            throw DecodingError.dataCorruptedError(
+                forKey: .ropeTheta, in: c, debugDescription: "rope_theta (\(topTheta)) and rope_parameters.rope_theta (\(nested)) differ")
+        }
+        ropeTheta = topTheta ?? parameters?.ropeTheta ?? 10000
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? true
         attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? (modelType == "qwen2")
         maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048

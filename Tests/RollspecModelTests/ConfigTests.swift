@@ -19,6 +19,14 @@ import Testing
         #expect(c.parameterCount == 134_515_008)
     }
 
+    /// transformers 5 writes `rope_parameters: {rope_type, rope_theta}` and no top-level
+    /// `rope_theta` (SmolLM2's theta is 100000): read there, not left at the default 10000.
+    @Test func ropeThetaIsReadFromRopeParameters() throws {
+        let json = #"{"vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "rope_parameters": {"rope_type": "default", "rope_theta": 100000.0}}"#
+        let config = try JSONDecoder().decode(LlamaConfig.self, from: Data(json.utf8))
+        #expect(config.ropeTheta == 100_000)
+    }
+
     @Test func qwen2ImpliesAttentionBias() throws {
         let json = """
         {"model_type": "qwen2", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
@@ -42,6 +50,8 @@ import Testing
         (#"{"vocab_size": 4000000000, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}"#, "vocab_size is 4000000000, past the largest"),
         (#"{"vocab_size": 10, "hidden_size": 4000000000, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}"#, "hidden_size is 4000000000, past the largest"),
         (#"{"vocab_size": 10, "hidden_size": 8, "intermediate_size": 0, "num_hidden_layers": 1, "num_attention_heads": 2}"#, "intermediate_size must be positive"),
+        (#"{"vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "rope_parameters": {"rope_type": "yarn", "rope_theta": 10000}}"#, "rope_parameters.rope_type 'yarn' is not supported"),
+        (#"{"vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "rope_theta": 10000, "rope_parameters": {"rope_theta": 100000}}"#, "differ"),
     ])
     func rejectsBadConfigsNamingTheKey(json: String, expected: String) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID())")
