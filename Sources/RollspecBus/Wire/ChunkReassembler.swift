@@ -33,7 +33,8 @@ public enum ChunkError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .staleVersion(received, current): "chunk of version \(received) is older than version \(current)"
+        case let .staleVersion(received, current):
+            received == current ? "chunk of version \(received), which is complete already" : "chunk of version \(received) is older than version \(current)"
         case let .inconsistent(field): "chunk \(field) differs from the transfer's first chunk"
         case let .duplicate(index): "chunk \(index) arrived twice"
         case let .outOfRange(index, reason): "chunk \(index): \(reason)"
