@@ -181,7 +181,7 @@ class RolloutClient:
         self.broker_restarts = 0  # times a restarted broker was caught up
         self._requests = itertools.count(1)
         # Default request ids carry this client's incarnation: the broker refuses an id it has
-        # seen (silently, today), and a restarted loop's counter starts again at 1.
+        # seen (duplicate_request), and a restarted loop's counter starts again at 1.
         self._incarnation = os.urandom(4).hex()
         self._pending: dict = {}   # request id → sample indices not yet delivered
         # Delivered, in bounded memory: the samples still to come of each request (_pending),
@@ -417,7 +417,7 @@ class RolloutClient:
         broker_sequences: dict = {}
         # What a restarted broker must be told again (§9): the newest policy as sent, and every
         # request with samples still to come, by id.
-        kept = {"policy": [], "requests": {}}
+        kept = {"policy": [], "requests": {}, "limit": 1024}
 
         def send(type_, parts, about=None):
             nonlocal sequence
@@ -471,15 +471,23 @@ class RolloutClient:
             self._stopped = True
             self._lock.notify_all()
 
-    @staticmethod
-    def _keep(kept, type_, parts, about):
+    def _keep(self, kept, type_, parts, about):
         if type_ == wire.POLICY_CHECKPOINT_CHUNK:
             policy = kept["policy"]
             if policy and policy[0][2].policy_version != about.policy_version:
                 policy.clear()
             policy.append((type_, parts, about))
         elif type_ == wire.ROLLOUT_REQUEST:
-            kept["requests"].setdefault(about.request_id, (type_, parts, about))
+            requests = kept["requests"]
+            requests.setdefault(about.request_id, (type_, parts, about))
+            # Requests all of whose samples came need not be kept: forget them now and then
+            # (when the kept ones have doubled since, so the work stays linear).
+            if len(requests) > kept["limit"]:
+                with self._lock:
+                    waiting = set(self._pending)
+                for rid in [r for r in requests if r not in waiting]:
+                    del requests[rid]
+                kept["limit"] = max(1024, 2 * len(requests))
 
     def _rejoin(self, old, new, send, kept):
         """The broker restarted and knows nothing of this client: publish the newest policy
