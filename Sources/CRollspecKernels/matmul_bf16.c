@@ -17,6 +17,10 @@
 #define RS_BF16_COLS512 6
 #define RS_BF16_COLS256 2
 #define RS_BF16_PF 2
+#define RS_BF16_COLS256X1 8  // AVX2, N ≥ 2: 1 weight row × 8 input rows (8 + 1 + 1 ≤ 16 ymm)
+#define RS_BF16_KCHUNK 256   // AVX2, N ≥ 2: channels per C chunk (all column blocks per chunk)
+#define RS_BF16_SUPER 48     // AVX2, N ≥ 2: input rows per pass over the weights
+#define RS_BF16_PF1 4        // AVX2, N ≥ 2: prefetch distance in weight rows
 
 static inline float bf16_to_float(uint16_t h) {
     union { uint32_t u; float f; } v = {(uint32_t)h << 16};
@@ -129,16 +133,24 @@ RS_INLINE RS_AVX2 __m256 load_bf16_256(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-/// As bf16_block512 with 8-lane registers, C tail in scalar, at most 2 input rows.
+/// As bf16_block512 with 8-lane registers, C tail in scalar, at most 2 input rows; `pf`, if
+/// not NULL, is prefetched at 2 lines per 16 channels (one row block).
 RS_INLINE RS_AVX2 void bf16_block256(float *out, const float *in, const uint16_t *w, const float *bias,
-                                     int rows, int64_t c, int64_t oc, const int NB) {
+                                     int rows, int64_t c, int64_t oc, const char *pf, const int NB) {
     const uint16_t *wr[RS_BF16_ROWS] = {w, rows > 1 ? w + c : w, rows > 2 ? w + 2 * c : w,
                                         rows > 3 ? w + 3 * c : w};
     __m256 acc[RS_BF16_ROWS][RS_BF16_COLS256];
     for (int j = 0; j < NB; j++)
         for (int r = 0; r < RS_BF16_ROWS; r++) acc[r][j] = _mm256_setzero_ps();
+    // 4 rows · 2 bytes · 16 channels = 2 lines to prefetch per 16 channels; with nothing ahead,
+    // the block itself (a no-op that keeps the loop free of branches).
+    const char *ahead = pf ? pf : (const char *)w;
     int64_t k = 0;
     for (; k + 8 <= c; k += 8) {
+        if ((k & 15) == 0) {
+            _mm_prefetch(ahead + 8 * k, _MM_HINT_T1);
+            _mm_prefetch(ahead + 8 * k + 64, _MM_HINT_T1);
+        }
         __m256 a0 = load_bf16_256(wr[0] + k), a1 = load_bf16_256(wr[1] + k);
         __m256 a2 = load_bf16_256(wr[2] + k), a3 = load_bf16_256(wr[3] + k);
         for (int j = 0; j < NB; j++) {
@@ -160,15 +172,92 @@ RS_INLINE RS_AVX2 void bf16_block256(float *out, const float *in, const uint16_t
         }
 }
 
+/// Several input rows (N ≥ 2): one weight row × up to 8 input rows in 8 ymm accumulators, so
+/// each widened weight vector feeds up to 8 FMAs (the 4 × 2 block above feeds 2, and widening
+/// then costs as much issue width as the FMAs; 2 × 4, 2 × 6 and 3 × 4 blocks measured slower
+/// with weights from DRAM). C is walked in chunks of RS_BF16_KCHUNK channels, every column
+/// block per chunk with its sums parked between chunks, so a chunk's inputs (≤ 8 KB) stay in
+/// L1 at any C. The first column block prefetches the row RS_BF16_PF1 rows ahead into L2.
+RS_INLINE RS_AVX2 void bf16_row256(float *out, const float *in, const uint16_t *w, const float *bias,
+                                   int64_t c, int64_t oc, int64_t k0, int64_t k1,
+                                   __m256 *park, int first, int last, const char *pf, const int NB) {
+    __m256 acc[RS_BF16_COLS256X1];
+    for (int j = 0; j < NB; j++) acc[j] = first ? _mm256_setzero_ps() : park[j];
+    // Steps of 32 channels, one prefetched line each (with nothing ahead, the row itself: a
+    // no-op that keeps the loop free of branches).
+    const char *ahead = pf ? pf : (const char *)w;
+    int64_t k = k0;
+    for (; k + 32 <= k1; k += 32) {
+        _mm_prefetch(ahead + 2 * k, _MM_HINT_T1);
+        for (int u = 0; u < 32; u += 8) {
+            __m256 a = load_bf16_256(w + k + u);
+            for (int j = 0; j < NB; j++) acc[j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(in + j * c + k + u), acc[j]);
+        }
+    }
+    for (; k + 8 <= k1; k += 8) {
+        __m256 a = load_bf16_256(w + k);
+        for (int j = 0; j < NB; j++) acc[j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(in + j * c + k), acc[j]);
+    }
+    if (!last) {
+        for (int j = 0; j < NB; j++) park[j] = acc[j];
+        return;
+    }
+    for (int j = 0; j < NB; j++) {
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        float s = _mm_cvtss_f32(h);
+        for (int64_t kk = k; kk < c; kk++) s += bf16_to_float(w[kk]) * in[j * c + kk];  // C tail
+        out[j * oc] = s + (bias ? bias[0] : 0.0f);
+    }
+}
+
 static RS_AVX2 void bf16_rows256(float *out, const float *in, const uint16_t *w, const float *bias,
                                  int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; o += RS_BF16_ROWS) {
-        int rows = o1 - o < RS_BF16_ROWS ? (int)(o1 - o) : RS_BF16_ROWS;
-        const uint16_t *wr = w + o * c;
-        const float *br = bias ? bias + o : NULL;
-        int64_t j = 0;
-        for (; j + 2 <= n; j += 2) bf16_block256(out + j * oc + o, in + j * c, wr, br, rows, c, oc, 2);
-        if (j < n) bf16_block256(out + j * oc + o, in + j * c, wr, br, rows, c, oc, 1);
+    if (n == 1) {  // one input row: limited by memory; 4 weight streams, the next blocks prefetched
+        for (int64_t o = o0; o < o1; o += RS_BF16_ROWS) {
+            int rows = o1 - o < RS_BF16_ROWS ? (int)(o1 - o) : RS_BF16_ROWS;
+            const uint16_t *wr = w + o * c;
+            const char *pf = o + RS_BF16_ROWS * (1 + RS_BF16_PF) <= o1
+                ? (const char *)(wr + RS_BF16_PF * RS_BF16_ROWS * c) : NULL;
+            bf16_block256(out + o, in, wr, bias ? bias + o : NULL, rows, c, oc, pf, 1);
+        }
+        return;
+    }
+    __m256 park[RS_BF16_SUPER];
+    for (int64_t nb0 = 0; nb0 < n; nb0 += RS_BF16_SUPER) {
+        int64_t nn = n - nb0 < RS_BF16_SUPER ? n - nb0 : RS_BF16_SUPER;
+        int64_t blocks = (nn + RS_BF16_COLS256X1 - 1) / RS_BF16_COLS256X1;
+        for (int64_t o = o0; o < o1; o++) {
+            const uint16_t *wr = w + o * c;
+            const float *br = bias ? bias + o : NULL;
+            const char *ahead = o + RS_BF16_PF1 < o1 && nb0 == 0 ? (const char *)(wr + RS_BF16_PF1 * c) : NULL;
+            for (int64_t k0 = 0, k1; k0 < c; k0 = k1) {
+                // Chunks of RS_BF16_KCHUNK (multiples of 8), the last up to 1.5× that.
+                k1 = c - k0 <= RS_BF16_KCHUNK + RS_BF16_KCHUNK / 2 ? c : k0 + RS_BF16_KCHUNK;
+                int first = k0 == 0, last = k1 == c;
+                int64_t j0 = 0;
+                for (int64_t b = 0; b < blocks; b++) {
+                    int64_t j1 = nn * (b + 1) / blocks;  // even column blocks
+                    float *ob = out + (nb0 + j0) * oc + o;
+                    const float *ib = in + (nb0 + j0) * c;
+                    const char *pf = b == 0 ? ahead : NULL;
+#define RS_BLOCK(NB) bf16_row256(ob, ib, wr, br, c, oc, k0, k1, park + j0, first, last, pf, NB)
+                    switch (j1 - j0) {
+                    case 1: RS_BLOCK(1); break;
+                    case 2: RS_BLOCK(2); break;
+                    case 3: RS_BLOCK(3); break;
+                    case 4: RS_BLOCK(4); break;
+                    case 5: RS_BLOCK(5); break;
+                    case 6: RS_BLOCK(6); break;
+                    case 7: RS_BLOCK(7); break;
+                    default: RS_BLOCK(8); break;
+                    }
+#undef RS_BLOCK
+                    j0 = j1;
+                }
+            }
+        }
     }
 }
 #endif

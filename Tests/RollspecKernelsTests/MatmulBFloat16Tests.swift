@@ -24,7 +24,7 @@ import RollspecKernels
     @Test(arguments: [1, 2, 3, 5, 6, 7, 8, 13, 40])
     func matchesReference(n: Int) {
         for isa in supportedISAs {
-            for (c, oc) in [(64, 48), (37, 13), (131, 67), (576, 130), (16, 4), (5, 1), (1, 3)] {
+            for (c, oc) in [(64, 48), (37, 13), (131, 67), (576, 130), (1003, 19), (16, 4), (5, 1), (1, 3)] {
                 for bias in [false, true] {
                     check(n: n, inDim: c, outDim: oc, bias: bias, threaded: false, isa: isa)
                 }
