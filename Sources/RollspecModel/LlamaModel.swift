@@ -95,10 +95,15 @@ public final class LlamaModel {
     ///   model that proposes only frequent tokens: FR-Spec, Zhao et al. 2025). Inputs may
     ///   still be any token; logits of the other tokens are −∞, so the model never emits them.
     ///   Each step then reads S instead of V head rows — most of a small draft's cost.
-    /// - Parameter precision: `.bfloat16` rounds copies of the matrices once, here, and reads
-    ///   those in passes of up to `roundedMaxRows` rows: half the bytes per step, for a
-    ///   draft. The copies do not follow later changes to `weights` (build a new model).
+    /// - Parameter precision: `.bfloat16` makes this the model whose every weight is rounded
+    ///   to bfloat16: `weights` becomes a rounded copy (held as float32, read by passes of
+    ///   more than `roundedMaxRows` rows) beside a bfloat16 copy of the matrices (read by
+    ///   shorter passes: half the bytes per decode step). Both hold the same values, so every
+    ///   pass computes the same function up to float32 summation order, as the float model's
+    ///   kernels already do; a sampler and its logprobs are exact with respect to this model.
+    ///   The copies do not follow later changes to the caller's weights (build a new model).
     public init(weights: LlamaWeights, outputVocabulary: [Int]? = nil, precision: WeightPrecision = .float32) {
+        let weights = precision == .bfloat16 ? weights.roundedToBFloat16() : weights
         self.config = weights.config
         self.weights = weights
         self.scratch = Scratch(config: weights.config, rows: 1)
@@ -320,12 +325,16 @@ func linear(_ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, _
     }
 }
 
-/// How a model reads its matrices at inference.
-public enum WeightPrecision: String, Sendable, CaseIterable {
+/// The precision of a model's weights at inference (`models.precision`, `--precision`,
+/// `--draft-precision`). Activations, the KV cache and every sum stay float32.
+public enum WeightPrecision: String, Sendable, CaseIterable, Codable {
     /// The weights as loaded (float32).
     case float32
-    /// Copies rounded to bfloat16: half the memory traffic, ~3 significant digits. For drafts,
-    /// whose rounding changes only their guesses (the target checks every token).
+    /// Every weight rounded to bfloat16 (nearest, ties to even): half the memory traffic per
+    /// decode step, ~3 significant digits, as RL rollout engines run their policy. For a
+    /// policy, rollouts then come from the rounded model, and its logprobs are that model's;
+    /// a float32 learner sees them differ by the rounding (`maxLogprobError` in its records).
+    /// For a draft, the rounding changes only its guesses (the target checks every token).
     case bfloat16
 }
 

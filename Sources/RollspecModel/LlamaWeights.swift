@@ -109,6 +109,14 @@ public struct LlamaWeights: @unchecked Sendable {
         lmHead = config.tieWordEmbeddings ? embedding : t("lm_head.weight")
     }
 
+    /// A copy with every tensor rounded to bfloat16 (nearest, ties to even) and held as
+    /// float32; a tied head stays tied.
+    public func roundedToBFloat16() -> LlamaWeights {
+        var tensors = [String: FloatBuffer]()
+        for (name, buffer) in namedTensors { tensors[name] = BFloat16Buffer(rounding: buffer).widened() }
+        return LlamaWeights(config: config, tensors: tensors)
+    }
+
     /// The weights as an HF name → buffer map (tied head omitted), the inverse of `init(config:tensors:)`.
     public var namedTensors: [(name: String, buffer: FloatBuffer)] {
         var out: [(String, FloatBuffer)] = [("model.embed_tokens.weight", embedding)]

@@ -13,7 +13,7 @@ struct LoadedModel {
         setKernelThreads(options.threads ?? 0)
         let loaded = try ModelLoader.load(path: options.model)
         let tokenizer = try loadTokenizer(modelPath: options.model, ggufMetadata: loaded.ggufMetadata)
-        return LoadedModel(model: LlamaModel(weights: loaded.weights), tokenizer: tokenizer)
+        return LoadedModel(model: LlamaModel(weights: loaded.weights, precision: options.precision), tokenizer: tokenizer)
     }
 
     /// The prompt as the model should see it: a ChatML user turn when `chat` is set, as

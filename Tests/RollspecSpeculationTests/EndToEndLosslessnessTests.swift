@@ -9,7 +9,7 @@ import RollspecTesting
 /// first two tokens of many independent samples follow the target model's exact joint law.
 @Suite struct EndToEndLosslessnessTests {
     static let vocab = 6
-    let target = Self.flattened(TinyModels.llamaConfig(vocab: vocab, hidden: 16, layers: 1, heads: 2, kvHeads: 1, ffn: 16),
+    var target = Self.flattened(TinyModels.llamaConfig(vocab: vocab, hidden: 16, layers: 1, heads: 2, kvHeads: 1, ffn: 16),
                                 seed: 21, logitScale: 0.08)
     let draft = Self.flattened(TinyModels.llamaConfig(vocab: vocab, hidden: 8, layers: 1, heads: 2, kvHeads: 1, ffn: 8),
                                seed: 22, logitScale: 0.2)
@@ -108,6 +108,24 @@ extension EndToEndLosslessnessTests {
         let counts = try sampleCounts(params, variant: .keepTargetOnRejection, n: 12_000, proposer: treeProposer(kind))
         let (g, critical) = LosslessnessTests.gTest(counts: counts, expected: exactJoint(params))
         #expect(g > critical, "\(kind): the broken tree passed: G = \(g), critical \(critical)")
+    }
+}
+
+/// A bfloat16 policy: the generator samples from the model of the rounded weights on every
+/// path (single rows through the bf16 kernel, the batch of thousands through the float kernels
+/// on the rounded copy), against a joint computed by a float model of weights rounded apart.
+extension EndToEndLosslessnessTests {
+    @Test(arguments: [SamplingParameters(temperature: 1), SamplingParameters(temperature: 0.8, topP: 0.9)])
+    func aBFloat16PolicyKeepsItsOwnLaw(params: SamplingParameters) throws {
+        let rounded = target.weights.roundedToBFloat16()
+        var reference = self
+        reference.target = LlamaModel(weights: rounded)
+        var bf16 = self
+        bf16.target = LlamaModel(weights: target.weights, precision: .bfloat16)
+        #expect(bf16.target.weights.layers[0].wq.array == rounded.layers[0].wq.array)
+        let counts = try bf16.sampleCounts(params, variant: .exact, n: 12_000, proposer: treeProposer(.tokensFixed))
+        let (g, critical) = LosslessnessTests.gTest(counts: counts, expected: reference.exactJoint(params))
+        #expect(g < critical, "G = \(g), critical \(critical) (T=\(params.temperature), top-p \(params.topP))")
     }
 }
 
