@@ -495,6 +495,7 @@ import Yams
         (["name.first=x"], "override name.first=x: config key name: is a value, not a section"),
         (["learner.steps"], "config key learner.steps: an override is KEY=VALUE"),
         (["learner.task=countdown"], "override learner.task=countdown: config key learner.task: must be one of arithmetic"),
+        (["models.precision=fp16"], "override models.precision=fp16: config key models.precision: must be one of float32, bfloat16; got \"fp16\""),
     ])
     func badOverridesAreRefusedBeforeAnythingStarts(arguments: [String], message: String) throws {
         let run = try Run({ dir in "name: o\nrunDirectory: \(dir.path)\n" }, arguments: arguments)

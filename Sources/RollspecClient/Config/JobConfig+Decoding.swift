@@ -108,13 +108,14 @@ extension JobConfig {
 }
 
 extension JobConfig.Models {
-    enum CodingKeys: String, CodingKey, CaseIterable { case policy, draft }
+    enum CodingKeys: String, CodingKey, CaseIterable { case policy, draft, precision }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         try decoder.rejectUnknownKeys(CodingKeys.self)
         policy = try c.value(.policy, or: policy)
         draft = try c.value(.draft, or: draft)
+        precision = try c.value(.precision, or: precision)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import RollspecModel
 import RollspecSpeculation
 import Yams
 
@@ -71,6 +72,11 @@ public struct JobConfig: Codable, Sendable, Equatable {
         /// trainer, if any, makes one), or a checkpoint path as for `policy` — or a feature-level
         /// (EAGLE) draft directory, whose `config.json` says `rollspec_draft_kind: eagle`.
         public var draft: DraftSource = .builtin
+        /// The precision workers run the policy at: `float32` (as published) or `bfloat16`
+        /// (every weight rounded on arrival: half the bytes per decode step, as GPU rollout
+        /// engines run). Samples and their logprobs are exact for the model the workers run;
+        /// the learner's float32 update reports the gap (`meanLogprobError`).
+        public var precision: WeightPrecision = .float32
         public init() {}
     }
 

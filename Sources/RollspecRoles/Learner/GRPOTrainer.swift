@@ -31,6 +31,9 @@ public struct GRPOUpdateStats: Sendable, Equatable {
     public var meanRatio: Float
     /// Largest |logp − logp_sample| over the response tokens, before the update.
     public var maxLogprobError: Float
+    /// Mean |logp − logp_sample| over the response tokens, before the update: the gap an
+    /// importance weight corrects when the workers sample from another precision.
+    public var meanLogprobError: Float
     public var clipFraction: Float
     /// Mean k3 estimate of the KL to the reference policy (0 without one).
     public var meanKL: Float
@@ -133,7 +136,7 @@ public final class GRPOTrainer {
         }
         gradients.zero()
         var loss: Double = 0, ratioSum: Double = 0, klSum: Double = 0, clipped: Double = 0
-        var maxError: Float = 0
+        var maxError: Float = 0, errorSum: Double = 0
         for pass in passes {
             let p = accumulate(pass, share: Float(pass.reduce(0) { $0 + $1.responseTokens.count }) / Float(total))
             let weight = Double(p.tokens) / Double(total)
@@ -142,17 +145,18 @@ public final class GRPOTrainer {
             klSum += Double(p.result.meanKL) * weight
             clipped += Double(p.result.clipFraction) * weight
             maxError = max(maxError, p.maxLogprobError)
+            errorSum += p.logprobErrorSum
         }
         let step = optimizer.step(gradients)
         return GRPOUpdateStats(loss: Float(loss), meanRatio: Float(ratioSum), maxLogprobError: maxError,
-                               clipFraction: Float(clipped), meanKL: Float(klSum), gradNorm: step.gradNorm,
+                               meanLogprobError: Float(errorSum / Double(max(total, 1))), clipFraction: Float(clipped), meanKL: Float(klSum), gradNorm: step.gradNorm,
                                tokens: total)
     }
 
     /// Forward, loss and backward of one pass, adding its gradient into `gradients`; the pass's
     /// loss is its mean times `share`, its part of all the update's response tokens.
     private func accumulate(_ samples: [PolicySample], share: Float)
-        -> (result: PolicyGradientResult, tokens: Int, maxLogprobError: Float)
+        -> (result: PolicyGradientResult, tokens: Int, maxLogprobError: Float, logprobErrorSum: Double)
     {
         var sequences: [[Int]] = [], rows: [Int] = [], tokens: [Int] = []
         var advantages: [Float] = [], old: [Float] = []
@@ -185,8 +189,8 @@ public final class GRPOTrainer {
         // d/dz of f(z / T) is f'(z / T) / T.
         scale(pg.result.dLogits, by: 1 / temperature)
         model.backward(pg.result.dLogits.pointer, into: gradients)
-        let maxError = zip(pg.logprobs, old).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
-        return (pg, rows.count, maxError)
+        let errors = zip(pg.logprobs, old).map { abs($0 - $1) }
+        return (pg, rows.count, errors.max() ?? 0, errors.reduce(0) { $0 + Double($1) })
     }
 
     private func scale(_ b: FloatBuffer, by factor: Float) {

@@ -31,6 +31,10 @@ public struct LearnerStepRecord: Codable, Sendable, Equatable {
     public var firstUpdateRatio: Double
     /// Largest |learner logprob − worker logprob| over the step's tokens at the first update.
     public var maxLogprobError: Double
+    /// Mean |learner logprob − worker logprob| over the step's tokens at the first update: about
+    /// 1e-6 when both run float32, the rounding's share when workers run `models.precision:
+    /// bfloat16` (see docs/architecture.md, "Policy precision").
+    public var meanLogprobError: Double
     public var loss: Double
     /// Mean response length in tokens.
     public var meanResponseTokens: Double
@@ -84,7 +88,7 @@ extension LearnerStepRecord {
             rolloutTokensPerSecond: rolloutSeconds > 0 ? Double(tokens) / rolloutSeconds : 0,
             stepSeconds: stepSeconds, informativeGroups: scored.informativeGroups,
             firstUpdateRatio: Double(update?.meanRatio ?? 1), maxLogprobError: Double(update?.maxLogprobError ?? 0),
-            loss: Double(update?.loss ?? 0),
+            meanLogprobError: Double(update?.meanLogprobError ?? 0), loss: Double(update?.loss ?? 0),
             meanResponseTokens: Double(tokens) / Double(max(scored.responseLengths.count, 1)),
             responseTokens: LengthSpread(scored.responseLengths), updateSeconds: updateSeconds,
             publishSeconds: publishSeconds, updateTokens: update?.tokens ?? 0, peakResidentMiB: processPeakResidentMiB(),

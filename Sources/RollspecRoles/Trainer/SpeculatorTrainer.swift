@@ -196,7 +196,9 @@ public final class SpeculatorTrainer {
         if let policy, policy.version == policyVersion { return policy }
         guard let policyArtifact else { throw CheckpointCodecError.malformed("no policy received yet") }
         let weights = try CheckpointCodec.decode(policyArtifact, name: "policy v\(policyVersion)")
-        let decoded = Policy(version: policyVersion, weights: weights, model: LlamaModel(weights: weights))
+        // The workers' precision: drafts learn the distribution they are checked against.
+        let model = LlamaModel(weights: weights, precision: config.models.precision)
+        let decoded = Policy(version: policyVersion, weights: model.weights, model: model)
         policy = decoded
         featureCache = [:]
         return decoded

@@ -167,8 +167,9 @@ public final class RolloutWorker {
         collectDecoded()
         if let p = pendingPolicy {
             let applyStart = now()
-            model = LlamaModel(weights: p.weights)
-            policyWeights = p.weights
+            let policy = LlamaModel(weights: p.weights, precision: config.models.precision)
+            model = policy
+            policyWeights = policy.weights  // rounded when the precision is bfloat16
             policyVersion = p.version
             history?.setPolicyVersion(p.version)
             if let artifact = draftArtifact {
@@ -176,8 +177,8 @@ public final class RolloutWorker {
                 // A token draft only needs checking (it may have come before any policy).
                 do {
                     switch artifact {
-                    case .eagle: servedDraft = try ServedDraft(artifact, policy: p.weights)
-                    case .tokens(let weights): try DraftMismatch.check(tokenDraft: weights.config, policy: p.weights.config)
+                    case .eagle: servedDraft = try ServedDraft(artifact, policy: policy.weights)
+                    case .tokens(let weights): try DraftMismatch.check(tokenDraft: weights.config, policy: policy.weights.config)
                     }
                 } catch {
                     let reason = RejectionReason(draftRefusal: error)
