@@ -12,7 +12,8 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure the hot paths; every figure comes with a baseline from the same run.",
         subcommands: [BenchDecodeCommand.self, BenchSpeculativeCommand.self, BenchMatmulCommand.self, BenchTrainingCommand.self,
-                      BenchBLASCommand.self, BenchBusCommand.self, BenchBusRolesCommand.self, BenchBusHelperCommand.self])
+                      BenchBLASCommand.self, BenchBusCommand.self, BenchBusRolesCommand.self, BenchBusHelperCommand.self,
+                      BenchRolloutCommand.self])
 }
 
 struct BenchDecodeCommand: ParsableCommand {
@@ -189,10 +190,13 @@ struct BenchMatmulCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matmul",
         abstract: "The skinny matmul kernel against OpenBLAS sgemm and N x sgemv on SmolLM2's shapes.",
-        discussion: "Ratios t(N)/t(1) and speed-ups over BLAS measured in the same run. Takes about a minute. With --bfloat16: the bf16-weight kernel a draft uses against the float kernel, on the EAGLE draft's shapes.")
+        discussion: "Ratios t(N)/t(1) and speed-ups over BLAS measured in the same run. Takes about a minute. With --bfloat16: the bf16-weight kernel against the float kernel, on the policy's shapes (--draft-shapes: the EAGLE draft's).")
 
-    @Flag(name: .long, help: "Time the bfloat16-weight kernel against the float one (draft shapes).")
+    @Flag(name: .long, help: "Time the bfloat16-weight kernel against the float one (the policy's shapes; --rows applies, --threads does not: all threads).")
     var bfloat16 = false
+
+    @Flag(name: .long, help: "With --bfloat16: the EAGLE draft's shapes instead of the policy's.")
+    var draftShapes = false
 
     @Option(name: .long, help: "Row counts N, comma-separated (1 is always timed: it is the baseline of t(N)/t(1)).")
     var rows: String = "1,2,4,8,16"
@@ -208,10 +212,14 @@ struct BenchMatmulCommand: ParsableCommand {
             print(KernelBenchmark.table(KernelBenchmark.skinnyMatmul(ns: Array(Set([1] + ns)).sorted(), threadCounts: threadCounts)))
             return
         }
-        print("shape                      N   float32 µs   bfloat16 µs   speed-up")
-        for r in KernelBenchmark.bfloat16Matmul() {
+        let shapes = draftShapes ? KernelBenchmark.featureDraftShapes : KernelBenchmark.smolLM2Shapes
+        print("shape                      N   float32 µs   bfloat16 µs   speed-up   bf16 t(N)/t(1)")
+        let results = KernelBenchmark.bfloat16Matmul(shapes: shapes, ns: Array(Set([1] + ns)).sorted())
+        for r in results {
+            let t1 = results.first { $0.shape.description == r.shape.description && $0.n == 1 }!.bfloat16
             let name = r.shape.description.padding(toLength: 24, withPad: " ", startingAt: 0)
-            print(String(format: "%@ %3d %12.1f %13.1f %9.2fx", name, r.n, r.float32 * 1e6, r.bfloat16 * 1e6, r.float32 / r.bfloat16))
+            print(String(format: "%@ %3d %12.1f %13.1f %9.2fx %16.2f", name, r.n, r.float32 * 1e6, r.bfloat16 * 1e6,
+                         r.float32 / r.bfloat16, r.bfloat16 / t1))
         }
     }
 }
