@@ -1,15 +1,20 @@
 import Foundation
 import RollspecClient
+import RollspecModel
 import RollspecRoles
 import Testing
 
 /// The GRPO learner as a real process with a broker and two workers, and its config section.
 @Suite(.serialized) struct LearnerTests {
-    @Test func learnerRunsStepsAndAdvancesThePolicy() throws {
+    /// With bfloat16 workers the run is the same, and the learner's records show the rounding's
+    /// logprob gap.
+    @Test(arguments: [WeightPrecision.float32, .bfloat16])
+    func learnerRunsStepsAndAdvancesThePolicy(precision: WeightPrecision) throws {
         let job = try RoleProcessTests.Job({ endpoint in
             """
             endpoint: \(endpoint)
             runDirectory: RUN
+            models: {precision: \(precision.rawValue)}
             workers: 2
             trainers: 0
             heartbeatIntervalSeconds: 0.1
@@ -46,8 +51,18 @@ import Testing
         let summary = try JSONDecoder().decode(GRPOLearner.Summary.self, from: Data(try #require(stdout.split(separator: "\n").last).utf8))
         #expect(summary.ok && summary.steps == 3 && summary.finalPolicyVersion == 4)
         #expect(summary.policyVersions == ["1": 16, "2": 16, "3": 16])
-        // The workers' logprobs are the learner's own (the first ratio of every step is 1).
-        #expect(summary.maxLogprobError < 1e-3)
+        switch precision {
+        case .float32:
+            // The workers' logprobs are the learner's own (the first ratio of every step is 1).
+            #expect(summary.maxLogprobError < 1e-3)
+        case .bfloat16:
+            // The workers sample from the rounded weights; the learner says by how much it differs.
+            let gaps = stdout.split(separator: "\n").prefix(3).compactMap { line in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["meanLogprobError"] as? Double
+            }
+            #expect(gaps.count == 3 && gaps.allSatisfy { $0 > 1e-6 && $0 < 0.05 }, "\(gaps)")
+            #expect(summary.maxLogprobError > 1e-4)
+        }
         #expect(FileManager.default.fileExists(atPath: job.dir.appendingPathComponent("run/learner-policy/config.json").path))
     }
 
