@@ -123,9 +123,14 @@ extension EndToEndLosslessnessTests {
         var bf16 = self
         bf16.target = LlamaModel(weights: target.weights, precision: .bfloat16)
         #expect(bf16.target.weights.layers[0].wq.array == rounded.layers[0].wq.array)
+        let expected = reference.exactJoint(params)
         let counts = try bf16.sampleCounts(params, variant: .exact, n: 12_000, proposer: treeProposer(.tokensFixed))
-        let (g, critical) = LosslessnessTests.gTest(counts: counts, expected: reference.exactJoint(params))
+        let (g, critical) = LosslessnessTests.gTest(counts: counts, expected: expected)
         #expect(g < critical, "G = \(g), critical \(critical) (T=\(params.temperature), top-p \(params.topP))")
+        // The same check catches a broken tree verifier on the bf16 path.
+        let broken = try bf16.sampleCounts(params, variant: .keepTargetOnRejection, n: 12_000, proposer: treeProposer(.tokensFixed))
+        let (gBroken, _) = LosslessnessTests.gTest(counts: broken, expected: expected)
+        #expect(gBroken > critical, "the broken tree passed on bf16: G = \(gBroken), critical \(critical)")
     }
 }
 
