@@ -17,10 +17,10 @@
 #define RS_BF16_COLS512 6
 #define RS_BF16_COLS256 2
 #define RS_BF16_PF 2
-#define RS_BF16_COLS256X1 8  // AVX2, N ≥ 2: 1 weight row × 8 input rows (8 + 1 + 1 ≤ 16 ymm)
+#define RS_BF16_COLS256X2 6  // AVX2, N ≥ 2: 2 weight rows × 6 input rows (12 + 2 + 1 ≤ 16 ymm)
 #define RS_BF16_KCHUNK 256   // AVX2, N ≥ 2: channels per C chunk (all column blocks per chunk)
 #define RS_BF16_SUPER 48     // AVX2, N ≥ 2: input rows per pass over the weights
-#define RS_BF16_PF1 4        // AVX2, N ≥ 2: prefetch distance in weight rows
+#define RS_BF16_PF1 8        // AVX2, N ≥ 2: prefetch distance in weight rows
 
 static inline float bf16_to_float(uint16_t h) {
     union { uint32_t u; float f; } v = {(uint32_t)h << 16};
@@ -172,43 +172,59 @@ RS_INLINE RS_AVX2 void bf16_block256(float *out, const float *in, const uint16_t
         }
 }
 
-/// Several input rows (N ≥ 2): one weight row × up to 8 input rows in 8 ymm accumulators, so
-/// each widened weight vector feeds up to 8 FMAs (the 4 × 2 block above feeds 2, and widening
-/// then costs as much issue width as the FMAs; 2 × 4, 2 × 6 and 3 × 4 blocks measured slower
-/// with weights from DRAM). C is walked in chunks of RS_BF16_KCHUNK channels, every column
-/// block per chunk with its sums parked between chunks, so a chunk's inputs (≤ 8 KB) stay in
-/// L1 at any C. The first column block prefetches the row RS_BF16_PF1 rows ahead into L2.
-RS_INLINE RS_AVX2 void bf16_row256(float *out, const float *in, const uint16_t *w, const float *bias,
-                                   int64_t c, int64_t oc, int64_t k0, int64_t k1,
-                                   __m256 *park, int first, int last, const char *pf, const int NB) {
-    __m256 acc[RS_BF16_COLS256X1];
-    for (int j = 0; j < NB; j++) acc[j] = first ? _mm256_setzero_ps() : park[j];
-    // Steps of 32 channels, one prefetched line each (with nothing ahead, the row itself: a
-    // no-op that keeps the loop free of branches).
+/// Several input rows (N ≥ 2): a block of 2 weight rows × up to 6 input rows in 12 ymm
+/// accumulators, so each widened weight vector feeds up to 6 FMAs (the 4 × 2 block above feeds
+/// 2, and widening then costs as much issue width as the math). C is walked in chunks of
+/// RS_BF16_KCHUNK channels, every column block per chunk with its sums parked between chunks,
+/// so a chunk's inputs stay in L1 at any C. The first column block prefetches the row block
+/// RS_BF16_PF1 rows ahead into L2. Missing weight rows read row 0 again; their sums are not
+/// stored.
+RS_INLINE RS_AVX2 void bf16_rows2x256(float *out, const float *in, const uint16_t *w, const float *bias,
+                                      int rows, int64_t c, int64_t oc, int64_t k0, int64_t k1,
+                                      __m256 *park, int first, int last, const char *pf, const int NB) {
+    const uint16_t *w0 = w, *w1 = rows > 1 ? w + c : w;
+    __m256 acc[2][RS_BF16_COLS256X2];
+    for (int j = 0; j < NB; j++)
+        for (int r = 0; r < 2; r++) acc[r][j] = first ? _mm256_setzero_ps() : park[2 * j + r];
+    // Steps of 32 channels, one prefetched line per row each (with nothing ahead, the block
+    // itself: a no-op that keeps the loop free of branches).
     const char *ahead = pf ? pf : (const char *)w;
     int64_t k = k0;
     for (; k + 32 <= k1; k += 32) {
         _mm_prefetch(ahead + 2 * k, _MM_HINT_T1);
+        _mm_prefetch(ahead + 2 * (c + k), _MM_HINT_T1);
         for (int u = 0; u < 32; u += 8) {
-            __m256 a = load_bf16_256(w + k + u);
-            for (int j = 0; j < NB; j++) acc[j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(in + j * c + k + u), acc[j]);
+            __m256 a0 = load_bf16_256(w0 + k + u), a1 = load_bf16_256(w1 + k + u);
+            for (int j = 0; j < NB; j++) {
+                __m256 x = _mm256_loadu_ps(in + j * c + k + u);
+                acc[0][j] = _mm256_fmadd_ps(a0, x, acc[0][j]);
+                acc[1][j] = _mm256_fmadd_ps(a1, x, acc[1][j]);
+            }
         }
     }
     for (; k + 8 <= k1; k += 8) {
-        __m256 a = load_bf16_256(w + k);
-        for (int j = 0; j < NB; j++) acc[j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(in + j * c + k), acc[j]);
+        __m256 a0 = load_bf16_256(w0 + k), a1 = load_bf16_256(w1 + k);
+        for (int j = 0; j < NB; j++) {
+            __m256 x = _mm256_loadu_ps(in + j * c + k);
+            acc[0][j] = _mm256_fmadd_ps(a0, x, acc[0][j]);
+            acc[1][j] = _mm256_fmadd_ps(a1, x, acc[1][j]);
+        }
     }
     if (!last) {
-        for (int j = 0; j < NB; j++) park[j] = acc[j];
+        for (int j = 0; j < NB; j++)
+            for (int r = 0; r < 2; r++) park[2 * j + r] = acc[r][j];
         return;
     }
+    const __m256 zero = _mm256_setzero_ps();
     for (int j = 0; j < NB; j++) {
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        float s = _mm_cvtss_f32(h);
-        for (int64_t kk = k; kk < c; kk++) s += bf16_to_float(w[kk]) * in[j * c + kk];  // C tail
-        out[j * oc] = s + (bias ? bias[0] : 0.0f);
+        float sums[4];
+        _mm_storeu_ps(sums, rs_reduce4_256(acc[0][j], acc[1][j], zero, zero));
+        for (int r = 0; r < rows; r++) {
+            const uint16_t *wr = r == 0 ? w0 : w1;
+            float s = sums[r];
+            for (int64_t kk = k; kk < c; kk++) s += bf16_to_float(wr[kk]) * in[j * c + kk];  // C tail
+            out[j * oc + r] = s + (bias ? bias[r] : 0.0f);
+        }
     }
 }
 
@@ -224,16 +240,17 @@ static RS_AVX2 void bf16_rows256(float *out, const float *in, const uint16_t *w,
         }
         return;
     }
-    __m256 park[RS_BF16_SUPER];
+    __m256 park[2 * RS_BF16_SUPER];
     for (int64_t nb0 = 0; nb0 < n; nb0 += RS_BF16_SUPER) {
         int64_t nn = n - nb0 < RS_BF16_SUPER ? n - nb0 : RS_BF16_SUPER;
-        int64_t blocks = (nn + RS_BF16_COLS256X1 - 1) / RS_BF16_COLS256X1;
-        for (int64_t o = o0; o < o1; o++) {
+        int64_t blocks = (nn + RS_BF16_COLS256X2 - 1) / RS_BF16_COLS256X2;
+        for (int64_t o = o0; o < o1; o += 2) {
+            int rows = o1 - o < 2 ? (int)(o1 - o) : 2;
             const uint16_t *wr = w + o * c;
             const float *br = bias ? bias + o : NULL;
-            const char *ahead = o + RS_BF16_PF1 < o1 && nb0 == 0 ? (const char *)(wr + RS_BF16_PF1 * c) : NULL;
+            const char *ahead = o + RS_BF16_PF1 + 2 <= o1 && nb0 == 0 ? (const char *)(wr + RS_BF16_PF1 * c) : NULL;
             for (int64_t k0 = 0, k1; k0 < c; k0 = k1) {
-                // Chunks of RS_BF16_KCHUNK (multiples of 8), the last up to 1.5× that.
+                // Chunks of RS_BF16_KCHUNK (multiples of 32), the last up to 1.5× that.
                 k1 = c - k0 <= RS_BF16_KCHUNK + RS_BF16_KCHUNK / 2 ? c : k0 + RS_BF16_KCHUNK;
                 int first = k0 == 0, last = k1 == c;
                 int64_t j0 = 0;
@@ -242,16 +259,14 @@ static RS_AVX2 void bf16_rows256(float *out, const float *in, const uint16_t *w,
                     float *ob = out + (nb0 + j0) * oc + o;
                     const float *ib = in + (nb0 + j0) * c;
                     const char *pf = b == 0 ? ahead : NULL;
-#define RS_BLOCK(NB) bf16_row256(ob, ib, wr, br, c, oc, k0, k1, park + j0, first, last, pf, NB)
+#define RS_BLOCK(NB) bf16_rows2x256(ob, ib, wr, br, rows, c, oc, k0, k1, park + 2 * j0, first, last, pf, NB)
                     switch (j1 - j0) {
                     case 1: RS_BLOCK(1); break;
                     case 2: RS_BLOCK(2); break;
                     case 3: RS_BLOCK(3); break;
                     case 4: RS_BLOCK(4); break;
                     case 5: RS_BLOCK(5); break;
-                    case 6: RS_BLOCK(6); break;
-                    case 7: RS_BLOCK(7); break;
-                    default: RS_BLOCK(8); break;
+                    default: RS_BLOCK(6); break;
                     }
 #undef RS_BLOCK
                     j0 = j1;
