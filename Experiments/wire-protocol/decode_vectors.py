@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent decoder for rollspec wire protocol v2, written from docs/wire-protocol.md alone.
+"""Independent decoder for rollspec wire protocol v3, written from docs/wire-protocol.md alone.
 
 Decodes every test vector in Tests/RollspecBusTests/Resources/vectors/ (NAME.hex) with the
 struct module and compares the result with NAME.json. Also checks the CRC-32C and SHA-256 check
@@ -161,6 +161,10 @@ def trajectory(r):
     }
     if len(out["logprobs"]) != len(out["response_tokens"]) or any(v > 0 for v in out["logprobs"]):
         raise WireError("logprobs")
+    out["temperature"], out["top_k"], out["top_p"] = r.f32("temperature"), r.u32("top_k"), r.f32("top_p")
+    check_range(out["temperature"], 0, math.inf, "temperature")
+    if not (0 < out["top_p"] <= 1):
+        raise WireError("top_p")
     out["finish_reason"] = r.enum({0: "stop", 1: "length", 2: "aborted"}, "finish_reason")
     out["policy_version"] = r.u64("policy_version")
     out["draft_version"] = r.u64("draft_version")
@@ -265,7 +269,7 @@ def decode(data: bytes, limit=64 << 20):
     magic, version, type_, flags, sequence, p, s = struct.unpack_from("<4sHHHQIB", data, 0)
     if magic != b"RSPC":
         raise WireError("bad magic")
-    if version != 2:
+    if version != 3:
         raise WireError("unsupported version")
     total = 27 + s + p
     if total > limit or len(data) > limit:

@@ -124,28 +124,31 @@ public final class DraftTrainer {
         return EvaluationStats(loss: pass.loss, ce: pass.ce, kl: pass.kl, expectedAcceptance: mean, tokens: pass.tokens)
     }
 
-    /// The draft's probability (temperature 1) of the actual next token at every counted
-    /// position of `batch`, in order; nothing is updated. Feeds `Loss.sampledAcceptance`.
-    public func nextTokenProbabilities(_ batch: [TrainingExample]) -> [NextTokenProbability] {
-        var sequences: [[Int]] = [], rows: [Int] = [], out: [NextTokenProbability] = [], next: [Int] = []
+    /// The draft's probability of the actual next token at every counted position of `batch`,
+    /// in order, under each example's sampling (`sampling[e]`; temperature 1 when nil); nothing
+    /// is updated. Feeds `Loss.sampledAcceptance`.
+    public func nextTokenProbabilities(_ batch: [TrainingExample], sampling: [SamplingParameters]? = nil)
+        -> [NextTokenProbability]
+    {
+        precondition(sampling == nil || sampling!.count == batch.count, "one sampling per example")
+        var sequences: [[Int]] = [], rows: [Int] = [], out: [NextTokenProbability] = []
+        var columns: [Int?] = [], rowSampling: [SamplingParameters] = []
         var offset = 0
         for (e, ex) in batch.enumerated() where !ex.tokens.isEmpty {
             for i in 0..<(ex.tokens.count - 1) where i < ex.lossMask.count && ex.lossMask[i] {
                 rows.append(offset + i)
-                next.append(ex.tokens[i + 1])
+                let next = ex.tokens[i + 1]
+                columns.append(model.outputVocabulary == nil ? next : column[next])
+                rowSampling.append(sampling?[e] ?? SamplingParameters(temperature: 1))
                 out.append(NextTokenProbability(example: e, position: i, probability: 0))
             }
             sequences.append(ex.tokens)
             offset += ex.tokens.count
         }
         guard !rows.isEmpty else { return [] }
-        let width = model.outputWidth
         let logits = model.forward(sequences, logitRows: rows)
-        softmaxForward(logits.pointer, logits.pointer, n: rows.count, dim: width)
-        for r in rows.indices {
-            let columnOfNext = model.outputVocabulary == nil ? next[r] : column[next[r]]
-            if let j = columnOfNext { out[r].probability = logits[r * width + j] }
-        }
+        let q = Loss.draftProbabilities(logits: logits, width: model.outputWidth, columns: columns, sampling: rowSampling)
+        for r in out.indices { out[r].probability = q[r] }
         return out
     }
 

@@ -233,17 +233,20 @@ public final class FeatureDraftTrainer {
                        nextTokens: nextTokens)
     }
 
-    /// The draft's probability (temperature 1) of the actual next token at every counted
-    /// position of `batch` — drafting from the target's own features, as the first drafted
-    /// token of a step does; nothing is updated. Feeds `Loss.sampledAcceptance`.
-    public func nextTokenProbabilities(_ batch: [FeatureExample]) -> [NextTokenProbability] {
+    /// The draft's probability of the actual next token at every counted position of `batch`
+    /// — drafting from the target's own features, as the first drafted token of a step does —
+    /// under each example's sampling (`sampling[e]`; temperature 1 when nil); nothing is
+    /// updated. Feeds `Loss.sampledAcceptance`.
+    public func nextTokenProbabilities(_ batch: [FeatureExample], sampling: [SamplingParameters]? = nil)
+        -> [NextTokenProbability]
+    {
+        precondition(sampling == nil || sampling!.count == batch.count, "one sampling per example")
         guard let f = forward(batch, noisy: false) else { return [] }
-        let width = model.outputWidth
-        softmaxForward(f.logits.pointer, f.logits.pointer, n: f.rows, dim: width)
+        let columns = f.nextTokens.map { outputVocabulary == nil ? $0 : column[$0] }
+        let rowSampling = f.targetFeatureRows.map { sampling?[$0.example] ?? SamplingParameters(temperature: 1) }
+        let q = Loss.draftProbabilities(logits: f.logits, width: model.outputWidth, columns: columns, sampling: rowSampling)
         return f.targetFeatureRows.enumerated().map { r, t in
-            let j = outputVocabulary == nil ? f.nextTokens[r] : column[f.nextTokens[r]]
-            return NextTokenProbability(example: t.example, position: t.position,
-                                        probability: j.map { f.logits[r * width + $0] } ?? 0)
+            NextTokenProbability(example: t.example, position: t.position, probability: q[r])
         }
     }
 

@@ -25,7 +25,8 @@ enum Fixtures {
             sender: "worker-3", sequence: 19,
             message: Trajectory(
                 requestID: "req-0001", groupID: "grp-α", sampleIndex: 2, promptTokens: [1, 15043],
-                responseTokens: [450, 2], logprobs: [-0.5, -0.0078125], finishReason: .stop,
+                responseTokens: [450, 2], logprobs: [-0.5, -0.0078125], temperature: 0.75, topK: 50, topP: 0.875,
+                finishReason: .stop,
                 policyVersion: 42, draftVersion: 5,
                 acceptance: AcceptanceCounts(
                     drafts: 1, draftedTokens: 4, acceptedTokens: 1, acceptedPerPosition: [1, 0, 0, 0],
@@ -78,7 +79,7 @@ enum Fixtures {
         let crc = encoded.suffix(4).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         return .object([
             ("envelope", .object([
-                ("magic", .string("RSPC")), ("version", .uint(2)), ("type", .uint(UInt64(e.body.type.rawValue))),
+                ("magic", .string("RSPC")), ("version", .uint(UInt64(Envelope.protocolVersion))), ("type", .uint(UInt64(e.body.type.rawValue))),
                 ("type_name", .string(typeName(e.body.type))), ("flags", .uint(0)), ("sequence", .uint(e.sequence)),
                 ("sender", .string(e.sender)), ("payload_length", .uint(UInt64(header.payloadLength))),
                 ("checksum", .uint(crc)),
@@ -133,6 +134,8 @@ enum Fixtures {
                 ("request_id", .string(m.requestID)), ("group_id", .string(m.groupID)),
                 ("sample_index", .uint(UInt64(m.sampleIndex))), ("prompt_tokens", ints(m.promptTokens)),
                 ("response_tokens", ints(m.responseTokens)), ("logprobs", floats(m.logprobs)),
+                ("temperature", .double(Double(m.temperature))), ("top_k", .uint(UInt64(m.topK))),
+                ("top_p", .double(Double(m.topP))),
                 ("finish_reason", .string(["stop", "length", "aborted"][Int(m.finishReason.rawValue)])),
                 ("policy_version", .uint(m.policyVersion)), ("draft_version", .uint(m.draftVersion)),
                 ("acceptance", .object([

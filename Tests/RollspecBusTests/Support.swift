@@ -5,7 +5,7 @@ import RollspecBus
 /// tests can forge any header field and still carry a correct CRC-32C.
 func forgeEnvelope(
     type: UInt16, payload: Data, sender: Data = Data("fuzz".utf8), sequence: UInt64 = 1,
-    version: UInt16 = 2, flags: UInt16 = 0, payloadLength: UInt32? = nil, fixChecksum: Bool = true
+    version: UInt16 = Envelope.protocolVersion, flags: UInt16 = 0, payloadLength: UInt32? = nil, fixChecksum: Bool = true
 ) -> Data {
     var w = WireWriter()
     w.raw(Data("RSPC".utf8))

@@ -189,8 +189,16 @@ import RollspecBus
         #expect(decode(request { w in prefix(&w); w.f32(1) })?.reason == .truncated)
 
         var t = WireWriter()
-        t.string("r"); t.string("g"); t.u32(0); t.i32Array([]); t.i32Array([5]); t.f32Array([-1]); t.u8(9)
+        t.string("r"); t.string("g"); t.u32(0); t.i32Array([]); t.i32Array([5]); t.f32Array([-1]); t.f32(1); t.u32(0); t.f32(1); t.u8(9)
         #expect(decode(forgeEnvelope(type: 4, payload: t.data)) == .invalidEnum(field: "finish_reason", value: 9))
+        func trajectory(temperature: Float, topP: Float) -> Data {
+            var w = WireWriter()
+            w.string("r"); w.string("g"); w.u32(0); w.i32Array([]); w.i32Array([5]); w.f32Array([-1])
+            w.f32(temperature); w.u32(0); w.f32(topP); w.u8(0)
+            return forgeEnvelope(type: 4, payload: w.data)
+        }
+        #expect(decode(trajectory(temperature: -0.5, topP: 1)) == .invalidFloat(field: "temperature", value: -0.5))
+        #expect(decode(trajectory(temperature: 1, topP: 0)) == .invalidFloat(field: "top_p", value: 0))
         var mismatch = WireWriter()
         mismatch.string("r"); mismatch.string("g"); mismatch.u32(0); mismatch.i32Array([]); mismatch.i32Array([5, 6]); mismatch.f32Array([-1])
         #expect(decode(forgeEnvelope(type: 4, payload: mismatch.data))?.reason == .invalidValue)
@@ -236,11 +244,13 @@ import RollspecBus
         // u32×u32 top-k size must not overflow or allocate.
         var topK = WireWriter()
         topK.string("r"); topK.string("g"); topK.u32(0); topK.i32Array([]); topK.i32Array([]); topK.f32Array([])
+        topK.f32(1); topK.u32(0); topK.f32(1)
         topK.u8(0); topK.u64(1); topK.u64(0); topK.u64(0); topK.u64(0); topK.u64(0); topK.u64Array([]); topK.stringArray([])
         topK.u8(1); topK.u32(UInt32.max); topK.u32(0)
         #expect(decode(forgeEnvelope(type: 4, payload: topK.data)) == nil)  // k huge but 0 positions: nothing to read
         var hugeK = WireWriter()
         hugeK.string("r"); hugeK.string("g"); hugeK.u32(0); hugeK.i32Array([]); hugeK.i32Array([5, 6]); hugeK.f32Array([-1, -1])
+        hugeK.f32(1); hugeK.u32(0); hugeK.f32(1)
         hugeK.u8(0); hugeK.u64(1); hugeK.u64(0); hugeK.u64(0); hugeK.u64(0); hugeK.u64(0); hugeK.u64Array([]); hugeK.stringArray([])
         hugeK.u8(1); hugeK.u32(UInt32.max); hugeK.u32(2)
         #expect(decode(forgeEnvelope(type: 4, payload: hugeK.data))?.reason == .countTooLarge)

@@ -49,4 +49,34 @@ import Testing
         let otherScore = Loss.sampledAcceptance(draftProbabilities: other.nextTokenProbabilities(examples).map(\.probability), logprobs: p)
         #expect(otherScore < score - 0.1, "\(otherScore) vs \(score)")
     }
+
+    /// Samples drawn at T = 0.7 with top-p 0.9: a copy of the policy scores ~1 when the draft's
+    /// probabilities are taken at the same sampling, as trajectories now say it, and well under
+    /// 1 at temperature 1 (the bias the trainer had at T ≠ 1).
+    @Test func aCopyOfThePolicyScoresOneAtTheSamplesOwnTemperature() throws {
+        let config = TinyModels.llamaConfig(vocab: 64, hidden: 32, layers: 2)
+        let weights = TinyModels.randomWeights(config: config, seed: 3)
+        for i in 0..<weights.embedding.count { weights.embedding[i] *= 0.15 }
+        let params = SamplingParameters(temperature: 0.7, topP: 0.9)
+        let generator = Generator(model: LlamaModel(weights: weights))
+        var examples: [TrainingExample] = [], logprobs: [Float] = []
+        for i in 0..<6 {
+            let prompt = [1, 2 + i, 7, 3]
+            var p = params
+            p.seed = UInt64(i)
+            let out = try generator.generate(GenerationRequest(prompt: prompt, maxTokens: 24, sampling: p))
+            let tokens = prompt + out.tokens
+            examples.append(TrainingExample(tokens: tokens,
+                                            lossMask: tokens.indices.map { $0 >= prompt.count - 1 && $0 < tokens.count - 1 }))
+            logprobs += out.logprobs
+        }
+        let same = DraftTrainer(weights: weights, optimizer: AdamWConfig(schedule: .constant(0)))
+        let atSampling = same.nextTokenProbabilities(examples, sampling: examples.map { _ in params }).map(\.probability)
+        let atOne = same.nextTokenProbabilities(examples).map(\.probability)
+        let score = Loss.sampledAcceptance(draftProbabilities: atSampling, logprobs: logprobs)
+        let biased = Loss.sampledAcceptance(draftProbabilities: atOne, logprobs: logprobs)
+        #expect(score > 0.995, "a copy of the policy at the samples' sampling: \(score)")
+        #expect(biased < score - 0.05, "scored at temperature 1: \(biased)")
+
+    }
 }

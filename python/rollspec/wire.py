@@ -1,4 +1,4 @@
-"""The rollspec wire protocol, version 2 (docs/wire-protocol.md): envelopes and payloads.
+"""The rollspec wire protocol, version 3 (docs/wire-protocol.md): envelopes and payloads.
 
 Encoders produce the canonical bytes the Swift implementation produces (the test vectors in
 Tests/RollspecBusTests/Resources/vectors/ hold both to that). The decoder applies §6's checks in
@@ -17,7 +17,7 @@ import numpy as np
 from .checksum import crc32c
 
 MAGIC = b"RSPC"
-VERSION = 2
+VERSION = 3
 MAX_MESSAGE = 64 << 20  # the receivers' default limit, §6 step 4
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")  # §5.6, Prometheus' rules
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -335,7 +335,10 @@ class Trajectory:
     sample_index: int
     prompt_tokens: np.ndarray    # int32
     response_tokens: np.ndarray  # int32
-    logprobs: np.ndarray         # float32, one per response token, each ≤ 0
+    logprobs: np.ndarray         # float32, one per response token, each ≤ 0, under the sampling below
+    temperature: float           # the sampling the tokens were drawn with (the request's)
+    top_k: int                   # 0: no cut
+    top_p: float                 # in (0, 1]
     finish_reason: str           # "stop" | "length" | "aborted"
     policy_version: int
     draft_version: int           # 0: no draft model was used
@@ -352,6 +355,7 @@ class Trajectory:
         a = self.acceptance
         out = [_string(self.request_id), _string(self.group_id), struct.pack("<I", self.sample_index),
                _array(self.prompt_tokens, "<i4"), _array(self.response_tokens, "<i4"), _array(self.logprobs, "<f4"),
+               struct.pack("<fIf", self.temperature, self.top_k, self.top_p),
                struct.pack("<BQQQQQ", {v: k for k, v in FINISH_REASONS.items()}[self.finish_reason], self.policy_version,
                            self.draft_version, a.drafts, a.drafted_tokens, a.accepted_tokens),
                _array(a.accepted_per_position, "<u8"), struct.pack("<I", len(a.proposers)), *map(_string, a.proposers)]
@@ -370,6 +374,10 @@ class Trajectory:
             raise WireError(f"logprobs count {len(logprobs)} differs from response_tokens count {len(response)}")
         if (logprobs > 0).any():
             raise WireError("logprobs must be ≤ 0")
+        temperature, cut_k, top_p = r.f32("temperature"), r.u32("top_k"), r.f32("top_p")
+        _check_range(temperature, 0, math.inf, "temperature")
+        if not 0 < top_p <= 1:
+            raise WireError(f"top_p out of range: {top_p}")
         finish = r.enum(FINISH_REASONS, "finish_reason")
         policy, draft = r.u64("policy_version"), r.u64("draft_version")
         acceptance = Acceptance(r.u64("drafts"), r.u64("drafted_tokens"), r.u64("accepted_tokens"),
@@ -387,7 +395,8 @@ class Trajectory:
                 raise WireError("probabilities out of [0, 1]")
             return TopK(k, ids, probs)
 
-        return cls(request_id, group_id, index, prompt, response, logprobs, finish, policy, draft, acceptance,
+        return cls(request_id, group_id, index, prompt, response, logprobs, temperature, cut_k, top_p, finish, policy,
+                   draft, acceptance,
                    r.optional(top_k, "target_top_k"))
 
 

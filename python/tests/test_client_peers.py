@@ -106,7 +106,7 @@ def test_a_silent_broker_gives_a_timeout_not_a_hang():
 
 def trajectory(request, index):
     return wire.Trajectory(request.request_id, request.group_id, index, request.prompt_tokens,
-                           np.array([5, 6], np.int32), np.array([-0.5, -1.25], np.float32), "length", 1, 0,
+                           np.array([5, 6], np.int32), np.array([-0.5, -1.25], np.float32), 1.0, 0, 1.0, "length", 1, 0,
                            wire.Acceptance(0, 0, 0, np.zeros(0, np.uint64), []))
 
 

@@ -47,8 +47,8 @@ def as_json(env: wire.Envelope) -> dict:
     elif isinstance(m, wire.Trajectory):
         a = m.acceptance
         p = {k: plain(getattr(m, k)) for k in ("request_id", "group_id", "sample_index", "prompt_tokens",
-                                                "response_tokens", "logprobs", "finish_reason", "policy_version",
-                                                "draft_version")}
+                                                "response_tokens", "logprobs", "temperature", "top_k", "top_p",
+                                                "finish_reason", "policy_version", "draft_version")}
         p["acceptance"] = {"drafts": a.drafts, "drafted_tokens": a.drafted_tokens, "accepted_tokens": a.accepted_tokens,
                            "accepted_per_position": plain(a.accepted_per_position), "proposers": a.proposers}
         t = m.target_top_k

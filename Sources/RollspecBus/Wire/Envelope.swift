@@ -34,7 +34,7 @@ public struct WireLimits: Sendable, Equatable {
 /// Little-endian throughout. One envelope travels as one ZeroMQ frame.
 public struct Envelope: Equatable, Sendable {
     public static let magic: [UInt8] = Array("RSPC".utf8)
-    public static let protocolVersion: UInt16 = 2
+    public static let protocolVersion: UInt16 = 3
     /// Bytes before the sender id.
     public static let fixedHeaderSize = 23
     public static let checksumSize = 4

@@ -23,8 +23,8 @@ import RollspecTraining
 ///
 /// The held-out score of both kinds is `Loss.sampledAcceptance`: E_{x~p}[min(1, q(x)/p(x))]
 /// over the held-out trajectories' response tokens, with p the policy's recorded probability
-/// of each sampled token and q the draft's at temperature 1 (trajectories do not say the
-/// request's temperature).
+/// of each sampled token and q the draft's under the same temperature, top-k and top-p, which
+/// every trajectory carries (the distribution the workers' verifier compares).
 ///
 /// Under `trainer.priority: idle` (the default) the `trainer` command runs it at nice 19: it
 /// trains on the cores the workers and the learner leave idle, so rollouts do not slow down
@@ -187,6 +187,11 @@ public final class SpeculatorTrainer {
         return (0..<count).map { $0 >= t.promptTokens.count - 1 && $0 < count - 1 }
     }
 
+    /// The sampling a trajectory's tokens were drawn with and its logprobs are of.
+    static func sampling(_ t: Trajectory) -> SamplingParameters {
+        SamplingParameters(temperature: t.temperature, topK: Int(t.topK), topP: t.topP)
+    }
+
     static func example(_ t: Trajectory) -> TrainingExample {
         TrainingExample(tokens: (t.promptTokens + t.responseTokens).map(Int.init), lossMask: responseMask(t))
     }
@@ -274,14 +279,17 @@ public final class SpeculatorTrainer {
         let steps = config.trainer.stepsPerRound, batchSize = config.trainer.batchSize
         var loss: Float = 0
         let candidateScore: Double, current: Double, artifact: Data
+        // Drafts are scored at each trajectory's own sampling, as the workers verify them.
+        let sampling = heldOut.map(Self.sampling)
         switch candidate {
         case .tokens(let trainer):
             for _ in 0..<steps { loss = trainer.step((0..<batchSize).map { _ in Self.example(draw()) }).loss }
             let held = heldOut.map(Self.example)
-            candidateScore = Self.heldOutAcceptance(heldOut, trainer.nextTokenProbabilities(held))
+            candidateScore = Self.heldOutAcceptance(heldOut, trainer.nextTokenProbabilities(held, sampling: sampling))
             current = try baseline.map { data -> Double in
                 guard case .tokens(let w) = try CheckpointCodec.decodeDraft(data) else { return 0 }
-                return Self.heldOutAcceptance(heldOut, DraftTrainer(weights: w, optimizer: optimizer).nextTokenProbabilities(held))
+                return Self.heldOutAcceptance(
+                    heldOut, DraftTrainer(weights: w, optimizer: optimizer).nextTokenProbabilities(held, sampling: sampling))
             } ?? 0
             artifact = try CheckpointCodec.encode(.tokens(trainer.weights))
         case .eagle, .unboundEagle:
@@ -291,11 +299,11 @@ public final class SpeculatorTrainer {
             self.candidate = candidate
             let held = heldOut.map { featureExample($0, policy: policy) }
             for _ in 0..<steps { loss = trainer.step((0..<batchSize).map { _ in featureExample(draw(), policy: policy) }).loss }
-            candidateScore = Self.heldOutAcceptance(heldOut, trainer.nextTokenProbabilities(held))
+            candidateScore = Self.heldOutAcceptance(heldOut, trainer.nextTokenProbabilities(held, sampling: sampling))
             current = try baseline.map { data -> Double in
                 guard case .eagle(let own) = try CheckpointCodec.decodeDraft(data) else { return 0 }
                 let workers = FeatureDraftTrainer(draft: try own.bound(to: policy.weights), optimizer: optimizer)
-                return Self.heldOutAcceptance(heldOut, workers.nextTokenProbabilities(held))
+                return Self.heldOutAcceptance(heldOut, workers.nextTokenProbabilities(held, sampling: sampling))
             } ?? 0
             artifact = try CheckpointCodec.encode(.eagle(trainer.draft.ownTensors))
         }

@@ -310,7 +310,7 @@ public final class RolloutWorker {
             try connection.send(Trajectory(
                 requestID: r.requestID, groupID: r.groupID, sampleIndex: UInt32(owner.sample), promptTokens: r.promptTokens,
                 responseTokens: out.result.tokens.map { Int32($0) }, logprobs: out.result.logprobs,
-                finishReason: out.result.finishReason == .stop ? .stop : .length,
+                temperature: r.temperature, topK: r.topK, topP: r.topP, finishReason: out.result.finishReason == .stop ? .stop : .length,
                 policyVersion: policyVersion, draftVersion: draftVersion, acceptance: acceptance))
         }
     }

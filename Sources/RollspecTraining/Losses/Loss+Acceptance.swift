@@ -1,5 +1,6 @@
 import Foundation
 import RollspecKernels
+import RollspecModel
 
 /// The draft's probability of the token that actually followed one position of a sequence.
 public struct NextTokenProbability: Sendable, Equatable {
@@ -7,8 +8,9 @@ public struct NextTokenProbability: Sendable, Equatable {
     public var example: Int
     /// Position i of the example: the probability is of `tokens[i + 1]`.
     public var position: Int
-    /// q(tokens[i + 1]) at temperature 1; 0 when the draft cannot propose that token (outside
-    /// its output vocabulary).
+    /// q(tokens[i + 1]) under the example's sampling (temperature, top-k, top-p; temperature 1
+    /// when none is given); 0 when the draft cannot propose that token (outside its output
+    /// vocabulary, or cut by top-k / top-p).
     public var probability: Float
 
     public init(example: Int, position: Int, probability: Float) {
@@ -33,6 +35,11 @@ extension Loss {
     ///   - draftProbabilities: q(x) of each sampled token.
     ///   - logprobs: log p(x) of the same tokens, as the policy reported when sampling.
     /// - Returns: the mean of min(1, q/p); 0 when there are no samples.
+    ///
+    /// q and p must be distributions at the same sampling: trajectories record log p under the
+    /// temperature, top-k and top-p they were sampled with, and `nextTokenProbabilities` takes the
+    /// same per example (`draftProbabilities`). A draft scored at temperature 1 against samples
+    /// at 0.7 would be compared with another distribution than the one the verifier uses.
     public static func sampledAcceptance(draftProbabilities q: [Float], logprobs: [Float]) -> Double {
         precondition(q.count == logprobs.count, "\(q.count) draft probabilities for \(logprobs.count) logprobs")
         guard !q.isEmpty else { return 0 }
@@ -43,5 +50,24 @@ extension Loss {
             total += p > 0 ? min(1, Double(qx) / p) : 0
         }
         return total / Double(q.count)
+    }
+}
+
+extension Loss {
+    /// The draft's probability of each row's next token under that row's sampling, built as the
+    /// rejection sampler builds the draft's distribution (`TokenDistribution`).
+    ///
+    /// - Parameters:
+    ///   - logits: `[rows, width]` the draft's logits.
+    ///   - columns: the next token's column in each row; nil when the draft cannot propose it.
+    ///   - sampling: each row's temperature, top-k and top-p.
+    public static func draftProbabilities(logits: FloatBuffer, width: Int, columns: [Int?],
+                                          sampling: [SamplingParameters]) -> [Float] {
+        precondition(columns.count == sampling.count && logits.count >= columns.count * width)
+        return columns.indices.map { r in
+            guard let j = columns[r] else { return 0 }
+            return TokenDistribution(logits: logits.pointer + r * width, vocabSize: width, parameters: sampling[r])
+                .probability(of: j)
+        }
     }
 }

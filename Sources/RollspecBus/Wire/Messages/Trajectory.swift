@@ -124,8 +124,9 @@ public struct TargetTopK: Equatable, Sendable {
 /// One finished sample, with what the learner and the speculator trainer need.
 ///
 /// Layout: `request_id str · group_id str · sample_index u32 · prompt_tokens i32[] ·
-/// response_tokens i32[] · logprobs f32[] · finish_reason u8 · policy_version u64 ·
-/// draft_version u64 · acceptance · target_top_k opt<TargetTopK>`.
+/// response_tokens i32[] · logprobs f32[] · temperature f32 · top_k u32 · top_p f32 ·
+/// finish_reason u8 · policy_version u64 · draft_version u64 · acceptance ·
+/// target_top_k opt<TargetTopK>`.
 public struct Trajectory: WireMessage {
     public static let messageType = WireMessageType.trajectory
     public var requestID: String
@@ -134,8 +135,16 @@ public struct Trajectory: WireMessage {
     public var sampleIndex: UInt32
     public var promptTokens: [Int32]
     public var responseTokens: [Int32]
-    /// The policy's log-probability of each response token, `[responseTokens.count]`, each ≤ 0.
+    /// The policy's log-probability of each response token, `[responseTokens.count]`, each ≤ 0,
+    /// under the sampling below.
     public var logprobs: [Float]
+    /// The sampling the tokens were drawn with and the logprobs are of (the request's): a
+    /// speculator trainer scores its drafts at the same temperature, top-k and top-p.
+    public var temperature: Float
+    /// 0 means no top-k cut.
+    public var topK: UInt32
+    /// In (0, 1]; 1 means no nucleus cut.
+    public var topP: Float
     public var finishReason: FinishReason
     public var policyVersion: UInt64
     /// 0 when no draft model was used.
@@ -145,8 +154,9 @@ public struct Trajectory: WireMessage {
 
     public init(
         requestID: String, groupID: String, sampleIndex: UInt32, promptTokens: [Int32], responseTokens: [Int32],
-        logprobs: [Float], finishReason: FinishReason, policyVersion: UInt64, draftVersion: UInt64,
-        acceptance: AcceptanceCounts = AcceptanceCounts(), targetTopK: TargetTopK? = nil
+        logprobs: [Float], temperature: Float = 1, topK: UInt32 = 0, topP: Float = 1, finishReason: FinishReason,
+        policyVersion: UInt64, draftVersion: UInt64, acceptance: AcceptanceCounts = AcceptanceCounts(),
+        targetTopK: TargetTopK? = nil
     ) {
         self.requestID = requestID
         self.groupID = groupID
@@ -154,6 +164,9 @@ public struct Trajectory: WireMessage {
         self.promptTokens = promptTokens
         self.responseTokens = responseTokens
         self.logprobs = logprobs
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
         self.finishReason = finishReason
         self.policyVersion = policyVersion
         self.draftVersion = draftVersion
@@ -168,6 +181,9 @@ public struct Trajectory: WireMessage {
         w.i32Array(promptTokens)
         w.i32Array(responseTokens)
         w.f32Array(logprobs)
+        w.f32(temperature)
+        w.u32(topK)
+        w.f32(topP)
         w.u8(finishReason.rawValue)
         w.u64(policyVersion)
         w.u64(draftVersion)
@@ -187,6 +203,11 @@ public struct Trajectory: WireMessage {
                 field: "logprobs", reason: "\(logprobs.count) values for \(responseTokens.count) response tokens")
         }
         for v in logprobs where v > 0 { throw WireError.invalidFloat(field: "logprobs", value: Double(v)) }
+        temperature = try r.f32("temperature")
+        try Validate.finite(Double(temperature), "temperature", in: 0...Double.greatestFiniteMagnitude)
+        topK = try r.u32("top_k")
+        topP = try r.f32("top_p")
+        guard topP > 0, topP <= 1 else { throw WireError.invalidFloat(field: "top_p", value: Double(topP)) }
         finishReason = try r.enumeration(FinishReason.self, "finish_reason")
         policyVersion = try r.u64("policy_version")
         draftVersion = try r.u64("draft_version")
