@@ -36,8 +36,10 @@ public enum CheckpointCodec {
     public static let draftKindKey = FeatureDraftWeights.kindKey
 
     /// The artifact bytes of `weights` (a policy, or a token-level draft without a kind key).
-    public static func encode(_ weights: LlamaWeights) throws -> Data {
-        try encode(weights, metadata: [:])
+    /// - Parameter dtype: `.f32` (the default), or `.bf16` for half the bytes (rounded to
+    ///   nearest even); workers convert either to F32 on load.
+    public static func encode(_ weights: LlamaWeights, dtype: SafeTensorsFile.DType = .f32) throws -> Data {
+        try encode(weights, metadata: [:], dtype: dtype)
     }
 
     /// The artifact bytes of a draft of either kind, its kind in the metadata.
@@ -53,11 +55,12 @@ public enum CheckpointCodec {
         }
     }
 
-    private static func encode(_ weights: LlamaWeights, metadata extra: [String: String]) throws -> Data {
+    private static func encode(_ weights: LlamaWeights, metadata extra: [String: String],
+                               dtype: SafeTensorsFile.DType = .f32) throws -> Data {
         let shapes = Dictionary(LlamaWeights.expectedTensors(for: weights.config).map { ($0.name, $0.shape) },
                                 uniquingKeysWith: { a, _ in a })
         let tensors = weights.namedTensors.map { (name: $0.name, shape: shapes[$0.name] ?? [$0.buffer.count], data: $0.buffer) }
-        return try SafeTensorsWriter.encode(tensors, metadata: try metadata(weights.config, extra))
+        return try SafeTensorsWriter.encode(tensors, dtype: dtype, metadata: try metadata(weights.config, extra))
     }
 
     private static func metadata(_ config: LlamaConfig, _ extra: [String: String]) throws -> [String: String] {

@@ -45,8 +45,9 @@ public enum EventName: String, CaseIterable, Sendable {
     case peerDead = "peer_dead"
     /// A policy checkpoint was reassembled and checked: `version`, `bytes`, `workers`.
     case policyReceived = "policy_received"
-    /// A policy checkpoint was queued to every worker and trainer: `version`, `peers`,
-    /// `chunks`, `milliseconds`.
+    /// A complete policy checkpoint has reached every worker and trainer (its chunks went on as
+    /// they came; peers that joined mid-transfer were sent the rest now): `version`, `peers`,
+    /// `late_peers`, `chunks`, `milliseconds` (the time to send the rest).
     case policyForwarded = "policy_forwarded"
     /// A draft was reassembled and checked: `version`, `bytes`, `workers`.
     case draftReceived = "draft_received"

@@ -1,5 +1,7 @@
 import Foundation
 import RollspecBus
+import RollspecClient
+import RollspecRoles
 
 extension BusRolesBenchmark {
     struct TrajectoryRate: CustomStringConvertible {
@@ -77,7 +79,9 @@ extension BusRolesBenchmark {
             _ = try client.send(m.encode(sender: "client", sequence: clientSequence))
         }
         try clientSend(Heartbeat(role: .learner, index: 0, status: .ready, credit: 0, policyVersion: 1, draftVersion: 0))
-        for chunk in WeightsChunk.split(Data(count: 1024)) { try clientSend(PolicyCheckpointChunk(version: 1, chunk: chunk)) }
+        // A real (tiny) checkpoint: the broker refuses bytes that are not one a worker could load.
+        let tinyPolicy = try CheckpointCodec.encode(BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: 1))
+        for chunk in WeightsChunk.split(tinyPolicy) { try clientSend(PolicyCheckpointChunk(version: 1, chunk: chunk)) }
         guard broker.waitForLine(containing: "policy v1 complete", timeout: 30) != nil else { throw BenchError.timeout("tiny policy") }
 
         let worker = try dealer(endpoint)

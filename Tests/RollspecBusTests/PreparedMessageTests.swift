@@ -2,8 +2,7 @@ import Foundation
 import Testing
 @testable import RollspecBus
 
-/// `PreparedMessage` framing against the ordinary encoder, and `CRC32C.combine` against the
-/// CRC of the concatenated bytes.
+/// `PreparedMessage` framing against the ordinary encoder.
 @Suite struct PreparedMessageTests {
     static func bytes(_ n: Int, seed: UInt64) -> [UInt8] {
         var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
@@ -11,14 +10,6 @@ import Testing
             x ^= x << 13; x ^= x >> 7; x ^= x << 17
             return UInt8(truncatingIfNeeded: x)
         }
-    }
-
-    @Test(arguments: [(0, 0), (0, 5), (5, 0), (1, 1), (23, 4096), (100, 1), (7, 1_000_003)])
-    func combineEqualsTheChecksumOfTheConcatenation(lengthA: Int, lengthB: Int) {
-        let a = Self.bytes(lengthA, seed: UInt64(lengthA) + 1), b = Self.bytes(lengthB, seed: UInt64(lengthB) + 2)
-        let combined = CRC32C.combine(CRC32C.checksum(a), CRC32C.checksum(b), lengthB: b.count)
-        #expect(combined == CRC32C.checksum(a + b))
-        if lengthA + lengthB < 5000 { #expect(combined == CRC32C.checksumReference(a + b)) }
     }
 
     static func messages() -> [any WireMessage] {

@@ -295,8 +295,10 @@ import Testing
     }
 
     /// A digest-true policy whose tensors do not fit its config is refused at the broker
-    /// (`checkpoint_mismatch`, naming the tensor), never forwarded, and the policy it had stays.
-    @Test func aPolicyNoWorkerCouldLoadIsRefusedAndNotForwarded() throws {
+    /// (`checkpoint_mismatch`, naming the tensor) and the policy it had stays. Its chunks went on
+    /// to the worker as they came (cut-through), and the worker's own check refuses the whole
+    /// by the same rule, so nothing of it is applied anywhere.
+    @Test func aPolicyNoWorkerCouldLoadIsRefusedAndNotKept() throws {
         let (broker, loop, endpoint, path) = try Self.start()
         defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
         let context = try ZMQContext()
@@ -317,7 +319,10 @@ import Testing
         #expect(error.reason == .checkpointMismatch && error.code == .badRequest)
         #expect(error.message.contains("policy v2") && error.message.contains("model.norm.weight"), "\(error.message)")
         #expect(error.sequence == learner.sequence)
-        #expect(!(try worker.drain(0.3)).contains { if case .policyCheckpointChunk = $0 { true } else { false } })
+        let forwarded = try worker.drain(0.3).compactMap { if case .policyCheckpointChunk(let c) = $0 { c } else { nil } }
+        var assembler = ChunkReassembler()
+        let whole = try #require(try forwarded.compactMap { try assembler.add($0.chunk, version: $0.version) }.first)
+        #expect(throws: ModelError.self) { try CheckpointCodec.decode(whole, name: "policy v2") }
         // Requests are still served from policy v1.
         try learner.send(Self.request("still-v1"))
         try worker.heartbeat(policy: 1, credit: 4)
@@ -325,5 +330,37 @@ import Testing
         loop.stop()
         #expect(broker.rejections.counts == [.checkpointMismatch: 1])
         learner.socket.close(); worker.socket.close()
+    }
+
+    /// Policy chunks go on to the workers as they arrive; a worker that joins mid-transfer gets
+    /// the old policy at once, the rest of the transfer as it comes, and the chunks it missed
+    /// when the whole is complete: every chunk once, and the whole assembles.
+    @Test func aWorkerJoiningMidTransferGetsEveryChunkOnce() throws {
+        let (_, loop, endpoint, path) = try Self.start()
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let learner = try Peer(context, endpoint, "learner")
+        try Self.publishPolicy(from: learner)
+        let early = try Self.readyWorker(context, endpoint)
+        _ = try early.drain(0.3)
+        let artifact = BrokerTests.policyArtifact(seed: 21)
+        let chunks = WeightsChunk.split(artifact, chunkSize: 30_000)
+        #expect(chunks.count >= 4)
+        for c in chunks.prefix(chunks.count / 2) { try learner.send(PolicyCheckpointChunk(version: 2, chunk: c)) }
+        // Cut-through: the first half reaches the early worker before the rest is sent.
+        let firstHalf = try early.drain(0.4).compactMap { if case .policyCheckpointChunk(let c) = $0 { c } else { nil } }
+        #expect(firstHalf.map(\.chunk.index) == chunks.prefix(chunks.count / 2).map(\.index))
+        let late = try Peer(context, endpoint, "worker-1")
+        try late.heartbeat(policy: 0)
+        _ = try late.drain(0.2)
+        for c in chunks.dropFirst(chunks.count / 2) { try learner.send(PolicyCheckpointChunk(version: 2, chunk: c)) }
+        for (worker, before) in [(early, firstHalf), (late, [])] {
+            let got = before + (try worker.drain(0.5).compactMap { if case .policyCheckpointChunk(let c) = $0 { c } else { nil } })
+            let v2 = got.filter { $0.version == 2 }
+            #expect(v2.map(\.chunk.index).sorted() == chunks.map(\.index))
+            var assembler = ChunkReassembler()
+            #expect(try got.compactMap { try assembler.add($0.chunk, version: $0.version) }.last == artifact)
+        }
+        learner.socket.close(); early.socket.close(); late.socket.close()
     }
 }

@@ -145,13 +145,21 @@ import Testing
         _ = try client.socket.send(Data("not a message".utf8))
         try client.send(RolloutRequest(requestID: "r0", groupID: "g", promptTokens: [1], n: 2, maxTokens: 2))
 
-        // The worker gets the policy (v1, whole and digest-true; never the tampered v2) and no
-        // request until it reports v1.
+        // The worker gets the policy (v1, whole and digest-true) and no request until it reports
+        // v1. The tampered v2 reaches it chunk by chunk as it came (cut-through), and its own
+        // reassembly refuses it as the broker's did: v1 is the only whole it ever gets.
         let first = try worker.drain(0.5)
         let chunks = first.compactMap { if case .policyCheckpointChunk(let c) = $0 { c } else { nil } }
-        #expect(!chunks.isEmpty && chunks.allSatisfy { $0.version == 1 })
+        #expect(!chunks.isEmpty && chunks.allSatisfy { $0.version == 1 || $0.version == 2 })
         var assembler = ChunkReassembler()
-        #expect(try chunks.compactMap { try assembler.add($0.chunk, version: $0.version) } == [artifact])
+        var wholes: [Data] = [], refusals: [ChunkError] = []
+        for c in chunks {
+            do { if let whole = try assembler.add(c.chunk, version: c.version) { wholes.append(whole) } } catch let e as ChunkError {
+                refusals.append(e)
+            }
+        }
+        #expect(wholes == [artifact])
+        #expect(refusals == [.digestMismatch])
         #expect(!first.contains { if case .rolloutRequest = $0 { true } else { false } })
 
         try worker.heartbeat(policy: 1)

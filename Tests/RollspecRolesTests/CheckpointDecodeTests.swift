@@ -69,6 +69,35 @@ import Testing
         #expect(invalid.hasPrefix("invalid model config: policy v9 config:"), "\(invalid)")
     }
 
+    /// A bfloat16 checkpoint reaches workers that compute in float32: it passes the broker's
+    /// header check and decodes to the F32 values of its bf16 numbers (each weight rounded to
+    /// nearest even and widened), never its bytes read as F32.
+    @Test func aBFloat16CheckpointIsConvertedToFloat32OnLoad() throws {
+        let weights = BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: 8)
+        let bytes = try CheckpointCodec.encode(weights, dtype: .bf16)
+        #expect(bytes.count < (try CheckpointCodec.encode(weights)).count * 6 / 10)
+        try CheckpointCodec.validate(bytes, name: "policy v2")
+        let decoded = try CheckpointCodec.decode(bytes, name: "policy v2")
+        #expect(decoded.config == weights.config)
+        func bf16(_ x: Float) -> Float {
+            let bits = x.bitPattern
+            return Float(bitPattern: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000)
+        }
+        let expected = weights.namedTensors.map { ($0.name, $0.buffer.array.map(bf16)) }
+        let got = decoded.namedTensors.map { ($0.name, $0.buffer.array) }
+        #expect(got.map(\.0) == expected.map(\.0))
+        for ((name, a), (_, b)) in zip(got, expected) { #expect(a == b, "\(name)") }
+        // Through the worker's decode queue, as a policy.
+        let queue = WeightsDecodeQueue()
+        queue.submit(bytes, kind: .policy, version: 2, assembledAt: 0)
+        queue.waitUntilIdle()
+        guard case .policy(let viaQueue) = try #require(try queue.takeFinished().first?.weights.get()) else {
+            Issue.record("a policy artifact decoded as a draft")
+            return
+        }
+        #expect(Self.sameTensors(viaQueue, decoded))
+    }
+
     /// `submit` returns while the decode runs on another thread; results come back in order,
     /// refused artifacts as failures.
     @Test func decodingRunsOffTheCallersThread() throws {

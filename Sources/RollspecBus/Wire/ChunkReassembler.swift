@@ -49,27 +49,45 @@ public enum ChunkError: Error, Equatable, Sendable, CustomStringConvertible {
 /// whole once every chunk is in and the SHA-256 checks.
 ///
 /// Chunks may arrive in any order. A chunk of a newer version abandons a partial older one
-/// (the newer supersedes it); chunks of older versions are refused. Memory grows with the bytes
-/// actually received, never with what a `totalSize` field claims.
+/// (the newer supersedes it); chunks of older versions are refused.
+///
+/// Each accepted chunk is copied once, straight to its place in the whole, and the whole is
+/// hashed as it fills: every run of bytes contiguous from the start is hashed as soon as it is
+/// in, so with chunks in order (as senders send them) only the last chunk is left to hash when
+/// the transfer completes, and the whole is handed over without another copy. The whole lives
+/// in an anonymous mapping reserved at the first chunk's `totalSize` (`MAP_NORESERVE`): memory is
+/// committed page by page as bytes are written, so it grows with the bytes actually received,
+/// never with what a `totalSize` field claims.
+///
+/// A value type holding a reference to its buffer: do not copy one mid-transfer and feed both.
 public struct ChunkReassembler: Sendable {
     /// Largest artifact accepted, in bytes.
     public let maxTotalSize: UInt64
     /// The version being assembled, or the last one completed.
     public private(set) var version: UInt64?
     private var completed = false
-    private var first: WeightsChunk?
-    private var chunks: [UInt32: WeightsChunk] = [:]
+    /// What every chunk of the transfer must repeat: the first chunk's count, size and digest.
+    private var first: (count: UInt32, totalSize: UInt64, digest: Data)?
+    /// Byte range of each chunk received, by index.
+    private var ranges: [UInt32: Range<UInt64>] = [:]
+    private var whole: AssemblyBuffer?
+    private var hasher = SHA256()
+    /// Bytes `[0, hashed)` are in and hashed.
+    private var hashed: UInt64 = 0
+    /// Non-empty chunks in but not hashed yet (a gap before them): start offset → end offset.
+    private var unhashed: [UInt64: UInt64] = [:]
+    private var received = 0
 
     public init(maxTotalSize: UInt64 = 64 << 30) { self.maxTotalSize = maxTotalSize }
 
     /// Indices not yet received for the current version (empty when idle or complete).
     public var missingChunks: [UInt32] {
         guard let first, !completed else { return [] }
-        return (0..<first.count).filter { chunks[$0] == nil }
+        return (0..<first.count).filter { ranges[$0] == nil }
     }
 
     /// Bytes held for the current partial transfer.
-    public var bufferedBytes: Int { chunks.values.reduce(0) { $0 + $1.bytes.count } }
+    public var bufferedBytes: Int { received }
 
     /// Adds one chunk.
     /// - Returns: the whole artifact when this chunk completed it and the digest matched, else nil.
@@ -94,29 +112,51 @@ public struct ChunkReassembler: Sendable {
             if chunk.totalSize != first.totalSize { throw ChunkError.inconsistent(field: "total_size") }
             if chunk.digest != first.digest { throw ChunkError.inconsistent(field: "digest") }
         }
-        if chunks[chunk.index] != nil { throw ChunkError.duplicate(index: chunk.index) }
-        for other in chunks.values where chunk.offset < other.offset + UInt64(other.bytes.count)
-            && other.offset < end && !chunk.bytes.isEmpty && !other.bytes.isEmpty {
-            throw ChunkError.outOfRange(index: chunk.index, reason: "overlaps chunk \(other.index)")
+        if ranges[chunk.index] != nil { throw ChunkError.duplicate(index: chunk.index) }
+        let range = chunk.offset..<end
+        if !range.isEmpty {
+            for (index, other) in ranges where range.overlaps(other) {
+                throw ChunkError.outOfRange(index: chunk.index, reason: "overlaps chunk \(index)")
+            }
+        }
+        if whole == nil, chunk.totalSize > 0 {
+            guard let buffer = AssemblyBuffer(count: Int(chunk.totalSize)) else {
+                throw ChunkError.tooLarge(size: chunk.totalSize, limit: maxTotalSize)
+            }
+            whole = buffer
         }
 
         self.version = version
-        if first == nil { first = chunk }
-        chunks[chunk.index] = chunk
-        guard chunks.count == Int(chunk.count) else { return nil }
-
-        let received = chunks.values.reduce(UInt64(0)) { $0 + UInt64($1.bytes.count) }
-        guard received == chunk.totalSize else {
-            reset(keepVersion: version)
-            throw ChunkError.sizeMismatch(received: received, expected: chunk.totalSize)
+        if first == nil { first = (chunk.count, chunk.totalSize, chunk.digest) }
+        ranges[chunk.index] = range
+        received += chunk.bytes.count
+        if !range.isEmpty, let whole {
+            chunk.bytes.withUnsafeBytes { whole.pointer.advanced(by: Int(range.lowerBound)).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            unhashed[range.lowerBound] = range.upperBound
+            hashContiguous()
         }
-        var whole = Data(capacity: Int(chunk.totalSize))
-        for part in chunks.values.sorted(by: { $0.offset < $1.offset }) { whole.append(part.bytes) }
-        let digest = chunk.digest
+        guard ranges.count == Int(chunk.count) else { return nil }
+
+        guard UInt64(received) == chunk.totalSize, hashed == chunk.totalSize else {
+            let got = UInt64(received)
+            reset(keepVersion: version)
+            throw ChunkError.sizeMismatch(received: got, expected: chunk.totalSize)
+        }
+        let digest = hasher.finalize()
+        let bytes = self.whole?.take() ?? Data()
         reset(keepVersion: version)
-        guard SHA256.hash(whole) == digest else { throw ChunkError.digestMismatch }
+        guard digest == chunk.digest else { throw ChunkError.digestMismatch }
         completed = true
-        return whole
+        return bytes
+    }
+
+    /// Hashes every chunk that now follows the hashed prefix without a gap.
+    private mutating func hashContiguous() {
+        guard let whole else { return }
+        while let end = unhashed.removeValue(forKey: hashed) {
+            hasher.update(UnsafeRawBufferPointer(start: whole.pointer.advanced(by: Int(hashed)), count: Int(end - hashed)))
+            hashed = end
+        }
     }
 
     /// Drops everything, including the version memory.
@@ -128,6 +168,38 @@ public struct ChunkReassembler: Sendable {
         version = keepVersion
         completed = false
         first = nil
-        chunks = [:]
+        ranges = [:]
+        whole = nil
+        hasher = SHA256()
+        hashed = 0
+        unhashed = [:]
+        received = 0
     }
+}
+
+/// The whole of an artifact being reassembled: an anonymous private mapping of its size whose
+/// pages the kernel commits only when written (`MAP_NORESERVE`), unmapped when released — or
+/// handed over, without a copy, as the `Data` of the finished artifact.
+final class AssemblyBuffer: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    let count: Int
+    private var owned = true
+
+    /// Nil when the address space cannot hold `count` bytes.
+    init?(count: Int) {
+        precondition(count > 0)
+        let p = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { return nil }
+        pointer = p
+        self.count = count
+    }
+
+    /// The bytes as `Data` that unmaps them when released; this buffer no longer owns them.
+    func take() -> Data {
+        owned = false
+        let count = count
+        return Data(bytesNoCopy: pointer, count: count, deallocator: .custom { p, _ in munmap(p, count) })
+    }
+
+    deinit { if owned { munmap(pointer, count) } }
 }

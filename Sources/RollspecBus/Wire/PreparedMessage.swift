@@ -1,27 +1,49 @@
 import Foundation
 
-/// A message whose payload is encoded and checksummed once, then framed under any number of
-/// envelope headers (docs/wire-protocol.md §2).
+/// A message whose payload is encoded once, then framed under any number of envelope headers
+/// (docs/wire-protocol.md §2).
 ///
 /// A broker fans one weights chunk out to every worker and trainer, and again to each late
 /// joiner, each time with its own sequence number (§7: per sender, strictly increasing at every
-/// receiver). Re-encoding the message per recipient costs a copy and a CRC-32C of the whole
-/// payload each time; framing a prepared one costs one copy and a CRC of the header alone,
-/// combined with the payload's (`CRC32C.combine`). The bytes are exactly `Envelope.encode()`'s.
+/// receiver). Framing a prepared message writes the header, copies the payload once into a
+/// buffer libzmq sends without copying, and checksums that buffer while its bytes are still in
+/// cache; one frame goes to every recipient of the same sequence number.
+///
+/// A weights chunk's bytes are not copied here: the payload is kept as its encoded fields
+/// (`head`) and the chunk's bytes as they are (`tail`, shared with the message they came in or
+/// the reassembled artifact), and the two meet only in the frame. The bytes are exactly
+/// `Envelope.encode()`'s.
 public struct PreparedMessage: Sendable {
     public let type: WireMessageType
-    /// The payload alone (§5), canonical encoding.
-    public let payload: Data
-    /// CRC-32C of `payload` alone.
-    let payloadChecksum: UInt32
+    /// The encoded payload up to its trailing bulk bytes (all of it for most messages).
+    let head: Data
+    /// A weights chunk's bytes, shared, not copied; empty for other messages.
+    let tail: Data
+
+    /// The payload (§5), canonical encoding.
+    public var payload: Data { head + tail }
+    var payloadCount: Int { head.count + tail.count }
 
     public init<M: WireMessage>(_ message: M) {
-        var w = WireWriter(capacity: WireMessageBody(message).payloadSizeHint)
-        message.encodePayload(into: &w)
-        precondition(w.data.count <= Int(UInt32.max), "payload of \(w.data.count) bytes does not fit the u32 length field")
+        var w: WireWriter
+        switch message {
+        case let m as PolicyCheckpointChunk:
+            w = WireWriter(capacity: 96)
+            m.encodePayload(into: &w, withoutBytes: ())
+            tail = m.chunk.bytes
+        case let m as DraftWeightsChunk:
+            w = WireWriter(capacity: 112)
+            m.encodePayload(into: &w, withoutBytes: ())
+            tail = m.chunk.bytes
+        default:
+            w = WireWriter(capacity: WireMessageBody(message).payloadSizeHint)
+            message.encodePayload(into: &w)
+            tail = Data()
+        }
+        precondition(w.data.count + tail.count <= Int(UInt32.max),
+                     "payload of \(w.data.count + tail.count) bytes does not fit the u32 length field")
         type = M.messageType
-        payload = w.data
-        payloadChecksum = CRC32C.checksum(payload)
+        head = w.data
     }
 
     /// The message as `sender`'s number `sequence`, in a buffer libzmq can send without copying
@@ -32,7 +54,8 @@ public struct PreparedMessage: Sendable {
         let senderBytes = Array(sender.utf8)
         precondition((1...255).contains(senderBytes.count), "sender id must be 1–255 bytes of UTF-8")
         let headerSize = Envelope.fixedHeaderSize + senderBytes.count
-        let buffer = ZMQSharedBuffer(count: headerSize + payload.count + Envelope.checksumSize)
+        let payloadCount = payloadCount
+        let buffer = ZMQSharedBuffer(count: headerSize + payloadCount + Envelope.checksumSize)
         let out = buffer.pointer
         func store<T: FixedWidthInteger>(_ v: T, at offset: Int) {
             withUnsafeBytes(of: v.littleEndian) { (out + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
@@ -42,12 +65,15 @@ public struct PreparedMessage: Sendable {
         store(type.rawValue, at: 6)
         store(UInt16(0), at: 8)  // flags
         store(sequence, at: 10)
-        store(UInt32(payload.count), at: 18)
+        store(UInt32(payloadCount), at: 18)
         store(UInt8(senderBytes.count), at: 22)
         senderBytes.withUnsafeBytes { (out + Envelope.fixedHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        payload.withUnsafeBytes { if let base = $0.baseAddress { (out + headerSize).copyMemory(from: base, byteCount: $0.count) } }
-        let headerChecksum = CRC32C.checksum(UnsafeRawBufferPointer(start: out, count: headerSize))
-        store(CRC32C.combine(headerChecksum, payloadChecksum, lengthB: payload.count), at: headerSize + payload.count)
+        head.withUnsafeBytes { if let base = $0.baseAddress { (out + headerSize).copyMemory(from: base, byteCount: $0.count) } }
+        tail.withUnsafeBytes {
+            if let base = $0.baseAddress { (out + headerSize + head.count).copyMemory(from: base, byteCount: $0.count) }
+        }
+        let covered = headerSize + payloadCount
+        store(CRC32C.checksum(UnsafeRawBufferPointer(start: out, count: covered)), at: covered)
         return buffer
     }
 

@@ -88,11 +88,20 @@ public struct WireReader {
     }
 
     /// A `u32` byte length and that many bytes.
+    ///
+    /// Large fields (a weights chunk's bytes) are not copied: they come back as a slice of the
+    /// message, sharing its storage (copy-on-write as ever), so their indices need not start at
+    /// zero. Small ones are copied, so that a few bytes do not keep a big message alive.
     public mutating func bytes(_ field: String) throws -> Data {
         let n = Int(try u32(field + ".length"))
         guard n <= remaining else { throw WireError.lengthOutOfRange(field: field, length: n, remaining: remaining) }
-        return try raw(n, field)
+        guard n >= Self.sharedBytesThreshold else { return try raw(n, field) }
+        let at = try take(n, field)
+        return data[at..<at + n]
     }
+
+    /// Byte fields at least this long are returned as slices of the message (`bytes`).
+    static let sharedBytesThreshold = 64 << 10
 
     /// A `u32` byte length and that many bytes of valid UTF-8.
     public mutating func string(_ field: String) throws -> String {
@@ -106,17 +115,17 @@ public struct WireReader {
 
     public mutating func i32Array(_ field: String) throws -> [Int32] {
         let n = try count(field, minimumElementSize: 4)
-        return try (0..<n).map { _ in try i32(field) }
+        return try integers(n, Int32.self, field)
     }
 
     public mutating func u64Array(_ field: String) throws -> [UInt64] {
         let n = try count(field, minimumElementSize: 8)
-        return try (0..<n).map { _ in try u64(field) }
+        return try integers(n, UInt64.self, field)
     }
 
     public mutating func f32Array(_ field: String) throws -> [Float] {
         let n = try count(field, minimumElementSize: 4)
-        return try (0..<n).map { _ in try f32(field) }
+        return try floats(n, field)
     }
 
     public mutating func stringArray(_ field: String) throws -> [String] {
@@ -127,13 +136,33 @@ public struct WireReader {
     /// `n` int32 values with no count prefix (the count came from elsewhere and was checked).
     public mutating func i32s(_ n: Int, _ field: String) throws -> [Int32] {
         guard n <= remaining / 4 else { throw WireError.countTooLarge(field: field, count: n, remaining: remaining) }
-        return try (0..<n).map { _ in try i32(field) }
+        return try integers(n, Int32.self, field)
     }
 
     /// `n` float32 values with no count prefix.
     public mutating func f32s(_ n: Int, _ field: String) throws -> [Float] {
         guard n <= remaining / 4 else { throw WireError.countTooLarge(field: field, count: n, remaining: remaining) }
-        return try (0..<n).map { _ in try f32(field) }
+        return try floats(n, field)
+    }
+
+    /// `n` little-endian integers read in one pass (a trajectory carries hundreds; one
+    /// `Data` access per element cost more than the rest of its decoding).
+    private mutating func integers<T: FixedWidthInteger>(_ n: Int, _: T.Type, _ field: String) throws -> [T] {
+        let size = MemoryLayout<T>.size
+        let at = try take(n * size, field)
+        return data.withUnsafeBytes { raw in
+            [T](unsafeUninitializedCapacity: n) { out, initialized in
+                for i in 0..<n { out[i] = T(littleEndian: raw.loadUnaligned(fromByteOffset: at + i * size, as: T.self)) }
+                initialized = n
+            }
+        }
+    }
+
+    /// `n` float32 values in one pass; NaN is never valid on the wire.
+    private mutating func floats(_ n: Int, _ field: String) throws -> [Float] {
+        let values = try integers(n, UInt32.self, field).map { Float(bitPattern: $0) }
+        if let nan = values.first(where: \.isNaN) { throw WireError.invalidFloat(field: field, value: Double(nan)) }
+        return values
     }
 
     /// A `u8` tag (0 absent, 1 present) and, if present, the value.

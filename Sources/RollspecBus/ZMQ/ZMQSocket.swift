@@ -137,21 +137,43 @@ public final class ZMQSocket: @unchecked Sendable {
     /// Receives one frame.
     /// - Returns: the frame and whether more follow, or `nil` if nothing arrived (`DONTWAIT` or
     ///   the receive timeout).
+    ///
+    /// A frame of `zeroCopyThreshold` bytes or more is not copied: the `Data` wraps libzmq's own
+    /// buffer and closes the message when the last copy of it is released. A 4 MiB weights chunk
+    /// is then written once, by libzmq's I/O thread, on its way to the reassembler. Smaller
+    /// frames are copied, which costs less than a heap message per frame.
     public func receiveFrame(dontWait: Bool = false) throws -> ZMQFrame? {
         let h = try liveHandle("zmq_msg_recv")
-        var message = zmq_msg_t()
-        zmq_msg_init(&message)
-        defer { zmq_msg_close(&message) }
-        while zmq_msg_recv(&message, h, dontWait ? ZMQ_DONTWAIT : 0) < 0 {
+        let message = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
+        zmq_msg_init(message)
+        var handedOver = false
+        defer {
+            if !handedOver {
+                zmq_msg_close(message)
+                message.deallocate()
+            }
+        }
+        while zmq_msg_recv(message, h, dontWait ? ZMQ_DONTWAIT : 0) < 0 {
             let code = zmq_errno()
             if code == EINTR { continue }
             if code == EAGAIN { return nil }
             throw ZMQError(operation: "zmq_msg_recv", code: code)
         }
-        let size = zmq_msg_size(&message)
-        let data = size == 0 ? Data() : Data(bytes: zmq_msg_data(&message), count: size)
-        return ZMQFrame(data: data, more: zmq_msg_more(&message) != 0)
+        let size = zmq_msg_size(message)
+        let more = zmq_msg_more(message) != 0
+        guard size >= Self.zeroCopyThreshold, let base = zmq_msg_data(message) else {
+            return ZMQFrame(data: size == 0 ? Data() : Data(bytes: zmq_msg_data(message), count: size), more: more)
+        }
+        handedOver = true
+        let data = Data(bytesNoCopy: base, count: size, deallocator: .custom { _, _ in
+            zmq_msg_close(message)
+            message.deallocate()
+        })
+        return ZMQFrame(data: data, more: more)
     }
+
+    /// Frames at least this large are received without a copy (`receiveFrame`).
+    public static let zeroCopyThreshold = 64 << 10
 
     /// Receives every frame of the next message.
     /// - Returns: the frames (a ROUTER sees the sender's routing id first), or `nil` if nothing

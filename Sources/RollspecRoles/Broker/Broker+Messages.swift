@@ -43,36 +43,53 @@ extension Broker {
                 reject(.unauthorizedPolicy, "policy chunk from \(sender), a \(role(of: identity))", answering: offender)
                 return
             }
+            let complete: (whole: Data, chunks: [WeightsChunk])?
             do {
-                guard let (whole, chunks) = try policyIncoming.add(m.chunk, version: m.version) else { return }
-                // Digest-true is not loadable: a checkpoint no worker could load would leave every
-                // worker on the old version and the job stalled. The header tells, in microseconds.
-                do { try CheckpointCodec.validate(whole, name: "policy v\(m.version)") } catch {
-                    reject(.checkpointMismatch, "policy v\(m.version) from \(sender) is not a checkpoint workers can load: \(error)",
-                           answering: offender)
-                    return
-                }
-                logger.event(.policyReceived, "policy v\(m.version) complete (\(whole.count) bytes), forwarding to \(workers.count) workers",
-                             ["version": .stringConvertible(m.version), "bytes": .stringConvertible(whole.count),
-                              "workers": .stringConvertible(workers.count)])
-                let start = now()
-                policyVersion = m.version
-                // The publisher learns its policy is complete, verified and served.
-                send(Ack(sequence: envelope.sequence), to: identity)
-                policy = chunks.map { PreparedMessage(PolicyCheckpointChunk(version: m.version, chunk: $0)) }
-                // A worker that already holds this version (it outlived a restarted broker, and
-                // the policy was published again) does not need it twice.
-                let to = recipients(except: nil).filter { workers[$0]?.policyVersion != m.version }
-                send(policy, to: to)
-                let milliseconds = (now() - start) * 1000
-                let line = String(format: "policy v%llu queued to %d peers in %.0f ms (%d chunks, each encoded once)",
-                                  m.version, to.count, milliseconds, policy.count)
-                logger.event(.policyForwarded, "\(line)",
-                             ["version": .stringConvertible(m.version), "peers": .stringConvertible(to.count),
-                              "chunks": .stringConvertible(policy.count), "milliseconds": .stringConvertible(milliseconds)])
+                complete = try policyIncoming.add(m.chunk, version: m.version)
             } catch {
+                // A chunk that completed a transfer whose whole is wrong was part of it: the
+                // workers get it too, so that they drop the transfer as this broker did, and a
+                // resend of the version starts afresh everywhere.
+                if case ChunkError.digestMismatch = error { forwardAsItCame(m) }
+                if case ChunkError.sizeMismatch = error { forwardAsItCame(m) }
                 reject(rejectionReason(error), "policy chunk from \(sender): \(error)", answering: offender)
+                return
             }
+            forwardAsItCame(m)
+            guard let (whole, chunks) = complete else { return }
+            // Digest-true is not loadable: a checkpoint no worker could load would leave every
+            // worker on the old version and the job stalled. The header tells, in microseconds.
+            do { try CheckpointCodec.validate(whole, name: "policy v\(m.version)") } catch {
+                policyCutThrough = nil
+                reject(.checkpointMismatch, "policy v\(m.version) from \(sender) is not a checkpoint workers can load: \(error)",
+                       answering: offender)
+                return
+            }
+            logger.event(.policyReceived, "policy v\(m.version) complete (\(whole.count) bytes), forwarding to \(workers.count) workers",
+                         ["version": .stringConvertible(m.version), "bytes": .stringConvertible(whole.count),
+                          "workers": .stringConvertible(workers.count)])
+            let start = now()
+            policyVersion = m.version
+            // The publisher learns its policy is complete, verified and served.
+            send(Ack(sequence: envelope.sequence), to: identity)
+            policy = chunks.map { PreparedMessage(PolicyCheckpointChunk(version: m.version, chunk: $0)) }
+            // Peers that joined mid-transfer missed its first chunks: they get them now.
+            let sent = policyCutThrough?.version == m.version ? policyCutThrough!.sent : [:]
+            policyCutThrough = nil
+            var late = 0
+            for peer in recipients(except: nil) where workers[peer]?.policyVersion != m.version {
+                let had = sent[peer] ?? []
+                let missing = zip(chunks, policy).filter { !had.contains($0.0.index) }.map(\.1)
+                if !missing.isEmpty { late += 1 }
+                send(missing, to: [peer])
+            }
+            let milliseconds = (now() - start) * 1000
+            let line = String(format: "policy v%llu forwarded to %d peers chunk by chunk as it came, the rest to %d late joiners in %.0f ms (%d chunks)",
+                              m.version, sent.count, late, milliseconds, policy.count)
+            logger.event(.policyForwarded, "\(line)",
+                         ["version": .stringConvertible(m.version), "peers": .stringConvertible(sent.count + late),
+                          "late_peers": .stringConvertible(late),
+                          "chunks": .stringConvertible(policy.count), "milliseconds": .stringConvertible(milliseconds)])
         case .draftWeightsChunk(let m):
             guard let publisher = peers[identity]?.role, publisher == .client || publisher == .trainer else {
                 reject(.unauthorizedDraft, "draft chunk from \(sender), a \(role(of: identity))", answering: offender)
@@ -138,6 +155,20 @@ extension Broker {
         }
     }
 
+    /// Sends a policy chunk the reassembler accepted on to every worker and trainer at once
+    /// (cut-through), framed once, sharing the received bytes until the frame is written, rather
+    /// than after the whole checkpoint is in: the two hops overlap instead of adding up. Each
+    /// receiver reassembles and checks the SHA-256 itself, and nothing is applied before that;
+    /// what this broker checks of the whole decides only what it keeps, confirms and gives late
+    /// joiners. Workers that already hold this version (they outlived a restarted broker) are
+    /// skipped.
+    func forwardAsItCame(_ m: PolicyCheckpointChunk) {
+        if policyCutThrough?.version != m.version { policyCutThrough = (m.version, [:]) }
+        let to = recipients(except: nil).filter { workers[$0]?.policyVersion != m.version }
+        send([PreparedMessage(m)], to: to)
+        for peer in to { policyCutThrough!.sent[peer, default: []].insert(m.chunk.index) }
+    }
+
     /// Tells a client that has just reached this broker who it is: a new sender id (each
     /// broker process has its own incarnation) means the broker restarted, and the client
     /// publishes its policy again and resends what it still waits for (wire protocol §9).
@@ -167,47 +198,60 @@ extension Broker {
     }
 
     func trajectory(_ t: Trajectory, sender: String, identity: Data, offender: Offender) {
+        guard let (owner, firstDispatchedAt) = admitTrajectory(t, sender: sender, identity: identity, offender: offender) else {
+            return
+        }
+        // In place, with no copy of the request state alive: through a copy, inserting into
+        // `delivered` copied the whole set (up to n sample indices) for every trajectory.
+        requests[t.requestID]!.delivered.insert(t.sampleIndex)
+        requests[t.requestID]!.unacked += 1
+        let isComplete = requests[t.requestID]!.isComplete
+        unacked[t.key] = (t, now())
+        let latency = firstDispatchedAt.map { now() - $0 }
+        metrics.update { $0.recordTrajectory(t, worker: sender, latencySeconds: latency) }
+        if let to = owners[owner] { send(t, to: to) }
+        for trainer in trainers { trainerCopy(t, to: trainer) }
+        if isComplete {
+            for id in workers.keys { workers[id]!.inFlight.remove(t.requestID) }
+            queue.removeAll { $0 == t.requestID }
+        }
+    }
+
+    /// Whether `t` may be delivered (refusing it otherwise): its request's owner and first
+    /// dispatch time if so.
+    private func admitTrajectory(_ t: Trajectory, sender: String, identity: Data, offender: Offender)
+        -> (owner: String, firstDispatchedAt: Double?)? {
         let key = t.key
         guard peers[identity]?.role == .worker else {
             reject(.unauthorizedTrajectory, "trajectory \(key) from \(sender), a \(role(of: identity))", answering: offender)
-            return
+            return nil
         }
         if finished.contains(t.requestID) {
             reject(.duplicateTrajectory, "trajectory \(key) from \(sender): the request is finished", answering: offender)
-            return
+            return nil
         }
-        guard var state = requests[t.requestID] else {
+        guard let state = requests[t.requestID] else {
             reject(.unknownRequest, "trajectory \(key) from \(sender): no such request", answering: offender)
-            return
+            return nil
         }
         guard t.sampleIndex < state.request.n else {
             reject(.badSampleIndex, "trajectory \(key) from \(sender): the request has \(state.request.n) samples", answering: offender)
-            return
+            return nil
         }
         guard state.assigned.contains(identity) else {
             reject(.trajectoryNotAssigned, "trajectory \(key) from \(sender): the request was not given to it", answering: offender)
-            return
+            return nil
         }
         // A worker answers the request it was sent; other prompts under this id are forged.
         guard t.groupID == state.request.groupID, t.promptTokens == state.request.promptTokens else {
             reject(.trajectoryMismatch, "trajectory \(key) from \(sender): group or prompt differ from the request", answering: offender)
-            return
+            return nil
         }
-        guard state.delivered.insert(t.sampleIndex).inserted else {
+        guard !state.delivered.contains(t.sampleIndex) else {
             reject(.duplicateTrajectory, "trajectory \(key) from \(sender) was delivered before", answering: offender)
-            return
+            return nil
         }
-        state.unacked += 1
-        requests[t.requestID] = state
-        unacked[key] = (t, now())
-        let latency = state.firstDispatchedAt.map { now() - $0 }
-        metrics.update { $0.recordTrajectory(t, worker: sender, latencySeconds: latency) }
-        if let to = owners[state.owner] { send(t, to: to) }
-        for trainer in trainers { trainerCopy(t, to: trainer) }
-        if state.isComplete {
-            for id in workers.keys { workers[id]!.inFlight.remove(t.requestID) }
-            queue.removeAll { $0 == t.requestID }
-        }
+        return (state.owner, state.firstDispatchedAt)
     }
 
     /// The client confirmed `key`; a request all of whose samples are delivered and acked is
@@ -284,6 +328,12 @@ extension Broker {
     }
 
     func resend(at t: Double) {
+        // Every turn of the loop comes here, and a turn may have handled one message: looking
+        // through every unacked trajectory each time cost the broker in proportion to the
+        // client's backlog per message. A look every tenth of the timeout (at most 20 ms) is
+        // as prompt for a timeout of seconds.
+        guard t - lastResendScan >= min(0.02, config.resendTimeoutSeconds / 10) else { return }
+        lastResendScan = t
         for (key, entry) in unacked where t - entry.sentAt > config.resendTimeoutSeconds {
             guard let owner = requests[key.requestID]?.owner, let to = owners[owner] else { continue }
             send(entry.trajectory, to: to)

@@ -18,10 +18,12 @@ import RollspecLogging
 ///   and again only if it was not acked within `resendTimeoutSeconds`. A request whose samples are all
 ///   delivered and acked is forgotten, except for its id (the newest `rememberFinished` ids),
 ///   so a late duplicate is still known as one.
-/// - Policy checkpoints and drafts are reassembled and digest-checked before they are kept or
-///   forwarded. They are forwarded in the chunks they came in, each encoded once
-///   (`PreparedMessage`) and sent without copying, as the same frame, to every worker and trainer;
-///   a late joiner gets the same payloads under fresh sequence numbers.
+/// - Policy checkpoint chunks are forwarded to every worker and trainer as they arrive (each
+///   one that passes the chunk rules, framed once and sent without copying, as the same frame to
+///   all), while the broker reassembles and digest-checks the whole; every receiver checks the
+///   digest itself before using anything. The broker keeps, confirms and serves to late joiners
+///   only a whole that is digest-true and loadable. Drafts (small) are reassembled and checked
+///   before they are forwarded. A late joiner gets the kept chunks under fresh sequence numbers.
 ///
 /// Admission (docs/wire-protocol.md §6, §7): every message passes, in order, the frame count,
 /// the size limit (before decoding), decoding, the sender binding (a connection keeps the
@@ -127,6 +129,10 @@ public final class Broker {
     /// checkpoint is forwarded as it came instead of cut and hashed again.
     var policyIncoming = IncomingChunks()
     var draftIncoming = IncomingChunks()
+    /// The policy transfer being forwarded chunk by chunk as it arrives: its version, and the
+    /// chunk indices each worker or trainer was sent, so that one that joined mid-transfer gets
+    /// the rest once it is complete.
+    var policyCutThrough: (version: UInt64, sent: [Data: Set<UInt32>])?
     /// The newest complete policy and draft, as chunk messages encoded once.
     var policy: [PreparedMessage] = []
     var draft: [PreparedMessage] = []
@@ -136,6 +142,8 @@ public final class Broker {
     let versions = HeldVersions()
     let logger: Logger
     var lastPeerSweep = 0.0
+    /// When `resend` last looked through the unacked trajectories.
+    var lastResendScan = -Double.infinity
     var lastMetricsUpdate = -Double.infinity
 
     /// What the Prometheus endpoint serves (`metrics.port`); updated on this thread, read on the

@@ -107,8 +107,16 @@ public struct BrokerMetrics: Sendable {
     /// Counts a trajectory delivered to the client.
     /// - Parameter latencySeconds: time since its request was first dispatched (nil: unknown).
     public mutating func recordTrajectory(_ t: Trajectory, worker: String, latencySeconds: Double?) {
-        delivered[DeliveryKey(worker: worker, policy: t.policyVersion, draft: t.draftVersion), default: 0] += 1
+        if let latencySeconds {
+            latency[worker, default: Histogram(upperBounds: Self.latencyBuckets)].observe(max(0, latencySeconds))
+        }
+        let key = DeliveryKey(worker: worker, policy: t.policyVersion, draft: t.draftVersion)
+        let isNewSeries = delivered[key] == nil
+        delivered[key, default: 0] += 1
         // As for workers' series: policy versions older than the newest kept fold together.
+        // Only a new series can push the versions past the limit, so only then is it looked at
+        // (on every trajectory it cost the broker a scan, a set and a sort per message).
+        guard isNewSeries else { return }
         let policies = Set(delivered.keys.filter { $0.worker == worker }.map(\.policy)).sorted(by: >)
         if policies.count > MetricName.policyVersionsKept {
             let oldest = policies[MetricName.policyVersionsKept - 1]
@@ -116,9 +124,6 @@ public struct BrokerMetrics: Sendable {
                 delivered[k] = nil
                 deliveredOlder[worker, default: 0] += n
             }
-        }
-        if let latencySeconds {
-            latency[worker, default: Histogram(upperBounds: Self.latencyBuckets)].observe(max(0, latencySeconds))
         }
     }
 

@@ -45,13 +45,21 @@ public struct WeightsChunk: Equatable, Sendable {
     }
 
     func encode(into w: inout WireWriter) {
+        encodeHead(into: &w)
+        w.raw(bytes)
+    }
+
+    /// Everything up to the bytes themselves, their length prefix included: what
+    /// `PreparedMessage` encodes, keeping the bytes apart.
+    func encodeHead(into w: inout WireWriter) {
         precondition(digest.count == Self.digestSize, "digest must be 32 bytes (SHA-256)")
+        precondition(bytes.count <= Int(UInt32.max), "chunk of \(bytes.count) bytes does not fit the u32 length field")
         w.u32(index)
         w.u32(count)
         w.u64(offset)
         w.u64(totalSize)
         w.raw(digest)
-        w.bytes(bytes)
+        w.u32(UInt32(bytes.count))
     }
 
     init(from r: inout WireReader) throws {
@@ -90,6 +98,12 @@ public struct PolicyCheckpointChunk: WireMessage {
         chunk.encode(into: &w)
     }
 
+    /// The payload but the chunk's bytes (`PreparedMessage`).
+    func encodePayload(into w: inout WireWriter, withoutBytes: Void) {
+        w.u64(version)
+        chunk.encodeHead(into: &w)
+    }
+
     public init(from r: inout WireReader) throws {
         version = try r.u64("version")
         chunk = try WeightsChunk(from: &r)
@@ -120,6 +134,14 @@ public struct DraftWeightsChunk: WireMessage {
         w.u64(policyVersion)
         w.f64(acceptanceRate)
         chunk.encode(into: &w)
+    }
+
+    /// The payload but the chunk's bytes (`PreparedMessage`).
+    func encodePayload(into w: inout WireWriter, withoutBytes: Void) {
+        w.u64(draftVersion)
+        w.u64(policyVersion)
+        w.f64(acceptanceRate)
+        chunk.encodeHead(into: &w)
     }
 
     public init(from r: inout WireReader) throws {
