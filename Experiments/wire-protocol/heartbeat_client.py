@@ -14,7 +14,7 @@ from decode_vectors import crc32c, decode
 
 def envelope(type_, sender, sequence, payload):
     s = sender.encode("utf-8")
-    head = b"RSPC" + struct.pack("<HHHQIB", 2, type_, 0, sequence, len(payload), len(s)) + s + payload
+    head = b"RSPC" + struct.pack("<HHHQIB", 3, type_, 0, sequence, len(payload), len(s)) + s + payload
     return head + struct.pack("<I", crc32c(head))
 
 
