@@ -74,9 +74,13 @@ public enum CheckpointCodec {
     /// killed processes.
     /// - Parameter name: names the artifact in errors (e.g. "policy v3").
     /// - Throws: `CheckpointCodecError` or the loader's errors (`ModelError`).
-    public static func decode(_ data: Data, name: String = "checkpoint artifact") throws -> LlamaWeights {
+    ///
+    /// - Parameter inPlace: F32 tensors are read where they are in `data` (no copy, no fresh
+    ///   memory); the weights keep `data` alive and must not be written (a rollout worker's
+    ///   policy). A learner or trainer that updates the weights decodes copies.
+    public static func decode(_ data: Data, name: String = "checkpoint artifact", inPlace: Bool = false) throws -> LlamaWeights {
         let config = try metadata(of: data)[configKey]!
-        return try ModelLoader.loadSafeTensors(configJSON: Data(config.utf8), safetensors: data, name: name)
+        return try ModelLoader.loadSafeTensors(configJSON: Data(config.utf8), safetensors: data, name: name, inPlace: inPlace)
     }
 
     /// Checks that policy artifact bytes would load (`decode`) from their header alone: the

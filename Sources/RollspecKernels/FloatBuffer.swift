@@ -5,6 +5,9 @@
 public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
+    /// What keeps `pointer` alive when this buffer reads memory it did not allocate
+    /// (`init(aliasing:count:owner:)`); nil when it owns and frees `pointer`.
+    private let owner: AnyObject?
 
     /// A zero-filled buffer of `count` floats.
     public init(count: Int) {
@@ -14,6 +17,17 @@ public final class FloatBuffer: @unchecked Sendable {
             byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         pointer.initialize(repeating: 0, count: max(count, 1))
+        owner = nil
+    }
+
+    /// `count` floats at `pointer` in memory that `owner` keeps alive, read in place: no copy
+    /// and no fresh pages (a checkpoint decoded from the bytes it arrived in). Only 4-byte
+    /// alignment is guaranteed; the kernels load unaligned.
+    public init(aliasing pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
+        precondition(count >= 0)
+        self.count = count
+        self.pointer = pointer
+        self.owner = owner
     }
 
     /// A buffer holding a copy of `values`.
@@ -24,7 +38,7 @@ public final class FloatBuffer: @unchecked Sendable {
         }
     }
 
-    deinit { pointer.deallocate() }
+    deinit { if owner == nil { pointer.deallocate() } }
 
     public var buffer: UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: pointer, count: count)

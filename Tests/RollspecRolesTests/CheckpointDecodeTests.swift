@@ -37,6 +37,24 @@ import Testing
         #expect(Self.sameTensors(try CheckpointCodec.decode(padded[padded.startIndex + 3..<padded.endIndex]), weights))
     }
 
+    /// A worker's policy reads the received bytes in place: the same weights, every F32 tensor
+    /// pointing into the artifact, and still valid after the caller has let go of its copy. A
+    /// misaligned slice falls back to copies.
+    @Test func inPlaceDecodingReadsTheReceivedBytes() throws {
+        let weights = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 6)
+        var bytes: Data? = try CheckpointCodec.encode(weights)
+        let range = bytes!.withUnsafeBytes { UInt(bitPattern: $0.baseAddress!)..<UInt(bitPattern: $0.baseAddress!) + UInt($0.count) }
+        let inPlace = try CheckpointCodec.decode(bytes!, inPlace: true)
+        bytes = nil
+        #expect(Self.sameTensors(inPlace, weights))
+        #expect(inPlace.namedTensors.allSatisfy { range.contains(UInt(bitPattern: $0.buffer.pointer)) })
+        let padded = Data([1, 2, 3]) + (try CheckpointCodec.encode(weights))
+        let shifted = try CheckpointCodec.decode(padded[padded.startIndex + 3..<padded.endIndex], inPlace: true)
+        #expect(Self.sameTensors(shifted, weights))
+        let model = LlamaModel(weights: inPlace)
+        #expect(model.decode(3, cache: model.makeCache()) == LlamaModel(weights: weights).decode(3, cache: model.makeCache()))
+    }
+
     @Test func corruptArtifactsAreRefusedByName() throws {
         let weights = BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: 6)
         let bytes = try CheckpointCodec.encode(weights)

@@ -62,10 +62,17 @@ public enum ModelLoader {
     ///   - name: names the bytes in errors (e.g. "policy v3").
     /// - Throws: `ModelError.invalidConfig`, `ModelError.malformedCheckpoint`,
     ///   `ModelError.tensorMismatch`, as the directory loader does.
-    public static func loadSafeTensors(configJSON: Data, safetensors: Data, name: String) throws -> LlamaWeights {
+    ///
+    /// - Parameter inPlace: F32 tensors read the bytes of `safetensors` where they are, with no
+    ///   copy (the weights then keep those bytes alive, and nothing may write to them).
+    public static func loadSafeTensors(configJSON: Data, safetensors: Data, name: String, inPlace: Bool = false) throws
+        -> LlamaWeights
+    {
         let (config, file, plan) = try checkSafeTensors(configJSON: configJSON, safetensors: safetensors, name: name)
         var tensors: [String: FloatBuffer] = [:]
-        for tensorName in plan.load { tensors[tensorName] = try file.tensor(named: tensorName).data }
+        for tensorName in plan.load {
+            tensors[tensorName] = try (inPlace ? file.tensorInPlace(named: tensorName) : nil) ?? file.tensor(named: tensorName).data
+        }
         if plan.checkTiedHead {
             try checkTiedHead(try file.tensor(named: lmHead).data, tensors, file: name)
         }

@@ -204,6 +204,22 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// - Returns: its shape (PyTorch order) and values.
     /// - Throws: `ModelError.malformedCheckpoint` for an unknown name, `ModelError.unsupported`
     ///   for integer and 8-bit float dtypes.
+    /// An F32 tensor of bytes held in memory, read in place (`FloatBuffer(aliasing:)`, which
+    /// keeps the bytes alive); nil for other dtypes, for a mapped file, or when misaligned.
+    /// Nothing may write to the buffer: the bytes are the caller's `Data`.
+    public func tensorInPlace(named name: String) -> FloatBuffer? {
+        guard let info = info(named: name), info.dtype == .f32, case .memory(let data) = storage else { return nil }
+        let count = info.elementCount
+        let box = DataBox(data)
+        return data.withUnsafeBytes { bytes -> FloatBuffer? in
+            guard count > 0, let base = bytes.baseAddress else { return nil }
+            let source = base + dataStart + info.dataRange.lowerBound
+            guard Int(bitPattern: source) % MemoryLayout<Float>.alignment == 0 else { return nil }
+            return FloatBuffer(aliasing: UnsafeMutablePointer(mutating: source.assumingMemoryBound(to: Float.self)),
+                               count: count, owner: box)
+        }
+    }
+
     public func tensor(named name: String) throws -> (shape: [Int], data: FloatBuffer) {
         guard let info = info(named: name) else {
             throw ModelError.malformedCheckpoint(file: self.name, tensor: name, reason: "no such tensor in the file")
@@ -226,4 +242,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
         }
         return (info.shape, out)
     }
+}
+
+/// Keeps a `Data`'s storage alive for buffers that read it in place.
+private final class DataBox {
+    let data: Data
+    init(_ data: Data) { self.data = data }
 }

@@ -44,7 +44,8 @@ final class WeightsDecodeQueue: @unchecked Sendable {
             let weights = Result<Weights, any Error> {
                 let name = "\(kind.rawValue) v\(version)"
                 switch kind {
-                case .policy: return .policy(try CheckpointCodec.decode(artifact, name: name))
+                // The policy reads the received bytes in place: a worker never writes its weights.
+                case .policy: return .policy(try CheckpointCodec.decode(artifact, name: name, inPlace: true))
                 case .draft: return .draft(try CheckpointCodec.decodeDraft(artifact, name: name))
                 }
             }
