@@ -66,7 +66,7 @@ private func sgemm(
 
 /// `out[N, OC] = input[N, C] · weight[OC, C]ᵀ + bias[OC]`: the fast path used by the model.
 ///
-/// Up to `skinnyMatmulMaxRows` rows (decode, draft verification, short prefill) run the
+/// Up to `skinnyMatmulMaxRows(_:)` rows (decode, draft verification, short prefill) run the
 /// register-blocked skinny kernel, which reads each weight row once for all rows; more rows
 /// (long prefill) go to BLAS `sgemm`, which is then as fast or faster (measured in
 /// Experiments/kernels). Both split the work across the kernel thread pool.
@@ -75,15 +75,22 @@ public func matmulForward(
     _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
     n: Int, inDim: Int, outDim: Int
 ) {
-    if n <= skinnyMatmulMaxRows {
+    if n <= skinnyMatmulMaxRows(KernelISA.current) {
         matmulForwardSkinny(out, input, weight, bias, n: n, inDim: inDim, outDim: outDim)
     } else {
         matmulForwardBLAS(out, input, weight, bias, n: n, inDim: inDim, outDim: outDim)
     }
 }
 
-/// Row count up to which `matmulForward` uses the skinny kernel rather than `sgemm`.
-public let skinnyMatmulMaxRows = 96
+/// Row count up to which `matmulForward` uses the skinny kernel rather than `sgemm`, by the
+/// kernels' instruction set. AVX-512 (24 zmm accumulators, C chunked) keeps up with sgemm to 96
+/// rows (Experiments/kernels). The AVX2 kernel (4 × 2 blocks over all of C) falls behind past
+/// ~24: on SmolLM2's shapes, 2 threads, 2-vCPU Zen 3 (`rollspec bench matmul --rows 16,32,64`),
+/// a layer at 64 rows took 4.96 ms skinny against 3.72 ms sgemm (down_proj 1.87 against
+/// 0.87 ms), at 32 rows 2.69 against 2.25 ms, and at 16 about the same (1.57 against 1.56).
+public func skinnyMatmulMaxRows(_ isa: KernelISA) -> Int {
+    isa == .avx512 ? 96 : 24
+}
 
 /// `out[N, OC] = input[N, C] · weight[OC, C]ᵀ + bias[OC]` with the skinny kernel at any N:
 /// blocks of 4 weight rows × up to 6 input rows held in registers, each weight row streamed
