@@ -27,16 +27,23 @@ static inline float bf16_to_float(uint16_t h) {
     return v.f;
 }
 
+/// The bfloat16 nearest to `x` (ties to even), as its 16 bits.
+static inline uint16_t bf16_round(float x) {
+    union { float f; uint32_t u; } v = {x};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x0040u);  // NaN stays a quiet NaN
+    // Round to nearest, ties to even, on the 16 bits dropped.
+    uint32_t rounding = 0x7fffu + ((v.u >> 16) & 1u);
+    return (uint16_t)((v.u + rounding) >> 16);
+}
+
 void rs_float_to_bf16(uint16_t *out, const float *in, int64_t count) {
+    for (int64_t i = 0; i < count; i++) out[i] = bf16_round(in[i]);
+}
+
+void rs_round_to_bf16(float *out, const float *in, int64_t count) {
     for (int64_t i = 0; i < count; i++) {
-        union { float f; uint32_t u; } v = {in[i]};
-        if ((v.u & 0x7fffffffu) > 0x7f800000u) {  // NaN: keep it a (quiet) NaN
-            out[i] = (uint16_t)((v.u >> 16) | 0x0040u);
-            continue;
-        }
-        // Round to nearest, ties to even, on the 16 bits dropped.
-        uint32_t rounding = 0x7fffu + ((v.u >> 16) & 1u);
-        out[i] = (uint16_t)((v.u + rounding) >> 16);
+        union { uint32_t u; float f; } v = {(uint32_t)bf16_round(in[i]) << 16};
+        out[i] = v.f;
     }
 }
 

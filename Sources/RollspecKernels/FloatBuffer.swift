@@ -20,6 +20,18 @@ public final class FloatBuffer: @unchecked Sendable {
         owner = nil
     }
 
+    /// A buffer whose every element `fill` writes (no zeroing pass first: for large buffers
+    /// written in full, the pages are touched once).
+    public init(count: Int, filledBy fill: (UnsafeMutablePointer<Float>) -> Void) {
+        precondition(count >= 0)
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        if count == 0 { pointer.initialize(to: 0) } else { fill(pointer) }
+        owner = nil
+    }
+
     /// `count` floats at `pointer` in memory that `owner` keeps alive, read in place: no copy
     /// and no fresh pages (a checkpoint decoded from the bytes it arrived in). Only 4-byte
     /// alignment is guaranteed; the kernels load unaligned.

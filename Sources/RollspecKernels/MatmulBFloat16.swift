@@ -15,8 +15,8 @@ public final class BFloat16Buffer: @unchecked Sendable {
         let raw = UnsafeMutableRawPointer.allocate(
             byteCount: max(count, 1) * MemoryLayout<UInt16>.stride, alignment: 64)
         pointer = raw.bindMemory(to: UInt16.self, capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-        rs_float_to_bf16(pointer, values, Int64(count))
+        if count == 0 { pointer.initialize(to: 0) }
+        rs_float_to_bf16(pointer, values, Int64(count))  // writes every element: no zeroing first
     }
 
     public convenience init(rounding buffer: FloatBuffer) {
@@ -27,9 +27,15 @@ public final class BFloat16Buffer: @unchecked Sendable {
 
     /// The values widened back to float32 (exact: bf16 is the top half of a float).
     public func widened() -> FloatBuffer {
-        let out = FloatBuffer(count: count)
-        rs_bf16_to_float(out.pointer, pointer, Int64(count))
-        return out
+        FloatBuffer(count: count) { rs_bf16_to_float($0, pointer, Int64(count)) }
+    }
+}
+
+extension FloatBuffer {
+    /// A copy with every value rounded to bfloat16 (as `BFloat16Buffer(rounding:)`), held as
+    /// float32.
+    public func roundedToBFloat16() -> FloatBuffer {
+        FloatBuffer(count: count) { rs_round_to_bf16($0, pointer, Int64(count)) }
     }
 }
 

@@ -113,7 +113,7 @@ public struct LlamaWeights: @unchecked Sendable {
     /// float32; a tied head stays tied.
     public func roundedToBFloat16() -> LlamaWeights {
         var tensors = [String: FloatBuffer]()
-        for (name, buffer) in namedTensors { tensors[name] = BFloat16Buffer(rounding: buffer).widened() }
+        for (name, buffer) in namedTensors { tensors[name] = buffer.roundedToBFloat16() }
         return LlamaWeights(config: config, tensors: tensors)
     }
 

@@ -93,6 +93,8 @@ void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const
                            int64_t n, int64_t c, int64_t oc, int threaded);
 /// float32 → bfloat16, rounding to nearest, ties to even (NaN stays NaN).
 void rs_float_to_bf16(uint16_t *out, const float *in, int64_t count);
+/// `in` rounded to bfloat16 (as rs_float_to_bf16) and written back as floats; `out` may be `in`.
+void rs_round_to_bf16(float *out, const float *in, int64_t count);
 
 // MARK: - Elementwise and normalisation
 
