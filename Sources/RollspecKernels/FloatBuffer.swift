@@ -10,14 +10,8 @@ public final class FloatBuffer: @unchecked Sendable {
     private let owner: AnyObject?
 
     /// A zero-filled buffer of `count` floats.
-    public init(count: Int) {
-        precondition(count >= 0)
-        self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-        owner = nil
+    public convenience init(count: Int) {
+        self.init(count: count) { $0.initialize(repeating: 0, count: count) }
     }
 
     /// A buffer whose every element `fill` writes (no zeroing pass first: for large buffers

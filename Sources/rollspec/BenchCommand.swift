@@ -7,6 +7,12 @@ import RollspecModel
 import RollspecSpeculation
 import RollspecTraining
 
+/// The median of timed rounds (the upper one for an even count), as every bench table reports.
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s[s.count / 2]
+}
+
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -116,7 +122,6 @@ struct BenchDecodeCommand: ParsableCommand {
             if !json { FileHandle.standardError.write(Data("\rround \(round + 1)/\(rounds)".utf8)) }
         }
         if !json { printError("") }
-        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
         let t1 = median(times[1]!)
         let rows = ks.map { k in
             let t = median(times[k]!)
@@ -165,7 +170,6 @@ struct BenchDecodeCommand: ParsableCommand {
                 if round >= 0 { times[b, default: []].append(dt) }
             }
         }
-        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
         let one = median(times[1]!)
         // The generation loop over the same prompts: every sequence runs `steps` tokens (no stop
         // token), so every step has all B sequences live, as the forward-only timing does.

@@ -89,7 +89,6 @@ struct BenchRolloutCommand: ParsableCommand {
             }
         }
         if !json { printError("") }
-        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
         let one = median(times[1]!)
         let rows = all.filter { sizes.contains($0) }.map { b in
             let t = median(times[b]!)
