@@ -59,6 +59,38 @@ public func attentionForward(
         Int64(headDim))
 }
 
+/// One sequence's part of `attentionForward(_:_:segments:heads:kvHeads:headDim:)`: its own
+/// cache and the position of its first new token.
+public struct AttentionSegment {
+    public var keys: UnsafePointer<Float>
+    public var values: UnsafePointer<Float>
+    public var startPosition: Int
+    public var n: Int
+
+    public init(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, startPosition: Int, n: Int) {
+        self.keys = keys
+        self.values = values
+        self.startPosition = startPosition
+        self.n = n
+    }
+}
+
+/// `attentionForward` for a batch of sequences in one parallel pass: `query` and `out` hold
+/// segment 0's `n` rows, then segment 1's, and so on; each attends over its own cache.
+/// Gives the same bits as one call per segment.
+public func attentionForward(
+    _ out: UnsafeMutablePointer<Float>, _ query: UnsafePointer<Float>,
+    segments: [AttentionSegment], heads: Int, kvHeads: Int, headDim: Int
+) {
+    precondition(heads % kvHeads == 0, "heads must be a multiple of kvHeads")
+    let parts = segments.map {
+        rs_attention_segment(keys: $0.keys, values: $0.values, start: Int64($0.startPosition), n: Int64($0.n))
+    }
+    parts.withUnsafeBufferPointer {
+        rs_attention_segments(out, query, $0.baseAddress, Int64($0.count), Int64(heads), Int64(kvHeads), Int64(headDim))
+    }
+}
+
 // MARK: Training (packed sequences) and backward
 // Legend: N rows of S packed sequences, sequence s owning rows offsets[s] ..< offsets[s+1];
 // each token attends causally within its own sequence (positions restart at 0).

@@ -222,17 +222,35 @@ public final class LlamaModel {
                 ropeForward(s.k.pointer, positions: pos.baseAddress!, n: n, heads: c.numKeyValueHeads,
                             headDim: c.headDim, table: rope)
             }
+            // Every segment's new tokens attend in one pass (one fork/join for the batch), then
+            // the alternatives, which borrow cache rows, one at a time.
             row = 0
+            var parts: [AttentionSegment] = []
+            parts.reserveCapacity(segments.count)
             for (i, seg) in segments.enumerated() {
                 let m = seg.tokens.count
                 seg.cache.keyRow(layer: l, position: starts[i]).update(from: s.k.pointer + row * kvDim, count: m * kvDim)
                 seg.cache.valueRow(layer: l, position: starts[i]).update(from: s.v.pointer + row * kvDim, count: m * kvDim)
-                attentionForward(
-                    s.att.pointer + row * qDim, s.q.pointer + row * qDim,
-                    keys: seg.cache.keys[l].pointer, values: seg.cache.values[l].pointer,
-                    startPosition: starts[i], n: m, heads: c.numAttentionHeads,
-                    kvHeads: c.numKeyValueHeads, headDim: c.headDim)
-                row += m
+                parts.append(AttentionSegment(keys: seg.cache.keys[l].pointer, values: seg.cache.values[l].pointer,
+                                              startPosition: starts[i], n: m))
+                row += seg.rowCount
+            }
+            if segments.allSatisfy({ $0.alternatives.isEmpty }) {
+                attentionForward(s.att.pointer, s.q.pointer, segments: parts, heads: c.numAttentionHeads,
+                                 kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+            } else {
+                // Rows are not contiguous by segment here (each segment's alternatives follow
+                // its tokens), so each segment attends on its own.
+                row = 0
+                for (i, seg) in segments.enumerated() {
+                    attentionForward(s.att.pointer + row * qDim, s.q.pointer + row * qDim, segments: [parts[i]],
+                                     heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+                    row += seg.rowCount
+                }
+            }
+            row = 0
+            for (i, seg) in segments.enumerated() {
+                row += seg.tokens.count
                 // Each alternative in turn takes the cache row of the token it replaces,
                 // attends, and gives the row back; its keys and values are kept aside.
                 for (a, alternative) in seg.alternatives.enumerated() {

@@ -44,4 +44,40 @@ import RollspecKernels
             }
         }
     }
+
+    /// A batch of sequences in one call, each over its own cache at its own position (decode
+    /// steps, a verify, a prefill): against the reference run per sequence.
+    @Test func aBatchOfSequencesMatchesTheReferencePerSequence() {
+        let heads = 9, kvHeads = 3, d = 64, qDim = heads * d, kvDim = kvHeads * d
+        let shapes = [(start: 37, n: 1), (start: 0, n: 5), (start: 120, n: 1), (start: 9, n: 3), (start: 200, n: 1)]
+        let rows = shapes.reduce(0) { $0 + $1.n }
+        let q = randomBuffer(rows * qDim, seed: 11, in: -2...2)
+        let caches = shapes.enumerated().map { i, s in
+            (k: randomBuffer((s.start + s.n) * kvDim, seed: UInt64(20 + i), in: -2...2),
+             v: randomBuffer((s.start + s.n) * kvDim, seed: UInt64(40 + i)))
+        }
+        let want = FloatBuffer(count: rows * qDim)
+        var row = 0
+        for (s, cache) in zip(shapes, caches) {
+            attentionForwardReference(
+                want.pointer + row * qDim, q.pointer + row * qDim, keys: cache.k.pointer, values: cache.v.pointer,
+                startPosition: s.start, n: s.n, heads: heads, kvHeads: kvHeads, headDim: d)
+            row += s.n
+        }
+        let segments = zip(shapes, caches).map { s, cache in
+            AttentionSegment(keys: cache.k.pointer, values: cache.v.pointer, startPosition: s.start, n: s.n)
+        }
+        let saved = kernelThreads
+        defer { setKernelThreads(saved) }
+        for isa in supportedISAs {
+            for threads in [1, 2] {
+                setKernelThreads(threads)
+                let got = FloatBuffer(count: want.count)
+                withISA(isa) {
+                    attentionForward(got.pointer, q.pointer, segments: segments, heads: heads, kvHeads: kvHeads, headDim: d)
+                }
+                #expect(relativeError(got, want) < 1e-5, "\(isa) threads=\(threads)")
+            }
+        }
+    }
 }
