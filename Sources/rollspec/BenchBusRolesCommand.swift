@@ -30,14 +30,23 @@ struct BenchBusRolesCommand: ParsableCommand {
     @Option(name: .long, help: "Layers of the SmolLM2-135M shape (30 is the real model; fewer for a quick try).")
     var layers: Int = 30
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Policy versions (a) sends one after another (same size, new digest each).",
+        discussion: "The first lands in fresh memory everywhere; from the third on, each process writes into the pages the version before last used, as in an RL job that publishes a policy every step."))
+    var versions: Int = 3
+
     @Flag(name: .long, help: "Skip (c), the swap pause (it generates with the 135M policy).")
     var skipSwap = false
+
+    func validate() throws {
+        guard (1...100).contains(versions) else { throw ValidationError("--versions must be 1...100, got \(versions)") }
+    }
 
     func run() throws {
         let bench = BusRolesBenchmark(chunkBytes: chunkMiB << 20, layers: layers)
         defer { bench.stopAll() }
         let checkpoint = try bench.buildCheckpoint()
-        let a = try bench.checkpointFanOut(checkpoint)
+        let a = try bench.checkpointFanOut(checkpoint, versions: versions)
         let c = skipSwap ? nil : try bench.swapPause(checkpoint)
         let b = try bench.trajectoryRate(count: trajectories, responseTokens: responseTokens)
         bench.stopAll()

@@ -5,7 +5,7 @@ extension BusRolesBenchmark {
     struct SwapPause: CustomStringConvertible {
         struct Worker {
             var name: String
-            /// From publishing v2 until this worker had it reassembled and digest-checked.
+            /// From publishing the new version until this worker had it reassembled and digest-checked.
             var assembledAfterPublish: Double
             var decodeMs: Double
             var applyMs: Double
@@ -17,33 +17,33 @@ extension BusRolesBenchmark {
         }
         var workers: [Worker]
         var description: String {
-            "(c) policy swap (v1 → v2, same size) while generating (requests of 16 tokens, batch 1)\n" + workers.map { w in
-                String(format: "    %@: decode %.0f ms + apply %.1f ms = %.0f ms paused for the swap; v2 reassembled %.2f s after publish; gap across the swap %.2f s vs typical %.2f s (%.1f×, %d gaps)",
+            "(c) policy swap (to the next version, same size) while generating (requests of 16 tokens, batch 1)\n" + workers.map { w in
+                String(format: "    %@: decode %.0f ms + apply %.1f ms = %.0f ms paused for the swap; reassembled %.2f s after publish; gap across the swap %.2f s vs typical %.2f s (%.1f×, %d gaps)",
                        w.name as NSString, w.decodeMs, w.applyMs, w.decodeMs + w.applyMs, w.assembledAfterPublish,
                        w.gapAroundSwap, w.typicalGap, w.gapAroundSwap / w.typicalGap, w.samples)
             }.joined(separator: "\n")
         }
     }
 
-    /// The workers of (a) generate (two requests outstanding each) while policy v2 is
+    /// The workers of (a) generate (two requests outstanding each) while the next policy version is
     /// published; their "done" and "applied" log lines give the gaps.
-    func swapPause(_ v1: Data) throws -> SwapPause {
+    func swapPause(_ whole: Data) throws -> SwapPause {
         guard let learner, workers.count == 2 else { throw BenchError.timeout("the job of (a)") }
-        var v2 = v1
-        v2[v2.count - 1] ^= 0x5A  // one weight differs: a new digest, same size
-        stage("(c) encoding policy v2 (not timed)")
+        let next = publishedVersions + 1
+        let v2 = Self.policy(whole, version: next)  // one weight differs: a new digest, same size
+        stage("(c) encoding policy v\(next) (not timed)")
         // Numbered well above the requests and acks sent before it goes out (sequences must rise).
         let firstSequence = learnerSequence + 1_000_000
-        let frames = checkpointFrames(v2, version: 2, sender: "learner", firstSequence: firstSequence)
+        let frames = checkpointFrames(v2, version: next, sender: "learner", firstSequence: firstSequence)
 
         var submitted = 0, received = 0, published = 0.0
         var poller = ZMQPoller()
         _ = poller.add(learner)
         let before = 8, after = 6
         let deadline = monotonicSeconds() + 900
-        stage("(c) generating; policy v2 goes out after \(before) trajectories")
+        stage("(c) generating; policy v\(next) goes out after \(before) trajectories")
         func doneAfterApply(_ w: LoggedProcess) -> Bool {
-            guard let applied = w.waitForLine(containing: "applied policy v2", timeout: 0) else { return false }
+            guard let applied = w.waitForLine(containing: "applied policy v\(next) (", timeout: 0) else { return false }
             return w.snapshot.filter { $0.time > applied.time && $0.text.contains(" done (") }.count >= after
         }
         while monotonicSeconds() < deadline {
@@ -62,7 +62,7 @@ extension BusRolesBenchmark {
                 received += 1
             }
             if published == 0, received >= before {
-                stage("(c) publishing policy v2 (\(frames.count) chunks) after \(received) trajectories")
+                stage("(c) publishing policy v\(next) (\(frames.count) chunks) after \(received) trajectories")
                 published = monotonicSeconds()
                 learnerSequence = firstSequence + UInt64(frames.count)
                 for f in frames { _ = try learner.send(f) }
@@ -72,7 +72,7 @@ extension BusRolesBenchmark {
 
         var result: [SwapPause.Worker] = []
         for w in workers {
-            let applied = w.waitForLine(containing: "applied policy v2", timeout: 0)!
+            let applied = w.waitForLine(containing: "applied policy v\(next) (", timeout: 0)!
             stage("(c) \(w.name) " + applied.text.drop(while: { $0 != ":" }).dropFirst(2))
             let done = w.snapshot.filter { $0.text.contains(" done (") }.map(\.time)
             guard let last = done.last(where: { $0 < applied.time }), let next = done.first(where: { $0 > applied.time }) else {

@@ -94,27 +94,48 @@ final class BusRolesBenchmark {
     // MARK: - (a) checkpoint fan-out
 
     struct FanOut: CustomStringConvertible {
+        /// One policy version through the roles, seconds from its first chunk sent.
+        struct Round {
+            var version: UInt64
+            var brokerCompleteSeconds: Double
+            var assembledSeconds: Double
+            var appliedSeconds: Double
+            var decodeMs: [Double]
+            var applyMs: [Double]
+        }
         var bytes: Int
         var rawSeconds: Double
-        var brokerCompleteSeconds: Double
-        var assembledSeconds: Double
-        var appliedSeconds: Double
-        var decodeMs: [Double]
-        var applyMs: [Double]
+        var rounds: [Round]
         func gbps(_ s: Double) -> Double { Double(bytes) / s / 1e9 }
         var description: String {
-            String(format: """
-                (a) checkpoint %.1f MB to 2 workers over tcp loopback
+            var text = String(format: """
+                (a) checkpoint %.1f MB to 2 workers over tcp loopback, %d versions one after another
                     raw libzmq (publisher → relay process → 2 receiver processes): %.3f s, %.3f GB/s
-                    rollspec (learner → broker → 2 workers), reassembled + SHA-256 checked on both: %.3f s, %.3f GB/s = %.2f × raw
-                      of which broker had the whole (reassembled, digest checked) after %.3f s
-                    … decoded and applied on both: %.3f s, %.3f GB/s = %.2f × raw
-                      worker decode ms %@, apply ms %@
-                """, Double(bytes) / 1e6, rawSeconds, gbps(rawSeconds), assembledSeconds, gbps(assembledSeconds),
-                rawSeconds / assembledSeconds, brokerCompleteSeconds, appliedSeconds, gbps(appliedSeconds),
-                rawSeconds / appliedSeconds, decodeMs.map { String(format: "%.0f", $0) }.joined(separator: "/") as NSString,
-                applyMs.map { String(format: "%.1f", $0) }.joined(separator: "/") as NSString)
+                """, Double(bytes) / 1e6, rounds.count, rawSeconds, gbps(rawSeconds))
+            for r in rounds {
+                let note = r.version == 1 ? " (first: fresh pages everywhere)"
+                    : r.version == rounds.last?.version ? " (steady state: a policy per RL step)" : ""
+                text += String(format: """
+
+                        rollspec v%d%@ (learner → broker → 2 workers)
+                          reassembled + SHA-256 checked on both: %.3f s, %.3f GB/s = %.2f × raw; broker had the whole after %.3f s
+                          decoded and applied on both: %.3f s, %.3f GB/s = %.2f × raw (worker decode ms %@, apply ms %@)
+                    """, r.version, note as NSString, r.assembledSeconds, gbps(r.assembledSeconds),
+                    rawSeconds / r.assembledSeconds, r.brokerCompleteSeconds, r.appliedSeconds, gbps(r.appliedSeconds),
+                    rawSeconds / r.appliedSeconds, r.decodeMs.map { String(format: "%.0f", $0) }.joined(separator: "/") as NSString,
+                    r.applyMs.map { String(format: "%.1f", $0) }.joined(separator: "/") as NSString)
+            }
+            return text
         }
+    }
+
+    /// Policy `version` of the run: `whole` with its last byte changed for every version after
+    /// the first, so that each has its own digest and the same size.
+    static func policy(_ whole: Data, version: UInt64) -> Data {
+        guard version > 1 else { return whole }
+        var bytes = whole
+        bytes[bytes.count - 1] ^= UInt8(truncatingIfNeeded: version &* 0x5B)
+        return bytes
     }
 
     /// Workers of the job (a) starts; (c) reuses them.
@@ -123,7 +144,10 @@ final class BusRolesBenchmark {
     var learner: ZMQSocket?
     var learnerSequence: UInt64 = 0
 
-    func checkpointFanOut(_ whole: Data) throws -> FanOut {
+    /// Policy versions sent by (a); (c) publishes the next.
+    var publishedVersions: UInt64 = 0
+
+    func checkpointFanOut(_ whole: Data, versions: Int) throws -> FanOut {
         // Raw baseline.
         let rawEndpoint = try Self.freeEndpoint()
         stage("(a) raw: starting relay and 2 receivers on \(rawEndpoint)")
@@ -161,26 +185,36 @@ final class BusRolesBenchmark {
         let learner = try dealer(endpoint)
         self.learner = learner
         try sendLearner(Heartbeat(role: .learner, index: 0, status: .ready, credit: 0, policyVersion: 1, draftVersion: 0))
-        stage("(a) rollspec: encoding chunk frames (not timed)")
-        let frames = checkpointFrames(whole, version: 1, sender: "learner", firstSequence: learnerSequence + 1)
-        learnerSequence += UInt64(frames.count)
-        Thread.sleep(forTimeInterval: 0.2)
-        stage("(a) rollspec: sending \(frames.count) chunks of policy v1")
-        let t0 = monotonicSeconds()
-        for f in frames { _ = try learner.send(f) }
-        guard let complete = broker.waitForLine(containing: "policy v1 complete", timeout: 300) else { throw BenchError.timeout("broker reassembly") }
-        stage(String(format: "(a) rollspec: broker has policy v1 after %.3f s, forwarding", complete.time - t0))
-        var assembled = 0.0, applied = 0.0, decode: [Double] = [], apply: [Double] = []
-        for w in workers {
-            guard let line = w.waitForLine(containing: "applied policy v1", timeout: 600) else { throw BenchError.timeout("\(w.name) apply") }
-            assembled = max(assembled, try Self.value(after: "assembled at t=", in: line.text))
-            applied = max(applied, try Self.value(after: "applied at t=", in: line.text))
-            decode.append(try Self.value(after: "decode ", in: line.text))
-            apply.append(try Self.value(after: "apply ", in: line.text))
-            stage("(a) rollspec: \(w.name) " + line.text.drop(while: { $0 != ":" }).dropFirst(2))
+        var rounds: [FanOut.Round] = []
+        for version in 1...UInt64(versions) {
+            stage("(a) rollspec: encoding chunk frames of policy v\(version) (not timed)")
+            let frames = checkpointFrames(Self.policy(whole, version: version), version: version, sender: "learner",
+                                          firstSequence: learnerSequence + 1)
+            learnerSequence += UInt64(frames.count)
+            Thread.sleep(forTimeInterval: 0.2)
+            stage("(a) rollspec: sending \(frames.count) chunks of policy v\(version)")
+            let t0 = monotonicSeconds()
+            for f in frames { _ = try learner.send(f) }
+            guard let complete = broker.waitForLine(containing: "policy v\(version) complete", timeout: 300) else {
+                throw BenchError.timeout("broker reassembly of v\(version)")
+            }
+            stage(String(format: "(a) rollspec: broker has policy v%d after %.3f s, forwarding", version, complete.time - t0))
+            var round = FanOut.Round(version: version, brokerCompleteSeconds: complete.time - t0, assembledSeconds: 0,
+                                     appliedSeconds: 0, decodeMs: [], applyMs: [])
+            for w in workers {
+                guard let line = w.waitForLine(containing: "applied policy v\(version) (", timeout: 600) else {
+                    throw BenchError.timeout("\(w.name) apply of v\(version)")
+                }
+                round.assembledSeconds = max(round.assembledSeconds, try Self.value(after: "assembled at t=", in: line.text) - t0)
+                round.appliedSeconds = max(round.appliedSeconds, try Self.value(after: "applied at t=", in: line.text) - t0)
+                round.decodeMs.append(try Self.value(after: "decode ", in: line.text))
+                round.applyMs.append(try Self.value(after: "apply ", in: line.text))
+                stage("(a) rollspec: \(w.name) " + line.text.drop(while: { $0 != ":" }).dropFirst(2))
+            }
+            rounds.append(round)
+            publishedVersions = version
         }
-        return FanOut(bytes: whole.count, rawSeconds: rawEnd - rawStart, brokerCompleteSeconds: complete.time - t0,
-                      assembledSeconds: assembled - t0, appliedSeconds: applied - t0, decodeMs: decode, applyMs: apply)
+        return FanOut(bytes: whole.count, rawSeconds: rawEnd - rawStart, rounds: rounds)
     }
 
     func sendLearner<M: WireMessage>(_ message: M) throws {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import RollspecBus
+@testable import RollspecBus
 
 @Suite("Chunk reassembly") struct ChunkReassemblerTests {
     static let whole = Data((0..<1000).map { UInt8(truncatingIfNeeded: $0 * 7 + 3) })
@@ -36,6 +36,51 @@ import RollspecBus
         #expect(throws: ChunkError.duplicate(index: 0)) { try r.add(Self.chunks[0], version: 1) }
         for chunk in Self.chunks.dropFirst().dropLast() { _ = try r.add(chunk, version: 1) }
         #expect(try r.add(Self.chunks.last!, version: 1) == Self.whole)
+    }
+
+    /// Each version of a policy lands in the pages the one before last used: a released whole
+    /// goes back to the spares and the next transfer of its size writes into it, every byte.
+    /// A transfer that fails gives its mapping back too.
+    @Test func aReleasedWholeIsReusedByTheNextTransferOfItsSize() throws {
+        let spares = SpareMappings(limit: 2)
+        var r = ChunkReassembler(maxTotalSize: 1 << 20, spares: spares)
+        func version(_ v: UInt64) -> Data { Data(Self.whole.map { $0 &+ UInt8(truncatingIfNeeded: v) }) }
+        func send(_ v: UInt64, tamper: Bool = false) throws -> Data? {
+            var chunks = WeightsChunk.split(version(v), chunkSize: 128)
+            if tamper { chunks[2].bytes[5] ^= 1 }
+            var result: Data?
+            for chunk in chunks { result = try r.add(chunk, version: v) }
+            return result
+        }
+        func address(_ d: Data) -> UnsafeRawPointer? { d.withUnsafeBytes { $0.baseAddress } }
+
+        var first: Data? = try send(1)
+        #expect(first == version(1))
+        let firstAddress = address(first!)
+        #expect(spares.count == 0)
+        first = nil  // the worker drops the policy it ran
+        #expect(spares.count == 1)
+        let second = try #require(try send(2))
+        #expect(second == version(2), "every byte of the old version overwritten")
+        #expect(address(second) == firstAddress)
+        #expect(spares.count == 0)
+
+        // A failed transfer takes a fresh mapping (the spare is gone) and hands it back.
+        #expect(throws: ChunkError.digestMismatch) { try send(3, tamper: true) }
+        #expect(spares.count == 1)
+        let third = try #require(try send(4))
+        #expect(third == version(4))
+        #expect(spares.count == 0)
+
+        // A transfer of another size does not take a spare of this one.
+        _ = consume second
+        #expect(spares.count == 1)
+        var other = ChunkReassembler(maxTotalSize: 1 << 20, spares: spares)
+        var result: Data?
+        for chunk in WeightsChunk.split(Data(repeating: 9, count: 700), chunkSize: 128) { result = try other.add(chunk, version: 1) }
+        #expect(result == Data(repeating: 9, count: 700))
+        #expect(spares.count == 1)
+        _ = third
     }
 
     @Test func missingChunkNeverCompletes() throws {

@@ -78,7 +78,15 @@ public struct ChunkReassembler: Sendable {
     private var unhashed: [UInt64: UInt64] = [:]
     private var received = 0
 
-    public init(maxTotalSize: UInt64 = 64 << 30) { self.maxTotalSize = maxTotalSize }
+    /// Where released assembly mappings wait for the next transfer (tests give their own).
+    private let spares: SpareMappings
+
+    public init(maxTotalSize: UInt64 = 64 << 30) { self.init(maxTotalSize: maxTotalSize, spares: .shared) }
+
+    init(maxTotalSize: UInt64, spares: SpareMappings) {
+        self.maxTotalSize = maxTotalSize
+        self.spares = spares
+    }
 
     /// Indices not yet received for the current version (empty when idle or complete).
     public var missingChunks: [UInt32] {
@@ -120,7 +128,7 @@ public struct ChunkReassembler: Sendable {
             }
         }
         if whole == nil, chunk.totalSize > 0 {
-            guard let buffer = AssemblyBuffer(count: Int(chunk.totalSize)) else {
+            guard let buffer = AssemblyBuffer(count: Int(chunk.totalSize), spares: spares) else {
                 throw ChunkError.tooLarge(size: chunk.totalSize, limit: maxTotalSize)
             }
             whole = buffer
@@ -178,28 +186,75 @@ public struct ChunkReassembler: Sendable {
 }
 
 /// The whole of an artifact being reassembled: an anonymous private mapping of its size whose
-/// pages the kernel commits only when written (`MAP_NORESERVE`), unmapped when released — or
-/// handed over, without a copy, as the `Data` of the finished artifact.
+/// pages the kernel commits only when written (`MAP_NORESERVE`), handed over without a copy as
+/// the `Data` of the finished artifact. A released mapping goes back to `SpareMappings`, so the
+/// next transfer of the same size (a policy every RL step) writes into pages that are already
+/// there: a fresh mapping pays a page fault and a cleared page per 4 KiB on first write, which
+/// in a VM was most of a checkpoint's time to arrive.
 final class AssemblyBuffer: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
     let count: Int
+    private let spares: SpareMappings
     private var owned = true
 
     /// Nil when the address space cannot hold `count` bytes.
-    init?(count: Int) {
+    init?(count: Int, spares: SpareMappings) {
         precondition(count > 0)
-        let p = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let p, p != MAP_FAILED else { return nil }
-        pointer = p
+        self.spares = spares
+        if let spare = spares.take(count: count) {
+            pointer = spare
+        } else {
+            let p = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+            guard let p, p != MAP_FAILED else { return nil }
+            pointer = p
+        }
         self.count = count
     }
 
-    /// The bytes as `Data` that unmaps them when released; this buffer no longer owns them.
+    /// The bytes as `Data` that gives the mapping back when released; this buffer no longer
+    /// owns them.
     func take() -> Data {
         owned = false
-        let count = count
-        return Data(bytesNoCopy: pointer, count: count, deallocator: .custom { p, _ in munmap(p, count) })
+        let count = count, spares = spares
+        return Data(bytesNoCopy: pointer, count: count, deallocator: .custom { p, _ in spares.put(p, count: count) })
     }
 
-    deinit { if owned { munmap(pointer, count) } }
+    deinit { if owned { spares.put(pointer, count: count) } }
+}
+
+/// Released assembly mappings kept for the next transfer of the same size, at most `limit` of
+/// them (a worker steadily holds two policies' bytes: the one it runs and the one arriving, so
+/// one spare covers the next version). Their old bytes are overwritten in full before use: a
+/// transfer completes only when its chunks tile the whole.
+final class SpareMappings: @unchecked Sendable {
+    static let shared = SpareMappings(limit: 2)
+
+    private let lock = NSLock()
+    private var spares: [(pointer: UnsafeMutableRawPointer, count: Int)] = []
+    private let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func take(count: Int) -> UnsafeMutableRawPointer? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let i = spares.firstIndex(where: { $0.count == count }) else { return nil }
+        return spares.remove(at: i).pointer
+    }
+
+    /// Keeps the mapping, unmapping the oldest spare when there are `limit` already.
+    func put(_ pointer: UnsafeMutableRawPointer, count: Int) {
+        lock.lock()
+        spares.append((pointer, count))
+        let evicted = spares.count > limit ? spares.removeFirst() : nil
+        lock.unlock()
+        if let evicted { munmap(evicted.pointer, evicted.count) }
+    }
+
+    /// Spare mappings held now (tests).
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return spares.count
+    }
 }
