@@ -14,11 +14,13 @@
 #
 #   bash Experiments/rl-speedup-smollm2/run.sh
 #   STEPS=6 VARIANTS="none suffix-history" bash Experiments/rl-speedup-smollm2/run.sh
+#   OVERRIDES="models.precision=bfloat16" RESULTS=Experiments/rl-speedup-smollm2/results-bf16 bash ...
 #
+# OVERRIDES are added to every variant's; RESULTS is where results go (default results/).
 # DRAFT is an EAGLE draft directory (Experiments/distill-smollm2/run-eagle.sh makes one; drafts are
 # not committed); without one the draft variants are skipped. Nothing else should run meanwhile:
 # the variants are compared by wall-clock time.
-# Results: Experiments/rl-speedup-smollm2/results/ (each variant's learner.jsonl and worker-*.jsonl,
+# Results: Experiments/rl-speedup-smollm2/results/ or $RESULTS (each variant's learner.jsonl and worker-*.jsonl,
 # summary.md, summary.json, speedup.png, timeline.png).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,7 +32,8 @@ steps=${STEPS:-6}
 draft=${DRAFT:-Experiments/distill-smollm2/out-eagle-rerun}
 variants=${VARIANTS:-"none suffix suffix-history draft-frozen draft-online restart"}
 restart_after=${RESTART_AFTER:-2}
-res=$here/results
+res=${RESULTS:-$here/results}
+extra=${OVERRIDES:-}
 mkdir -p "$res"
 
 overrides_of() {
@@ -48,10 +51,10 @@ for v in $variants; do
     case $v in draft-*) [ -d "$draft" ] || { echo "$v: no EAGLE draft at $draft, skipped"; continue; } ;; esac
     out=$here/out-$v
     rm -rf "$out"
-    echo "$(date +%T) $v: $(overrides_of $v)"
-    # shellcheck disable=SC2046
+    echo "$(date +%T) $v: $(overrides_of $v) $extra"
+    # shellcheck disable=SC2046,SC2086
     .build/release/rollspec launch configs/smollm2-grpo.yaml runDirectory=$out learner.steps=$steps \
-        $(overrides_of $v) > "$res/$v-launch.txt" 2>&1 &
+        $(overrides_of $v) $extra > "$res/$v-launch.txt" 2>&1 &
     launcher=$!
     if [ "$v" = restart ]; then
         # Once step RESTART_AFTER is recorded, kill worker-0 the hard way.
