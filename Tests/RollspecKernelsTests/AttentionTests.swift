@@ -29,17 +29,23 @@ import RollspecKernels
         attentionForwardReference(
             want.pointer, q.pointer, keys: k.pointer, values: v.pointer, startPosition: c.start,
             n: c.n, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        everyPath(want) { got in
+            attentionForward(
+                got.pointer, q.pointer, keys: k.pointer, values: v.pointer, startPosition: c.start,
+                n: c.n, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        }
+    }
+
+    /// Runs `attend` on every ISA the CPU has, with 1 and 2 threads, each time into a fresh
+    /// buffer compared with `want`.
+    func everyPath(_ want: FloatBuffer, _ attend: (FloatBuffer) -> Void) {
         let saved = kernelThreads
         defer { setKernelThreads(saved) }
         for isa in supportedISAs {
             for threads in [1, 2] {
                 setKernelThreads(threads)
                 let got = FloatBuffer(count: want.count)
-                withISA(isa) {
-                    attentionForward(
-                        got.pointer, q.pointer, keys: k.pointer, values: v.pointer, startPosition: c.start,
-                        n: c.n, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
-                }
+                withISA(isa) { attend(got) }
                 #expect(relativeError(got, want) < 1e-5, "\(isa) threads=\(threads)")
             }
         }
@@ -67,17 +73,8 @@ import RollspecKernels
         let segments = zip(shapes, caches).map { s, cache in
             AttentionSegment(keys: cache.k.pointer, values: cache.v.pointer, startPosition: s.start, n: s.n)
         }
-        let saved = kernelThreads
-        defer { setKernelThreads(saved) }
-        for isa in supportedISAs {
-            for threads in [1, 2] {
-                setKernelThreads(threads)
-                let got = FloatBuffer(count: want.count)
-                withISA(isa) {
-                    attentionForward(got.pointer, q.pointer, segments: segments, heads: heads, kvHeads: kvHeads, headDim: d)
-                }
-                #expect(relativeError(got, want) < 1e-5, "\(isa) threads=\(threads)")
-            }
+        everyPath(want) { got in
+            attentionForward(got.pointer, q.pointer, segments: segments, heads: heads, kvHeads: kvHeads, headDim: d)
         }
     }
 }
