@@ -2,8 +2,10 @@
 // GQA: Ainslie et al. 2023). For each new token t and query head h: scores against the cached
 // keys of kv head h / (H / KV) at positions 0 ... start + t, softmax, weighted sum of values.
 //
-// The (token, head) pairs are independent, so they are the tasks of the thread pool when
-// the context is long enough to pay for it. Scores live in a per-task scratch row.
+// The (token, head) pairs are independent, across all the sequences of a batch, so they are
+// the tasks of the thread pool when there is enough work to pay for it: one task per token and
+// kv head (its query heads in turn, reading the same keys and values) when there are enough
+// of those, else one per token and head. Scores live in a per-pair scratch row.
 #include "internal.h"
 #include <math.h>
 #include <stdlib.h>
