@@ -14,8 +14,8 @@ typedef struct {
     float *out;
     const float *query;
     const rs_attention_segment *segments;
-    const int32_t *segment_of_row;  // [N]: the segment each new token belongs to
-    const int64_t *first_row;       // [segments]: each segment's first row
+    const int32_t *segment_of;  // [tokens]: the segment each new token belongs to
+    const int64_t *first;       // [segments]: each segment's first token in that order
     int64_t heads, kv_heads, d;
 } attention_job;
 
@@ -172,10 +172,11 @@ static void mix_scalar(float *out, const float *w, const float *v, int64_t len, 
     }
 }
 
-/// One (token, head) pair: its scores against the cache, softmax, and the weighted values.
-static void attend(const attention_job *j, int64_t row, int64_t h) {
-    const rs_attention_segment *seg = &j->segments[j->segment_of_row[row]];
-    int64_t t = row - j->first_row[j->segment_of_row[row]];
+/// One (token, head) pair, tokens counted over all segments in order: its scores against the
+/// cache, softmax, and the weighted values.
+static void attend(const attention_job *j, int64_t token, int64_t h) {
+    const rs_attention_segment *seg = &j->segments[j->segment_of[token]];
+    int64_t t = token - j->first[j->segment_of[token]], row = seg->row + t;
     int64_t group = j->heads / j->kv_heads, kvh = h / group, d = j->d;
     int64_t len = seg->start + t + 1, stride = j->kv_heads * d;
     const float *q = j->query + (row * j->heads + h) * d;
@@ -205,42 +206,42 @@ static void attend(const attention_job *j, int64_t row, int64_t h) {
     if (scores != stack) free(scores);
 }
 
-/// Task = row * heads + h: one (token, head) pair.
+/// Task = token * heads + h: one (token, head) pair.
 static void attention_head_task(void *ctx, int task) {
     const attention_job *j = ctx;
     attend(j, task / j->heads, task % j->heads);
 }
 
-/// Task = row * kv_heads + g: the query heads that share kv head g, one after another, so the
+/// Task = token * kv_heads + g: the query heads that share kv head g, one after another, so the
 /// keys and values they read come from this core's cache after the first.
 static void attention_group_task(void *ctx, int task) {
     const attention_job *j = ctx;
-    int64_t row = task / j->kv_heads, g = task % j->kv_heads, group = j->heads / j->kv_heads;
-    for (int64_t h = g * group; h < (g + 1) * group; h++) attend(j, row, h);
+    int64_t token = task / j->kv_heads, g = task % j->kv_heads, group = j->heads / j->kv_heads;
+    for (int64_t h = g * group; h < (g + 1) * group; h++) attend(j, token, h);
 }
 
 void rs_attention_segments(float *out, const float *query, const rs_attention_segment *segments,
                            int64_t count, int64_t heads, int64_t kv_heads, int64_t head_dim) {
-    int64_t rows = 0, work = 0;
+    int64_t tokens = 0, work = 0;
     for (int64_t s = 0; s < count; s++) {
-        rows += segments[s].n;
+        tokens += segments[s].n;
         work += segments[s].n * (segments[s].start + segments[s].n);
     }
-    if (rows == 0) return;
-    // Row → segment tables: on the stack for a decode step's few rows, else the heap.
-    int32_t stack_seg[rows <= 1024 ? rows : 1];
+    if (tokens == 0) return;
+    // Token → segment tables: on the stack for a decode step's few tokens, else the heap.
+    int32_t stack_seg[tokens <= 1024 ? tokens : 1];
     int64_t stack_first[count <= 1024 ? count : 1];
-    int32_t *segment_of_row = rows <= 1024 ? stack_seg : malloc((size_t)rows * sizeof(int32_t));
-    int64_t *first_row = count <= 1024 ? stack_first : malloc((size_t)count * sizeof(int64_t));
-    for (int64_t s = 0, r = 0; s < count; s++) {
-        first_row[s] = r;
-        for (int64_t t = 0; t < segments[s].n; t++) segment_of_row[r++] = (int32_t)s;
+    int32_t *segment_of = tokens <= 1024 ? stack_seg : malloc((size_t)tokens * sizeof(int32_t));
+    int64_t *first = count <= 1024 ? stack_first : malloc((size_t)count * sizeof(int64_t));
+    for (int64_t s = 0, i = 0; s < count; s++) {
+        first[s] = i;
+        for (int64_t t = 0; t < segments[s].n; t++) segment_of[i++] = (int32_t)s;
     }
-    attention_job job = {out, query, segments, segment_of_row, first_row, heads, kv_heads, head_dim};
+    attention_job job = {out, query, segments, segment_of, first, heads, kv_heads, head_dim};
     // Tasks by kv head when there are enough of them to keep every thread busy, else by head.
     int64_t threads = rs_threads_get();
-    int by_group = rows * kv_heads >= 4 * threads;
-    int64_t tasks = by_group ? rows * kv_heads : rows * heads;
+    int by_group = tokens * kv_heads >= 4 * threads;
+    int64_t tasks = by_group ? tokens * kv_heads : tokens * heads;
     void (*task)(void *, int) = by_group ? attention_group_task : attention_head_task;
     // Work ≈ 2 · heads · Σ tokens · positions · D multiply-adds; below ~32k a thread wake costs
     // more. All segments share one fork/join: a batch of 64 sequences used to pay 64 per layer.
@@ -250,12 +251,12 @@ void rs_attention_segments(float *out, const float *query, const rs_attention_se
     } else {
         rs_parallel_for(task, &job, (int)tasks);
     }
-    if (segment_of_row != stack_seg) free(segment_of_row);
-    if (first_row != stack_first) free(first_row);
+    if (segment_of != stack_seg) free(segment_of);
+    if (first != stack_first) free(first);
 }
 
 void rs_attention(float *out, const float *query, const float *keys, const float *values,
                   int64_t start, int64_t n, int64_t heads, int64_t kv_heads, int64_t head_dim) {
-    rs_attention_segment one = {keys, values, start, n};
+    rs_attention_segment one = {keys, values, start, n, 0};
     rs_attention_segments(out, query, &one, 1, heads, kv_heads, head_dim);
 }

@@ -60,31 +60,34 @@ public func attentionForward(
 }
 
 /// One sequence's part of `attentionForward(_:_:segments:heads:kvHeads:headDim:)`: its own
-/// cache and the position of its first new token.
+/// cache, the cache position of its first new token, and that token's row in query and out.
 public struct AttentionSegment {
     public var keys: UnsafePointer<Float>
     public var values: UnsafePointer<Float>
     public var startPosition: Int
     public var n: Int
+    public var row: Int
 
-    public init(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, startPosition: Int, n: Int) {
+    public init(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, startPosition: Int, n: Int, row: Int) {
         self.keys = keys
         self.values = values
         self.startPosition = startPosition
         self.n = n
+        self.row = row
     }
 }
 
-/// `attentionForward` for a batch of sequences in one parallel pass: `query` and `out` hold
-/// segment 0's `n` rows, then segment 1's, and so on; each attends over its own cache.
-/// Gives the same bits as one call per segment.
+/// `attentionForward` for a batch of sequences in one parallel pass: each segment's `n` new
+/// tokens sit at rows `row ..< row + n` of `query` and `out` and attend over its own cache;
+/// other rows are left alone. Gives the same bits as one call per segment.
 public func attentionForward(
     _ out: UnsafeMutablePointer<Float>, _ query: UnsafePointer<Float>,
     segments: [AttentionSegment], heads: Int, kvHeads: Int, headDim: Int
 ) {
     precondition(heads % kvHeads == 0, "heads must be a multiple of kvHeads")
     let parts = segments.map {
-        rs_attention_segment(keys: $0.keys, values: $0.values, start: Int64($0.startPosition), n: Int64($0.n))
+        rs_attention_segment(keys: $0.keys, values: $0.values, start: Int64($0.startPosition), n: Int64($0.n),
+                             row: Int64($0.row))
     }
     parts.withUnsafeBufferPointer {
         rs_attention_segments(out, query, $0.baseAddress, Int64($0.count), Int64(heads), Int64(kvHeads), Int64(headDim))

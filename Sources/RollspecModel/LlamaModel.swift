@@ -232,25 +232,13 @@ public final class LlamaModel {
                 seg.cache.keyRow(layer: l, position: starts[i]).update(from: s.k.pointer + row * kvDim, count: m * kvDim)
                 seg.cache.valueRow(layer: l, position: starts[i]).update(from: s.v.pointer + row * kvDim, count: m * kvDim)
                 parts.append(AttentionSegment(keys: seg.cache.keys[l].pointer, values: seg.cache.values[l].pointer,
-                                              startPosition: starts[i], n: m))
+                                              startPosition: starts[i], n: m, row: row))
                 row += seg.rowCount
             }
-            if segments.allSatisfy({ $0.alternatives.isEmpty }) {
-                attentionForward(s.att.pointer, s.q.pointer, segments: parts, heads: c.numAttentionHeads,
-                                 kvHeads: c.numKeyValueHeads, headDim: c.headDim)
-            } else {
-                // Rows are not contiguous by segment here (each segment's alternatives follow
-                // its tokens), so each segment attends on its own.
-                row = 0
-                for (i, seg) in segments.enumerated() {
-                    attentionForward(s.att.pointer + row * qDim, s.q.pointer + row * qDim, segments: [parts[i]],
-                                     heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
-                    row += seg.rowCount
-                }
-            }
-            row = 0
+            attentionForward(s.att.pointer, s.q.pointer, segments: parts, heads: c.numAttentionHeads,
+                             kvHeads: c.numKeyValueHeads, headDim: c.headDim)
             for (i, seg) in segments.enumerated() {
-                row += seg.tokens.count
+                row = parts[i].row + seg.tokens.count
                 // Each alternative in turn takes the cache row of the token it replaces,
                 // attends, and gives the row back; its keys and values are kept aside.
                 for (a, alternative) in seg.alternatives.enumerated() {

@@ -70,8 +70,10 @@ import RollspecKernels
                 startPosition: s.start, n: s.n, heads: heads, kvHeads: kvHeads, headDim: d)
             row += s.n
         }
+        var first = 0
         let segments = zip(shapes, caches).map { s, cache in
-            AttentionSegment(keys: cache.k.pointer, values: cache.v.pointer, startPosition: s.start, n: s.n)
+            defer { first += s.n }
+            return AttentionSegment(keys: cache.k.pointer, values: cache.v.pointer, startPosition: s.start, n: s.n, row: first)
         }
         everyPath(want) { got in
             attentionForward(got.pointer, q.pointer, segments: segments, heads: heads, kvHeads: kvHeads, headDim: d)

@@ -149,15 +149,16 @@ void rs_rope_fill_table(float *cos_out, float *sin_out, const double *inv_freq,
 void rs_attention(float *out, const float *query, const float *keys, const float *values,
                   int64_t start, int64_t n, int64_t heads, int64_t kv_heads, int64_t head_dim);
 
-/// One sequence's new tokens in a batched attention call: its own cache and where they start.
+/// One sequence's new tokens in a batched attention call: its own cache, the cache position
+/// of its first new token, and that token's row in `query` and `out`.
 typedef struct {
     const float *keys, *values;  // [L, KV*D], L ≥ start + n
-    int64_t start, n;
+    int64_t start, n, row;
 } rs_attention_segment;
 
-/// `rs_attention` for several sequences at once, each over its own cache: the new tokens'
-/// rows are segment 0's n, then segment 1's, and so on. One parallel pass over all
-/// (token, head) pairs, so a batch of B sequences costs one fork/join instead of B.
+/// `rs_attention` for several sequences at once, each over its own cache, their n new tokens
+/// at rows row ..< row + n of `query` and `out` (other rows are left alone). One parallel pass
+/// over all (token, head) pairs, so a batch of B sequences costs one fork/join instead of B.
 void rs_attention_segments(float *out, const float *query, const rs_attention_segment *segments,
                            int64_t count, int64_t heads, int64_t kv_heads, int64_t head_dim);
 
