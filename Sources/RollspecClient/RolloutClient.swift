@@ -151,7 +151,10 @@ public final class RolloutClient: @unchecked Sendable {
     }
 
     /// What the broker refused so far, oldest first (the newest `Core.keptRefusals`); each
-    /// is also counted in `refusalCount` and `rollspec_client_refusals_total`.
+    /// is also counted in `refusalCount` and `rollspec_client_refusals_total`. Refusals that a
+    /// broker restart made moot are counted and logged but not kept: a restarted broker refuses
+    /// what was still queued for it before the client had caught it up, and copies the client
+    /// resent that it already had (wire protocol §9).
     public var refusals: [BrokerRefusal] { core.refusals }
 
     /// Messages the broker refused (every `error` it sent), however many `refusals` keeps.
@@ -242,6 +245,8 @@ private final class Core: @unchecked Sendable {
     private var open: [String: (request: RolloutRequest, missing: Set<UInt32>)] = [:]
     /// The sender id of the broker this client last heard from; a new one is a restarted broker.
     private var brokerSender: String?
+    /// The sequence numbers of the latest `rejoin`'s messages (nil before any).
+    private var rejoined: ClosedRange<UInt64>?
     private let journal: TrajectoryJournal?
 
     private let condition = NSCondition()
@@ -355,6 +360,7 @@ private final class Core: @unchecked Sendable {
     /// draft again, then resend every request with samples still to come. Samples that arrive
     /// twice are dropped by (request, sample), as a resend's are. I/O thread only.
     private func rejoin(oldBroker: String, newBroker: String) {
+        let first = connection.sequence + 1
         _ = try? connection.send(Heartbeat(role: role, index: 0, status: .ready, credit: 0,
                                            policyVersion: lastPolicy.first?.version ?? 0, draftVersion: lastDraft.first?.draftVersion ?? 0))
         let requests = open.values.map(\.request).sorted { $0.requestID < $1.requestID }
@@ -368,7 +374,21 @@ private final class Core: @unchecked Sendable {
             _ = try? connection.send(m)
             keep(m)
         }
+        rejoined = first...connection.sequence
         condition.withLock { _counters.brokerRestarts += 1 }
+    }
+
+    /// Whether refusal `e` is about a copy that `rejoin` made moot. Messages still queued when
+    /// the broker changed reach the new broker before this client has heard of it: that broker
+    /// refuses them (no policy yet, no role yet), and `rejoin` has since sent the newest policy,
+    /// draft and every open request again. Likewise, a resent request or chunk that the new
+    /// broker already had from that queue is refused as a duplicate, and is in hand. Neither
+    /// closes a request or ends a wait. I/O thread only.
+    private func isSuperseded(_ e: ErrorMessage) -> Bool {
+        guard let rejoined, let sequence = e.sequence else { return false }
+        if sequence < rejoined.lowerBound { return true }
+        let alreadyHeld: Set<RejectionReason> = [.duplicateRequest, .chunkDuplicate, .chunkStaleVersion]
+        return rejoined.contains(sequence) && e.reason.map(alreadyHeld.contains) == true
     }
 
     private func handle(_ envelope: Envelope) {
@@ -399,11 +419,17 @@ private final class Core: @unchecked Sendable {
             deliver(t)
         case .error(let e):
             let refusal = BrokerRefusal(e, requestID: e.sequence.flatMap { sentRequests[$0] })
-            // A refused request will not be served: it is not resent after a broker restart.
-            if let request = refusal.requestID { open[request] = nil }
             var metadata: Logger.Metadata = ["code": .string(refusal.code.name)]
             if let reason = refusal.reason { metadata["reason"] = .string(reason.rawValue) }
             if let request = refusal.requestID { metadata["request"] = .string(request) }
+            if isSuperseded(e) {
+                metadata["superseded"] = "true"
+                connection.logger.event(.refusedByBroker, "\(refusal); a copy from before the broker restarted, sent again since", metadata)
+                condition.withLock { _counters.refusals += 1 }
+                return
+            }
+            // A refused request will not be served: it is not resent after a broker restart.
+            if let request = refusal.requestID { open[request] = nil }
             connection.logger.event(.refusedByBroker, "\(refusal)", metadata)
             condition.withLock {
                 _counters.refusals += 1

@@ -199,7 +199,10 @@ import Yams
             return process.terminationStatus
         }
 
-        deinit { try? FileManager.default.removeItem(at: dir) }
+        /// ROLLSPEC_KEEP_TEST_RUNS=1 keeps every run's directory (the failure messages name it).
+        deinit {
+            if ProcessInfo.processInfo.environment["ROLLSPEC_KEEP_TEST_RUNS"] == nil { try? FileManager.default.removeItem(at: dir) }
+        }
     }
 
     /// A process's nice value, field 19 of /proc/<pid>/stat (after the parenthesised name).
@@ -260,10 +263,14 @@ import Yams
         try run.process.run()
         defer { if run.process.isRunning { kill(run.process.processIdentifier, SIGTERM) }; _ = run.finish(seconds: 20) }
         func stepsDone() -> Int { LearnerRecord.parse(lines: run.text("run/learner.jsonl")).filter { $0.event == "step" }.count }
+        func restartsNoticed() -> Int { run.events("learner-0").events(.brokerRestarted).count }
         var killed: [Int32] = []
         for k in 1...3 {
-            // Mid-step: once step k is recorded, the next step's requests are out.
-            #expect(run.wait(seconds: 90) { stepsDone() >= k }, "step \(k) never came: \(run.text("launch.err"))")
+            // Mid-step: once step k is recorded, the next step's requests are out. And only once
+            // the learner has heard from this broker: one killed before it said anything is a
+            // restart the learner never sees (the client tests cover that race).
+            #expect(run.wait(seconds: 90) { stepsDone() >= k && restartsNoticed() == k - 1 },
+                    "step \(k) or restart \(k - 1) never came: \(run.text("launch.err"))")
             Thread.sleep(forTimeInterval: 0.2)
             let pid = try #require(run.pid(of: "broker"))
             #expect(!killed.contains(pid), "the broker was not restarted after the last kill")
@@ -281,7 +288,7 @@ import Yams
         let keys = try TrajectoryJournal.keys(at: run.dir.appendingPathComponent("run/trajectories.jsonl"))
         #expect(Set(keys).count == keys.count, "a trajectory was journaled twice")
         #expect(keys.count == steps * prompts * group && summary.trajectoriesAccepted == keys.count, "\(keys.count) journaled; \(summary)")
-        #expect(run.events("learner-0").events(.brokerRestarted).count == 3)
+        #expect(restartsNoticed() == 3)
         let report = try JSONSerialization.jsonObject(with: Data(run.text("run/report.json").utf8)) as? [String: Any]
         #expect((report?["restarts"] as? [String: Int])?["broker"] == 3)
     }

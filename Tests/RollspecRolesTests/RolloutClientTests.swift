@@ -160,4 +160,59 @@ import Testing
         #expect(await waiting.value == nil)
         #expect(client.collect(count: 1, timeout: 0.1).isEmpty)
     }
+
+    /// Two broker restarts in a row, as a broker killed twice mid-step sees them. broker#two
+    /// refuses the copy of the request that was still queued before the client heard of it
+    /// (`no_policy`), then the client's resend as one it already holds (`duplicate_request`).
+    /// Neither closes the request: when broker#three greets, the client sends it a third time,
+    /// and neither refusal is reported as one.
+    @Test func refusalsOfCopiesARestartMadeMootKeepTheRequestForTheNextRestart() throws {
+        let (endpoint, path) = Self.endpoint()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let router = try ZMQSocket(context: context, type: .router)
+        try router.bind(endpoint)
+        defer { router.close() }
+        var sequence: UInt64 = 0
+        func send(_ identity: Data, _ m: some WireMessage, as broker: String) throws {
+            sequence += 1
+            _ = try router.send([identity, m.encode(sender: broker, sequence: sequence)])
+        }
+        /// The next message the client sends that `matches`, within 3 s.
+        func next(_ matches: (WireMessageBody) -> Bool) throws -> (identity: Data, envelope: Envelope)? {
+            let end = Date().addingTimeInterval(3)
+            var poller = ZMQPoller()
+            poller.add(router)
+            while Date() < end {
+                guard try poller.poll(timeoutMilliseconds: 20)[0].contains(.readable),
+                      let f = try router.receive(dontWait: true) else { continue }
+                let envelope = try Envelope(decoding: f[1])
+                if matches(envelope.body) { return (f[0], envelope) }
+            }
+            return nil
+        }
+        let isR1 = { (b: WireMessageBody) in if case .rolloutRequest(let r) = b { r.requestID == "r1" } else { false } }
+        let greeting = Heartbeat(role: .broker, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0)
+
+        let client = try RolloutClient(endpoint: endpoint, name: "rl-loop")
+        defer { client.close() }
+        let identity = try #require(try next { if case .heartbeat = $0 { true } else { false } }).identity
+        try send(identity, greeting, as: "broker#one")
+        client.submit(prompt: [1], n: 2, sampling: JobConfig().sampling, requestID: "r1")
+        let queued = try #require(try next(isR1)).envelope
+
+        try send(identity, greeting, as: "broker#two")
+        try send(identity, ErrorMessage(code: .badRequest, message: "no_policy: no policy has been published yet",
+                                        sequence: queued.sequence), as: "broker#two")
+        let resent = try #require(try next(isR1), "no resend after the first restart").envelope
+        try send(identity, ErrorMessage(code: .badRequest, message: "duplicate_request: request r1 from rl-loop was seen before",
+                                        sequence: resent.sequence), as: "broker#two")
+
+        try send(identity, greeting, as: "broker#three")
+        guard case .rolloutRequest(let r) = try #require(try next(isR1), "no resend after the second restart").envelope.body else { return }
+        for s in 0..<r.n { try send(identity, Self.answer(r, s), as: "broker#three") }
+        let got = try client.collectUnlessRefused(count: 2, timeout: 5)
+        #expect(got.map(\.sampleIndex).sorted() == [0, 1])
+        #expect(client.refusals.isEmpty && client.refusalCount == 2, "\(client.refusals)")
+    }
 }

@@ -179,6 +179,9 @@ class RolloutClient:
         self._confirmed: set = set()  # policy versions the broker confirmed
         self._broker: Optional[str] = None  # the sender id of the broker heard last (I/O thread)
         self.broker_restarts = 0  # times a restarted broker was caught up
+        # Refusals a broker restart made moot (§9): logged and counted, never raised.
+        self.superseded_refusals = 0
+        self._rejoined = None  # the sequence numbers of the latest catch-up's messages
         self._requests = itertools.count(1)
         # Default request ids carry this client's incarnation: the broker refuses an id it has
         # seen (duplicate_request), and a restarted loop's counter starts again at 1.
@@ -431,6 +434,7 @@ class RolloutClient:
                 sent_about[sequence] = about
                 if len(sent_about) > 10_000:
                     sent_about.popitem(last=False)
+            return sequence
 
         while True:
             with self._lock:
@@ -501,11 +505,26 @@ class RolloutClient:
             del requests[rid]
         log.warning("rollspec %s: the broker restarted (%s -> %s); publishing policy v%d again and resending %d "
                     "unfinished requests", self.name, old, new, versions[0], len(requests))
-        send(wire.HEARTBEAT, wire.Heartbeat(self._role, 0, "ready", 0, versions[0], versions[1]).parts())
+        first = last = send(wire.HEARTBEAT, wire.Heartbeat(self._role, 0, "ready", 0, versions[0], versions[1]).parts())
         for type_, parts, about in kept["policy"] + [requests[r] for r in sorted(requests)]:
-            send(type_, parts, about)
+            last = send(type_, parts, about)
+        self._rejoined = (first, last)
         with self._lock:
             self.broker_restarts += 1
+
+    # Refusals of a resent copy that mean the restarted broker already had it.
+    _ALREADY_HELD = ("duplicate_request", "chunk_duplicate", "chunk_stale_version")
+
+    def _superseded(self, m):
+        """Whether error `m` is about a copy the catch-up made moot (§9): a message still queued
+        when the broker changed reaches the new broker before this client has heard of it and is
+        refused (no policy yet, no role yet), though `_rejoin` has sent it again since; or a
+        resent request or chunk the new broker already had from that queue."""
+        if self._rejoined is None or m.sequence is None:
+            return False
+        first, last = self._rejoined
+        return m.sequence < first or (first <= m.sequence <= last
+                                      and m.message.split(":", 1)[0] in self._ALREADY_HELD)
 
     def _receive(self, frames, send, sent_about, broker_sequences, kept):
         try:
@@ -549,6 +568,11 @@ class RolloutClient:
         elif isinstance(m, wire.ErrorMessage):
             sent = sent_about.get(m.sequence) if m.sequence is not None else None
             about = sent.text if sent else None
+            if self._superseded(m):
+                self.superseded_refusals += 1
+                log.info("rollspec %s: broker error %s: %s%s; a copy from before the broker restarted, sent again since",
+                         self.name, m.code_name, m.message, f" ({about})" if about else "")
+                return
             log.error("rollspec %s: broker error %s: %s%s", self.name, m.code_name, m.message, f" ({about})" if about else "")
             with self._lock:
                 self._errors.append(BrokerError(m.code_name, m.message, m.sequence, about))

@@ -170,6 +170,46 @@ def test_a_restarted_broker_gets_the_policy_and_the_unfinished_requests_again():
         router.close()
 
 
+def test_refusals_of_copies_a_restart_made_moot_keep_the_request_for_the_next_restart():
+    # Two restarts in a row, as a broker killed twice mid-step sees them. broker#two refuses the
+    # copy of the request that was queued before the client heard of it (no_policy) and then the
+    # client's resend as one it already holds (duplicate_request). Neither may close the request:
+    # broker#three greets, and the client must send the request a third time.
+    def handle(router, identity, env):
+        m = env.payload
+        if isinstance(m, wire.Heartbeat) and not router.greeted:
+            router.greeted = True
+            router.send(identity, wire.Heartbeat("broker", 0, "ready", 0, 0, 0), sender="broker#one")
+        if not isinstance(m, wire.RolloutRequest):
+            return
+        router.copies.append(env.sequence)
+        if router.incarnation == "broker#one":
+            router.incarnation = "broker#two"
+            router.send(identity, wire.Heartbeat("broker", 0, "ready", 0, 0, 0), sender="broker#two")
+            router.send(identity, wire.ErrorMessage(9, "no_policy: no policy has been published yet", env.sequence),
+                        sender="broker#two")
+        elif router.incarnation == "broker#two":
+            router.send(identity, wire.ErrorMessage(9, f"duplicate_request: request {m.request_id} was seen before",
+                                                    env.sequence), sender="broker#two")
+            router.incarnation = "broker#three"
+            router.send(identity, wire.Heartbeat("broker", 0, "ready", 0, 0, 0), sender="broker#three")
+        else:
+            for i in range(m.n):
+                router.send(identity, trajectory(m, i), sender="broker#three")
+    router = Router(handle)
+    router.incarnation, router.copies, router.greeted = "broker#one", [], False
+    try:
+        with RolloutClient(router.endpoint, name="moot-test", connect_timeout=5) as client:
+            rid = client.submit([1, 2, 3], n=2, sampling=Sampling(max_tokens=2))
+            got = list(client.trajectories(timeout=10))
+            assert sorted(t.sample_index for t in got) == [0, 1] and all(t.request_id == rid for t in got), got
+            assert client.broker_restarts == 2 and client.superseded_refusals == 2, \
+                (client.broker_restarts, client.superseded_refusals)
+        assert len(router.copies) == 3, router.copies
+    finally:
+        router.close()
+
+
 def test_an_error_reply_is_raised_naming_the_reason_and_the_request():
     def handle(router, identity, env):
         if isinstance(env.payload, wire.RolloutRequest):
