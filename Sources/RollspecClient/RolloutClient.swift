@@ -423,8 +423,7 @@ private final class Core: @unchecked Sendable {
             if let reason = refusal.reason { metadata["reason"] = .string(reason.rawValue) }
             if let request = refusal.requestID { metadata["request"] = .string(request) }
             if isSuperseded(e) {
-                metadata["superseded"] = "true"
-                connection.logger.event(.refusedByBroker, "\(refusal); a copy from before the broker restarted, sent again since", metadata)
+                connection.logger.event(.refusalSuperseded, "\(refusal); moot: the broker restarted and has it again", metadata)
                 condition.withLock { _counters.refusals += 1 }
                 return
             }

@@ -22,6 +22,10 @@ public enum EventName: String, CaseIterable, Sendable {
     /// The broker answered a message with an `error`: `code`, `reason` (when it names one),
     /// `request` (when the refused message was a rollout request of this client).
     case refusedByBroker = "refused_by_broker"
+    /// A client heard a refusal that a broker restart made moot (a copy queued before the
+    /// restart, or a resent one the new broker already held); the same metadata as
+    /// `refused_by_broker`.
+    case refusalSuperseded = "refusal_superseded"
 
     // MARK: Broker
 
