@@ -15,6 +15,9 @@ import Foundation
 public struct SpeculationController: Sendable {
     public var maxLookahead: Int
     public var minLookahead: Int
+    /// The acceptance assumed of a proposer not measured yet: optimistic, so every proposer
+    /// gets tried.
+    public static let optimisticAcceptance = 0.7
     /// Weight of the newest observation in the running acceptance (exponential moving average).
     public var smoothing: Double = 0.2
     /// Steps without speculation after the guardrail trips.
@@ -58,7 +61,7 @@ public struct SpeculationController: Sendable {
     public func lookahead(for proposer: ProposerKind, state: SequenceState) -> Int {
         if isFixed { return maxLookahead }
         guard state.coolDown == 0, maxLookahead > 0 else { return 0 }
-        let alpha = state.acceptance[proposer] ?? 0.7
+        let alpha = state.acceptance[proposer] ?? Self.optimisticAcceptance
         let unit = verifySlope + (draftCost[proposer] ?? 0)
         var best = 0, bestRate = 1.0  // plain decoding: 1 token per unit
         for k in minLookahead...max(minLookahead, maxLookahead) {
@@ -85,7 +88,7 @@ public struct SpeculationController: Sendable {
         for p in proposers {
             let k = lookahead(for: p, state: state)
             guard k > 0 else { continue }
-            let alpha = state.acceptance[p] ?? 0.7
+            let alpha = state.acceptance[p] ?? Self.optimisticAcceptance
             let rate = Self.expectedTokens(k: k, alpha: alpha)
                 / (1 + (verifySlope + (draftCost[p] ?? 0)) * Double(k))
             if best == nil || rate > best!.2 { best = (p, k, rate) }
@@ -105,7 +108,7 @@ public struct SpeculationController: Sendable {
         // trials; accepted / drafted would count the tokens never tried behind a rejection as
         // failures and underrate α the more, the longer the draft (0.23 for α = 0.5, k = 4).
         let trials = Double(accepted < drafted ? accepted + 1 : accepted)
-        let successes = (1 - smoothing) * (state.successes[proposer] ?? state.acceptance[proposer] ?? 0.7) + smoothing * Double(accepted)
+        let successes = (1 - smoothing) * (state.successes[proposer] ?? state.acceptance[proposer] ?? Self.optimisticAcceptance) + smoothing * Double(accepted)
         let tried = (1 - smoothing) * (state.trials[proposer] ?? 1) + smoothing * trials
         state.successes[proposer] = successes
         state.trials[proposer] = tried

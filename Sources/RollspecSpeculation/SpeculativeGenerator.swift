@@ -114,9 +114,13 @@ public final class SpeculativeGenerator {
         for r in requests { try r.validate(vocabSize: model.config.vocabSize) }
         var seqs = requests.map { SequenceRun(request: $0, model: model, proposers: makeProposers(), recordFeatures: recordFeatures) }
         // A new sequence starts from each proposer's acceptance measured on earlier ones, not
-        // from the controller's optimistic default, which made every sequence over-draft at first.
+        // from the controller's optimistic default, which made every sequence over-draft at first;
+        // weighed against that default by how much was measured, and by how long ago
+        // (`RunningAcceptance.seed`, `age`), so that a proposer priced out by a few drafts, or by
+        // a policy since replaced, is tried again.
+        for name in costs.acceptance.keys { costs.acceptance[name]!.age() }
         for i in seqs.indices {
-            for (name, rate) in costs.acceptance where rate.trials >= 1 { seqs[i].control.acceptance[name] = rate.alpha }
+            for (name, rate) in costs.acceptance { seqs[i].control.acceptance[name] = rate.seed }
         }
         let vocab = model.config.vocabSize
         // Features are computed only when a proposer reads them or they are recorded.
@@ -253,6 +257,29 @@ public struct RunningAcceptance: Sendable, Equatable {
     }
 
     public var alpha: Double { trials > 0 ? successes / trials : 0 }
+
+    /// Trials of `SpeculationController.optimisticAcceptance` that `seed` counts beside the
+    /// measured ones.
+    public static let priorTrials = 4.0
+    /// Weight left to the measured trials at the start of each batch (`age`).
+    public static let agePerBatch = 0.8
+
+    /// The acceptance a new sequence starts from: the measured one, with the controller's
+    /// optimistic prior counted as `priorTrials` trials beside it. A proposer measured on a few
+    /// drafts is still tried, and so measured further; one measured on hundreds is judged by
+    /// them. Without the prior, a proposer priced out once was never drafted again, so never
+    /// measured again (a distilled draft stopped after its first batch in an RL job).
+    public var seed: Double {
+        (successes + SpeculationController.optimisticAcceptance * Self.priorTrials) / (trials + Self.priorTrials)
+    }
+
+    /// Older evidence weighs less: called once per batch, so a proposer not drafted for a
+    /// while (priced out under an earlier policy) is tried again after some batches: 10 bring
+    /// a hundred trials down to eleven.
+    public mutating func age() {
+        successes *= Self.agePerBatch
+        trials *= Self.agePerBatch
+    }
 }
 
 /// The state of one sequence inside `generateBatch`.

@@ -6,11 +6,70 @@ import RollspecRoles
 import Testing
 
 /// `RolloutClient` against a real in-process broker with a hand-driven worker, and against a
-/// bare ROUTER socket standing in for a broker that misbehaves (sends a trajectory twice).
+/// bare ROUTER socket standing in for a broker that misbehaves (sends a trajectory twice) or
+/// restarts (`StandIn`).
 @Suite struct RolloutClientTests {
     static func endpoint() -> (String, String) {
         let path = "\(FileManager.default.temporaryDirectory.path)/rollspec-client-\(UUID().uuidString).sock"
         return ("ipc://\(path)", path)
+    }
+
+    /// A bare ROUTER socket standing in for a broker, on a fresh ipc path: what the client
+    /// sends arrives here, and what the test sends goes out numbered as a broker's would.
+    final class StandIn {
+        let endpoint: String
+        private let path: String
+        private let context: ZMQContext
+        private let router: ZMQSocket
+        private var sequence: UInt64 = 0
+
+        init() throws {
+            (endpoint, path) = RolloutClientTests.endpoint()
+            context = try ZMQContext()
+            router = try ZMQSocket(context: context, type: .router)
+            try router.bind(endpoint)
+        }
+
+        deinit {
+            router.close()
+            try? FileManager.default.removeItem(atPath: path)
+        }
+
+        /// Sends `m` to connection `identity` as `sender`, under the next sequence number (1 first).
+        func send(_ m: some WireMessage, to identity: Data, as sender: String = "broker") throws {
+            sequence += 1
+            _ = try router.send([identity, m.encode(sender: sender, sequence: sequence)])
+        }
+
+        /// Every message the client sends within `seconds`, with its connection.
+        func receive(_ seconds: Double) throws -> [(identity: Data, envelope: Envelope)] {
+            var out: [(Data, Envelope)] = []
+            try receive(seconds) { out.append(($0, $1)); return false }
+            return out
+        }
+
+        /// The first message within `seconds` that `matches`, with its connection.
+        func next(within seconds: Double = 3, _ matches: (WireMessageBody) -> Bool) throws -> (identity: Data, envelope: Envelope)? {
+            var found: (Data, Envelope)?
+            try receive(seconds) { identity, envelope in
+                guard matches(envelope.body) else { return false }
+                found = (identity, envelope)
+                return true
+            }
+            return found
+        }
+
+        /// Hands each arriving message to `take` until it returns true or `seconds` pass.
+        private func receive(_ seconds: Double, _ take: (Data, Envelope) throws -> Bool) throws {
+            let end = Date().addingTimeInterval(seconds)
+            var poller = ZMQPoller()
+            poller.add(router)
+            while Date() < end {
+                guard try poller.poll(timeoutMilliseconds: 20)[0].contains(.readable),
+                      let f = try router.receive(dontWait: true) else { continue }
+                if try take(f[0], try Envelope(decoding: f[1])) { return }
+            }
+        }
     }
 
     /// The worker's answer to `r`'s sample `s`.
@@ -95,26 +154,12 @@ import Testing
     /// A broker that sends the same trajectory twice: the client delivers it once, acks both
     /// copies by (request, sample), and heartbeats before anything else.
     @Test func dropsDuplicatesAcksEveryCopyAndHeartbeatsFirst() async throws {
-        let (endpoint, path) = Self.endpoint()
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let context = try ZMQContext()
-        let router = try ZMQSocket(context: context, type: .router)
-        try router.bind(endpoint)
-        defer { router.close() }
+        let broker = try StandIn()
         func receive(_ seconds: Double) throws -> [(identity: Data, body: WireMessageBody)] {
-            var out: [(Data, WireMessageBody)] = []
-            let end = Date().addingTimeInterval(seconds)
-            var poller = ZMQPoller()
-            poller.add(router)
-            while Date() < end {
-                if try poller.poll(timeoutMilliseconds: 20)[0].contains(.readable), let f = try router.receive(dontWait: true) {
-                    out.append((f[0], try Envelope(decoding: f[1]).body))
-                }
-            }
-            return out
+            try broker.receive(seconds).map { ($0.identity, $0.envelope.body) }
         }
 
-        let client = try RolloutClient(endpoint: endpoint, name: "rl-loop")
+        let client = try RolloutClient(endpoint: broker.endpoint, name: "rl-loop")
         try client.publishPolicy(BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 1), version: 1)
         let arrived = try receive(0.5)
         let identity = try #require(arrived.first?.identity)
@@ -123,11 +168,7 @@ import Testing
         #expect(arrived.contains { if case .policyCheckpointChunk = $0.body { true } else { false } })
 
         let r = RolloutRequest(requestID: "r7", groupID: "g", promptTokens: [1], n: 2, maxTokens: 4)
-        var sequence: UInt64 = 0
-        for t in [Self.answer(r, 0), Self.answer(r, 0), Self.answer(r, 1)] {
-            sequence += 1
-            _ = try router.send([identity, t.encode(sender: "broker", sequence: sequence)])
-        }
+        for t in [Self.answer(r, 0), Self.answer(r, 0), Self.answer(r, 1)] { try broker.send(t, to: identity) }
         var iterator = client.trajectories.makeAsyncIterator()
         let first = await iterator.next(), second = await iterator.next()
         #expect(first?.sampleIndex == 0 && second?.sampleIndex == 1)
@@ -142,8 +183,7 @@ import Testing
         let asked = try receive(0.5).compactMap { if case .rolloutRequest(let q) = $0.body { q } else { nil } }
         let r8 = try #require(asked.first)
         for t in [Self.answer(r8, 0), Self.answer(r8, 1), Self.answer(r8, 1), Self.answer(r8, 0)] {
-            sequence += 1
-            _ = try router.send([identity, t.encode(sender: "broker", sequence: sequence)])
+            try broker.send(t, to: identity)
         }
         let own = [await iterator.next(), await iterator.next()].compactMap { $0?.sampleIndex }
         #expect(own.sorted() == [0, 1])
@@ -167,50 +207,28 @@ import Testing
     /// Neither closes the request: when broker#three greets, the client sends it a third time,
     /// and neither refusal is reported as one.
     @Test func refusalsOfCopiesARestartMadeMootKeepTheRequestForTheNextRestart() throws {
-        let (endpoint, path) = Self.endpoint()
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let context = try ZMQContext()
-        let router = try ZMQSocket(context: context, type: .router)
-        try router.bind(endpoint)
-        defer { router.close() }
-        var sequence: UInt64 = 0
-        func send(_ identity: Data, _ m: some WireMessage, as broker: String) throws {
-            sequence += 1
-            _ = try router.send([identity, m.encode(sender: broker, sequence: sequence)])
-        }
-        /// The next message the client sends that `matches`, within 3 s.
-        func next(_ matches: (WireMessageBody) -> Bool) throws -> (identity: Data, envelope: Envelope)? {
-            let end = Date().addingTimeInterval(3)
-            var poller = ZMQPoller()
-            poller.add(router)
-            while Date() < end {
-                guard try poller.poll(timeoutMilliseconds: 20)[0].contains(.readable),
-                      let f = try router.receive(dontWait: true) else { continue }
-                let envelope = try Envelope(decoding: f[1])
-                if matches(envelope.body) { return (f[0], envelope) }
-            }
-            return nil
-        }
+        let broker = try StandIn()
         let isR1 = { (b: WireMessageBody) in if case .rolloutRequest(let r) = b { r.requestID == "r1" } else { false } }
         let greeting = Heartbeat(role: .broker, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0)
 
-        let client = try RolloutClient(endpoint: endpoint, name: "rl-loop")
+        let client = try RolloutClient(endpoint: broker.endpoint, name: "rl-loop")
         defer { client.close() }
-        let identity = try #require(try next { if case .heartbeat = $0 { true } else { false } }).identity
-        try send(identity, greeting, as: "broker#one")
+        let identity = try #require(try broker.next { if case .heartbeat = $0 { true } else { false } }).identity
+        try broker.send(greeting, to: identity, as: "broker#one")
         client.submit(prompt: [1], n: 2, sampling: JobConfig().sampling, requestID: "r1")
-        let queued = try #require(try next(isR1)).envelope
+        let queued = try #require(try broker.next(isR1)).envelope
 
-        try send(identity, greeting, as: "broker#two")
-        try send(identity, ErrorMessage(code: .badRequest, message: "no_policy: no policy has been published yet",
-                                        sequence: queued.sequence), as: "broker#two")
-        let resent = try #require(try next(isR1), "no resend after the first restart").envelope
-        try send(identity, ErrorMessage(code: .badRequest, message: "duplicate_request: request r1 from rl-loop was seen before",
-                                        sequence: resent.sequence), as: "broker#two")
+        try broker.send(greeting, to: identity, as: "broker#two")
+        try broker.send(ErrorMessage(code: .badRequest, message: "no_policy: no policy has been published yet",
+                                     sequence: queued.sequence), to: identity, as: "broker#two")
+        let resent = try #require(try broker.next(isR1), "no resend after the first restart").envelope
+        try broker.send(ErrorMessage(code: .badRequest, message: "duplicate_request: request r1 from rl-loop was seen before",
+                                     sequence: resent.sequence), to: identity, as: "broker#two")
 
-        try send(identity, greeting, as: "broker#three")
-        guard case .rolloutRequest(let r) = try #require(try next(isR1), "no resend after the second restart").envelope.body else { return }
-        for s in 0..<r.n { try send(identity, Self.answer(r, s), as: "broker#three") }
+        try broker.send(greeting, to: identity, as: "broker#three")
+        guard case .rolloutRequest(let r) = try #require(try broker.next(isR1), "no resend after the second restart").envelope.body
+        else { return }
+        for s in 0..<r.n { try broker.send(Self.answer(r, s), to: identity, as: "broker#three") }
         let got = try client.collectUnlessRefused(count: 2, timeout: 5)
         #expect(got.map(\.sampleIndex).sorted() == [0, 1])
         #expect(client.refusals.isEmpty && client.refusalCount == 2, "\(client.refusals)")

@@ -214,4 +214,34 @@ extension SpeculativeGeneratorTests {
         _ = try carried.generateBatch(requests)
         #expect(carried.lastReport.overall.draftTokens == 0, "drafted \(carried.lastReport.overall.draftTokens)")
     }
+
+    /// The carried estimate is weighed against the controller's optimistic prior by how much
+    /// was measured, and ages batch by batch: a proposer priced out by a few drafts is still
+    /// tried, and one priced out by hundreds is tried again after some batches, never locked
+    /// out for good (it would never be measured again).
+    @Test func aProposerPricedOutIsTriedAgain() throws {
+        var few = RunningAcceptance()
+        for _ in 0..<4 { few.observe(drafted: 4, accepted: 0) }
+        #expect(few.alpha == 0)
+        // 4 failed trials (older ones weighted 0.995 per newer one) beside 4 trials of the prior at 0.7.
+        let trials = 1 + 0.995 + 0.995 * 0.995 + 0.995 * 0.995 * 0.995
+        #expect(abs(few.seed - 0.7 * 4 / (trials + 4)) < 1e-12)
+        let requests = Self.prompts.map { GenerationRequest(prompt: $0, maxTokens: 24, sampling: .greedy) }
+        let tried = generator(.suffix)
+        tried.costs.acceptance[.suffix] = few
+        _ = try tried.generateBatch(requests)
+        #expect(tried.lastReport.overall.draftTokens > 0)
+
+        var poor = RunningAcceptance()
+        for _ in 0..<200 { poor.observe(drafted: 4, accepted: 0) }
+        let later = generator(.suffix)
+        later.costs.acceptance[.suffix] = poor
+        var drafted: [Int] = []
+        for _ in 0..<40 {
+            _ = try later.generateBatch(requests)
+            drafted.append(later.lastReport.overall.draftTokens)
+            if drafted.last! > 0 { break }
+        }
+        #expect(drafted.count > 2 && drafted.dropLast().allSatisfy { $0 == 0 } && drafted.last! > 0, "\(drafted)")
+    }
 }
