@@ -38,6 +38,22 @@ import Testing
     }
 
     /// One buffer goes to several peers at once (zero-copy); it must not be written afterwards.
+    /// A received message passed on with its payload as it came (a broker re-wrapping a
+    /// trajectory) is, under the new header, the encoder's bytes for that sender and number.
+    @Test func aReceivedPayloadReframedIsTheEncodersBytes() throws {
+        for message in Self.messages() {
+            // A frame at a non-zero offset of its buffer, as a slice of what a socket received.
+            let received = Data([0xAA, 0xBB]) + message.encode(sender: "worker-3", sequence: 41)
+            let frame = received.dropFirst(2)
+            let envelope = try Envelope(decoding: frame)
+            let payload = envelope.payload(in: frame)
+            #expect(payload.count == frame.count - Envelope.fixedHeaderSize - "worker-3".utf8.count - Envelope.checksumSize)
+            let passedOn = PreparedMessage(type: envelope.body.type, encodedPayload: payload)
+            #expect(passedOn.encode(sender: "broker#9", sequence: 7) == message.encode(sender: "broker#9", sequence: 7),
+                    "\(type(of: message))")
+        }
+    }
+
     @Test func oneFrameReachesTwoPeersZeroCopy() throws {
         let context = try ZMQContext()
         let router = try ZMQSocket(context: context, type: .router)

@@ -243,8 +243,12 @@ import Testing
         #expect(summary.draftVersions.keys.allSatisfy { $0 == "1" || $0 == "2" })
         for i in 0..<2 {
             #expect(job.events("worker-\(i)").contains(.draftApplied, ["version": "2"]))
-            #expect(job.events("broker").contains(.peerVersions, ["peer": "worker-\(i)", "peer_policy_version": "1",
-                                                                  "peer_draft_version": "2"]))
+            // The worker reports draft v2 on its next heartbeat, which may come after the driver's
+            // last sample.
+            #expect(job.wait(seconds: 10) {
+                job.events("broker").contains(.peerVersions, ["peer": "worker-\(i)", "peer_policy_version": "1",
+                                                              "peer_draft_version": "2"])
+            })
         }
     }
 }

@@ -99,6 +99,13 @@ public struct Envelope: Equatable, Sendable {
         try payloadReader.finish("payload")
     }
 
+    /// The payload bytes of `frame`, the message this envelope was decoded from, as its sender
+    /// encoded them (no copy: a slice of `frame`).
+    public func payload(in frame: Data) -> Data {
+        let start = frame.startIndex + Self.fixedHeaderSize + sender.utf8.count
+        return frame[start..<frame.endIndex - Self.checksumSize]
+    }
+
     /// The message, if it is of type `M`.
     /// - Throws: `WireError.unexpectedMessageType` otherwise.
     public func message<M: WireMessage>(as _: M.Type) throws -> M {

@@ -46,6 +46,16 @@ public struct PreparedMessage: Sendable {
         head = w.data
     }
 
+    /// A received message to pass on under new headers with its payload as its sender encoded
+    /// it (`Envelope.payload(in:)`), without encoding it again: how a broker re-wraps each
+    /// trajectory (wire protocol §9). The caller has decoded the payload as `type` already.
+    public init(type: WireMessageType, encodedPayload: Data) {
+        precondition(encodedPayload.count <= Int(UInt32.max), "payload does not fit the u32 length field")
+        self.type = type
+        head = encodedPayload
+        tail = Data()
+    }
+
     /// The message as `sender`'s number `sequence`, in a buffer libzmq can send without copying
     /// (`ZMQSocket.sendZeroCopy`), to as many peers as should get that same number.
     ///

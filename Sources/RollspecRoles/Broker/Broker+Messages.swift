@@ -7,7 +7,9 @@ import RollspecLogging
 extension Broker {
     // MARK: Messages
 
-    func handle(_ envelope: Envelope, from identity: Data) {
+    /// `frame` is the message `envelope` was decoded from: a trajectory is passed on with its
+    /// payload as the worker encoded it.
+    func handle(_ envelope: Envelope, from identity: Data, frame: Data) {
         let sender = envelope.sender
         let offender = Offender(envelope, from: identity)
         switch envelope.body {
@@ -132,7 +134,7 @@ extension Broker {
             requests[r.requestID] = RequestState(request: r, owner: sender)
             queue.append(r.requestID)
         case .trajectory(let t):
-            trajectory(t, sender: sender, identity: identity, offender: offender)
+            trajectory(t, payload: envelope.payload(in: frame), sender: sender, identity: identity, offender: offender)
         case .ack(let a):
             guard peers[identity]?.role == .client else {
                 reject(.unauthorizedAck, "ack from \(sender), a \(role(of: identity)), not a client", answering: offender)
@@ -197,7 +199,9 @@ extension Broker {
         workers[identity]!.draftVersion = hb.draftVersion
     }
 
-    func trajectory(_ t: Trajectory, sender: String, identity: Data, offender: Offender) {
+    /// Delivers `t` to its request's owner (and copies to trainers): one frame under a new
+    /// header, its payload as the worker sent it (`payload`), not encoded again.
+    func trajectory(_ t: Trajectory, payload: Data, sender: String, identity: Data, offender: Offender) {
         guard let (owner, firstDispatchedAt) = admitTrajectory(t, sender: sender, identity: identity, offender: offender) else {
             return
         }
@@ -206,11 +210,11 @@ extension Broker {
         requests[t.requestID]!.delivered.insert(t.sampleIndex)
         requests[t.requestID]!.unacked += 1
         let isComplete = requests[t.requestID]!.isComplete
-        unacked[t.key] = (t, now())
+        let message = PreparedMessage(type: .trajectory, encodedPayload: payload)
+        unacked[t.key] = (message, now())
         let latency = firstDispatchedAt.map { now() - $0 }
         metrics.update { $0.recordTrajectory(t, worker: sender, latencySeconds: latency) }
-        if let to = owners[owner] { send(t, to: to) }
-        for trainer in trainers { trainerCopy(t, to: trainer) }
+        send([message], to: (owners[owner].map { [$0] } ?? []) + trainers.filter(takesTrainerCopy))
         if isComplete {
             for id in workers.keys { workers[id]!.inFlight.remove(t.requestID) }
             queue.removeAll { $0 == t.requestID }
@@ -258,8 +262,8 @@ extension Broker {
     /// forgotten but for its id. Acks of keys not awaited (a resent copy acked twice) are
     /// ordinary and ignored.
     func acknowledge(_ key: SampleKey) {
-        guard let entry = unacked.removeValue(forKey: key) else { return }
-        let id = entry.trajectory.requestID
+        guard unacked.removeValue(forKey: key) != nil else { return }
+        let id = key.requestID
         guard var state = requests[id] else { return }
         state.unacked -= 1
         if state.isComplete, state.unacked == 0 {
@@ -270,17 +274,18 @@ extension Broker {
         }
     }
 
-    /// Sends a trainer its copy of `t` unless it is more than `trainer.bufferSize` copies behind
-    /// what it last reported taking in: a trainer busy training would otherwise let copies pile
-    /// up without bound in the socket, and it keeps only the newest `bufferSize` anyway.
-    func trainerCopy(_ t: Trajectory, to trainer: Data) {
+    /// Whether a trainer gets a copy of the next trajectory (counted as sent if so): not when it
+    /// is more than `trainer.bufferSize` copies behind what it last reported taking in. A trainer
+    /// busy training would otherwise let copies pile up without bound in the socket, and it
+    /// keeps only the newest `bufferSize` anyway.
+    func takesTrainerCopy(_ trainer: Data) -> Bool {
         let progress = trainerProgress[trainer] ?? (0, 0)
         guard progress.sent < progress.taken + UInt64(config.trainer.bufferSize) else {
             trainerCopiesSkipped += 1
-            return
+            return false
         }
-        send(t, to: trainer)
         trainerProgress[trainer] = (progress.sent + 1, progress.taken)
+        return true
     }
 
     /// Workers and trainers (but `excluded`, the publisher of a draft), in a fixed order.
@@ -336,7 +341,7 @@ extension Broker {
         lastResendScan = t
         for (key, entry) in unacked where t - entry.sentAt > config.resendTimeoutSeconds {
             guard let owner = requests[key.requestID]?.owner, let to = owners[owner] else { continue }
-            send(entry.trajectory, to: to)
+            send([entry.message], to: [to])
             unacked[key]!.sentAt = t
             resent += 1
         }

@@ -114,7 +114,7 @@ public final class Broker {
     var sequences = SequenceChecker()
     var workers: [Data: Worker] = [:]
     /// Speculator trainers: they get the weights like workers and a copy of every trajectory —
-    /// sampled when one falls behind (see `trainerCopy`).
+    /// sampled when one falls behind (see `takesTrainerCopy`).
     var trainers: Set<Data> = []
     /// Per trainer: trajectory copies sent, and how many it reported taken in (its heartbeats'
     /// `requestsCompleted`).
@@ -124,7 +124,7 @@ public final class Broker {
     var requests: [String: RequestState] = [:]
     var finished: RecentKeys<String>
     var queue: [String] = []
-    var unacked: [SampleKey: (trajectory: Trajectory, sentAt: Double)] = [:]
+    var unacked: [SampleKey: (message: PreparedMessage, sentAt: Double)] = [:]
     /// Reassembly of the policy and draft streams, keeping the chunks as received so a complete
     /// checkpoint is forwarded as it came instead of cut and hashed again.
     var policyIncoming = IncomingChunks()
@@ -243,7 +243,7 @@ public final class Broker {
             let ready = try poller.poll(timeoutMilliseconds: 20)
             if ready[0].contains(.readable) {
                 while let frames = try socket.receive(dontWait: true) {
-                    if let (envelope, identity) = admit(frames) { handle(envelope, from: identity) }
+                    if let (envelope, identity) = admit(frames) { handle(envelope, from: identity, frame: frames[1]) }
                 }
             }
             if ready[1].contains(.readable) {
