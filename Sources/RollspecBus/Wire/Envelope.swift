@@ -34,6 +34,8 @@ public struct WireLimits: Sendable, Equatable {
 /// Little-endian throughout. One envelope travels as one ZeroMQ frame.
 public struct Envelope: Equatable, Sendable {
     public static let magic: [UInt8] = Array("RSPC".utf8)
+    /// `magic` read as a little-endian u32.
+    static let magicWord = magic.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
     public static let protocolVersion: UInt16 = 3
     /// Bytes before the sender id.
     public static let fixedHeaderSize = 23
@@ -132,8 +134,7 @@ public struct EnvelopeHeader: Equatable, Sendable {
             if data.count >= 4, Array(data.prefix(4)) != Envelope.magic { throw WireError.badMagic(Array(data.prefix(4))) }
             throw WireError.truncated(field: "header", needed: Envelope.fixedHeaderSize, available: data.count)
         }
-        let magic = Array(try r.raw(4, "magic"))
-        guard magic == Envelope.magic else { throw WireError.badMagic(magic) }
+        guard try r.u32("magic") == Envelope.magicWord else { throw WireError.badMagic(Array(data.prefix(4))) }
         let version = try r.u16("version")
         guard version == Envelope.protocolVersion else { throw WireError.unsupportedVersion(version) }
         let rawType = try r.u16("type")
@@ -160,14 +161,5 @@ public struct EnvelopeHeader: Equatable, Sendable {
         guard let type = WireMessageType(rawValue: rawType) else { throw WireError.unknownMessageType(rawType) }
         guard senderLength > 0 else { throw WireError.invalidValue(field: "sender", reason: "must not be empty") }
         self.type = type
-    }
-}
-
-extension WireReader {
-    /// `n` bytes of valid UTF-8 whose length came from elsewhere.
-    mutating func string(exactly n: Int, _ field: String) throws -> String {
-        let bytes = try raw(n, field)
-        guard let s = String(validating: bytes, as: UTF8.self) else { throw WireError.invalidUTF8(field: field) }
-        return s
     }
 }
