@@ -256,9 +256,25 @@ def error(r):
             "sequence": r.optional(r.u64, "sequence")}
 
 
+def acks(r):
+    n = r.u32("entries")
+    if not 1 <= n <= 4096:
+        raise WireError("acks carries 1...4096 entries")
+    if n * 17 > r.remaining():
+        raise WireError("entries count too large")
+    entries = []
+    for _ in range(n):
+        e = {"sequence": r.u64("sequence"), "request_id": r.string("request_id"), "sample_index": r.u32("sample_index")}
+        if not e["request_id"]:
+            raise WireError("empty request_id in acks")
+        entries.append(e)
+    return {"entries": entries}
+
+
 TYPES = {1: ("policy_checkpoint_chunk", policy_checkpoint_chunk), 2: ("draft_weights_chunk", draft_weights_chunk),
          3: ("rollout_request", rollout_request), 4: ("trajectory", trajectory), 5: ("ack", ack),
-         6: ("heartbeat", heartbeat), 7: ("metrics_snapshot", metrics_snapshot), 8: ("error", error)}
+         6: ("heartbeat", heartbeat), 7: ("metrics_snapshot", metrics_snapshot), 8: ("error", error),
+         9: ("acks", acks)}
 
 
 # --- §2 envelope, §6 order of checks -------------------------------------------------------------

@@ -247,6 +247,8 @@ private final class Core: @unchecked Sendable {
     private var brokerSender: String?
     /// The sequence numbers of the latest `rejoin`'s messages (nil before any).
     private var rejoined: ClosedRange<UInt64>?
+    /// Trajectories handled in the current read of the socket, confirmed together after it.
+    private var pendingAcks: [Acks.Entry] = []
     private let journal: TrajectoryJournal?
 
     private let condition = NSCondition()
@@ -326,7 +328,9 @@ private final class Core: @unchecked Sendable {
             while let envelope = try? connection.receive(timeout: wait, rejections: &rejections) {
                 wait = 0
                 handle(envelope)
+                if pendingAcks.count == Acks.maxEntries { sendPendingAcks() }
             }
+            sendPendingAcks()
             let rejected = rejections.total
             condition.withLock { rejectedTotal = rejected }
         }
@@ -391,6 +395,13 @@ private final class Core: @unchecked Sendable {
         return rejoined.contains(sequence) && e.reason.map(alreadyHeld.contains) == true
     }
 
+    /// Confirms the trajectories handled since the last call, in one message. I/O thread only.
+    private func sendPendingAcks() {
+        guard !pendingAcks.isEmpty else { return }
+        _ = try? connection.send(Acks(pendingAcks))
+        pendingAcks.removeAll(keepingCapacity: true)
+    }
+
     private func handle(_ envelope: Envelope) {
         if let old = brokerSender, old != envelope.sender { rejoin(oldBroker: old, newBroker: envelope.sender) }
         brokerSender = envelope.sender
@@ -410,8 +421,9 @@ private final class Core: @unchecked Sendable {
                 }
             }
             if isNew { markDelivered(key) }
-            // Acked even when it is a duplicate: the broker resends until it sees an ack.
-            _ = try? connection.send(Ack(sequence: envelope.sequence, sample: key))
+            // Acked even when it is a duplicate: the broker resends until it sees an ack. All
+            // that one read of the socket gave are confirmed in one `acks` after it.
+            pendingAcks.append(Acks.Entry(sequence: envelope.sequence, sample: key))
             guard isNew else {
                 condition.withLock { _counters.duplicates += 1 }
                 return

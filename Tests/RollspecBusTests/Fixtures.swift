@@ -55,6 +55,12 @@ enum Fixtures {
         ("error", Envelope(
             sender: "broker", sequence: 9,
             message: ErrorMessage(code: .checksum, message: "CRC-32C mismatch", sequence: 17))),
+        ("acks", Envelope(
+            sender: "learner-0", sequence: 23,
+            message: Acks([
+                Acks.Entry(sequence: 19, sample: SampleKey(requestID: "req-0001", sampleIndex: 2)),
+                Acks.Entry(sequence: 20, sample: SampleKey(requestID: "req-0002", sampleIndex: 0)),
+            ]))),
     ]
 
     static func hex(_ data: Data) -> String { data.map { String(format: "%02x", $0) }.joined() }
@@ -98,6 +104,7 @@ enum Fixtures {
         case .heartbeat: "heartbeat"
         case .metricsSnapshot: "metrics_snapshot"
         case .error: "error"
+        case .acks: "acks"
         }
     }
 
@@ -150,6 +157,11 @@ enum Fixtures {
             return .object([("sequence", .uint(m.sequence)), ("request_id", .string(m.requestID)),
                             ("sample_index", .uint(UInt64(m.sampleIndex))),
                             ("status", .string(["accepted", "duplicate", "rejected"][Int(m.status.rawValue)]))])
+        case .acks(let m):
+            return .object([("entries", .array(m.entries.map { e in
+                .object([("sequence", .uint(e.sequence)), ("request_id", .string(e.sample.requestID)),
+                         ("sample_index", .uint(UInt64(e.sample.sampleIndex)))])
+            }))])
         case .heartbeat(let m):
             return .object([
                 ("role", .string(["broker", "worker", "trainer", "learner", "client"][Int(m.role.rawValue)])),

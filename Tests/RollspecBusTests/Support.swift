@@ -51,7 +51,7 @@ struct MessageGenerator {
     mutating func bytes(_ max: Int) -> Data { Data((0..<int(0...max)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
 
     mutating func message() -> WireMessageBody {
-        switch int(0...7) {
+        switch int(0...8) {
         case 0:
             let whole = bytes(300)
             let chunks = WeightsChunk.split(whole, chunkSize: int(1...128))
@@ -95,6 +95,10 @@ struct MessageGenerator {
                           labels: (0..<int(0...3)).map { j in MetricLabel("l\(j)", string(10)) },
                           kind: int(0...1) == 0 ? .counter : .gauge, value: Double(u32()) / 3)
                 }))
+        case 7:
+            return .acks(Acks((0..<int(1...5)).map { _ in
+                Acks.Entry(sequence: u64(), sample: SampleKey(requestID: "r" + string(20), sampleIndex: u32()))
+            }))
         default:
             return .error(ErrorMessage(
                 code: ErrorMessage.Code(rawValue: UInt16(int(1...10)))!, message: string(40),

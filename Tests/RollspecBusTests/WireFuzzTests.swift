@@ -237,6 +237,25 @@ import RollspecBus
         counter.u64(0); counter.u32(1); counter.string("c"); counter.u32(0); counter.u8(0); counter.f64(-1)
         #expect(decode(forgeEnvelope(type: 7, payload: counter.data)) == .invalidFloat(field: "samples[0].value", value: -1))
 
+        // acks: no entries, more than the limit, a count the bytes cannot hold, an empty request
+        // id, a NaN-free but truncated entry; each named.
+        func acks(_ edit: (inout WireWriter) -> Void) -> Data {
+            var w = WireWriter()
+            edit(&w)
+            return forgeEnvelope(type: 9, payload: w.data)
+        }
+        #expect(decode(acks { $0.u32(0) }) == .invalidValue(field: "entries", reason: "0 entries; an acks message carries 1...4096"))
+        #expect(decode(acks { w in
+            w.u32(4097)
+            for i in 0..<4097 { w.u64(UInt64(i)); w.string("r"); w.u32(0) }
+        }) == .invalidValue(field: "entries", reason: "4097 entries; an acks message carries 1...4096"))
+        #expect(decode(acks { w in w.u32(1_000); w.u64(1); w.string("r"); w.u32(0) })
+                == .countTooLarge(field: "entries", count: 1_000, remaining: 17))
+        #expect(decode(acks { w in w.u32(2); w.u64(1); w.string("r"); w.u32(0); w.u64(2); w.string(""); w.u32(0); w.raw(Data(count: 8)) })
+                == .invalidValue(field: "entries[1].request_id", reason: "must not be empty"))
+        #expect(decode(acks { w in w.u32(1); w.u64(1); w.u32(20); w.raw(Data(count: 5)) })
+                == .lengthOutOfRange(field: "entries[0].request_id", length: 20, remaining: 5))
+
         var error = WireWriter()
         error.u16(0); error.string("x"); error.u8(0)
         #expect(decode(forgeEnvelope(type: 8, payload: error.data)) == .invalidEnum(field: "code", value: 0))

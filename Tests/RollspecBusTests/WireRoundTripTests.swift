@@ -52,6 +52,8 @@ import RollspecBus
                 .init(name: "g", kind: .gauge, value: -.infinity),
                 .init(name: "c:total", kind: .counter, value: .greatestFiniteMagnitude),
             ])),
+            .acks(Acks([Acks.Entry(sequence: UInt64.max, sample: SampleKey(requestID: unicode, sampleIndex: UInt32.max))])),
+            .acks(Acks((0..<Acks.maxEntries).map { Acks.Entry(sequence: UInt64($0), sample: SampleKey(requestID: "r\($0)", sampleIndex: 0)) })),
             .error(ErrorMessage(code: .internalError, message: "", sequence: nil)),
             .error(ErrorMessage(code: .malformed, message: unicode, sequence: UInt64.max)),
         ]

@@ -294,6 +294,44 @@ import Testing
         for p in [learner, worker, other] { p.socket.close() }
     }
 
+    /// An `acks` message is applied whole or not at all: one entry of another client's request
+    /// (or a sender that is not a client) refuses all of it, and what it named stays unconfirmed
+    /// and is resent. A proper one confirms every entry at once.
+    @Test func acksAreAppliedWholeOrNotAtAll() throws {
+        let (broker, loop, endpoint, path) = try Self.start { $0.resendTimeoutSeconds = 0.5 }
+        defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
+        let context = try ZMQContext()
+        let learner = try Peer(context, endpoint, "learner")
+        try Self.publishPolicy(from: learner)
+        let worker = try Self.readyWorker(context, endpoint)
+        let other = try Peer(context, endpoint, "evaluator")
+        try other.send(Heartbeat(role: .client, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0))
+        try learner.send(RolloutRequest(requestID: "mine", groupID: "g", promptTokens: [1], n: 2, maxTokens: 2))
+        try other.send(Self.request("theirs"))
+        #expect(Set(Self.requests(try worker.drain(0.5))) == ["mine", "theirs"])
+        for (id, i) in [("mine", 0), ("mine", 1), ("theirs", 0)] { try worker.send(BrokerTests.trajectory(id, UInt32(i))) }
+        try learner.send(BrokerTests.learnerHeartbeat())
+        #expect(Set(BrokerTests.trajectories(try learner.drain(0.3))) == ["mine#0", "mine#1"])
+        #expect(BrokerTests.trajectories(try other.drain(0.1)) == ["theirs#0"])
+        func entry(_ id: String, _ i: UInt32) -> Acks.Entry { Acks.Entry(sequence: 0, sample: SampleKey(requestID: id, sampleIndex: i)) }
+
+        try learner.send(Acks([entry("mine", 0), entry("theirs", 0)]))
+        let refusal = try Self.onlyError(to: learner)
+        #expect(refusal.reason == .unauthorizedAck && refusal.message.contains("the request is evaluator's"), "\(refusal.message)")
+        try worker.send(Acks([entry("mine", 1)]))
+        #expect(try Self.onlyError(to: worker).reason == .unauthorizedAck)
+        // Neither applied anything: both of the learner's samples come again after the timeout.
+        #expect(Set(BrokerTests.trajectories(try learner.drain(1.0))) == ["mine#0", "mine#1"])
+
+        try learner.send(Acks([entry("mine", 0), entry("mine", 1)]))
+        try other.send(Acks([entry("theirs", 0)]))
+        #expect(BrokerTests.trajectories(try learner.drain(1.0)).isEmpty, "confirmed samples were resent")
+        loop.stop()
+        #expect(broker.rejections.counts == [.unauthorizedAck: 2])
+        #expect(broker.retained.unacked == 0 && broker.retained.requests == 0, "\(broker.retained)")
+        for p in [learner, worker, other] { p.socket.close() }
+    }
+
     /// A digest-true policy whose tensors do not fit its config is refused at the broker
     /// (`checkpoint_mismatch`, naming the tensor) and the policy it had stays. Its chunks went on
     /// to the worker as they came (cut-through), and the worker's own check refuses the whole

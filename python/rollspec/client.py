@@ -4,8 +4,9 @@ twin of Sources/RollspecClient/RolloutClient.swift.
 Threading: a ZeroMQ socket must stay on one thread, so the client's DEALER socket belongs to one
 private I/O thread. Public methods may be called from any thread: what they send goes on a FIFO
 queue the I/O thread drains (a policy published before a request reaches the broker first), and
-trajectories wait in an inbox. The I/O thread acks each trajectory the moment it arrives, also
-while the caller is busy training, so the broker does not resend; it drops copies of what it
+trajectories wait in an inbox. The I/O thread confirms the trajectories as they arrive (all that
+one read of the socket gave, in one `acks`), also while the caller is busy training, so the
+broker does not resend; it drops copies of what it
 delivered before (the broker resends what was not acked in time) and heartbeats once a second.
 """
 from __future__ import annotations
@@ -461,12 +462,18 @@ class RolloutClient:
                 if sock is self._monitor:
                     self._monitor_event()
                     continue
+                acks = []  # the trajectories of this read of the socket, confirmed in one message (§5.8)
                 while True:
                     try:
                         frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    self._receive(frames, send, sent_about, broker_sequences, kept)
+                    self._receive(frames, send, sent_about, broker_sequences, kept, acks)
+                    if len(acks) == wire.MAX_ACKS:
+                        send(wire.ACKS, wire.Acks(acks).parts())
+                        acks = []
+                if acks:
+                    send(wire.ACKS, wire.Acks(acks).parts())
         self._socket.disable_monitor()
         self._monitor.close(0)
         self._socket.close(0)
@@ -526,7 +533,7 @@ class RolloutClient:
         return m.sequence < first or (first <= m.sequence <= last
                                       and m.message.split(":", 1)[0] in self._ALREADY_HELD)
 
-    def _receive(self, frames, send, sent_about, broker_sequences, kept):
+    def _receive(self, frames, send, sent_about, broker_sequences, kept, acks):
         try:
             if len(frames) != 1:
                 raise wire.WireError(f"{len(frames)} frames, expected one")
@@ -548,7 +555,7 @@ class RolloutClient:
         if isinstance(m, wire.Trajectory):
             key = m.key
             # Acked even when a copy: the broker resends until it sees an ack.
-            send(wire.ACK, wire.Ack(env.sequence, m.request_id, m.sample_index).parts())
+            acks.append((env.sequence, m.request_id, m.sample_index))
             with self._lock:
                 pending = self._pending.get(m.request_id)
                 if (m.request_id in self._finished or key in self._strays

@@ -22,9 +22,11 @@ MAX_MESSAGE = 64 << 20  # the receivers' default limit, §6 step 4
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")  # §5.6, Prometheus' rules
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
-POLICY_CHECKPOINT_CHUNK, DRAFT_WEIGHTS_CHUNK, ROLLOUT_REQUEST, TRAJECTORY, ACK, HEARTBEAT, METRICS_SNAPSHOT, ERROR = range(1, 9)
+(POLICY_CHECKPOINT_CHUNK, DRAFT_WEIGHTS_CHUNK, ROLLOUT_REQUEST, TRAJECTORY, ACK, HEARTBEAT, METRICS_SNAPSHOT, ERROR,
+ ACKS) = range(1, 10)
 TYPE_NAMES = {1: "policy_checkpoint_chunk", 2: "draft_weights_chunk", 3: "rollout_request", 4: "trajectory",
-              5: "ack", 6: "heartbeat", 7: "metrics_snapshot", 8: "error"}
+              5: "ack", 6: "heartbeat", 7: "metrics_snapshot", 8: "error", 9: "acks"}
+MAX_ACKS = 4096  # entries in one acks message, §5.8
 ROLES = {0: "broker", 1: "worker", 2: "trainer", 3: "learner", 4: "client"}
 STATUSES = {0: "starting", 1: "ready", 2: "busy", 3: "draining", 4: "stopping"}
 FINISH_REASONS = {0: "stop", 1: "length", 2: "aborted"}
@@ -418,6 +420,39 @@ class Ack:
 
 
 @dataclass
+class Acks:
+    """Trajectories confirmed at once (§5.8): `entries` are (sequence, request_id, sample_index),
+    1 to MAX_ACKS of them, each meaning an `ack` with status accepted."""
+    entries: list
+    TYPE = ACKS
+
+    def parts(self) -> list:
+        if not 1 <= len(self.entries) <= MAX_ACKS:
+            raise ValueError(f"an acks message carries 1...{MAX_ACKS} entries, not {len(self.entries)}")
+        out = [struct.pack("<I", len(self.entries))]
+        for sequence, request_id, sample_index in self.entries:
+            if not request_id:
+                raise ValueError("an acks entry names a request")
+            out += [struct.pack("<Q", sequence), _string(request_id), struct.pack("<I", sample_index)]
+        return out
+
+    @classmethod
+    def read(cls, r):
+        n = r.u32("entries.count")
+        if not 1 <= n <= MAX_ACKS:
+            raise WireError(f"entries: {n} entries; an acks message carries 1...{MAX_ACKS}")
+        if n * 17 > r.remaining:
+            raise WireError(f"entries: count {n} cannot fit in {r.remaining} remaining bytes")
+        entries = []
+        for i in range(n):
+            sequence, request_id = r.u64(f"entries[{i}].sequence"), r.string(f"entries[{i}].request_id")
+            if not request_id:
+                raise WireError(f"entries[{i}].request_id: must not be empty")
+            entries.append((sequence, request_id, r.u32(f"entries[{i}].sample_index")))
+        return cls(entries)
+
+
+@dataclass
 class Stats:
     requests_completed: int = 0
     tokens_generated: int = 0
@@ -518,7 +553,7 @@ class ErrorMessage:
 _DECODERS = {
     POLICY_CHECKPOINT_CHUNK: PolicyCheckpointChunk.read, DRAFT_WEIGHTS_CHUNK: DraftWeightsChunk.read,
     ROLLOUT_REQUEST: RolloutRequest.read, TRAJECTORY: Trajectory.read, ACK: Ack.read, HEARTBEAT: Heartbeat.read,
-    METRICS_SNAPSHOT: MetricsSnapshot.read, ERROR: ErrorMessage.read,
+    METRICS_SNAPSHOT: MetricsSnapshot.read, ERROR: ErrorMessage.read, ACKS: Acks.read,
 }
 
 

@@ -110,7 +110,7 @@ def trajectory(request, index):
                            wire.Acceptance(0, 0, 0, np.zeros(0, np.uint64), []))
 
 
-def test_resent_trajectories_are_yielded_once_and_every_copy_is_acked():
+def test_resent_trajectories_are_yielded_once_and_every_copy_is_confirmed():
     def handle(router, identity, env):
         if isinstance(env.payload, wire.RolloutRequest):
             for i in range(env.payload.n):
@@ -126,12 +126,15 @@ def test_resent_trajectories_are_yielded_once_and_every_copy_is_acked():
             assert got[0].logprobs.dtype == np.float32 and got[0].response_tokens.tolist() == [5, 6]
             # The last copies may still be on their way when the last sample is yielded.
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and sum(isinstance(e.payload, wire.Ack) for e in router.seen) < 6:
+            confirmed = lambda: [e for m in router.seen if isinstance(m.payload, wire.Acks) for e in m.payload.entries]
+            while time.monotonic() < deadline and len(confirmed()) < 6:
                 time.sleep(0.01)
             assert client.duplicates == 3 and client.received == 3
-        acks = [e.payload for e in router.seen if isinstance(e.payload, wire.Ack)]
-        assert sorted((a.request_id, a.sample_index) for a in acks) == sorted([(rid, i) for i in range(3)] * 2), acks
-        assert sorted(a.sequence for a in acks) == list(range(1, 7))
+        # Confirmed in acks messages (one per read of the client's socket), none as single acks.
+        acks = confirmed()
+        assert not any(isinstance(e.payload, wire.Ack) for e in router.seen)
+        assert sorted((r, i) for _, r, i in acks) == sorted([(rid, i) for i in range(3)] * 2), acks
+        assert sorted(q for q, _, _ in acks) == list(range(1, 7))
     finally:
         router.close()
 

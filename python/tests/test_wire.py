@@ -57,6 +57,8 @@ def as_json(env: wire.Envelope) -> dict:
             "probabilities": plain(t.probabilities.reshape(-1))}
     elif isinstance(m, wire.Ack):
         p = {"sequence": m.sequence, "request_id": m.request_id, "sample_index": m.sample_index, "status": m.status}
+    elif isinstance(m, wire.Acks):
+        p = {"entries": [{"sequence": q, "request_id": r, "sample_index": i} for q, r, i in m.entries]}
     elif isinstance(m, wire.Heartbeat):
         p = {"role": m.role, "index": m.index, "status": m.status, "credit": m.credit,
              "policy_version": m.policy_version, "draft_version": m.draft_version, "stats": vars(m.stats)}

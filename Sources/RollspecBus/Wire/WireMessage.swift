@@ -10,6 +10,7 @@ public enum WireMessageType: UInt16, Sendable, CaseIterable {
     case heartbeat = 6
     case metricsSnapshot = 7
     case error = 8
+    case acks = 9
 }
 
 /// A typed payload: how it is written after the envelope header and read back.
@@ -54,6 +55,7 @@ public enum WireMessageBody: Equatable, Sendable {
     case heartbeat(Heartbeat)
     case metricsSnapshot(MetricsSnapshot)
     case error(ErrorMessage)
+    case acks(Acks)
 
     public init<M: WireMessage>(_ message: M) {
         switch message {
@@ -65,6 +67,7 @@ public enum WireMessageBody: Equatable, Sendable {
         case let m as Heartbeat: self = .heartbeat(m)
         case let m as MetricsSnapshot: self = .metricsSnapshot(m)
         case let m as ErrorMessage: self = .error(m)
+        case let m as Acks: self = .acks(m)
         default: preconditionFailure("\(M.self) is not a protocol-v1 message")
         }
     }
@@ -80,6 +83,7 @@ public enum WireMessageBody: Equatable, Sendable {
         case .heartbeat(let m): m
         case .metricsSnapshot(let m): m
         case .error(let m): m
+        case .acks(let m): m
         }
     }
 
@@ -93,6 +97,7 @@ public enum WireMessageBody: Equatable, Sendable {
         case .rolloutRequest(let m): 128 + 4 * (m.promptTokens.count + m.stopTokens.count)
         case .trajectory(let m):
             256 + 8 * (m.promptTokens.count + 2 * m.responseTokens.count) + 8 * (m.targetTopK?.tokenIDs.count ?? 0)
+        case .acks(let m): 8 + 32 * m.entries.count
         default: 256
         }
     }
@@ -107,6 +112,7 @@ public enum WireMessageBody: Equatable, Sendable {
         case .heartbeat: .heartbeat(try Heartbeat(from: &reader))
         case .metricsSnapshot: .metricsSnapshot(try MetricsSnapshot(from: &reader))
         case .error: .error(try ErrorMessage(from: &reader))
+        case .acks: .acks(try Acks(from: &reader))
         }
     }
 }

@@ -136,16 +136,10 @@ extension Broker {
         case .trajectory(let t):
             trajectory(t, payload: envelope.payload(in: frame), sender: sender, identity: identity, offender: offender)
         case .ack(let a):
-            guard peers[identity]?.role == .client else {
-                reject(.unauthorizedAck, "ack from \(sender), a \(role(of: identity)), not a client", answering: offender)
-                return
-            }
-            guard let sample = a.sample else { return }
-            if let owner = requests[sample.requestID]?.owner, owner != sender {
-                reject(.unauthorizedAck, "ack of \(sample) from \(sender): the request is \(owner)'s", answering: offender)
-                return
-            }
-            acknowledge(sample)
+            // An ack that names no sample (a client confirming a broker message) changes nothing.
+            acknowledge(a.sample.map { [$0] } ?? [], sender: sender, identity: identity, offender: offender)
+        case .acks(let a):
+            acknowledge(a.entries.map(\.sample), sender: sender, identity: identity, offender: offender)
         case .metricsSnapshot(let m):
             switch peers[identity]?.role {
             case .worker?: metrics.update { $0.record(snapshot: m, worker: sender) }
@@ -256,6 +250,22 @@ extension Broker {
             return nil
         }
         return (state.owner, state.firstDispatchedAt)
+    }
+
+    /// A client's confirmation of `samples` (one `ack`, or an `acks` of many): all applied, or,
+    /// if the sender is not a client or any sample is of another client's request, none.
+    func acknowledge(_ samples: [SampleKey], sender: String, identity: Data, offender: Offender) {
+        guard peers[identity]?.role == .client else {
+            reject(.unauthorizedAck, "ack from \(sender), a \(role(of: identity)), not a client", answering: offender)
+            return
+        }
+        for sample in samples {
+            if let owner = requests[sample.requestID]?.owner, owner != sender {
+                reject(.unauthorizedAck, "ack of \(sample) from \(sender): the request is \(owner)'s", answering: offender)
+                return
+            }
+        }
+        for sample in samples { acknowledge(sample) }
     }
 
     /// The client confirmed `key`; a request all of whose samples are delivered and acked is
