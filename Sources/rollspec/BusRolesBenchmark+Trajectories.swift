@@ -15,14 +15,15 @@ extension BusRolesBenchmark {
             String(format: """
                 (b) %d trajectory messages of %d bytes
                     raw libzmq (DEALER → relay ROUTER process → DEALER): %.0f msgs/s (%.3f s)
-                    rollspec (fake worker → broker process → client, client acks each): %.0f msgs/s (%.3f s) = %.2f × raw
+                    rollspec (fake worker → broker process → client, which confirms each read in one acks): %.0f msgs/s (%.3f s) = %.2f × raw
                 """, count, frameBytes, rawRate, rawSeconds, brokerRate, brokerSeconds, brokerRate / rawRate)
         }
     }
 
     /// Trajectories as fast as the broker takes them: a fake worker (thread) sends `count`
     /// pre-encoded trajectories for the requests the broker dispatches to it; the client (this
-    /// thread) decodes and acks each. The baseline relays frames of the same size.
+    /// thread) decodes each and confirms what each read of its socket gave in one `acks`. The
+    /// baseline relays frames of the same size.
     func trajectoryRate(count: Int, responseTokens: Int) throws -> TrajectoryRate {
         let samplesPerRequest = 1000
         let requests = max(1, count / samplesPerRequest)
@@ -114,13 +115,16 @@ extension BusRolesBenchmark {
         let deadline = monotonicSeconds() + 300
         while received < count, monotonicSeconds() < deadline {
             guard try poller.poll(timeoutMilliseconds: 200)[0].contains(.readable) else { continue }
-            while let got = try client.receive(dontWait: true), let last = got.last {
+            // Confirmed as RolloutClient does: all that one read of the socket gave, in one `acks`.
+            var drained: [Acks.Entry] = []
+            while drained.count < Acks.maxEntries, let got = try client.receive(dontWait: true), let last = got.last {
                 let envelope = try Envelope(decoding: last)
                 guard case .trajectory(let t) = envelope.body else { continue }
-                try clientSend(Ack(sequence: envelope.sequence, sample: t.key))
+                drained.append(Acks.Entry(sequence: envelope.sequence, sample: t.key))
                 received += 1
                 if received % (count / 4) == 0 { stage("(b) rollspec: \(received)/\(count) trajectories") }
             }
+            if !drained.isEmpty { try clientSend(Acks(drained)) }
         }
         guard received == count else { throw BenchError.timeout("trajectories (\(received)/\(count))") }
         let brokerSeconds = monotonicSeconds() - firstSend.get()
