@@ -1,6 +1,7 @@
 """Summarises Experiments/rl-speedup-smollm2 runs: per variant, rollout-phase and RL-step
 seconds against plain decoding, where the step's time goes, acceptance per policy version,
-reward and response-length spread; plots speedup.png (per-step rollout seconds, reward,
+reward and response-length spread, and each speculator trainer's rounds (held-out acceptance of
+its draft against the workers', and what it published); plots speedup.png (per-step rollout seconds, reward,
 acceptance) and timeline.png (live sequences against time in one batch, tokens per verify
 against live sequences, and the restarted worker's history).
 
@@ -16,13 +17,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ORDER = ["none", "suffix", "suffix-history", "draft-frozen", "draft-online", "restart"]
+ORDER = ["none", "suffix", "suffix-history", "draft-frozen", "draft-online", "draft-grown", "restart"]
 COLOR = {v: f"C{i}" for i, v in enumerate(ORDER)}
 
 
 def lines(path):
     with open(path) as f:
         return [json.loads(l) for l in f if l.strip()]
+
+
+def lines_of_log(path):
+    """The JSON events of a role's log (other lines, such as OpenBLAS's banner, are skipped)."""
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.startswith("{")]
 
 
 def load(res):
@@ -36,7 +43,9 @@ def load(res):
         for name in sorted(os.listdir(d)):
             if name.startswith("worker-"):
                 batches += [dict(r, worker=name[:-6]) for r in lines(os.path.join(d, name)) if r.get("event") == "batch"]
-        runs[v] = {"steps": steps, "batches": batches}
+        trainer = [r for name in sorted(os.listdir(d)) if name.startswith("trainer-")
+                   for r in lines_of_log(os.path.join(d, name))]
+        runs[v] = {"steps": steps, "batches": batches, "trainer": trainer}
     return runs
 
 
@@ -223,6 +232,28 @@ def restart_report(runs, res):
             f"- worker-0 batches before the kill: {fmt(pre)}\n- after its restart: {fmt(post)}\n")
 
 
+def trainer_report(runs):
+    """Each trainer round: minutes into the job, the draft kind, the held-out acceptance of the
+    trainer's draft and of the workers' (E_p[min(1, q/p)] on held-out trajectories), and what
+    was published."""
+    out = []
+    for v, run in runs.items():
+        events = [e for e in run["trainer"] if e.get("event") in ("training_round", "draft_published")]
+        if not events:
+            continue
+        t0 = run["trainer"][0]["ts"]
+        minutes = lambda e: (iso_seconds(e["ts"]) - iso_seconds(t0)) / 60
+        out.append(f"\nSpeculator trainer, {v}:\n\n| min into job | event |\n|---|---|")
+        for e in events:
+            out.append(f"| {minutes(e):.1f} | {e['message']} |")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def iso_seconds(ts):
+    from datetime import datetime
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
 def main():
     res = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "results")
     runs = load(res)
@@ -230,7 +261,7 @@ def main():
         sys.exit(f"no runs under {res}")
     summary = summarise(runs)
     md = (table(summary) + "\n\nWhere a step's seconds go (means over steps):\n\n" + where_the_time_goes(summary)
-          + "\n" + restart_report(runs, res))
+          + "\n" + restart_report(runs, res) + trainer_report(runs))
     print(md)
     with open(os.path.join(res, "summary.md"), "w") as f:
         f.write(md)

@@ -9,6 +9,8 @@
 #                    rollouts (the config as shipped)
 #   draft-frozen     an offline-distilled EAGLE draft, never updated         (needs DRAFT)
 #   draft-online     that draft trained online by a speculator trainer, with suffix-history (needs DRAFT)
+#   draft-grown      no draft at first: the speculator trainer grows a token-level one from the
+#                    policy's first layer and publishes it when it beats none, with suffix-history
 #   restart          suffix-history, with worker-0 killed (-9) once step RESTART_AFTER is recorded:
 #                    the supervisor restarts it with an empty history; only speed may suffer
 #
@@ -16,7 +18,8 @@
 #   STEPS=6 VARIANTS="none suffix-history" bash Experiments/rl-speedup-smollm2/run.sh
 #   OVERRIDES="models.precision=bfloat16" RESULTS=Experiments/rl-speedup-smollm2/results-bf16 bash ...
 #
-# OVERRIDES are added to every variant's; RESULTS is where results go (default results/).
+# OVERRIDES are added to every variant's; RESULTS is where results go (default results/); ROLLSPEC
+# is the binary to run (default .build/release/rollspec; a copy keeps a rebuild from changing it).
 # DRAFT is an EAGLE draft directory (Experiments/distill-smollm2/run-eagle.sh makes one; drafts are
 # not committed); without one the draft variants are skipped. Nothing else should run meanwhile:
 # the variants are compared by wall-clock time.
@@ -26,7 +29,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=Experiments/rl-speedup-smollm2
 scripts/get-smollm2.sh >/dev/null
-[ -x .build/release/rollspec ] || swift build -c release
+rollspec=${ROLLSPEC:-.build/release/rollspec}
+[ -x "$rollspec" ] || swift build -c release
 python3 -c "import matplotlib" 2>/dev/null || pip install -q -r $here/requirements.txt
 steps=${STEPS:-6}
 draft=${DRAFT:-Experiments/distill-smollm2/out-eagle-rerun}
@@ -43,17 +47,18 @@ overrides_of() {
         suffix-history|restart) echo "speculation.mode=suffix" ;;
         draft-frozen) echo "speculation.mode=draft models.draft=$draft trainers=0" ;;
         draft-online) echo "speculation.mode=auto models.draft=$draft trainers=1" ;;
+        draft-grown) echo "speculation.mode=auto trainers=1" ;;
         *) echo "unknown variant $1" >&2; exit 2 ;;
     esac
 }
 
 for v in $variants; do
-    case $v in draft-*) [ -d "$draft" ] || { echo "$v: no EAGLE draft at $draft, skipped"; continue; } ;; esac
+    case $v in draft-frozen|draft-online) [ -d "$draft" ] || { echo "$v: no EAGLE draft at $draft, skipped"; continue; } ;; esac
     out=$here/out-$v
     rm -rf "$out"
     echo "$(date +%T) $v: $(overrides_of $v) $extra"
     # shellcheck disable=SC2046,SC2086
-    .build/release/rollspec launch configs/smollm2-grpo.yaml runDirectory=$out learner.steps=$steps \
+    "$rollspec" launch configs/smollm2-grpo.yaml runDirectory=$out learner.steps=$steps \
         $(overrides_of $v) $extra > "$res/$v-launch.txt" 2>&1 &
     launcher=$!
     if [ "$v" = restart ]; then
@@ -69,6 +74,6 @@ for v in $variants; do
     wait $launcher || { echo "$v: the job failed, see $res/$v-launch.txt"; exit 1; }
     mkdir -p "$res/$v"
     cp "$out"/learner.jsonl "$out"/worker-*.jsonl "$res/$v/"
-    [ -f "$out/trainer-0.jsonl" ] && cp "$out"/trainer-*.jsonl "$res/$v/" || true
+    [ -f "$out/logs/trainer-0.log" ] && cp "$out"/logs/trainer-*.log "$res/$v/" || true
 done
 python3 $here/analyze.py "$res"
