@@ -260,20 +260,28 @@ import Testing
         #expect(client.confirmedPolicyVersion == 1 && client.refusalCount == 0)
     }
 
+    /// A learner that published policy v1 and asked for request "mine" (`mine` samples), another
+    /// client ("evaluator") that asked for "theirs" (one sample), and a ready worker that was
+    /// given both.
+    static func twoClients(_ endpoint: String, mine: UInt32) throws -> (learner: Peer, worker: Peer, other: Peer) {
+        let context = try ZMQContext()
+        let learner = try Peer(context, endpoint, "learner")
+        try publishPolicy(from: learner)
+        let worker = try readyWorker(context, endpoint)
+        let other = try Peer(context, endpoint, "evaluator")
+        try other.send(Heartbeat(role: .client, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0))
+        try learner.send(RolloutRequest(requestID: "mine", groupID: "g", promptTokens: [1], n: mine, maxTokens: 2))
+        try other.send(request("theirs"))
+        #expect(Set(requests(try worker.drain(0.5))) == ["mine", "theirs"])
+        return (learner, worker, other)
+    }
+
     /// With a learner and another client connected, each request's trajectories go to the
     /// client that submitted it, and only that client may ack them; the other's ack is refused.
     @Test func trajectoriesGoToTheClientThatAskedAndOnlyItMayAckThem() throws {
         let (broker, loop, endpoint, path) = try Self.start()
         defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
-        let context = try ZMQContext()
-        let learner = try Peer(context, endpoint, "learner")
-        try Self.publishPolicy(from: learner)
-        let worker = try Self.readyWorker(context, endpoint)
-        let other = try Peer(context, endpoint, "evaluator")
-        try other.send(Heartbeat(role: .client, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0))
-        try learner.send(Self.request("mine"))
-        try other.send(Self.request("theirs"))
-        #expect(Set(Self.requests(try worker.drain(0.5))) == ["mine", "theirs"])
+        let (learner, worker, other) = try Self.twoClients(endpoint, mine: 1)
         try worker.send(BrokerTests.trajectory("mine", 0))
         try worker.send(BrokerTests.trajectory("theirs", 0))
         // The learner heartbeats after the other client, as a learner does every second: the
@@ -300,15 +308,7 @@ import Testing
     @Test func acksAreAppliedWholeOrNotAtAll() throws {
         let (broker, loop, endpoint, path) = try Self.start { $0.resendTimeoutSeconds = 0.5 }
         defer { loop.stop(); try? FileManager.default.removeItem(atPath: path) }
-        let context = try ZMQContext()
-        let learner = try Peer(context, endpoint, "learner")
-        try Self.publishPolicy(from: learner)
-        let worker = try Self.readyWorker(context, endpoint)
-        let other = try Peer(context, endpoint, "evaluator")
-        try other.send(Heartbeat(role: .client, index: 0, status: .ready, credit: 0, policyVersion: 0, draftVersion: 0))
-        try learner.send(RolloutRequest(requestID: "mine", groupID: "g", promptTokens: [1], n: 2, maxTokens: 2))
-        try other.send(Self.request("theirs"))
-        #expect(Set(Self.requests(try worker.drain(0.5))) == ["mine", "theirs"])
+        let (learner, worker, other) = try Self.twoClients(endpoint, mine: 2)
         for (id, i) in [("mine", 0), ("mine", 1), ("theirs", 0)] { try worker.send(BrokerTests.trajectory(id, UInt32(i))) }
         try learner.send(BrokerTests.learnerHeartbeat())
         #expect(Set(BrokerTests.trajectories(try learner.drain(0.3))) == ["mine#0", "mine#1"])
