@@ -28,4 +28,19 @@ import Testing
             }
         }
     }
+
+    /// Lengths around the three-chain blocks' edges (3 × 256 and 3 × 8192 bytes), where the
+    /// chains are joined by the zero-extension tables, and past several long blocks.
+    @Test func longInputsAcrossTheBlockEdgesAgreeWithTheReference() {
+        var rng = SystemRandomNumberGenerator()
+        let pool = (0..<(100_000 + 8)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        for length in [767, 768, 769, 775, 1536, 2428, 24_575, 24_576, 24_577, 25_344, 49_152 + 767, 100_000] {
+            for offset in [0, 5] {
+                let bytes = Array(pool[offset..<offset + length])
+                let expected = CRC32C.checksumReference(bytes)
+                #expect(CRC32C.checksum(bytes) == expected, "length \(length) offset \(offset)")
+                #expect(bytes.withUnsafeBytes { CRC32C.checksumPortable($0) } == expected)
+            }
+        }
+    }
 }
