@@ -25,6 +25,12 @@ public enum BusBenchmark {
         /// portable table code.
         public var crc32cSeconds: Double
         public var crc32cPortableSeconds: Double
+        /// One trajectory envelope as a router receives it (64 prompt and 256 response tokens):
+        /// the bytes of the frame, the median time to decode and check one, and the median time
+        /// to copy its bytes into a new `Data` (what receiving it costs at least), in the same run.
+        public var trajectoryFrameBytes: Int
+        public var trajectoryDecodeSeconds: Double
+        public var trajectoryCopySeconds: Double
 
         public var rawGBps: Double { Double(bytes) / rawSeconds / 1e9 }
         public var wireGBps: Double { Double(bytes) / wireSeconds / 1e9 }
@@ -45,6 +51,9 @@ public enum BusBenchmark {
                 + (sha256Accelerated ? " [SHA-NI]" : " [portable C]")
                 + String(format: "; crc32c %.2f GB/s%@, portable tables %.2f GB/s (%.1fx)", crc32cGBps,
                          CRC32C.isAccelerated ? " [SSE4.2]" : "", crc32cPortableGBps, crc32cPortableSeconds / crc32cSeconds)
+                + String(format: "; trajectory of %d bytes: decode %.2f µs, %.1fx a copy of its bytes (%.2f µs)",
+                         trajectoryFrameBytes, trajectoryDecodeSeconds * 1e6, trajectoryDecodeSeconds / trajectoryCopySeconds,
+                         trajectoryCopySeconds * 1e6)
         }
     }
 
@@ -97,9 +106,43 @@ public enum BusBenchmark {
         let crc = time { _ = CRC32C.checksum(payload) }
         let crcPortable = time { _ = payload.withUnsafeBytes { CRC32C.checksumPortable($0) } }
 
+        let (frame, decode, copy) = try trajectoryDecode()
         return Result(bytes: total, chunkBytes: chunkBytes, rawSeconds: raw, wireSeconds: wire, wireWithDigestSeconds: full,
                       sha256Seconds: sha, sha256ReferenceSeconds: shaReference, sha256Accelerated: SHA256.isAccelerated,
-                      crc32cSeconds: crc, crc32cPortableSeconds: crcPortable)
+                      crc32cSeconds: crc, crc32cPortableSeconds: crcPortable, trajectoryFrameBytes: frame,
+                      trajectoryDecodeSeconds: decode, trajectoryCopySeconds: copy)
+    }
+
+    /// (frame bytes, seconds per decode, seconds per copy): medians over 9 rounds of 20,000
+    /// trajectory envelopes, decode and copy alternating round by round.
+    static func trajectoryDecode() throws -> (Int, Double, Double) {
+        let t = Trajectory(requestID: "request-000017", groupID: "group-3", sampleIndex: 5, promptTokens: (0..<64).map { Int32($0 * 7) },
+                           responseTokens: (0..<256).map { Int32($0 * 13 % 49_152) }, logprobs: (0..<256).map { -Float($0 % 17) / 8 },
+                           finishReason: .stop, policyVersion: 3, draftVersion: 2,
+                           acceptance: AcceptanceCounts(drafts: 40, draftedTokens: 120, acceptedTokens: 70,
+                                                        acceptedPerPosition: [30, 20, 12, 8], proposers: ["draft", "suffix"]))
+        let frame = t.encode(sender: "worker-0", sequence: 42)
+        let count = 20_000
+        var decodes: [Double] = [], copies: [Double] = []
+        var checksum = 0
+        for _ in 0..<9 {
+            decodes.append(try timeThrowing {
+                for _ in 0..<count { checksum &+= try Envelope(decoding: frame).sequence == 42 ? 1 : 0 }
+            } / Double(count))
+            copies.append(time {
+                frame.withUnsafeBytes { raw in
+                    for _ in 0..<count { checksum &+= Data(bytes: raw.baseAddress!, count: raw.count).count }
+                }
+            } / Double(count))
+        }
+        precondition(checksum > 0)
+        return (frame.count, decodes.sorted()[4], copies.sorted()[4])
+    }
+
+    private static func timeThrowing(_ body: () throws -> Void) throws -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
     private static func time(_ body: () -> Void) -> Double {
