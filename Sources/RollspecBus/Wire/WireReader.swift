@@ -115,7 +115,13 @@ public struct WireReader {
     /// `n` bytes of valid UTF-8 whose length came from elsewhere.
     public mutating func string(exactly n: Int, _ field: @autoclosure () -> String) throws -> String {
         let at = try take(n, field())
-        let s = data.withUnsafeBytes { String(validating: $0[at..<at + n], as: UTF8.self) }
+        let s = data.withUnsafeBytes { raw -> String? in
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[at..<at + n])
+            // ASCII (ids, names: nearly every string on the bus) is valid UTF-8 as it stands;
+            // anything else is validated strictly.
+            if bytes.allSatisfy({ $0 < 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
+            return String(validating: bytes, as: UTF8.self)
+        }
         guard let s else { throw WireError.invalidUTF8(field: field()) }
         return s
     }
@@ -159,7 +165,12 @@ public struct WireReader {
         let at = try take(n * size, field())
         return data.withUnsafeBytes { raw in
             [T](unsafeUninitializedCapacity: n) { out, initialized in
+                #if _endian(little)
+                // The wire's order is the host's: one copy.
+                if n > 0 { UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress! + at, byteCount: n * size) }
+                #else
                 for i in 0..<n { out[i] = T(littleEndian: raw.loadUnaligned(fromByteOffset: at + i * size, as: T.self)) }
+                #endif
                 initialized = n
             }
         }
@@ -168,18 +179,18 @@ public struct WireReader {
     /// `n` float32 values in one pass; NaN is never valid on the wire.
     private mutating func floats(_ n: Int, _ field: @autoclosure () -> String) throws -> [Float] {
         let at = try take(n * 4, field())
-        var nan: Float?
         let values = data.withUnsafeBytes { raw in
             [Float](unsafeUninitializedCapacity: n) { out, initialized in
-                for i in 0..<n {
-                    let v = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + i * 4, as: UInt32.self)))
-                    if v.isNaN, nan == nil { nan = v }
-                    out[i] = v
-                }
+                #if _endian(little)
+                // The wire's order is the host's: one copy.
+                if n > 0 { UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress! + at, byteCount: n * 4) }
+                #else
+                for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + i * 4, as: UInt32.self))) }
+                #endif
                 initialized = n
             }
         }
-        if let nan { throw WireError.invalidFloat(field: field(), value: Double(nan)) }
+        if let nan = values.first(where: \.isNaN) { throw WireError.invalidFloat(field: field(), value: Double(nan)) }
         return values
     }
 
