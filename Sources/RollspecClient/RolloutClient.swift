@@ -422,8 +422,9 @@ private final class Core: @unchecked Sendable {
             }
             if isNew { markDelivered(key) }
             // Acked even when it is a duplicate: the broker resends until it sees an ack. All
-            // that one read of the socket gave are confirmed in one `acks` after it.
-            pendingAcks.append(Acks.Entry(sequence: envelope.sequence, sample: key))
+            // that one read of the socket gave are confirmed in one `acks` after it. (A
+            // trajectory without a request id, which no broker sends, names nothing to confirm.)
+            if !key.requestID.isEmpty { pendingAcks.append(Acks.Entry(sequence: envelope.sequence, sample: key)) }
             guard isNew else {
                 condition.withLock { _counters.duplicates += 1 }
                 return

@@ -151,6 +151,25 @@ import Testing
         worker.socket.close()
     }
 
+    /// A trajectory without a request id (forged: no broker sends one) names nothing to confirm:
+    /// the client leaves it out of its `acks` (an entry must name a request), instead of trapping
+    /// on it, and confirms the rest.
+    @Test func aTrajectoryWithoutARequestIDIsLeftOutOfTheAcks() async throws {
+        let broker = try StandIn()
+        let client = try RolloutClient(endpoint: broker.endpoint, name: "rl-loop")
+        defer { client.close() }
+        try client.publishPolicy(BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 1), version: 1)
+        let identity = try #require(try broker.receive(0.5).first?.identity)
+        let r = RolloutRequest(requestID: "r1", groupID: "g", promptTokens: [1], n: 1, maxTokens: 4)
+        var nameless = Self.answer(r, 0)
+        nameless.requestID = ""
+        try broker.send(nameless, to: identity)
+        try broker.send(Self.answer(r, 0), to: identity)
+        let acks = try broker.receive(0.5).compactMap { if case .acks(let a) = $0.envelope.body { a.entries } else { nil } }.flatMap { $0 }
+        #expect(acks.map(\.sample) == [SampleKey(requestID: "r1", sampleIndex: 0)])
+        #expect(client.metrics().value("rollspec_client_trajectories_total") == 2)
+    }
+
     /// A broker that sends the same trajectory twice: the client delivers it once, confirms both
     /// copies by (request, sample), and heartbeats before anything else.
     @Test func dropsDuplicatesAcksEveryCopyAndHeartbeatsFirst() async throws {

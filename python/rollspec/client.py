@@ -554,8 +554,10 @@ class RolloutClient:
         m = env.payload
         if isinstance(m, wire.Trajectory):
             key = m.key
-            # Acked even when a copy: the broker resends until it sees an ack.
-            acks.append((env.sequence, m.request_id, m.sample_index))
+            # Acked even when a copy: the broker resends until it sees an ack. (A trajectory
+            # without a request id, which no broker sends, names nothing to confirm.)
+            if m.request_id:
+                acks.append((env.sequence, m.request_id, m.sample_index))
             with self._lock:
                 pending = self._pending.get(m.request_id)
                 if (m.request_id in self._finished or key in self._strays

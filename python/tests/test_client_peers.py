@@ -139,6 +139,30 @@ def test_resent_trajectories_are_yielded_once_and_every_copy_is_confirmed():
         router.close()
 
 
+def test_a_trajectory_without_a_request_id_is_left_out_of_the_acks():
+    """A forged trajectory with no request id names nothing to confirm: the I/O thread leaves it
+    out of its acks (an entry must name a request) and goes on confirming the rest."""
+    def handle(router, identity, env):
+        if isinstance(env.payload, wire.RolloutRequest):
+            nameless = trajectory(env.payload, 0)
+            nameless.request_id = ""
+            router.send(identity, nameless)
+            router.send(identity, trajectory(env.payload, 0))
+    router = Router(handle)
+    try:
+        with RolloutClient(router.endpoint, name="nameless-test", connect_timeout=5) as client:
+            rid = client.submit([1, 2, 3], n=1, sampling=Sampling(max_tokens=2))
+            got = list(client.trajectories(timeout=5))
+            assert rid in [t.request_id for t in got]  # (the nameless one is yielded as a stray)
+            deadline = time.monotonic() + 5
+            confirmed = lambda: [e for m in router.seen if isinstance(m.payload, wire.Acks) for e in m.payload.entries]
+            while time.monotonic() < deadline and not confirmed():
+                time.sleep(0.01)
+        assert [(r, i) for _, r, i in confirmed()] == [(rid, 0)], confirmed()
+    finally:
+        router.close()
+
+
 def test_a_restarted_broker_gets_the_policy_and_the_unfinished_requests_again():
     from job_check import CONFIG, random_weights
     # The first incarnation answers sample 0 of each request and confirms the policy; then a
