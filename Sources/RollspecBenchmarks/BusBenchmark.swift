@@ -60,7 +60,8 @@ public enum BusBenchmark {
     /// Sends `megabytes` MB in `chunkBytes` pieces three ways (see `Result`) over
     /// `tcp://127.0.0.1:<ephemeral>` inside this process.
     /// - Throws: `ZMQError`, `WireError` or `ChunkError` if anything goes wrong on the way.
-    public static func throughput(megabytes: Int = 256, chunkBytes: Int = 4 << 20) throws -> Result {
+    /// `trajectoryDecodes` is the round size of the trajectory decode timing (9 rounds).
+    public static func throughput(megabytes: Int = 256, chunkBytes: Int = 4 << 20, trajectoryDecodes: Int = 20_000) throws -> Result {
         let total = megabytes << 20
         var payload = Data(count: total)
         payload.withUnsafeMutableBytes { buffer in
@@ -106,23 +107,22 @@ public enum BusBenchmark {
         let crc = time { _ = CRC32C.checksum(payload) }
         let crcPortable = time { _ = payload.withUnsafeBytes { CRC32C.checksumPortable($0) } }
 
-        let (frame, decode, copy) = try trajectoryDecode()
+        let (frame, decode, copy) = try trajectoryDecode(count: trajectoryDecodes)
         return Result(bytes: total, chunkBytes: chunkBytes, rawSeconds: raw, wireSeconds: wire, wireWithDigestSeconds: full,
                       sha256Seconds: sha, sha256ReferenceSeconds: shaReference, sha256Accelerated: SHA256.isAccelerated,
                       crc32cSeconds: crc, crc32cPortableSeconds: crcPortable, trajectoryFrameBytes: frame,
                       trajectoryDecodeSeconds: decode, trajectoryCopySeconds: copy)
     }
 
-    /// (frame bytes, seconds per decode, seconds per copy): medians over 9 rounds of 20,000
+    /// (frame bytes, seconds per decode, seconds per copy): medians over 9 rounds of `count`
     /// trajectory envelopes, decode and copy alternating round by round.
-    static func trajectoryDecode() throws -> (Int, Double, Double) {
+    static func trajectoryDecode(count: Int) throws -> (Int, Double, Double) {
         let t = Trajectory(requestID: "request-000017", groupID: "group-3", sampleIndex: 5, promptTokens: (0..<64).map { Int32($0 * 7) },
                            responseTokens: (0..<256).map { Int32($0 * 13 % 49_152) }, logprobs: (0..<256).map { -Float($0 % 17) / 8 },
                            finishReason: .stop, policyVersion: 3, draftVersion: 2,
                            acceptance: AcceptanceCounts(drafts: 40, draftedTokens: 120, acceptedTokens: 70,
                                                         acceptedPerPosition: [30, 20, 12, 8], proposers: ["draft", "suffix"]))
         let frame = t.encode(sender: "worker-0", sequence: 42)
-        let count = 20_000
         var decodes: [Double] = [], copies: [Double] = []
         var checksum = 0
         for _ in 0..<9 {

@@ -36,13 +36,14 @@ struct PythonClientTests {
 
     /// An unreachable endpoint (ipc and tcp) and a broker that never answers give a timeout
     /// error naming the endpoint within seconds; an `error` reply is raised naming its reason
-    /// and the request; resent trajectories are yielded once and every copy acked; a real
+    /// and the request; resent trajectories are yielded once and every copy acked, and one
+    /// without a request id is left out of the acks; a real
     /// broker's refusals of a request before any policy (`no_policy`) and of an id seen before
     /// are raised as `BrokerError`; a real broker confirms a published policy and refuses an
     /// older one; refusals that two broker restarts in a row made moot keep the request open.
     @Test func unreachableSilentAndRefusingPeers() throws {
         let run = try Self.runPython([Self.python.appendingPathComponent("tests/test_client_peers.py").path], seconds: 90)
-        #expect(run.status == 0 && run.output.contains("10 passed, 0 failed"), "\(run.output)")
+        #expect(run.status == 0 && run.output.contains("11 passed, 0 failed"), "\(run.output)")
         #expect(run.output.contains("no broker answered at ipc://"), "\(run.output)")
     }
 
