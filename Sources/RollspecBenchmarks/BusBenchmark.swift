@@ -126,7 +126,7 @@ public enum BusBenchmark {
         var decodes: [Double] = [], copies: [Double] = []
         var checksum = 0
         for _ in 0..<9 {
-            decodes.append(try timeThrowing {
+            decodes.append(try time {
                 for _ in 0..<count { checksum &+= try Envelope(decoding: frame).sequence == 42 ? 1 : 0 }
             } / Double(count))
             copies.append(time {
@@ -139,15 +139,9 @@ public enum BusBenchmark {
         return (frame.count, decodes.sorted()[4], copies.sorted()[4])
     }
 
-    private static func timeThrowing(_ body: () throws -> Void) throws -> Double {
+    private static func time(_ body: () throws -> Void) rethrows -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
         try body()
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    }
-
-    private static func time(_ body: () -> Void) -> Double {
-        let start = DispatchTime.now().uptimeNanoseconds
-        body()
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 

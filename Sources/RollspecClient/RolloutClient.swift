@@ -391,9 +391,11 @@ private final class Core: @unchecked Sendable {
     private func isSuperseded(_ e: ErrorMessage) -> Bool {
         guard let rejoined, let sequence = e.sequence else { return false }
         if sequence < rejoined.lowerBound { return true }
-        let alreadyHeld: Set<RejectionReason> = [.duplicateRequest, .chunkDuplicate, .chunkStaleVersion]
-        return rejoined.contains(sequence) && e.reason.map(alreadyHeld.contains) == true
+        return rejoined.contains(sequence) && e.reason.map(Self.alreadyHeld.contains) == true
     }
+
+    /// Refusals of a resent copy that mean the restarted broker already had it.
+    private static let alreadyHeld: Set<RejectionReason> = [.duplicateRequest, .chunkDuplicate, .chunkStaleVersion]
 
     /// Confirms the trajectories handled since the last call, in one message. I/O thread only.
     private func sendPendingAcks() {
