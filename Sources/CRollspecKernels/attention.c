@@ -188,7 +188,7 @@ static void attend(const attention_job *j, int64_t token, int64_t h) {
     float stack[len <= 16384 ? len : 1];
     float *scores = len <= 16384 ? stack : malloc((size_t)len * sizeof(float));
 #if RS_X86
-    if (RS_ISA_NOW == RS_ISA_AVX512) {
+    if (RS_ISA_NOW >= RS_ISA_AVX512) {
         scores_512(scores, q, k, len, stride, d, scale);
         rs_softmax_row(scores, scores, len);
         mix_512(o, scores, v, len, stride, d);

@@ -19,7 +19,7 @@
     static RS_AVX2 ret name##_256 params { return name##_body args; }    \
     static ret name##_scalar params { return name##_body args; }         \
     static ret name##_dispatch params {                                  \
-        if (RS_ISA_NOW == RS_ISA_AVX512) return name##_512 args;       \
+        if (RS_ISA_NOW >= RS_ISA_AVX512) return name##_512 args;       \
         if (RS_ISA_NOW == RS_ISA_AVX2) return name##_256 args;         \
         return name##_scalar args;                                       \
     }

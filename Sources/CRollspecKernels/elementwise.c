@@ -17,7 +17,7 @@
     static RS_AVX2 void name##_256 params { name##_body args; }           \
     static void name##_scalar params { name##_body args; }                \
     static void name##_dispatch params {                                  \
-        if (RS_ISA_NOW == RS_ISA_AVX512) name##_512 args;               \
+        if (RS_ISA_NOW >= RS_ISA_AVX512) name##_512 args;               \
         else if (RS_ISA_NOW == RS_ISA_AVX2) name##_256 args;            \
         else name##_scalar args;                                          \
     }
@@ -87,7 +87,7 @@ static RS_AVX2 void half_256(float *out, const uint16_t *in, int64_t count) {
 
 void rs_half_to_float(float *out, const uint16_t *in, int64_t count) {
 #if RS_X86
-    if (RS_ISA_NOW == RS_ISA_AVX512) { half_512(out, in, count); return; }
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { half_512(out, in, count); return; }
     if (RS_ISA_NOW == RS_ISA_AVX2) { half_256(out, in, count); return; }
 #endif
     for (int64_t i = 0; i < count; i++) out[i] = half_to_float_scalar(in[i]);
@@ -149,7 +149,7 @@ static RS_AVX2 float dot_256(const float *a, const float *b, int64_t count) {
 
 float rs_dot(const float *a, const float *b, int64_t count) {
 #if RS_X86
-    if (RS_ISA_NOW == RS_ISA_AVX512) return dot_512_call(a, b, count);
+    if (RS_ISA_NOW >= RS_ISA_AVX512) return dot_512_call(a, b, count);
     if (RS_ISA_NOW == RS_ISA_AVX2) return dot_256(a, b, count);
 #endif
     return dot_scalar(a, b, count);
@@ -246,7 +246,7 @@ static void softmax_row_scalar(float *out, const float *in, int64_t dim) {
 /// One softmax row, dispatched; also used by attention.
 void rs_softmax_row(float *out, const float *in, int64_t dim) {
 #if RS_X86
-    if (RS_ISA_NOW == RS_ISA_AVX512) { softmax_row_512(out, in, dim); return; }
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { softmax_row_512(out, in, dim); return; }
     if (RS_ISA_NOW == RS_ISA_AVX2) { softmax_row_256(out, in, dim); return; }
 #endif
     softmax_row_scalar(out, in, dim);
@@ -283,7 +283,7 @@ static RS_AVX2 void swiglu_256(float *out, const float *gate, const float *up, i
 
 void rs_swiglu(float *out, const float *gate, const float *up, int64_t count) {
 #if RS_X86
-    if (RS_ISA_NOW == RS_ISA_AVX512) { swiglu_512(out, gate, up, count); return; }
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { swiglu_512(out, gate, up, count); return; }
     if (RS_ISA_NOW == RS_ISA_AVX2) { swiglu_256(out, gate, up, count); return; }
 #endif
     for (int64_t i = 0; i < count; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];

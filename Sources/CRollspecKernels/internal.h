@@ -10,6 +10,7 @@
 // Functions compiled for one ISA level. The package builds without -march, so each fast
 // function names its level here and is only called after CPUID said the CPU has it.
 #define RS_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,f16c,avx2")))
+#define RS_AVX512BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,fma,f16c,avx2")))
 #define RS_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define RS_INLINE static inline __attribute__((always_inline))
 #else
@@ -26,12 +27,13 @@ extern _Thread_local int rs_isa_override;
 #define RS_ISA_NOW (rs_isa_override >= 0 ? (rs_isa)rs_isa_override : rs_isa_level)
 
 /// Output rows `o0 ..< o1` of a skinny matmul (one weight format, current ISA level).
-typedef void (*rs_matmul_rows_fn)(float *out, const float *in, const void *w, const float *bias,
+/// `in` is `const float *` for every format but bf16 at the AVX512_BF16 level (bf16 bits).
+typedef void (*rs_matmul_rows_fn)(float *out, const void *in, const void *w, const float *bias,
                                   int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1);
 
 /// Runs `rows` over all of OC, split into chunks across the kernel pool when `threaded` and
 /// the product is large enough to pay for it (matmul.c; every weight format shares it).
-void rs_matmul_split(rs_matmul_rows_fn rows, float *out, const float *in, const void *w, const float *bias,
+void rs_matmul_split(rs_matmul_rows_fn rows, float *out, const void *in, const void *w, const float *bias,
                      int64_t n, int64_t c, int64_t oc, int threaded);
 
 /// One numerically stable softmax row at the current ISA level (elementwise.c).

@@ -10,7 +10,7 @@ static rs_isa detect(void) {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("fma"))
-        return RS_ISA_AVX512;
+        return __builtin_cpu_supports("avx512bf16") ? RS_ISA_AVX512_BF16 : RS_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return RS_ISA_AVX2;
 #endif

@@ -208,11 +208,11 @@ static void rows_scalar(float *out, const float *in, const float *w, const float
     }
 }
 
-static void matmul_rows(float *out, const float *in, const void *weights, const float *bias,
+static void matmul_rows(float *out, const void *input, const void *weights, const float *bias,
                         int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
-    const float *w = weights;
+    const float *in = input, *w = weights;
 #if RS_X86
-    if (RS_ISA_NOW == RS_ISA_AVX512) { rows512(out, in, w, bias, n, c, oc, o0, o1); return; }
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { rows512(out, in, w, bias, n, c, oc, o0, o1); return; }
     if (RS_ISA_NOW == RS_ISA_AVX2) { rows256(out, in, w, bias, n, c, oc, o0, o1); return; }
 #endif
     rows_scalar(out, in, w, bias, n, c, oc, o0, o1);
@@ -223,7 +223,7 @@ static void matmul_rows(float *out, const float *in, const void *weights, const 
 typedef struct {
     rs_matmul_rows_fn rows;
     float *out;
-    const float *in;
+    const void *in;
     const void *w;
     const float *bias;
     int64_t n, c, oc, chunk;
@@ -236,7 +236,7 @@ static void matmul_task(void *ctx, int task) {
     j->rows(j->out, j->in, j->w, j->bias, j->n, j->c, j->oc, o0, o1);
 }
 
-void rs_matmul_split(rs_matmul_rows_fn rows, float *out, const float *in, const void *w, const float *bias,
+void rs_matmul_split(rs_matmul_rows_fn rows, float *out, const void *in, const void *w, const float *bias,
                      int64_t n, int64_t c, int64_t oc, int threaded) {
     if (n <= 0 || oc <= 0) return;
     int threads = threaded ? rs_threads_get() : 1;

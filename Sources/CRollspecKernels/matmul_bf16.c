@@ -1,22 +1,26 @@
-// Skinny matmul with bfloat16 weights: out[N, OC] = in[N, C] · w[OC, C]ᵀ (+ bias), inputs,
-// outputs and accumulation in float32.
+// Skinny matmul with bfloat16 weights and bfloat16-rounded inputs: out[N, OC] = bf16(in[N, C]) ·
+// w[OC, C]ᵀ (+ bias), sums and outputs in float32.
 //
-// For a draft model. A draft step is a few rows through small matrices, limited by how fast the
-// weights stream from memory, as a target decode step is; weights stored as bf16 stream half
-// the bytes. The rounding changes only the draft's guesses, never what is accepted (the target
-// checks every token), so a draft can afford it where the target cannot.
+// For a bfloat16 policy and for drafts. A decode step is a few rows through the matrices,
+// limited by how fast the weights stream from memory; weights stored as bf16 stream half the
+// bytes. A verify or batched step of 8–100 rows is limited by multiply-adds instead, and with
+// the inputs rounded to bf16 as well, AVX512_BF16's VDPBF16PS does two per lane per
+// instruction: twice a float FMA's rate. Every product is of two bf16 values, exact in float32,
+// so every ISA level computes the same function up to summation order: the others widen the
+// rounded inputs and the weights and use float FMAs.
 //
 // Same loop nest as matmul.c: a block of 4 weight rows × up to 6 input rows in 24 zmm
-// accumulators, each weight element widened once (bf16 bits are the top half of a float's)
-// and used for every input row. Row blocks RS_BF16_PF blocks ahead are prefetched into L2 by
-// the first column block. C is not chunked: draft passes have few rows, so one column block
-// is the usual case.
+// accumulators, each weight vector loaded once and used for every input row. Row blocks
+// RS_BF16_PF blocks ahead are prefetched into L2 by the first column block. C is not chunked:
+// a block's inputs (6 rows × C × 2 or 4 bytes) stay in L1 at the widths of small models.
 #include "internal.h"
+#include <stdlib.h>
 
 #define RS_BF16_ROWS 4
 #define RS_BF16_COLS512 6
 #define RS_BF16_COLS256 2
 #define RS_BF16_PF 2
+#define RS_BF16_DP_MIN_ROWS 5  // AVX512_BF16: passes of fewer rows take the AVX-512 FMA kernel
 #define RS_BF16_COLS256X2 6  // AVX2, N ≥ 2: 2 weight rows × 6 input rows (12 + 2 + 1 ≤ 16 ymm)
 #define RS_BF16_KCHUNK 256   // AVX2, N ≥ 2: channels per C chunk (all column blocks per chunk)
 #define RS_BF16_SUPER 48     // AVX2, N ≥ 2: input rows per pass over the weights
@@ -36,11 +40,51 @@ static inline uint16_t bf16_round(float x) {
     return (uint16_t)((v.u + rounding) >> 16);
 }
 
+#if RS_X86
+/// bf16_round on 16 lanes, by the same integer steps; the bf16 bits in the low half of each lane.
+RS_INLINE RS_AVX512 __m512i bf16_round_512(__m512 x) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i top = _mm512_srli_epi32(u, 16);
+    __m512i rounding = _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(top, _mm512_set1_epi32(1)));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, rounding), 16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                           _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_or_epi32(r, nan, top, _mm512_set1_epi32(0x0040));
+}
+
+static RS_AVX512 void float_to_bf16_512(uint16_t *out, const float *in, int64_t count) {
+    int64_t i = 0;
+    for (; i + 16 <= count; i += 16)
+        _mm256_storeu_si256((__m256i *)(out + i), _mm512_cvtepi32_epi16(bf16_round_512(_mm512_loadu_ps(in + i))));
+    if (i < count) {
+        __mmask16 m = rs_mask16(count - i);
+        _mm256_mask_storeu_epi16(out + i, m, _mm512_cvtepi32_epi16(bf16_round_512(_mm512_maskz_loadu_ps(m, in + i))));
+    }
+}
+
+static RS_AVX512 void round_to_bf16_512(float *out, const float *in, int64_t count) {
+    int64_t i = 0;
+    for (; i + 16 <= count; i += 16)
+        _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_slli_epi32(bf16_round_512(_mm512_loadu_ps(in + i)), 16)));
+    if (i < count) {
+        __mmask16 m = rs_mask16(count - i);
+        __m512i r = bf16_round_512(_mm512_maskz_loadu_ps(m, in + i));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(r, 16)));
+    }
+}
+#endif
+
 void rs_float_to_bf16(uint16_t *out, const float *in, int64_t count) {
+#if RS_X86
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { float_to_bf16_512(out, in, count); return; }
+#endif
     for (int64_t i = 0; i < count; i++) out[i] = bf16_round(in[i]);
 }
 
 void rs_round_to_bf16(float *out, const float *in, int64_t count) {
+#if RS_X86
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { round_to_bf16_512(out, in, count); return; }
+#endif
     for (int64_t i = 0; i < count; i++) {
         union { uint32_t u; float f; } v = {(uint32_t)bf16_round(in[i]) << 16};
         out[i] = v.f;
@@ -119,6 +163,80 @@ static RS_AVX512 void bf16_rows512(float *out, const float *in, const uint16_t *
         for (int64_t b = 0; b < blocks; b++, pf = NULL) {
             int64_t j1 = n * (b + 1) / blocks;  // even column blocks
 #define RS_BLOCK(NB) bf16_block512(out + j0 * oc + o, in + j0 * c, wr, br, rows, c, oc, pf, NB)
+            switch (j1 - j0) {
+            case 1: RS_BLOCK(1); break;
+            case 2: RS_BLOCK(2); break;
+            case 3: RS_BLOCK(3); break;
+            case 4: RS_BLOCK(4); break;
+            case 5: RS_BLOCK(5); break;
+            default: RS_BLOCK(6); break;
+            }
+#undef RS_BLOCK
+            j0 = j1;
+        }
+    }
+}
+
+// MARK: AVX512_BF16
+
+/// As bf16_block512 with bf16 inputs: steps of 32 channels, each VDPBF16PS adding two
+/// products per float lane. The C tail is read under a mask (zeros past the end). `pf`, if not
+/// NULL, is prefetched at 4 lines per 32-channel step: 4 rows · C · 2 bytes, one row block.
+RS_INLINE RS_AVX512BF16 void dp_block512(float *out, const uint16_t *in, const uint16_t *w,
+                                         const float *bias, int rows, int64_t c, int64_t oc,
+                                         const char *pf, const int NB) {
+    const uint16_t *w0 = w, *w1 = rows > 1 ? w + c : w, *w2 = rows > 2 ? w + 2 * c : w,
+                   *w3 = rows > 3 ? w + 3 * c : w;
+    __m512 acc[RS_BF16_ROWS][RS_BF16_COLS512];
+    for (int j = 0; j < NB; j++)
+        for (int r = 0; r < RS_BF16_ROWS; r++) acc[r][j] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= c; k += 32) {
+        if (pf)
+            for (int l = 0; l < 4; l++) _mm_prefetch(pf + 8 * k + 64 * l, _MM_HINT_T1);
+        __m512bh a0 = (__m512bh)_mm512_loadu_si512(w0 + k), a1 = (__m512bh)_mm512_loadu_si512(w1 + k);
+        __m512bh a2 = (__m512bh)_mm512_loadu_si512(w2 + k), a3 = (__m512bh)_mm512_loadu_si512(w3 + k);
+        for (int j = 0; j < NB; j++) {
+            __m512bh x = (__m512bh)_mm512_loadu_si512(in + j * c + k);
+            acc[0][j] = _mm512_dpbf16_ps(acc[0][j], a0, x);
+            acc[1][j] = _mm512_dpbf16_ps(acc[1][j], a1, x);
+            acc[2][j] = _mm512_dpbf16_ps(acc[2][j], a2, x);
+            acc[3][j] = _mm512_dpbf16_ps(acc[3][j], a3, x);
+        }
+    }
+    if (k < c) {
+        __mmask32 m = (__mmask32)((1ull << (c - k)) - 1ull);
+        __m512bh a0 = (__m512bh)_mm512_maskz_loadu_epi16(m, w0 + k), a1 = (__m512bh)_mm512_maskz_loadu_epi16(m, w1 + k);
+        __m512bh a2 = (__m512bh)_mm512_maskz_loadu_epi16(m, w2 + k), a3 = (__m512bh)_mm512_maskz_loadu_epi16(m, w3 + k);
+        for (int j = 0; j < NB; j++) {
+            __m512bh x = (__m512bh)_mm512_maskz_loadu_epi16(m, in + j * c + k);
+            acc[0][j] = _mm512_dpbf16_ps(acc[0][j], a0, x);
+            acc[1][j] = _mm512_dpbf16_ps(acc[1][j], a1, x);
+            acc[2][j] = _mm512_dpbf16_ps(acc[2][j], a2, x);
+            acc[3][j] = _mm512_dpbf16_ps(acc[3][j], a3, x);
+        }
+    }
+    __mmask8 sm = (__mmask8)((1u << rows) - 1u);
+    __m128 b = bias ? _mm_maskz_loadu_ps(sm, bias) : _mm_setzero_ps();
+    for (int j = 0; j < NB; j++) {
+        __m128 s = _mm_add_ps(rs_reduce4_512(acc[0][j], acc[1][j], acc[2][j], acc[3][j]), b);
+        _mm_mask_storeu_ps(out + j * oc, sm, s);
+    }
+}
+
+static RS_AVX512BF16 void dp_rows512(float *out, const void *input, const void *weights, const float *bias,
+                                     int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
+    const uint16_t *in = input, *w = weights;
+    int64_t blocks = (n + RS_BF16_COLS512 - 1) / RS_BF16_COLS512;
+    for (int64_t o = o0; o < o1; o += RS_BF16_ROWS) {
+        int rows = o1 - o < RS_BF16_ROWS ? (int)(o1 - o) : RS_BF16_ROWS;
+        const uint16_t *wr = w + o * c;
+        const float *br = bias ? bias + o : NULL;
+        const char *pf = (const char *)(wr + RS_BF16_PF * RS_BF16_ROWS * c);
+        int64_t j0 = 0;
+        for (int64_t b = 0; b < blocks; b++, pf = NULL) {
+            int64_t j1 = n * (b + 1) / blocks;  // even column blocks
+#define RS_BLOCK(NB) dp_block512(out + j0 * oc + o, in + j0 * c, wr, br, rows, c, oc, pf, NB)
             switch (j1 - j0) {
             case 1: RS_BLOCK(1); break;
             case 2: RS_BLOCK(2); break;
@@ -303,17 +421,49 @@ static void bf16_rows_scalar(float *out, const float *in, const uint16_t *w, con
     }
 }
 
-static void bf16_rows(float *out, const float *in, const void *weights, const float *bias,
+/// Float inputs (already rounded to bf16 values) against bf16 weights, below AVX512_BF16.
+static void bf16_rows(float *out, const void *input, const void *weights, const float *bias,
                       int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
+    const float *in = input;
     const uint16_t *w = weights;
 #if RS_X86
-    if (RS_ISA_NOW == RS_ISA_AVX512) { bf16_rows512(out, in, w, bias, n, c, oc, o0, o1); return; }
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { bf16_rows512(out, in, w, bias, n, c, oc, o0, o1); return; }
     if (RS_ISA_NOW == RS_ISA_AVX2) { bf16_rows256(out, in, w, bias, n, c, oc, o0, o1); return; }
 #endif
     bf16_rows_scalar(out, in, w, bias, n, c, oc, o0, o1);
 }
 
+/// This thread's buffer for a pass's rounded inputs, grown to the largest pass it has run
+/// (a few hundred rows × C at most) and kept for the next.
+static void *input_scratch(size_t bytes) {
+    static _Thread_local void *buffer;
+    static _Thread_local size_t capacity;
+    if (bytes > capacity) {
+        free(buffer);
+        capacity = (bytes + 4095) / 4096 * 4096;
+        buffer = aligned_alloc(64, capacity);
+        if (!buffer) abort();
+    }
+    return buffer;
+}
+
 void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const float *bias,
                            int64_t n, int64_t c, int64_t oc, int threaded) {
-    rs_matmul_split(bf16_rows, out, in, w, bias, n, c, oc, threaded);
+    if (n <= 0 || oc <= 0) return;
+    size_t count = (size_t)(n * c);
+#if RS_X86
+    // A few rows stream the weights from memory, and there float FMAs on widened weights keep
+    // more loads in flight: on SmolLM2's shapes with the weights streamed from memory, one
+    // core, VDPBF16PS ran 0.72–0.89× as fast at N ≤ 2, even at 3, and 1.2–2× from 4; with 2
+    // threads a 4-row verify still ran ~5% slower (`rollspec bench decode`).
+    if (RS_ISA_NOW >= RS_ISA_AVX512_BF16 && n >= RS_BF16_DP_MIN_ROWS) {
+        uint16_t *x = input_scratch(count * sizeof(uint16_t));
+        rs_float_to_bf16(x, in, (int64_t)count);
+        rs_matmul_split(dp_rows512, out, x, w, bias, n, c, oc, threaded);
+        return;
+    }
+#endif
+    float *x = input_scratch(count * sizeof(float));
+    rs_round_to_bf16(x, in, (int64_t)count);
+    rs_matmul_split(bf16_rows, out, x, w, bias, n, c, oc, threaded);
 }

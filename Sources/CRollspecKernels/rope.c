@@ -34,7 +34,7 @@ static RS_AVX2 void rope_256(float *x, const int32_t *pos, const float *ct, cons
 void rs_rope_table(float *x, const int32_t *positions, const float *cos_table,
                    const float *sin_table, int64_t n, int64_t heads, int64_t head_dim) {
 #if RS_X86
-    if (RS_ISA_NOW == RS_ISA_AVX512) { rope_512(x, positions, cos_table, sin_table, n, heads, head_dim); return; }
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { rope_512(x, positions, cos_table, sin_table, n, heads, head_dim); return; }
     if (RS_ISA_NOW == RS_ISA_AVX2) { rope_256(x, positions, cos_table, sin_table, n, heads, head_dim); return; }
 #endif
     int64_t half = head_dim / 2;

@@ -39,7 +39,7 @@ static RS_AVX2 void max_256(const float *x, int64_t n, float *max_out) {
 static float row_max(const float *x, int64_t n) {
     float m;
 #if RS_X86
-    if (RS_ISA_NOW == RS_ISA_AVX512) { max_512(x, n, &m); return m; }
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { max_512(x, n, &m); return m; }
     if (RS_ISA_NOW == RS_ISA_AVX2) { max_256(x, n, &m); return m; }
 #endif
     max_scalar(x, n, &m);
@@ -94,7 +94,7 @@ static RS_AVX2 double expsum_256(float *out, const float *x, int64_t n, float sc
 
 static double expsum(float *out, const float *x, int64_t n, float scale, float m) {
 #if RS_X86
-    if (RS_ISA_NOW == RS_ISA_AVX512) return expsum_512(out, x, n, scale, m);
+    if (RS_ISA_NOW >= RS_ISA_AVX512) return expsum_512(out, x, n, scale, m);
     if (RS_ISA_NOW == RS_ISA_AVX2) return expsum_256(out, x, n, scale, m);
 #endif
     return expsum_scalar(out, x, n, scale, m);

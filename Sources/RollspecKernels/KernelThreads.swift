@@ -42,8 +42,12 @@ public func kernelParallelFor(tasks: Int, _ body: (Int) -> Void) {
 }
 
 /// Instruction-set level of the C kernels.
-public enum KernelISA: Int, Sendable, CaseIterable, CustomStringConvertible {
-    case scalar = 0, avx2 = 1, avx512 = 2
+public enum KernelISA: Int, Sendable, CaseIterable, Comparable, CustomStringConvertible {
+    /// `avx512bf16` is `avx512` plus VDPBF16PS, used by the bfloat16 matmul (each level
+    /// includes the ones below it).
+    case scalar = 0, avx2 = 1, avx512 = 2, avx512bf16 = 3
+
+    public static func < (a: KernelISA, b: KernelISA) -> Bool { a.rawValue < b.rawValue }
 
     /// The best level this CPU supports.
     public static var detected: KernelISA { KernelISA(rawValue: Int(rs_isa_detected().rawValue))! }
@@ -61,6 +65,7 @@ public enum KernelISA: Int, Sendable, CaseIterable, CustomStringConvertible {
         case .scalar: "scalar"
         case .avx2: "avx2"
         case .avx512: "avx512"
+        case .avx512bf16: "avx512-bf16"
         }
     }
 }

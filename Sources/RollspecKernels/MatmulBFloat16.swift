@@ -1,5 +1,6 @@
-// Matrix multiplication against bfloat16 weights, for draft models: the same skinny kernel
-// as `matmulForwardSkinny` streaming half the bytes. Legend: N rows, C = inDim, OC = outDim.
+// Matrix multiplication of bfloat16-rounded inputs against bfloat16 weights, for a bfloat16
+// policy and for drafts: the same skinny kernel as `matmulForwardSkinny` streaming half the
+// bytes, with VDPBF16PS where the CPU has it. Legend: N rows, C = inDim, OC = outDim.
 
 import CRollspecKernels
 
@@ -39,8 +40,16 @@ extension FloatBuffer {
     }
 }
 
-/// `out[N, OC] = input[N, C] · weight[OC, C]ᵀ + bias[OC]` with bfloat16 weights, float32
-/// sums; each weight row is read once for all N rows (meant for N up to a few dozen).
+/// Rounds `count` values at `values` to bfloat16 in place (as `BFloat16Buffer(rounding:)`),
+/// held as float32.
+public func roundToBFloat16(_ values: UnsafeMutablePointer<Float>, count: Int) {
+    rs_round_to_bf16(values, values, Int64(count))
+}
+
+/// `out[N, OC] = bf16(input[N, C]) · weight[OC, C]ᵀ + bias[OC]`: the input rounded to
+/// bfloat16 (nearest, ties to even; `input` itself is not changed), bfloat16 weights, exact
+/// products and float32 sums. Each weight row is read once for all N rows (meant for N up to
+/// a few hundred).
 ///
 /// - Parameter threaded: split the output rows across the kernel thread pool.
 public func matmulForward(

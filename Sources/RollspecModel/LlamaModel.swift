@@ -95,13 +95,15 @@ public final class LlamaModel {
     ///   model that proposes only frequent tokens: FR-Spec, Zhao et al. 2025). Inputs may
     ///   still be any token; logits of the other tokens are −∞, so the model never emits them.
     ///   Each step then reads S instead of V head rows — most of a small draft's cost.
-    /// - Parameter precision: `.bfloat16` makes this the model whose every weight is rounded
-    ///   to bfloat16: `weights` becomes a rounded copy (held as float32, read by passes of
-    ///   more than `roundedMaxRows` rows) beside a bfloat16 copy of the matrices (read by
-    ///   shorter passes: half the bytes per decode step). Both hold the same values, so every
-    ///   pass computes the same function up to float32 summation order, as the float model's
-    ///   kernels already do; a sampler and its logprobs are exact with respect to this model.
-    ///   The copies do not follow later changes to the caller's weights (build a new model).
+    /// - Parameter precision: `.bfloat16` makes this the model whose every weight, and every
+    ///   matrix product's input, is rounded to bfloat16 (see `WeightPrecision.bfloat16`):
+    ///   `weights` becomes a rounded copy (held as float32, read by passes of more than
+    ///   `roundedMaxRows()` rows) beside a bfloat16 copy of the matrices (read by shorter
+    ///   passes: half the bytes per decode step, and VDPBF16PS where the CPU has it). Both hold
+    ///   the same values and every product is exact, so every pass computes the same function
+    ///   up to float32 summation order, as the float model's kernels already do; a sampler and
+    ///   its logprobs are exact with respect to this model. The copies do not follow later
+    ///   changes to the caller's weights (build a new model).
     public init(weights: LlamaWeights, outputVocabulary: [Int]? = nil, precision: WeightPrecision = .float32) {
         let weights = precision == .bfloat16 ? weights.roundedToBFloat16() : weights
         self.config = weights.config
@@ -130,8 +132,13 @@ public final class LlamaModel {
         }
     }
 
-    /// Rows up to which a `.bfloat16` model reads its rounded copies.
-    public static let roundedMaxRows = 16
+    /// Rows up to which a `.bfloat16` model reads its bfloat16 copies, by the kernels'
+    /// instruction set. With VDPBF16PS the bf16 kernel does twice the multiply-adds of float
+    /// `sgemm` at any width a step has (`rollspec bench matmul --precision bfloat16`); without,
+    /// its float FMAs on widened weights lose to `sgemm` on the float copy past ~16 rows.
+    public static func roundedMaxRows(_ isa: KernelISA = .current) -> Int {
+        isa >= .avx512bf16 ? 256 : 16
+    }
 
     /// A fresh, empty KV cache shaped for this model.
     public func makeCache(capacity: Int = 256) -> KVCache {
@@ -319,28 +326,38 @@ public final class LlamaModel {
 }
 
 /// `out = input · weightᵀ + bias` reading `rounded` when given and the pass is short, else
-/// the float weight. bfloat16 copies serve the short passes they are fast for (a draft step, a
-/// catch-up of a few tokens); a prompt's prefill reads the float weights, through kernels
-/// blocked for many rows.
-func linear(_ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, _ weight: FloatBuffer,
+/// the float weight. bfloat16 copies serve the passes they are fast for (a decode or verify
+/// step, a batch, a short prompt); a long prompt's prefill reads the float copy of the same
+/// values through `sgemm`. Either way a `.bfloat16` model (`rounded` given) multiplies the input
+/// rounded to bfloat16: the bf16 kernel rounds it itself, and the float path rounds `input` in
+/// place first (its callers pass scratch that only matrix products read).
+func linear(_ out: UnsafeMutablePointer<Float>, _ input: UnsafeMutablePointer<Float>, _ weight: FloatBuffer,
             _ rounded: BFloat16Buffer?, _ bias: UnsafePointer<Float>?, n: Int, inDim: Int, outDim: Int) {
-    if let rounded, n <= LlamaModel.roundedMaxRows {
+    guard let rounded else {
+        matmulForward(out, input, weight.pointer, bias, n: n, inDim: inDim, outDim: outDim)
+        return
+    }
+    if n <= LlamaModel.roundedMaxRows() {
         matmulForward(out, input, rounded, bias, n: n, inDim: inDim, outDim: outDim)
     } else {
+        roundToBFloat16(input, count: n * inDim)
         matmulForward(out, input, weight.pointer, bias, n: n, inDim: inDim, outDim: outDim)
     }
 }
 
 /// The precision of a model's weights at inference (`models.precision`, `--precision`,
-/// `--draft-precision`). Activations, the KV cache and every sum stay float32.
+/// `--draft-precision`).
 public enum WeightPrecision: String, Sendable, CaseIterable, Codable {
-    /// The weights as loaded (float32).
+    /// The weights as loaded (float32); activations, the KV cache and every sum in float32.
     case float32
-    /// Every weight rounded to bfloat16 (nearest, ties to even): half the memory traffic per
-    /// decode step, ~3 significant digits, as RL rollout engines run their policy. For a
-    /// policy, rollouts then come from the rounded model, and its logprobs are that model's;
-    /// a float32 learner sees them differ by the rounding (`maxLogprobError` in its records).
-    /// For a draft, the rounding changes only its guesses (the target checks every token).
+    /// Every weight, and every matrix product's input, rounded to bfloat16 (nearest, ties to
+    /// even); each product of two bf16 values is exact, and sums, norms, attention, the KV
+    /// cache and the residual stream stay float32. Half the memory traffic per decode step and
+    /// twice the multiply-adds per instruction with AVX512_BF16, ~3 significant digits, as RL
+    /// rollout engines run their policy. For a policy, rollouts then come from this model, and
+    /// its logprobs are this model's; a float32 learner sees them differ by the rounding
+    /// (`maxLogprobError` in its records). For a draft, the rounding changes only its guesses
+    /// (the target checks every token).
     case bfloat16
 }
 

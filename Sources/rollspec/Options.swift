@@ -12,7 +12,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Threads for the kernels (default: all online CPUs).")
     var threads: Int?
 
-    @Option(name: .long, help: "The policy's weight precision: float32 (as loaded) or bfloat16 (every weight rounded; half the bytes per decode step, as RL rollout engines run).")
+    @Option(name: .long, help: "The policy's precision: float32 (as loaded) or bfloat16 (every weight and every matrix product's input rounded; half the bytes per decode step, as RL rollout engines run).")
     var precision: WeightPrecision = .float32
 
     func validate() throws {

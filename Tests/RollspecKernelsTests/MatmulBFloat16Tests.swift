@@ -1,24 +1,67 @@
 import Testing
 import RollspecKernels
+import RollspecTesting
 
-/// The bfloat16-weight skinny matmul against the float reference run on the same weights
-/// widened back to float (so the only difference left is summation order), and the rounding
-/// against hand-worked bit patterns.
+/// The bfloat16 skinny matmul against the float reference run on the same weights widened
+/// back to float and on the inputs rounded here (`BFloat16Reference`), so the only difference
+/// left is summation order; the rounding against hand-worked bit patterns and against that
+/// reference at every ISA level.
 @Suite("Matmul bf16", .serialized) struct MatmulBFloat16Tests {
-    func check(n: Int, inDim: Int, outDim: Int, bias: Bool, threaded: Bool, isa: KernelISA) {
+    /// Relative error of the kernel at `isa` against the reference on rounded inputs, and
+    /// against the reference on the inputs as given.
+    func errors(n: Int, inDim: Int, outDim: Int, bias: Bool, threaded: Bool, isa: KernelISA) -> (rounded: Float, unrounded: Float) {
         let input = randomBuffer(n * inDim, seed: UInt64(n * 1000 + inDim))
+        let rounded = FloatBuffer(input.array.map(BFloat16Reference.nearest))
         let weight = BFloat16Buffer(rounding: randomBuffer(outDim * inDim, seed: UInt64(outDim * 7 + inDim)))
         let b = bias ? randomBuffer(outDim, seed: 99) : nil
-        let want = FloatBuffer(count: n * outDim), got = FloatBuffer(count: n * outDim)
+        let want = FloatBuffer(count: n * outDim), unrounded = FloatBuffer(count: n * outDim)
+        let got = FloatBuffer(count: n * outDim)
         let widened = weight.widened()
-        matmulForwardReference(want.pointer, input.pointer, widened.pointer, b?.pointer,
+        matmulForwardReference(want.pointer, rounded.pointer, widened.pointer, b?.pointer,
                                n: n, inDim: inDim, outDim: outDim)
+        matmulForwardReference(unrounded.pointer, input.pointer, widened.pointer, b?.pointer,
+                               n: n, inDim: inDim, outDim: outDim)
+        let before = input.array
         withISA(isa) {
             matmulForward(got.pointer, input.pointer, weight, b?.pointer, n: n, inDim: inDim, outDim: outDim,
                           threaded: threaded)
         }
-        let err = relativeError(got, want)
+        #expect(input.array == before, "the caller's input must not be rounded")
+        return (relativeError(got, want), relativeError(got, unrounded))
+    }
+
+    func check(n: Int, inDim: Int, outDim: Int, bias: Bool, threaded: Bool, isa: KernelISA) {
+        let err = errors(n: n, inDim: inDim, outDim: outDim, bias: bias, threaded: threaded, isa: isa).rounded
         #expect(err < 1e-5, "n=\(n) C=\(inDim) OC=\(outDim) bias=\(bias) threaded=\(threaded) \(isa): \(err)")
+    }
+
+    /// Not vacuous: at every level the inputs are rounded, which moves the result far more
+    /// than summation order does.
+    @Test func theInputsAreRoundedAtEveryLevel() {
+        for isa in supportedISAs {
+            let (rounded, unrounded) = errors(n: 8, inDim: 576, outDim: 64, bias: false, threaded: false, isa: isa)
+            #expect(unrounded > 50 * max(rounded, 1e-7), "\(isa): \(unrounded) against \(rounded)")
+        }
+    }
+
+    /// The vector rounding at every level agrees bit for bit with the reference on random
+    /// values, halfway cases, values that carry into the exponent, subnormals, infinities and
+    /// the largest finite floats; NaN stays NaN.
+    @Test func roundingAgreesWithTheReferenceAtEveryLevel() {
+        var values = randomBuffer(1000, seed: 5).array.map { $0 * 1e3 }
+        for bits: UInt32 in [0x3F80_8000, 0x3F81_8000, 0x3F80_7FFF, 0x3FFF_FFFF, 0x3FFF_8000, 0x0000_0001,
+                             0x0000_8000, 0x007F_FFFF, 0x8000_8000, 0x7F7F_FFFF, 0xFF7F_8000, 0x7F80_0000, 0x7FC0_0000] {
+            values.append(Float(bitPattern: bits))
+        }
+        let want = values.map(BFloat16Reference.nearest)
+        for isa in supportedISAs {
+            for count in [values.count, 37, 16, 3] {  // vector loop, masked tail, tail only
+                let got = withISA(isa) { FloatBuffer(Array(values.prefix(count))).roundedToBFloat16().array }
+                for i in 0..<count where !(want[i].isNaN && got[i].isNaN) {
+                    #expect(got[i].bitPattern == want[i].bitPattern, "\(isa) \(values[i]): \(got[i]) against \(want[i])")
+                }
+            }
+        }
     }
 
     @Test(arguments: [1, 2, 3, 5, 6, 7, 8, 13, 40])

@@ -204,26 +204,30 @@ extension GRPOTests {
 }
 
 /// Rollouts from the bfloat16 policy scored by the float32 learner: the update reports the gap
-/// (`meanLogprobError`), and a learner of the rounded weights sees none.
+/// (`meanLogprobError`), and the same learner sees none in a float32 sampler's rollouts.
 extension GRPOTests {
     @Test func theLearnerReportsTheGapToABFloat16Sampler() throws {
         let temperature: Float = 1
         let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 13)
-        let sampler = Generator(model: LlamaModel(weights: policy, precision: .bfloat16))
-        let samples = try [[3, 17, 9, 40], [5, 5, 21]].enumerated().flatMap { i, prompt in
-            try (0..<4).map { k -> PolicySample in
-                let out = try sampler.generate(GenerationRequest(prompt: prompt, maxTokens: 24,
-                                                                 sampling: SamplingParameters(temperature: temperature, seed: UInt64(10 * i + k))))
-                return PolicySample(promptTokens: prompt, responseTokens: out.tokens, sampleLogprobs: out.logprobs,
-                                    advantage: k % 2 == 0 ? 1 : -1)
+        func rollouts(_ precision: WeightPrecision) throws -> [PolicySample] {
+            let sampler = Generator(model: LlamaModel(weights: policy, precision: precision))
+            return try [[3, 17, 9, 40], [5, 5, 21]].enumerated().flatMap { i, prompt in
+                try (0..<4).map { k -> PolicySample in
+                    let out = try sampler.generate(GenerationRequest(prompt: prompt, maxTokens: 24,
+                                                                     sampling: SamplingParameters(temperature: temperature, seed: UInt64(10 * i + k))))
+                    return PolicySample(promptTokens: prompt, responseTokens: out.tokens, sampleLogprobs: out.logprobs,
+                                        advantage: k % 2 == 0 ? 1 : -1)
+                }
             }
         }
-        let float = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 13)
-        let gap = try #require(GRPOTrainer(weights: float, learningRate: 1e-3, temperature: temperature).update(samples))
-        let rounded = try #require(GRPOTrainer(weights: policy.roundedToBFloat16(), learningRate: 1e-3, temperature: temperature)
-            .update(samples))
-        #expect(rounded.meanLogprobError < 1e-5 && rounded.maxLogprobError < 1e-4, "\(rounded)")
-        #expect(gap.meanLogprobError > 10 * max(rounded.meanLogprobError, 1e-7) && gap.meanLogprobError < 0.05, "\(gap)")
+        func update(_ samples: [PolicySample]) throws -> GRPOUpdateStats {
+            let float = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 13)
+            return try #require(GRPOTrainer(weights: float, learningRate: 1e-3, temperature: temperature).update(samples))
+        }
+        let gap = try update(try rollouts(.bfloat16))
+        let none = try update(try rollouts(.float32))
+        #expect(none.meanLogprobError < 1e-5 && none.maxLogprobError < 1e-4, "\(none)")
+        #expect(gap.meanLogprobError > 10 * max(none.meanLogprobError, 1e-7) && gap.meanLogprobError < 0.05, "\(gap)")
         #expect(gap.maxLogprobError >= gap.meanLogprobError)
     }
 }

@@ -22,6 +22,7 @@ typedef enum {
     RS_ISA_SCALAR = 0,
     RS_ISA_AVX2 = 1,   // AVX2 + FMA (+ F16C for half conversion)
     RS_ISA_AVX512 = 2, // AVX-512 F/VL/BW/DQ + FMA
+    RS_ISA_AVX512_BF16 = 3, // AVX-512 as above + AVX512_BF16 (VDPBF16PS: bf16 pair products, float sums)
 } rs_isa;
 
 /// The best level this CPU supports (decided once, from CPUID).
@@ -87,8 +88,11 @@ void rs_parallel_for(void (*fn)(void *ctx, int task), void *ctx, int tasks);
 void rs_matmul_skinny(float *out, const float *in, const float *w, const float *bias,
                       int64_t n, int64_t c, int64_t oc, int threaded);
 
-/// As `rs_matmul_skinny` with bfloat16 weights `w[OC, C]` (a draft's: half the bytes to
-/// stream); inputs, outputs and sums stay float32.
+/// As `rs_matmul_skinny` with bfloat16 weights `w[OC, C]` (half the bytes to stream), and the
+/// inputs rounded to bfloat16 first (nearest, ties to even), so that every product is of two
+/// bfloat16 values and exact in float32; sums and outputs are float32. Every ISA level computes
+/// these products, up to summation order: AVX512_BF16 with VDPBF16PS (twice the multiply-adds
+/// per instruction of a float FMA), the others with float FMAs on rounded, widened inputs.
 void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const float *bias,
                            int64_t n, int64_t c, int64_t oc, int threaded);
 /// float32 → bfloat16, rounding to nearest, ties to even (NaN stays NaN).

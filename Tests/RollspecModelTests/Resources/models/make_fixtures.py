@@ -6,6 +6,11 @@ by `reference_forward` below: an independent numpy implementation of the Hugging
 LlamaForCausalLM / Qwen2ForCausalLM forward pass (float64), written from the HF modeling code's
 definitions (RMSNorm, rotate-half RoPE, grouped-query attention, SwiGLU MLP).
 
+`expected.json` also holds, under "bfloat16_logits", what rollspec's bfloat16 policy
+(`models.precision: bfloat16`) must compute: the same float64 pass with every weight rounded
+to bfloat16 and every matrix product's input rounded to bfloat16 (through float32, nearest,
+ties to even: `bf16` below). Norms, attention, the residual stream and the sums stay float64.
+
 Run from this folder:  python3 make_fixtures.py   (needs numpy and safetensors)
 """
 import json
@@ -69,8 +74,17 @@ def rotate_half(x):
     return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
 
 
-def reference_forward(cfg, w, tokens):
-    w = {k: a.astype(np.float64) for k, a in w.items()}
+def bf16(x):
+    """x rounded to the nearest bfloat16 (ties to even) through float32, as float64. No NaN or
+    infinity reaches it here."""
+    u = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def reference_forward(cfg, w, tokens, bfloat16=False):
+    w = {k: (bf16(a) if bfloat16 else a.astype(np.float64)) for k, a in w.items()}
+    mm = (lambda a, b: bf16(a) @ b) if bfloat16 else (lambda a, b: a @ b)
     c = cfg["hidden_size"]
     nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim", c // nh)
@@ -84,9 +98,9 @@ def reference_forward(cfg, w, tokens):
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
-        q = h @ w[p + "self_attn.q_proj.weight"].T + w.get(p + "self_attn.q_proj.bias", 0)
-        k = h @ w[p + "self_attn.k_proj.weight"].T + w.get(p + "self_attn.k_proj.bias", 0)
-        v = h @ w[p + "self_attn.v_proj.weight"].T + w.get(p + "self_attn.v_proj.bias", 0)
+        q = mm(h, w[p + "self_attn.q_proj.weight"].T) + w.get(p + "self_attn.q_proj.bias", 0)
+        k = mm(h, w[p + "self_attn.k_proj.weight"].T) + w.get(p + "self_attn.k_proj.bias", 0)
+        v = mm(h, w[p + "self_attn.v_proj.weight"].T) + w.get(p + "self_attn.v_proj.bias", 0)
         q = q.reshape(T, nh, hd).transpose(1, 0, 2)
         k = k.reshape(T, nkv, hd).transpose(1, 0, 2)
         v = v.reshape(T, nkv, hd).transpose(1, 0, 2)
@@ -98,18 +112,18 @@ def reference_forward(cfg, w, tokens):
         scores = np.exp(scores - scores.max(-1, keepdims=True))
         probs = scores / scores.sum(-1, keepdims=True)
         att = (probs @ v).transpose(1, 0, 2).reshape(T, nh * hd)
-        x = x + att @ w[p + "self_attn.o_proj.weight"].T
+        x = x + mm(att, w[p + "self_attn.o_proj.weight"].T)
         h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
-        g = h @ w[p + "mlp.gate_proj.weight"].T
-        u = h @ w[p + "mlp.up_proj.weight"].T
-        x = x + (g / (1 + np.exp(-g)) * u) @ w[p + "mlp.down_proj.weight"].T
+        g = mm(h, w[p + "mlp.gate_proj.weight"].T)
+        u = mm(h, w[p + "mlp.up_proj.weight"].T)
+        x = x + mm(g / (1 + np.exp(-g)) * u, w[p + "mlp.down_proj.weight"].T)
     x = rms_norm(x, w["model.norm.weight"], eps)
     head = w["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else w["lm_head.weight"]
-    return x @ head.T
+    return mm(x, head.T)
 
 
 def main():
-    expected = {"tokens": TOKENS, "logits": {}}
+    expected = {"tokens": TOKENS, "logits": {}, "bfloat16_logits": {}}
     for seed, (name, cfg) in enumerate(VARIANTS.items()):
         rng = np.random.default_rng(1234 + seed)
         w = make_weights(cfg, rng)
@@ -120,6 +134,8 @@ def main():
         toks = [t % cfg["vocab_size"] for t in TOKENS]
         logits = reference_forward(cfg, w, toks)
         expected["logits"][name] = [[round(float(z), 6) for z in row] for row in logits]
+        logits = reference_forward(cfg, w, toks, bfloat16=True)
+        expected["bfloat16_logits"][name] = [[round(float(z), 6) for z in row] for row in logits]
     with open("expected.json", "w") as f:
         json.dump(expected, f)
 
