@@ -139,6 +139,7 @@ public struct ChunkReassembler: Sendable {
         ranges[chunk.index] = range
         received += chunk.bytes.count
         if !range.isEmpty, let whole {
+            whole.populate(Int(range.lowerBound)..<Int(range.upperBound))
             chunk.bytes.withUnsafeBytes { whole.pointer.advanced(by: Int(range.lowerBound)).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             unhashed[range.lowerBound] = range.upperBound
             hashContiguous()
@@ -196,6 +197,8 @@ final class AssemblyBuffer: @unchecked Sendable {
     let count: Int
     private let spares: SpareMappings
     private var owned = true
+    /// A fresh mapping: its pages are not there until written.
+    private let fresh: Bool
 
     /// Nil when the address space cannot hold `count` bytes.
     init?(count: Int, spares: SpareMappings) {
@@ -203,12 +206,26 @@ final class AssemblyBuffer: @unchecked Sendable {
         self.spares = spares
         if let spare = spares.take(count: count) {
             pointer = spare
+            fresh = false
         } else {
             let p = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
             guard let p, p != MAP_FAILED else { return nil }
             pointer = p
+            fresh = true
         }
         self.count = count
+    }
+
+    /// Makes the pages under `range` present in one call before they are written
+    /// (`MADV_POPULATE_WRITE`, Linux 5.14+), instead of one fault per 4 KiB during the copy.
+    /// Memory is still committed only for the bytes that arrive. A kernel without it leaves
+    /// the copy to fault as before.
+    func populate(_ range: Range<Int>) {
+        guard fresh, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = range.lowerBound / page * page
+        let end = min(count, (range.upperBound + page - 1) / page * page)
+        _ = madvise(pointer.advanced(by: start), end - start, 23)  // MADV_POPULATE_WRITE
     }
 
     /// The bytes as `Data` that gives the mapping back when released; this buffer no longer
