@@ -5,6 +5,7 @@
 #
 #   DRAFT=out-eagle-diverse RES=eagle-diverse/trees SET=heldout bash tree-sweep.sh NAME:"ARGS" ...
 #   DRAFT=out-eagle-rerun RES=eagle-rerun/trees-T1 TEMP=1 bash tree-sweep.sh chain: shaped8:"--draft-tree-rows 8"
+# ROLLSPEC=PATH runs another rollspec binary than .build/release/rollspec (a copy kept aside).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=Experiments/distill-smollm2
@@ -14,7 +15,7 @@ mkdir -p "$res"
 for cfg in "$@"; do
     name=${cfg%%:*}; args=${cfg#*:}
     # shellcheck disable=SC2086
-    .build/release/rollspec bench speculative --model "$model" --draft $here/${DRAFT:?} --speculate draft $args \
+    ${ROLLSPEC:-.build/release/rollspec} bench speculative --model "$model" --draft $here/${DRAFT:?} --speculate draft $args \
         --prompts $here/prompts_$set.jsonl --chat --max-tokens 128 --temperature ${TEMP:-0} --json > "$res/$set-$name.json"
     python3 - "$res/$set-$name.json" "$args" <<'PY'
 import json, sys
