@@ -151,30 +151,39 @@ RS_INLINE RS_AVX512 void bf16_block512(float *out, const float *in, const uint16
     }
 }
 
-static RS_AVX512 void bf16_rows512(float *out, const float *in, const uint16_t *w, const float *bias,
-                                   int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
-    int64_t blocks = (n + RS_BF16_COLS512 - 1) / RS_BF16_COLS512;
-    for (int64_t o = o0; o < o1; o += RS_BF16_ROWS) {
-        int rows = o1 - o < RS_BF16_ROWS ? (int)(o1 - o) : RS_BF16_ROWS;
-        const uint16_t *wr = w + o * c;
-        const float *br = bias ? bias + o : NULL;
-        const char *pf = (const char *)(wr + RS_BF16_PF * RS_BF16_ROWS * c);
-        int64_t j0 = 0;
-        for (int64_t b = 0; b < blocks; b++, pf = NULL) {
-            int64_t j1 = n * (b + 1) / blocks;  // even column blocks
-#define RS_BLOCK(NB) bf16_block512(out + j0 * oc + o, in + j0 * c, wr, br, rows, c, oc, pf, NB)
-            switch (j1 - j0) {
-            case 1: RS_BLOCK(1); break;
-            case 2: RS_BLOCK(2); break;
-            case 3: RS_BLOCK(3); break;
-            case 4: RS_BLOCK(4); break;
-            case 5: RS_BLOCK(5); break;
-            default: RS_BLOCK(6); break;
-            }
-#undef RS_BLOCK
-            j0 = j1;
-        }
+/// The AVX-512 row loop of both bf16 kernels (float FMAs here, VDPBF16PS below): blocks of
+/// RS_BF16_ROWS weight rows, each over even column blocks of up to RS_BF16_COLS512 input rows,
+/// the first of which prefetches the row block RS_BF16_PF blocks ahead. `BLOCK` is the register
+/// block, `IN` the inputs' element type.
+#define RS_BF16_ROWS512(BLOCK, IN)                                                                   \
+    const IN *in = input;                                                                            \
+    const uint16_t *w = weights;                                                                     \
+    int64_t blocks = (n + RS_BF16_COLS512 - 1) / RS_BF16_COLS512;                                    \
+    for (int64_t o = o0; o < o1; o += RS_BF16_ROWS) {                                                \
+        int rows = o1 - o < RS_BF16_ROWS ? (int)(o1 - o) : RS_BF16_ROWS;                             \
+        const uint16_t *wr = w + o * c;                                                              \
+        const float *br = bias ? bias + o : NULL;                                                    \
+        const char *pf = (const char *)(wr + RS_BF16_PF * RS_BF16_ROWS * c);                         \
+        int64_t j0 = 0;                                                                              \
+        for (int64_t b = 0; b < blocks; b++, pf = NULL) {                                            \
+            int64_t j1 = n * (b + 1) / blocks; /* even column blocks */                              \
+            float *ob = out + j0 * oc + o;                                                           \
+            const IN *ib = in + j0 * c;                                                              \
+            switch (j1 - j0) {                                                                       \
+            case 1: BLOCK(ob, ib, wr, br, rows, c, oc, pf, 1); break;                                \
+            case 2: BLOCK(ob, ib, wr, br, rows, c, oc, pf, 2); break;                                \
+            case 3: BLOCK(ob, ib, wr, br, rows, c, oc, pf, 3); break;                                \
+            case 4: BLOCK(ob, ib, wr, br, rows, c, oc, pf, 4); break;                                \
+            case 5: BLOCK(ob, ib, wr, br, rows, c, oc, pf, 5); break;                                \
+            default: BLOCK(ob, ib, wr, br, rows, c, oc, pf, 6); break;                               \
+            }                                                                                        \
+            j0 = j1;                                                                                 \
+        }                                                                                            \
     }
+
+static RS_AVX512 void bf16_rows512(float *out, const void *input, const void *weights, const float *bias,
+                                   int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
+    RS_BF16_ROWS512(bf16_block512, float)
 }
 
 // MARK: AVX512_BF16
@@ -226,29 +235,7 @@ RS_INLINE RS_AVX512BF16 void dp_block512(float *out, const uint16_t *in, const u
 
 static RS_AVX512BF16 void dp_rows512(float *out, const void *input, const void *weights, const float *bias,
                                      int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
-    const uint16_t *in = input, *w = weights;
-    int64_t blocks = (n + RS_BF16_COLS512 - 1) / RS_BF16_COLS512;
-    for (int64_t o = o0; o < o1; o += RS_BF16_ROWS) {
-        int rows = o1 - o < RS_BF16_ROWS ? (int)(o1 - o) : RS_BF16_ROWS;
-        const uint16_t *wr = w + o * c;
-        const float *br = bias ? bias + o : NULL;
-        const char *pf = (const char *)(wr + RS_BF16_PF * RS_BF16_ROWS * c);
-        int64_t j0 = 0;
-        for (int64_t b = 0; b < blocks; b++, pf = NULL) {
-            int64_t j1 = n * (b + 1) / blocks;  // even column blocks
-#define RS_BLOCK(NB) dp_block512(out + j0 * oc + o, in + j0 * c, wr, br, rows, c, oc, pf, NB)
-            switch (j1 - j0) {
-            case 1: RS_BLOCK(1); break;
-            case 2: RS_BLOCK(2); break;
-            case 3: RS_BLOCK(3); break;
-            case 4: RS_BLOCK(4); break;
-            case 5: RS_BLOCK(5); break;
-            default: RS_BLOCK(6); break;
-            }
-#undef RS_BLOCK
-            j0 = j1;
-        }
-    }
+    RS_BF16_ROWS512(dp_block512, uint16_t)
 }
 
 // MARK: AVX2
