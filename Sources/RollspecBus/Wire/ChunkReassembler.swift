@@ -225,7 +225,7 @@ final class AssemblyBuffer: @unchecked Sendable {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = range.lowerBound / page * page
         let end = min(count, (range.upperBound + page - 1) / page * page)
-        _ = madvise(pointer.advanced(by: start), end - start, 23)  // MADV_POPULATE_WRITE
+        _ = madvise(pointer.advanced(by: start), end - start, MADV_POPULATE_WRITE)
     }
 
     /// The bytes as `Data` that gives the mapping back when released; this buffer no longer

@@ -74,8 +74,9 @@ public struct JobConfig: Codable, Sendable, Equatable {
         public var draft: DraftSource = .builtin
         /// The precision workers run the policy at: `float32` (as published) or `bfloat16`
         /// (every weight rounded on arrival, and every matrix product's input as it runs: half
-        /// the bytes per decode step, as GPU rollout engines run). Samples and their logprobs are exact for the model the workers run;
-        /// the learner's float32 update reports the gap (`meanLogprobError`).
+        /// the bytes per decode step, as GPU rollout engines run). Samples and their logprobs
+        /// are exact for the model the workers run; the learner's float32 update reports the
+        /// gap (`meanLogprobError`).
         public var precision: WeightPrecision = .float32
         public init() {}
     }
