@@ -133,9 +133,10 @@ public final class LlamaModel {
     }
 
     /// Rows up to which a `.bfloat16` model reads its bfloat16 copies, by the kernels'
-    /// instruction set. With VDPBF16PS the bf16 kernel does twice the multiply-adds of float
-    /// `sgemm` at any width a step has (`rollspec bench matmul --precision bfloat16`); without,
-    /// its float FMAs on widened weights lose to `sgemm` on the float copy past ~16 rows.
+    /// instruction set. With VDPBF16PS the bf16 kernel ran 1.5–2.4× as fast as the float
+    /// skinny kernel at 64–256 rows on SmolLM2's shapes, where that one runs near the float FMA
+    /// peak, as `sgemm` does (`rollspec bench matmul --bfloat16 --rows 64,128,256`, 2 threads,
+    /// Zen 4); without, its float FMAs on widened weights lose to `sgemm` past ~16 rows.
     public static func roundedMaxRows(_ isa: KernelISA = .current) -> Int {
         isa >= .avx512bf16 ? 256 : 16
     }
