@@ -116,7 +116,7 @@ extension JobConfig {
             .invalid(key: "models.draft", reason: "not a loadable draft at \(path): \(error)")
         }
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)  // it exists (checked above)
         guard isDirectory.boolValue else {
             guard path.lowercased().hasSuffix(".gguf") else {
                 throw JobConfigError.invalid(key: "models.draft", reason: "expected a model folder or a .gguf file: \(path)")
