@@ -161,15 +161,21 @@ public struct WireReader {
     /// `n` little-endian integers read in one pass (a trajectory carries hundreds; one
     /// `Data` access per element cost more than the rest of its decoding).
     private mutating func integers<T: FixedWidthInteger>(_ n: Int, _: T.Type, _ field: @autoclosure () -> String) throws -> [T] {
+        try elements(n, field()) { raw, offset in T(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: T.self)) }
+    }
+
+    /// `n` values of `T`'s size in one pass: one copy where the wire's byte order is the
+    /// host's, else `element` (the value at a byte offset, from little-endian) for each.
+    private mutating func elements<T>(_ n: Int, _ field: @autoclosure () -> String,
+                                      _ element: (UnsafeRawBufferPointer, Int) -> T) throws -> [T] {
         let size = MemoryLayout<T>.size
         let at = try take(n * size, field())
         return data.withUnsafeBytes { raw in
             [T](unsafeUninitializedCapacity: n) { out, initialized in
                 #if _endian(little)
-                // The wire's order is the host's: one copy.
                 if n > 0 { UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress! + at, byteCount: n * size) }
                 #else
-                for i in 0..<n { out[i] = T(littleEndian: raw.loadUnaligned(fromByteOffset: at + i * size, as: T.self)) }
+                for i in 0..<n { out[i] = element(raw, at + i * size) }
                 #endif
                 initialized = n
             }
@@ -178,17 +184,8 @@ public struct WireReader {
 
     /// `n` float32 values in one pass; NaN is never valid on the wire.
     private mutating func floats(_ n: Int, _ field: @autoclosure () -> String) throws -> [Float] {
-        let at = try take(n * 4, field())
-        let values = data.withUnsafeBytes { raw in
-            [Float](unsafeUninitializedCapacity: n) { out, initialized in
-                #if _endian(little)
-                // The wire's order is the host's: one copy.
-                if n > 0 { UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress! + at, byteCount: n * 4) }
-                #else
-                for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + i * 4, as: UInt32.self))) }
-                #endif
-                initialized = n
-            }
+        let values = try elements(n, field()) { raw, offset in
+            Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
         }
         if let nan = values.first(where: \.isNaN) { throw WireError.invalidFloat(field: field(), value: Double(nan)) }
         return values
