@@ -54,44 +54,72 @@ static void compress_portable(uint32_t state[8], const uint8_t *data, size_t blo
 // MARK: - SHA-NI
 
 #ifdef RS_HAVE_X86
-__attribute__((target("sha,sse4.1,ssse3")))
-static void compress_shani(uint32_t state[8], const uint8_t *data, size_t blocks) {
+// `n` independent messages (1 ≤ n ≤ 4) of `blocks` blocks each, their rounds interleaved. One
+// message is bound by the latency of sha256rnds2; four keep the unit busy: 1.8 GB/s for one,
+// 3.2–3.8 GB/s over four on Zen 4. Always inlined with a constant `n`, so the lanes are
+// unrolled into registers.
+__attribute__((target("sha,sse4.1,ssse3"), always_inline))
+static inline void compress_shani_lanes(int n, uint32_t *const state[], const uint8_t *const data[], size_t blocks) {
     const __m128i byteSwap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i state0[4], state1[4];
     // The instructions want the state as ABEF / CDGH.
-    __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[0]), 0xB1);  // CDAB
-    __m128i state1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[4]), 0x1B);  // EFGH
-    __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);      // ABEF
-    state1 = _mm_blend_epi16(state1, tmp, 0xF0);           // CDGH
-
-    for (; blocks > 0; blocks--, data += 64) {
-        const __m128i abefSave = state0, cdghSave = state1;
-        __m128i w[4];
-        // Unrolled in full, so that w[i & 3] are registers: rolled, the schedule went through
-        // the stack, and a block took ~20% longer (1.47 against 1.80 GB/s on Zen 4).
+#pragma clang loop unroll(full)
+    for (int j = 0; j < n; j++) {
+        __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[j][0]), 0xB1);  // CDAB
+        state1[j] = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[j][4]), 0x1B);   // EFGH
+        state0[j] = _mm_alignr_epi8(tmp, state1[j], 8);                                        // ABEF
+        state1[j] = _mm_blend_epi16(state1[j], tmp, 0xF0);                                     // CDGH
+    }
+    for (size_t b = 0; b < blocks; b++) {
+        __m128i abefSave[4], cdghSave[4], w[4][4];
+#pragma clang loop unroll(full)
+        for (int j = 0; j < n; j++) { abefSave[j] = state0[j]; cdghSave[j] = state1[j]; }
+        // Unrolled in full, so that w[j][i & 3] are registers: rolled, the schedule went
+        // through the stack, and a block took ~20% longer (1.47 against 1.80 GB/s on Zen 4).
 #pragma clang loop unroll(full)
         for (int i = 0; i < 16; i++) {
-            if (i < 4) {
-                w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16 * i)), byteSwap);
-            } else {
-                // W[t] = W[t-16] + s0(W[t-15]) + W[t-7] + s1(W[t-2]), four lanes at a time.
-                __m128i m = _mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]);
-                m = _mm_add_epi32(m, _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
-                w[i & 3] = _mm_sha256msg2_epu32(m, w[(i + 3) & 3]);
+            const __m128i k = _mm_loadu_si128((const __m128i *)&K[4 * i]);
+#pragma clang loop unroll(full)
+            for (int j = 0; j < n; j++) {
+                if (i < 4) {
+                    w[j][i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data[j] + 64 * b + 16 * i)), byteSwap);
+                } else {
+                    // W[t] = W[t-16] + s0(W[t-15]) + W[t-7] + s1(W[t-2]), four lanes at a time.
+                    __m128i m = _mm_sha256msg1_epu32(w[j][i & 3], w[j][(i + 1) & 3]);
+                    m = _mm_add_epi32(m, _mm_alignr_epi8(w[j][(i + 3) & 3], w[j][(i + 2) & 3], 4));
+                    w[j][i & 3] = _mm_sha256msg2_epu32(m, w[j][(i + 3) & 3]);
+                }
             }
-            __m128i msg = _mm_add_epi32(w[i & 3], _mm_loadu_si128((const __m128i *)&K[4 * i]));
-            state1 = _mm_sha256rnds2_epu32(state1, state0, msg);
-            state0 = _mm_sha256rnds2_epu32(state0, state1, _mm_shuffle_epi32(msg, 0x0E));
+#pragma clang loop unroll(full)
+            for (int j = 0; j < n; j++) {
+                __m128i msg = _mm_add_epi32(w[j][i & 3], k);
+                state1[j] = _mm_sha256rnds2_epu32(state1[j], state0[j], msg);
+                state0[j] = _mm_sha256rnds2_epu32(state0[j], state1[j], _mm_shuffle_epi32(msg, 0x0E));
+            }
         }
-        state0 = _mm_add_epi32(state0, abefSave);
-        state1 = _mm_add_epi32(state1, cdghSave);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < n; j++) {
+            state0[j] = _mm_add_epi32(state0[j], abefSave[j]);
+            state1[j] = _mm_add_epi32(state1[j], cdghSave[j]);
+        }
     }
+#pragma clang loop unroll(full)
+    for (int j = 0; j < n; j++) {
+        __m128i tmp = _mm_shuffle_epi32(state0[j], 0x1B);          // FEBA
+        __m128i hg = _mm_shuffle_epi32(state1[j], 0xB1);           // DCHG
+        _mm_storeu_si128((__m128i *)&state[j][0], _mm_blend_epi16(tmp, hg, 0xF0));  // DCBA
+        _mm_storeu_si128((__m128i *)&state[j][4], _mm_alignr_epi8(hg, tmp, 8));    // HGFE
+    }
+}
 
-    tmp = _mm_shuffle_epi32(state0, 0x1B);                 // FEBA
-    state1 = _mm_shuffle_epi32(state1, 0xB1);              // DCHG
-    state0 = _mm_blend_epi16(tmp, state1, 0xF0);           // DCBA
-    state1 = _mm_alignr_epi8(state1, tmp, 8);              // HGFE
-    _mm_storeu_si128((__m128i *)&state[0], state0);
-    _mm_storeu_si128((__m128i *)&state[4], state1);
+__attribute__((target("sha,sse4.1,ssse3")))
+static void compress_shani(uint32_t state[8], const uint8_t *data, size_t blocks) {
+    compress_shani_lanes(1, (uint32_t *const[]){state}, (const uint8_t *const[]){data}, blocks);
+}
+
+__attribute__((target("sha,sse4.1,ssse3")))
+static void compress_shani4(uint32_t *const state[4], const uint8_t *const data[4], size_t blocks) {
+    compress_shani_lanes(4, state, data, blocks);
 }
 #endif
 
@@ -109,6 +137,15 @@ int rs_sha256_accelerated(void) {
 }
 
 // MARK: - Streaming
+
+static void store_digest(const uint32_t state[8], uint8_t digest[32]) {
+    for (int i = 0; i < 8; i++) {
+        digest[4 * i + 0] = (uint8_t)(state[i] >> 24);
+        digest[4 * i + 1] = (uint8_t)(state[i] >> 16);
+        digest[4 * i + 2] = (uint8_t)(state[i] >> 8);
+        digest[4 * i + 3] = (uint8_t)(state[i]);
+    }
+}
 
 static void compress(rs_sha256_ctx *ctx, const uint8_t *data, size_t blocks) {
 #ifdef RS_HAVE_X86
@@ -163,11 +200,84 @@ void rs_sha256_final(rs_sha256_ctx *ctx, uint8_t digest[32]) {
     size_t total = n + 1 + 8 <= 64 ? 64 : 128;
     for (int i = 0; i < 8; i++) tail[total - 1 - i] = (uint8_t)(bits >> (8 * i));
     compress(ctx, tail, total / 64);
-    for (int i = 0; i < 8; i++) {
-        digest[4 * i + 0] = (uint8_t)(ctx->state[i] >> 24);
-        digest[4 * i + 1] = (uint8_t)(ctx->state[i] >> 16);
-        digest[4 * i + 2] = (uint8_t)(ctx->state[i] >> 8);
-        digest[4 * i + 3] = (uint8_t)(ctx->state[i]);
-    }
+    store_digest(ctx->state, digest);
     ctx->buffered = 0;
+}
+
+// MARK: - Piecewise digest
+
+static void start_piece(rs_piece_digest_ctx *ctx) {
+    rs_sha256_init_portable(&ctx->piece);
+    ctx->piece.accelerated = ctx->list.accelerated;
+    ctx->filled = 0;
+}
+
+/// Appends the finished piece's digest to the list.
+static void finish_piece(rs_piece_digest_ctx *ctx) {
+    uint8_t digest[32];
+    rs_sha256_final(&ctx->piece, digest);
+    rs_sha256_update(&ctx->list, digest, sizeof digest);
+    start_piece(ctx);
+}
+
+#ifdef RS_HAVE_X86
+/// Four whole pieces at `data`, hashed side by side, their digests appended in order.
+static void hash_four_pieces(rs_piece_digest_ctx *ctx, const uint8_t *data) {
+    uint32_t states[4][8];
+    for (int j = 0; j < 4; j++) memcpy(states[j], H0, sizeof H0);
+    uint32_t *const state[4] = {states[0], states[1], states[2], states[3]};
+    const uint8_t *const pieces[4] = {data, data + RS_PIECE_SIZE, data + 2 * RS_PIECE_SIZE, data + 3 * RS_PIECE_SIZE};
+    compress_shani4(state, pieces, RS_PIECE_SIZE / 64);
+    // A whole piece is a whole number of blocks: its padding is one block, the same for all.
+    uint8_t pad[64] = {0x80};
+    const uint64_t bits = (uint64_t)RS_PIECE_SIZE * 8;
+    for (int i = 0; i < 8; i++) pad[63 - i] = (uint8_t)(bits >> (8 * i));
+    const uint8_t *const pads[4] = {pad, pad, pad, pad};
+    compress_shani4(state, pads, 1);
+    uint8_t digests[4 * 32];
+    for (int j = 0; j < 4; j++) store_digest(states[j], digests + 32 * j);
+    rs_sha256_update(&ctx->list, digests, sizeof digests);
+}
+#endif
+
+void rs_piece_digest_init(rs_piece_digest_ctx *ctx) {
+    rs_sha256_init(&ctx->list);
+    start_piece(ctx);
+}
+
+void rs_piece_digest_init_portable(rs_piece_digest_ctx *ctx) {
+    rs_sha256_init_portable(&ctx->list);
+    start_piece(ctx);
+}
+
+void rs_piece_digest_update(rs_piece_digest_ctx *ctx, const void *data, size_t length) {
+    const uint8_t *p = data;
+    if (ctx->filled > 0) {
+        size_t take = RS_PIECE_SIZE - ctx->filled;
+        if (take > length) take = length;
+        rs_sha256_update(&ctx->piece, p, take);
+        ctx->filled += take;
+        p += take;
+        length -= take;
+        if (ctx->filled < RS_PIECE_SIZE) return;
+        finish_piece(ctx);
+    }
+#ifdef RS_HAVE_X86
+    if (ctx->list.accelerated) {
+        for (; length >= 4 * RS_PIECE_SIZE; p += 4 * RS_PIECE_SIZE, length -= 4 * RS_PIECE_SIZE) hash_four_pieces(ctx, p);
+    }
+#endif
+    for (; length >= RS_PIECE_SIZE; p += RS_PIECE_SIZE, length -= RS_PIECE_SIZE) {
+        rs_sha256_update(&ctx->piece, p, RS_PIECE_SIZE);
+        finish_piece(ctx);
+    }
+    if (length > 0) {
+        rs_sha256_update(&ctx->piece, p, length);
+        ctx->filled = length;
+    }
+}
+
+void rs_piece_digest_final(rs_piece_digest_ctx *ctx, uint8_t digest[32]) {
+    if (ctx->filled > 0) finish_piece(ctx);
+    rs_sha256_final(&ctx->list, digest);
 }

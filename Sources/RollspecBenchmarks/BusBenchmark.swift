@@ -12,8 +12,8 @@ public enum BusBenchmark {
         /// The same bytes as `PolicyCheckpointChunk` messages: encode (CRC-32C) → send → receive
         /// → decode (CRC-32C check, payload parse).
         public var wireSeconds: Double
-        /// As `wireSeconds`, plus SHA-256 of the whole on the sender and chunk reassembly with
-        /// digest check on the receiver — the full checkpoint path.
+        /// As `wireSeconds`, plus the whole's digest (`PieceDigest`) on the sender and chunk
+        /// reassembly with digest check on the receiver — the full checkpoint path.
         public var wireWithDigestSeconds: Double
         /// SHA-256 of all `bytes` in this process: the C implementation `SHA256` uses, and the
         /// pure-Swift `SHA256.Reference` it replaced.
@@ -21,6 +21,11 @@ public enum BusBenchmark {
         public var sha256ReferenceSeconds: Double
         /// Whether the C SHA-256 ran on the x86 SHA extensions.
         public var sha256Accelerated: Bool
+        /// The bus's digest of all `bytes` (`PieceDigest`: four 1 MiB pieces side by side with
+        /// SHA-NI), the median of three, each alternating with a plain SHA-256 of the same bytes
+        /// (`pieceBaselineSeconds`, also the median of three).
+        public var pieceDigestSeconds: Double
+        public var pieceBaselineSeconds: Double
         /// CRC-32C of all `bytes`: as the envelope uses it (SSE4.2 when present) and the
         /// portable table code.
         public var crc32cSeconds: Double
@@ -37,18 +42,21 @@ public enum BusBenchmark {
         public var wireWithDigestGBps: Double { Double(bytes) / wireWithDigestSeconds / 1e9 }
         public var sha256GBps: Double { Double(bytes) / sha256Seconds / 1e9 }
         public var sha256ReferenceGBps: Double { Double(bytes) / sha256ReferenceSeconds / 1e9 }
+        public var pieceDigestGBps: Double { Double(bytes) / pieceDigestSeconds / 1e9 }
         public var crc32cGBps: Double { Double(bytes) / crc32cSeconds / 1e9 }
         public var crc32cPortableGBps: Double { Double(bytes) / crc32cPortableSeconds / 1e9 }
         /// wire throughput / raw throughput.
         public var wireRatio: Double { rawSeconds / wireSeconds }
 
         public var description: String {
-            String(format: "%d MB in %d KB chunks: raw %.2f GB/s, wire %.2f GB/s (%.0f%% of raw), wire+sha256+reassembly %.2f GB/s",
+            String(format: "%d MB in %d KB chunks: raw %.2f GB/s, wire %.2f GB/s (%.0f%% of raw), wire+digest+reassembly %.2f GB/s",
                    bytes >> 20, chunkBytes >> 10, rawGBps, wireGBps, 100 * wireRatio, wireWithDigestGBps)
                 + String(format: "; sha256 C %.2f GB/s, Swift reference %.2f GB/s (C is %.1fx)",
                          sha256GBps, sha256ReferenceGBps,
                          sha256ReferenceSeconds / sha256Seconds)
                 + (sha256Accelerated ? " [SHA-NI]" : " [portable C]")
+                + String(format: "; piece digest %.2f GB/s, %.2fx SHA-256 in alternation", pieceDigestGBps,
+                         pieceBaselineSeconds / pieceDigestSeconds)
                 + String(format: "; crc32c %.2f GB/s%@, portable tables %.2f GB/s (%.1fx)", crc32cGBps,
                          CRC32C.isAccelerated ? " [SSE4.2]" : "", crc32cPortableGBps, crc32cPortableSeconds / crc32cSeconds)
                 + String(format: "; trajectory of %d bytes: decode %.2f µs, %.1fx a copy of its bytes (%.2f µs)",
@@ -102,6 +110,11 @@ public enum BusBenchmark {
         }
         guard assembled == payload else { throw ChunkError.digestMismatch }
 
+        var pieceTimes: [Double] = [], baselineTimes: [Double] = []
+        for _ in 0..<3 {
+            pieceTimes.append(time { _ = PieceDigest.hash(payload) })
+            baselineTimes.append(time { _ = SHA256.hash(payload) })
+        }
         let sha = time { _ = SHA256.hash(payload) }
         let shaReference = time { _ = SHA256.Reference.hash(payload) }
         let crc = time { _ = CRC32C.checksum(payload) }
@@ -110,6 +123,7 @@ public enum BusBenchmark {
         let (frame, decode, copy) = try trajectoryDecode(count: trajectoryDecodes)
         return Result(bytes: total, chunkBytes: chunkBytes, rawSeconds: raw, wireSeconds: wire, wireWithDigestSeconds: full,
                       sha256Seconds: sha, sha256ReferenceSeconds: shaReference, sha256Accelerated: SHA256.isAccelerated,
+                      pieceDigestSeconds: pieceTimes.sorted()[1], pieceBaselineSeconds: baselineTimes.sorted()[1],
                       crc32cSeconds: crc, crc32cPortableSeconds: crcPortable, trajectoryFrameBytes: frame,
                       trajectoryDecodeSeconds: decode, trajectoryCopySeconds: copy)
     }
