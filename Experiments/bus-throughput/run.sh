@@ -12,7 +12,7 @@ bin="$scratch/release/rollspec"
 out="$here/raw-output.txt"
 {
     echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -srm), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-    echo "# SHA-256 and single-process wire path: $bin bench bus --megabytes 256"
+    echo "# digests and single-process wire path: $bin bench bus --megabytes 256"
     "$bin" bench bus --megabytes 256
     echo "# roles: $bin bench bus-roles $*"
     "$bin" bench bus-roles "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent decoder for rollspec wire protocol v3, written from docs/wire-protocol.md alone.
+"""Independent decoder for rollspec wire protocol v4, written from docs/wire-protocol.md alone.
 
 Decodes every test vector in Tests/RollspecBusTests/Resources/vectors/ (NAME.hex) with the
 struct module and compares the result with NAME.json. Also checks the CRC-32C and SHA-256 check
@@ -244,6 +244,7 @@ def metrics_snapshot(r):
     return {"timestamp_unix_nanos": ts, "samples": samples}
 
 
+VERSION = 4  # the protocol version this decoder speaks (§2)
 ERROR_CODES = {1: "malformed", 2: "unsupported_version", 3: "unknown_type", 4: "checksum", 5: "too_large",
                6: "out_of_sequence", 7: "unauthorized", 8: "overloaded", 9: "bad_request", 10: "internal_error"}
 
@@ -285,7 +286,7 @@ def decode(data: bytes, limit=64 << 20):
     magic, version, type_, flags, sequence, p, s = struct.unpack_from("<4sHHHQIB", data, 0)
     if magic != b"RSPC":
         raise WireError("bad magic")
-    if version != 3:
+    if version != VERSION:
         raise WireError("unsupported version")
     total = 27 + s + p
     if total > limit or len(data) > limit:
@@ -317,10 +318,17 @@ def decode(data: bytes, limit=64 << 20):
     return {"envelope": envelope, "payload": payload}
 
 
+def piecewise_sha256(data: bytes) -> bytes:
+    """§4: SHA-256 of the SHA-256s of the 1 MiB pieces."""
+    step = 1 << 20
+    return hashlib.sha256(b"".join(hashlib.sha256(data[i:i + step]).digest() for i in range(0, len(data), step))).digest()
+
+
 def main():
     failures = 0
     assert crc32c(b"123456789") == 0xE3069283, "CRC-32C check value"
     assert hashlib.sha256(b"abc").hexdigest().startswith("ba7816bf"), "SHA-256 check value"
+    assert piecewise_sha256(b"abc").hex().startswith("4f8b42c2"), "piecewise SHA-256 check value"
     names = sorted(p.stem for p in VECTORS.glob("*.hex"))
     for name in names:
         data = bytes.fromhex((VECTORS / f"{name}.hex").read_text().strip())
@@ -337,7 +345,7 @@ def main():
             continue
         payload = got["payload"]
         if "digest" in payload and payload["count"] == 1:
-            if hashlib.sha256(bytes.fromhex(payload["bytes"])).hexdigest() != payload["digest"]:
+            if piecewise_sha256(bytes.fromhex(payload["bytes"])).hex() != payload["digest"]:
                 print(f"FAIL {name}: single-chunk digest does not match its bytes")
                 failures += 1
                 continue

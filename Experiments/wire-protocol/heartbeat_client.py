@@ -9,12 +9,12 @@ import sys
 
 import zmq
 
-from decode_vectors import crc32c, decode
+from decode_vectors import VERSION, crc32c, decode
 
 
 def envelope(type_, sender, sequence, payload):
     s = sender.encode("utf-8")
-    head = b"RSPC" + struct.pack("<HHHQIB", 3, type_, 0, sequence, len(payload), len(s)) + s + payload
+    head = b"RSPC" + struct.pack("<HHHQIB", VERSION, type_, 0, sequence, len(payload), len(s)) + s + payload
     return head + struct.pack("<I", crc32c(head))
 
 

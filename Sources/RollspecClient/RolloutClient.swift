@@ -117,7 +117,7 @@ public final class RolloutClient: @unchecked Sendable {
     }
 
     /// Waits until the broker has confirmed policy `version`: every chunk
-    /// arrived, the artifact's size and SHA-256 matched, and it is what the broker now serves.
+    /// arrived, the artifact's size and digest matched, and it is what the broker now serves.
     /// The broker confirms with an `ack` of the chunk that completed the version; a refused
     /// chunk shows in `refusals` instead.
     /// - Returns: whether the confirmation came within `timeout` seconds.

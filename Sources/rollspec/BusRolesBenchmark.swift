@@ -118,7 +118,7 @@ final class BusRolesBenchmark {
                 text += String(format: """
 
                         rollspec v%d%@ (learner → broker → 2 workers)
-                          reassembled + SHA-256 checked on both: %.3f s, %.3f GB/s = %.2f × raw; broker had the whole after %.3f s
+                          reassembled + digest checked on both: %.3f s, %.3f GB/s = %.2f × raw; broker had the whole after %.3f s
                           decoded and applied on both: %.3f s, %.3f GB/s = %.2f × raw (worker decode ms %@, apply ms %@)
                     """, r.version, note as NSString, r.assembledSeconds, gbps(r.assembledSeconds),
                     rawSeconds / r.assembledSeconds, r.brokerCompleteSeconds, r.appliedSeconds, gbps(r.appliedSeconds),

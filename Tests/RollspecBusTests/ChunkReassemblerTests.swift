@@ -132,7 +132,7 @@ import Testing
 
     @Test func chunksThatDoNotTile() throws {
         // Two chunks of one byte claiming a 4-byte whole: all indices present, bytes missing.
-        let digest = SHA256.hash([UInt8](repeating: 0, count: 4))
+        let digest = PieceDigest.hash([UInt8](repeating: 0, count: 4))
         var r = ChunkReassembler()
         _ = try r.add(WeightsChunk(index: 0, count: 2, offset: 0, totalSize: 4, digest: digest, bytes: Data([0])), version: 1)
         #expect(throws: ChunkError.sizeMismatch(received: 2, expected: 4)) {

@@ -1,4 +1,5 @@
-"""CRC-32C (Castagnoli), the checksum of every envelope (docs/wire-protocol.md §4).
+"""CRC-32C (Castagnoli), the checksum of every envelope, and the piecewise SHA-256 digest of
+checkpoints and drafts (docs/wire-protocol.md §4).
 
 A 538 MB checkpoint goes out as ~135 messages of 4 MiB, each checksummed, so the CRC must run at
 memory speed. The native helpers (`crc32c`, `google-crc32c`, both using the SSE4.2 / ARMv8 CRC
@@ -7,6 +8,7 @@ by side and joins them (tens of MB/s instead of plain Python's ~1 MB/s), with a 
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 
 import numpy as np
@@ -131,3 +133,13 @@ def _pick():
 
 IMPLEMENTATION, crc32c = _pick()
 """`crc32c(data) -> int` over any bytes-like object; `IMPLEMENTATION` names which one runs."""
+
+
+PIECE_SIZE = 1 << 20
+
+
+def digest(data) -> bytes:
+    """The digest of a whole checkpoint or draft (§4): SHA-256 of the SHA-256s of its 1 MiB pieces."""
+    view = memoryview(data).cast("B")
+    pieces = (hashlib.sha256(view[i:i + PIECE_SIZE]).digest() for i in range(0, len(view), PIECE_SIZE))
+    return hashlib.sha256(b"".join(pieces)).digest()

@@ -12,7 +12,6 @@ delivered before (the broker resends what was not acked in time) and heartbeats 
 from __future__ import annotations
 
 import collections
-import hashlib
 import itertools
 import logging
 import math
@@ -27,7 +26,7 @@ import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from . import checkpoint, wire
+from . import checkpoint, checksum, wire
 
 log = logging.getLogger("rollspec")
 
@@ -105,9 +104,9 @@ class Published:
     dtype: str
     size: int              # artifact bytes
     chunks: int
-    sha256: str
+    digest: str            # piecewise SHA-256 (wire protocol §4), hex
     encode_seconds: float  # tensors → artifact
-    digest_seconds: float  # SHA-256 of the artifact
+    digest_seconds: float  # the artifact's digest
     send_seconds: float    # chunks framed (CRC-32C each) and handed to ZeroMQ
     confirm_seconds: float  # until the broker confirmed it whole and digest-true (0: not awaited)
     seconds: float         # all of it
@@ -289,7 +288,7 @@ class RolloutClient:
         cfg, tensors = checkpoint.load_source(source, config)
         artifact = checkpoint.encode(cfg, tensors, dtype=dtype)
         encoded = time.perf_counter()
-        digest = hashlib.sha256(artifact).digest()
+        digest = checksum.digest(artifact)
         hashed = time.perf_counter()
         view = memoryview(artifact)
         total = len(artifact)

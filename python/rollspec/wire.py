@@ -1,4 +1,4 @@
-"""The rollspec wire protocol, version 3 (docs/wire-protocol.md): envelopes and payloads.
+"""The rollspec wire protocol, version 4 (docs/wire-protocol.md): envelopes and payloads.
 
 Encoders produce the canonical bytes the Swift implementation produces (the test vectors in
 Tests/RollspecBusTests/Resources/vectors/ hold both to that). The decoder applies §6's checks in
@@ -17,7 +17,7 @@ import numpy as np
 from .checksum import crc32c
 
 MAGIC = b"RSPC"
-VERSION = 3
+VERSION = 4
 MAX_MESSAGE = 64 << 20  # the receivers' default limit, §6 step 4
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")  # §5.6, Prometheus' rules
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

@@ -108,6 +108,16 @@ def test_crc32c_check_values_and_implementations_agree():
     assert hashlib.sha256(b"abc").hexdigest() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
+def test_piecewise_digest_check_values():
+    # wire protocol §4: SHA-256 of nothing, of SHA-256("abc"), and of a six-piece pattern.
+    assert checksum.digest(b"").hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert checksum.digest(b"abc") == hashlib.sha256(hashlib.sha256(b"abc").digest()).digest()
+    assert checksum.digest(b"abc").hex() == "4f8b42c22dd3729b519ba6f68d2da7cc5b2d606d05daed5ad5128cc03e6c6358"
+    i = np.arange(5_243_003, dtype=np.int64)
+    pattern = ((7 * i + i // 4099) % 256).astype(np.uint8)
+    assert checksum.digest(pattern).hex() == "00636ec9e182d1b24c238c7158e3d044e5d269c61afb3f575efead2422a20a22"
+
+
 TINY = {"model_type": "llama", "vocab_size": 259, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
         "tie_word_embeddings": True}

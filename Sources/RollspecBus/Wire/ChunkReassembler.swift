@@ -15,7 +15,7 @@ public enum ChunkError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooLarge(size: UInt64, limit: UInt64)
     /// All chunks arrived but they do not tile the whole (sizes do not add up).
     case sizeMismatch(received: UInt64, expected: UInt64)
-    /// The assembled bytes do not hash to the announced SHA-256.
+    /// The assembled bytes do not hash to the announced digest (`PieceDigest`).
     case digestMismatch
 
     /// What a `RejectionCounter` files this refusal under.
@@ -40,13 +40,13 @@ public enum ChunkError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .outOfRange(index, reason): "chunk \(index): \(reason)"
         case let .tooLarge(size, limit): "artifact of \(size) bytes exceeds the limit of \(limit)"
         case let .sizeMismatch(received, expected): "chunks hold \(received) bytes, total_size says \(expected)"
-        case .digestMismatch: "assembled bytes do not match the SHA-256 digest"
+        case .digestMismatch: "assembled bytes do not match the digest (piecewise SHA-256)"
         }
     }
 }
 
 /// Collects the chunks of one artifact stream (policy checkpoints, or drafts) and yields the
-/// whole once every chunk is in and the SHA-256 checks.
+/// whole once every chunk is in and its digest (`PieceDigest`) checks.
 ///
 /// Chunks may arrive in any order. A chunk of a newer version abandons a partial older one
 /// (the newer supersedes it); chunks of older versions are refused.
@@ -71,7 +71,7 @@ public struct ChunkReassembler: Sendable {
     /// Byte range of each chunk received, by index.
     private var ranges: [UInt32: Range<UInt64>] = [:]
     private var whole: AssemblyBuffer?
-    private var hasher = SHA256()
+    private var hasher = PieceDigest()
     /// Bytes `[0, hashed)` are in and hashed.
     private var hashed: UInt64 = 0
     /// Non-empty chunks in but not hashed yet (a gap before them): start offset → end offset.
@@ -179,7 +179,7 @@ public struct ChunkReassembler: Sendable {
         first = nil
         ranges = [:]
         whole = nil
-        hasher = SHA256()
+        hasher = PieceDigest()
         hashed = 0
         unhashed = [:]
         received = 0

@@ -16,14 +16,14 @@ public struct WireLimits: Sendable, Equatable {
     public var transportLimit: Int64 { Int64(maxMessageSize) * 2 }
 }
 
-/// The protocol-v2 envelope around every message (docs/wire-protocol.md §2).
+/// The envelope around every message (docs/wire-protocol.md §2), protocol version `protocolVersion`.
 ///
 /// ```
 /// offset  size  field
 ///  0       4    magic "RSPC" (52 53 50 43)
-///  4       2    protocol version, u16 = 2
+///  4       2    protocol version, u16 = `protocolVersion`
 ///  6       2    message type, u16
-///  8       2    flags, u16 (none defined in v2: must be 0)
+///  8       2    flags, u16 (none defined: must be 0)
 /// 10       8    sequence number, u64 (per sender, strictly increasing)
 /// 18       4    payload length P, u32
 /// 22       1    sender id length S, u8 (1…255)
@@ -36,7 +36,7 @@ public struct Envelope: Equatable, Sendable {
     public static let magic: [UInt8] = Array("RSPC".utf8)
     /// `magic` read as a little-endian u32.
     static let magicWord = magic.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
-    public static let protocolVersion: UInt16 = 3
+    public static let protocolVersion: UInt16 = 4
     /// Bytes before the sender id.
     public static let fixedHeaderSize = 23
     public static let checksumSize = 4

@@ -154,7 +154,7 @@ extension Broker {
     /// Sends a policy chunk the reassembler accepted on to every worker and trainer at once
     /// (cut-through), framed once, sharing the received bytes until the frame is written, rather
     /// than after the whole checkpoint is in: the two hops overlap instead of adding up. Each
-    /// receiver reassembles and checks the SHA-256 itself, and nothing is applied before that;
+    /// receiver reassembles and checks the digest itself, and nothing is applied before that;
     /// what this broker checks of the whole decides only what it keeps, confirms and gives late
     /// joiners. Workers that already hold this version (they outlived a restarted broker) are
     /// skipped.

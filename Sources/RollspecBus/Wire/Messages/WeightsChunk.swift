@@ -3,7 +3,7 @@ import Foundation
 /// One piece of a safetensors file (a policy checkpoint or a draft) sent in chunks.
 ///
 /// The bytes are opaque to the bus. Chunk `index` of `count` holds `bytes` at `offset` of the
-/// whole; `totalSize` and `digest` (SHA-256 of the whole) repeat in every chunk so a receiver
+/// whole; `totalSize` and `digest` (the whole's `PieceDigest`) repeat in every chunk so a receiver
 /// can check each chunk against the others and the assembled whole against the digest.
 ///
 /// Layout: `index u32 · count u32 · offset u64 · totalSize u64 · digest [32]u8 · bytes (u32 length + bytes)`.
@@ -16,7 +16,7 @@ public struct WeightsChunk: Equatable, Sendable {
     public var count: UInt32
     public var offset: UInt64
     public var totalSize: UInt64
-    /// SHA-256 of all `totalSize` bytes.
+    /// `PieceDigest` of all `totalSize` bytes (wire protocol §4).
     public var digest: Data
     public var bytes: Data
 
@@ -33,7 +33,7 @@ public struct WeightsChunk: Equatable, Sendable {
     public static func split(_ whole: Data, chunkSize: Int = defaultChunkSize) -> [WeightsChunk] {
         precondition(chunkSize > 0)
         let whole = whole.startIndex == 0 ? whole : Data(whole)
-        let digest = SHA256.hash(whole)
+        let digest = PieceDigest.hash(whole)
         let count = max(1, (whole.count + chunkSize - 1) / chunkSize)
         return (0..<count).map { i in
             let start = i * chunkSize
@@ -52,7 +52,7 @@ public struct WeightsChunk: Equatable, Sendable {
     /// Everything up to the bytes themselves, their length prefix included: what
     /// `PreparedMessage` encodes, keeping the bytes apart.
     func encodeHead(into w: inout WireWriter) {
-        precondition(digest.count == Self.digestSize, "digest must be 32 bytes (SHA-256)")
+        precondition(digest.count == Self.digestSize, "digest must be 32 bytes (piecewise SHA-256)")
         precondition(bytes.count <= Int(UInt32.max), "chunk of \(bytes.count) bytes does not fit the u32 length field")
         w.u32(index)
         w.u32(count)
