@@ -25,6 +25,21 @@ import Testing
         #expect(result == Self.whole)
     }
 
+    /// Chunks that end inside pieces and batches, in order and shuffled: the prefix is hashed
+    /// in batches of four pieces as it grows and the rest at the end, and the digest the sender
+    /// computed in one go checks.
+    @Test(arguments: [0, 1, 2]) func piecesAndBatchesAcrossChunkEdges(seed: UInt64) throws {
+        let size = 2 * PieceDigest.batchSize + PieceDigest.pieceSize + 12_345
+        let whole = Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 13) })
+        var chunks = WeightsChunk.split(whole, chunkSize: PieceDigest.pieceSize + 3_000)
+        var rng = SplitMix64(seed: seed)
+        if seed > 0 { chunks.shuffle(using: &rng) }
+        var r = ChunkReassembler()
+        var result: Data?
+        for chunk in chunks { result = try r.add(chunk, version: 1) }
+        #expect(result == whole)
+    }
+
     @Test func singleEmptyChunk() throws {
         var r = ChunkReassembler()
         #expect(try r.add(WeightsChunk.split(Data(), chunkSize: 10)[0], version: 1) == Data())

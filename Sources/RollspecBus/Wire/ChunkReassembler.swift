@@ -52,9 +52,10 @@ public enum ChunkError: Error, Equatable, Sendable, CustomStringConvertible {
 /// (the newer supersedes it); chunks of older versions are refused.
 ///
 /// Each accepted chunk is copied once, straight to its place in the whole, and the whole is
-/// hashed as it fills: every run of bytes contiguous from the start is hashed as soon as it is
-/// in, so with chunks in order (as senders send them) only the last chunk is left to hash when
-/// the transfer completes, and the whole is handed over without another copy. The whole lives
+/// hashed as it fills: the bytes contiguous from the start are hashed as soon as they make up
+/// whole batches of four pieces (`PieceDigest.batchSize`, which hash side by side), so with
+/// chunks in order (as senders send them) at most one batch is left to hash when the transfer
+/// completes, whatever the chunk size, and the whole is handed over without another copy. The whole lives
 /// in an anonymous mapping reserved at the first chunk's `totalSize` (`MAP_NORESERVE`): memory is
 /// committed page by page as bytes are written, so it grows with the bytes actually received,
 /// never with what a `totalSize` field claims.
@@ -72,10 +73,11 @@ public struct ChunkReassembler: Sendable {
     private var ranges: [UInt32: Range<UInt64>] = [:]
     private var whole: AssemblyBuffer?
     private var hasher = PieceDigest()
-    /// Bytes `[0, hashed)` are in and hashed.
+    /// Bytes `[0, contiguous)` are in; `[0, hashed)` of them are hashed.
+    private var contiguous: UInt64 = 0
     private var hashed: UInt64 = 0
-    /// Non-empty chunks in but not hashed yet (a gap before them): start offset → end offset.
-    private var unhashed: [UInt64: UInt64] = [:]
+    /// Non-empty chunks in past a gap: start offset → end offset.
+    private var pending: [UInt64: UInt64] = [:]
     private var received = 0
 
     /// Where released assembly mappings wait for the next transfer (tests give their own).
@@ -141,12 +143,13 @@ public struct ChunkReassembler: Sendable {
         if !range.isEmpty, let whole {
             whole.populate(Int(range.lowerBound)..<Int(range.upperBound))
             chunk.bytes.withUnsafeBytes { whole.pointer.advanced(by: Int(range.lowerBound)).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            unhashed[range.lowerBound] = range.upperBound
-            hashContiguous()
+            pending[range.lowerBound] = range.upperBound
+            hashContiguous(all: false)
         }
         guard ranges.count == Int(chunk.count) else { return nil }
 
-        guard UInt64(received) == chunk.totalSize, hashed == chunk.totalSize else {
+        hashContiguous(all: true)
+        guard UInt64(received) == chunk.totalSize, contiguous == chunk.totalSize else {
             let got = UInt64(received)
             reset(keepVersion: version)
             throw ChunkError.sizeMismatch(received: got, expected: chunk.totalSize)
@@ -159,13 +162,16 @@ public struct ChunkReassembler: Sendable {
         return bytes
     }
 
-    /// Hashes every chunk that now follows the hashed prefix without a gap.
-    private mutating func hashContiguous() {
+    /// Extends the contiguous prefix by every chunk that now follows it, and hashes the prefix
+    /// in whole batches of `PieceDigest.batchSize` bytes, or all of it when `all`.
+    private mutating func hashContiguous(all: Bool) {
         guard let whole else { return }
-        while let end = unhashed.removeValue(forKey: hashed) {
-            hasher.update(UnsafeRawBufferPointer(start: whole.pointer.advanced(by: Int(hashed)), count: Int(end - hashed)))
-            hashed = end
-        }
+        while let end = pending.removeValue(forKey: contiguous) { contiguous = end }
+        let batch = UInt64(PieceDigest.batchSize)
+        let upTo = all ? contiguous : contiguous / batch * batch
+        guard upTo > hashed else { return }
+        hasher.update(UnsafeRawBufferPointer(start: whole.pointer.advanced(by: Int(hashed)), count: Int(upTo - hashed)))
+        hashed = upTo
     }
 
     /// Drops everything, including the version memory.
@@ -180,8 +186,9 @@ public struct ChunkReassembler: Sendable {
         ranges = [:]
         whole = nil
         hasher = PieceDigest()
+        contiguous = 0
         hashed = 0
-        unhashed = [:]
+        pending = [:]
         received = 0
     }
 }
