@@ -253,7 +253,8 @@ def error(r):
     code = r.u16("code")
     if code not in ERROR_CODES:
         raise WireError("bad error code")
-    return {"code": code, "code_name": ERROR_CODES[code], "message": r.string("message"),
+    reason = r.optional(r.string, "reason")
+    return {"code": code, "code_name": ERROR_CODES[code], "reason": reason, "message": r.string("message"),
             "sequence": r.optional(r.u64, "sequence")}
 
 

@@ -624,6 +624,8 @@ private final class Core: @unchecked Sendable {
 /// A message the broker refused, as its `error` reply said (docs/wire-protocol.md §6).
 public struct BrokerRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     public var code: ErrorMessage.Code
+    /// Why (wire protocol §6), when the broker said.
+    public var reason: RejectionReason?
     /// The broker's words: the reason label, a colon, and the detail
     /// (`"duplicate_request: request r1 from my-loop was seen before"`).
     public var message: String
@@ -634,13 +636,11 @@ public struct BrokerRefusal: Error, Sendable, Equatable, CustomStringConvertible
 
     public init(_ error: ErrorMessage, requestID: String? = nil) {
         code = error.code
+        reason = error.reason
         message = error.message
         sequence = error.sequence
         self.requestID = requestID
     }
-
-    /// The reason label the broker's message starts with (nil from a peer that words it otherwise).
-    public var reason: RejectionReason? { ErrorMessage(code: code, message: message, sequence: sequence).reason }
 
     public var description: String {
         let what = requestID.map { "rollout request \($0)" } ?? sequence.map { "message \($0)" } ?? "a message"

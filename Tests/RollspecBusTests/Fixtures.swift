@@ -54,7 +54,7 @@ enum Fixtures {
             ]))),
         ("error", Envelope(
             sender: "broker", sequence: 9,
-            message: ErrorMessage(code: .checksum, message: "CRC-32C mismatch", sequence: 17))),
+            message: ErrorMessage(code: .checksum, reason: .checksum, message: "checksum: CRC-32C mismatch", sequence: 17))),
         ("acks", Envelope(
             sender: "learner-0", sequence: 23,
             message: Acks([
@@ -190,6 +190,7 @@ enum Fixtures {
             let names = ["", "malformed", "unsupported_version", "unknown_type", "checksum", "too_large",
                          "out_of_sequence", "unauthorized", "overloaded", "bad_request", "internal_error"]
             return .object([("code", .uint(UInt64(m.code.rawValue))), ("code_name", .string(names[Int(m.code.rawValue)])),
+                            ("reason", m.reasonLabel.map { .string($0) } ?? .null),
                             ("message", .string(m.message)), ("sequence", m.sequence.map { .uint($0) } ?? .null)])
         }
     }

@@ -101,7 +101,9 @@ struct MessageGenerator {
             }))
         default:
             return .error(ErrorMessage(
-                code: ErrorMessage.Code(rawValue: UInt16(int(1...10)))!, message: string(40),
+                code: ErrorMessage.Code(rawValue: UInt16(int(1...10)))!,
+                reason: int(0...1) == 0 ? nil : RejectionReason.allCases[int(0...(RejectionReason.allCases.count - 1))],
+                message: string(40),
                 sequence: int(0...1) == 0 ? nil : u64()))
         }
     }

@@ -239,10 +239,10 @@ import Testing
         let queued = try #require(try broker.next(isR1)).envelope
 
         try broker.send(greeting, to: identity, as: "broker#two")
-        try broker.send(ErrorMessage(code: .badRequest, message: "no_policy: no policy has been published yet",
+        try broker.send(ErrorMessage(code: .badRequest, reason: .noPolicy, message: "no policy has been published yet",
                                      sequence: queued.sequence), to: identity, as: "broker#two")
         let resent = try #require(try broker.next(isR1), "no resend after the first restart").envelope
-        try broker.send(ErrorMessage(code: .badRequest, message: "duplicate_request: request r1 from rl-loop was seen before",
+        try broker.send(ErrorMessage(code: .badRequest, reason: .duplicateRequest, message: "request r1 from rl-loop was seen before",
                                      sequence: resent.sequence), to: identity, as: "broker#two")
 
         try broker.send(greeting, to: identity, as: "broker#three")

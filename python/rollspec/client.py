@@ -70,11 +70,13 @@ class _Sent(NamedTuple):
 class BrokerError(RolloutError):
     """The broker refused a message with an `error` reply (§5.7).
 
-    `reason` is the code's name (`bad_request`, `checksum`, …), `message` the broker's detail,
-    `about` what this client had sent under the offending sequence number, when known."""
+    `reason` is the code's name (`bad_request`, `checksum`, …), `label` the refusal's own label
+    (`duplicate_request`, …, wire protocol §6) when the broker gave one, `message` the broker's
+    detail, `about` what this client had sent under the offending sequence number, when known."""
 
-    def __init__(self, reason: str, message: str, sequence: Optional[int], about: Optional[str]):
-        self.reason, self.message, self.sequence, self.about = reason, message, sequence, about
+    def __init__(self, reason: str, message: str, sequence: Optional[int], about: Optional[str],
+                 label: Optional[str] = None):
+        self.reason, self.message, self.sequence, self.about, self.label = reason, message, sequence, about, label
         what = f" (refusing {about})" if about else (f" (refusing message {sequence})" if sequence is not None else "")
         super().__init__(f"broker error {reason}: {message}{what}")
 
@@ -530,7 +532,7 @@ class RolloutClient:
             return False
         first, last = self._rejoined
         return m.sequence < first or (first <= m.sequence <= last
-                                      and m.message.split(":", 1)[0] in self._ALREADY_HELD)
+                                      and m.reason in self._ALREADY_HELD)
 
     def _receive(self, frames, send, sent_about, broker_sequences, kept, acks):
         try:
@@ -583,7 +585,7 @@ class RolloutClient:
                 return
             log.error("rollspec %s: broker error %s: %s%s", self.name, m.code_name, m.message, f" ({about})" if about else "")
             with self._lock:
-                self._errors.append(BrokerError(m.code_name, m.message, m.sequence, about))
+                self._errors.append(BrokerError(m.code_name, m.message, m.sequence, about, m.reason))
                 # A refused request will never be served: it is no longer awaited.
                 if sent and sent.request_id is not None:
                     self._pending.pop(sent.request_id, None)

@@ -530,8 +530,9 @@ class MetricsSnapshot:
 @dataclass
 class ErrorMessage:
     code: int
-    message: str
+    message: str                  # for people: not to be parsed
     sequence: Optional[int] = None
+    reason: Optional[str] = None  # the refusal's label of §6 (`duplicate_request`), if given
     TYPE = ERROR
 
     @property
@@ -540,14 +541,17 @@ class ErrorMessage:
 
     def parts(self) -> list:
         seq = b"\x00" if self.sequence is None else b"\x01" + struct.pack("<Q", self.sequence)
-        return [struct.pack("<H", self.code), _string(self.message), seq]
+        reason = b"\x00" if self.reason is None else b"\x01" + _string(self.reason)
+        return [struct.pack("<H", self.code), reason, _string(self.message), seq]
 
     @classmethod
     def read(cls, r):
         code = r.u16("code")
         if code not in ERROR_CODES:
             raise WireError(f"undefined value {code} of code")
-        return cls(code, r.string("message"), r.optional(lambda: r.u64("sequence"), "sequence"))
+        reason = r.optional(lambda: r.string("reason"), "reason")
+        message = r.string("message")
+        return cls(code, message, r.optional(lambda: r.u64("sequence"), "sequence"), reason)
 
 
 _DECODERS = {

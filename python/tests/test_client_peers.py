@@ -213,11 +213,11 @@ def test_refusals_of_copies_a_restart_made_moot_keep_the_request_for_the_next_re
         if router.incarnation == "broker#one":
             router.incarnation = "broker#two"
             router.send(identity, wire.Heartbeat("broker", 0, "ready", 0, 0, 0), sender="broker#two")
-            router.send(identity, wire.ErrorMessage(9, "no_policy: no policy has been published yet", env.sequence),
+            router.send(identity, wire.ErrorMessage(9, "no policy has been published yet", env.sequence, "no_policy"),
                         sender="broker#two")
         elif router.incarnation == "broker#two":
-            router.send(identity, wire.ErrorMessage(9, f"duplicate_request: request {m.request_id} was seen before",
-                                                    env.sequence), sender="broker#two")
+            router.send(identity, wire.ErrorMessage(9, f"request {m.request_id} was seen before", env.sequence,
+                                                    "duplicate_request"), sender="broker#two")
             router.incarnation = "broker#three"
             router.send(identity, wire.Heartbeat("broker", 0, "ready", 0, 0, 0), sender="broker#three")
         else:
@@ -240,7 +240,8 @@ def test_refusals_of_copies_a_restart_made_moot_keep_the_request_for_the_next_re
 def test_an_error_reply_is_raised_naming_the_reason_and_the_request():
     def handle(router, identity, env):
         if isinstance(env.payload, wire.RolloutRequest):
-            router.send(identity, wire.ErrorMessage(9, f"duplicate request id {env.payload.request_id}", env.sequence))
+            router.send(identity, wire.ErrorMessage(9, f"duplicate request id {env.payload.request_id}", env.sequence,
+                                                    "duplicate_request"))
     router = Router(handle)
     try:
         with RolloutClient(router.endpoint, name="error-test", connect_timeout=5) as client:
@@ -249,6 +250,7 @@ def test_an_error_reply_is_raised_naming_the_reason_and_the_request():
                 list(client.trajectories(timeout=5))
             except BrokerError as e:
                 assert e.reason == "bad_request" and "duplicate request id req-7" in str(e), str(e)
+                assert e.label == "duplicate_request", e.label
                 assert e.about == "rollout_request req-7", e.about
                 print("   ", e)
             else:
@@ -322,6 +324,7 @@ def test_a_real_broker_refuses_a_request_before_any_policy():
             client.submit([1, 2, 3], n=1, request_id="early-1")
             e = expect_broker_error(client, ["no_policy: no policy has been published yet", "rollout_request early-1"])
             assert e.reason == "bad_request" and e.about == "rollout_request early-1", (e.reason, e.about)
+            assert e.label == "no_policy", e.label
             # The refused request is no longer awaited: nothing is outstanding, and asking for
             # trajectories returns at once instead of waiting out its timeout.
             assert client.outstanding == 0, client.outstanding
@@ -357,6 +360,7 @@ def test_a_real_broker_refuses_a_request_id_seen_before():
                 name, e = refused[0]
                 assert f"duplicate_request: request shared-1 from {name} was seen before" in str(e), str(e)
                 assert e.reason == "bad_request" and e.about == "rollout_request shared-1", (e.reason, e.about)
+                assert e.label == "duplicate_request", e.label
                 print("   ", e)
     finally:
         broker.close()

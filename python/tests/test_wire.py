@@ -67,7 +67,7 @@ def as_json(env: wire.Envelope) -> dict:
              "samples": [{"name": n, "labels": [{"name": a, "value": b} for a, b in labels.items()], "kind": k, "value": v}
                          for n, labels, k, v in m.samples]}
     else:
-        p = {"code": m.code, "code_name": m.code_name, "message": m.message, "sequence": m.sequence}
+        p = {"code": m.code, "code_name": m.code_name, "reason": m.reason, "message": m.message, "sequence": m.sequence}
     return p
 
 

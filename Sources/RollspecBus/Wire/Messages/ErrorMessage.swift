@@ -1,6 +1,6 @@
 /// Tells a peer that something it sent was refused, and why.
 ///
-/// Layout: `code u16 · message str · sequence opt<u64>`.
+/// Layout: `code u16 · reason opt<str> · message str · sequence opt<u64>`.
 public struct ErrorMessage: WireMessage {
     public static let messageType = WireMessageType.error
 
@@ -22,19 +22,27 @@ public struct ErrorMessage: WireMessage {
     }
 
     public var code: Code
-    /// Human-readable detail (e.g. a `WireError` description).
+    /// Why, as its label in docs/wire-protocol.md §6 (`duplicate_request`), kept as sent: new
+    /// labels may appear without a new protocol version, and pass through a build that does
+    /// not know them (`code` still says what kind of refusal it is).
+    public var reasonLabel: String?
+    /// The reason, when the sender gave one this build knows: what a receiver acts on.
+    public var reason: RejectionReason? { reasonLabel.flatMap(RejectionReason.init(rawValue:)) }
+    /// Human-readable detail (e.g. a `WireError` description), for people, not for parsing.
     public var message: String
     /// Sequence number of the offending message, if known.
     public var sequence: UInt64?
 
-    public init(code: Code, message: String, sequence: UInt64? = nil) {
+    public init(code: Code, reason: RejectionReason? = nil, message: String, sequence: UInt64? = nil) {
         self.code = code
+        self.reasonLabel = reason?.rawValue
         self.message = message
         self.sequence = sequence
     }
 
     public func encodePayload(into w: inout WireWriter) {
         w.u16(code.rawValue)
+        w.optional(reasonLabel) { $0.string($1) }
         w.string(message)
         w.optional(sequence) { $0.u64($1) }
     }
@@ -43,6 +51,7 @@ public struct ErrorMessage: WireMessage {
         let raw = try r.u16("code")
         guard let code = Code(rawValue: raw) else { throw WireError.invalidEnum(field: "code", value: UInt64(raw)) }
         self.code = code
+        reasonLabel = try r.optional("reason") { try $0.string("reason") }
         message = try r.string("message")
         sequence = try r.optional("sequence") { try $0.u64("sequence") }
     }
@@ -95,16 +104,10 @@ extension ErrorMessage.Code {
 }
 
 extension ErrorMessage {
-    /// The reply to a message refused for `reason`: its code, a message that starts with the
-    /// reason's label (`"duplicate_request: request r1 from my-loop was seen before"`), and
-    /// the offending message's sequence number when it decoded.
+    /// The reply to a message refused for `reason`: its code, the reason, a message for people
+    /// that starts with the reason's label (`"duplicate_request: request r1 from my-loop was
+    /// seen before"`), and the offending message's sequence number when it decoded.
     public init(refusing reason: RejectionReason, _ detail: String, sequence: UInt64?) {
-        self.init(code: Code(reason), message: "\(reason.rawValue): \(detail)", sequence: sequence)
-    }
-
-    /// The reason label the message starts with, if it is one (`init(refusing:_:sequence:)`).
-    public var reason: RejectionReason? {
-        guard let colon = message.firstIndex(of: ":") else { return nil }
-        return RejectionReason(rawValue: String(message[..<colon]))
+        self.init(code: Code(reason), reason: reason, message: "\(reason.rawValue): \(detail)", sequence: sequence)
     }
 }
