@@ -64,7 +64,7 @@ public struct SHA256: StreamingDigest, @unchecked Sendable {
 /// As hard to forge as SHA-256 of the bytes, but the pieces are independent: with SHA-NI,
 /// four are hashed side by side, twice the speed of one SHA-256 stream, which on the bus is
 /// paid in every process a checkpoint reaches. In Python:
-/// `sha256(b"".join(sha256(b[i:i + 1 << 20]).digest() for i in range(0, len(b), 1 << 20)))`.
+/// `sha256(b"".join(sha256(b[i:i + (1 << 20)]).digest() for i in range(0, len(b), 1 << 20)))`.
 public struct PieceDigest: StreamingDigest, @unchecked Sendable {
     /// Bytes per piece.
     public static let pieceSize = Int(RS_PIECE_SIZE)
