@@ -51,6 +51,18 @@ RS_INLINE RS_AVX512 __m128 rs_reduce4_512(__m512 a, __m512 b, __m512 c, __m512 d
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
+/// The epilogue of every AVX-512 register block of four weight rows: for each of `nb` input
+/// rows j, out[j·oc + r] = Σ acc_r[j] (+ bias[r]) for the first `rows` (1...4) of the four.
+RS_INLINE RS_AVX512 void rs_store4_512(float *out, const __m512 *acc0, const __m512 *acc1, const __m512 *acc2,
+                                       const __m512 *acc3, const float *bias, int rows, int64_t oc, int nb) {
+    __mmask8 sm = (__mmask8)((1u << rows) - 1u);
+    __m128 b = bias ? _mm_maskz_loadu_ps(sm, bias) : _mm_setzero_ps();
+    for (int j = 0; j < nb; j++) {
+        __m128 s = _mm_add_ps(rs_reduce4_512(acc0[j], acc1[j], acc2[j], acc3[j]), b);
+        _mm_mask_storeu_ps(out + j * oc, sm, s);
+    }
+}
+
 RS_INLINE RS_AVX2 __m128 rs_reduce4_256(__m256 a, __m256 b, __m256 c, __m256 d) {
     __m256 ab = _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
     __m256 cd = _mm256_add_ps(_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));

@@ -77,12 +77,7 @@ RS_INLINE RS_AVX512 void block512(float *out, const float *in, const float *w, c
             for (int r = 0; r < RS_ROWS; r++) park[j * RS_ROWS + r] = acc[r][j];
         return;
     }
-    __mmask8 sm = (__mmask8)((1u << rows) - 1u);
-    __m128 b = bias ? _mm_maskz_loadu_ps(sm, bias) : _mm_setzero_ps();
-    for (int j = 0; j < NB; j++) {
-        __m128 s = _mm_add_ps(rs_reduce4_512(acc[0][j], acc[1][j], acc[2][j], acc[3][j]), b);
-        _mm_mask_storeu_ps(out + j * oc, sm, s);
-    }
+    rs_store4_512(out, acc[0], acc[1], acc[2], acc[3], bias, rows, oc, NB);
 }
 
 static RS_AVX512 void rows512(float *out, const float *in, const float *w, const float *bias,

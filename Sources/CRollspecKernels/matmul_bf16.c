@@ -143,12 +143,7 @@ RS_INLINE RS_AVX512 void bf16_block512(float *out, const float *in, const uint16
             acc[3][j] = _mm512_fmadd_ps(a3, x, acc[3][j]);
         }
     }
-    __mmask8 sm = (__mmask8)((1u << rows) - 1u);
-    __m128 b = bias ? _mm_maskz_loadu_ps(sm, bias) : _mm_setzero_ps();
-    for (int j = 0; j < NB; j++) {
-        __m128 s = _mm_add_ps(rs_reduce4_512(acc[0][j], acc[1][j], acc[2][j], acc[3][j]), b);
-        _mm_mask_storeu_ps(out + j * oc, sm, s);
-    }
+    rs_store4_512(out, acc[0], acc[1], acc[2], acc[3], bias, rows, oc, NB);
 }
 
 /// The AVX-512 row loop of both bf16 kernels (float FMAs here, VDPBF16PS below): blocks of
@@ -225,12 +220,7 @@ RS_INLINE RS_AVX512BF16 void dp_block512(float *out, const uint16_t *in, const u
             acc[3][j] = _mm512_dpbf16_ps(acc[3][j], a3, x);
         }
     }
-    __mmask8 sm = (__mmask8)((1u << rows) - 1u);
-    __m128 b = bias ? _mm_maskz_loadu_ps(sm, bias) : _mm_setzero_ps();
-    for (int j = 0; j < NB; j++) {
-        __m128 s = _mm_add_ps(rs_reduce4_512(acc[0][j], acc[1][j], acc[2][j], acc[3][j]), b);
-        _mm_mask_storeu_ps(out + j * oc, sm, s);
-    }
+    rs_store4_512(out, acc[0], acc[1], acc[2], acc[3], bias, rows, oc, NB);
 }
 
 static RS_AVX512BF16 void dp_rows512(float *out, const void *input, const void *weights, const float *bias,
