@@ -69,7 +69,39 @@ struct BenchSpeculativeCommand: ParsableCommand {
         var perPositionAcceptance: [Double]
         var identicalOutputs: Bool?
         var byProposer: [ProposerKind: SpecDecodeStats]
+        /// Where the speculative decode steps' time went, summed over all prompts.
+        var rounds: Rounds
         var machine: MachineRecord
+    }
+
+    /// The speculative generator's decode steps (prefill not included): how many, and their
+    /// seconds split into drafting, the target's verify pass, and the rest (acceptance,
+    /// sampling and bookkeeping).
+    struct Rounds: Encodable {
+        var steps = 0
+        var seconds = 0.0
+        var draftSeconds = 0.0
+        var verifySeconds = 0.0
+        var acceptSeconds: Double { seconds - draftSeconds - verifySeconds }
+
+        mutating func add(_ timeline: [BatchStep]) {
+            steps += timeline.count
+            for s in timeline {
+                seconds += s.seconds
+                draftSeconds += s.draftSeconds
+                verifySeconds += s.verifySeconds
+            }
+        }
+
+        enum CodingKeys: String, CodingKey { case steps, seconds, draftSeconds, verifySeconds, acceptSeconds }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(steps, forKey: .steps)
+            try c.encode(seconds, forKey: .seconds)
+            try c.encode(draftSeconds, forKey: .draftSeconds)
+            try c.encode(verifySeconds, forKey: .verifySeconds)
+            try c.encode(acceptSeconds, forKey: .acceptSeconds)
+        }
     }
 
     func run() throws {
@@ -81,6 +113,7 @@ struct BenchSpeculativeCommand: ParsableCommand {
         let spec = speculation.makeGenerator(target: loaded.model, draft: draft, suffixIndex: suffixIndex)
         var plainSeconds = 0.0, specSeconds = 0.0, plainTokens = 0, specTokens = 0
         var report = SpeculationReport()
+        var rounds = Rounds()
         var identical = true
         for (i, text) in texts.enumerated() {
             let prompt = loaded.tokenizer.encode(try loaded.promptText(text, chat: chat))
@@ -97,6 +130,7 @@ struct BenchSpeculativeCommand: ParsableCommand {
             specSeconds += Date().timeIntervalSince(t0)
             specTokens += b.tokens.count
             report = report + spec.lastReport
+            rounds.add(spec.lastTimeline)
             if a.tokens != b.tokens { identical = false }
             if !json {
                 FileHandle.standardError.write(Data(String(
@@ -114,7 +148,8 @@ struct BenchSpeculativeCommand: ParsableCommand {
             plainTokensPerSecond: plainRate, speculativeTokensPerSecond: specRate, speedup: specRate / plainRate,
             acceptanceRate: report.overall.acceptanceRate, meanAcceptanceLength: report.overall.meanAcceptanceLength,
             perPositionAcceptance: report.overall.perPositionAcceptance,
-            identicalOutputs: temperature == 0 ? identical : nil, byProposer: report.byProposer, machine: .current())
+            identicalOutputs: temperature == 0 ? identical : nil, byProposer: report.byProposer, rounds: rounds,
+            machine: .current())
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -125,6 +160,10 @@ struct BenchSpeculativeCommand: ParsableCommand {
         print(String(format: "speculative  %8.2f tokens/s  (%d tokens)  mode %@", specRate, specTokens, speculation.speculate.rawValue))
         print(String(format: "speedup      %8.3fx", specRate / plainRate))
         if temperature == 0 { print("outputs identical to plain greedy: \(identical ? "yes" : "NO")") }
+        let perStep = { (seconds: Double) in 1000 * seconds / Double(max(1, rounds.steps)) }
+        print(String(format: "a decode step %.2f ms: draft %.2f, verify %.2f, accept and bookkeeping %.2f (%d steps)",
+                     perStep(rounds.seconds), perStep(rounds.draftSeconds), perStep(rounds.verifySeconds),
+                     perStep(rounds.acceptSeconds), rounds.steps))
         print(acceptanceSummary(report))
     }
 }
