@@ -35,7 +35,8 @@ public struct DistillationSummary: Codable, Sendable, Equatable {
 
     /// The result lines `rollspec distill` prints when it is done.
     public func resultLines(outDirectory: URL) -> [String] {
-        let figures = measuredMeanAcceptanceLength > 0
+        // Unmeasured, the mean length is 1 (no drafts), so the per-position list is what tells.
+        let figures = !perPositionAcceptance.isEmpty
             ? String(format: "held-out: expected acceptance %.3f; speculative decoding (T=0): acceptance rate %.3f, mean acceptance length %.2f",
                      heldoutExpectedAcceptance, measuredAcceptanceRate, measuredMeanAcceptanceLength)
             : String(format: "held-out: expected acceptance %.3f (speculative decoding not measured: --no-measure)", heldoutExpectedAcceptance)

@@ -191,6 +191,9 @@ import Testing
             #expect(summary.steps == 3)
             // Nothing measured: no drafts.
             #expect(summary.measuredAcceptanceRate == 0 && summary.perPositionAcceptance.isEmpty)
+            // ... and the result says so, instead of printing zeros as a measurement.
+            #expect(transcript.results.first?.hasSuffix("(speculative decoding not measured: --no-measure)") == true,
+                    "\(transcript.results)")
         }
     }
 
