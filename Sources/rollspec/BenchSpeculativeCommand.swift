@@ -82,7 +82,7 @@ struct BenchSpeculativeCommand: ParsableCommand {
         var seconds = 0.0
         var draftSeconds = 0.0
         var verifySeconds = 0.0
-        var acceptSeconds: Double { seconds - draftSeconds - verifySeconds }
+        var acceptSeconds = 0.0
 
         mutating func add(_ timeline: [BatchStep]) {
             steps += timeline.count
@@ -90,17 +90,8 @@ struct BenchSpeculativeCommand: ParsableCommand {
                 seconds += s.seconds
                 draftSeconds += s.draftSeconds
                 verifySeconds += s.verifySeconds
+                acceptSeconds += s.seconds - s.draftSeconds - s.verifySeconds
             }
-        }
-
-        enum CodingKeys: String, CodingKey { case steps, seconds, draftSeconds, verifySeconds, acceptSeconds }
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(steps, forKey: .steps)
-            try c.encode(seconds, forKey: .seconds)
-            try c.encode(draftSeconds, forKey: .draftSeconds)
-            try c.encode(verifySeconds, forKey: .verifySeconds)
-            try c.encode(acceptSeconds, forKey: .acceptSeconds)
         }
     }
 
