@@ -12,6 +12,9 @@ import Foundation
 /// lookahead and the tree size (`treeRows`) grow in the long tail of a batch.
 /// A guardrail turns speculation off for a sequence whose measured rate fell below plain
 /// decoding's and retries after a cool-down, so speculation is never much slower than plain.
+/// Its window is long enough that the luck of sampling at T > 0 (1 to 3 tokens a step) does
+/// not trip it on a draft that pays, and each trip straight after a retry doubles the next
+/// cool-down, so a draft that never pays costs little however long the answer.
 public struct SpeculationController: Sendable {
     public var maxLookahead: Int
     public var minLookahead: Int
@@ -20,10 +23,15 @@ public struct SpeculationController: Sendable {
     public static let optimisticAcceptance = 0.7
     /// Weight of the newest observation in the running acceptance (exponential moving average).
     public var smoothing: Double = 0.2
-    /// Steps without speculation after the guardrail trips.
+    /// Steps without speculation after the guardrail trips, the first time.
     public var coolDownSteps: Int = 16
+    /// The longest cool-down that doubling reaches.
+    public var maxCoolDownSteps: Int = 256
     /// Steps in the window over which the guardrail compares speculative and plain rates.
-    public var guardrailWindow: Int = 8
+    /// At T = 1 a window of 8 tripped on drafts that pay: SmolLM2 with its EAGLE draft, 1.6
+    /// tokens a step on average, spent 6–14% of its steps cooling down, and ran 1.23–1.24×
+    /// plain against 1.29× with 32 (`Experiments/distill-smollm2`, README).
+    public var guardrailWindow: Int = 32
 
     /// Cost of one more token in a verify pass, in units of a single-token target step.
     public var verifySlope: Double = 0.05
@@ -43,6 +51,11 @@ public struct SpeculationController: Sendable {
         /// Running acceptance per proposer (optimistic start so every proposer gets tried).
         public var acceptance: [ProposerKind: Double] = [:]
         public var coolDown = 0
+        /// The cool-down the next trip imposes (0: `coolDownSteps`): doubled by a trip in the
+        /// first window after a cool-down, reset by a window that passes.
+        var nextCoolDown = 0
+        /// Whether the window being filled is the first since a cool-down ended.
+        var retrying = false
         /// Running means of accepted tokens and of verification trials per step, per proposer.
         var successes: [ProposerKind: Double] = [:]
         var trials: [ProposerKind: Double] = [:]
@@ -120,11 +133,18 @@ public struct SpeculationController: Sendable {
             let specRate = Double(state.windowTokens) / state.windowSeconds
             let plainRate = 1 / plainStepSeconds
             if specRate < plainRate {
-                state.coolDown = coolDownSteps
+                let length = state.retrying ? min(2 * max(state.nextCoolDown, coolDownSteps), maxCoolDownSteps)
+                                            : coolDownSteps
+                state.coolDown = length
+                state.nextCoolDown = length
+                state.retrying = true
                 // Come back cautiously: forget the optimism that led here.
                 state.acceptance[proposer] = min(state.acceptance[proposer] ?? 0, 0.5)
                 state.successes[proposer] = state.acceptance[proposer]
                 state.trials[proposer] = 1
+            } else {
+                state.retrying = false
+                state.nextCoolDown = 0
             }
             state.windowTokens = 0
             state.windowSeconds = 0

@@ -114,6 +114,77 @@ import RollspecTesting
         }
         #expect(fast.coolDown == 0)
     }
+
+    @Test func tripsStraightAfterARetryDoubleTheCoolDownAndAPassingWindowResetsIt() {
+        var c = SpeculationController(maxLookahead: 4)
+        c.guardrailWindow = 2
+        c.coolDownSteps = 3
+        c.maxCoolDownSteps = 10
+        var s = state(alpha: 0.9)
+        func window(slow: Bool) {
+            for _ in 0..<2 {
+                c.update(&s, proposer: .draft, drafted: 4, accepted: slow ? 0 : 4, emitted: slow ? 1 : 5,
+                         seconds: slow ? 0.030 : 0.012, plainStepSeconds: 0.010)
+            }
+        }
+        func coolDown() -> Int {
+            let n = s.coolDown
+            for _ in 0..<n { c.update(&s, proposer: nil, drafted: 0, accepted: 0, emitted: 1, seconds: 0.01, plainStepSeconds: 0.01) }
+            return n
+        }
+        var lengths: [Int] = []
+        for _ in 0..<4 {
+            window(slow: true)
+            lengths.append(coolDown())
+        }
+        #expect(lengths == [3, 6, 10, 10], "doubles up to the cap")
+        window(slow: false)
+        window(slow: true)
+        #expect(coolDown() == 3, "a window that passed resets the cool-down")
+        window(slow: false)
+        window(slow: false)
+        window(slow: true)
+        #expect(coolDown() == 3, "a trip long after the last one starts afresh")
+    }
+
+    /// Steps of a long answer decoded with the default guardrail, each speculative step
+    /// emitting 1, 2 or 3 tokens (probabilities `mix`) in `stepSeconds` against a plain step of
+    /// 9.5 ms; returns the share of steps spent cooling down.
+    func coolingShare(_ c: SpeculationController, mix: [Double], stepSeconds: Double, steps: Int = 20_000) -> Double {
+        var s = state(alpha: 0.45)
+        var rng = RandomSource(seed: 11)
+        var cooling = 0
+        for _ in 0..<steps {
+            if s.coolDown > 0 {
+                cooling += 1
+                c.update(&s, proposer: nil, drafted: 0, accepted: 0, emitted: 1, seconds: 0.0095, plainStepSeconds: 0.0095)
+                continue
+            }
+            let u = rng.nextUnit()
+            let emitted = u < mix[0] ? 1 : u < mix[0] + mix[1] ? 2 : 3
+            c.update(&s, proposer: .draft, drafted: 3, accepted: emitted - 1, emitted: emitted,
+                     seconds: stepSeconds, plainStepSeconds: 0.0095)
+        }
+        return Double(cooling) / Double(steps)
+    }
+
+    /// What SmolLM2 with its EAGLE draft sees at T = 1: 1.62 tokens a 12 ms step against a
+    /// 9.5 ms plain one, 1.28× plain on average, with as much luck in each step as sampling
+    /// gives. The guardrail must leave such a draft alone; a window of 8 steps does not
+    /// (it cools down 16% of the time here, against none), and the draft must still be cut off
+    /// when it does not pay.
+    @Test func guardrailLeavesADraftThatPaysAtTemperatureOneAloneAndCutsOffOneThatDoesNot() {
+        let pays = [0.48, 0.42, 0.10]
+        let c = SpeculationController(maxLookahead: 4)
+        let share = coolingShare(c, mix: pays, stepSeconds: 0.012)
+        #expect(share < 0.02, "cooling down \(share) of the steps of a draft 1.28× faster than plain")
+        var short = c
+        short.guardrailWindow = 8
+        #expect(coolingShare(short, mix: pays, stepSeconds: 0.012) > 0.05, "the simulation can tell a short window")
+        // Emitting 1.62 tokens per 20 ms step is 0.77× plain: mostly off, however long it runs.
+        let slow = coolingShare(c, mix: pays, stepSeconds: 0.020)
+        #expect(slow > 0.8, "cooling down only \(slow) of the steps of a draft slower than plain")
+    }
 }
 
 @Suite struct FixedControllerTests {
