@@ -13,6 +13,8 @@
 #   SETS="heldout" benches only the held-out prompts; SETS="" skips the benches
 #   TEMP=1 has the target write its training answers at temperature 1 (default 0, greedy): the
 #   contexts the draft then trains on are the ones RL samples
+#   ANSWERS=2 has it write that many answers to each training prompt (needs TEMP above 0)
+#   PRECISION=bfloat16 has it write them as RL workers run it (~1.3x the answers per minute)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=Experiments/distill-smollm2
@@ -27,7 +29,7 @@ start=$(date +%s)
 .build/release/rollspec distill --target "$model" --prompts "$prompts" --heldout $here/prompts_heldout.jsonl \
     --out "$out" --draft-kind eagle --layers 29 --learning-rate 3e-3 --feature-weight 0.005 --ce-weight 1 \
     --epochs "$epochs" --minutes "$minutes" --eval-every 50 --answer-batch "${ANSWER_BATCH:-16}" \
-    --temperature "${TEMP:-0}" \
+    --temperature "${TEMP:-0}" --answers-per-prompt "${ANSWERS:-1}" --precision "${PRECISION:-float32}" \
     ${TOTAL_MINUTES:+--total-minutes "$TOTAL_MINUTES"} 2>&1 | tr '\r' '\n' | grep -v '^step ' | tee $res/distill.log
 echo "distill wall time: $(( $(date +%s) - start )) s" | tee $res/wall_time.txt
 cp "$out/training_log.csv" "$out/summary.json" $res/

@@ -19,11 +19,11 @@ struct DistillExample: Codable {
 extension Distillation {
     /// The target's answers to `prompts` in batches of `answerBatch`, recording its top-k at
     /// every answer position (and its features for an EAGLE draft), with a progress line.
-    /// Results are cached in `out/data-LABEL-T…-n…-k….json`, keyed by the settings, so a rerun
-    /// with the same settings skips the generation.
+    /// Results are cached in `out/data-LABEL-T…-n…-k…[-bf16].json`, keyed by the settings and
+    /// the target's precision, so a rerun with the same settings skips the generation.
     func answers(to prompts: [String], label: String) throws -> [DistillExample] {
         let s = settings
-        let cache = s.out.appendingPathComponent("data-\(label)-T\(s.temperature)-n\(s.maxTokens)-k\(s.topK).json")
+        let cache = s.out.appendingPathComponent("data-\(label)-T\(s.temperature)-n\(s.maxTokens)-k\(s.topK)\(target.precision == .bfloat16 ? "-bf16" : "").json")
         let features = s.draftKind == .eagle, seed: UInt64 = 0
         let width = target.config.hiddenSize
         if let data = try? Data(contentsOf: cache),

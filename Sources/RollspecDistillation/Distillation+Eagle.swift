@@ -63,7 +63,7 @@ extension Distillation {
             measuredMeanAcceptanceLength: report.overall.meanAcceptanceLength,
             perPositionAcceptance: report.overall.perPositionAcceptance, draftLayers: chosen.count,
             outputVocabulary: s.vocabSubset > 0 ? vocabulary.count : targetWeights.config.vocabSize,
-            draftKind: DistillationSettings.DraftKind.eagle.rawValue)
+            draftKind: DistillationSettings.DraftKind.eagle.rawValue, targetPrecision: target.precision)
     }
 
     /// The answer positions count; the prompt's only give context.

@@ -72,7 +72,8 @@ extension Distillation {
             measuredMeanAcceptanceLength: report.overall.meanAcceptanceLength,
             perPositionAcceptance: report.overall.perPositionAcceptance,
             draftLayers: trainer.weights.config.numHiddenLayers,
-            outputVocabulary: s.vocabSubset > 0 ? vocabulary.count : weights.config.vocabSize)
+            outputVocabulary: s.vocabSubset > 0 ? vocabulary.count : weights.config.vocabSize,
+            targetPrecision: target.precision)
     }
 
     /// Position i predicts tokens[i + 1]: the answer is predicted from prompt.count − 1 on,

@@ -49,6 +49,8 @@ public struct Distillation {
             heldPrompts = Array(trainPrompts[cut...])
             trainPrompts = Array(trainPrompts[..<cut])
         }
+        // Each copy of the list is answered with other seeds (`answers` seeds by index).
+        trainPrompts = Array(repeatElement(trainPrompts, count: settings.answersPerPrompt).joined())
         let train = try answers(to: trainPrompts, label: "train"), held = try answers(to: heldPrompts, label: "heldout")
         let budget = settings.trainingSeconds(afterAnswering: Date().timeIntervalSince(start))
         if settings.totalMinutes != nil {

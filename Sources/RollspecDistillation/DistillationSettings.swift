@@ -39,6 +39,10 @@ public struct DistillationSettings: Sendable {
     public var batchSize = 8
     /// Prompts the target answers side by side when it writes the training data.
     public var answerBatch = 16
+    /// Answers the target writes to each training prompt, each sampled with its own seed
+    /// (T > 0 only: greedy answers would repeat). More contexts of the kind RL samples from
+    /// the same prompts.
+    public var answersPerPrompt = 1
     /// Passes over the training answers (the time budget may stop earlier).
     public var epochs = 8
     /// Time budget for training, in minutes.
@@ -78,6 +82,12 @@ public struct DistillationSettings: Sendable {
         }
         if batchSize < 1 || answerBatch < 1 || epochs < 1 || minutes <= 0 || evalEvery < 1 {
             throw DistillationError("--batch-size, --answer-batch, --epochs, --minutes and --eval-every must be positive")
+        }
+        if answersPerPrompt < 1 {
+            throw DistillationError("--answers-per-prompt must be at least 1 (got \(answersPerPrompt))")
+        }
+        if answersPerPrompt > 1 && temperature == 0 {
+            throw DistillationError("--answers-per-prompt \(answersPerPrompt) needs --temperature above 0: greedy answers to one prompt are all the same")
         }
         if let totalMinutes, !(totalMinutes > 0) {
             throw DistillationError("--total-minutes must be positive (got \(totalMinutes))")

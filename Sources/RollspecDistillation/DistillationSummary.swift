@@ -1,5 +1,6 @@
 import Foundation
 import RollspecKernels
+import RollspecModel
 
 /// What a distillation writes to `out/summary.json`: the training's extent, the draft's
 /// held-out figures and the machine it ran on.
@@ -24,6 +25,8 @@ public struct DistillationSummary: Codable, Sendable, Equatable {
     public var outputVocabulary: Int
     /// `layers` or `eagle`.
     public var draftKind = "layers"
+    /// The target's precision while it wrote the training answers (absent in older summaries).
+    public var targetPrecision: WeightPrecision?
     public var machine = MachineRecord.current()
 
     /// Writes `summary.json` to `outDirectory` (pretty-printed, keys sorted).

@@ -197,6 +197,35 @@ import Testing
         }
     }
 
+    /// `--answers-per-prompt 2` at T = 1: each training prompt answered twice, the copies with
+    /// their own seeds, so the answers differ; the held-out prompts once. A bfloat16 target's
+    /// answers are cached under their own name and the summary says which precision wrote them.
+    @Test func severalAnswersPerPromptAreSampledWithTheirOwnSeeds() throws {
+        try Self.withScratch { dir in
+            var settings = Self.settings(.layers, in: dir)
+            settings.temperature = 1
+            settings.answersPerPrompt = 2
+            settings.measure = false
+            settings.epochs = 1
+            let target = Self.target
+            let summary = try Self.distill(settings, target: LlamaModel(weights: target.weights, precision: .bfloat16))
+            #expect(summary.targetPrecision == .bfloat16)
+            func cached(_ label: String) throws -> [DistillExample] {
+                let url = settings.out.appendingPathComponent("data-\(label)-T1.0-n\(Self.maxTokens)-k4-bf16.json")
+                return try JSONDecoder().decode([DistillExample].self, from: Data(contentsOf: url))
+            }
+            let train = try cached("train"), held = try cached("heldout")
+            let n = Self.trainPrompts.count
+            #expect(train.count == 2 * n && held.count == Self.heldPrompts.count)
+            #expect((0..<n).allSatisfy { train[$0].prompt == train[n + $0].prompt })
+            // The tiny random target is peaked (it repeats one byte), so some pairs coincide; with
+            // one seed for both copies every pair would.
+            let differ = (0..<n).filter { train[$0].answer != train[n + $0].answer }.count
+            #expect(differ >= 2, "only \(differ) of \(n) prompts got two different answers")
+            #expect(summary.steps == (2 * n + settings.batchSize - 1) / settings.batchSize)
+        }
+    }
+
     @Test func aMalformedPromptFileIsRefusedNamingItsLine() throws {
         try Self.withScratch { dir in
             let path = dir.appendingPathComponent("bad.jsonl").path
@@ -239,6 +268,14 @@ import Testing
         #expect(throws: DistillationError("--draft-kind eagle starts from target layers; --draft and --draft-config are for --draft-kind layers")) {
             try settings.validate()
         }
+        settings = DistillationSettings(prompts: "p", out: URL(fileURLWithPath: "/nonexistent"))
+        settings.answersPerPrompt = 3
+        #expect(throws: DistillationError("--answers-per-prompt 3 needs --temperature above 0: greedy answers to one prompt are all the same")) {
+            try settings.validate()
+        }
+        settings.answersPerPrompt = 0
+        settings.temperature = 1
+        #expect(throws: DistillationError("--answers-per-prompt must be at least 1 (got 0)")) { try settings.validate() }
         settings = DistillationSettings(prompts: "p", out: URL(fileURLWithPath: "/nonexistent"))
         settings.answerBatch = 0
         #expect(throws: DistillationError("--batch-size, --answer-batch, --epochs, --minutes and --eval-every must be positive")) {
