@@ -12,9 +12,11 @@ import Foundation
 /// lookahead and the tree size (`treeRows`) grow in the long tail of a batch.
 /// A guardrail turns speculation off for a sequence whose measured rate fell below plain
 /// decoding's and retries after a cool-down, so speculation is never much slower than plain.
-/// Its window is long enough that the luck of sampling at T > 0 (1 to 3 tokens a step) does
-/// not trip it on a draft that pays, and each trip straight after a retry doubles the next
-/// cool-down, so a draft that never pays costs little however long the answer.
+/// It trips only when the window shows, beyond the luck of sampling at T > 0 (1 to 3 tokens a
+/// step) and the timing noise of the machine, that speculation is slower: each step's rate
+/// against plain is a sample, and the upper end of their mean's confidence interval must fall
+/// below 1. Each trip straight after a retry doubles the next cool-down, so a draft that never
+/// pays costs little however long the answer.
 public struct SpeculationController: Sendable {
     public var maxLookahead: Int
     public var minLookahead: Int
@@ -28,10 +30,14 @@ public struct SpeculationController: Sendable {
     /// The longest cool-down that doubling reaches.
     public var maxCoolDownSteps: Int = 256
     /// Steps in the window over which the guardrail compares speculative and plain rates.
-    /// At T = 1 a window of 8 tripped on drafts that pay: SmolLM2 with its EAGLE draft, 1.6
-    /// tokens a step on average, spent 6–14% of its steps cooling down, and ran 1.23–1.24×
-    /// plain against 1.29× with 32 (`Experiments/distill-smollm2`, README).
+    /// At T = 1 a window of 8 that tripped whenever the window's rate fell below plain's
+    /// stopped drafts that pay: SmolLM2 with its EAGLE draft, 1.6 tokens a step on average,
+    /// spent 6–14% of its steps cooling down (`Experiments/distill-smollm2`, README).
     public var guardrailWindow: Int = 32
+    /// Standard errors the window's mean rate against plain must stay below 1 by for the
+    /// guardrail to trip (0: whenever the mean is below 1). 2 is a one-sided test that a draft
+    /// which merely breaks even trips ~2% of its windows by chance.
+    public var guardrailConfidence: Double = 2
 
     /// Cost of one more token in a verify pass, in units of a single-token target step.
     public var verifySlope: Double = 0.05
@@ -40,6 +46,12 @@ public struct SpeculationController: Sendable {
     /// Always draft `maxLookahead` tokens with the first proposer, no cost model, no guardrail
     /// (a baseline, and for measuring one proposer alone).
     public var isFixed = false
+    /// Share of the way back to its prior (`SequenceState.start`) a proposer's acceptance moves
+    /// with each plain step outside a cool-down. A run of rejections, which sampling at T = 1
+    /// deals out by luck, can price a good draft out; while it drafts nothing, nothing would
+    /// raise its acceptance again, and the sequence decoded plainly to its end (SmolLM2 at
+    /// T = 1: up to 7% of the steps). With this the evidence ages instead.
+    public var priorRelaxation = 0.1
 
     public init(maxLookahead: Int = 5, minLookahead: Int = 1) {
         self.maxLookahead = maxLookahead
@@ -50,6 +62,9 @@ public struct SpeculationController: Sendable {
     public struct SequenceState: Sendable {
         /// Running acceptance per proposer (optimistic start so every proposer gets tried).
         public var acceptance: [ProposerKind: Double] = [:]
+        /// The acceptance each proposer started from, which plain steps relax it back to
+        /// (`optimisticAcceptance` when not given).
+        public var prior: [ProposerKind: Double] = [:]
         public var coolDown = 0
         /// The cool-down the next trip imposes (0: `coolDownSteps`): doubled by a trip in the
         /// first window after a cool-down, reset by a window that passes.
@@ -59,10 +74,18 @@ public struct SpeculationController: Sendable {
         /// Running means of accepted tokens and of verification trials per step, per proposer.
         var successes: [ProposerKind: Double] = [:]
         var trials: [ProposerKind: Double] = [:]
-        var windowTokens = 0
-        var windowSeconds = 0.0
+        /// Over the window's steps: the sum and sum of squares of each step's rate against
+        /// plain decoding's (tokens emitted × plain step seconds / the step's seconds).
+        var windowSum = 0.0
+        var windowSumOfSquares = 0.0
         var windowSteps = 0
         public init() {}
+
+        /// Starts `proposer` at acceptance `rate`, what its drafts of earlier sequences measured.
+        public mutating func start(_ proposer: ProposerKind, at rate: Double) {
+            acceptance[proposer] = rate
+            prior[proposer] = rate
+        }
     }
 
     /// Expected emitted tokens for lookahead k at acceptance α.
@@ -114,7 +137,17 @@ public struct SpeculationController: Sendable {
     public func update(_ state: inout SequenceState, proposer: ProposerKind?, drafted: Int, accepted: Int,
                        emitted: Int, seconds: Double, plainStepSeconds: Double) {
         if state.coolDown > 0 { state.coolDown -= 1; return }
-        guard let proposer, drafted > 0, !isFixed else { return }
+        guard !isFixed else { return }
+        guard let proposer, drafted > 0 else {
+            for (p, a) in state.acceptance {
+                let prior = state.prior[p] ?? Self.optimisticAcceptance
+                guard a < prior else { continue }
+                let relaxed = a + priorRelaxation * (prior - a)
+                state.acceptance[p] = relaxed
+                if let tried = state.trials[p] { state.successes[p] = relaxed * tried }
+            }
+            return
+        }
         // The per-token acceptance α of the geometric model: verification stops at the first
         // rejection, so a accepted of k drafted are a successes in a + 1 trials (k in k when
         // all were accepted). The estimate is the ratio of running means of successes and
@@ -126,13 +159,14 @@ public struct SpeculationController: Sendable {
         state.successes[proposer] = successes
         state.trials[proposer] = tried
         state.acceptance[proposer] = successes / tried
-        state.windowTokens += emitted
-        state.windowSeconds += seconds
+        let rate = Double(emitted) * plainStepSeconds / max(seconds, 1e-9)
+        state.windowSum += rate
+        state.windowSumOfSquares += rate * rate
         state.windowSteps += 1
         if state.windowSteps >= guardrailWindow {
-            let specRate = Double(state.windowTokens) / state.windowSeconds
-            let plainRate = 1 / plainStepSeconds
-            if specRate < plainRate {
+            let n = Double(state.windowSteps), mean = state.windowSum / n
+            let variance = n > 1 ? max(0, (state.windowSumOfSquares - n * mean * mean) / (n - 1)) : 0
+            if mean + guardrailConfidence * (variance / n).squareRoot() < 1 {
                 let length = state.retrying ? min(2 * max(state.nextCoolDown, coolDownSteps), maxCoolDownSteps)
                                             : coolDownSteps
                 state.coolDown = length
@@ -146,8 +180,8 @@ public struct SpeculationController: Sendable {
                 state.retrying = false
                 state.nextCoolDown = 0
             }
-            state.windowTokens = 0
-            state.windowSeconds = 0
+            state.windowSum = 0
+            state.windowSumOfSquares = 0
             state.windowSteps = 0
         }
     }

@@ -120,7 +120,7 @@ public final class SpeculativeGenerator {
         // a policy since replaced, is tried again.
         for name in costs.acceptance.keys { costs.acceptance[name]!.age() }
         for i in seqs.indices {
-            for (name, rate) in costs.acceptance { seqs[i].control.acceptance[name] = rate.seed }
+            for (name, rate) in costs.acceptance { seqs[i].control.start(name, at: rate.seed) }
         }
         let vocab = model.config.vocabSize
         // Features are computed only when a proposer reads them or they are recorded.
