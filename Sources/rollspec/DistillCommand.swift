@@ -116,7 +116,9 @@ struct DistillCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try LoadedModel.load(try ModelOptions.parse(["--model", target, "--precision", precision.rawValue] + (threads.map { ["--threads", "\($0)"] } ?? [])))
+        var options = try ModelOptions.parse(["--model", target] + (threads.map { ["--threads", "\($0)"] } ?? []))
+        options.precision = precision
+        let loaded = try LoadedModel.load(options)
         try Distillation(target: loaded.model, tokenizer: loaded.tokenizer, settings: try settings).run()
     }
 
