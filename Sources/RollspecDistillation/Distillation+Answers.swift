@@ -20,14 +20,16 @@ extension Distillation {
     /// The target's answers to `prompts` in batches of `answerBatch`, recording its top-k at
     /// every answer position (and its features for an EAGLE draft), with a progress line.
     /// Results are cached in `out/data-LABEL-T…-n…-k…[-bf16].json`, keyed by the settings and
-    /// the target's precision, so a rerun with the same settings skips the generation.
+    /// the target's precision, so a rerun with the same settings and prompts skips the
+    /// generation (the cached answers must be to the same prompts, in the same order).
     func answers(to prompts: [String], label: String) throws -> [DistillExample] {
         let s = settings
         let cache = s.out.appendingPathComponent("data-\(label)-T\(s.temperature)-n\(s.maxTokens)-k\(s.topK)\(target.precision == .bfloat16 ? "-bf16" : "").json")
         let features = s.draftKind == .eagle, seed: UInt64 = 0
         let width = target.config.hiddenSize
+        let encoded = try prompts.map { tokenizer.encode(try promptText($0)) }
         if let data = try? Data(contentsOf: cache),
-           var examples = try? JSONDecoder().decode([DistillExample].self, from: data), examples.count == prompts.count,
+           var examples = try? JSONDecoder().decode([DistillExample].self, from: data), examples.map(\.prompt) == encoded,
            !features || readFeatures(featureFile(cache), into: &examples, width: width) {
             console.line("\(label): \(examples.count) cached target answers from \(cache.path)")
             return examples
@@ -39,10 +41,10 @@ extension Distillation {
         let start = Date()
         var tokens = 0
         for batchStart in stride(from: 0, to: prompts.count, by: s.answerBatch) {
-            let batch = Array(prompts[batchStart..<min(prompts.count, batchStart + s.answerBatch)])
-            let requests = try batch.enumerated().map { i, text in
+            let batch = encoded[batchStart..<min(prompts.count, batchStart + s.answerBatch)]
+            let requests = batch.enumerated().map { i, prompt in
                 GenerationRequest(
-                    prompt: tokenizer.encode(try promptText(text)), maxTokens: s.maxTokens,
+                    prompt: prompt, maxTokens: s.maxTokens,
                     sampling: SamplingParameters(temperature: s.temperature, seed: seed &+ UInt64(batchStart + i)),
                     stopTokens: tokenizer.stopTokenIds)
             }

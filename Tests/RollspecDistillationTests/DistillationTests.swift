@@ -197,6 +197,26 @@ import Testing
         }
     }
 
+    /// The cache is for the same prompts: a prompt file with as many other prompts is answered
+    /// afresh, not given the old answers.
+    @Test func aRerunWithOtherPromptsOfTheSameCountAnswersThemAfresh() throws {
+        try Self.withScratch { dir in
+            var settings = Self.settings(.layers, in: dir)
+            settings.measure = false
+            settings.epochs = 1
+            try Self.distill(settings)
+            let other = Self.trainPrompts.indices.map { "another prompt \($0)" }
+            try (other.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
+            let transcript = Transcript()
+            try Self.distill(settings, transcript: transcript)
+            #expect(!transcript.progress.contains("train: 6 cached target answers"), "\(transcript.progress)")
+            #expect(transcript.progress.contains("heldout: 2 cached target answers"), "\(transcript.progress)")
+            let url = settings.out.appendingPathComponent(Self.cacheFiles(.layers)[0])
+            let cached = try JSONDecoder().decode([DistillExample].self, from: Data(contentsOf: url))
+            #expect(cached.map(\.prompt) == other.map { Self.tokenizer.encode($0) })
+        }
+    }
+
     /// `--answers-per-prompt 2` at T = 1: each training prompt answered twice, the copies with
     /// their own seeds, so the answers differ; the held-out prompts once. A bfloat16 target's
     /// answers are cached under their own name and the summary says which precision wrote them.
