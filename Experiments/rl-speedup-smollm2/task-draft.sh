@@ -19,13 +19,12 @@ mkdir -p "$res"
 python3 - "$res" <<'PY'
 import json, sys
 questions = [f'What is {a} + {b}? Reply with "Answer:" followed by the number.' for a in range(5) for b in range(5)]
-with open(f"{sys.argv[1]}/prompts_train.jsonl", "w") as f:
-    for _ in range(48):
-        for q in questions: f.write(json.dumps({"prompt": q}) + "\n")
 with open(f"{sys.argv[1]}/prompts_heldout.jsonl", "w") as f:
     for q in questions: f.write(json.dumps({"prompt": q}) + "\n")
 PY
-.build/release/rollspec distill --target "$model" --prompts $res/prompts_train.jsonl --heldout $res/prompts_heldout.jsonl \
+# Each question 48 times, each answer with its own seed; the held-out answers are a 49th.
+.build/release/rollspec distill --target "$model" --prompts $res/prompts_heldout.jsonl --answers-per-prompt 48 \
+    --heldout $res/prompts_heldout.jsonl \
     --out "$out" --draft-kind eagle --layers 29 --learning-rate 3e-3 --feature-weight 0.005 --ce-weight 1 \
     --epochs 12 --minutes "${MINUTES:-12}" --total-minutes "${MINUTES:-12}" --eval-every 50 --answer-batch 48 \
     --temperature 1 --no-measure 2>&1 | tr '\r' '\n' | grep -v '^step ' | tee $res/distill.log
