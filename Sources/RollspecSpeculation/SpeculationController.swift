@@ -66,11 +66,9 @@ public struct SpeculationController: Sendable {
         /// (`optimisticAcceptance` when not given).
         public var prior: [ProposerKind: Double] = [:]
         public var coolDown = 0
-        /// The cool-down the next trip imposes (0: `coolDownSteps`): doubled by a trip in the
-        /// first window after a cool-down, reset by a window that passes.
-        var nextCoolDown = 0
-        /// Whether the window being filled is the first since a cool-down ended.
-        var retrying = false
+        /// The last cool-down while the draft keeps failing: a trip in the first window after
+        /// it doubles it; 0 once a window passes (the next trip imposes `coolDownSteps`).
+        var lastCoolDown = 0
         /// Running means of accepted tokens and of verification trials per step, per proposer.
         var successes: [ProposerKind: Double] = [:]
         var trials: [ProposerKind: Double] = [:]
@@ -167,18 +165,15 @@ public struct SpeculationController: Sendable {
             let n = Double(state.windowSteps), mean = state.windowSum / n
             let variance = n > 1 ? max(0, (state.windowSumOfSquares - n * mean * mean) / (n - 1)) : 0
             if mean + guardrailConfidence * (variance / n).squareRoot() < 1 {
-                let length = state.retrying ? min(2 * max(state.nextCoolDown, coolDownSteps), maxCoolDownSteps)
-                                            : coolDownSteps
+                let length = state.lastCoolDown > 0 ? min(2 * state.lastCoolDown, maxCoolDownSteps) : coolDownSteps
                 state.coolDown = length
-                state.nextCoolDown = length
-                state.retrying = true
+                state.lastCoolDown = length
                 // Come back cautiously: forget the optimism that led here.
                 state.acceptance[proposer] = min(state.acceptance[proposer] ?? 0, 0.5)
                 state.successes[proposer] = state.acceptance[proposer]
                 state.trials[proposer] = 1
             } else {
-                state.retrying = false
-                state.nextCoolDown = 0
+                state.lastCoolDown = 0
             }
             state.windowSum = 0
             state.windowSumOfSquares = 0
