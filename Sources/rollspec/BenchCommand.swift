@@ -293,7 +293,8 @@ struct BenchBLASCommand: ParsableCommand {
             rollspec picks OpenBLAS's kernels once per process: where OpenBLAS chose weaker ones than \
             the CPU supports (an unknown CPU model gets the generic Prescott kernels), the best the CPU's \
             features support are switched in and checked against a reference sgemm. OPENBLAS_CORETYPE, \
-            when set, is left as it is. This times one sgemm under each kernel set in the same run.
+            when set, is left as it is. This times one sgemm under each kernel set in the same run \
+            (with --threads 1, by its CPU time, so other load on the machine does not skew the ranking).
             """)
 
     @Option(name: .long, help: "Threads (default: all CPUs).")
