@@ -21,12 +21,13 @@ typedef struct {
 
 #if RS_X86
 /// scores[p] = scale · q·k_p for p < len, four keys at a time folded by one reduce4.
-static RS_AVX512 void scores_512(float *scores, const float *q, const float *k, int64_t len,
+static RS_AVX512 void scores_512(float *scores, const float *q, const float *k, const float *k_last, int64_t len,
                                  int64_t stride, int64_t d, float scale) {
     __m128 sc = _mm_set1_ps(scale);
     int64_t p = 0;
     for (; p + 4 <= len; p += 4) {
-        const float *k0 = k + p * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        const float *k0 = k + p * stride, *k1 = k0 + stride, *k2 = k1 + stride;
+        const float *k3 = k_last && p + 4 == len ? k_last : k2 + stride;
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
         for (int64_t i = 0; i < d; i += 16) {
@@ -40,7 +41,7 @@ static RS_AVX512 void scores_512(float *scores, const float *q, const float *k, 
         _mm_storeu_ps(scores + p, _mm_mul_ps(rs_reduce4_512(a0, a1, a2, a3), sc));
     }
     for (; p < len; p++) {
-        const float *kp = k + p * stride;
+        const float *kp = k_last && p == len - 1 ? k_last : k + p * stride;
         __m512 a = _mm512_setzero_ps();
         for (int64_t i = 0; i < d; i += 16) {
             __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : rs_mask16(d - i);
@@ -51,7 +52,7 @@ static RS_AVX512 void scores_512(float *scores, const float *q, const float *k, 
 }
 
 /// out = Σ_p w[p] · v_p over 64-channel slices held in four registers.
-static RS_AVX512 void mix_512(float *out, const float *w, const float *v, int64_t len,
+static RS_AVX512 void mix_512(float *out, const float *w, const float *v, const float *v_last, int64_t len,
                               int64_t stride, int64_t d) {
     for (int64_t i = 0; i < d; i += 64) {
         __mmask16 m[4];
@@ -62,7 +63,7 @@ static RS_AVX512 void mix_512(float *out, const float *w, const float *v, int64_
         __m512 o0 = _mm512_setzero_ps(), o1 = _mm512_setzero_ps();
         __m512 o2 = _mm512_setzero_ps(), o3 = _mm512_setzero_ps();
         for (int64_t p = 0; p < len; p++) {
-            const float *vp = v + p * stride + i;
+            const float *vp = (v_last && p == len - 1 ? v_last : v + p * stride) + i;
             __m512 s = _mm512_set1_ps(w[p]);
             o0 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[0], vp), o0);
             o1 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[1], vp + 16), o1);
@@ -80,12 +81,13 @@ static RS_AVX512 void mix_512(float *out, const float *w, const float *v, int64_
 
 /// scores_512 at AVX2 width: four keys at a time over 8-channel slices, the channels past the
 /// last full slice added one by one.
-static RS_AVX2 void scores_256(float *scores, const float *q, const float *k, int64_t len,
+static RS_AVX2 void scores_256(float *scores, const float *q, const float *k, const float *k_last, int64_t len,
                                int64_t stride, int64_t d, float scale) {
     __m128 sc = _mm_set1_ps(scale);
     int64_t full = d / 8 * 8, p = 0;
     for (; p + 4 <= len; p += 4) {
-        const float *k0 = k + p * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        const float *k0 = k + p * stride, *k1 = k0 + stride, *k2 = k1 + stride;
+        const float *k3 = k_last && p + 4 == len ? k_last : k2 + stride;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
         for (int64_t i = 0; i < full; i += 8) {
@@ -104,7 +106,7 @@ static RS_AVX2 void scores_256(float *scores, const float *q, const float *k, in
         _mm_storeu_ps(scores + p, _mm_mul_ps(_mm_loadu_ps(s), sc));
     }
     for (; p < len; p++) {
-        const float *kp = k + p * stride;
+        const float *kp = k_last && p == len - 1 ? k_last : k + p * stride;
         __m256 a = _mm256_setzero_ps();
         for (int64_t i = 0; i < full; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kp + i), a);
         float s = rs_hsum_256(a);
@@ -115,14 +117,14 @@ static RS_AVX2 void scores_256(float *scores, const float *q, const float *k, in
 
 /// mix_512 at AVX2 width: 32-channel slices in four registers, then 8-channel slices, then
 /// the channels left one by one.
-static RS_AVX2 void mix_256(float *out, const float *w, const float *v, int64_t len,
+static RS_AVX2 void mix_256(float *out, const float *w, const float *v, const float *v_last, int64_t len,
                             int64_t stride, int64_t d) {
     int64_t i = 0;
     for (; i + 32 <= d; i += 32) {
         __m256 o0 = _mm256_setzero_ps(), o1 = _mm256_setzero_ps();
         __m256 o2 = _mm256_setzero_ps(), o3 = _mm256_setzero_ps();
         for (int64_t p = 0; p < len; p++) {
-            const float *vp = v + p * stride + i;
+            const float *vp = (v_last && p == len - 1 ? v_last : v + p * stride) + i;
             __m256 s = _mm256_set1_ps(w[p]);
             o0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vp), o0);
             o1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vp + 8), o1);
@@ -136,22 +138,25 @@ static RS_AVX2 void mix_256(float *out, const float *w, const float *v, int64_t 
     }
     for (; i + 8 <= d; i += 8) {
         __m256 o = _mm256_setzero_ps();
-        for (int64_t p = 0; p < len; p++) o = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), _mm256_loadu_ps(v + p * stride + i), o);
+        for (int64_t p = 0; p < len; p++) {
+            const float *vp = v_last && p == len - 1 ? v_last : v + p * stride;
+            o = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), _mm256_loadu_ps(vp + i), o);
+        }
         _mm256_storeu_ps(out + i, o);
     }
     for (; i < d; i++) {
         float o = 0;
-        for (int64_t p = 0; p < len; p++) o += w[p] * v[p * stride + i];
+        for (int64_t p = 0; p < len; p++) o += w[p] * (v_last && p == len - 1 ? v_last : v + p * stride)[i];
         out[i] = o;
     }
 }
 #endif
 
 /// Baseline versions (the compiler vectorises the inner loops for the baseline ISA).
-static void scores_scalar(float *scores, const float *q, const float *k, int64_t len,
+static void scores_scalar(float *scores, const float *q, const float *k, const float *k_last, int64_t len,
                           int64_t stride, int64_t d, float scale) {
     for (int64_t p = 0; p < len; p++) {
-        const float *kp = k + p * stride;
+        const float *kp = k_last && p == len - 1 ? k_last : k + p * stride;
         float acc[8] = {0};
         int64_t i = 0;
         for (; i + 8 <= d; i += 8)
@@ -162,11 +167,11 @@ static void scores_scalar(float *scores, const float *q, const float *k, int64_t
     }
 }
 
-static void mix_scalar(float *out, const float *w, const float *v, int64_t len, int64_t stride,
+static void mix_scalar(float *out, const float *w, const float *v, const float *v_last, int64_t len, int64_t stride,
                        int64_t d) {
     for (int64_t i = 0; i < d; i++) out[i] = 0;
     for (int64_t p = 0; p < len; p++) {
-        const float *vp = v + p * stride;
+        const float *vp = v_last && p == len - 1 ? v_last : v + p * stride;
         float s = w[p];
         for (int64_t i = 0; i < d; i++) out[i] += s * vp[i];
     }
@@ -181,6 +186,10 @@ static void attend(const attention_job *j, int64_t token, int64_t h) {
     int64_t len = seg->start + t + 1, stride = j->kv_heads * d;
     const float *q = j->query + (row * j->heads + h) * d;
     const float *k = seg->keys + kvh * d, *v = seg->values + kvh * d;
+    // The segment's last position may hold a candidate's own key and value (its last token
+    // only sees that position).
+    int own = seg->last_key && t == seg->n - 1;
+    const float *k_last = own ? seg->last_key + kvh * d : NULL, *v_last = own ? seg->last_value + kvh * d : NULL;
     float *o = j->out + (row * j->heads + h) * d;
     float scale = (float)(1.0 / sqrt((double)d));
 
@@ -189,19 +198,19 @@ static void attend(const attention_job *j, int64_t token, int64_t h) {
     float *scores = len <= 16384 ? stack : malloc((size_t)len * sizeof(float));
 #if RS_X86
     if (RS_ISA_NOW >= RS_ISA_AVX512) {
-        scores_512(scores, q, k, len, stride, d, scale);
+        scores_512(scores, q, k, k_last, len, stride, d, scale);
         rs_softmax_row(scores, scores, len);
-        mix_512(o, scores, v, len, stride, d);
+        mix_512(o, scores, v, v_last, len, stride, d);
     } else if (RS_ISA_NOW == RS_ISA_AVX2) {
-        scores_256(scores, q, k, len, stride, d, scale);
+        scores_256(scores, q, k, k_last, len, stride, d, scale);
         rs_softmax_row(scores, scores, len);
-        mix_256(o, scores, v, len, stride, d);
+        mix_256(o, scores, v, v_last, len, stride, d);
     } else
 #endif
     {
-        scores_scalar(scores, q, k, len, stride, d, scale);
+        scores_scalar(scores, q, k, k_last, len, stride, d, scale);
         rs_softmax_row(scores, scores, len);
-        mix_scalar(o, scores, v, len, stride, d);
+        mix_scalar(o, scores, v, v_last, len, stride, d);
     }
     if (scores != stack) free(scores);
 }
@@ -257,6 +266,6 @@ void rs_attention_segments(float *out, const float *query, const rs_attention_se
 
 void rs_attention(float *out, const float *query, const float *keys, const float *values,
                   int64_t start, int64_t n, int64_t heads, int64_t kv_heads, int64_t head_dim) {
-    rs_attention_segment one = {keys, values, start, n, 0};
+    rs_attention_segment one = {keys, values, start, n, 0, NULL, NULL};
     rs_attention_segments(out, query, &one, 1, heads, kv_heads, head_dim);
 }

@@ -61,19 +61,28 @@ public func attentionForward(
 
 /// One sequence's part of `attentionForward(_:_:segments:heads:kvHeads:headDim:)`: its own
 /// cache, the cache position of its first new token, and that token's row in query and out.
+/// `lastKey` and `lastValue` (`[KV * D]`), when given, stand at position
+/// `startPosition + n − 1` in place of the cache's rows there: a token-tree candidate that
+/// shares its position with the chain's token attends over the chain before it and over itself.
 public struct AttentionSegment {
     public var keys: UnsafePointer<Float>
     public var values: UnsafePointer<Float>
     public var startPosition: Int
     public var n: Int
     public var row: Int
+    public var lastKey: UnsafePointer<Float>?
+    public var lastValue: UnsafePointer<Float>?
 
-    public init(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, startPosition: Int, n: Int, row: Int) {
+    public init(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, startPosition: Int, n: Int, row: Int,
+                lastKey: UnsafePointer<Float>? = nil, lastValue: UnsafePointer<Float>? = nil) {
+        precondition((lastKey == nil) == (lastValue == nil), "a last key comes with its value")
         self.keys = keys
         self.values = values
         self.startPosition = startPosition
         self.n = n
         self.row = row
+        self.lastKey = lastKey
+        self.lastValue = lastValue
     }
 }
 
@@ -87,7 +96,7 @@ public func attentionForward(
     precondition(heads % kvHeads == 0, "heads must be a multiple of kvHeads")
     let parts = segments.map {
         rs_attention_segment(keys: $0.keys, values: $0.values, start: Int64($0.startPosition), n: Int64($0.n),
-                             row: Int64($0.row))
+                             row: Int64($0.row), last_key: $0.lastKey, last_value: $0.lastValue)
     }
     parts.withUnsafeBufferPointer {
         rs_attention_segments(out, query, $0.baseAddress, Int64($0.count), Int64(heads), Int64(kvHeads), Int64(headDim))

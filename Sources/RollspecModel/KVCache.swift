@@ -74,8 +74,6 @@ public final class KVCache: @unchecked Sendable {
     /// `[alternatives, layers, 2, K]` keys and values of the last forward's alternatives.
     private var alternativeRows = FloatBuffer(count: 0)
     private var alternativeCount = 0
-    /// `[2, K]` the key and value row an alternative borrows, while it borrows it.
-    private lazy var borrowedRow = FloatBuffer(count: 2 * kvDim)
 
     /// Makes room to keep `count` alternatives' keys and values aside (forgets older ones).
     func setAsideAlternatives(_ count: Int) {
@@ -88,19 +86,6 @@ public final class KVCache: @unchecked Sendable {
         let base = alternativeRows.pointer + ((a * layers + layer) * 2) * kvDim
         base.update(from: key, count: kvDim)
         (base + kvDim).update(from: value, count: kvDim)
-    }
-
-    /// Runs `body` with row `position` of `layer` holding `key` / `value`, then puts the row back.
-    func withRow(layer: Int, position: Int, replacedBy key: UnsafePointer<Float>, _ value: UnsafePointer<Float>,
-                 _ body: () -> Void) {
-        let saved = borrowedRow.pointer
-        saved.update(from: keyRow(layer: layer, position: position), count: kvDim)
-        (saved + kvDim).update(from: valueRow(layer: layer, position: position), count: kvDim)
-        keyRow(layer: layer, position: position).update(from: key, count: kvDim)
-        valueRow(layer: layer, position: position).update(from: value, count: kvDim)
-        body()
-        keyRow(layer: layer, position: position).update(from: saved, count: kvDim)
-        valueRow(layer: layer, position: position).update(from: saved + kvDim, count: kvDim)
     }
 
     /// Appends alternative `a` of the last forward at position `count` (after the caller has

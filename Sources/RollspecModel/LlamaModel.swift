@@ -230,39 +230,30 @@ public final class LlamaModel {
                 ropeForward(s.k.pointer, positions: pos.baseAddress!, n: n, heads: c.numKeyValueHeads,
                             headDim: c.headDim, table: rope)
             }
-            // Every segment's new tokens attend in one pass (one fork/join for the batch), then
-            // the alternatives, which borrow cache rows, one at a time.
+            // Every segment's new tokens and its alternatives attend in one pass (one fork/join
+            // for the batch). An alternative attends over the chain before its position and its
+            // own key and value, which stand in for the cache's row there; they are also kept
+            // aside, for the cache to take should it be accepted.
             row = 0
             var parts: [AttentionSegment] = []
-            parts.reserveCapacity(segments.count)
+            parts.reserveCapacity(segments.count + segments.reduce(0) { $0 + $1.alternatives.count })
             for (i, seg) in segments.enumerated() {
                 let m = seg.tokens.count
                 seg.cache.keyRow(layer: l, position: starts[i]).update(from: s.k.pointer + row * kvDim, count: m * kvDim)
                 seg.cache.valueRow(layer: l, position: starts[i]).update(from: s.v.pointer + row * kvDim, count: m * kvDim)
-                parts.append(AttentionSegment(keys: seg.cache.keys[l].pointer, values: seg.cache.values[l].pointer,
-                                              startPosition: starts[i], n: m, row: row))
+                let keys = seg.cache.keys[l].pointer, values = seg.cache.values[l].pointer
+                parts.append(AttentionSegment(keys: keys, values: values, startPosition: starts[i], n: m, row: row))
+                for (a, alternative) in seg.alternatives.enumerated() {
+                    let alternativeRow = row + m + a
+                    let key = s.k.pointer + alternativeRow * kvDim, value = s.v.pointer + alternativeRow * kvDim
+                    seg.cache.setAside(alternative: a, layer: l, key: key, value: value)
+                    parts.append(AttentionSegment(keys: keys, values: values, startPosition: starts[i] + alternative.position,
+                                                  n: 1, row: alternativeRow, lastKey: key, lastValue: value))
+                }
                 row += seg.rowCount
             }
             attentionForward(s.att.pointer, s.q.pointer, segments: parts, heads: c.numAttentionHeads,
                              kvHeads: c.numKeyValueHeads, headDim: c.headDim)
-            for (i, seg) in segments.enumerated() {
-                row = parts[i].row + seg.tokens.count
-                // Each alternative in turn takes the cache row of the token it replaces,
-                // attends, and gives the row back; its keys and values are kept aside.
-                for (a, alternative) in seg.alternatives.enumerated() {
-                    let slot = starts[i] + alternative.position
-                    let key = s.k.pointer + row * kvDim, value = s.v.pointer + row * kvDim
-                    seg.cache.setAside(alternative: a, layer: l, key: key, value: value)
-                    seg.cache.withRow(layer: l, position: slot, replacedBy: key, value) {
-                        attentionForward(
-                            s.att.pointer + row * qDim, s.q.pointer + row * qDim,
-                            keys: seg.cache.keys[l].pointer, values: seg.cache.values[l].pointer,
-                            startPosition: slot, n: 1, heads: c.numAttentionHeads,
-                            kvHeads: c.numKeyValueHeads, headDim: c.headDim)
-                    }
-                    row += 1
-                }
-            }
             linear(s.xb.pointer, s.att.pointer, layer.wo, r?.wo, nil, n: n, inDim: qDim, outDim: dim)
             addInPlace(s.x.pointer, s.xb.pointer, count: n * dim)
 

@@ -79,4 +79,62 @@ import RollspecKernels
             attentionForward(got.pointer, q.pointer, segments: segments, heads: heads, kvHeads: kvHeads, headDim: d)
         }
     }
+
+    /// Token-tree candidates: each attends over the chain before its position and over its own
+    /// key and value (`lastKey`, `lastValue`), in the same call as the chain. On every path it
+    /// must give the bits the same kernel gives with the cache's row at that position replaced,
+    /// which is what decoding the candidate there sees, and match the reference on such a cache.
+    /// The slots cover every place in the kernel's groups of four keys.
+    @Test func candidatesOwnKeyAndValueGiveTheBitsOfACacheHoldingThem() {
+        let heads = 9, kvHeads = 3, d = 64, qDim = heads * d, kvDim = kvHeads * d
+        let start = 40, chain = 4, slots = [40, 41, 42, 43]
+        let rows = chain + slots.count
+        let q = randomBuffer(rows * qDim, seed: 5, in: -2...2)
+        let k = randomBuffer((start + chain) * kvDim, seed: 6, in: -2...2)
+        let v = randomBuffer((start + chain) * kvDim, seed: 7)
+        let own = (k: randomBuffer(slots.count * kvDim, seed: 8, in: -2...2), v: randomBuffer(slots.count * kvDim, seed: 9))
+        // The cache each candidate would see were it decoded at its slot.
+        let swapped = slots.enumerated().map { a, slot in
+            let sk = FloatBuffer(count: (slot + 1) * kvDim), sv = FloatBuffer(count: (slot + 1) * kvDim)
+            sk.pointer.update(from: k.pointer, count: slot * kvDim)
+            sv.pointer.update(from: v.pointer, count: slot * kvDim)
+            (sk.pointer + slot * kvDim).update(from: own.k.pointer + a * kvDim, count: kvDim)
+            (sv.pointer + slot * kvDim).update(from: own.v.pointer + a * kvDim, count: kvDim)
+            return (k: sk, v: sv)
+        }
+        let reference = FloatBuffer(count: rows * qDim)
+        attentionForwardReference(reference.pointer, q.pointer, keys: k.pointer, values: v.pointer, startPosition: start,
+                                  n: chain, heads: heads, kvHeads: kvHeads, headDim: d)
+        for (a, slot) in slots.enumerated() {
+            attentionForwardReference(reference.pointer + (chain + a) * qDim, q.pointer + (chain + a) * qDim,
+                                      keys: swapped[a].k.pointer, values: swapped[a].v.pointer, startPosition: slot, n: 1,
+                                      heads: heads, kvHeads: kvHeads, headDim: d)
+        }
+        let saved = kernelThreads
+        defer { setKernelThreads(saved) }
+        for isa in supportedISAs {
+            for threads in [1, 2] {
+                setKernelThreads(threads)
+                let got = FloatBuffer(count: rows * qDim), want = FloatBuffer(count: rows * qDim)
+                withISA(isa) {
+                    let segments = [AttentionSegment(keys: k.pointer, values: v.pointer, startPosition: start, n: chain, row: 0)]
+                        + slots.enumerated().map { a, slot in
+                            AttentionSegment(keys: k.pointer, values: v.pointer, startPosition: slot, n: 1, row: chain + a,
+                                             lastKey: own.k.pointer + a * kvDim, lastValue: own.v.pointer + a * kvDim)
+                        }
+                    attentionForward(got.pointer, q.pointer, segments: segments, heads: heads, kvHeads: kvHeads, headDim: d)
+                    attentionForward(want.pointer, q.pointer, keys: k.pointer, values: v.pointer, startPosition: start, n: chain,
+                                     heads: heads, kvHeads: kvHeads, headDim: d)
+                    for (a, slot) in slots.enumerated() {
+                        attentionForward(want.pointer + (chain + a) * qDim, q.pointer + (chain + a) * qDim,
+                                         keys: swapped[a].k.pointer, values: swapped[a].v.pointer, startPosition: slot, n: 1,
+                                         heads: heads, kvHeads: kvHeads, headDim: d)
+                    }
+                }
+                let same = (0..<got.count).allSatisfy { got[$0].bitPattern == want[$0].bitPattern }
+                #expect(same, "\(isa) threads=\(threads): differs from the swapped cache by \(relativeError(got, want))")
+                #expect(relativeError(got, reference) < 1e-5, "\(isa) threads=\(threads)")
+            }
+        }
+    }
 }

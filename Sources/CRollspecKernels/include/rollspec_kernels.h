@@ -154,10 +154,14 @@ void rs_attention(float *out, const float *query, const float *keys, const float
                   int64_t start, int64_t n, int64_t heads, int64_t kv_heads, int64_t head_dim);
 
 /// One sequence's new tokens in a batched attention call: its own cache, the cache position
-/// of its first new token, and that token's row in `query` and `out`.
+/// of its first new token, and that token's row in `query` and `out`. When `last_key` and
+/// `last_value` are set (`[KV*D]` each), they stand at position start + n − 1 in place of the
+/// cache's rows there: a token-tree candidate that shares its position with the chain's token
+/// attends over the chain before it and itself, with no cache row swapped.
 typedef struct {
     const float *keys, *values;  // [L, KV*D], L ≥ start + n
     int64_t start, n, row;
+    const float *last_key, *last_value;  // NULL: the cache's own rows
 } rs_attention_segment;
 
 /// `rs_attention` for several sequences at once, each over its own cache, their n new tokens
