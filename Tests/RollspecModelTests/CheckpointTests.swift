@@ -259,12 +259,17 @@ private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v
         #expect(SafeTensorsWriter.jsonString("a\"b\\c\u{1}") == "\"a\\\"b\\\\c\\u0001\"")
     }
 
-    @Test func bf16RoundsToNearestEven() {
-        #expect(HalfPrecision.floatToBF16(Float(bitPattern: 0x3F80_8000)) == 0x3F80)  // tie → even
-        #expect(HalfPrecision.floatToBF16(Float(bitPattern: 0x3F81_8000)) == 0x3F82)  // tie → even
-        #expect(HalfPrecision.floatToBF16(Float(bitPattern: 0x3F80_8001)) == 0x3F81)
-        #expect(HalfPrecision.bf16ToFloat(HalfPrecision.floatToBF16(.nan)).isNaN)
-        #expect(HalfPrecision.floatToBF16(.infinity) == 0x7F80)
+    /// The writer's BF16 is the kernels' rounding (nearest, ties to even; NaN stays NaN), read
+    /// back from the bytes it writes.
+    @Test func bf16RoundsToNearestEven() throws {
+        let values: [UInt32] = [0x3F80_8000, 0x3F81_8000, 0x3F80_8001, 0x7F80_0000, 0x7FC0_0000]
+        let bytes = try SafeTensorsWriter.encode([(name: "w", shape: [values.count],
+                                                   data: FloatBuffer(values.map { Float(bitPattern: $0) }))], dtype: .bf16)
+        let written = bytes.suffix(2 * values.count).withUnsafeBytes { raw in
+            (0..<values.count).map { raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self) }
+        }
+        #expect(Array(written.prefix(4)) == [0x3F80, 0x3F82, 0x3F81, 0x7F80])  // tie → even twice
+        #expect(HalfPrecision.bf16ToFloat(written[4]).isNaN)
     }
 
     // MARK: GGUF

@@ -13,16 +13,6 @@ enum HalfPrecision {
     @inline(__always)
     static func bf16ToFloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 
-    /// Rounds to nearest even, keeping NaN a (quiet) NaN; the same as ggml's
-    /// `ggml_compute_fp32_to_bf16` and PyTorch's conversion.
-    @inline(__always)
-    static func floatToBF16(_ value: Float) -> UInt16 {
-        let bits = value.bitPattern
-        if bits & 0x7FFF_FFFF > 0x7F80_0000 { return UInt16(truncatingIfNeeded: (bits >> 16) | 0x0040) }
-        let rounded = (UInt64(bits) + 0x7FFF + UInt64((bits >> 16) & 1)) >> 16
-        return UInt16(truncatingIfNeeded: rounded)
-    }
-
     @inline(__always)
     static func floatToF16(_ value: Float) -> UInt16 { Float16(value).bitPattern }
 

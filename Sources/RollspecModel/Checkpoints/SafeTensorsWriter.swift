@@ -56,7 +56,8 @@ public enum SafeTensorsWriter {
             case .f16:
                 t.data.buffer.map(HalfPrecision.floatToF16).withUnsafeBufferPointer { out.append($0) }
             default:
-                t.data.buffer.map(HalfPrecision.floatToBF16).withUnsafeBufferPointer { out.append($0) }
+                let rounded = BFloat16Buffer(rounding: t.data)
+                out.append(UnsafeBufferPointer(start: rounded.pointer, count: rounded.count))
             }
         }
         return out
