@@ -66,9 +66,12 @@ public final class RolloutClient: @unchecked Sendable {
 
     /// Publishes `weights` as policy checkpoint `version` (versions must increase). Encoding
     /// happens on the calling thread; the chunks are queued behind everything sent before.
+    /// - Parameter dtype: `.f32`, or `.bf16` for workers that run the policy at bfloat16
+    ///   (`models.precision`): they round every weight on arrival anyway, so rounding before
+    ///   sending gives them the same model in half the bytes.
     /// - Throws: `SafeTensorsWriter` errors.
-    public func publishPolicy(_ weights: LlamaWeights, version: UInt64) throws {
-        let chunks = WeightsChunk.split(try CheckpointCodec.encode(weights), chunkSize: chunkSize)
+    public func publishPolicy(_ weights: LlamaWeights, version: UInt64, dtype: SafeTensorsFile.DType = .f32) throws {
+        let chunks = WeightsChunk.split(try CheckpointCodec.encode(weights, dtype: dtype), chunkSize: chunkSize)
         core.enqueue(chunks.map { PolicyCheckpointChunk(version: version, chunk: $0) }, policyVersion: version)
     }
 

@@ -38,6 +38,21 @@ extension FloatBuffer {
     public func roundedToBFloat16() -> FloatBuffer {
         FloatBuffer(count: count) { rs_round_to_bf16($0, pointer, Int64(count)) }
     }
+
+    /// Whether every value is a bfloat16 value already (its low 16 bits are zero), so that
+    /// rounding would change nothing: one read of the buffer, no writes.
+    public var isBFloat16Exact: Bool {
+        let bits = UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt32.self)
+        var low: UInt32 = 0
+        var start = 0
+        while start < count {  // a block at a time, so that a rounded value ends the scan early
+            let end = min(start + 4096, count)
+            for i in start..<end { low |= bits[i] & 0xFFFF }
+            if low != 0 { return false }
+            start = end
+        }
+        return true
+    }
 }
 
 /// Rounds `count` values at `values` to bfloat16 in place (as `BFloat16Buffer(rounding:)`),

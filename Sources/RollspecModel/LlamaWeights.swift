@@ -109,11 +109,13 @@ public struct LlamaWeights: @unchecked Sendable {
         lmHead = config.tieWordEmbeddings ? embedding : t("lm_head.weight")
     }
 
-    /// A copy with every tensor rounded to bfloat16 (nearest, ties to even) and held as
-    /// float32; a tied head stays tied.
+    /// Every tensor rounded to bfloat16 (nearest, ties to even) and held as float32; a tied
+    /// head stays tied. A tensor that holds bfloat16 values already (a BF16 checkpoint, as a
+    /// learner publishes to bfloat16 workers) is shared, not copied, as a float32 model shares
+    /// its weights.
     public func roundedToBFloat16() -> LlamaWeights {
         var tensors = [String: FloatBuffer]()
-        for (name, buffer) in namedTensors { tensors[name] = buffer.roundedToBFloat16() }
+        for (name, buffer) in namedTensors { tensors[name] = buffer.isBFloat16Exact ? buffer : buffer.roundedToBFloat16() }
         return LlamaWeights(config: config, tensors: tensors)
     }
 

@@ -64,6 +64,21 @@ import RollspecTesting
         }
     }
 
+    /// Exact when every value is a bf16 value: after rounding, empty, and not with one float
+    /// value past the first block the scan reads, nor with a value that differs only in its
+    /// lowest bit.
+    @Test func bfloat16ExactnessIsSeenEverywhereInTheBuffer() {
+        let rounded = randomBuffer(10_000, seed: 3).roundedToBFloat16()
+        #expect(rounded.isBFloat16Exact)
+        #expect(FloatBuffer(count: 0).isBFloat16Exact)
+        #expect(!randomBuffer(10_000, seed: 3).isBFloat16Exact)
+        for (index, bits) in [(9_999, UInt32(1)), (5_000, UInt32(0x8000)), (0, UInt32(0x10))] {
+            let off = FloatBuffer(rounded.array)
+            off[index] = Float(bitPattern: off[index].bitPattern | bits)
+            #expect(!off.isBFloat16Exact, "value \(index) with bits \(bits) set")
+        }
+    }
+
     @Test(arguments: [1, 2, 3, 5, 6, 7, 8, 13, 40])
     func matchesReference(n: Int) {
         for isa in supportedISAs {

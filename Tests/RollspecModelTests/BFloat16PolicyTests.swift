@@ -76,6 +76,18 @@ import RollspecTesting
         #expect(model.weights.layers[0].wq.array == before.map(BFloat16Reference.nearest))
     }
 
+    /// Tensors that hold bf16 values already (a BF16 checkpoint) are shared, the others rounded
+    /// into copies; the model is the same either way.
+    @Test func tensorsThatAreBFloat16AlreadyAreSharedNotCopied() {
+        let weights = TinyModels.randomWeights(config: config, seed: 34)
+        let once = weights.roundedToBFloat16()
+        let twice = once.roundedToBFloat16()
+        #expect(zip(once.namedTensors, twice.namedTensors).allSatisfy { $0.buffer === $1.buffer })
+        #expect(zip(weights.namedTensors, once.namedTensors).allSatisfy { $0.buffer !== $1.buffer })
+        let a = LlamaModel(weights: weights, precision: .bfloat16), b = LlamaModel(weights: once, precision: .bfloat16)
+        #expect(a.decode(5, cache: a.makeCache()) == b.decode(5, cache: b.makeCache()))
+    }
+
     @Test func aTiedHeadStaysTied() {
         let weights = TinyModels.randomWeights(config: TinyModels.llamaConfig(), seed: 33)
         let rounded = weights.roundedToBFloat16()

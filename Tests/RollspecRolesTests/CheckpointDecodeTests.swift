@@ -55,6 +55,22 @@ import Testing
         #expect(model.decode(3, cache: model.makeCache()) == LlamaModel(weights: weights).decode(3, cache: model.makeCache()))
     }
 
+    /// A learner publishes the policy as BF16 to workers that run it at bfloat16: the model a
+    /// worker builds from it is the one it builds from the F32 artifact, bit for bit (weights
+    /// and logits), from half the bytes.
+    @Test func aBF16PolicyGivesABFloat16WorkerTheModelTheF32OneGives() throws {
+        let weights = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 7)
+        let f32 = try CheckpointCodec.encode(weights), bf16 = try CheckpointCodec.encode(weights, dtype: .bf16)
+        #expect(Double(bf16.count) < 0.55 * Double(f32.count), "\(bf16.count) against \(f32.count) bytes")
+        let fromF32 = LlamaModel(weights: try CheckpointCodec.decode(f32, inPlace: true), precision: .bfloat16)
+        let fromBF16 = LlamaModel(weights: try CheckpointCodec.decode(bf16, inPlace: true), precision: .bfloat16)
+        #expect(Self.sameTensors(fromF32.weights, fromBF16.weights))
+        let a = fromF32.makeCache(), b = fromBF16.makeCache()
+        for token in [3, 17, 250, 9] {
+            #expect(fromF32.decode(token, cache: a).map(\.bitPattern) == fromBF16.decode(token, cache: b).map(\.bitPattern))
+        }
+    }
+
     @Test func corruptArtifactsAreRefusedByName() throws {
         let weights = BuiltinModels.randomWeights(config: BuiltinModels.draftConfig(), seed: 6)
         let bytes = try CheckpointCodec.encode(weights)

@@ -64,6 +64,12 @@ import Testing
             #expect(summary.maxLogprobError > 1e-4)
         }
         #expect(FileManager.default.fileExists(atPath: job.dir.appendingPathComponent("run/learner-policy/config.json").path))
+        // Every version travels in the workers' precision: the bytes of the built-in policy as
+        // F32, or as BF16 (half) to bfloat16 workers.
+        let dtype: SafeTensorsFile.DType = precision == .bfloat16 ? .bf16 : .f32
+        let expected = try CheckpointCodec.encode(BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 1), dtype: dtype).count
+        let received = job.events("broker").events(.policyReceived).compactMap { $0["bytes"].flatMap(Int.init) }
+        #expect(received.count == 4 && received.allSatisfy { $0 == expected }, "\(received), expected \(expected) bytes each")
     }
 
     @Test func configSectionIsValidated() throws {

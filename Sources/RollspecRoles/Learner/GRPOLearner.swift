@@ -118,7 +118,7 @@ public final class GRPOLearner {
             let updateStart = now()
             let first = update(trainer, on: scored, step: step)
             let publishStart = now()
-            try client.publishPolicy(policy, version: version + 1)
+            try client.publishPolicy(policy, version: version + 1, dtype: publishedDType)
             versions.set(policy: version + 1)
             summary.finalPolicyVersion = version + 1
 
@@ -174,7 +174,7 @@ public final class GRPOLearner {
 
     /// Publishes policy v1 and the first draft, if `models.draft` names one.
     func publishFirst(_ policy: LlamaWeights, client: RolloutClient) throws {
-        try client.publishPolicy(policy, version: 1)
+        try client.publishPolicy(policy, version: 1, dtype: publishedDType)
         versions.set(policy: 1)
         if let draft = try firstDraft(policy) {
             try client.publishDraft(draft, version: 1, policyVersion: 1)
@@ -186,6 +186,11 @@ public final class GRPOLearner {
             logger.event(.policyPublished, "published policy v1 (no draft)", ["version": .stringConvertible(1), "draft": "none"])
         }
     }
+
+    /// The policy travels in the precision the workers run it at: at bfloat16 they would round
+    /// every weight on arrival, so rounding before sending gives them the same model in half the
+    /// bytes, to encode, forward and decode.
+    var publishedDType: SafeTensorsFile.DType { config.models.precision == .bfloat16 ? .bf16 : .f32 }
 
     /// Saves the final policy to `<runDirectory>/learner-policy`; a failure is logged, not thrown,
     /// so that the run's summary is still written.
