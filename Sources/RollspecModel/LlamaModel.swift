@@ -217,6 +217,7 @@ public final class LlamaModel {
         }
         let rope = ropeTable
 
+        let attentionParts = segments.count + segments.reduce(0) { $0 + $1.alternatives.count }
         for (l, layer) in weights.layers.enumerated() {
             let r = roundedLayers.isEmpty ? nil : roundedLayers[l]
             // Attention block.
@@ -236,7 +237,7 @@ public final class LlamaModel {
             // aside, for the cache to take should it be accepted.
             row = 0
             var parts: [AttentionSegment] = []
-            parts.reserveCapacity(segments.count + segments.reduce(0) { $0 + $1.alternatives.count })
+            parts.reserveCapacity(attentionParts)
             for (i, seg) in segments.enumerated() {
                 let m = seg.tokens.count
                 seg.cache.keyRow(layer: l, position: starts[i]).update(from: s.k.pointer + row * kvDim, count: m * kvDim)
