@@ -49,7 +49,8 @@ public final class DraftModelProposer: TreeProposer {
         var logits = model.forward([ForwardSegment(tokens: newTokens, cache: cache)], logits: .last).rowArray(0)
         seen += newTokens
 
-        var builder = DraftTreeBuilder(shape: rowBudget.map { tree.limited(toRows: $0) } ?? tree, sampling: sampling)
+        var builder = DraftTreeBuilder(shape: rowBudget.map { tree.limited(toRows: $0) } ?? tree, sampling: sampling,
+                                       outputVocabulary: model.outputVocabulary)
         while true {
             let depth = logits.withUnsafeBufferPointer {
                 builder.draw(logits: $0.baseAddress!, vocabSize: model.config.vocabSize, random: &random)

@@ -44,6 +44,9 @@ public enum DraftTreeShape: Sendable, Equatable {
 struct DraftTreeBuilder {
     let shape: DraftTreeShape
     let sampling: SamplingParameters
+    /// The tokens the draft's head can give (ascending), when it is restricted to some
+    /// (`LlamaModel.outputVocabulary`): at T > 0 its distribution is built over them only.
+    let outputVocabulary: [Int32]?
     private(set) var tokens: [Int] = []
     private(set) var distributions: [TokenDistribution] = []
     /// Per depth, the extra candidates in order, with what a shaped tree values them at.
@@ -53,9 +56,10 @@ struct DraftTreeBuilder {
     /// `[V]` scratch for greedy shaping.
     private var softmax: FloatBuffer?
 
-    init(shape: DraftTreeShape, sampling: SamplingParameters) {
+    init(shape: DraftTreeShape, sampling: SamplingParameters, outputVocabulary: [Int32]? = nil) {
         self.shape = shape
         self.sampling = sampling
+        self.outputVocabulary = outputVocabulary
     }
 
     /// One depth drawn but not yet in the tree: its chain token, the draft's probability of it
@@ -91,7 +95,7 @@ struct DraftTreeBuilder {
             }
             return Depth(token: top[0], probability: probability, distribution: q, offered: offered)
         }
-        let q = TokenDistribution(logits: logits, vocabSize: vocabSize, parameters: sampling)
+        let q = distribution(logits: logits, vocabSize: vocabSize)
         if extra == 0 {
             let (token, probability) = q.sample(uniform: random.nextUnit())
             return Depth(token: token, probability: probability, distribution: q, offered: [])
@@ -103,6 +107,20 @@ struct DraftTreeBuilder {
         let ranked = top.filter { Int(q.tokens[$0]) != drawn[0] }.map { q.probabilities[$0] }
         let offered = drawn.dropFirst().enumerated().map { j, t in (chainProbability * ranked[j], t) }
         return Depth(token: drawn[0], probability: probability, distribution: q, offered: offered)
+    }
+
+    /// The draft's distribution q after the sampling transforms. A restricted head gives −∞ to
+    /// every other token, so q is built over its tokens alone: the same distribution, without
+    /// passes over the whole vocabulary in every draw.
+    private func distribution(logits: UnsafePointer<Float>, vocabSize: Int) -> TokenDistribution {
+        guard let ids = outputVocabulary, ids.count < vocabSize else {
+            return TokenDistribution(logits: logits, vocabSize: vocabSize, parameters: sampling)
+        }
+        let gathered = ids.map { logits[Int($0)] }
+        let q = gathered.withUnsafeBufferPointer {
+            TokenDistribution(logits: $0.baseAddress!, vocabSize: ids.count, parameters: sampling)
+        }
+        return TokenDistribution(tokens: q.tokens.map { ids[Int($0)] }, probabilities: q.probabilities)
     }
 
     /// Puts `depth` in the tree.

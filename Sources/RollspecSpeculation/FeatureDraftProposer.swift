@@ -65,7 +65,8 @@ public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer {
         }
         built = n - 1
 
-        var builder = DraftTreeBuilder(shape: rowBudget.map { tree.limited(toRows: $0) } ?? tree, sampling: sampling)
+        var builder = DraftTreeBuilder(shape: rowBudget.map { tree.limited(toRows: $0) } ?? tree, sampling: sampling,
+                                       outputVocabulary: model.body.outputVocabulary)
         while true {
             let depth = builder.draw(logits: out.row(0), vocabSize: model.config.vocabSize, random: &random)
             builder.append(depth)

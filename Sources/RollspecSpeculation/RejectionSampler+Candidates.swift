@@ -53,29 +53,42 @@ extension RejectionSampler {
             let token = Int(p.tokens[0])
             return CandidateVerification(accepted: candidates.firstIndex(of: token), token: token)
         }
-        var pi = p.dense(vocabSize: vocabSize), qi = q.dense(vocabSize: vocabSize)
+        // The residuals differ from p only where q has mass (a draft with a restricted head
+        // covers 8,190 of 49,152 tokens): they are kept over q's support, and p's mass outside
+        // it as one number, since the residual there stays p rescaled.
+        let support = Support(q)
+        var ps = support.gather(p, vocabSize: vocabSize), qs = support.probabilities
+        let outsideMass = max(0, p.probabilities.reduce(0.0) { $0 + Double($1) } - ps.reduce(0, +))
+        var outside = outsideMass
         for (i, c) in candidates.enumerated() {
-            guard qi[c] > 0 else { break }  // not a draw from q: nothing more to test
-            var ratio = pi[c] / qi[c]
+            guard let j = support.index(of: c), qs[j] > 0 else { break }  // not a draw from q: nothing more to test
+            var ratio = ps[j] / qs[j]
             if case .perturbedRatio(let f) = variant { ratio *= f }
             if random.nextUnit() < min(1, ratio) { return CandidateVerification(accepted: i, token: c) }
             if variant != .keepTargetOnRejection {
-                var total = 0.0
-                for t in 0..<vocabSize {
-                    pi[t] = max(0, pi[t] - qi[t])
-                    total += pi[t]
+                var total = outside
+                for k in ps.indices {
+                    ps[k] = max(0, ps[k] - qs[k])
+                    total += ps[k]
                 }
                 // Rounding can leave ~0 only when pᵢ ≈ qᵢ, where drawing from pᵢ is the same law.
-                if total <= 1e-12 { pi = p.dense(vocabSize: vocabSize); total = 1 }
-                for t in 0..<vocabSize { pi[t] /= total }
+                if total <= 1e-12 { ps = support.gather(p, vocabSize: vocabSize); outside = outsideMass; total = ps.reduce(outside, +) }
+                for k in ps.indices { ps[k] /= total }
+                outside /= total
             }
-            let left = 1 - qi[c]
-            qi[c] = 0
+            let left = 1 - qs[j]
+            qs[j] = 0
             guard left > 1e-12 else { break }
-            for t in 0..<vocabSize { qi[t] /= left }
+            for k in qs.indices { qs[k] /= left }
         }
         if variant == .resampleFromTarget { return CandidateVerification(accepted: nil, token: p.sample(uniform: random.nextUnit()).token) }
-        return CandidateVerification(accepted: nil, token: Self.draw(pi, uniform: random.nextUnit()))
+        // Draw from the last residual: q's support by its weights, the rest in proportion to p.
+        let inside = ps.reduce(0, +)
+        let x = random.nextUnit() * (inside + outside)
+        if x < inside || outside <= 0 {
+            return CandidateVerification(accepted: nil, token: support.tokens[Self.draw(ps, uniform: x / max(inside, .leastNonzeroMagnitude))])
+        }
+        return CandidateVerification(accepted: nil, token: support.drawOutside(p, uniform: (x - inside) / outside, vocabSize: vocabSize))
     }
 
     /// Verifies a draft's token tree: its chain, and at each chained position the candidates
@@ -155,5 +168,70 @@ extension TokenDistribution {
             tokensDrawn.append(Int(tokens[pick]))
         }
         return tokensDrawn
+    }
+}
+
+/// The tokens a draft distribution gives mass to, for verifying candidates over them only.
+private struct Support {
+    /// In q's order.
+    let tokens: [Int]
+    let probabilities: [Double]
+    /// `tokens` ascend (an untruncated q), so a token's place is found by bisection.
+    let ascending: Bool
+
+    init(_ q: TokenDistribution) {
+        var tokens: [Int] = [], probabilities: [Double] = [], ascending = true
+        tokens.reserveCapacity(q.tokens.count)
+        probabilities.reserveCapacity(q.tokens.count)
+        for (t, w) in zip(q.tokens, q.probabilities) where w > 0 {
+            if let last = tokens.last, Int(t) < last { ascending = false }
+            tokens.append(Int(t))
+            probabilities.append(Double(w))
+        }
+        (self.tokens, self.probabilities, self.ascending) = (tokens, probabilities, ascending)
+    }
+
+    func index(of token: Int) -> Int? {
+        guard ascending else { return tokens.firstIndex(of: token) }
+        var lo = 0, hi = tokens.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if tokens[mid] < token { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < tokens.count && tokens[lo] == token ? lo : nil
+    }
+
+    /// p at each of `tokens`.
+    func gather(_ p: TokenDistribution, vocabSize: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: tokens.count)
+        var dense: [Float]?  // for a truncated p, whose tokens are not in id order
+        for (k, t) in tokens.enumerated() {
+            if t < p.tokens.count, Int(p.tokens[t]) == t {
+                out[k] = Double(p.probabilities[t])
+            } else {
+                if dense == nil {
+                    var d = [Float](repeating: 0, count: vocabSize)
+                    for (u, w) in zip(p.tokens, p.probabilities) { d[Int(u)] = w }
+                    dense = d
+                }
+                out[k] = Double(dense![t])
+            }
+        }
+        return out
+    }
+
+    /// A draw by inverse CDF from p restricted to the tokens outside this support.
+    func drawOutside(_ p: TokenDistribution, uniform u: Double, vocabSize: Int) -> Int {
+        var member = [Bool](repeating: false, count: vocabSize)
+        for t in tokens { member[t] = true }
+        var total = 0.0
+        for (t, w) in zip(p.tokens, p.probabilities) where !member[Int(t)] { total += Double(w) }
+        var acc = 0.0, last = -1
+        for (t, w) in zip(p.tokens, p.probabilities) where w > 0 && !member[Int(t)] {
+            acc += Double(w)
+            last = Int(t)
+            if u * total < acc { return last }
+        }
+        return last >= 0 ? last : Int(p.tokens[0])
     }
 }

@@ -16,10 +16,10 @@ import Testing
 
     /// Draws `n` tokens through `candidates` candidates from q and returns the counts per token.
     static func counts(p: TokenDistribution, q: TokenDistribution, candidates: Int, n: Int, variant: RejectionSampler.Variant,
-                       seed: UInt64) -> [Int] {
+                       seed: UInt64, vocabSize: Int? = nil) -> [Int] {
         var random = RandomSource(seed: seed)
         let sampler = RejectionSampler(variant: variant)
-        var counts = [Int](repeating: 0, count: p.tokens.count)
+        var counts = [Int](repeating: 0, count: vocabSize ?? p.tokens.count)
         for _ in 0..<n {
             let c = q.sampleWithoutReplacement(candidates, random: &random)
             counts[sampler.verify(candidates: c, draft: q, target: p, vocabSize: counts.count, random: &random).token] += 1
@@ -45,6 +45,25 @@ import Testing
         let c = Self.counts(p: Self.p, q: Self.q, candidates: candidates, n: 40_000, variant: .exact, seed: UInt64(candidates))
         let x2 = Self.chiSquare(c, Self.p.probabilities.map(Double.init))
         #expect(x2 < 24.3, "\(candidates) candidates: chi-square \(x2), counts \(c)")
+    }
+
+    /// A draft whose head covers only some tokens (zeros elsewhere, as a restricted head gives),
+    /// or whose distribution is truncated (its tokens most likely first), against a target
+    /// truncated by top-p with mass where the draft has none: the residual outside the draft's
+    /// support is drawn in proportion to the target.
+    @Test(arguments: [1, 2, 4])
+    func aDraftOfRestrictedSupportKeepsTheTargetsLaw(candidates: Int) {
+        let p = TokenDistribution(tokens: [3, 0, 5, 1, 6, 2], probabilities: [0.30, 0.22, 0.18, 0.12, 0.10, 0.08])
+        let restricted = Self.distribution([0.40, 0.05, 0.25, 0.30, 0, 0, 0, 0])
+        let truncated = TokenDistribution(tokens: [2, 0, 3, 1], probabilities: [0.45, 0.30, 0.15, 0.10])
+        let expected = (0..<8).map { Double(p.probability(of: $0)) }
+        for (name, q) in [("restricted", restricted), ("truncated", truncated)] {
+            let c = Self.counts(p: p, q: q, candidates: candidates, n: 40_000, variant: .exact, seed: UInt64(10 + candidates),
+                               vocabSize: 8)
+            // Tokens 4 and 7 have no mass: 5 degrees of freedom, whose 0.999 quantile is 20.5.
+            let x2 = Self.chiSquare(c, expected)
+            #expect(x2 < 20.5 && c[4] == 0 && c[7] == 0, "\(name), \(candidates) candidates: chi-square \(x2), counts \(c)")
+        }
     }
 
     @Test func keepingTheTargetAfterARejectionIsCaught() {

@@ -80,9 +80,10 @@ import RollspecTesting
 /// Token trees at T > 0: each depth's candidates drawn from the draft without replacement and
 /// verified by recursive rejection sampling, through the target's extra rows and the cache's
 /// committed alternative. The first two tokens still follow the target's joint law, for a
-/// token-level draft with fixed branching and a feature-level draft with a shaped tree.
+/// token-level draft with fixed branching and a feature-level draft with a shaped tree, its head
+/// over the whole vocabulary or over part of it.
 extension EndToEndLosslessnessTests {
-    enum TreeDraft: CaseIterable { case tokensFixed, featuresShaped }
+    enum TreeDraft: CaseIterable { case tokensFixed, featuresShaped, featuresRestrictedHead }
 
     func treeProposer(_ kind: TreeDraft) -> () -> Proposer {
         switch kind {
@@ -91,6 +92,12 @@ extension EndToEndLosslessnessTests {
             return { DraftModelProposer(model: draft, tree: .fixed([2, 2])) }
         case .featuresShaped:
             let model = FeatureDraftModel(weights: TinyModels.randomFeatureDraft(target: target.weights, seed: 23))
+            return { FeatureDraftProposer(model: model, tree: .shaped(rows: 5, extendThreshold: 0)) }
+        case .featuresRestrictedHead:
+            // A head over 4 of the 6 tokens (FR-Spec): the target's mass on the other two is
+            // reached only through the residual.
+            let model = FeatureDraftModel(weights: TinyModels.randomFeatureDraft(target: target.weights, seed: 23),
+                                          outputVocabulary: [0, 1, 2, 4])
             return { FeatureDraftProposer(model: model, tree: .shaped(rows: 5, extendThreshold: 0)) }
         }
     }
