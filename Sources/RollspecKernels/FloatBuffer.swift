@@ -2,6 +2,33 @@
 ///
 /// Weights and activations live in these rather than `[Float]` so that kernels get stable raw
 /// pointers without copy-on-write or exclusivity checks in the hot path.
+/// Storage that results of varying size are written into, pass after pass: a grow-only
+/// buffer that hands out views of its first floats. A learner's passes each produce `[R, V]`
+/// logits and their gradient (hundreds of MB with a 49,152-token vocabulary); fresh pages for
+/// each cost the kernel's zeroing, on one thread while the pool waits, and reused ones nothing.
+public final class ReusableBuffer: @unchecked Sendable {
+    /// Floats it grows by, at least.
+    public let step: Int
+    private var storage: FloatBuffer?
+    /// How many times it has allocated.
+    public private(set) var allocations = 0
+
+    public init(step: Int) {
+        precondition(step > 0)
+        self.step = step
+    }
+
+    /// The first `count` floats, as whatever the last view left in them: for a result written
+    /// in full. Valid until the next call (the view keeps its memory alive, not its contents).
+    public func view(count: Int) -> FloatBuffer {
+        if (storage?.count ?? -1) < count {
+            storage = FloatBuffer(count: (count + step - 1) / step * step) { _ in }
+            allocations += 1
+        }
+        return FloatBuffer(aliasing: storage!.pointer, count: count, owner: storage!)
+    }
+}
+
 public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>

@@ -52,8 +52,11 @@ public final class TrainingModel {
     ///     any order; nil means every row.
     ///   - inputs: `[N, C]` input vectors to use instead of the tokens' embeddings (a
     ///     feature-level draft computes its own); the tokens then only give the packing.
+    ///   - logitsInto: storage for the logits, reused from pass to pass (a view of it, valid
+    ///     until its next use); nil allocates them.
     /// - Returns: `[R, V]` logits, row i for packed row `logitRows[i]`.
-    public func forward(_ sequences: [[Int]], logitRows: [Int]? = nil, inputs: UnsafePointer<Float>? = nil) -> FloatBuffer {
+    public func forward(_ sequences: [[Int]], logitRows: [Int]? = nil, inputs: UnsafePointer<Float>? = nil,
+                        logitsInto: ReusableBuffer? = nil) -> FloatBuffer {
         let c = config
         let dim = c.hiddenSize, qDim = c.numAttentionHeads * c.headDim
         let kvDim = c.numKeyValueHeads * c.headDim, ffn = c.intermediateSize
@@ -118,8 +121,13 @@ public final class TrainingModel {
             (a.xGathered.pointer + i * dim).update(from: a.xOut.pointer + row * dim, count: dim)
         }
         rmsNormForward(a.xFinal.pointer, a.xGathered.pointer, weights.finalNorm.pointer, n: r, dim: dim, eps: c.rmsNormEps)
-        let logits = FloatBuffer(count: r * outputWidth)
-        matmulForward(logits.pointer, a.xFinal.pointer, headRows.pointer, nil, n: r, inDim: dim, outDim: outputWidth)
+        let head = headRows
+        func project(_ out: UnsafeMutablePointer<Float>) {
+            matmulForward(out, a.xFinal.pointer, head.pointer, nil, n: r, inDim: dim, outDim: outputWidth)
+        }
+        guard let logitsInto else { return FloatBuffer(count: r * outputWidth, filledBy: project) }
+        let logits = logitsInto.view(count: r * outputWidth)
+        project(logits.pointer)
         return logits
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 import RollspecClient
 import RollspecModel
-import RollspecRoles
+@testable import RollspecRoles
 import RollspecSpeculation
 import RollspecTraining
 import Testing
@@ -135,7 +135,10 @@ import Testing
                                 advantage: i % 2 == 0 ? 1 : -1)
         }
         let one = try #require(GRPOTrainer(weights: a, learningRate: 1e-2, temperature: 2.5).update(samples, maxRowsPerPass: 100_000))
-        let many = try #require(GRPOTrainer(weights: b, learningRate: 1e-2, temperature: 2.5).update(samples, maxRowsPerPass: 20))
+        let manyTrainer = GRPOTrainer(weights: b, learningRate: 1e-2, temperature: 2.5)
+        let many = try #require(manyTrainer.update(samples, maxRowsPerPass: 20))
+        // Passes of different sizes wrote their logits and gradients into one storage each.
+        #expect(manyTrainer.logitStorage.allocations == 1 && manyTrainer.gradientStorage.allocations == 1)
         #expect(abs(one.loss - many.loss) < 1e-5 && abs(one.meanRatio - many.meanRatio) < 1e-5 && one.tokens == many.tokens)
         #expect(abs(one.gradNorm - many.gradNorm) < 1e-4 * max(1, one.gradNorm), "\(one.gradNorm) vs \(many.gradNorm)")
         // Adam's first step moves a weight by lr · g / (|g| + ε): for a gradient that cancels to

@@ -60,6 +60,8 @@ public final class GRPOTrainer {
     private let gradients: LlamaGradients
     /// The frozen reference policy of the KL penalty (a copy taken at creation), when β > 0.
     private let reference: TrainingModel?
+    /// The passes' logits and their gradient, `[R, V]` each, kept from pass to pass.
+    let logitStorage: ReusableBuffer, gradientStorage: ReusableBuffer
 
     /// - Parameters:
     ///   - weights: the policy, trained in place.
@@ -76,6 +78,9 @@ public final class GRPOTrainer {
         // No weight decay: a few hundred RL steps should move the policy only where rewards say.
         optimizer = AdamW(weights: weights, config: AdamWConfig(schedule: .constant(learningRate), weightDecay: 0))
         gradients = LlamaGradients(config: weights.config)
+        // Grown by 512 rows: a pass a few response tokens longer than any before reuses them.
+        logitStorage = ReusableBuffer(step: 512 * weights.config.vocabSize)
+        gradientStorage = ReusableBuffer(step: 512 * weights.config.vocabSize)
         if klCoefficient > 0 {
             let copy = Dictionary(weights.namedTensors.map { ($0.name, $0.buffer.copy()) }, uniquingKeysWith: { a, _ in a })
             reference = TrainingModel(weights: LlamaWeights(config: weights.config, tensors: copy))
@@ -180,12 +185,12 @@ public final class GRPOTrainer {
             scale(z, by: 1 / temperature)
             referenceLogprobs = Loss.tokenLogprobs(logits: z, vocab: vocab, tokens: tokens)
         }
-        let logits = model.forward(sequences, logitRows: rows)
+        let logits = model.forward(sequences, logitRows: rows, logitsInto: logitStorage)
         scale(logits, by: 1 / temperature)
         let pg = Loss.policyGradient(
             logits: logits, vocab: vocab, tokens: tokens, advantages: advantages, oldLogprobs: old,
             referenceLogprobs: referenceLogprobs, clipEpsilon: clipEpsilon, klCoefficient: klCoefficient,
-            rowWeights: [Float](repeating: share, count: rows.count))
+            rowWeights: [Float](repeating: share, count: rows.count), gradientInto: gradientStorage)
         // d/dz of f(z / T) is f'(z / T) / T.
         scale(pg.result.dLogits, by: 1 / temperature)
         model.backward(pg.result.dLogits.pointer, into: gradients)

@@ -20,7 +20,7 @@ extension Loss {
             return counted[r] ? Int32(targets[r]) : -1
         }
         var losses = [Float](repeating: 0, count: rows)
-        let dLogits = FloatBuffer(count: rows * vocab)
+        let dLogits = FloatBuffer(count: rows * vocab) { _ in }  // written in full by the fused forward
         t32.withUnsafeBufferPointer { t in
             losses.withUnsafeMutableBufferPointer { l in
                 softmaxCrossEntropyForward(l.baseAddress!, dLogits.pointer, logits.pointer, targets: t.baseAddress!, n: rows, vocab: vocab)

@@ -29,8 +29,7 @@ extension Loss {
         let rows = logits.count / vocab
         precondition(targetProbabilities.count == logits.count, "target probabilities must be [R, V] like the logits")
         let (scales, counted, count) = rowScales(rows: rows, mask: mask, rowWeights: rowWeights)
-        let q = FloatBuffer(count: rows * vocab)
-        softmaxForward(q.pointer, logits.pointer, n: rows, dim: vocab)
+        let q = FloatBuffer(count: rows * vocab) { softmaxForward($0, logits.pointer, n: rows, dim: vocab) }
         var losses = [Float](repeating: 0, count: rows)
         var loss: Double = 0
         for r in 0..<rows {
@@ -63,8 +62,7 @@ extension Loss {
         precondition(topK.count == rows, "topK has \(topK.count) rows, logits \(rows)")
         let effectiveMask = (0..<rows).map { (mask?[$0] ?? true) && !topK[$0].isEmpty }
         let (scales, counted, count) = rowScales(rows: rows, mask: effectiveMask, rowWeights: rowWeights)
-        let q = FloatBuffer(count: rows * vocab)
-        softmaxForward(q.pointer, logits.pointer, n: rows, dim: vocab)
+        let q = FloatBuffer(count: rows * vocab) { softmaxForward($0, logits.pointer, n: rows, dim: vocab) }
         var losses = [Float](repeating: 0, count: rows)
         var loss: Double = 0
         for r in 0..<rows {

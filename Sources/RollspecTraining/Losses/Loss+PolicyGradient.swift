@@ -34,10 +34,12 @@ extension Loss {
     ///   - referenceLogprobs: `[R]` logprobs under the reference policy, or nil for no penalty.
     ///   - clipEpsilon: ε.
     ///   - klCoefficient: β.
+    ///   - gradientInto: storage for `dLogits`, reused from pass to pass (a view of it, valid
+    ///     until its next use); nil allocates it.
     public static func policyGradient(
         logits: FloatBuffer, vocab: Int, tokens: [Int], advantages: [Float], oldLogprobs: [Float],
         referenceLogprobs: [Float]? = nil, clipEpsilon: Float = 0.2, klCoefficient: Float = 0,
-        mask: [Bool]? = nil, rowWeights: [Float]? = nil
+        mask: [Bool]? = nil, rowWeights: [Float]? = nil, gradientInto: ReusableBuffer? = nil
     ) -> PolicyGradientResult {
         let rows = logits.count / vocab
         precondition(tokens.count == rows && advantages.count == rows && oldLogprobs.count == rows,
@@ -50,7 +52,8 @@ extension Loss {
         }
         // One fused pass gives softmax(z) and −logp per row; another writes the gradient
         // dℓ/dz = dℓ/dlogp · (onehot(a) − q) = −dℓ/dlogp · (q − onehot(a)) over q in place.
-        let q = FloatBuffer(count: rows * vocab)
+        // Every row of q is written (rows that do not count too), so it starts unzeroed.
+        let q = gradientInto?.view(count: rows * vocab) ?? FloatBuffer(count: rows * vocab) { _ in }
         var negLogp = [Float](repeating: 0, count: rows)
         softmaxCrossEntropyForward(&negLogp, q.pointer, logits.pointer, targets: targets, n: rows, vocab: vocab)
         var losses = [Float](repeating: 0, count: rows), dNegLogp = [Float](repeating: 0, count: rows)
@@ -92,7 +95,7 @@ extension Loss {
     public static func tokenLogprobs(logits: FloatBuffer, vocab: Int, tokens: [Int]) -> [Float] {
         let rows = logits.count / vocab
         precondition(tokens.count == rows, "one token per logits row")
-        let q = FloatBuffer(count: rows * vocab)
+        let q = FloatBuffer(count: rows * vocab) { _ in }  // written in full
         var negLogp = [Float](repeating: 0, count: rows)
         softmaxCrossEntropyForward(&negLogp, q.pointer, logits.pointer, targets: tokens.map { Int32($0) }, n: rows, vocab: vocab)
         return negLogp.map { -$0 }
