@@ -352,6 +352,11 @@ public enum WeightPrecision: String, Sendable, CaseIterable, Codable {
     /// (`maxLogprobError` in its records). For a draft, the rounding changes only its guesses
     /// (the target checks every token).
     case bfloat16
+
+    /// The dtype a policy travels in to workers that run it at this precision: bfloat16
+    /// workers would round every weight on arrival, so rounding before sending gives them the
+    /// same model in half the bytes, to encode, forward and decode.
+    public var checkpointDType: SafeTensorsFile.DType { self == .bfloat16 ? .bf16 : .f32 }
 }
 
 /// bfloat16 copies of one layer's matrices (`LlamaModel(…, precision: .bfloat16)`).

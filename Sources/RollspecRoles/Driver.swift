@@ -46,7 +46,8 @@ public final class Driver {
         let start = now()
         defer { client.close() }
         let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: d.seed)
-        try client.publishPolicy(policy, version: 1)
+        // In the precision the workers run it at, as the learner publishes it.
+        try client.publishPolicy(policy, version: 1, dtype: config.models.precision.checkpointDType)
         logger.event(.policyPublished, "published policy v1", ["version": .stringConvertible(1)])
         if d.publishDraft {
             // Untied: with tied embeddings two random models both mostly repeat the last token

@@ -2,6 +2,7 @@ import Foundation
 import RollspecBus
 import RollspecClient
 import RollspecLogging
+import RollspecModel
 import RollspecRoles
 import RollspecTesting
 import Testing
@@ -93,10 +94,10 @@ import Testing
     }
 
     static func config(requests: Int, samples: Int, maxTokens: Int, draftMidRun: Bool = false,
-                       heartbeatTimeout: Double = 3) -> (String) -> String {
+                       heartbeatTimeout: Double = 3, precision: WeightPrecision = .float32) -> (String) -> String {
         { endpoint in
             """
-            {"endpoint": "\(endpoint)", "workers": 2, "workerBatchSize": 2,
+            {"endpoint": "\(endpoint)", "workers": 2, "workerBatchSize": 2, "models": {"precision": "\(precision.rawValue)"},
              "heartbeatIntervalSeconds": 0.1, "heartbeatTimeoutSeconds": \(heartbeatTimeout), "resendTimeoutSeconds": 10,
              "speculation": {"mode": "auto", "lookahead": 4},
              "sampling": {"temperature": 1, "maxTokens": \(maxTokens)},
@@ -106,8 +107,10 @@ import Testing
         }
     }
 
-    @Test func everySampleArrivesExactlyOnce() throws {
-        let job = try Job(Self.config(requests: 8, samples: 3, maxTokens: 32), file: "job.yaml")
+    /// With bfloat16 workers too, to which the driver sends the policy as BF16.
+    @Test(arguments: [WeightPrecision.float32, .bfloat16])
+    func everySampleArrivesExactlyOnce(precision: WeightPrecision) throws {
+        let job = try Job(Self.config(requests: 8, samples: 3, maxTokens: 32, precision: precision), file: "job.yaml")
         defer { job.stop() }
         try job.startAll()
         let (summary, status) = try job.driverSummary(timeout: 45)
@@ -115,6 +118,12 @@ import Testing
         #expect(summary.ok && summary.received == 24 && summary.missing == 0 && summary.duplicates == 0)
         #expect(summary.policyVersions == ["1": 24])
         #expect(summary.draftVersions == ["1": 24])
+        // The policy's bytes at the broker: the built-in policy (driver seed 1) as F32, or as
+        // BF16 (half) for bfloat16 workers.
+        let dtype: SafeTensorsFile.DType = precision == .bfloat16 ? .bf16 : .f32
+        let expected = try CheckpointCodec.encode(BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 1), dtype: dtype).count
+        let received = job.events("broker").events(.policyReceived).compactMap { $0["bytes"].flatMap(Int.init) }
+        #expect(received == [expected], "\(received), expected \(expected) bytes")
     }
 
     @Test func killedWorkerRequestsAreRedeliveredAndRestartGetsLatestWeights() throws {

@@ -187,10 +187,8 @@ public final class GRPOLearner {
         }
     }
 
-    /// The policy travels in the precision the workers run it at: at bfloat16 they would round
-    /// every weight on arrival, so rounding before sending gives them the same model in half the
-    /// bytes, to encode, forward and decode.
-    var publishedDType: SafeTensorsFile.DType { config.models.precision == .bfloat16 ? .bf16 : .f32 }
+    /// The policy travels in the precision the workers run it at.
+    var publishedDType: SafeTensorsFile.DType { config.models.precision.checkpointDType }
 
     /// Saves the final policy to `<runDirectory>/learner-policy`; a failure is logged, not thrown,
     /// so that the run's summary is still written.
