@@ -53,7 +53,7 @@ struct DraftTreeBuilder {
     private var offered: [[(value: Float, token: Int)]] = []
     /// The draft's probability of the whole chain so far (greedy: at temperature 1).
     private(set) var chainProbability: Float = 1
-    /// `[V]` scratch for greedy shaping.
+    /// Scratch for greedy shaping, one entry per token the head can give.
     private var softmax: FloatBuffer?
 
     init(shape: DraftTreeShape, sampling: SamplingParameters, outputVocabulary: [Int32]? = nil) {
@@ -81,19 +81,21 @@ struct DraftTreeBuilder {
         case .shaped(let rows, _): extra = rows - 2
         }
         if sampling.isGreedy {
-            // One top-k pass gives the chain's token (greedy's point mass) and the runner-ups.
-            let top = topKIndices(logits, count: vocabSize, k: extra + 1)
-            let q = TokenDistribution(tokens: [Int32(top[0])], probabilities: [1])
-            var probability: Float = 1
-            var offered: [(value: Float, token: Int)] = top.dropFirst().map { (0, $0) }
-            if case .shaped = shape {
-                let p = softmax ?? FloatBuffer(count: vocabSize)
-                softmax = p
-                softmaxForward(p.pointer, logits, n: 1, dim: vocabSize)
-                probability = p[top[0]]
-                offered = top.dropFirst().map { (chainProbability * p[$0], $0) }
+            return headLogits(logits, vocabSize: vocabSize) { z, n, token in
+                // One top-k pass gives the chain's token (greedy's point mass) and the runner-ups.
+                let top = topKIndices(z, count: n, k: extra + 1)
+                let q = TokenDistribution(tokens: [Int32(token(top[0]))], probabilities: [1])
+                var probability: Float = 1
+                var offered: [(value: Float, token: Int)] = top.dropFirst().map { (0, token($0)) }
+                if case .shaped = shape {
+                    let p = softmax.flatMap { $0.count == n ? $0 : nil } ?? FloatBuffer(count: n)
+                    softmax = p
+                    softmaxForward(p.pointer, z, n: 1, dim: n)
+                    probability = p[top[0]]
+                    offered = top.dropFirst().map { (chainProbability * p[$0], token($0)) }
+                }
+                return Depth(token: token(top[0]), probability: probability, distribution: q, offered: offered)
             }
-            return Depth(token: top[0], probability: probability, distribution: q, offered: offered)
         }
         let q = distribution(logits: logits, vocabSize: vocabSize)
         if extra == 0 {
@@ -109,18 +111,22 @@ struct DraftTreeBuilder {
         return Depth(token: drawn[0], probability: probability, distribution: q, offered: offered)
     }
 
-    /// The draft's distribution q after the sampling transforms. A restricted head gives −∞ to
-    /// every other token, so q is built over its tokens alone: the same distribution, without
-    /// passes over the whole vocabulary in every draw.
+    /// The draft's distribution q after the sampling transforms.
     private func distribution(logits: UnsafePointer<Float>, vocabSize: Int) -> TokenDistribution {
-        guard let ids = outputVocabulary, ids.count < vocabSize else {
-            return TokenDistribution(logits: logits, vocabSize: vocabSize, parameters: sampling)
+        headLogits(logits, vocabSize: vocabSize) { z, n, token in
+            let q = TokenDistribution(logits: z, vocabSize: n, parameters: sampling)
+            return n == vocabSize ? q : TokenDistribution(tokens: q.tokens.map { Int32(token(Int($0))) }, probabilities: q.probabilities)
         }
+    }
+
+    /// Runs `body` over the logits of the tokens the draft's head can give, with the token id of
+    /// each entry. A restricted head gives −∞ to every other token, so its own entries alone
+    /// give the same top-k, softmax and distribution, without passes over the whole vocabulary.
+    private func headLogits<R>(_ logits: UnsafePointer<Float>, vocabSize: Int,
+                               _ body: (UnsafePointer<Float>, Int, (Int) -> Int) -> R) -> R {
+        guard let ids = outputVocabulary, ids.count < vocabSize else { return body(logits, vocabSize, { $0 }) }
         let gathered = ids.map { logits[Int($0)] }
-        let q = gathered.withUnsafeBufferPointer {
-            TokenDistribution(logits: $0.baseAddress!, vocabSize: ids.count, parameters: sampling)
-        }
-        return TokenDistribution(tokens: q.tokens.map { ids[Int($0)] }, probabilities: q.probabilities)
+        return gathered.withUnsafeBufferPointer { body($0.baseAddress!, ids.count, { Int(ids[$0]) }) }
     }
 
     /// Puts `depth` in the tree.

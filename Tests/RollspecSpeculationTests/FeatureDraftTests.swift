@@ -215,6 +215,26 @@ import RollspecTesting
         }
     }
 
+    @Test func aRestrictedHeadDraftsItsGreedyTreeOverItsOwnTokens() {
+        // The proposer ranks only the head's tokens; the model's own logits over all 48 (−∞
+        // outside the head) must give the same chain and runner-ups, as token ids.
+        let ids = Array(stride(from: 1, to: 48, by: 3))
+        let draft = FeatureDraftModel(weights: TinyModels.randomFeatureDraft(target: target.weights, seed: 4), outputVocabulary: ids)
+        let proposer = FeatureDraftProposer(model: draft, tree: .fixed([3]))
+        let context = [1, 5, 9, 2, 7]
+        proposer.begin(prompt: context)
+        let f = referenceFeatures(Array(context.dropLast()))
+        f.withUnsafeBufferPointer { proposer.observeTargetFeatures($0.baseAddress!, count: context.count - 1) }
+        var random = RandomSource(seed: 1)
+        let d = proposer.propose(context: context, maxTokens: 2, sampling: .greedy, random: &random)
+        #expect(d.tokens == draftFromScratch(draft, context, count: 2))
+        let out = draft.forward(tokens: Array(context[1...]), features: f, cache: draft.makeCache())
+        let row = out.row(0)
+        let ranked = (0..<48).sorted { row[$0] > row[$1] }
+        #expect(d.alternatives.map(\.token) == Array(ranked[1...3]) && d.alternatives.allSatisfy { $0.position == 1 })
+        #expect((d.tokens + d.alternatives.map(\.token)).allSatisfy(ids.contains))
+    }
+
     @Test func checkpointRoundTripsAndBadFilesAreRefused() throws {
         let weights = TinyModels.randomFeatureDraft(target: target.weights, seed: 3)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("feature-draft-\(UUID().uuidString)")
