@@ -45,7 +45,8 @@ struct DraftTreeBuilder {
     let shape: DraftTreeShape
     let sampling: SamplingParameters
     /// The tokens the draft's head can give (ascending), when it is restricted to some
-    /// (`LlamaModel.outputVocabulary`): at T > 0 its distribution is built over them only.
+    /// (`LlamaModel.outputVocabulary`): every depth is ranked, or its distribution built, over
+    /// them only (`headLogits`).
     let outputVocabulary: [Int32]?
     private(set) var tokens: [Int] = []
     private(set) var distributions: [TokenDistribution] = []
