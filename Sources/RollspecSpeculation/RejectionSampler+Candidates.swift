@@ -86,7 +86,7 @@ extension RejectionSampler {
         let inside = ps.reduce(0, +)
         let x = random.nextUnit() * (inside + outside)
         if x < inside || outside <= 0 {
-            return CandidateVerification(accepted: nil, token: support.tokens[Self.draw(ps, uniform: x / max(inside, .leastNonzeroMagnitude))])
+            return CandidateVerification(accepted: nil, token: support.tokens[Self.draw(ps, uniform: x / max(inside, .leastNonzeroMagnitude), total: inside)])
         }
         return CandidateVerification(accepted: nil, token: support.drawOutside(p, uniform: (x - inside) / outside, vocabSize: vocabSize))
     }

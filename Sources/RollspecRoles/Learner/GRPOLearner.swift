@@ -118,7 +118,7 @@ public final class GRPOLearner {
             let updateStart = now()
             let first = update(trainer, on: scored, step: step)
             let publishStart = now()
-            try client.publishPolicy(policy, version: version + 1, dtype: publishedDType)
+            try client.publishPolicy(policy, version: version + 1, dtype: config.models.precision.checkpointDType)
             versions.set(policy: version + 1)
             summary.finalPolicyVersion = version + 1
 
@@ -174,7 +174,7 @@ public final class GRPOLearner {
 
     /// Publishes policy v1 and the first draft, if `models.draft` names one.
     func publishFirst(_ policy: LlamaWeights, client: RolloutClient) throws {
-        try client.publishPolicy(policy, version: 1, dtype: publishedDType)
+        try client.publishPolicy(policy, version: 1, dtype: config.models.precision.checkpointDType)
         versions.set(policy: 1)
         if let draft = try firstDraft(policy) {
             try client.publishDraft(draft, version: 1, policyVersion: 1)
@@ -186,9 +186,6 @@ public final class GRPOLearner {
             logger.event(.policyPublished, "published policy v1 (no draft)", ["version": .stringConvertible(1), "draft": "none"])
         }
     }
-
-    /// The policy travels in the precision the workers run it at.
-    var publishedDType: SafeTensorsFile.DType { config.models.precision.checkpointDType }
 
     /// Saves the final policy to `<runDirectory>/learner-policy`; a failure is logged, not thrown,
     /// so that the run's summary is still written.
