@@ -39,14 +39,23 @@ public enum CheckpointCodec {
     /// - Parameter dtype: `.f32` (the default), or `.bf16` for half the bytes (rounded to
     ///   nearest even); workers convert either to F32 on load.
     public static func encode(_ weights: LlamaWeights, dtype: SafeTensorsFile.DType = .f32) throws -> Data {
-        try encode(weights, metadata: [:], dtype: dtype)
+        var out = Data()
+        try encode(weights, dtype: dtype, into: &out)
+        return out
+    }
+
+    /// As `encode(_:dtype:)`, written over `out` (see `SafeTensorsWriter.encode(_:dtype:metadata:into:)`).
+    public static func encode(_ weights: LlamaWeights, dtype: SafeTensorsFile.DType = .f32, into out: inout Data) throws {
+        try encode(weights, metadata: [:], dtype: dtype, into: &out)
     }
 
     /// The artifact bytes of a draft of either kind, its kind in the metadata.
     public static func encode(_ draft: DraftArtifact) throws -> Data {
         switch draft {
         case .tokens(let weights):
-            return try encode(weights, metadata: [draftKindKey: DraftKind.tokens.rawValue])
+            var out = Data()
+            try encode(weights, metadata: [draftKindKey: DraftKind.tokens.rawValue], dtype: .f32, into: &out)
+            return out
         case .eagle(let own):
             let tensors = FeatureDraftWeights.expectedTensors(for: own.config).map {
                 (name: $0.name, shape: $0.shape, data: own.tensors[$0.name]!)
@@ -56,11 +65,11 @@ public enum CheckpointCodec {
     }
 
     private static func encode(_ weights: LlamaWeights, metadata extra: [String: String],
-                               dtype: SafeTensorsFile.DType = .f32) throws -> Data {
+                               dtype: SafeTensorsFile.DType, into out: inout Data) throws {
         let shapes = Dictionary(LlamaWeights.expectedTensors(for: weights.config).map { ($0.name, $0.shape) },
                                 uniquingKeysWith: { a, _ in a })
         let tensors = weights.namedTensors.map { (name: $0.name, shape: shapes[$0.name] ?? [$0.buffer.count], data: $0.buffer) }
-        return try SafeTensorsWriter.encode(tensors, dtype: dtype, metadata: try metadata(weights.config, extra))
+        try SafeTensorsWriter.encode(tensors, dtype: dtype, metadata: try metadata(weights.config, extra), into: &out)
     }
 
     private static func metadata(_ config: LlamaConfig, _ extra: [String: String]) throws -> [String: String] {

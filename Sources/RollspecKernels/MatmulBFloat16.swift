@@ -20,6 +20,13 @@ public final class BFloat16Buffer: @unchecked Sendable {
         rs_float_to_bf16(pointer, values, Int64(count))  // writes every element: no zeroing first
     }
 
+    /// `values` rounded to bfloat16 as `init(rounding:count:)` does, written to `out`
+    /// (`count` elements), which the caller owns.
+    public static func round(_ values: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<UInt16>) {
+        precondition(count >= 0)
+        rs_float_to_bf16(out, values, Int64(count))
+    }
+
     public convenience init(rounding buffer: FloatBuffer) {
         self.init(rounding: buffer.pointer, count: buffer.count)
     }

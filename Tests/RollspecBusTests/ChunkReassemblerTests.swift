@@ -13,6 +13,14 @@ import Testing
         #expect(r.missingChunks.isEmpty)
     }
 
+    /// Each chunk's bytes are the whole's own, at the chunk's offset: splitting copies nothing.
+    @Test func chunksShareTheWholesBytes() {
+        let base = Self.whole.withUnsafeBytes { $0.baseAddress! }
+        for chunk in Self.chunks {
+            #expect(chunk.bytes.withUnsafeBytes { $0.baseAddress } == base + Int(chunk.offset))
+        }
+    }
+
     @Test(arguments: [1, 2, 3, 4])
     func anyOrder(seed: UInt64) throws {
         var rng = SplitMix64(seed: seed)

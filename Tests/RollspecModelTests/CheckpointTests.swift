@@ -272,6 +272,32 @@ private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v
         #expect(HalfPrecision.bf16ToFloat(written[4]).isNaN)
     }
 
+    /// Encoding over kept bytes writes where they are, and gives the bytes a fresh encode gives,
+    /// in every dtype; bytes still shared (a slice kept alive, as a publisher's queued chunks)
+    /// are left as they were, and the new file goes to fresh storage instead.
+    @Test(arguments: [SafeTensorsFile.DType.f32, .f16, .bf16])
+    func encodingOverKeptBytesWritesInPlaceAndSparesSharedOnes(dtype: SafeTensorsFile.DType) throws {
+        func tensors(_ seed: Float) -> [(name: String, shape: [Int], data: FloatBuffer)] {
+            [(name: "b", shape: [3, 5], data: FloatBuffer((0..<15).map { seed * Float($0) - 0.37 })),
+             (name: "a", shape: [7], data: FloatBuffer((0..<7).map { seed / Float($0 + 1) }))]
+        }
+        func address(_ d: Data) -> UnsafeRawPointer? { d.withUnsafeBytes { $0.baseAddress } }
+        var out = Data()
+        try SafeTensorsWriter.encode(tensors(1.5), dtype: dtype, into: &out)
+        let first = try SafeTensorsWriter.encode(tensors(1.5), dtype: dtype)
+        #expect(out == first)
+        let storage = address(out)
+        try SafeTensorsWriter.encode(tensors(-2.25), dtype: dtype, into: &out)
+        #expect(out == (try SafeTensorsWriter.encode(tensors(-2.25), dtype: dtype)))
+        #expect(address(out) == storage)
+
+        let kept = out[8..<out.count]
+        try SafeTensorsWriter.encode(tensors(1.5), dtype: dtype, into: &out)
+        #expect(out == first)
+        #expect(kept == (try SafeTensorsWriter.encode(tensors(-2.25), dtype: dtype)).dropFirst(8))
+        #expect(address(out) != storage)
+    }
+
     // MARK: GGUF
 
     /// A GGUF file laid out by hand, so that each malformed case changes one field.

@@ -151,6 +151,33 @@ import Testing
         worker.socket.close()
     }
 
+    /// Policies published back to back arrive whole and as published, though the client
+    /// writes each into the bytes of the version two before, whose chunks may still be queued.
+    @Test func policiesPublishedBackToBackArriveAsPublished() throws {
+        let broker = try StandIn()
+        let client = try RolloutClient(endpoint: broker.endpoint, name: "learner-0", role: .learner)
+        defer { client.close() }
+        client.chunkSize = 1 << 10
+        let policies = (1...6).map { BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: UInt64(20 + $0)) }
+        for (i, policy) in policies.enumerated() { try client.publishPolicy(policy, version: UInt64(i + 1)) }
+        var assemblers: [UInt64: ChunkReassembler] = [:], wholes: [UInt64: Data] = [:]
+        _ = try broker.next(within: 10) { body in
+            guard case .policyCheckpointChunk(let c) = body else { return false }
+            var r = assemblers[c.version] ?? ChunkReassembler()
+            do {
+                if let whole = try r.add(c.chunk, version: c.version) { wholes[c.version] = whole }
+            } catch {
+                Issue.record("policy v\(c.version), chunk \(c.chunk.index): \(error)")
+            }
+            assemblers[c.version] = r
+            return wholes.count == policies.count
+        }
+        for (i, policy) in policies.enumerated() {
+            let received = try CheckpointCodec.decode(try #require(wholes[UInt64(i + 1)]))
+            #expect(received.embedding.array == policy.embedding.array && received.layers[1].wDown.array == policy.layers[1].wDown.array)
+        }
+    }
+
     /// A trajectory without a request id (forged: no broker sends one) names nothing to confirm:
     /// the client leaves it out of its `acks` (an entry must name a request), instead of trapping
     /// on it, and confirms the rest.

@@ -16,6 +16,21 @@ public enum SafeTensorsWriter {
         _ tensors: [(name: String, shape: [Int], data: FloatBuffer)],
         dtype: SafeTensorsFile.DType = .f32, metadata: [String: String] = ["format": "pt"]
     ) throws -> Data {
+        var out = Data()
+        try encode(tensors, dtype: dtype, metadata: metadata, into: &out)
+        return out
+    }
+
+    /// As `encode(_:dtype:metadata:)`, written over `out`, which is resized to the file's size.
+    /// A caller that keeps `out` from one call to the next (a learner publishing its policy
+    /// every step) writes into memory it already has: fresh pages cost a fault and a clearing
+    /// each, which in a VM took seconds for a 270 MB checkpoint. Tensors are converted straight
+    /// into `out`, with no copy between. If `out` shares its bytes (slices of it are still
+    /// alive), it is copied first, as any `Data` is.
+    public static func encode(
+        _ tensors: [(name: String, shape: [Int], data: FloatBuffer)],
+        dtype: SafeTensorsFile.DType = .f32, metadata: [String: String] = ["format": "pt"], into out: inout Data
+    ) throws {
         guard [.f32, .f16, .bf16].contains(dtype) else {
             throw ModelError.unsupported("safetensors writer: dtype \(dtype.rawValue) (use F32, F16 or BF16)")
         }
@@ -45,22 +60,30 @@ public enum SafeTensorsWriter {
         var headerBytes = Array(header.utf8)
         while headerBytes.count % 8 != 0 { headerBytes.append(UInt8(ascii: " ")) }
 
-        var out = Data(capacity: 8 + headerBytes.count + offset)
-        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(contentsOf: headerBytes)
-        // Values are stored little-endian, which is the layout of every host Swift targets here.
-        for t in sorted {
-            switch dtype {
-            case .f32:
-                out.append(UnsafeBufferPointer(start: t.data.pointer, count: t.data.count))
-            case .f16:
-                t.data.buffer.map(HalfPrecision.floatToF16).withUnsafeBufferPointer { out.append($0) }
-            default:
-                let rounded = BFloat16Buffer(rounding: t.data)
-                out.append(UnsafeBufferPointer(start: rounded.pointer, count: rounded.count))
+        let total = 8 + headerBytes.count + offset
+        if out.count != total { out.count = total }
+        out.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            base.storeBytes(of: UInt64(headerBytes.count).littleEndian, as: UInt64.self)
+            headerBytes.withUnsafeBytes { (base + 8).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            // Values are stored little-endian, which is the layout of every host Swift targets
+            // here. The data section starts at a multiple of 8, and every tensor's bytes are a
+            // multiple of the element size, so each tensor is aligned for its type.
+            var at = base + 8 + headerBytes.count
+            for t in sorted {
+                let n = t.data.count
+                switch dtype {
+                case .f32:
+                    at.copyMemory(from: t.data.pointer, byteCount: n * 4)
+                case .f16:
+                    let half = at.assumingMemoryBound(to: UInt16.self)
+                    for i in 0..<n { half[i] = HalfPrecision.floatToF16(t.data.pointer[i]) }
+                default:
+                    BFloat16Buffer.round(t.data.pointer, count: n, into: at.assumingMemoryBound(to: UInt16.self))
+                }
+                at += n * dtype.byteSize
             }
         }
-        return out
     }
 
     /// Writes `encode(tensors, dtype:metadata:)` to `url` atomically (via a temporary file).

@@ -30,6 +30,7 @@ public struct WeightsChunk: Equatable, Sendable {
     }
 
     /// Cuts `whole` into chunks of at most `chunkSize` bytes (one empty chunk if `whole` is empty).
+    /// The chunks' bytes are slices of `whole`, sharing its storage rather than copying it.
     public static func split(_ whole: Data, chunkSize: Int = defaultChunkSize) -> [WeightsChunk] {
         precondition(chunkSize > 0)
         let whole = whole.startIndex == 0 ? whole : Data(whole)
@@ -40,7 +41,7 @@ public struct WeightsChunk: Equatable, Sendable {
             let end = min(start + chunkSize, whole.count)
             return WeightsChunk(
                 index: UInt32(i), count: UInt32(count), offset: UInt64(start), totalSize: UInt64(whole.count),
-                digest: digest, bytes: whole.subdata(in: start..<end))
+                digest: digest, bytes: whole[start..<end])
         }
     }
 
