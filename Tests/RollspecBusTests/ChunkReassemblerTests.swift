@@ -70,7 +70,7 @@ import Testing
         func version(_ v: UInt64) -> Data { Data(Self.whole.map { $0 &+ UInt8(truncatingIfNeeded: v) }) }
         func send(_ v: UInt64, tamper: Bool = false) throws -> Data? {
             var chunks = WeightsChunk.split(version(v), chunkSize: 128)
-            if tamper { chunks[2].bytes[5] ^= 1 }
+            if tamper { chunks[2].bytes[chunks[2].bytes.startIndex + 5] ^= 1 }
             var result: Data?
             for chunk in chunks { result = try r.add(chunk, version: v) }
             return result
@@ -116,7 +116,7 @@ import Testing
     @Test func wrongDigestDropsTheTransfer() throws {
         var r = ChunkReassembler()
         var tampered = Self.chunks
-        tampered[3].bytes[0] ^= 1
+        tampered[3].bytes[tampered[3].bytes.startIndex] ^= 1
         for chunk in tampered.dropLast() { _ = try r.add(chunk, version: 1) }
         #expect(throws: ChunkError.digestMismatch) { try r.add(tampered.last!, version: 1) }
         #expect(r.bufferedBytes == 0)

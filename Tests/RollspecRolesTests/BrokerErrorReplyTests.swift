@@ -237,7 +237,7 @@ import Testing
         #expect(acks == [Ack(sequence: learner.sequence)], "\(acks)")
 
         var chunk = WeightsChunk.split(BrokerTests.policyArtifact(seed: 8))[0]
-        chunk.bytes[0] ^= 1
+        chunk.bytes[chunk.bytes.startIndex] ^= 1
         try learner.send(PolicyCheckpointChunk(version: 2, chunk: chunk))
         let replies = try learner.drain(0.5)
         #expect(replies.allSatisfy { if case .ack = $0 { false } else { true } }, "\(replies)")

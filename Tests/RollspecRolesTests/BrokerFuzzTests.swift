@@ -324,13 +324,13 @@ import Testing
                 case 2:
                     clientPolicyVersion += 1
                     var chunk = WeightsChunk.split(policyBytes)[0]
-                    chunk.bytes[Int.random(in: 0..<chunk.bytes.count, using: &rng)] ^= 0x40
+                    chunk.bytes[chunk.bytes.startIndex + Int.random(in: 0..<chunk.bytes.count, using: &rng)] ^= 0x40
                     try client.send(PolicyCheckpointChunk(version: clientPolicyVersion, chunk: chunk))
                     bad(.chunkDigestMismatch)
                 default:
                     clientDraftVersion += 1
                     var chunk = WeightsChunk.split(draftBytes)[0]
-                    chunk.bytes[Int.random(in: 0..<chunk.bytes.count, using: &rng)] ^= 0x40
+                    chunk.bytes[chunk.bytes.startIndex + Int.random(in: 0..<chunk.bytes.count, using: &rng)] ^= 0x40
                     try client.send(DraftWeightsChunk(draftVersion: clientDraftVersion, policyVersion: 1, acceptanceRate: 0.9, chunk: chunk))
                     bad(.chunkDigestMismatch)
                 }

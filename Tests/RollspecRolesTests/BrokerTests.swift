@@ -140,7 +140,7 @@ import Testing
         for c in WeightsChunk.split(artifact, chunkSize: 30_000) { try client.send(PolicyCheckpointChunk(version: 1, chunk: c)) }
         // A version-2 transfer whose bytes do not match its digest, and a message that is not one.
         var tampered = WeightsChunk.split(artifact, chunkSize: 30_000)
-        tampered[1].bytes[0] ^= 0xFF
+        tampered[1].bytes[tampered[1].bytes.startIndex] ^= 0xFF
         for c in tampered { try client.send(PolicyCheckpointChunk(version: 2, chunk: c)) }
         _ = try client.socket.send(Data("not a message".utf8))
         try client.send(RolloutRequest(requestID: "r0", groupID: "g", promptTokens: [1], n: 2, maxTokens: 2))

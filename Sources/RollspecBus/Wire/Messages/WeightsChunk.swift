@@ -30,7 +30,8 @@ public struct WeightsChunk: Equatable, Sendable {
     }
 
     /// Cuts `whole` into chunks of at most `chunkSize` bytes (one empty chunk if `whole` is empty).
-    /// The chunks' bytes are slices of `whole`, sharing its storage rather than copying it.
+    /// The chunks' bytes are slices of `whole`, sharing its storage rather than copying it:
+    /// each is indexed from its `startIndex` (its offset in `whole`), not from 0.
     public static func split(_ whole: Data, chunkSize: Int = defaultChunkSize) -> [WeightsChunk] {
         precondition(chunkSize > 0)
         let whole = whole.startIndex == 0 ? whole : Data(whole)
