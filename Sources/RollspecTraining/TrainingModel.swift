@@ -7,8 +7,12 @@ import RollspecModel
 ///
 /// A batch is a list of token sequences of any lengths, packed row after row (N rows in
 /// all); each token attends causally within its own sequence, positions restart at 0 for
-/// every sequence. Logits are computed only for the rows asked for (the rows whose loss
-/// counts), which saves most of the head's cost when a loss mask is sparse.
+/// every sequence. A sequence may instead continue an earlier one of the batch (its prefix):
+/// it then attends to the prefix's rows and its own, at positions after the prefix's. The
+/// samples of a GRPO group share their prompt so, and the prompt's rows are computed once for
+/// all of them, forward and backward, where a batch of whole samples repeats them per sample.
+/// Logits are computed only for the rows asked for (the rows whose loss counts), which saves
+/// most of the head's cost when a loss mask is sparse.
 ///
 /// Weights are shared by reference with the `LlamaWeights` given (an optimiser updating them
 /// in place is seen by the next forward). Not safe for concurrent use.
@@ -22,6 +26,8 @@ public final class TrainingModel {
     /// How many times `forward` has allocated the saved activations.
     private(set) var activationAllocations = 0
     private var batch: PackedBatch?
+    /// The copies attention runs on when sequences continue others (`PackedBatch.shared`).
+    private var sharedAttention: SharedAttentionScratch?
     /// Whether the last forward took input vectors instead of embeddings.
     private var usedInputs = false
     /// When set, the head produces logits for these token ids only (`[R, S]`, column j for
@@ -48,6 +54,10 @@ public final class TrainingModel {
     ///
     /// - Parameters:
     ///   - sequences: token ids, each sequence non-empty.
+    ///   - continuing: per sequence, the index of an earlier sequence of the batch that it
+    ///     continues (its prefix, which must not continue another), or nil; nil for all when
+    ///     not given. A prefix's last row then gives the logits of each continuation's first
+    ///     token.
     ///   - logitRows: packed row indices (see `sequenceOffsets`) whose logits are wanted, in
     ///     any order; nil means every row.
     ///   - inputs: `[N, C]` input vectors to use instead of the tokens' embeddings (a
@@ -55,12 +65,12 @@ public final class TrainingModel {
     ///   - logitsInto: storage for the logits, reused from pass to pass (a view of it, valid
     ///     until its next use); nil allocates them.
     /// - Returns: `[R, V]` logits, row i for packed row `logitRows[i]`.
-    public func forward(_ sequences: [[Int]], logitRows: [Int]? = nil, inputs: UnsafePointer<Float>? = nil,
-                        logitsInto: ReusableBuffer? = nil) -> FloatBuffer {
+    public func forward(_ sequences: [[Int]], continuing: [Int?]? = nil, logitRows: [Int]? = nil,
+                        inputs: UnsafePointer<Float>? = nil, logitsInto: ReusableBuffer? = nil) -> FloatBuffer {
         let c = config
         let dim = c.hiddenSize, qDim = c.numAttentionHeads * c.headDim
         let kvDim = c.numKeyValueHeads * c.headDim, ffn = c.intermediateSize
-        let b = PackedBatch(sequences: sequences, vocab: c.vocabSize, logitRows: logitRows)
+        let b = PackedBatch(sequences: sequences, continuing: continuing, vocab: c.vocabSize, logitRows: logitRows)
         let n = b.rows
         if (acts?.rows ?? 0) < n || acts?.outputRows ?? 0 < b.logitRows.count {
             // Grown in steps of `activationRowStep` rows, with room for logits on every one of
@@ -74,7 +84,7 @@ public final class TrainingModel {
         }
         let a = acts!
         batch = b
-        let longest = sequences.map(\.count).max() ?? 0
+        let longest = Int(b.positions.max() ?? 0) + 1
         if longest > ropeTable.maxPositions {
             var size = ropeTable.maxPositions
             while size < longest { size *= 2 }
@@ -101,9 +111,23 @@ public final class TrainingModel {
                 ropeForward(s.q.pointer, positions: pos.baseAddress!, n: n, heads: c.numAttentionHeads, headDim: c.headDim, table: ropeTable)
                 ropeForward(s.k.pointer, positions: pos.baseAddress!, n: n, heads: c.numKeyValueHeads, headDim: c.headDim, table: ropeTable)
             }
-            attentionTrainingForward(
-                s.att.pointer, s.lse.pointer, s.q.pointer, keys: s.k.pointer, values: s.v.pointer,
-                offsets: b.offsets, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+            if let layout = b.shared {
+                let t = sharedScratch(layout)
+                gatherRows(t.q, s.q, layout.sourceRows, width: qDim)
+                gatherRows(t.k, s.k, layout.sourceRows, width: kvDim)
+                gatherRows(t.v, s.v, layout.sourceRows, width: kvDim)
+                attentionTrainingForward(
+                    t.out.pointer, t.lse.pointer, t.q.pointer, keys: t.k.pointer, values: t.v.pointer,
+                    offsets: layout.offsets, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+                for (row, from) in layout.outputRows.enumerated() {
+                    (s.att.pointer + row * qDim).update(from: t.out.pointer + from * qDim, count: qDim)
+                    (s.lse.pointer + row * c.numAttentionHeads).update(from: t.lse.pointer + from * c.numAttentionHeads, count: c.numAttentionHeads)
+                }
+            } else {
+                attentionTrainingForward(
+                    s.att.pointer, s.lse.pointer, s.q.pointer, keys: s.k.pointer, values: s.v.pointer,
+                    offsets: b.offsets, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+            }
             matmulForward(s.xMid.pointer, s.att.pointer, w.wo.pointer, nil, n: n, inDim: qDim, outDim: dim)
             addInPlace(s.xMid.pointer, s.xIn.pointer, count: n * dim)
             // Feed-forward block: next = xMid + Wdown · (silu(Wgate·x̂) ⊙ Wup·x̂).
@@ -198,10 +222,14 @@ public final class TrainingModel {
             matmulBackward(g.dAtt.pointer, dw.wo.pointer, nil, g.dx.pointer, s.att.pointer, w.wo.pointer,
                            n: n, inDim: qDim, outDim: dim)
             zero(g.dq, n * qDim); zero(g.dk, n * kvDim); zero(g.dv, n * kvDim)
-            attentionBackward(
-                g.dq.pointer, g.dk.pointer, g.dv.pointer, g.dAtt.pointer, s.q.pointer, keys: s.k.pointer,
-                values: s.v.pointer, out: s.att.pointer, lse: s.lse.pointer, offsets: b.offsets,
-                heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+            if let layout = b.shared {
+                sharedAttentionBackward(layout, layer: s, dAtt: g.dAtt, dq: g.dq, dk: g.dk, dv: g.dv)
+            } else {
+                attentionBackward(
+                    g.dq.pointer, g.dk.pointer, g.dv.pointer, g.dAtt.pointer, s.q.pointer, keys: s.k.pointer,
+                    values: s.v.pointer, out: s.att.pointer, lse: s.lse.pointer, offsets: b.offsets,
+                    heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+            }
             b.positions.withUnsafeBufferPointer { pos in
                 ropeBackward(g.dq.pointer, positions: pos.baseAddress!, n: n, heads: c.numAttentionHeads, headDim: c.headDim, table: ropeTable)
                 ropeBackward(g.dk.pointer, positions: pos.baseAddress!, n: n, heads: c.numKeyValueHeads, headDim: c.headDim, table: ropeTable)
@@ -224,6 +252,60 @@ public final class TrainingModel {
         if frozen.contains("model.embed_tokens.weight") { return }
         b.tokens.withUnsafeBufferPointer { tokens in
             embeddingBackward(gradients.embedding.pointer, g.dx.pointer, tokens: tokens.baseAddress!, n: n, dim: dim)
+        }
+    }
+
+    // MARK: Shared prefixes
+
+    /// Attention over a batch with continuations, through whole copies of each sequence: every
+    /// continuation is laid out after a copy of its prefix's queries, keys and values, so the
+    /// ordinary causal kernel serves it, and a prefix's own outputs are taken from the first
+    /// copy of it (or its own segment, when nothing continues it). Attention is a small part
+    /// of a pass; the matrix products, norms and the head run on the shared rows once.
+    private func sharedScratch(_ layout: PackedBatch.SharedLayout) -> SharedAttentionScratch {
+        if let t = sharedAttention, t.rows >= layout.sourceRows.count { return t }
+        let step = Self.activationRowStep
+        let t = SharedAttentionScratch(config: config, rows: (layout.sourceRows.count + step - 1) / step * step)
+        sharedAttention = t
+        return t
+    }
+
+    /// Backward of the shared layout's attention: the copies' gradients are recomputed from
+    /// the saved outputs (a copy's row holds its packed row's queries, keys, values, output and
+    /// log-sum-exp), the output gradient goes to the copy each output was taken from (zero on
+    /// the others, which then add nothing), and every copy's query, key and value gradients
+    /// are added into the packed row it came from: a prefix's keys and values collect them
+    /// from all its continuations.
+    private func sharedAttentionBackward(_ layout: PackedBatch.SharedLayout, layer s: Activations.Layer, dAtt: FloatBuffer,
+                                   dq: FloatBuffer, dk: FloatBuffer, dv: FloatBuffer) {
+        let c = config, heads = c.numAttentionHeads
+        let qDim = heads * c.headDim, kvDim = c.numKeyValueHeads * c.headDim
+        let t = sharedScratch(layout), m = layout.sourceRows.count
+        gatherRows(t.q, s.q, layout.sourceRows, width: qDim)
+        gatherRows(t.k, s.k, layout.sourceRows, width: kvDim)
+        gatherRows(t.v, s.v, layout.sourceRows, width: kvDim)
+        gatherRows(t.out, s.att, layout.sourceRows, width: qDim)
+        gatherRows(t.lse, s.lse, layout.sourceRows, width: heads)
+        zero(t.dOut, m * qDim)
+        for (row, from) in layout.outputRows.enumerated() {
+            (t.dOut.pointer + from * qDim).update(from: dAtt.pointer + row * qDim, count: qDim)
+        }
+        zero(t.dq, m * qDim); zero(t.dk, m * kvDim); zero(t.dv, m * kvDim)
+        attentionBackward(
+            t.dq.pointer, t.dk.pointer, t.dv.pointer, t.dOut.pointer, t.q.pointer, keys: t.k.pointer,
+            values: t.v.pointer, out: t.out.pointer, lse: t.lse.pointer, offsets: layout.offsets,
+            heads: heads, kvHeads: c.numKeyValueHeads, headDim: c.headDim)
+        for (j, row) in layout.sourceRows.enumerated() {
+            addInPlace(dq.pointer + row * qDim, t.dq.pointer + j * qDim, count: qDim)
+            addInPlace(dk.pointer + row * kvDim, t.dk.pointer + j * kvDim, count: kvDim)
+            addInPlace(dv.pointer + row * kvDim, t.dv.pointer + j * kvDim, count: kvDim)
+        }
+    }
+
+    /// `out[j] = from[rows[j]]`, rows of `width` floats.
+    private func gatherRows(_ out: FloatBuffer, _ from: FloatBuffer, _ rows: [Int], width: Int) {
+        for (j, row) in rows.enumerated() {
+            (out.pointer + j * width).update(from: from.pointer + row * width, count: width)
         }
     }
 
@@ -254,23 +336,42 @@ public final class TrainingModel {
 struct PackedBatch {
     /// `[N]` token ids.
     let tokens: [Int32]
-    /// `[N]` position of each row within its sequence.
+    /// `[N]` position of each row within its sequence (after its prefix's, for a continuation).
     let positions: [Int32]
     /// `[S + 1]` row offsets.
     let offsets: [Int]
     /// `[R]` packed rows whose logits are computed.
     let logitRows: [Int]
+    /// How attention runs when some sequence continues another; nil when none does.
+    let shared: SharedLayout?
     var rows: Int { tokens.count }
 
-    init(sequences: [[Int]], vocab: Int, logitRows: [Int]?) {
+    /// Attention rows laid out as whole sequences: each continuation after a copy of its prefix.
+    struct SharedLayout {
+        /// `[M]` the packed row each attention row copies.
+        let sourceRows: [Int]
+        /// Segments of the attention rows, each attended causally.
+        let offsets: [Int]
+        /// `[N]` the attention row each packed row's output is taken from.
+        let outputRows: [Int]
+    }
+
+    init(sequences: [[Int]], continuing: [Int?]? = nil, vocab: Int, logitRows: [Int]?) {
         precondition(!sequences.isEmpty, "a batch needs at least one sequence")
+        let parents = continuing ?? Array(repeating: nil, count: sequences.count)
+        precondition(parents.count == sequences.count, "one prefix (or nil) per sequence")
+        for (i, p) in parents.enumerated() {
+            guard let p else { continue }
+            precondition(p >= 0 && p < i && parents[p] == nil, "a sequence continues an earlier one that continues none")
+        }
         var tokens: [Int32] = [], positions: [Int32] = [], offsets = [0]
-        for seq in sequences {
+        for (i, seq) in sequences.enumerated() {
             precondition(!seq.isEmpty, "sequences must be non-empty")
+            let start = parents[i].map { sequences[$0].count } ?? 0
             for (t, token) in seq.enumerated() {
                 precondition(token >= 0 && token < vocab, "token id \(token) outside vocabulary")
                 tokens.append(Int32(token))
-                positions.append(Int32(t))
+                positions.append(Int32(start + t))
             }
             offsets.append(tokens.count)
         }
@@ -280,6 +381,48 @@ struct PackedBatch {
         let rows = logitRows ?? Array(0..<tokens.count)
         precondition(rows.allSatisfy { $0 >= 0 && $0 < tokens.count }, "logit row outside the batch")
         self.logitRows = rows
+        guard parents.contains(where: { $0 != nil }) else {
+            shared = nil
+            return
+        }
+        let prefixes = Set(parents.compactMap { $0 })
+        var source: [Int] = [], segments = [0], output = [Int](repeating: -1, count: tokens.count)
+        func copy(_ s: Int, owning: Bool) {
+            for row in offsets[s]..<offsets[s + 1] {
+                if owning { output[row] = source.count }
+                source.append(row)
+            }
+        }
+        for s in sequences.indices {
+            if let p = parents[s] {
+                copy(p, owning: output[offsets[p]] < 0)
+                copy(s, owning: true)
+                segments.append(source.count)
+            } else if !prefixes.contains(s) {
+                copy(s, owning: true)
+                segments.append(source.count)
+            }
+        }
+        shared = SharedLayout(sourceRows: source, offsets: segments, outputRows: output)
+    }
+}
+
+/// The copies `TrainingModel` runs attention on for a batch with continuations, and their
+/// gradients. Legend: M attention rows, Q = H·D, K = KV·D.
+final class SharedAttentionScratch {
+    let rows: Int
+    /// `[M, Q]`, `[M, K]`, `[M, K]`, `[M, Q]`, `[M, H]`.
+    let q: FloatBuffer, k: FloatBuffer, v: FloatBuffer, out: FloatBuffer, lse: FloatBuffer
+    /// `[M, Q]`, `[M, Q]`, `[M, K]`, `[M, K]`.
+    let dOut: FloatBuffer, dq: FloatBuffer, dk: FloatBuffer, dv: FloatBuffer
+
+    init(config c: LlamaConfig, rows m: Int) {
+        rows = m
+        let q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
+        self.q = FloatBuffer(count: m * q); k = FloatBuffer(count: m * kv); v = FloatBuffer(count: m * kv)
+        out = FloatBuffer(count: m * q); lse = FloatBuffer(count: m * c.numAttentionHeads)
+        dOut = FloatBuffer(count: m * q); dq = FloatBuffer(count: m * q)
+        dk = FloatBuffer(count: m * kv); dv = FloatBuffer(count: m * kv)
     }
 }
 

@@ -119,24 +119,29 @@ public final class GRPOTrainer {
     // MARK: Policy gradient
 
     /// One GRPO update on `samples`: the loss is the mean over all their response tokens, its
-    /// gradient accumulated over passes of at most `maxRowsPerPass` prompt + response tokens
-    /// (whole samples; a longer sample gets a pass of its own), then one AdamW step. The passes
-    /// bound the update's memory: activations of every layer for those rows, and logits for
-    /// their response tokens only.
+    /// gradient accumulated over passes of at most `maxRowsPerPass` rows (whole samples; a
+    /// longer sample gets a pass of its own), then one AdamW step. Samples of a pass with the
+    /// same prompt (a GRPO group) continue one copy of it (`TrainingModel.forward(_:continuing:…)`),
+    /// so a prompt costs its rows once per pass, not once per sample. The passes bound the
+    /// update's memory: activations of every layer for those rows, and logits for their
+    /// response tokens only.
     /// - Returns: nil when no sample has a response token (nothing is changed then).
     @discardableResult
     public func update(_ samples: [PolicySample], maxRowsPerPass: Int = 2048) -> GRPOUpdateStats? {
         let usable = samples.filter { !$0.responseTokens.isEmpty && !$0.promptTokens.isEmpty }
         let total = usable.reduce(0) { $0 + $1.responseTokens.count }
         guard total > 0 else { return nil }
-        var passes: [[PolicySample]] = [[]], rows = 0
+        var passes: [[PolicySample]] = [[]], rows = 0, prompts: Set<[Int]> = []
         for s in usable {
-            let n = s.promptTokens.count + s.responseTokens.count
+            var n = s.responseTokens.count + (prompts.contains(s.promptTokens) ? 0 : s.promptTokens.count)
             if rows + n > maxRowsPerPass, !passes[passes.count - 1].isEmpty {
                 passes.append([])
                 rows = 0
+                prompts = []
+                n = s.promptTokens.count + s.responseTokens.count
             }
             passes[passes.count - 1].append(s)
+            prompts.insert(s.promptTokens)
             rows += n
         }
         gradients.zero()
@@ -163,29 +168,43 @@ public final class GRPOTrainer {
     private func accumulate(_ samples: [PolicySample], share: Float)
         -> (result: PolicyGradientResult, tokens: Int, maxLogprobError: Float, logprobErrorSum: Double)
     {
-        var sequences: [[Int]] = [], rows: [Int] = [], tokens: [Int] = []
+        // Each distinct prompt once, then each response continuing it.
+        var sequences: [[Int]] = [], continuing: [Int?] = [], rows: [Int] = [], tokens: [Int] = []
         var advantages: [Float] = [], old: [Float] = []
+        var promptAt: [[Int]: (sequence: Int, lastRow: Int)] = [:]
         var offset = 0
         for s in samples {
             precondition(s.sampleLogprobs.count == s.responseTokens.count, "one sample logprob per response token")
+            let prompt: (sequence: Int, lastRow: Int)
+            if let seen = promptAt[s.promptTokens] {
+                prompt = seen
+            } else {
+                prompt = (sequences.count, offset + s.promptTokens.count - 1)
+                promptAt[s.promptTokens] = prompt
+                sequences.append(s.promptTokens)
+                continuing.append(nil)
+                offset += s.promptTokens.count
+            }
             for j in s.responseTokens.indices {
-                // The logits of row p + j − 1 predict response token j.
-                rows.append(offset + s.promptTokens.count + j - 1)
+                // Response token j is predicted by the row before it: the prompt's last row for
+                // the first, then the response's own rows.
+                rows.append(j == 0 ? prompt.lastRow : offset + j - 1)
                 tokens.append(s.responseTokens[j])
                 advantages.append(s.advantage)
                 old.append(s.sampleLogprobs[j])
             }
-            sequences.append(s.promptTokens + s.responseTokens)
-            offset += sequences[sequences.count - 1].count
+            sequences.append(s.responseTokens)
+            continuing.append(prompt.sequence)
+            offset += s.responseTokens.count
         }
         let vocab = weights.config.vocabSize
         var referenceLogprobs: [Float]?
         if let reference {
-            let z = reference.forward(sequences, logitRows: rows)
+            let z = reference.forward(sequences, continuing: continuing, logitRows: rows)
             scale(z, by: 1 / temperature)
             referenceLogprobs = Loss.tokenLogprobs(logits: z, vocab: vocab, tokens: tokens)
         }
-        let logits = model.forward(sequences, logitRows: rows, logitsInto: logitStorage)
+        let logits = model.forward(sequences, continuing: continuing, logitRows: rows, logitsInto: logitStorage)
         scale(logits, by: 1 / temperature)
         let pg = Loss.policyGradient(
             logits: logits, vocab: vocab, tokens: tokens, advantages: advantages, oldLogprobs: old,
