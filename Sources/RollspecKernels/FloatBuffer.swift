@@ -1,7 +1,3 @@
-/// An owned, fixed-size, 64-byte-aligned array of `Float`.
-///
-/// Weights and activations live in these rather than `[Float]` so that kernels get stable raw
-/// pointers without copy-on-write or exclusivity checks in the hot path.
 /// Storage that results of varying size are written into, pass after pass: a grow-only
 /// buffer that hands out views of its first floats. A learner's passes each produce `[R, V]`
 /// logits and their gradient (hundreds of MB with a 49,152-token vocabulary); fresh pages for
@@ -29,6 +25,10 @@ public final class ReusableBuffer: @unchecked Sendable {
     }
 }
 
+/// An owned, fixed-size, 64-byte-aligned array of `Float`.
+///
+/// Weights and activations live in these rather than `[Float]` so that kernels get stable raw
+/// pointers without copy-on-write or exclusivity checks in the hot path.
 public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
