@@ -34,6 +34,23 @@ import Testing
         #expect(worst < 1e-3, "largest difference \(worst)")
     }
 
+    /// Trajectories of one prompt recomputed from one run of the prompt (as the trainer does for
+    /// a GRPO group) give the features of one forward over each whole trajectory, whatever
+    /// order they come in, a one-token response included.
+    @Test func featuresFromASharedPromptAreThoseOfTheWholeTrajectory() throws {
+        let model = LlamaModel(weights: BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 5))
+        let prompt = [1, 72, 105, 33, 9, 40]
+        let prefilled = SpeculatorTrainer.promptState(prompt.map { Int32($0) }, policy: model)
+        for response in [[5, 61, 2, 88, 17], [44], [3, 3, 3, 70, 12, 9, 1, 120, 64]] {
+            let t = Self.trajectory(prompt: prompt, response: response, logprobs: response.map { _ in -1 })
+            let whole = SpeculatorTrainer.features(of: t, policy: model)
+            let shared = SpeculatorTrainer.features(of: t, policy: model, prompt: prefilled)
+            #expect(shared.count == whole.count)
+            let worst = zip(shared, whole).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst < 1e-4, "response \(response): largest difference \(worst)")
+        }
+    }
+
     /// What recomputing costs on SmolLM2-135M (the real model, when present): one forward of
     /// ~200 tokens with features, per trajectory. Printed for docs/wire-protocol.md.
     @Test(.enabled(if: FileManager.default.fileExists(atPath: smolLM2.path)))

@@ -81,6 +81,10 @@ public final class SpeculatorTrainer {
     private var policy: Policy?
     /// Features of trajectories under `policy`, by trajectory key; emptied when it changes.
     private var featureCache: [SampleKey: [Float]] = [:]
+    /// Each prompt's features and KV cache under `policy`, so that a GRPO group's trajectories
+    /// run their shared prompt once; emptied when the policy changes or past `maxPrompts`.
+    private var promptStates: [[Int32]: PromptState] = [:]
+    static let maxPrompts = 256
     /// Time spent recomputing features and trajectories recomputed, since the last round's log.
     private var featureSeconds = 0.0, featureCount = 0
     private var buffer: [Trajectory] = []
@@ -206,17 +210,39 @@ public final class SpeculatorTrainer {
         let decoded = Policy(version: policyVersion, weights: model.weights, model: model)
         policy = decoded
         featureCache = [:]
+        promptStates = [:]
         return decoded
     }
 
     /// The policy's final-norm feature at every position of `t` but the last, `[T − 1, C]`:
     /// one forward over prompt + response without its last token. Only the last row's logits
-    /// are computed: the draft's KL target is the head applied to these features.
-    static func features(of t: Trajectory, policy: LlamaModel) -> [Float] {
-        let tokens = (t.promptTokens + t.responseTokens).map(Int.init)
-        let cache = policy.makeCache(capacity: tokens.count)
-        let out = policy.forward([ForwardSegment(tokens: Array(tokens.dropLast()), cache: cache)], logits: .last, features: true)
-        return out.features!.array
+    /// are computed: the draft's KL target is the head applied to these features. Given its
+    /// prompt's state under the same policy (`promptState(_:policy:)`), only the response runs,
+    /// on a copy of the prompt's KV cache.
+    static func features(of t: Trajectory, policy: LlamaModel, prompt: PromptState? = nil) -> [Float] {
+        guard let prompt, !t.responseTokens.isEmpty else {
+            let tokens = (t.promptTokens + t.responseTokens).map(Int.init)
+            let cache = policy.makeCache(capacity: tokens.count)
+            let out = policy.forward([ForwardSegment(tokens: Array(tokens.dropLast()), cache: cache)], logits: .last, features: true)
+            return out.features!.array
+        }
+        let rest = t.responseTokens.dropLast().map(Int.init)
+        if rest.isEmpty { return prompt.features }
+        let out = policy.forward([ForwardSegment(tokens: rest, cache: prompt.cache.fork())], logits: .last, features: true)
+        return prompt.features + out.features!.array
+    }
+
+    /// A prompt's features at every one of its positions, and the KV cache after it.
+    struct PromptState {
+        var features: [Float]
+        var cache: KVCache
+    }
+
+    /// Runs `prompt` (non-empty) through `policy` once, for `features(of:policy:prompt:)`.
+    static func promptState(_ prompt: [Int32], policy: LlamaModel) -> PromptState {
+        let cache = policy.makeCache(capacity: prompt.count)
+        let out = policy.forward([ForwardSegment(tokens: prompt.map(Int.init), cache: cache)], logits: .last, features: true)
+        return PromptState(features: out.features!.array, cache: cache)
     }
 
     private func featureExample(_ t: Trajectory, policy: Policy) -> FeatureExample {
@@ -226,7 +252,16 @@ public final class SpeculatorTrainer {
                                   lossMask: Self.responseMask(t))
         }
         let start = now()
-        let features = Self.features(of: t, policy: policy.model)
+        var prompt: PromptState?
+        if !t.promptTokens.isEmpty, !t.responseTokens.isEmpty {
+            prompt = promptStates[t.promptTokens]
+            if prompt == nil {
+                if promptStates.count >= Self.maxPrompts { promptStates = [:] }
+                prompt = Self.promptState(t.promptTokens, policy: policy.model)
+                promptStates[t.promptTokens] = prompt
+            }
+        }
+        let features = Self.features(of: t, policy: policy.model, prompt: prompt)
         featureSeconds += now() - start
         featureCount += 1
         featureCache[key] = features
