@@ -17,7 +17,7 @@ public final class BFloat16Buffer: @unchecked Sendable {
             byteCount: max(count, 1) * MemoryLayout<UInt16>.stride, alignment: 64)
         pointer = raw.bindMemory(to: UInt16.self, capacity: max(count, 1))
         if count == 0 { pointer.initialize(to: 0) }
-        rs_float_to_bf16(pointer, values, Int64(count))  // writes every element: no zeroing first
+        Self.round(values, count: count, into: pointer)  // writes every element: no zeroing first
     }
 
     /// `values` rounded to bfloat16 as `init(rounding:count:)` does, written to `out`

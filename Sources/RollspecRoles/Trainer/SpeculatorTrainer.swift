@@ -246,11 +246,14 @@ public final class SpeculatorTrainer {
     }
 
     private func featureExample(_ t: Trajectory, policy: Policy) -> FeatureExample {
-        let key = t.key
-        if let cached = featureCache[key] {
-            return FeatureExample(tokens: (t.promptTokens + t.responseTokens).map(Int.init), features: cached,
-                                  lossMask: Self.responseMask(t))
-        }
+        FeatureExample(tokens: (t.promptTokens + t.responseTokens).map(Int.init),
+                       features: featureCache[t.key] ?? recomputedFeatures(of: t, policy: policy),
+                       lossMask: Self.responseMask(t))
+    }
+
+    /// Recomputes `t`'s features and caches them; its prompt runs only if no trajectory of
+    /// the same prompt ran it under this policy.
+    private func recomputedFeatures(of t: Trajectory, policy: Policy) -> [Float] {
         let start = now()
         var prompt: PromptState?
         if !t.promptTokens.isEmpty, !t.responseTokens.isEmpty {
@@ -264,9 +267,8 @@ public final class SpeculatorTrainer {
         let features = Self.features(of: t, policy: policy.model, prompt: prompt)
         featureSeconds += now() - start
         featureCount += 1
-        featureCache[key] = features
-        return FeatureExample(tokens: (t.promptTokens + t.responseTokens).map(Int.init), features: features,
-                              lossMask: Self.responseMask(t))
+        featureCache[t.key] = features
+        return features
     }
 
     /// A feature-draft trainer bound to `policy`: binds an unbound draft, or moves a bound one
