@@ -91,6 +91,30 @@ void rs_round_to_bf16(float *out, const float *in, int64_t count) {
     }
 }
 
+// MARK: Transposes (a learner's bfloat16 backward)
+
+#define RS_TRANSPOSE_BLOCK 32
+
+void rs_transpose(float *out, const float *in, int64_t rows, int64_t cols) {
+    for (int64_t r0 = 0; r0 < rows; r0 += RS_TRANSPOSE_BLOCK)
+        for (int64_t c0 = 0; c0 < cols; c0 += RS_TRANSPOSE_BLOCK) {
+            int64_t r1 = r0 + RS_TRANSPOSE_BLOCK < rows ? r0 + RS_TRANSPOSE_BLOCK : rows;
+            int64_t c1 = c0 + RS_TRANSPOSE_BLOCK < cols ? c0 + RS_TRANSPOSE_BLOCK : cols;
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t r = r0; r < r1; r++) out[c * rows + r] = in[r * cols + c];
+        }
+}
+
+void rs_transpose_to_bf16(uint16_t *out, const float *in, int64_t rows, int64_t cols) {
+    for (int64_t r0 = 0; r0 < rows; r0 += RS_TRANSPOSE_BLOCK)
+        for (int64_t c0 = 0; c0 < cols; c0 += RS_TRANSPOSE_BLOCK) {
+            int64_t r1 = r0 + RS_TRANSPOSE_BLOCK < rows ? r0 + RS_TRANSPOSE_BLOCK : rows;
+            int64_t c1 = c0 + RS_TRANSPOSE_BLOCK < cols ? c0 + RS_TRANSPOSE_BLOCK : cols;
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t r = r0; r < r1; r++) out[c * rows + r] = bf16_round(in[r * cols + c]);
+        }
+}
+
 #if RS_X86
 // MARK: AVX-512
 

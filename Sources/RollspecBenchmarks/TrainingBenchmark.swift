@@ -92,3 +92,104 @@ public enum TrainingBenchmark {
                       threads: kernelThreads)
     }
 }
+
+// MARK: A policy update's pass
+
+extension TrainingBenchmark {
+    /// One precision's times in `policyPass`.
+    public struct PassTimes: Sendable, Encodable {
+        public var products: WeightPrecision
+        /// Median seconds of the forward (logits on the response rows) and of the backward.
+        public var forwardSeconds: Double
+        public var backwardSeconds: Double
+        public var seconds: Double { forwardSeconds + backwardSeconds }
+    }
+
+    /// What `policyPass` measured.
+    public struct PolicyPassResult: Sendable, Encodable, CustomStringConvertible {
+        public var rows: Int
+        public var responseTokens: Int
+        public var threads: Int
+        /// float32 products first: the baseline of the ratios.
+        public var times: [PassTimes]
+        /// Largest |Δ| between the two forwards' logits, over the largest |logit|.
+        public var logitDifference: Float
+        /// Cosine between the two backwards' gradients (all weights).
+        public var gradientCosine: Double
+
+        public var description: String {
+            let base = times[0]
+            var lines = [String(format: "a GRPO update's pass: %d rows (%d response tokens with logits), %d threads", rows, responseTokens, threads),
+                         "products    forward ms   backward ms   pass ms   ms / response token   pass ×"]
+            for t in times {
+                lines.append(String(format: "%-10@ %11.1f %13.1f %9.1f %21.2f %8.2f", t.products.rawValue, t.forwardSeconds * 1e3,
+                                    t.backwardSeconds * 1e3, t.seconds * 1e3, t.seconds * 1e3 / Double(responseTokens), base.seconds / t.seconds))
+            }
+            lines.append(String(format: "logits differ by %.2g of their largest; gradients' cosine %.6f", logitDifference, gradientCosine))
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// Forward and backward of a GRPO update's pass on `weights`, with float32 then bfloat16
+    /// products (`TrainingModel.init(weights:products:)`), alternating, `repeats` times each;
+    /// medians. The pass holds `groups` groups of `groupSize` responses of `responseTokens`
+    /// tokens, each continuing its group's prompt of `promptTokens` (as `GRPOTrainer` lays them
+    /// out), with logits on every response token; the loss gradient is fixed random noise.
+    public static func policyPass(weights: LlamaWeights, groups: Int = 2, groupSize: Int = 8, promptTokens: Int = 64,
+                                  responseTokens: Int = 120, repeats: Int = 3, seed: UInt64 = 0) -> PolicyPassResult {
+        let vocab = weights.config.vocabSize
+        var rng = RandomSource(seed: seed)
+        func tokens(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % UInt64(vocab)) } }
+        var sequences: [[Int]] = [], continuing: [Int?] = [], logitRows: [Int] = []
+        var offset = 0
+        for _ in 0..<groups {
+            let prompt = sequences.count
+            sequences.append(tokens(promptTokens)); continuing.append(nil)
+            offset += promptTokens
+            let promptLastRow = offset - 1
+            for _ in 0..<groupSize {
+                // Response token 0 is predicted by the prompt's last row, token j by row j − 1.
+                sequences.append(tokens(responseTokens)); continuing.append(prompt)
+                logitRows.append(promptLastRow)
+                logitRows += offset..<(offset + responseTokens - 1)
+                offset += responseTokens
+            }
+        }
+        let dLogits = FloatBuffer(count: logitRows.count * vocab)
+        for i in 0..<dLogits.count { dLogits[i] = Float(rng.nextUnit() - 0.5) * 1e-3 }
+        let models = [WeightPrecision.float32, .bfloat16].map { TrainingModel(weights: weights, products: $0) }
+        let gradients = models.map { _ in LlamaGradients(config: weights.config) }
+        var forward = [[Double]](repeating: [], count: 2), backward = forward
+        var logits: [[Float]] = [[], []]
+        for round in 0..<(repeats + 1) {
+            for (i, model) in models.enumerated() {
+                let start = Date()
+                let z = model.forward(sequences, continuing: continuing, logitRows: logitRows)
+                let mid = Date()
+                gradients[i].zero()
+                model.backward(dLogits.pointer, into: gradients[i])
+                let end = Date()
+                if round == 0 {  // warm-up; keeps the first logits for the comparison
+                    logits[i] = Array(UnsafeBufferPointer(start: z.pointer, count: z.count))
+                    continue
+                }
+                forward[i].append(mid.timeIntervalSince(start))
+                backward[i].append(end.timeIntervalSince(mid))
+            }
+        }
+        func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+        let largest = logits[0].reduce(0) { max($0, abs($1)) }
+        let gap = zip(logits[0], logits[1]).reduce(0) { max($0, abs($1.0 - $1.1)) }
+        var dot = 0.0, a2 = 0.0, b2 = 0.0
+        for (a, b) in zip(gradients[0].namedTensors, gradients[1].namedTensors) {
+            for j in 0..<a.buffer.count {
+                let x = Double(a.buffer[j]), y = Double(b.buffer[j])
+                dot += x * y; a2 += x * x; b2 += y * y
+            }
+        }
+        return PolicyPassResult(
+            rows: offset, responseTokens: logitRows.count, threads: kernelThreads,
+            times: (0..<2).map { PassTimes(products: models[$0].products, forwardSeconds: median(forward[$0]), backwardSeconds: median(backward[$0])) },
+            logitDifference: gap / max(largest, 1e-30), gradientCosine: dot / max((a2 * b2).squareRoot(), 1e-300))
+    }
+}

@@ -31,11 +31,40 @@ public final class BFloat16Buffer: @unchecked Sendable {
         self.init(rounding: buffer.pointer, count: buffer.count)
     }
 
+    /// `matrix` (`[rows, cols]`) transposed and rounded: `[cols, rows]`.
+    public convenience init(transposing matrix: FloatBuffer, rows: Int, cols: Int) {
+        precondition(rows * cols == matrix.count, "a [\(rows), \(cols)] matrix has \(rows * cols) values, not \(matrix.count)")
+        self.init(count: matrix.count)
+        transpose(from: matrix.pointer, rows: rows, cols: cols)
+    }
+
+    /// Uninitialized storage for `count` values.
+    private init(count: Int) {
+        self.count = count
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<UInt16>.stride, alignment: 64)
+            .bindMemory(to: UInt16.self, capacity: max(count, 1))
+    }
+
+    /// Writes `matrix` (`[rows, cols]`) transposed and rounded over these values.
+    public func transpose(from matrix: UnsafePointer<Float>, rows: Int, cols: Int) {
+        precondition(rows * cols == count, "a [\(rows), \(cols)] matrix does not fill \(count) values")
+        rs_transpose_to_bf16(pointer, matrix, Int64(rows), Int64(cols))
+    }
+
     deinit { pointer.deallocate() }
 
     /// The values widened back to float32 (exact: bf16 is the top half of a float).
     public func widened() -> FloatBuffer {
         FloatBuffer(count: count) { rs_bf16_to_float($0, pointer, Int64(count)) }
+    }
+
+    /// Rows `indices` of this buffer as a `[rows, width]` matrix, widened to float32 into
+    /// `out` (`[indices.count, width]`): an embedding lookup from a bfloat16 table.
+    public func widenRows(_ indices: UnsafeBufferPointer<Int32>, width: Int, into out: UnsafeMutablePointer<Float>) {
+        for (i, row) in indices.enumerated() {
+            precondition(row >= 0 && (Int(row) + 1) * width <= count, "row \(row) is outside the table")
+            rs_bf16_to_float(out + i * width, pointer + Int(row) * width, Int64(width))
+        }
     }
 }
 
@@ -81,4 +110,50 @@ public func matmulForward(
 ) {
     precondition(weight.count == inDim * outDim, "bf16 weight has \(weight.count) values, expected \(outDim)×\(inDim)")
     rs_matmul_skinny_bf16(out, input, weight.pointer, bias, Int64(n), Int64(inDim), Int64(outDim), threaded ? 1 : 0)
+}
+
+/// Storage `matmulBackward(_:_:_:_:_:transposedWeight:…)` reuses from call to call: a learner's
+/// backward makes ~200 such calls a pass, with temporaries of up to tens of MB, and fresh pages
+/// cost the kernel's zeroing.
+public final class MatmulBackwardScratch: @unchecked Sendable {
+    let product = ReusableBuffer(step: 1 << 20)
+    let transposedOut = ReusableBuffer(step: 1 << 20)
+    /// bfloat16 values, two to a float.
+    let transposedInput = ReusableBuffer(step: 1 << 20)
+    public init() {}
+}
+
+/// Backward of the bfloat16 `matmulForward` (`out = bf16(input) · bf16(weight)ᵀ`), the gradient
+/// taken straight through the rounding, as mixed-precision training does, with every product
+/// of two bfloat16 values: `dInput[N, C] += bf16(dOut) · bf16(weight)`, `dWeight[OC, C] +=
+/// bf16(dOut)ᵀ · bf16(input)`, sums in float32, and `dBias[OC] += Σ_n dOut[n, :]` in float32.
+/// Both products run through the bf16 kernel: the first against `transposedWeight`
+/// (`[C, OC]`, bf16(weightᵀ)), the second against the input transposed and rounded here.
+/// Any gradient may be nil to skip it.
+public func matmulBackward(
+    _ dInput: UnsafeMutablePointer<Float>?, _ dWeight: UnsafeMutablePointer<Float>?,
+    _ dBias: UnsafeMutablePointer<Float>?, _ dOut: UnsafePointer<Float>,
+    _ input: UnsafePointer<Float>, transposedWeight: BFloat16Buffer,
+    n: Int, inDim: Int, outDim: Int, scratch: MatmulBackwardScratch
+) {
+    precondition(transposedWeight.count == inDim * outDim, "bf16 weight has \(transposedWeight.count) values, expected \(inDim)×\(outDim)")
+    guard n > 0 else { return }
+    if let dBias {
+        for r in 0..<n { rs_add_inplace(dBias, dOut + r * outDim, Int64(outDim)) }
+    }
+    if let dInput {
+        let product = scratch.product.view(count: n * inDim)
+        rs_matmul_skinny_bf16(product.pointer, dOut, transposedWeight.pointer, nil, Int64(n), Int64(outDim), Int64(inDim), 1)
+        rs_add_inplace(dInput, product.pointer, Int64(n * inDim))
+    }
+    if let dWeight {
+        let dOutT = scratch.transposedOut.view(count: outDim * n)
+        rs_transpose(dOutT.pointer, dOut, Int64(n), Int64(outDim))
+        let inputT = scratch.transposedInput.view(count: (inDim * n + 1) / 2)
+        let inputT16 = UnsafeMutableRawPointer(inputT.pointer).assumingMemoryBound(to: UInt16.self)
+        rs_transpose_to_bf16(inputT16, input, Int64(n), Int64(inDim))
+        let product = scratch.product.view(count: outDim * inDim)
+        rs_matmul_skinny_bf16(product.pointer, dOutT.pointer, inputT16, nil, Int64(outDim), Int64(n), Int64(inDim), 1)
+        rs_add_inplace(dWeight, product.pointer, Int64(outDim * inDim))
+    }
 }

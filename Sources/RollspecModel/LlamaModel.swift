@@ -359,14 +359,23 @@ public enum WeightPrecision: String, Sendable, CaseIterable, Codable {
     public var checkpointDType: SafeTensorsFile.DType { self == .bfloat16 ? .bf16 : .f32 }
 }
 
-/// bfloat16 copies of one layer's matrices (`LlamaModel(…, precision: .bfloat16)`).
-private struct RoundedLayer {
-    let wq, wk, wv, wo, wGate, wUp, wDown: BFloat16Buffer
-    init(_ l: LlamaLayerWeights) {
+/// bfloat16 copies of one layer's matrices (`LlamaModel(…, precision: .bfloat16)`, and a
+/// learner's bfloat16 products, `TrainingModel(…, products: .bfloat16)`).
+public struct RoundedLayer: @unchecked Sendable {
+    public let wq, wk, wv, wo, wGate, wUp, wDown: BFloat16Buffer
+    public init(_ l: LlamaLayerWeights) {
         wq = BFloat16Buffer(rounding: l.wq); wk = BFloat16Buffer(rounding: l.wk)
         wv = BFloat16Buffer(rounding: l.wv); wo = BFloat16Buffer(rounding: l.wo)
         wGate = BFloat16Buffer(rounding: l.wGate); wUp = BFloat16Buffer(rounding: l.wUp)
         wDown = BFloat16Buffer(rounding: l.wDown)
+    }
+
+    /// Rounds `l`'s matrices into these copies again (after an optimiser changed them).
+    public func update(from l: LlamaLayerWeights) {
+        for (copy, weight) in [(wq, l.wq), (wk, l.wk), (wv, l.wv), (wo, l.wo), (wGate, l.wGate), (wUp, l.wUp), (wDown, l.wDown)] {
+            precondition(copy.count == weight.count, "a rounded copy keeps its matrix's shape")
+            BFloat16Buffer.round(weight.pointer, count: weight.count, into: copy.pointer)
+        }
     }
 }
 

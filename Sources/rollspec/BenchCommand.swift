@@ -240,7 +240,23 @@ struct BenchTrainingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "training",
         abstract: "Forward + backward throughput of a ~7M-parameter Llama, against BLAS sgemm in the same run.",
-        discussion: "vocab 8192, dim 256, 6 layers, 8/4 heads, ffn 768, tied head; batches of 8 x 128 tokens, logits and cross-entropy on every position.")
+        discussion: """
+            vocab 8192, dim 256, 6 layers, 8/4 heads, ffn 768, tied head; batches of 8 x 128 tokens, logits and \
+            cross-entropy on every position. With --model: a GRPO update's pass on that checkpoint (--groups groups \
+            of 8 responses continuing their prompt, logits on every response token), float32 products against \
+            bfloat16 products (the learner with bfloat16 workers), alternating, in the same run.
+            """)
+
+    @Option(name: .long, help: "A checkpoint (HF directory or .gguf): time a GRPO update's pass on it instead.")
+    var model: String?
+
+    @Option(name: .long, help: "With --model: groups of 8 responses in the pass.")
+    var groups: Int = 2
+
+    @Option(name: .long, help: "With --model: tokens per prompt and per response.")
+    var promptTokens: Int = 64
+    @Option(name: .long, help: "With --model: tokens per response.")
+    var responseTokens: Int = 120
 
     @Option(name: .long, help: "Timed steps.")
     var steps: Int = 5
@@ -253,6 +269,17 @@ struct BenchTrainingCommand: ParsableCommand {
 
     func run() throws {
         setKernelThreads(threads ?? 0)
+        if let model {
+            guard groups >= 1, promptTokens >= 1, responseTokens >= 2, steps >= 1 else {
+                throw ValidationError("--groups, --prompt-tokens and --steps must be at least 1, --response-tokens at least 2")
+            }
+            let loaded = try LoadedModel.load(try ModelOptions.parse(["--model", model]))
+            let r = TrainingBenchmark.policyPass(weights: loaded.model.weights, groups: groups, promptTokens: promptTokens,
+                                                 responseTokens: responseTokens, repeats: steps)
+            print("machine: \(MachineRecord.current().summary)")
+            print(json ? String(decoding: try JSONEncoder().encode(r), as: UTF8.self) : r.description)
+            return
+        }
         let r = TrainingBenchmark.throughput(steps: steps)
         if json {
             struct Out: Encodable {

@@ -285,6 +285,17 @@ extension JobConfigTests {
         #expect(priority.key == "trainer.priority" && "\(priority)".contains("idle, normal"), "\(priority)")
     }
 
+    /// The learner multiplies as the workers do unless `learner.precision` says otherwise.
+    @Test func theLearnersPrecisionFollowsTheWorkersUnlessSet() throws {
+        func learner(_ yaml: String) throws -> WeightPrecision { try JobConfig.decode(Data(yaml.utf8), yaml: true).resolvedLearnerPrecision }
+        #expect(try learner("name: a\n") == .float32)
+        #expect(try learner("models: {precision: bfloat16}\n") == .bfloat16)
+        #expect(try learner("models: {precision: bfloat16}\nlearner: {precision: float32}\n") == .float32)
+        #expect(try learner("learner: {precision: bfloat16}\n") == .bfloat16)
+        let e = try #require(error("learner: {precision: half}\n"))
+        #expect(e.key == "learner.precision" && "\(e)".contains("float32, bfloat16") && "\(e)".contains("half"), "\(e)")
+    }
+
     @Test func textWhereANumberBelongsSaysWhatWasExpected() throws {
         let e = try #require(error("workers: two\n"))
         #expect(e.key == "workers" && "\(e)".contains("expected Int") && !"\(e)".contains("found null"), "\(e)")

@@ -110,3 +110,56 @@ import RollspecTesting
         }
     }
 }
+
+/// The bfloat16 backward (`matmulBackward(…, transposedWeight:…)`) against the float reference
+/// run on the output gradient, the input and the weight rounded here: only summation order is
+/// left. Accumulation into existing gradients, the bias, reuse of one scratch across shapes,
+/// and a wrong transposition (the weight given untransposed) is caught.
+@Suite("Matmul bf16 backward", .serialized) struct MatmulBFloat16BackwardTests {
+    @Test func backwardMatchesTheReferenceOnRoundedValues() {
+        let scratch = MatmulBackwardScratch()
+        for (n, inDim, outDim) in [(37, 64, 96), (5, 576, 192), (130, 48, 20), (1, 16, 16)] {
+            let input = randomBuffer(n * inDim, seed: UInt64(n + inDim)), dOut = randomBuffer(n * outDim, seed: UInt64(n + outDim + 1))
+            let weight = randomBuffer(outDim * inDim, seed: UInt64(inDim * outDim))
+            let round = { (b: FloatBuffer) in FloatBuffer(b.array.map(BFloat16Reference.nearest)) }
+            let start = randomBuffer(n * inDim, seed: 3), startW = randomBuffer(outDim * inDim, seed: 4), startB = randomBuffer(outDim, seed: 5)
+            let wantIn = FloatBuffer(start.array), wantW = FloatBuffer(startW.array)
+            let (rOut, rIn, rW) = (round(dOut), round(input), round(weight))
+            withExtendedLifetime((rOut, rIn, rW)) {
+                matmulBackwardReference(wantIn.pointer, wantW.pointer, nil, rOut.pointer, rIn.pointer, rW.pointer,
+                                        n: n, inDim: inDim, outDim: outDim)
+            }
+            // The bias gradient sums the gradient as given, in float32.
+            let exactB = FloatBuffer(startB.array)
+            for r in 0..<n { for o in 0..<outDim { exactB[o] += dOut[r * outDim + o] } }
+            let gotIn = FloatBuffer(start.array), gotW = FloatBuffer(startW.array), gotB = FloatBuffer(startB.array)
+            matmulBackward(gotIn.pointer, gotW.pointer, gotB.pointer, dOut.pointer, input.pointer,
+                           transposedWeight: BFloat16Buffer(transposing: weight, rows: outDim, cols: inDim),
+                           n: n, inDim: inDim, outDim: outDim, scratch: scratch)
+            #expect(relativeError(gotIn, wantIn) < 1e-5, "dInput n=\(n) C=\(inDim) OC=\(outDim)")
+            #expect(relativeError(gotW, wantW) < 1e-5, "dWeight n=\(n) C=\(inDim) OC=\(outDim)")
+            #expect(relativeError(gotB, exactB) < 1e-6, "dBias n=\(n) C=\(inDim) OC=\(outDim)")
+        }
+    }
+
+    @Test func aWeightNotTransposedIsCaught() {
+        let (n, dim) = (9, 32)
+        let input = randomBuffer(n * dim, seed: 1), dOut = randomBuffer(n * dim, seed: 2), weight = randomBuffer(dim * dim, seed: 3)
+        let want = FloatBuffer(count: n * dim), got = FloatBuffer(count: n * dim)
+        let rounded = { (b: FloatBuffer) in FloatBuffer(b.array.map(BFloat16Reference.nearest)) }
+        let (rOut, rIn, rW) = (rounded(dOut), rounded(input), rounded(weight))
+        withExtendedLifetime((rOut, rIn, rW)) {
+            matmulBackwardReference(want.pointer, nil, nil, rOut.pointer, rIn.pointer, rW.pointer, n: n, inDim: dim, outDim: dim)
+        }
+        matmulBackward(got.pointer, nil, nil, dOut.pointer, input.pointer, transposedWeight: BFloat16Buffer(rounding: weight),
+                       n: n, inDim: dim, outDim: dim, scratch: MatmulBackwardScratch())
+        #expect(relativeError(got, want) > 0.1)
+    }
+
+    @Test func transposingRoundsEachValueIntoItsPlace() {
+        let (rows, cols) = (70, 45)  // several 32-blocks with ragged edges
+        let m = randomBuffer(rows * cols, seed: 8)
+        let t = BFloat16Buffer(transposing: m, rows: rows, cols: cols).widened()
+        for r in 0..<rows { for c in 0..<cols { #expect(t[c * rows + r] == BFloat16Reference.nearest(m[r * cols + c])) } }
+    }
+}

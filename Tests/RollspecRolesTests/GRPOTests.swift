@@ -234,3 +234,36 @@ extension GRPOTests {
         #expect(gap.maxLogprobError >= gap.meanLogprobError)
     }
 }
+
+/// A learner with bfloat16 products (`GRPOTrainer(…, products: .bfloat16)`) computes the
+/// bfloat16 sampler's logprobs: no gap, before its first update and after it (its rounded
+/// copies follow AdamW's steps), where a float32 learner has one.
+extension GRPOTests {
+    @Test func aBFloat16LearnerSeesNoGapToABFloat16Sampler() throws {
+        let temperature: Float = 1
+        /// Rollouts of a bfloat16 sampler built from `weights` as they are now (a rounded copy:
+        /// the learner goes on training them).
+        func rollouts(_ weights: LlamaWeights) throws -> [PolicySample] {
+            let sampler = Generator(model: LlamaModel(weights: weights.roundedToBFloat16(), precision: .bfloat16))
+            return try [[3, 17, 9, 40], [5, 5, 21]].enumerated().flatMap { i, prompt in
+                try (0..<4).map { k -> PolicySample in
+                    let out = try sampler.generate(GenerationRequest(prompt: prompt, maxTokens: 24,
+                                                                     sampling: SamplingParameters(temperature: temperature, seed: UInt64(10 * i + k))))
+                    return PolicySample(promptTokens: prompt, responseTokens: out.tokens, sampleLogprobs: out.logprobs,
+                                        advantage: k % 2 == 0 ? 1 : -1)
+                }
+            }
+        }
+        let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 14)
+        let trainer = GRPOTrainer(weights: policy, learningRate: 1e-2, temperature: temperature, products: .bfloat16)
+        let first = try #require(trainer.update(try rollouts(policy)))
+        let second = try #require(trainer.update(try rollouts(policy)))
+        for stats in [first, second] {
+            #expect(stats.meanLogprobError < 1e-5 && stats.maxLogprobError < 1e-4 && abs(stats.meanRatio - 1) < 1e-4, "\(stats)")
+        }
+        // A float32 learner of the same policy, on the same sampler's rollouts, has the gap.
+        let float = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 14)
+        let gap = try #require(GRPOTrainer(weights: float, learningRate: 1e-2, temperature: temperature).update(try rollouts(float)))
+        #expect(gap.meanLogprobError > 100 * max(first.meanLogprobError, 1e-8), "\(gap) against \(first)")
+    }
+}

@@ -6,10 +6,11 @@ import Testing
 
 /// The GRPO learner as a real process with a broker and two workers, and its config section.
 @Suite(.serialized) struct LearnerTests {
-    /// With bfloat16 workers the run is the same, and the learner's records show the rounding's
-    /// logprob gap.
-    @Test(arguments: [WeightPrecision.float32, .bfloat16])
-    func learnerRunsStepsAndAdvancesThePolicy(precision: WeightPrecision) throws {
+    /// With bfloat16 workers the run is the same. The learner computes the workers' model by
+    /// default, and its records show no gap; a float32 learner's (`learner.precision: float32`)
+    /// show the rounding's.
+    @Test(arguments: [(WeightPrecision.float32, nil), (.bfloat16, nil), (.bfloat16, WeightPrecision.float32)])
+    func learnerRunsStepsAndAdvancesThePolicy(precision: WeightPrecision, learnerPrecision: WeightPrecision?) throws {
         let job = try RoleProcessTests.Job({ endpoint in
             """
             endpoint: \(endpoint)
@@ -19,7 +20,8 @@ import Testing
             trainers: 0
             heartbeatIntervalSeconds: 0.1
             sampling: {temperature: 2.5, maxTokens: 16}
-            learner: {task: arithmetic, steps: 3, warmupSteps: 20, promptsPerStep: 4, groupSize: 4, stepTimeoutSeconds: 30}
+            learner: {task: arithmetic, steps: 3, warmupSteps: 20, promptsPerStep: 4, groupSize: 4, stepTimeoutSeconds: 30\
+            \(learnerPrecision.map { ", precision: \($0.rawValue)" } ?? "")}
             """
         }, file: "job.yaml")
         defer { job.stop() }
@@ -51,11 +53,11 @@ import Testing
         let summary = try JSONDecoder().decode(GRPOLearner.Summary.self, from: Data(try #require(stdout.split(separator: "\n").last).utf8))
         #expect(summary.ok && summary.steps == 3 && summary.finalPolicyVersion == 4)
         #expect(summary.policyVersions == ["1": 16, "2": 16, "3": 16])
-        switch precision {
-        case .float32:
+        switch learnerPrecision ?? precision {
+        case precision:
             // The workers' logprobs are the learner's own (the first ratio of every step is 1).
             #expect(summary.maxLogprobError < 1e-3)
-        case .bfloat16:
+        default:
             // The workers sample from the rounded weights; the learner says by how much it differs.
             let gaps = stdout.split(separator: "\n").prefix(3).compactMap { line in
                 (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["meanLogprobError"] as? Double

@@ -20,6 +20,17 @@ import Testing
         setKernelThreads(0)
     }
 
+    /// `rollspec bench training --model`: both precisions timed on one pass, their logits apart
+    /// by bf16's rounding, their gradients pointing the same way.
+    @Test func policyPassTimesBothPrecisions() {
+        let weights = TinyModels.randomWeights(config: TinyModels.llamaConfig(), seed: 4)
+        let r = TrainingBenchmark.policyPass(weights: weights, groups: 2, groupSize: 3, promptTokens: 5, responseTokens: 7, repeats: 1)
+        #expect(r.rows == 2 * (5 + 3 * 7) && r.responseTokens == 2 * 3 * 7)
+        #expect(r.times.map(\.products) == [.float32, .bfloat16] && r.times.allSatisfy { $0.forwardSeconds > 0 && $0.backwardSeconds > 0 })
+        #expect(r.logitDifference > 1e-5 && r.logitDifference < 0.1, "\(r)")
+        #expect(r.gradientCosine > 0.99 && r.gradientCosine < 1, "\(r)")
+    }
+
     @Test func overfitBound() {
         let weights = DraftFactory.scratch(config: DraftTrainerTests.config, seed: 1, std: 0.1)
         let trainer = DraftTrainer(

@@ -99,6 +99,10 @@ void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const
 void rs_float_to_bf16(uint16_t *out, const float *in, int64_t count);
 /// `in` rounded to bfloat16 (as rs_float_to_bf16) and written back as floats; `out` may be `in`.
 void rs_round_to_bf16(float *out, const float *in, int64_t count);
+/// `out[cols, rows] = in[rows, cols]ᵀ`.
+void rs_transpose(float *out, const float *in, int64_t rows, int64_t cols);
+/// `out[cols, rows] = bf16(in[rows, cols])ᵀ`, rounded as rs_float_to_bf16.
+void rs_transpose_to_bf16(uint16_t *out, const float *in, int64_t rows, int64_t cols);
 
 // MARK: - Elementwise and normalisation
 

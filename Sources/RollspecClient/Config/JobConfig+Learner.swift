@@ -1,4 +1,5 @@
 import Foundation
+import RollspecModel
 
 extension JobConfig {
     /// The learner of the job: the reference GRPO learner, the stand-in driver, or an outside
@@ -33,6 +34,11 @@ extension JobConfig {
         public var clipEpsilon: Float = 0.2
         /// Weight of the KL penalty to the warm-up policy (0: none).
         public var klCoefficient: Float = 0
+        /// How the update's forward and backward multiply (`float32`, or `bfloat16`: every
+        /// weight and product input rounded, float32 sums, mixed precision). nil follows
+        /// `models.precision`, so that the learner's logprobs are the workers'; AdamW updates
+        /// float32 weights either way (`resolvedPrecision`).
+        public var precision: WeightPrecision?
         /// Supervised warm-up steps on task demonstrations before the first policy is published.
         /// The default leaves the built-in policy right about a third of the time when sampling
         /// at temperature 2.5 and nearly always greedily: GRPO then has room to sharpen it.
@@ -48,7 +54,7 @@ extension JobConfig {
 
 extension JobConfig.Learner {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case kind, task, dataset, reward, chat, steps, promptsPerStep, groupSize, learningRate, updatesPerStep, updateRowsPerPass, clipEpsilon, klCoefficient
+        case kind, task, dataset, reward, chat, steps, promptsPerStep, groupSize, learningRate, updatesPerStep, updateRowsPerPass, clipEpsilon, klCoefficient, precision
         case warmupSteps, warmupLearningRate, warmupBatchSize, stepTimeoutSeconds, seed
     }
 
@@ -68,6 +74,7 @@ extension JobConfig.Learner {
         updateRowsPerPass = try c.value(.updateRowsPerPass, or: updateRowsPerPass)
         clipEpsilon = try c.value(.clipEpsilon, or: clipEpsilon)
         klCoefficient = try c.value(.klCoefficient, or: klCoefficient)
+        precision = try c.choice(.precision, or: precision)
         warmupSteps = try c.value(.warmupSteps, or: warmupSteps)
         warmupLearningRate = try c.value(.warmupLearningRate, or: warmupLearningRate)
         warmupBatchSize = try c.value(.warmupBatchSize, or: warmupBatchSize)

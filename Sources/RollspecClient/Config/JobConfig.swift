@@ -59,6 +59,10 @@ public struct JobConfig: Codable, Sendable, Equatable {
         threadsPerRole > 0 ? threadsPerRole : ProcessInfo.processInfo.activeProcessorCount
     }
 
+    /// How the reference learner's update multiplies: `learner.precision`, or the workers'
+    /// `models.precision` when it is not set.
+    public var resolvedLearnerPrecision: WeightPrecision { learner.precision ?? models.precision }
+
     /// `runDirectory`, or `runs/<name>` when it is empty.
     public var resolvedRunDirectory: String { runDirectory.isEmpty ? "runs/\(name)" : runDirectory }
 
@@ -75,8 +79,8 @@ public struct JobConfig: Codable, Sendable, Equatable {
         /// The precision workers run the policy at: `float32` (as published) or `bfloat16`
         /// (every weight rounded on arrival, and every matrix product's input as it runs: half
         /// the bytes per decode step, as GPU rollout engines run). Samples and their logprobs
-        /// are exact for the model the workers run; the learner's float32 update reports the
-        /// gap (`meanLogprobError`).
+        /// are exact for the model the workers run, and the learner computes the same model
+        /// (`learner.precision`; a float32 learner reports the gap, `meanLogprobError`).
         public var precision: WeightPrecision = .float32
         public init() {}
     }

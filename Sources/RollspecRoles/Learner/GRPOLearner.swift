@@ -81,7 +81,7 @@ public final class GRPOLearner {
         try publishFirst(policy, client: client)
 
         let trainer = GRPOTrainer(weights: policy, learningRate: L.learningRate, temperature: config.sampling.temperature,
-                                  clipEpsilon: L.clipEpsilon, klCoefficient: L.klCoefficient)
+                                  clipEpsilon: L.clipEpsilon, klCoefficient: L.klCoefficient, products: config.resolvedLearnerPrecision)
         var sampling = config.sampling
         sampling.maxTokens = format.maxTokens(configured: sampling.maxTokens)
         var summary = Summary(
@@ -273,15 +273,16 @@ public final class GRPOLearner {
 
     /// `learner.updatesPerStep` policy-gradient updates on the step's informative samples; the
     /// first one's figures (it sees the sampling policy itself), nil when there was nothing to
-    /// train on. A logprob mismatch with float32 workers above 1e-3 is logged (bfloat16 workers
-    /// differ by their rounding; `meanLogprobError` in the record says by how much).
+    /// train on. A logprob mismatch above 1e-3 with workers that run the learner's precision is
+    /// logged (workers of another precision differ by the rounding; `meanLogprobError` in the
+    /// record says by how much).
     func update(_ trainer: GRPOTrainer, on scored: Scored, step: Int) -> GRPOUpdateStats? {
         var first: GRPOUpdateStats?
         for _ in 0..<config.learner.updatesPerStep {
             guard let stats = trainer.update(scored.samples, maxRowsPerPass: config.learner.updateRowsPerPass) else { break }
             if first == nil { first = stats }
         }
-        if let f = first, f.maxLogprobError > 1e-3, config.models.precision == .float32 {
+        if let f = first, f.maxLogprobError > 1e-3, config.resolvedLearnerPrecision == config.models.precision {
             logger.event(.logprobMismatch,
                          "step \(step): the workers' logprobs differ from the learner's by up to \(f.maxLogprobError) (mean ratio \(f.meanRatio))",
                          ["step": .stringConvertible(step), "max_error": .stringConvertible(f.maxLogprobError),

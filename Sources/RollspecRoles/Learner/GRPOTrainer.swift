@@ -68,13 +68,16 @@ public final class GRPOTrainer {
     ///   - learningRate: AdamW's (constant) rate for the RL updates.
     ///   - temperature: the sampling temperature (0, greedy, is treated as 1).
     ///   - klCoefficient: β of the KL penalty to the policy as it is now.
+    ///   - products: `.bfloat16` computes the policy (and reference) as bfloat16 workers do,
+    ///     with bfloat16 products (`TrainingModel.init(weights:products:)`); AdamW still
+    ///     updates the float32 weights.
     public init(weights: LlamaWeights, learningRate: Float, temperature: Float = 1, clipEpsilon: Float = 0.2,
-                klCoefficient: Float = 0) {
+                klCoefficient: Float = 0, products: WeightPrecision = .float32) {
         self.weights = weights
         self.temperature = temperature > 0 ? temperature : 1
         self.clipEpsilon = clipEpsilon
         self.klCoefficient = klCoefficient
-        model = TrainingModel(weights: weights)
+        model = TrainingModel(weights: weights, products: products)
         // No weight decay: a few hundred RL steps should move the policy only where rewards say.
         optimizer = AdamW(weights: weights, config: AdamWConfig(schedule: .constant(learningRate), weightDecay: 0))
         gradients = LlamaGradients(config: weights.config)
@@ -83,7 +86,7 @@ public final class GRPOTrainer {
         gradientStorage = ReusableBuffer(step: 512 * weights.config.vocabSize)
         if klCoefficient > 0 {
             let copy = Dictionary(weights.namedTensors.map { ($0.name, $0.buffer.copy()) }, uniquingKeysWith: { a, _ in a })
-            reference = TrainingModel(weights: LlamaWeights(config: weights.config, tensors: copy))
+            reference = TrainingModel(weights: LlamaWeights(config: weights.config, tensors: copy), products: products)
         } else {
             reference = nil
         }
@@ -158,6 +161,7 @@ public final class GRPOTrainer {
             errorSum += p.logprobErrorSum
         }
         let step = optimizer.step(gradients)
+        model.weightsDidChange()
         return GRPOUpdateStats(loss: Float(loss), meanRatio: Float(ratioSum), maxLogprobError: maxError,
                                meanLogprobError: Float(errorSum / Double(max(total, 1))), clipFraction: Float(clipped), meanKL: Float(klSum), gradNorm: step.gradNorm,
                                tokens: total)
