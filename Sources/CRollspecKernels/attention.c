@@ -177,6 +177,23 @@ static void mix_scalar(float *out, const float *w, const float *v, const float *
     }
 }
 
+void rs_attention_scores(float *scores, const float *q, const float *k, int64_t len, int64_t stride, int64_t d,
+                         float scale) {
+#if RS_X86
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { scores_512(scores, q, k, NULL, len, stride, d, scale); return; }
+    if (RS_ISA_NOW == RS_ISA_AVX2) { scores_256(scores, q, k, NULL, len, stride, d, scale); return; }
+#endif
+    scores_scalar(scores, q, k, NULL, len, stride, d, scale);
+}
+
+void rs_attention_mix(float *out, const float *w, const float *v, int64_t len, int64_t stride, int64_t d) {
+#if RS_X86
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { mix_512(out, w, v, NULL, len, stride, d); return; }
+    if (RS_ISA_NOW == RS_ISA_AVX2) { mix_256(out, w, v, NULL, len, stride, d); return; }
+#endif
+    mix_scalar(out, w, v, NULL, len, stride, d);
+}
+
 /// One (token, head) pair, tokens counted over all segments in order: its scores against the
 /// cache, softmax, and the weighted values.
 static void attend(const attention_job *j, int64_t token, int64_t h) {

@@ -168,7 +168,10 @@ typedef struct {
     int64_t seqs, heads, kv_heads, d;
 } attn_job;
 
-/// Forward of one (sequence, query head): causal softmax(q·kᵀ/√D)·v, saving lse[t, h].
+/// Forward of one (sequence, query head): causal softmax(q·kᵀ/√D)·v, saving lse[t, h]. The
+/// scores and the weighted sum of values are the inference kernel's (`rs_attention_scores`,
+/// `rs_attention_mix`: several keys per pass, no horizontal sum per key), and the
+/// exponentials are vectorised (`rs_exp_shifted`, summed in double).
 RS_INLINE int attn_fwd_body(const attn_job *j, int task) {
     int64_t s = task / j->heads, h = task % j->heads, d = j->d, H = j->heads;
     int64_t group = H / j->kv_heads, kvh = h / group, qs = H * d, ks = j->kv_heads * d;
@@ -178,17 +181,13 @@ RS_INLINE int attn_fwd_body(const attn_job *j, int task) {
     const float *K = j->k + r0 * ks + kvh * d, *V = j->v + r0 * ks + kvh * d;
     for (int64_t t = 0; t < T; t++) {
         const float *q = j->q + (r0 + t) * qs + h * d;
+        rs_attention_scores(p, q, K, t + 1, ks, d, scale);
         float m = -INFINITY;
-        for (int64_t u = 0; u <= t; u++) {
-            p[u] = bw_dot(q, K + u * ks, d) * scale;
-            if (p[u] > m) m = p[u];
-        }
-        double sum = 0;
-        for (int64_t u = 0; u <= t; u++) { p[u] = expf(p[u] - m); sum += p[u]; }
+        for (int64_t u = 0; u <= t; u++) m = p[u] > m ? p[u] : m;
+        double sum = rs_exp_shifted(p, p, t + 1, 1, m);
         float inv = (float)(1.0 / sum);
-        float *o = j->out + (r0 + t) * qs + h * d;
-        memset(o, 0, (size_t)d * sizeof(float));
-        for (int64_t u = 0; u <= t; u++) bw_axpy(o, p[u] * inv, V + u * ks, d);
+        for (int64_t u = 0; u <= t; u++) p[u] *= inv;
+        rs_attention_mix(j->out + (r0 + t) * qs + h * d, p, V, t + 1, ks, d);
         j->lse[(r0 + t) * H + h] = m + (float)log(sum);
     }
     free(p);
@@ -212,13 +211,15 @@ void rs_attention_train_forward(float *out, float *lse, const float *q, const fl
 /// Backward of one (sequence, kv head) with every query head of its group, recomputing the
 /// probabilities from the saved lse (Dao et al. 2022, FlashAttention backward, unblocked):
 /// P = exp(s − lse), dv_u += P·do, dP = do·v_u, dS = P·(dP − do·o), dq += dS·k/√D,
-/// dk_u += dS·q/√D. A task owns its kv head's dk, dv rows and its heads' dq rows.
+/// dk_u += dS·q/√D. A task owns its kv head's dk, dv rows and its heads' dq rows. The scores,
+/// the dP row and dq's sum over keys are the inference kernel's products (as in the forward).
 RS_INLINE int attn_bw_body(const attn_job *j, int task) {
     int64_t s = task / j->kv_heads, kvh = task % j->kv_heads, d = j->d, H = j->heads;
     int64_t group = H / j->kv_heads, qs = H * d, ks = j->kv_heads * d;
     int64_t r0 = j->seq[s], T = j->seq[s + 1] - r0;
     float scale = (float)(1.0 / sqrt((double)d));
-    float *p = malloc((size_t)(T > 0 ? T : 1) * sizeof(float));
+    size_t row_bytes = (size_t)(T > 0 ? T : 1) * sizeof(float);
+    float *p = malloc(row_bytes), *dp = malloc(row_bytes), *dq_sum = malloc((size_t)d * sizeof(float));
     const float *K = j->k + r0 * ks + kvh * d, *V = j->v + r0 * ks + kvh * d;
     float *dK = j->dk + r0 * ks + kvh * d, *dV = j->dv + r0 * ks + kvh * d;
     for (int64_t h = kvh * group; h < (kvh + 1) * group; h++) {
@@ -228,18 +229,21 @@ RS_INLINE int attn_bw_body(const attn_job *j, int task) {
             float *dq = j->dq + row;
             float lse = j->lse[(r0 + t) * H + h];
             float di = bw_dot(dout, j->o + row, d);
+            rs_attention_scores(p, q, K, t + 1, ks, d, scale);
+            rs_exp_shifted(p, p, t + 1, 1, lse);
+            rs_attention_scores(dp, dout, V, t + 1, ks, d, 1);
             for (int64_t u = 0; u <= t; u++) {
-                float pu = expf(bw_dot(q, K + u * ks, d) * scale - lse);
-                bw_axpy(dV + u * ks, pu, dout, d);
-                p[u] = pu * (bw_dot(dout, V + u * ks, d) - di) * scale;
+                bw_axpy(dV + u * ks, p[u], dout, d);
+                p[u] = p[u] * (dp[u] - di) * scale;
             }
-            for (int64_t u = 0; u <= t; u++) {
-                bw_axpy(dq, p[u], K + u * ks, d);
-                bw_axpy(dK + u * ks, p[u], q, d);
-            }
+            rs_attention_mix(dq_sum, p, K, t + 1, ks, d);
+            for (int64_t i = 0; i < d; i++) dq[i] += dq_sum[i];
+            for (int64_t u = 0; u <= t; u++) bw_axpy(dK + u * ks, p[u], q, d);
         }
     }
     free(p);
+    free(dp);
+    free(dq_sum);
     return 0;
 }
 BW_CLONES(int, attn_bw, (const attn_job *j, int task), (j, task))

@@ -38,6 +38,12 @@ void rs_matmul_split(rs_matmul_rows_fn rows, float *out, const void *in, const v
 
 /// One numerically stable softmax row at the current ISA level (elementwise.c).
 void rs_softmax_row(float *out, const float *in, int64_t dim);
+/// scores[p] = scale · q·k_p for p < len, the keys `stride` floats apart (attention.c; also
+/// the training attention in backward.c).
+void rs_attention_scores(float *scores, const float *q, const float *k, int64_t len, int64_t stride, int64_t d,
+                         float scale);
+/// out[0 ..< d] = Σ_p w[p] · v_p for p < len, the values `stride` floats apart.
+void rs_attention_mix(float *out, const float *w, const float *v, int64_t len, int64_t stride, int64_t d);
 
 #if RS_X86
 /// Sums of four vectors, as [Σa, Σb, Σc, Σd]: two shuffle-add rounds within 128-bit lanes,

@@ -135,6 +135,38 @@ import Testing
         }
     }
 
+    /// The training attention's forward and backward against their references at every ISA
+    /// level this CPU has, at head widths that take the vector kernels' masked tails and at
+    /// SmolLM2's, on a sequence long enough for the scores' four-keys-at-a-time path. The level
+    /// is set per thread, so the call is one pool task (one sequence, one head), which the
+    /// kernels run inline; `attention()` covers grouped heads and several sequences.
+    @Test func attentionAtEveryLevel() {
+        let offsets = [0, 19], heads = 1, kvHeads = 1
+        for hd in [8, 20, 64] {
+            let n = offsets.last!, qDim = heads * hd, kvDim = kvHeads * hd
+            let q = randomBuffer(n * qDim, seed: 26), k = randomBuffer(n * kvDim, seed: 27), v = randomBuffer(n * kvDim, seed: 28)
+            let r = randomBuffer(n * qDim, seed: 29)
+            let refOut = FloatBuffer(count: n * qDim), refLse = FloatBuffer(count: n * heads)
+            attentionTrainingForwardReference(refOut.pointer, refLse.pointer, q.pointer, keys: k.pointer, values: v.pointer,
+                                              offsets: offsets, heads: heads, kvHeads: kvHeads, headDim: hd)
+            let rq = FloatBuffer(count: n * qDim), rk = FloatBuffer(count: n * kvDim), rv = FloatBuffer(count: n * kvDim)
+            attentionBackwardReference(rq.pointer, rk.pointer, rv.pointer, r.pointer, q.pointer, keys: k.pointer, values: v.pointer,
+                                       out: refOut.pointer, offsets: offsets, heads: heads, kvHeads: kvHeads, headDim: hd)
+            for isa in KernelISA.allCases where isa.rawValue <= KernelISA.detected.rawValue {
+                KernelISA.current = isa
+                defer { KernelISA.current = .detected }
+                let out = FloatBuffer(count: n * qDim), lse = FloatBuffer(count: n * heads)
+                attentionTrainingForward(out.pointer, lse.pointer, q.pointer, keys: k.pointer, values: v.pointer,
+                                         offsets: offsets, heads: heads, kvHeads: kvHeads, headDim: hd)
+                #expect(maxAbsDiff(out, refOut) < 1e-5 && maxAbsDiff(lse, refLse) < 1e-5, "forward, \(isa), D=\(hd)")
+                let dq = FloatBuffer(count: n * qDim), dk = FloatBuffer(count: n * kvDim), dv = FloatBuffer(count: n * kvDim)
+                attentionBackward(dq.pointer, dk.pointer, dv.pointer, r.pointer, q.pointer, keys: k.pointer, values: v.pointer,
+                                  out: out.pointer, lse: lse.pointer, offsets: offsets, heads: heads, kvHeads: kvHeads, headDim: hd)
+                #expect(maxAbsDiff(dq, rq) < 1e-4 && maxAbsDiff(dk, rk) < 1e-4 && maxAbsDiff(dv, rv) < 1e-4, "backward, \(isa), D=\(hd)")
+            }
+        }
+    }
+
     @Test func softmaxCrossEntropy() {
         let n = 4, vocab = 9
         let z = randomBuffer(n * vocab, seed: 20, scale: 2)
