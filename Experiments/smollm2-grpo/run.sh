@@ -29,13 +29,15 @@ import json, glob
 seen = {json.loads(l)['sequences'] for f in glob.glob('$run/worker-*.jsonl') for l in open(f)}
 top = max(max(json.loads(l)['stepRows']) for f in glob.glob('$run/worker-*.jsonl') for l in open(f))
 print(','.join(str(b) for b in sorted(seen | {1, 2, 4, 8, 16, 32, 64} | {top}) if b <= max(64, top)))")
-.build/release/rollspec bench decode --model "$model" --threads "$threads" --sequences "$sizes" --rounds 10 --json > $res/bench-decode.json
+# ... at the precision the workers ran (models.precision of the job's resolved config).
+precision=$(awk '/^[^ #]/ { m = ($1 == "models:") } m && $1 == "precision:" { print $2; exit }' $run/config.yaml)
+.build/release/rollspec bench decode --model "$model" --threads "$threads" --sequences "$sizes" --precision "${precision:-float32}" --rounds 10 --json > $res/bench-decode.json
 # The same, as many processes at once as the job had workers: the engine under the job's
 # sharing of the machine (on 2 vCPUs two processes slow each other down by about 1.6x).
 workers=$(ls $run/worker-*.jsonl | wc -l)
 pids=()
 for i in $(seq 1 "$workers"); do
-    .build/release/rollspec bench decode --model "$model" --threads "$threads" --sequences "$sizes" --rounds 10 --json > $res/bench-decode-concurrent-$i.json &
+    .build/release/rollspec bench decode --model "$model" --threads "$threads" --sequences "$sizes" --precision "${precision:-float32}" --rounds 10 --json > $res/bench-decode-concurrent-$i.json &
     pids+=($!)
 done
 wait "${pids[@]}"
