@@ -95,24 +95,25 @@ void rs_round_to_bf16(float *out, const float *in, int64_t count) {
 
 #define RS_TRANSPOSE_BLOCK 32
 
-void rs_transpose(float *out, const float *in, int64_t rows, int64_t cols) {
-    for (int64_t r0 = 0; r0 < rows; r0 += RS_TRANSPOSE_BLOCK)
-        for (int64_t c0 = 0; c0 < cols; c0 += RS_TRANSPOSE_BLOCK) {
-            int64_t r1 = r0 + RS_TRANSPOSE_BLOCK < rows ? r0 + RS_TRANSPOSE_BLOCK : rows;
-            int64_t c1 = c0 + RS_TRANSPOSE_BLOCK < cols ? c0 + RS_TRANSPOSE_BLOCK : cols;
-            for (int64_t c = c0; c < c1; c++)
-                for (int64_t r = r0; r < r1; r++) out[c * rows + r] = in[r * cols + c];
+/// out[c · rows + r] = CONVERT(in[r · cols + c]), in 32 × 32 blocks so that both sides stay in
+/// cache lines already loaded.
+#define RS_TRANSPOSE(out, in, rows, cols, CONVERT)                                                \
+    for (int64_t r0 = 0; r0 < (rows); r0 += RS_TRANSPOSE_BLOCK)                                   \
+        for (int64_t c0 = 0; c0 < (cols); c0 += RS_TRANSPOSE_BLOCK) {                             \
+            int64_t r1 = r0 + RS_TRANSPOSE_BLOCK < (rows) ? r0 + RS_TRANSPOSE_BLOCK : (rows);     \
+            int64_t c1 = c0 + RS_TRANSPOSE_BLOCK < (cols) ? c0 + RS_TRANSPOSE_BLOCK : (cols);     \
+            for (int64_t c = c0; c < c1; c++)                                                     \
+                for (int64_t r = r0; r < r1; r++) (out)[c * (rows) + r] = CONVERT((in)[r * (cols) + c]); \
         }
+
+static inline float rs_identity(float x) { return x; }
+
+void rs_transpose(float *out, const float *in, int64_t rows, int64_t cols) {
+    RS_TRANSPOSE(out, in, rows, cols, rs_identity)
 }
 
 void rs_transpose_to_bf16(uint16_t *out, const float *in, int64_t rows, int64_t cols) {
-    for (int64_t r0 = 0; r0 < rows; r0 += RS_TRANSPOSE_BLOCK)
-        for (int64_t c0 = 0; c0 < cols; c0 += RS_TRANSPOSE_BLOCK) {
-            int64_t r1 = r0 + RS_TRANSPOSE_BLOCK < rows ? r0 + RS_TRANSPOSE_BLOCK : rows;
-            int64_t c1 = c0 + RS_TRANSPOSE_BLOCK < cols ? c0 + RS_TRANSPOSE_BLOCK : cols;
-            for (int64_t c = c0; c < c1; c++)
-                for (int64_t r = r0; r < r1; r++) out[c * rows + r] = bf16_round(in[r * cols + c]);
-        }
+    RS_TRANSPOSE(out, in, rows, cols, bf16_round)
 }
 
 #if RS_X86

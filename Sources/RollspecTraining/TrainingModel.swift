@@ -126,19 +126,18 @@ public final class TrainingModel {
             ropeTable = RoPETable(headDim: c.headDim, theta: c.ropeTheta, maxPositions: size)
         }
 
+        let r16 = currentRounded()
         if let inputs {
             a.layers[0].xIn.pointer.update(from: inputs, count: n * dim)
-        } else if products == .float32 {
+        } else if let r16 {
+            // The embedding rows as a bfloat16 model has them: rounded.
+            b.tokens.withUnsafeBufferPointer { r16.embedding.widenRows($0, width: dim, into: a.layers[0].xIn.pointer) }
+        } else {
             b.tokens.withUnsafeBufferPointer { tokens in
                 embeddingForward(a.layers[0].xIn.pointer, weights.embedding.pointer, tokens: tokens.baseAddress!, n: n, dim: dim)
             }
         }
         usedInputs = inputs != nil
-        let r16 = currentRounded()
-        if let r16, inputs == nil {
-            // The embedding rows as a bfloat16 model has them: rounded.
-            b.tokens.withUnsafeBufferPointer { r16.embedding.widenRows($0, width: dim, into: a.layers[0].xIn.pointer) }
-        }
         for (l, w) in weights.layers.enumerated() {
             let s = a.layers[l]
             let next = l + 1 < c.numHiddenLayers ? a.layers[l + 1].xIn : a.xOut

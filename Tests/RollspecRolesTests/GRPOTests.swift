@@ -206,53 +206,43 @@ extension GRPOTests {
     }
 }
 
-/// Rollouts from the bfloat16 policy scored by the float32 learner: the update reports the gap
-/// (`meanLogprobError`), and the same learner sees none in a float32 sampler's rollouts.
+/// Rollouts of a bfloat16 sampler scored by the learner: a float32 learner reports the gap
+/// (`meanLogprobError`) and sees none in a float32 sampler's rollouts; a learner with bfloat16
+/// products (`GRPOTrainer(…, products: .bfloat16)`) computes the bfloat16 sampler's logprobs, with
+/// no gap before its first update or after it (its rounded copies follow AdamW's steps).
 extension GRPOTests {
-    @Test func theLearnerReportsTheGapToABFloat16Sampler() throws {
-        let temperature: Float = 1
-        let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 13)
-        func rollouts(_ precision: WeightPrecision) throws -> [PolicySample] {
-            let sampler = Generator(model: LlamaModel(weights: policy, precision: precision))
-            return try [[3, 17, 9, 40], [5, 5, 21]].enumerated().flatMap { i, prompt in
-                try (0..<4).map { k -> PolicySample in
-                    let out = try sampler.generate(GenerationRequest(prompt: prompt, maxTokens: 24,
-                                                                     sampling: SamplingParameters(temperature: temperature, seed: UInt64(10 * i + k))))
-                    return PolicySample(promptTokens: prompt, responseTokens: out.tokens, sampleLogprobs: out.logprobs,
-                                        advantage: k % 2 == 0 ? 1 : -1)
-                }
+    /// Four samples of each of two prompts from `model` at temperature 1, advantages ±1.
+    static func rollouts(of model: LlamaModel) throws -> [PolicySample] {
+        let sampler = Generator(model: model)
+        return try [[3, 17, 9, 40], [5, 5, 21]].enumerated().flatMap { i, prompt in
+            try (0..<4).map { k -> PolicySample in
+                let out = try sampler.generate(GenerationRequest(prompt: prompt, maxTokens: 24,
+                                                                 sampling: SamplingParameters(temperature: 1, seed: UInt64(10 * i + k))))
+                return PolicySample(promptTokens: prompt, responseTokens: out.tokens, sampleLogprobs: out.logprobs,
+                                    advantage: k % 2 == 0 ? 1 : -1)
             }
         }
+    }
+
+    @Test func theLearnerReportsTheGapToABFloat16Sampler() throws {
+        let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 13)
         func update(_ samples: [PolicySample]) throws -> GRPOUpdateStats {
             let float = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 13)
-            return try #require(GRPOTrainer(weights: float, learningRate: 1e-3, temperature: temperature).update(samples))
+            return try #require(GRPOTrainer(weights: float, learningRate: 1e-3, temperature: 1).update(samples))
         }
-        let gap = try update(try rollouts(.bfloat16))
-        let none = try update(try rollouts(.float32))
+        let gap = try update(try Self.rollouts(of: LlamaModel(weights: policy, precision: .bfloat16)))
+        let none = try update(try Self.rollouts(of: LlamaModel(weights: policy, precision: .float32)))
         #expect(none.meanLogprobError < 1e-5 && none.maxLogprobError < 1e-4, "\(none)")
         #expect(gap.meanLogprobError > 10 * max(none.meanLogprobError, 1e-7) && gap.meanLogprobError < 0.05, "\(gap)")
         #expect(gap.maxLogprobError >= gap.meanLogprobError)
     }
-}
 
-/// A learner with bfloat16 products (`GRPOTrainer(…, products: .bfloat16)`) computes the
-/// bfloat16 sampler's logprobs: no gap, before its first update and after it (its rounded
-/// copies follow AdamW's steps), where a float32 learner has one.
-extension GRPOTests {
     @Test func aBFloat16LearnerSeesNoGapToABFloat16Sampler() throws {
         let temperature: Float = 1
-        /// Rollouts of a bfloat16 sampler built from `weights` as they are now (a rounded copy:
-        /// the learner goes on training them).
+        /// A bfloat16 sampler of `weights` as they are now (a rounded copy: the learner goes on
+        /// training them).
         func rollouts(_ weights: LlamaWeights) throws -> [PolicySample] {
-            let sampler = Generator(model: LlamaModel(weights: weights.roundedToBFloat16(), precision: .bfloat16))
-            return try [[3, 17, 9, 40], [5, 5, 21]].enumerated().flatMap { i, prompt in
-                try (0..<4).map { k -> PolicySample in
-                    let out = try sampler.generate(GenerationRequest(prompt: prompt, maxTokens: 24,
-                                                                     sampling: SamplingParameters(temperature: temperature, seed: UInt64(10 * i + k))))
-                    return PolicySample(promptTokens: prompt, responseTokens: out.tokens, sampleLogprobs: out.logprobs,
-                                        advantage: k % 2 == 0 ? 1 : -1)
-                }
-            }
+            try Self.rollouts(of: LlamaModel(weights: weights.roundedToBFloat16(), precision: .bfloat16))
         }
         let policy = BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 14)
         let trainer = GRPOTrainer(weights: policy, learningRate: 1e-2, temperature: temperature, products: .bfloat16)
