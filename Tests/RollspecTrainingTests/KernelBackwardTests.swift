@@ -136,12 +136,11 @@ import Testing
     }
 
     /// The training attention's forward and backward against their references at every ISA
-    /// level this CPU has, at head widths that take the vector kernels' masked tails and at
-    /// SmolLM2's, on a sequence long enough for the scores' four-keys-at-a-time path. The level
-    /// is set per thread, so the call is one pool task (one sequence, one head), which the
-    /// kernels run inline; `attention()` covers grouped heads and several sequences.
+    /// level this CPU has (the pool runs a caller's tasks at the caller's level), at head widths
+    /// that take the vector kernels' masked tails and at SmolLM2's, with grouped heads and
+    /// sequences long enough for the scores' four-keys-at-a-time path.
     @Test func attentionAtEveryLevel() {
-        let offsets = [0, 19], heads = 1, kvHeads = 1
+        let offsets = [0, 3, 10, 19], heads = 6, kvHeads = 2
         for hd in [8, 20, 64] {
             let n = offsets.last!, qDim = heads * hd, kvDim = kvHeads * hd
             let q = randomBuffer(n * qDim, seed: 26), k = randomBuffer(n * kvDim, seed: 27), v = randomBuffer(n * kvDim, seed: 28)
