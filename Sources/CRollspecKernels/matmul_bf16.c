@@ -95,12 +95,12 @@ void rs_round_to_bf16(float *out, const float *in, int64_t count) {
 
 #define RS_TRANSPOSE_BLOCK 32
 
-/// out[c · rows + r] = CONVERT(in[r · cols + c]), in 32 × 32 blocks so that both sides stay in
-/// cache lines already loaded.
-#define RS_TRANSPOSE(out, in, rows, cols, CONVERT)                                                \
-    for (int64_t r0 = 0; r0 < (rows); r0 += RS_TRANSPOSE_BLOCK)                                   \
+/// out[c · rows + r] = CONVERT(in[r · cols + c]) for input rows r0 ..< r1, in 32 × 32 blocks so
+/// that both sides stay in cache lines already loaded.
+#define RS_TRANSPOSE(out, in, rows, cols, r_begin, r_end, CONVERT)                                \
+    for (int64_t r0 = (r_begin); r0 < (r_end); r0 += RS_TRANSPOSE_BLOCK)                          \
         for (int64_t c0 = 0; c0 < (cols); c0 += RS_TRANSPOSE_BLOCK) {                             \
-            int64_t r1 = r0 + RS_TRANSPOSE_BLOCK < (rows) ? r0 + RS_TRANSPOSE_BLOCK : (rows);     \
+            int64_t r1 = r0 + RS_TRANSPOSE_BLOCK < (r_end) ? r0 + RS_TRANSPOSE_BLOCK : (r_end);   \
             int64_t c1 = c0 + RS_TRANSPOSE_BLOCK < (cols) ? c0 + RS_TRANSPOSE_BLOCK : (cols);     \
             for (int64_t c = c0; c < c1; c++)                                                     \
                 for (int64_t r = r0; r < r1; r++) (out)[c * (rows) + r] = CONVERT((in)[r * (cols) + c]); \
@@ -108,13 +108,42 @@ void rs_round_to_bf16(float *out, const float *in, int64_t count) {
 
 static inline float rs_identity(float x) { return x; }
 
-void rs_transpose(float *out, const float *in, int64_t rows, int64_t cols) {
-    RS_TRANSPOSE(out, in, rows, cols, rs_identity)
+typedef struct {
+    void *out;
+    const float *in;
+    int64_t rows, cols, chunk;
+    int to_bf16;
+} transpose_job;
+
+/// Task t: input rows t · chunk ..< (t + 1) · chunk, whose output columns no other task writes.
+static void transpose_task(void *ctx, int task) {
+    const transpose_job *j = ctx;
+    int64_t begin = task * j->chunk, end = begin + j->chunk < j->rows ? begin + j->chunk : j->rows;
+    if (j->to_bf16) {
+        uint16_t *out = j->out;
+        RS_TRANSPOSE(out, j->in, j->rows, j->cols, begin, end, bf16_round)
+    } else {
+        float *out = j->out;
+        RS_TRANSPOSE(out, j->in, j->rows, j->cols, begin, end, rs_identity)
+    }
 }
 
-void rs_transpose_to_bf16(uint16_t *out, const float *in, int64_t rows, int64_t cols) {
-    RS_TRANSPOSE(out, in, rows, cols, bf16_round)
+/// Splits the input rows across the pool in multiples of the block, when there is enough to
+/// pay for a fork (a learner's backward transposes ~600M values a 2,048-row pass).
+static void transpose(void *out, const float *in, int64_t rows, int64_t cols, int to_bf16) {
+    if (rows <= 0 || cols <= 0) return;
+    int threads = rs_threads_get();
+    int64_t blocks = (rows + RS_TRANSPOSE_BLOCK - 1) / RS_TRANSPOSE_BLOCK;
+    int tasks = rows * cols < (1 << 16) || threads <= 1 ? 1 : (int)(blocks < threads ? blocks : threads);
+    int64_t chunk = (blocks + tasks - 1) / tasks * RS_TRANSPOSE_BLOCK;
+    transpose_job job = {out, in, rows, cols, chunk, to_bf16};
+    tasks = (int)((rows + chunk - 1) / chunk);
+    rs_parallel_for(transpose_task, &job, tasks > 0 ? tasks : 1);
 }
+
+void rs_transpose(float *out, const float *in, int64_t rows, int64_t cols) { transpose(out, in, rows, cols, 0); }
+
+void rs_transpose_to_bf16(uint16_t *out, const float *in, int64_t rows, int64_t cols) { transpose(out, in, rows, cols, 1); }
 
 #if RS_X86
 // MARK: AVX-512
