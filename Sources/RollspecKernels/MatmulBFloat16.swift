@@ -120,7 +120,26 @@ public final class MatmulBackwardScratch: @unchecked Sendable {
     let transposedOut = ReusableBuffer(step: 1 << 20)
     /// bfloat16 values, two to a float.
     let transposedInput = ReusableBuffer(step: 1 << 20)
+    /// The input `transposeInput` keeps for several products, apart from the one above.
+    let sharedInput = ReusableBuffer(step: 1 << 20)
     public init() {}
+
+    /// `input[N, C]` transposed and rounded once, for the backward of several products that
+    /// read it (q, k and v read one normalised input; gate and up another). Valid until the
+    /// next call of this method.
+    public func transposeInput(_ input: UnsafePointer<Float>, n: Int, inDim: Int) -> TransposedInput {
+        let storage = sharedInput.view(count: (inDim * n + 1) / 2)
+        let bits = UnsafeMutableRawPointer(storage.pointer).assumingMemoryBound(to: UInt16.self)
+        rs_transpose_to_bf16(bits, input, Int64(n), Int64(inDim))
+        return TransposedInput(storage: storage, n: n, inDim: inDim)
+    }
+}
+
+/// An input transposed and rounded by `MatmulBackwardScratch.transposeInput`: `[C, N]` bfloat16.
+public struct TransposedInput {
+    let storage: FloatBuffer
+    let n: Int, inDim: Int
+    var bits: UnsafeMutablePointer<UInt16> { UnsafeMutableRawPointer(storage.pointer).assumingMemoryBound(to: UInt16.self) }
 }
 
 /// Backward of the bfloat16 `matmulForward` (`out = bf16(input) · bf16(weight)ᵀ`), the gradient
@@ -128,12 +147,13 @@ public final class MatmulBackwardScratch: @unchecked Sendable {
 /// of two bfloat16 values: `dInput[N, C] += bf16(dOut) · bf16(weight)`, `dWeight[OC, C] +=
 /// bf16(dOut)ᵀ · bf16(input)`, sums in float32, and `dBias[OC] += Σ_n dOut[n, :]` in float32.
 /// Both products run through the bf16 kernel: the first against `transposedWeight`
-/// (`[C, OC]`, bf16(weightᵀ)), the second against the input transposed and rounded here.
+/// (`[C, OC]`, bf16(weightᵀ)), the second against the input transposed and rounded here, or
+/// `transposedInput` when the caller made it once for several products of this input.
 /// Any gradient may be nil to skip it.
 public func matmulBackward(
     _ dInput: UnsafeMutablePointer<Float>?, _ dWeight: UnsafeMutablePointer<Float>?,
     _ dBias: UnsafeMutablePointer<Float>?, _ dOut: UnsafePointer<Float>,
-    _ input: UnsafePointer<Float>, transposedWeight: BFloat16Buffer,
+    _ input: UnsafePointer<Float>, transposedWeight: BFloat16Buffer, transposedInput: TransposedInput? = nil,
     n: Int, inDim: Int, outDim: Int, scratch: MatmulBackwardScratch
 ) {
     precondition(transposedWeight.count == inDim * outDim, "bf16 weight has \(transposedWeight.count) values, expected \(inDim)×\(outDim)")
@@ -149,9 +169,15 @@ public func matmulBackward(
     if let dWeight {
         let dOutT = scratch.transposedOut.view(count: outDim * n)
         rs_transpose(dOutT.pointer, dOut, Int64(n), Int64(outDim))
-        let inputT = scratch.transposedInput.view(count: (inDim * n + 1) / 2)
-        let inputT16 = UnsafeMutableRawPointer(inputT.pointer).assumingMemoryBound(to: UInt16.self)
-        rs_transpose_to_bf16(inputT16, input, Int64(n), Int64(inDim))
+        let inputT16: UnsafeMutablePointer<UInt16>
+        if let transposedInput {
+            precondition(transposedInput.n == n && transposedInput.inDim == inDim, "the transposed input is of another shape")
+            inputT16 = transposedInput.bits
+        } else {
+            let inputT = scratch.transposedInput.view(count: (inDim * n + 1) / 2)
+            inputT16 = UnsafeMutableRawPointer(inputT.pointer).assumingMemoryBound(to: UInt16.self)
+            rs_transpose_to_bf16(inputT16, input, Int64(n), Int64(inDim))
+        }
         let product = scratch.product.view(count: outDim * inDim)
         rs_matmul_skinny_bf16(product.pointer, dOutT.pointer, inputT16, nil, Int64(outDim), Int64(n), Int64(inDim), 1)
         rs_add_inplace(dWeight, product.pointer, Int64(outDim * inDim))

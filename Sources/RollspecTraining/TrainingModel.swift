@@ -262,12 +262,14 @@ public final class TrainingModel {
             let s = a.layers[l], w = weights.layers[l], dw = gradients.layers[l]
             let v = r16?.vectors[l] ?? RoundedWeights.Vectors(w)
             let t = r16?.transposed[l]
-            /// One product's backward: bfloat16 when the forward's was.
+            /// One product's backward: bfloat16 when the forward's was (`inputT`: its input
+            /// transposed once for the products that share it).
             func productBackward(_ dInput: FloatBuffer, _ dWeight: FloatBuffer, _ dBias: FloatBuffer?, _ dOut: FloatBuffer,
-                                 _ input: FloatBuffer, _ weight: FloatBuffer, _ transposed: BFloat16Buffer?, inDim: Int, outDim: Int) {
+                                 _ input: FloatBuffer, _ weight: FloatBuffer, _ transposed: BFloat16Buffer?,
+                                 inputT: TransposedInput? = nil, inDim: Int, outDim: Int) {
                 if let transposed {
                     matmulBackward(dInput.pointer, dWeight.pointer, dBias?.pointer, dOut.pointer, input.pointer, transposedWeight: transposed,
-                                   n: n, inDim: inDim, outDim: outDim, scratch: backwardScratch)
+                                   transposedInput: inputT, n: n, inDim: inDim, outDim: outDim, scratch: backwardScratch)
                 } else {
                     matmulBackward(dInput.pointer, dWeight.pointer, dBias?.pointer, dOut.pointer, input.pointer, weight.pointer,
                                    n: n, inDim: inDim, outDim: outDim)
@@ -278,8 +280,9 @@ public final class TrainingModel {
             productBackward(g.dh, dw.wDown, nil, g.dx, s.h, w.wDown, t?.wDown, inDim: ffn, outDim: dim)
             swigluBackward(g.dGate.pointer, g.dUp.pointer, g.dh.pointer, s.gate.pointer, s.up.pointer, count: n * ffn)
             zero(g.dNorm, n * dim)
-            productBackward(g.dNorm, dw.wGate, nil, g.dGate, s.xNorm2, w.wGate, t?.wGate, inDim: dim, outDim: ffn)
-            productBackward(g.dNorm, dw.wUp, nil, g.dUp, s.xNorm2, w.wUp, t?.wUp, inDim: dim, outDim: ffn)
+            let x2T = t.map { _ in backwardScratch.transposeInput(s.xNorm2.pointer, n: n, inDim: dim) }
+            productBackward(g.dNorm, dw.wGate, nil, g.dGate, s.xNorm2, w.wGate, t?.wGate, inputT: x2T, inDim: dim, outDim: ffn)
+            productBackward(g.dNorm, dw.wUp, nil, g.dUp, s.xNorm2, w.wUp, t?.wUp, inputT: x2T, inDim: dim, outDim: ffn)
             rmsNormBackward(g.dx.pointer, dw.ffnNorm.pointer, g.dNorm.pointer, s.xMid.pointer, v.ffnNorm.pointer,
                             n: n, dim: dim, eps: c.rmsNormEps)
             // Attention block.
@@ -299,9 +302,10 @@ public final class TrainingModel {
                 ropeBackward(g.dk.pointer, positions: pos.baseAddress!, n: n, heads: c.numKeyValueHeads, headDim: c.headDim, table: ropeTable)
             }
             zero(g.dNorm, n * dim)
-            productBackward(g.dNorm, dw.wq, dw.bq, g.dq, s.xNorm1, w.wq, t?.wq, inDim: dim, outDim: qDim)
-            productBackward(g.dNorm, dw.wk, dw.bk, g.dk, s.xNorm1, w.wk, t?.wk, inDim: dim, outDim: kvDim)
-            productBackward(g.dNorm, dw.wv, dw.bv, g.dv, s.xNorm1, w.wv, t?.wv, inDim: dim, outDim: kvDim)
+            let x1T = t.map { _ in backwardScratch.transposeInput(s.xNorm1.pointer, n: n, inDim: dim) }
+            productBackward(g.dNorm, dw.wq, dw.bq, g.dq, s.xNorm1, w.wq, t?.wq, inputT: x1T, inDim: dim, outDim: qDim)
+            productBackward(g.dNorm, dw.wk, dw.bk, g.dk, s.xNorm1, w.wk, t?.wk, inputT: x1T, inDim: dim, outDim: kvDim)
+            productBackward(g.dNorm, dw.wv, dw.bv, g.dv, s.xNorm1, w.wv, t?.wv, inputT: x1T, inDim: dim, outDim: kvDim)
             rmsNormBackward(g.dx.pointer, dw.attentionNorm.pointer, g.dNorm.pointer, s.xIn.pointer, v.attentionNorm.pointer,
                             n: n, dim: dim, eps: c.rmsNormEps)
         }
