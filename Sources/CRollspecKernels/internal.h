@@ -11,6 +11,7 @@
 // function names its level here and is only called after CPUID said the CPU has it.
 #define RS_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,f16c,avx2")))
 #define RS_AVX512BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,fma,f16c,avx2")))
+#define RS_AMXBF16 __attribute__((target("amx-tile,amx-bf16,avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,fma,f16c,avx2")))
 #define RS_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define RS_INLINE static inline __attribute__((always_inline))
 #else

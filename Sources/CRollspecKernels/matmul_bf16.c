@@ -21,6 +21,8 @@
 #define RS_BF16_COLS256 2
 #define RS_BF16_PF 2
 #define RS_BF16_DP_MIN_ROWS 5  // AVX512_BF16: passes of fewer rows take the AVX-512 FMA kernel
+#define RS_BF16_AMX_MIN_ROWS 3 // AMX: passes of fewer rows take the kernels below
+#define RS_BF16_TILES_MAX_ROWS 32 // AMX with packed weights: longer passes take the kernels below
 #define RS_BF16_COLS256X2 6  // AVX2, N ≥ 2: 2 weight rows × 6 input rows (12 + 2 + 1 ≤ 16 ymm)
 #define RS_BF16_KCHUNK 256   // AVX2, N ≥ 2: channels per C chunk (all column blocks per chunk)
 #define RS_BF16_SUPER 48     // AVX2, N ≥ 2: input rows per pass over the weights
@@ -282,6 +284,170 @@ static RS_AVX512BF16 void dp_rows512(float *out, const void *input, const void *
     RS_BF16_ROWS512(dp_block512, uint16_t)
 }
 
+// MARK: AMX
+
+// Sapphire Rapids and later multiply 16×32 bf16 tiles: one TDPBF16PS adds a 16×32 by 32×16
+// product into a 16×16 float tile, 8,192 multiply-adds, where one VDPBF16PS does 32. Verify and
+// batched passes of up to a few hundred rows are then limited by the weights' stream again.
+//
+// The weights need no repacking: tile A is 16 weight rows × 32 channels, read in place with
+// the rows' stride. Tile B is the inputs of 16 token rows over the same 32 channels, in the
+// pair-interleaved layout TDPBF16PS takes (B[k][t] = x[t][2k], x[t][2k+1]), packed once per call
+// (amx_pack). The float tile C[16 weight rows][16 tokens] is transposed into `out` as it is
+// stored. Up to four token blocks (64 rows) share each weight tile in tiles 0–3; more rows pass
+// over the weights again, from cache. Weight rows a block or two ahead are prefetched into L2.
+#define RS_AMX_TOKENS 64    // token rows per pass over the weights (four accumulator tiles)
+#define RS_AMX_PF 2         // prefetch distance in blocks of 16 weight rows (0, 1, 2, 4 and
+                            // into L1 measured alike on SmolLM2's shapes)
+
+#if RS_X86
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_tile_config;
+
+/// The inputs as amx_rows reads them: row-major bf16 for the kernel that takes the last
+/// OC % 16 weight rows, and B tiles [token block][channel block][16 pairs][16 tokens][2].
+typedef struct {
+    const uint16_t *rows;
+    const uint16_t *tiles;
+} amx_input;
+
+/// B tiles from row-major bf16 inputs x[n][c] (c a multiple of 32): tile (tb, kb) holds, as
+/// 32-bit pairs, T[kk][t] = x[16 tb + t][32 kb + 2 kk ... + 1], zero for t past the last row.
+static RS_AVX512 void amx_pack(uint16_t *tiles, const uint16_t *x, int64_t n, int64_t c) {
+    const int32_t *x32 = (const int32_t *)x;
+    int32_t *t32 = (int32_t *)tiles;
+    int64_t kbs = c / 32, pitch = c / 2;
+    __m512i lane = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                      _mm512_set1_epi32((int)pitch));
+    for (int64_t tb = 0; tb * 16 < n; tb++) {
+        int64_t left = n - tb * 16;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+        const int32_t *base = x32 + tb * 16 * pitch;
+        for (int64_t kb = 0; kb < kbs; kb++) {
+            int32_t *tile = t32 + (tb * kbs + kb) * 256;
+            for (int kk = 0; kk < 16; kk++)
+                _mm512_storeu_si512(tile + 16 * kk,
+                                   _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, lane, base + kb * 16 + kk, 4));
+        }
+    }
+}
+
+/// Stores accumulator tile `cbuf` (16 weight rows × 16 tokens) for `count` tokens starting at
+/// token row `t0`, transposed: out[(t0 + t)·oc + r] = cbuf[r][t] + bias[r].
+RS_INLINE RS_AVX512 void amx_store(float *out, const float *cbuf, const float *bias, int64_t t0, int64_t count,
+                                   int64_t oc) {
+    __m512i column = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                        _mm512_set1_epi32(16));
+    __m512 b = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    for (int64_t t = 0; t < count; t++)
+        _mm512_storeu_ps(out + (t0 + t) * oc, _mm512_add_ps(_mm512_i32gather_ps(column, cbuf + t, 4), b));
+}
+
+/// The weights' full 16-row blocks as B tiles, packed once where a model is built: block (ob, kb)
+/// holds, as 32-bit pairs, T[kk][o] = w[16 ob + o][32 kb + 2 kk ... + 1] (amx_pack's layout).
+/// Each block of 16 outputs is then one contiguous run of C/32 tiles, streamed in order.
+typedef struct {
+    const uint16_t *rows;   // the inputs, row-major bf16: the A tiles, read in place
+    const uint16_t *tiles;  // the packed weights
+} amx_packed_input;
+
+static RS_AMXBF16 void amx_packed_rows(float *out, const void *input, const void *weights, const float *bias,
+                                       int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
+    const amx_packed_input *x = input;
+    int64_t kbs = c / 32, full = o0 + (o1 - o0) / 16 * 16;
+    amx_tile_config config = {.palette = 1};
+    for (int64_t t0 = 0; t0 < n; t0 += 48) {
+        int64_t left = n - t0;
+        int nb = left >= 48 ? 3 : (int)((left + 15) / 16);
+        // Tiles 0–2 accumulate token blocks 0–2 (the last one maybe short), 4 holds the weights,
+        // 5–7 the token blocks' inputs.
+        int last = (int)(left - 16 * (nb - 1) < 16 ? left - 16 * (nb - 1) : 16);
+        for (int i = 0; i < 8; i++) config.rows[i] = 16, config.colsb[i] = 64;
+        config.rows[nb - 1] = (uint8_t)last;
+        config.rows[4 + nb] = (uint8_t)last;
+        _tile_loadconfig(&config);
+        const uint16_t *a = x->rows + t0 * c;
+        for (int64_t o = o0; o < full; o += 16) {
+            const uint16_t *b = x->tiles + (o / 16) * kbs * 512;
+            _tile_zero(0);
+            if (nb > 1) _tile_zero(1);
+            if (nb > 2) _tile_zero(2);
+            for (int64_t kb = 0; kb < kbs; kb++) {
+                _tile_loadd(4, b + kb * 512, 64);
+                _tile_loadd(5, a + kb * 32, c * 2);
+                _tile_dpbf16ps(0, 5, 4);
+                if (nb > 1) { _tile_loadd(6, a + 16 * c + kb * 32, c * 2); _tile_dpbf16ps(1, 6, 4); }
+                if (nb > 2) { _tile_loadd(7, a + 32 * c + kb * 32, c * 2); _tile_dpbf16ps(2, 7, 4); }
+            }
+            float *dst = out + t0 * oc + o;
+            _tile_stored(0, dst, oc * 4);
+            if (nb > 1) _tile_stored(1, dst + 16 * oc, oc * 4);
+            if (nb > 2) _tile_stored(2, dst + 32 * oc, oc * 4);
+        }
+    }
+    _tile_release();
+    if (bias)
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t o = o0; o < full; o += 16)
+                _mm512_storeu_ps(out + t * oc + o, _mm512_add_ps(_mm512_loadu_ps(out + t * oc + o), _mm512_loadu_ps(bias + o)));
+    if (full < o1) dp_rows512(out, x->rows, weights, bias, n, c, oc, full, o1);
+}
+
+static RS_AMXBF16 void amx_rows(float *out, const void *input, const void *weights, const float *bias,
+                                int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
+    const amx_input *x = input;
+    const uint16_t *w = weights;
+    int64_t kbs = c / 32, blocks = (n + 15) / 16, full = o0 + (o1 - o0) / 16 * 16;
+    // Fewer than 16 token rows: the accumulator and input tiles are only that many columns
+    // (4 bytes each) wide, so TDPBF16PS does no work on padding.
+    int width = n < 16 ? (int)n * 4 : 64;
+    amx_tile_config config = {.palette = 1};
+    for (int i = 0; i < 8; i++) config.rows[i] = 16, config.colsb[i] = i == 4 ? 64 : width;
+    _tile_loadconfig(&config);
+    float cbuf[4][256] __attribute__((aligned(64)));
+    const char *end = (const char *)(w + o1 * c);
+    for (int64_t b0 = 0; b0 < blocks; b0 += RS_AMX_TOKENS / 16) {
+        int nb = blocks - b0 < RS_AMX_TOKENS / 16 ? (int)(blocks - b0) : RS_AMX_TOKENS / 16;
+        const uint16_t *tk0 = x->tiles + b0 * kbs * 512;
+        for (int64_t o = o0; o < full; o += 16) {
+            const uint16_t *wr = w + o * c;
+            // The block RS_AMX_PF ahead: one line of each of its 16 rows per channel block,
+            // the rate this block reads its own. Later passes find the weights in cache.
+            const char *pf = b0 == 0 ? (const char *)(wr + RS_AMX_PF * 16 * c) : end;
+            _tile_zero(0);
+            if (nb > 1) _tile_zero(1);
+            if (nb > 2) _tile_zero(2);
+            if (nb > 3) _tile_zero(3);
+            for (int64_t kb = 0; kb < kbs; kb++) {
+                if (pf < end)
+                    for (int r = 0; r < 16; r++) _mm_prefetch(pf + r * c * 2 + kb * 64, _MM_HINT_T1);
+                const uint16_t *tk = tk0 + kb * 512;
+                _tile_loadd(4, wr + kb * 32, c * 2);
+                _tile_loadd(5, tk, 64);
+                _tile_dpbf16ps(0, 4, 5);
+                if (nb > 1) { _tile_loadd(6, tk + kbs * 512, 64); _tile_dpbf16ps(1, 4, 6); }
+                if (nb > 2) { _tile_loadd(7, tk + 2 * kbs * 512, 64); _tile_dpbf16ps(2, 4, 7); }
+                if (nb > 3) { _tile_loadd(5, tk + 3 * kbs * 512, 64); _tile_dpbf16ps(3, 4, 5); }
+            }
+            _tile_stored(0, cbuf[0], 64);
+            if (nb > 1) _tile_stored(1, cbuf[1], 64);
+            if (nb > 2) _tile_stored(2, cbuf[2], 64);
+            if (nb > 3) _tile_stored(3, cbuf[3], 64);
+            const float *br = bias ? bias + o : NULL;
+            for (int i = 0; i < nb; i++) {
+                int64_t t0 = (b0 + i) * 16, count = n - t0 < 16 ? n - t0 : 16;
+                amx_store(out + o, cbuf[i], br, t0, count, oc);
+            }
+        }
+    }
+    _tile_release();
+    if (full < o1) dp_rows512(out, x->rows, w, bias, n, c, oc, full, o1);
+}
+#endif
+
 // MARK: AVX2
 
 RS_INLINE RS_AVX2 __m256 load_bf16_256(const uint16_t *p) {
@@ -487,6 +653,16 @@ void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const
     // more loads in flight: on SmolLM2's shapes with the weights streamed from memory, one
     // core, VDPBF16PS ran 0.72–0.89× as fast at N ≤ 2, even at 3, and 1.2–2× from 4; with 2
     // threads a 4-row verify still ran ~5% slower (`rollspec bench decode`).
+    if (RS_ISA_NOW >= RS_ISA_AMX_BF16 && n >= RS_BF16_AMX_MIN_ROWS && c % 32 == 0 && oc >= 16) {
+        int64_t tiles = (n + 15) / 16 * 16 * c;
+        uint16_t *x = input_scratch((count + (size_t)tiles) * sizeof(uint16_t));
+        rs_float_to_bf16(x, in, (int64_t)count);
+        uint16_t *packed = x + (count + 31) / 32 * 32;
+        amx_pack(packed, x, n, c);
+        amx_input input = {x, packed};
+        rs_matmul_split(amx_rows, out, &input, w, bias, n, c, oc, threaded);
+        return;
+    }
     if (RS_ISA_NOW >= RS_ISA_AVX512_BF16 && n >= RS_BF16_DP_MIN_ROWS) {
         uint16_t *x = input_scratch(count * sizeof(uint16_t));
         rs_float_to_bf16(x, in, (int64_t)count);
@@ -497,4 +673,37 @@ void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const
     float *x = input_scratch(count * sizeof(float));
     rs_round_to_bf16(x, in, (int64_t)count);
     rs_matmul_split(bf16_rows, out, x, w, bias, n, c, oc, threaded);
+}
+
+int64_t rs_bf16_tiles_count(int64_t c, int64_t oc) {
+#if RS_X86
+    if (rs_isa_detected() >= RS_ISA_AMX_BF16 && c % 32 == 0 && oc >= 16) return oc / 16 * 16 * c;
+#endif
+    (void)c, (void)oc;
+    return 0;
+}
+
+void rs_bf16_pack_tiles(uint16_t *tiles, const uint16_t *w, int64_t c, int64_t oc) {
+#if RS_X86
+    if (rs_bf16_tiles_count(c, oc) > 0) amx_pack(tiles, w, oc / 16 * 16, c);
+#else
+    (void)tiles, (void)w, (void)c, (void)oc;
+#endif
+}
+
+void rs_matmul_skinny_bf16_tiles(float *out, const float *in, const uint16_t *w, const uint16_t *tiles,
+                                 const float *bias, int64_t n, int64_t c, int64_t oc, int threaded) {
+#if RS_X86
+    if (tiles && RS_ISA_NOW >= RS_ISA_AMX_BF16 && n > 0 && n <= RS_BF16_TILES_MAX_ROWS && oc > 0) {
+        size_t count = (size_t)(n * c);
+        uint16_t *x = input_scratch(count * sizeof(uint16_t));
+        rs_float_to_bf16(x, in, (int64_t)count);
+        amx_packed_input input = {x, tiles};
+        rs_matmul_split(amx_packed_rows, out, &input, w, bias, n, c, oc, threaded);
+        return;
+    }
+#else
+    (void)tiles;
+#endif
+    rs_matmul_skinny_bf16(out, in, w, bias, n, c, oc, threaded);
 }

@@ -43,9 +43,10 @@ public func kernelParallelFor(tasks: Int, _ body: (Int) -> Void) {
 
 /// Instruction-set level of the C kernels.
 public enum KernelISA: Int, Sendable, CaseIterable, Comparable, CustomStringConvertible {
-    /// `avx512bf16` is `avx512` plus VDPBF16PS, used by the bfloat16 matmul (each level
-    /// includes the ones below it).
-    case scalar = 0, avx2 = 1, avx512 = 2, avx512bf16 = 3
+    /// `avx512bf16` is `avx512` plus VDPBF16PS, used by the bfloat16 matmul; `amxBF16` adds
+    /// AMX tiles (TDPBF16PS), which it uses for passes of several rows (each level includes the
+    /// ones below it).
+    case scalar = 0, avx2 = 1, avx512 = 2, avx512bf16 = 3, amxBF16 = 4
 
     public static func < (a: KernelISA, b: KernelISA) -> Bool { a.rawValue < b.rawValue }
 
@@ -66,6 +67,7 @@ public enum KernelISA: Int, Sendable, CaseIterable, Comparable, CustomStringConv
         case .avx2: "avx2"
         case .avx512: "avx512"
         case .avx512bf16: "avx512-bf16"
+        case .amxBF16: "amx-bf16"
         }
     }
 }

@@ -8,6 +8,8 @@ import CRollspecKernels
 public final class BFloat16Buffer: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<UInt16>
+    /// This matrix's full 16-row blocks packed as AMX tiles (`packTiles`), and its shape.
+    private var tiles: (pointer: UnsafeMutablePointer<UInt16>, inDim: Int, outDim: Int)?
 
     /// `values` rounded to bfloat16 (nearest, ties to even).
     public init(rounding values: UnsafePointer<Float>, count: Int) {
@@ -49,9 +51,47 @@ public final class BFloat16Buffer: @unchecked Sendable {
     public func transpose(from matrix: UnsafePointer<Float>, rows: Int, cols: Int) {
         precondition(rows * cols == count, "a [\(rows), \(cols)] matrix does not fill \(count) values")
         rs_transpose_to_bf16(pointer, matrix, Int64(rows), Int64(cols))
+        repackTiles()
     }
 
-    deinit { pointer.deallocate() }
+    deinit {
+        pointer.deallocate()
+        tiles?.pointer.deallocate()
+    }
+
+    /// Adds a copy of this `[outDim, inDim]` matrix packed as AMX tiles, which
+    /// `matmulForward` then reads for passes of up to 32 rows (decode, verify, a batch step):
+    /// each block of 16 outputs streams as one contiguous run and the input rows are read in
+    /// place, so a verify of 8–16 rows costs about what one row does. Only where the CPU has AMX
+    /// and `inDim` is a multiple of 32; elsewhere nothing is kept. Writes through this buffer's
+    /// methods (`assign(rounding:)`, `transpose(from:rows:cols:)`) repack the copy; writes
+    /// through `pointer` do not, so a buffer with tiles is changed only through them.
+    public func packTiles(inDim: Int, outDim: Int) {
+        precondition(inDim * outDim == count, "a [\(outDim), \(inDim)] matrix has \(inDim * outDim) values, not \(count)")
+        let size = Int(rs_bf16_tiles_count(Int64(inDim), Int64(outDim)))
+        guard size > 0, tiles == nil else { return }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: size * MemoryLayout<UInt16>.stride, alignment: 64)
+            .bindMemory(to: UInt16.self, capacity: size)
+        tiles = (p, inDim, outDim)
+        repackTiles()
+    }
+
+    /// The tiles for a product of this shape, if this buffer keeps them.
+    func tiles(inDim: Int, outDim: Int) -> UnsafePointer<UInt16>? {
+        guard let tiles, tiles.inDim == inDim, tiles.outDim == outDim else { return nil }
+        return UnsafePointer(tiles.pointer)
+    }
+
+    private func repackTiles() {
+        guard let tiles else { return }
+        rs_bf16_pack_tiles(tiles.pointer, pointer, Int64(tiles.inDim), Int64(tiles.outDim))
+    }
+
+    /// Rounds `values` (`count` of them) into this buffer, and repacks its tiles.
+    public func assign(rounding values: UnsafePointer<Float>) {
+        Self.round(values, count: count, into: pointer)
+        repackTiles()
+    }
 
     /// The values widened back to float32 (exact: bf16 is the top half of a float).
     public func widened() -> FloatBuffer {
@@ -109,7 +149,8 @@ public func matmulForward(
     n: Int, inDim: Int, outDim: Int, threaded: Bool = true
 ) {
     precondition(weight.count == inDim * outDim, "bf16 weight has \(weight.count) values, expected \(outDim)×\(inDim)")
-    rs_matmul_skinny_bf16(out, input, weight.pointer, bias, Int64(n), Int64(inDim), Int64(outDim), threaded ? 1 : 0)
+    rs_matmul_skinny_bf16_tiles(out, input, weight.pointer, weight.tiles(inDim: inDim, outDim: outDim), bias,
+                                Int64(n), Int64(inDim), Int64(outDim), threaded ? 1 : 0)
 }
 
 /// Storage `matmulBackward(_:_:_:_:_:transposedWeight:…)` reuses from call to call: a learner's

@@ -212,7 +212,13 @@ public final class FeatureDraftModel {
     public init(weights: FeatureDraftWeights, outputVocabulary: [Int]? = nil, precision: WeightPrecision = .float32) {
         self.weights = weights
         self.body = LlamaModel(weights: weights.body, outputVocabulary: outputVocabulary, precision: precision)
-        self.roundedFC = precision == .bfloat16 ? BFloat16Buffer(rounding: weights.fc) : nil
+        if precision == .bfloat16 {
+            let fc = BFloat16Buffer(rounding: weights.fc)
+            fc.packTiles(inDim: 2 * weights.config.hiddenSize, outDim: weights.config.hiddenSize)
+            self.roundedFC = fc
+        } else {
+            self.roundedFC = nil
+        }
     }
 
     public func makeCache(capacity: Int = 256) -> KVCache { body.makeCache(capacity: capacity) }

@@ -124,8 +124,10 @@ public final class LlamaModel {
             self.subsetHead = nil
         }
         if precision == .bfloat16 {
-            roundedLayers = weights.layers.map(RoundedLayer.init)
-            roundedHead = BFloat16Buffer(rounding: subsetHead ?? weights.lmHead)
+            roundedLayers = weights.layers.map { RoundedLayer($0, config: weights.config, tiles: true) }
+            let head = BFloat16Buffer(rounding: subsetHead ?? weights.lmHead)
+            head.packTiles(inDim: weights.config.hiddenSize, outDim: outputVocabulary?.count ?? weights.config.vocabSize)
+            roundedHead = head
         } else {
             roundedLayers = []
             roundedHead = nil
@@ -138,7 +140,7 @@ public final class LlamaModel {
     /// peak, as `sgemm` does (`rollspec bench matmul --bfloat16 --rows 64,128,256`, 2 threads,
     /// Zen 4); without, its float FMAs on widened weights lose to `sgemm` past ~16 rows.
     public static func roundedMaxRows(_ isa: KernelISA = .current) -> Int {
-        isa >= .avx512bf16 ? 256 : 16
+        isa >= .amxBF16 ? 512 : isa >= .avx512bf16 ? 256 : 16
     }
 
     /// A fresh, empty KV cache shaped for this model.
@@ -363,18 +365,26 @@ public enum WeightPrecision: String, Sendable, CaseIterable, Codable {
 /// learner's bfloat16 products, `TrainingModel(…, products: .bfloat16)`).
 public struct RoundedLayer: @unchecked Sendable {
     public let wq, wk, wv, wo, wGate, wUp, wDown: BFloat16Buffer
-    public init(_ l: LlamaLayerWeights) {
+    /// - Parameter tiles: also keep each matrix packed as AMX tiles (`BFloat16Buffer.packTiles`)
+    ///   where the CPU has AMX: for models that decode and verify a few rows at a time.
+    public init(_ l: LlamaLayerWeights, config: LlamaConfig, tiles: Bool = false) {
         wq = BFloat16Buffer(rounding: l.wq); wk = BFloat16Buffer(rounding: l.wk)
         wv = BFloat16Buffer(rounding: l.wv); wo = BFloat16Buffer(rounding: l.wo)
         wGate = BFloat16Buffer(rounding: l.wGate); wUp = BFloat16Buffer(rounding: l.wUp)
         wDown = BFloat16Buffer(rounding: l.wDown)
+        guard tiles else { return }
+        let (c, q, kv, f) = (config.hiddenSize, config.numAttentionHeads * config.headDim, config.numKeyValueHeads * config.headDim,
+                             config.intermediateSize)
+        for (copy, inDim, outDim) in [(wq, c, q), (wk, c, kv), (wv, c, kv), (wo, q, c), (wGate, c, f), (wUp, c, f), (wDown, f, c)] {
+            copy.packTiles(inDim: inDim, outDim: outDim)
+        }
     }
 
     /// Rounds `l`'s matrices into these copies again (after an optimiser changed them).
     public func update(from l: LlamaLayerWeights) {
         for (copy, weight) in [(wq, l.wq), (wk, l.wk), (wv, l.wv), (wo, l.wo), (wGate, l.wGate), (wUp, l.wUp), (wDown, l.wDown)] {
             precondition(copy.count == weight.count, "a rounded copy keeps its matrix's shape")
-            BFloat16Buffer.round(weight.pointer, count: weight.count, into: copy.pointer)
+            copy.assign(rounding: weight.pointer)
         }
     }
 }

@@ -623,7 +623,7 @@ final class RoundedWeights {
     let embedding: BFloat16Buffer
 
     init(_ w: LlamaWeights) {
-        layers = w.layers.map(RoundedLayer.init)
+        layers = w.layers.map { RoundedLayer($0, config: w.config) }
         transposed = w.layers.map { Transposed($0, w.config) }
         vectors = w.layers.map(Vectors.init(rounding:))
         finalNorm = w.finalNorm.roundedToBFloat16()

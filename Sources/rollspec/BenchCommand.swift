@@ -197,7 +197,7 @@ struct BenchMatmulCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matmul",
         abstract: "The skinny matmul kernel against OpenBLAS sgemm and N x sgemv on SmolLM2's shapes.",
-        discussion: "Ratios t(N)/t(1) and speed-ups over BLAS measured in the same run. Takes about a minute. With --bfloat16: the bf16 kernel (bf16 weights, inputs rounded to bf16) against the float kernel, on the policy's shapes (--draft-shapes: the EAGLE draft's), and on an AVX512_BF16 CPU against itself held to float FMAs.")
+        discussion: "Ratios t(N)/t(1) and speed-ups over BLAS measured in the same run. Takes about a minute. With --bfloat16: the bf16 kernel (bf16 weights, inputs rounded to bf16) against the float kernel, on the policy's shapes (--draft-shapes: the EAGLE draft's), and on an AVX512_BF16 CPU against itself held one level down (AMX tiles to VDPBF16PS, VDPBF16PS to float FMAs).")
 
     @Flag(name: .long, help: "Time the bfloat16 kernel against the float one (the policy's shapes; --rows applies, --threads does not: all threads).")
     var bfloat16 = false
@@ -221,16 +221,19 @@ struct BenchMatmulCommand: ParsableCommand {
         }
         let shapes = draftShapes ? KernelBenchmark.featureDraftShapes : KernelBenchmark.smolLM2Shapes
         let results = KernelBenchmark.bfloat16Matmul(shapes: shapes, ns: Array(Set([1] + ns)).sorted())
-        let dotProducts = results.first?.bfloat16FMA != nil
-        // With AVX512_BF16, the last column is the bf16 kernel against itself held to float FMAs.
+        let dotProducts = results.first?.bfloat16Below != nil
+        // With AVX512_BF16, the last columns are the bf16 kernel held one level down, and the
+        // detected level's speed-up over it.
+        let (below, detected) = (KernelBenchmark.levelBelow, KernelISA.detected)
+        print("machine kernels: \(detected)")
         print("shape                      N   float32 µs   bfloat16 µs   speed-up   bf16 t(N)/t(1)"
-              + (dotProducts ? "   bf16 FMA µs   VDPBF16PS speed-up" : ""))
+              + (dotProducts ? "   bf16 at \(below) µs   \(detected) speed-up" : ""))
         for r in results {
             let t1 = results.first { $0.shape.description == r.shape.description && $0.n == 1 }!.bfloat16
             let name = r.shape.description.padding(toLength: 24, withPad: " ", startingAt: 0)
             var line = String(format: "%@ %3d %12.1f %13.1f %9.2fx %16.2f", name, r.n, r.float32 * 1e6, r.bfloat16 * 1e6,
                               r.float32 / r.bfloat16, r.bfloat16 / t1)
-            if let fma = r.bfloat16FMA { line += String(format: " %13.1f %19.2fx", fma * 1e6, fma / r.bfloat16) }
+            if let slower = r.bfloat16Below { line += String(format: " %20.1f %17.2fx", slower * 1e6, slower / r.bfloat16) }
             print(line)
         }
     }

@@ -88,6 +88,13 @@ import RollspecKernels
         for feature in CPUFeature.allCases {
             #expect(cpu.features.contains(feature) == flags.contains(linuxName[feature]!), "\(feature)")
         }
+        // The kernels' level follows the same flags: Linux lists amx_tile and amx_bf16 only when
+        // it manages tile state, and then grants it to a process that asks (kernels.c).
+        let amx = flags.contains("amx_tile") && flags.contains("amx_bf16")
+        let level: KernelISA = !flags.isSuperset(of: ["avx512f", "avx512vl", "avx512bw", "avx512dq", "fma"])
+            ? (flags.isSuperset(of: ["avx2", "fma"]) ? .avx2 : .scalar)
+            : !flags.contains("avx512_bf16") ? .avx512 : amx ? .amxBF16 : .avx512bf16
+        #expect(KernelISA.detected == level)
     }
 
     @Test func selfCheckPassesOnTheKernelsInUse() {

@@ -9,10 +9,12 @@ import RollspecTesting
 @Suite("Matmul bf16", .serialized) struct MatmulBFloat16Tests {
     /// Relative error of the kernel at `isa` against the reference on rounded inputs, and
     /// against the reference on the inputs as given.
-    func errors(n: Int, inDim: Int, outDim: Int, bias: Bool, threaded: Bool, isa: KernelISA) -> (rounded: Float, unrounded: Float) {
+    func errors(n: Int, inDim: Int, outDim: Int, bias: Bool, threaded: Bool, isa: KernelISA,
+                tiles: Bool = false) -> (rounded: Float, unrounded: Float) {
         let input = randomBuffer(n * inDim, seed: UInt64(n * 1000 + inDim))
         let rounded = FloatBuffer(input.array.map(BFloat16Reference.nearest))
         let weight = BFloat16Buffer(rounding: randomBuffer(outDim * inDim, seed: UInt64(outDim * 7 + inDim)))
+        if tiles { weight.packTiles(inDim: inDim, outDim: outDim) }
         let b = bias ? randomBuffer(outDim, seed: 99) : nil
         let want = FloatBuffer(count: n * outDim), unrounded = FloatBuffer(count: n * outDim)
         let got = FloatBuffer(count: n * outDim)
@@ -30,9 +32,9 @@ import RollspecTesting
         return (relativeError(got, want), relativeError(got, unrounded))
     }
 
-    func check(n: Int, inDim: Int, outDim: Int, bias: Bool, threaded: Bool, isa: KernelISA) {
-        let err = errors(n: n, inDim: inDim, outDim: outDim, bias: bias, threaded: threaded, isa: isa).rounded
-        #expect(err < 1e-5, "n=\(n) C=\(inDim) OC=\(outDim) bias=\(bias) threaded=\(threaded) \(isa): \(err)")
+    func check(n: Int, inDim: Int, outDim: Int, bias: Bool, threaded: Bool, isa: KernelISA, tiles: Bool = false) {
+        let err = errors(n: n, inDim: inDim, outDim: outDim, bias: bias, threaded: threaded, isa: isa, tiles: tiles).rounded
+        #expect(err < 1e-5, "n=\(n) C=\(inDim) OC=\(outDim) bias=\(bias) threaded=\(threaded) \(isa) tiles=\(tiles): \(err)")
     }
 
     /// Not vacuous: at every level the inputs are rounded, which moves the result far more
@@ -88,6 +90,24 @@ import RollspecTesting
                 }
             }
             check(n: n, inDim: 200, outDim: 1001, bias: true, threaded: true, isa: isa)
+        }
+    }
+
+    /// The shapes the AMX kernels take (C a multiple of 32, OC ≥ 16), checked at every level,
+    /// with the weights read in place and packed as tiles (`packTiles`; on a CPU without AMX
+    /// nothing is packed and the same kernels run): one token block narrower than 16 and full,
+    /// several with a ragged last one, more rows than one pass over the weights takes (48 with
+    /// tiles, 64 in place) and more than the tiles serve (32), OC with and without rows past the
+    /// last 16-row block, on one thread and across the pool.
+    @Test(arguments: [1, 3, 16, 17, 33, 50, 65])
+    func matchesReferenceOnTileShapes(n: Int) {
+        for isa in supportedISAs {
+            for tiles in [false, true] {
+                for (c, oc) in [(32, 16), (576, 130), (1536, 48), (96, 301)] {
+                    check(n: n, inDim: c, outDim: oc, bias: oc != 48, threaded: false, isa: isa, tiles: tiles)
+                }
+                check(n: n, inDim: 576, outDim: 200, bias: true, threaded: true, isa: isa, tiles: tiles)
+            }
         }
     }
 

@@ -23,6 +23,7 @@ typedef enum {
     RS_ISA_AVX2 = 1,   // AVX2 + FMA (+ F16C for half conversion)
     RS_ISA_AVX512 = 2, // AVX-512 F/VL/BW/DQ + FMA
     RS_ISA_AVX512_BF16 = 3, // AVX-512 as above + AVX512_BF16 (VDPBF16PS: bf16 pair products, float sums)
+    RS_ISA_AMX_BF16 = 4,    // AVX512_BF16 as above + AMX tiles with TDPBF16PS, granted by the OS
 } rs_isa;
 
 /// The best level this CPU supports (decided once, from CPUID).
@@ -95,6 +96,18 @@ void rs_matmul_skinny(float *out, const float *in, const float *w, const float *
 /// per instruction of a float FMA), the others with float FMAs on rounded, widened inputs.
 void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const float *bias,
                            int64_t n, int64_t c, int64_t oc, int threaded);
+/// Values `rs_bf16_pack_tiles` writes for bf16 weights `w[OC, C]` on this CPU: its full 16-row
+/// blocks as AMX B tiles when the CPU has AMX and C is a multiple of 32, else 0 (no copy).
+int64_t rs_bf16_tiles_count(int64_t c, int64_t oc);
+/// Packs `w[OC, C]`'s full 16-row blocks for `rs_matmul_skinny_bf16_tiles` (as many values
+/// as `rs_bf16_tiles_count` says; nothing when it says 0).
+void rs_bf16_pack_tiles(uint16_t *tiles, const uint16_t *w, int64_t c, int64_t oc);
+/// As `rs_matmul_skinny_bf16`, reading the weights from `tiles` (packed from the same `w` by
+/// `rs_bf16_pack_tiles`; NULL: from `w`) where the CPU has AMX: each block of 16 outputs is
+/// then one contiguous stream, and every 16 input rows one tile read in place. The last
+/// OC % 16 rows, and every pass on other CPUs, read `w`.
+void rs_matmul_skinny_bf16_tiles(float *out, const float *in, const uint16_t *w, const uint16_t *tiles,
+                                 const float *bias, int64_t n, int64_t c, int64_t oc, int threaded);
 /// float32 → bfloat16, rounding to nearest, ties to even (NaN stays NaN).
 void rs_float_to_bf16(uint16_t *out, const float *in, int64_t count);
 /// `in` rounded to bfloat16 (as rs_float_to_bf16) and written back as floats; `out` may be `in`.
