@@ -15,6 +15,7 @@
 // a block's inputs (6 rows × C × 2 or 4 bytes) stay in L1 at the widths of small models.
 #include "internal.h"
 #include <stdlib.h>
+#include <string.h>
 
 #define RS_BF16_ROWS 4
 #define RS_BF16_COLS512 6
@@ -22,6 +23,7 @@
 #define RS_BF16_PF 2
 #define RS_BF16_DP_MIN_ROWS 5  // AVX512_BF16: passes of fewer rows take the AVX-512 FMA kernel
 #define RS_BF16_AMX_MIN_ROWS 3 // AMX: passes of fewer rows take the kernels below
+#define RS_BF16_AMX_PAD_MIN 256 // AMX: C of at least this many channels is padded to a multiple of 32
 #define RS_BF16_TILES_MAX_ROWS 32 // AMX with packed weights: longer passes take the kernels below
 #define RS_BF16_COLS256X2 6  // AVX2, N ≥ 2: 2 weight rows × 6 input rows (12 + 2 + 1 ≤ 16 ymm)
 #define RS_BF16_KCHUNK 256   // AVX2, N ≥ 2: channels per C chunk (all column blocks per chunk)
@@ -632,17 +634,19 @@ static void bf16_rows(float *out, const void *input, const void *weights, const 
 
 /// This thread's buffer for a pass's rounded inputs, grown to the largest pass it has run
 /// (a few hundred rows × C at most) and kept for the next.
-static void *input_scratch(size_t bytes) {
-    static _Thread_local void *buffer;
-    static _Thread_local size_t capacity;
-    if (bytes > capacity) {
-        free(buffer);
-        capacity = (bytes + 4095) / 4096 * 4096;
-        buffer = aligned_alloc(64, capacity);
-        if (!buffer) abort();
+static void *scratch(int slot, size_t bytes) {
+    static _Thread_local void *buffer[2];
+    static _Thread_local size_t capacity[2];
+    if (bytes > capacity[slot]) {
+        free(buffer[slot]);
+        capacity[slot] = (bytes + 4095) / 4096 * 4096;
+        buffer[slot] = aligned_alloc(64, capacity[slot]);
+        if (!buffer[slot]) abort();
     }
-    return buffer;
+    return buffer[slot];
 }
+
+static void *input_scratch(size_t bytes) { return scratch(0, bytes); }
 
 void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const float *bias,
                            int64_t n, int64_t c, int64_t oc, int threaded) {
@@ -653,14 +657,32 @@ void rs_matmul_skinny_bf16(float *out, const float *in, const uint16_t *w, const
     // more loads in flight: on SmolLM2's shapes with the weights streamed from memory, one
     // core, VDPBF16PS ran 0.72–0.89× as fast at N ≤ 2, even at 3, and 1.2–2× from 4; with 2
     // threads a 4-row verify still ran ~5% slower (`rollspec bench decode`).
-    if (RS_ISA_NOW >= RS_ISA_AMX_BF16 && n >= RS_BF16_AMX_MIN_ROWS && c % 32 == 0 && oc >= 16) {
-        int64_t tiles = (n + 15) / 16 * 16 * c;
-        uint16_t *x = input_scratch((count + (size_t)tiles) * sizeof(uint16_t));
-        rs_float_to_bf16(x, in, (int64_t)count);
-        uint16_t *packed = x + (count + 31) / 32 * 32;
-        amx_pack(packed, x, n, c);
+    // C not a multiple of 32 (a learner's weight gradient sums over its token count): from
+    // RS_BF16_AMX_PAD_MIN channels, the inputs and a copy of the weights are padded with zeros
+    // to the next multiple, which adds nothing to any sum.
+    if (RS_ISA_NOW >= RS_ISA_AMX_BF16 && n >= RS_BF16_AMX_MIN_ROWS && oc >= 16 &&
+        (c % 32 == 0 || c >= RS_BF16_AMX_PAD_MIN)) {
+        int64_t cp = (c + 31) / 32 * 32, padded = n * cp;
+        int64_t tiles = (n + 15) / 16 * 16 * cp;
+        uint16_t *x = input_scratch(((size_t)padded + 32 + (size_t)tiles) * sizeof(uint16_t));
+        if (cp == c) {
+            rs_float_to_bf16(x, in, (int64_t)count);
+        } else {
+            for (int64_t t = 0; t < n; t++) {
+                rs_float_to_bf16(x + t * cp, in + t * c, c);
+                memset(x + t * cp + c, 0, (size_t)(cp - c) * sizeof(uint16_t));
+            }
+            uint16_t *wp = scratch(1, (size_t)(oc * cp) * sizeof(uint16_t));
+            for (int64_t o = 0; o < oc; o++) {
+                memcpy(wp + o * cp, w + o * c, (size_t)c * sizeof(uint16_t));
+                memset(wp + o * cp + c, 0, (size_t)(cp - c) * sizeof(uint16_t));
+            }
+            w = wp;
+        }
+        uint16_t *packed = x + ((size_t)padded + 31) / 32 * 32;
+        amx_pack(packed, x, n, cp);
         amx_input input = {x, packed};
-        rs_matmul_split(amx_rows, out, &input, w, bias, n, c, oc, threaded);
+        rs_matmul_split(amx_rows, out, &input, w, bias, n, cp, oc, threaded);
         return;
     }
     if (RS_ISA_NOW >= RS_ISA_AVX512_BF16 && n >= RS_BF16_DP_MIN_ROWS) {

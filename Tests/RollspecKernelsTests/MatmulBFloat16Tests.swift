@@ -98,12 +98,12 @@ import RollspecTesting
     /// nothing is packed and the same kernels run): one token block narrower than 16 and full,
     /// several with a ragged last one, more rows than one pass over the weights takes (48 with
     /// tiles, 64 in place) and more than the tiles serve (32), OC with and without rows past the
-    /// last 16-row block, on one thread and across the pool.
+    /// last 16-row block, C padded to a multiple of 32 (300), on one thread and across the pool.
     @Test(arguments: [1, 3, 16, 17, 33, 50, 65])
     func matchesReferenceOnTileShapes(n: Int) {
         for isa in supportedISAs {
             for tiles in [false, true] {
-                for (c, oc) in [(32, 16), (576, 130), (1536, 48), (96, 301)] {
+                for (c, oc) in [(32, 16), (576, 130), (1536, 48), (96, 301), (300, 40)] {
                     check(n: n, inDim: c, outDim: oc, bias: oc != 48, threaded: false, isa: isa, tiles: tiles)
                 }
                 check(n: n, inDim: 576, outDim: 200, bias: true, threaded: true, isa: isa, tiles: tiles)
