@@ -290,9 +290,12 @@ static RS_AVX512BF16 void dp_rows512(float *out, const void *input, const void *
 
 // Sapphire Rapids and later multiply 16×32 bf16 tiles: one TDPBF16PS adds a 16×32 by 32×16
 // product into a 16×16 float tile, 8,192 multiply-adds, where one VDPBF16PS does 32. Verify and
-// batched passes of up to a few hundred rows are then limited by the weights' stream again.
+// batched passes of up to a few dozen rows are then limited by the weights' stream again.
 //
-// The weights need no repacking: tile A is 16 weight rows × 32 channels, read in place with
+// Two paths. With packed tiles (amx_packed_rows: a decoding model's matrices, packed once by
+// rs_bf16_pack_tiles; passes of up to 32 rows) the weights are B tiles streamed in order and
+// the inputs A tiles read in place. Without (amx_rows: any bf16 matrix, passes of 3+ rows) the
+// weights need no repacking: tile A is 16 weight rows × 32 channels, read in place with
 // the rows' stride. Tile B is the inputs of 16 token rows over the same 32 channels, in the
 // pair-interleaved layout TDPBF16PS takes (B[k][t] = x[t][2k], x[t][2k+1]), packed once per call
 // (amx_pack). The float tile C[16 weight rows][16 tokens] is transposed into `out` as it is

@@ -138,7 +138,10 @@ public final class LlamaModel {
     /// instruction set. With VDPBF16PS the bf16 kernel ran 1.5–2.4× as fast as the float
     /// skinny kernel at 64–256 rows on SmolLM2's shapes, where that one runs near the float FMA
     /// peak, as `sgemm` does (`rollspec bench matmul --bfloat16 --rows 64,128,256`, 2 threads,
-    /// Zen 4); without, its float FMAs on widened weights lose to `sgemm` past ~16 rows.
+    /// Zen 4); without, its float FMAs on widened weights lose to `sgemm` past ~16 rows. With
+    /// AMX tiles it ran 2.5–6.7× the float skinny kernel at 64 and 256 rows (2-vCPU Emerald
+    /// Rapids, `Experiments/kernels/results-amx.txt`); 512 is a bound taken from there, not a
+    /// crossover measured against `sgemm`.
     public static func roundedMaxRows(_ isa: KernelISA = .current) -> Int {
         isa >= .amxBF16 ? 512 : isa >= .avx512bf16 ? 256 : 16
     }
