@@ -302,6 +302,7 @@ static RS_AVX512BF16 void dp_rows512(float *out, const void *input, const void *
 // stored. Up to four token blocks (64 rows) share each weight tile in tiles 0–3; more rows pass
 // over the weights again, from cache. Weight rows a block or two ahead are prefetched into L2.
 #define RS_AMX_TOKENS 64    // token rows per pass over the weights (four accumulator tiles)
+#define RS_AMX_PACKED_TOKENS 48 // the same with packed tiles (three: tiles 5–7 hold their inputs)
 #define RS_AMX_PF 2         // prefetch distance in blocks of 16 weight rows (0, 1, 2, 4 and
                             // into L1 measured alike on SmolLM2's shapes)
 
@@ -364,9 +365,9 @@ static RS_AMXBF16 void amx_packed_rows(float *out, const void *input, const void
     const amx_packed_input *x = input;
     int64_t kbs = c / 32, full = o0 + (o1 - o0) / 16 * 16;
     amx_tile_config config = {.palette = 1};
-    for (int64_t t0 = 0; t0 < n; t0 += 48) {
+    for (int64_t t0 = 0; t0 < n; t0 += RS_AMX_PACKED_TOKENS) {
         int64_t left = n - t0;
-        int nb = left >= 48 ? 3 : (int)((left + 15) / 16);
+        int nb = left >= RS_AMX_PACKED_TOKENS ? RS_AMX_PACKED_TOKENS / 16 : (int)((left + 15) / 16);
         // Tiles 0–2 accumulate token blocks 0–2 (the last one maybe short), 4 holds the weights,
         // 5–7 the token blocks' inputs.
         int last = (int)(left - 16 * (nb - 1) < 16 ? left - 16 * (nb - 1) : 16);
