@@ -2,22 +2,18 @@
 // GQA: Ainslie et al. 2023). For each new token t and query head h: scores against the cached
 // keys of kv head h / (H / KV) at positions 0 ... start + t, softmax, weighted sum of values.
 //
-// The (token, head) pairs are independent, across all the sequences of a batch, so they are
-// the tasks of the thread pool when there is enough work to pay for it: one task per token and
-// kv head (its query heads in turn, reading the same keys and values) when there are enough
-// of those, else one per token and head. Scores live in a per-pair scratch row.
+// The (token, head) pairs are independent, across all the sequences of a batch. They are
+// grouped into units, the tasks of the thread pool when there is enough work to pay for it:
+// up to RS_ATTENTION_BLOCK queries of one kv head over one cache (a verify's tokens and tree
+// candidates, each with the query heads that share the kv head). With AVX-512 a unit reads
+// each key and value once for all its queries rather than once per query, which is what a
+// verify of several rows paid for: the cache streamed from L2 once per (token, head) pair.
+// Each query's sums keep one order whatever unit it is in, so the bits are those of
+// computing it alone. Scores live in a per-unit scratch block.
 #include "internal.h"
 #include <math.h>
 #include <stdlib.h>
 
-typedef struct {
-    float *out;
-    const float *query;
-    const rs_attention_segment *segments;
-    const int32_t *segment_of;  // [tokens]: the segment each new token belongs to
-    const int64_t *first;       // [segments]: each segment's first token in that order
-    int64_t heads, kv_heads, d;
-} attention_job;
 
 #if RS_X86
 /// scores[p] = scale · q·k_p for p < len, four keys at a time folded by one reduce4.
@@ -194,56 +190,202 @@ void rs_attention_mix(float *out, const float *w, const float *v, int64_t len, i
     mix_scalar(out, w, v, NULL, len, stride, d);
 }
 
-/// One (token, head) pair, tokens counted over all segments in order: its scores against the
-/// cache, softmax, and the weighted values.
-static void attend(const attention_job *j, int64_t token, int64_t h) {
-    const rs_attention_segment *seg = &j->segments[j->segment_of[token]];
-    int64_t t = token - j->first[j->segment_of[token]], row = seg->row + t;
-    int64_t group = j->heads / j->kv_heads, kvh = h / group, d = j->d;
-    int64_t len = seg->start + t + 1, stride = j->kv_heads * d;
-    const float *q = j->query + (row * j->heads + h) * d;
-    const float *k = seg->keys + kvh * d, *v = seg->values + kvh * d;
-    // The segment's last position may hold a candidate's own key and value (its last token
-    // only sees that position).
-    int own = seg->last_key && t == seg->n - 1;
-    const float *k_last = own ? seg->last_key + kvh * d : NULL, *v_last = own ? seg->last_value + kvh * d : NULL;
-    float *o = j->out + (row * j->heads + h) * d;
-    float scale = (float)(1.0 / sqrt((double)d));
+/// One query of a unit: its row and head in `query` and `out`, how many cache positions it
+/// reads, and the key and value that stand in for the cache's at its last position (NULL: the
+/// cache's own).
+typedef struct {
+    int64_t row, h, len;
+    const float *k_last, *v_last;
+} attention_query;
 
-    // Scores on the stack up to 16k positions (64 KB; worker stacks are 1 MB), else the heap.
-    float stack[len <= 16384 ? len : 1];
-    float *scores = len <= 16384 ? stack : malloc((size_t)len * sizeof(float));
+/// A task: `count` queries of kv head `g` over one cache (the queries of consecutive segments
+/// that share a cache: a chain and its tree candidates), `queries[first ..< first + count]`.
+typedef struct {
+    const float *keys, *values;  // the cache, kv head g's columns
+    int64_t g, first, count;
+} attention_unit;
+
+typedef struct {
+    float *out;
+    const float *query;
+    const attention_query *queries;
+    const attention_unit *units;
+    int64_t heads, kv_heads, d;
+} attention_job;
+
+/// Most queries a unit holds (a verify's tokens × the query heads of one kv head, in turn).
+static int rs_attention_block = RS_ATTENTION_BLOCK;
+
+void rs_attention_set_block(int queries) { rs_attention_block = queries < 1 ? 1 : queries > RS_ATTENTION_BLOCK ? RS_ATTENTION_BLOCK : queries; }
+int rs_attention_get_block(void) { return rs_attention_block; }
+
+/// One query on its own: scores against the cache, softmax, weighted values.
+static void attend_one(const attention_job *j, const attention_unit *u, const attention_query *a, float *scores) {
+    int64_t d = j->d, len = a->len, stride = j->kv_heads * d;
+    const float *q = j->query + (a->row * j->heads + a->h) * d;
+    float *o = j->out + (a->row * j->heads + a->h) * d;
+    float scale = (float)(1.0 / sqrt((double)d));
 #if RS_X86
     if (RS_ISA_NOW >= RS_ISA_AVX512) {
-        scores_512(scores, q, k, k_last, len, stride, d, scale);
+        scores_512(scores, q, u->keys, a->k_last, len, stride, d, scale);
         rs_softmax_row(scores, scores, len);
-        mix_512(o, scores, v, v_last, len, stride, d);
+        mix_512(o, scores, u->values, a->v_last, len, stride, d);
     } else if (RS_ISA_NOW == RS_ISA_AVX2) {
-        scores_256(scores, q, k, k_last, len, stride, d, scale);
+        scores_256(scores, q, u->keys, a->k_last, len, stride, d, scale);
         rs_softmax_row(scores, scores, len);
-        mix_256(o, scores, v, v_last, len, stride, d);
+        mix_256(o, scores, u->values, a->v_last, len, stride, d);
     } else
 #endif
     {
-        scores_scalar(scores, q, k, k_last, len, stride, d, scale);
+        scores_scalar(scores, q, u->keys, a->k_last, len, stride, d, scale);
         rs_softmax_row(scores, scores, len);
-        mix_scalar(o, scores, v, v_last, len, stride, d);
+        mix_scalar(o, scores, u->values, a->v_last, len, stride, d);
     }
+}
+
+#if RS_X86
+/// Weighted values of NQ (1–4) queries over channels i ..< i + 64: the first `shared`
+/// positions with each value loaded once for all of them, then each query's own positions (its
+/// last maybe its own value), in attend_one's order. Accumulators are named, not an array,
+/// so that they stay in registers.
+RS_INLINE RS_AVX512 void mix_queries_512(const attention_job *j, const attention_unit *u, const attention_query *qs,
+                                         const float *const w[4], const __mmask16 m[4], int64_t shared, int64_t i,
+                                         const int NQ) {
+    int64_t stride = j->kv_heads * j->d;
+    __m512 z = _mm512_setzero_ps();
+    __m512 o00 = z, o01 = z, o02 = z, o03 = z, o10 = z, o11 = z, o12 = z, o13 = z;
+    __m512 o20 = z, o21 = z, o22 = z, o23 = z, o30 = z, o31 = z, o32 = z, o33 = z;
+    for (int64_t p = 0; p < shared; p++) {
+        const float *vp = u->values + p * stride + i;
+        __m512 v0 = _mm512_maskz_loadu_ps(m[0], vp), v1 = _mm512_maskz_loadu_ps(m[1], vp + 16);
+        __m512 v2 = _mm512_maskz_loadu_ps(m[2], vp + 32), v3 = _mm512_maskz_loadu_ps(m[3], vp + 48);
+        __m512 s0 = _mm512_set1_ps(w[0][p]);
+        o00 = _mm512_fmadd_ps(s0, v0, o00); o01 = _mm512_fmadd_ps(s0, v1, o01);
+        o02 = _mm512_fmadd_ps(s0, v2, o02); o03 = _mm512_fmadd_ps(s0, v3, o03);
+        if (NQ > 1) {
+            __m512 s1 = _mm512_set1_ps(w[1][p]);
+            o10 = _mm512_fmadd_ps(s1, v0, o10); o11 = _mm512_fmadd_ps(s1, v1, o11);
+            o12 = _mm512_fmadd_ps(s1, v2, o12); o13 = _mm512_fmadd_ps(s1, v3, o13);
+        }
+        if (NQ > 2) {
+            __m512 s2 = _mm512_set1_ps(w[2][p]);
+            o20 = _mm512_fmadd_ps(s2, v0, o20); o21 = _mm512_fmadd_ps(s2, v1, o21);
+            o22 = _mm512_fmadd_ps(s2, v2, o22); o23 = _mm512_fmadd_ps(s2, v3, o23);
+        }
+        if (NQ > 3) {
+            __m512 s3 = _mm512_set1_ps(w[3][p]);
+            o30 = _mm512_fmadd_ps(s3, v0, o30); o31 = _mm512_fmadd_ps(s3, v1, o31);
+            o32 = _mm512_fmadd_ps(s3, v2, o32); o33 = _mm512_fmadd_ps(s3, v3, o33);
+        }
+    }
+    __m512 o[4][4] = {{o00, o01, o02, o03}, {o10, o11, o12, o13}, {o20, o21, o22, o23}, {o30, o31, o32, o33}};
+    for (int e = 0; e < NQ; e++) {
+        const attention_query *a = &qs[e];
+        for (int64_t p = shared; p < a->len; p++) {
+            const float *vp = (a->v_last && p == a->len - 1 ? a->v_last : u->values + p * stride) + i;
+            __m512 s = _mm512_set1_ps(w[e][p]);
+            o[e][0] = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[0], vp), o[e][0]);
+            o[e][1] = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[1], vp + 16), o[e][1]);
+            o[e][2] = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[2], vp + 32), o[e][2]);
+            o[e][3] = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[3], vp + 48), o[e][3]);
+        }
+        float *out = j->out + (a->row * j->heads + a->h) * j->d + i;
+        _mm512_mask_storeu_ps(out, m[0], o[e][0]);
+        _mm512_mask_storeu_ps(out + 16, m[1], o[e][1]);
+        _mm512_mask_storeu_ps(out + 32, m[2], o[e][2]);
+        _mm512_mask_storeu_ps(out + 48, m[3], o[e][3]);
+    }
+}
+
+/// A unit's queries together (AVX-512): the keys and values below every query's last
+/// position are read once per group of four keys (scores) or once per four queries (mix)
+/// instead of once per query, while each query keeps the order of sums attend_one gives it,
+/// so the bits do not depend on which queries share a unit. `scores` holds count × `pitch`.
+static RS_AVX512 void attend_unit_512(const attention_job *j, const attention_unit *u, float *scores, int64_t pitch) {
+    const attention_query *qs = j->queries + u->first;
+    int64_t count = u->count, d = j->d, stride = j->kv_heads * d;
+    float scale = (float)(1.0 / sqrt((double)d));
+    __m128 sc = _mm_set1_ps(scale);
+    // Positions every query reads from the cache, in whole groups of four (a query's last
+    // position may hold its own key, so it is never shared).
+    int64_t shared = INT64_MAX;
+    for (int64_t r = 0; r < count; r++) shared = qs[r].len - 1 < shared ? qs[r].len - 1 : shared;
+    shared = shared / 4 * 4;
+    const float *q[RS_ATTENTION_BLOCK];
+    for (int64_t r = 0; r < count; r++) q[r] = j->query + (qs[r].row * j->heads + qs[r].h) * d;
+
+    // Two queries at a time share the four keys' loads; each keeps attend_one's sums.
+    for (int64_t p = 0; p < shared; p += 4) {
+        const float *k0 = u->keys + p * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        for (int64_t r = 0; r < count; r += 2) {
+            int two = r + 1 < count;
+            const float *qa = q[r], *qb = two ? q[r + 1] : q[r];
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (int64_t i = 0; i < d; i += 16) {
+                __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : rs_mask16(d - i);
+                __m512 x = _mm512_maskz_loadu_ps(m, qa + i), y = _mm512_maskz_loadu_ps(m, qb + i);
+                __m512 c0 = _mm512_maskz_loadu_ps(m, k0 + i), c1 = _mm512_maskz_loadu_ps(m, k1 + i);
+                __m512 c2 = _mm512_maskz_loadu_ps(m, k2 + i), c3 = _mm512_maskz_loadu_ps(m, k3 + i);
+                a0 = _mm512_fmadd_ps(x, c0, a0); a1 = _mm512_fmadd_ps(x, c1, a1);
+                a2 = _mm512_fmadd_ps(x, c2, a2); a3 = _mm512_fmadd_ps(x, c3, a3);
+                b0 = _mm512_fmadd_ps(y, c0, b0); b1 = _mm512_fmadd_ps(y, c1, b1);
+                b2 = _mm512_fmadd_ps(y, c2, b2); b3 = _mm512_fmadd_ps(y, c3, b3);
+            }
+            _mm_storeu_ps(scores + r * pitch + p, _mm_mul_ps(rs_reduce4_512(a0, a1, a2, a3), sc));
+            if (two) _mm_storeu_ps(scores + (r + 1) * pitch + p, _mm_mul_ps(rs_reduce4_512(b0, b1, b2, b3), sc));
+        }
+    }
+    for (int64_t r = 0; r < count; r++) {
+        float *s = scores + r * pitch;
+        scores_512(s + shared, q[r], u->keys + shared * stride, qs[r].k_last, qs[r].len - shared, stride, d, scale);
+        rs_softmax_row(s, s, qs[r].len);
+    }
+
+    // Weighted values, 64 channels at a time, four queries at a time: the shared positions
+    // with each value read once for the four, then each query's own positions.
+    for (int64_t i = 0; i < d; i += 64) {
+        __mmask16 m[4];
+        for (int c = 0; c < 4; c++) {
+            int64_t left = d - i - 16 * c;
+            m[c] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : rs_mask16(left);
+        }
+        for (int64_t r0 = 0; r0 < count; r0 += 4) {
+            int nq = count - r0 < 4 ? (int)(count - r0) : 4;
+            const float *w[4];
+            for (int e = 0; e < 4; e++) w[e] = scores + (r0 + (e < nq ? e : 0)) * pitch;
+            switch (nq) {
+            case 1: mix_queries_512(j, u, qs + r0, w, m, shared, i, 1); break;
+            case 2: mix_queries_512(j, u, qs + r0, w, m, shared, i, 2); break;
+            case 3: mix_queries_512(j, u, qs + r0, w, m, shared, i, 3); break;
+            default: mix_queries_512(j, u, qs + r0, w, m, shared, i, 4); break;
+            }
+        }
+    }
+}
+#endif
+
+/// Task = one unit.
+static void attention_unit_task(void *ctx, int task) {
+    const attention_job *j = ctx;
+    const attention_unit *u = &j->units[task];
+    int64_t pitch = 0;
+    for (int64_t r = 0; r < u->count; r++) pitch = j->queries[u->first + r].len > pitch ? j->queries[u->first + r].len : pitch;
+    pitch = (pitch + 15) / 16 * 16;
+#if RS_X86
+    int together = RS_ISA_NOW >= RS_ISA_AVX512 && u->count > 1;
+#else
+    int together = 0;
+#endif
+    // Scores on the stack up to 16k floats (64 KB; worker stacks are 1 MB), else the heap.
+    int64_t need = together ? u->count * pitch : pitch;
+    float stack[need <= 16384 ? need : 1];
+    float *scores = need <= 16384 ? stack : malloc((size_t)need * sizeof(float));
+#if RS_X86
+    if (together) attend_unit_512(j, u, scores, pitch);
+    else
+#endif
+        for (int64_t r = 0; r < u->count; r++) attend_one(j, u, &j->queries[u->first + r], scores);
     if (scores != stack) free(scores);
-}
-
-/// Task = token * heads + h: one (token, head) pair.
-static void attention_head_task(void *ctx, int task) {
-    const attention_job *j = ctx;
-    attend(j, task / j->heads, task % j->heads);
-}
-
-/// Task = token * kv_heads + g: the query heads that share kv head g, one after another, so the
-/// keys and values they read come from this core's cache after the first.
-static void attention_group_task(void *ctx, int task) {
-    const attention_job *j = ctx;
-    int64_t token = task / j->kv_heads, g = task % j->kv_heads, group = j->heads / j->kv_heads;
-    for (int64_t h = g * group; h < (g + 1) * group; h++) attend(j, token, h);
 }
 
 void rs_attention_segments(float *out, const float *query, const rs_attention_segment *segments,
@@ -254,31 +396,51 @@ void rs_attention_segments(float *out, const float *query, const rs_attention_se
         work += segments[s].n * (segments[s].start + segments[s].n);
     }
     if (tokens == 0) return;
-    // Token → segment tables: on the stack for a decode step's few tokens, else the heap.
-    int32_t stack_seg[tokens <= 1024 ? tokens : 1];
-    int64_t stack_first[count <= 1024 ? count : 1];
-    int32_t *segment_of = tokens <= 1024 ? stack_seg : malloc((size_t)tokens * sizeof(int32_t));
-    int64_t *first = count <= 1024 ? stack_first : malloc((size_t)count * sizeof(int64_t));
-    for (int64_t s = 0, i = 0; s < count; s++) {
-        first[s] = i;
-        for (int64_t t = 0; t < segments[s].n; t++) segment_of[i++] = (int32_t)s;
+    int64_t group = heads / kv_heads, threads = rs_threads_get(), nq = tokens * heads;
+    // Queries per unit: as many as the block allows, but small enough for four units a
+    // thread, so the pool's threads share the work evenly.
+    int64_t target = (nq + 4 * threads - 1) / (4 * threads);
+    // Rounded up to whole groups of four (the mix takes four queries at a time).
+    if (target > 2) target = (target + 3) / 4 * 4;
+    int64_t block = target < rs_attention_block ? target : rs_attention_block;
+    if (block < 1) block = 1;
+    // At most one unit per query: the tables on the stack for a decode step's few queries.
+    attention_query stack_q[nq <= 512 ? nq : 1];
+    attention_unit stack_u[nq <= 512 ? nq : 1];
+    attention_query *queries = nq <= 512 ? stack_q : malloc((size_t)nq * sizeof(attention_query));
+    attention_unit *units = nq <= 512 ? stack_u : malloc((size_t)nq * sizeof(attention_unit));
+    int64_t nu = 0, at = 0;
+    // Consecutive segments over the same cache (a chain and its candidates) share units.
+    for (int64_t s0 = 0, s1; s0 < count; s0 = s1) {
+        for (s1 = s0 + 1; s1 < count && segments[s1].keys == segments[s0].keys && segments[s1].values == segments[s0].values; s1++) {}
+        for (int64_t g = 0; g < kv_heads; g++) {
+            int64_t begin = at;
+            for (int64_t s = s0; s < s1; s++) {
+                const rs_attention_segment *seg = &segments[s];
+                for (int64_t t = 0; t < seg->n; t++) {
+                    int own = seg->last_key && t == seg->n - 1;
+                    for (int64_t h = g * group; h < (g + 1) * group; h++)
+                        queries[at++] = (attention_query){seg->row + t, h, seg->start + t + 1,
+                                                          own ? seg->last_key + g * head_dim : NULL,
+                                                          own ? seg->last_value + g * head_dim : NULL};
+                }
+            }
+            for (int64_t f = begin; f < at; f += block)
+                units[nu++] = (attention_unit){segments[s0].keys + g * head_dim, segments[s0].values + g * head_dim, g, f,
+                                               at - f < block ? at - f : block};
+        }
     }
-    attention_job job = {out, query, segments, segment_of, first, heads, kv_heads, head_dim};
-    // Tasks by kv head when there are enough of them to keep every thread busy, else by head.
-    int64_t threads = rs_threads_get();
-    int by_group = tokens * kv_heads >= 4 * threads;
-    int64_t tasks = by_group ? tokens * kv_heads : tokens * heads;
-    void (*task)(void *, int) = by_group ? attention_group_task : attention_head_task;
+    attention_job job = {out, query, queries, units, heads, kv_heads, head_dim};
     // Work ≈ 2 · heads · Σ tokens · positions · D multiply-adds; below ~32k a thread wake costs
     // more. All segments share one fork/join: a batch of 64 sequences used to pay 64 per layer.
     work *= heads * head_dim;
     if (work < (1 << 15) || threads <= 1) {
-        for (int64_t i = 0; i < tasks; i++) task(&job, (int)i);
+        for (int64_t i = 0; i < nu; i++) attention_unit_task(&job, (int)i);
     } else {
-        rs_parallel_for(task, &job, (int)tasks);
+        rs_parallel_for(attention_unit_task, &job, (int)nu);
     }
-    if (segment_of != stack_seg) free(segment_of);
-    if (first != stack_first) free(first);
+    if (queries != stack_q) free(queries);
+    if (units != stack_u) free(units);
 }
 
 void rs_attention(float *out, const float *query, const float *keys, const float *values,

@@ -103,6 +103,18 @@ public func attentionForward(
     }
 }
 
+/// Most queries (a verify's tokens × the query heads of one kv head, over one cache) that
+/// attend together, each cached key and value read once for all of them (AVX-512). The bits
+/// do not depend on it; 1 computes one query at a time, the baseline of `bench attention`.
+/// Process-wide.
+public var attentionQueryBlock: Int { Int(rs_attention_get_block()) }
+
+/// Sets `attentionQueryBlock`, clamped to 1 ... `attentionQueryBlockMax`.
+public func setAttentionQueryBlock(_ queries: Int) { rs_attention_set_block(Int32(clamping: queries)) }
+
+/// The default and largest `attentionQueryBlock`.
+public let attentionQueryBlockMax = Int(RS_ATTENTION_BLOCK)
+
 // MARK: Training (packed sequences) and backward
 // Legend: N rows of S packed sequences, sequence s owning rows offsets[s] ..< offsets[s+1];
 // each token attends causally within its own sequence (positions restart at 0).

@@ -17,7 +17,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the hot paths; every figure comes with a baseline from the same run.",
-        subcommands: [BenchDecodeCommand.self, BenchSpeculativeCommand.self, BenchMatmulCommand.self, BenchTrainingCommand.self,
+        subcommands: [BenchDecodeCommand.self, BenchSpeculativeCommand.self, BenchMatmulCommand.self, BenchAttentionCommand.self, BenchTrainingCommand.self,
                       BenchBLASCommand.self, BenchBusCommand.self, BenchBusRolesCommand.self, BenchBusHelperCommand.self,
                       BenchRolloutCommand.self])
 }
@@ -235,6 +235,37 @@ struct BenchMatmulCommand: ParsableCommand {
                               r.float32 / r.bfloat16, r.bfloat16 / t1)
             if let slower = r.bfloat16Below { line += String(format: " %20.1f %17.2fx", slower * 1e6, slower / r.bfloat16) }
             print(line)
+        }
+    }
+}
+
+struct BenchAttentionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attention",
+        abstract: "Decode-time attention: a verify's queries together against one query at a time, same run.",
+        discussion: "SmolLM2-135M's heads (9 query heads of 64 over 3 kv heads), one layer per call, every kernel thread. Each line times a sequence of --context cached positions with N new rows (a verify), or --sequences caches of one new row each (a rollout batch's decode step), with the queries that share a kv head and a cache reading each key and value once (the default) and one at a time; the bits are the same. The last column is the together time for SmolLM2's 30 layers.")
+
+    @Option(name: .long, help: "Cached positions before the new rows, comma-separated.")
+    var contexts: String = "64,160,400,1000"
+
+    @Option(name: .long, help: "New rows per sequence (a verify's width), comma-separated.")
+    var rows: String = "1,4,8,16"
+
+    @Option(name: .long, help: "Sequences of one new row each (a rollout batch), comma-separated; 0: none.")
+    var sequences: String = "32"
+
+    func run() throws {
+        let contexts = try parseCountList(self.contexts, option: "--contexts", range: 1...65536)
+        let ns = try parseCountList(rows, option: "--rows", range: 1...256)
+        let batches = try parseCountList(sequences, option: "--sequences", range: 0...1024).filter { $0 > 0 }
+        print("machine: \(MachineRecord.current().summary)")
+        var shapes = contexts.flatMap { c in ns.map { KernelBenchmark.AttentionShape(context: c, rows: $0) } }
+        shapes += contexts.flatMap { c in batches.map { KernelBenchmark.AttentionShape(context: c, rows: 1, sequences: $0) } }
+        print("shape                                 together µs   one at a time µs   speed-up   30 layers ms")
+        for r in KernelBenchmark.attention(shapes: shapes) {
+            let name = r.shape.description.padding(toLength: 36, withPad: " ", startingAt: 0)
+            print(String(format: "%@ %13.1f %18.1f %9.2fx %14.2f", name, r.together * 1e6, r.alone * 1e6, r.speedup,
+                         r.together * 30e3))
         }
     }
 }

@@ -137,4 +137,59 @@ import RollspecKernels
             }
         }
     }
+
+    /// Queries that attend together (a chain's tokens, its candidates at every place of the
+    /// kernel's groups of four keys, the query heads of one kv head, sequences over other
+    /// caches beside them) give the bits each gives alone (`attentionQueryBlock` 1), at every
+    /// block size, on every path. Head dims with a partial last vector and above 64, MHA and MQA.
+    @Test(arguments: [(heads: 9, kvHeads: 3, d: 64), (heads: 8, kvHeads: 2, d: 24), (heads: 6, kvHeads: 1, d: 100),
+                      (heads: 4, kvHeads: 4, d: 32)])
+    func queriesTogetherGiveTheBitsOfEachAlone(_ shape: (heads: Int, kvHeads: Int, d: Int)) {
+        let (heads, kvHeads, d) = shape
+        let qDim = heads * d, kvDim = kvHeads * d
+        // A verify of a chain of 5 at 61 with 6 candidates at its positions, a decode step of a
+        // second sequence, and a short prefill-like chain of a third.
+        let start = 61, chain = 5, slots = [61, 62, 63, 64, 65, 61]
+        let others = [(start: 130, n: 1), (start: 2, n: 7)]
+        let rows = chain + slots.count + others.reduce(0) { $0 + $1.n }
+        let q = randomBuffer(rows * qDim, seed: 31, in: -2...2)
+        let k = randomBuffer((start + chain) * kvDim, seed: 32, in: -2...2), v = randomBuffer((start + chain) * kvDim, seed: 33)
+        let own = (k: randomBuffer(slots.count * kvDim, seed: 34, in: -2...2), v: randomBuffer(slots.count * kvDim, seed: 35))
+        let caches = others.enumerated().map { i, o in
+            (k: randomBuffer((o.start + o.n) * kvDim, seed: UInt64(40 + i), in: -2...2), v: randomBuffer((o.start + o.n) * kvDim, seed: UInt64(50 + i)))
+        }
+        var segments = [AttentionSegment(keys: k.pointer, values: v.pointer, startPosition: start, n: chain, row: 0)]
+        for (a, slot) in slots.enumerated() {
+            segments.append(AttentionSegment(keys: k.pointer, values: v.pointer, startPosition: slot, n: 1, row: chain + a,
+                                             lastKey: own.k.pointer + a * kvDim, lastValue: own.v.pointer + a * kvDim))
+        }
+        var row = chain + slots.count
+        for (o, cache) in zip(others, caches) {
+            segments.append(AttentionSegment(keys: cache.k.pointer, values: cache.v.pointer, startPosition: o.start, n: o.n, row: row))
+            row += o.n
+        }
+        let savedThreads = kernelThreads, savedBlock = attentionQueryBlock
+        defer { setKernelThreads(savedThreads); setAttentionQueryBlock(savedBlock) }
+        withExtendedLifetime((k, v, own, caches)) {
+            for isa in supportedISAs {
+                setKernelThreads(1)
+                setAttentionQueryBlock(1)
+                let alone = FloatBuffer(count: rows * qDim)
+                withISA(isa) { attentionForward(alone.pointer, q.pointer, segments: segments, heads: heads, kvHeads: kvHeads, headDim: d) }
+                for threads in [1, 2] {
+                    for block in [2, 3, 4, 5, 8, attentionQueryBlockMax] {
+                        setKernelThreads(threads)
+                        setAttentionQueryBlock(block)
+                        let together = FloatBuffer(count: rows * qDim)
+                        withISA(isa) {
+                            attentionForward(together.pointer, q.pointer, segments: segments, heads: heads, kvHeads: kvHeads, headDim: d)
+                        }
+                        let same = (0..<together.count).allSatisfy { together[$0].bitPattern == alone[$0].bitPattern }
+                        #expect(same, "\(isa) threads=\(threads) block=\(block): differs by \(relativeError(together, alone))")
+                    }
+                }
+            }
+        }
+    }
 }
+

@@ -187,6 +187,13 @@ typedef struct {
 void rs_attention_segments(float *out, const float *query, const rs_attention_segment *segments,
                            int64_t count, int64_t heads, int64_t kv_heads, int64_t head_dim);
 
+/// Most queries (tokens × query heads of one kv head, over one cache) that attend together,
+/// each key and value read once for all of them (AVX-512). 1 computes one query at a time, as
+/// `bench attention` does for its baseline; the bits are the same either way.
+#define RS_ATTENTION_BLOCK 16
+void rs_attention_set_block(int queries);
+int rs_attention_get_block(void);
+
 // MARK: - Backward (training), see backward.c
 
 /// RMSNorm backward over `n` rows of `dim`, recomputing 1/rms from `inp`:
