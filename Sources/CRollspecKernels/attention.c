@@ -12,6 +12,7 @@
 // computing it alone. Scores live in a per-unit scratch block.
 #include "internal.h"
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 
@@ -214,10 +215,14 @@ typedef struct {
 } attention_job;
 
 /// Most queries a unit holds (a verify's tokens × the query heads of one kv head, in turn).
-static int rs_attention_block = RS_ATTENTION_BLOCK;
+/// Process-wide, set by tests and `bench attention` while other threads may run attention.
+static _Atomic int rs_attention_block = RS_ATTENTION_BLOCK;
 
-void rs_attention_set_block(int queries) { rs_attention_block = queries < 1 ? 1 : queries > RS_ATTENTION_BLOCK ? RS_ATTENTION_BLOCK : queries; }
-int rs_attention_get_block(void) { return rs_attention_block; }
+void rs_attention_set_block(int queries) {
+    int block = queries < 1 ? 1 : queries > RS_ATTENTION_BLOCK ? RS_ATTENTION_BLOCK : queries;
+    atomic_store_explicit(&rs_attention_block, block, memory_order_relaxed);
+}
+int rs_attention_get_block(void) { return atomic_load_explicit(&rs_attention_block, memory_order_relaxed); }
 
 /// One query on its own: scores against the cache, softmax, weighted values.
 static void attend_one(const attention_job *j, const attention_unit *u, const attention_query *a, float *scores) {
@@ -402,7 +407,7 @@ void rs_attention_segments(float *out, const float *query, const rs_attention_se
     int64_t target = (nq + 4 * threads - 1) / (4 * threads);
     // Rounded up to whole groups of four (the mix takes four queries at a time).
     if (target > 2) target = (target + 3) / 4 * 4;
-    int64_t block = target < rs_attention_block ? target : rs_attention_block;
+    int64_t most = rs_attention_get_block(), block = target < most ? target : most;
     if (block < 1) block = 1;
     // At most one unit per query: the tables on the stack for a decode step's few queries.
     attention_query stack_q[nq <= 512 ? nq : 1];
