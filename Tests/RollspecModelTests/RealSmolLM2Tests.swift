@@ -166,4 +166,31 @@ struct RealSmolLM2Tests {
         #expect(cache.count == seq.tokens.count)
         comparison.check("\(name) decode")
     }
+
+    /// The model's GGUF tensors as rollspec dequantizes them (Q4_1 / Q8_0 to float32, Q and K
+    /// rows un-permuted from llama.cpp's interleaved RoPE) against gguf-py 0.19's
+    /// `gguf.quants.dequantize` on the same file: rows 0, 1 and the last of `token_embd`,
+    /// `blk.0.attn_q` and `blk.0.attn_k`, exactly (`Resources/smollm2/gguf-rows.json`, written
+    /// by `Resources/checkpoints/make_fixtures.py --reference MODEL.gguf OUT.json`).
+    @Test func ggufRowsMatchGGUFPy() throws {
+        struct Rows: Decodable { let shape: [Int]; let rows: [String: [Double]] }
+        let url = try #require(Bundle.module.url(forResource: "smollm2", withExtension: nil, subdirectory: "Resources"))
+            .appendingPathComponent("gguf-rows.json")
+        let reference = try JSONDecoder().decode([String: Rows].self, from: Data(contentsOf: url))
+        #expect(reference.count == 3)
+        let named = Dictionary(uniqueKeysWithValues: try loadedModel().weights.namedTensors.map { ($0.name, $0.buffer) })
+        for (ggufName, want) in reference {
+            let hfName = try #require(GGUFFile.huggingFaceName(for: ggufName))
+            let buffer = try #require(named[hfName], "no \(hfName) in the loaded model")
+            let cols = want.shape.dropFirst().reduce(1, *)
+            #expect(buffer.count == want.shape.reduce(1, *), "\(hfName) shape")
+            for (row, values) in want.rows {
+                let r = Int(row)!
+                let got = Array(buffer.array[(r * cols)..<((r + 1) * cols)])
+                let mismatches = zip(got, values).filter { $0 != Float($1) }.count
+                #expect(got.count == values.count && mismatches == 0, "\(hfName) row \(r): \(mismatches) of \(cols) values differ")
+            }
+        }
+    }
 }
+

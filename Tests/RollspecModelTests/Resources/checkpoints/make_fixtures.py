@@ -4,8 +4,9 @@
 
     python3 make_fixtures.py                 # (re)write the fixtures beside this script
     python3 make_fixtures.py --reference MODEL.gguf OUT.json
-                                             # dequantized rows of a real model, for the
-                                             # opt-in test (ROLLSPEC_GGUF_REFERENCE=OUT.json)
+                                             # dequantized rows of a real model: with the
+                                             # SmolLM2 GGUF of scripts/get-smollm2.sh, OUT is
+                                             # ../smollm2/gguf-rows.json (RealSmolLM2Tests)
 
 Fixtures (one tiny Llama: vocab 48, hidden 32, ffn 64, 1 layer, 4 heads, 2 kv heads):
   tiny-f32/            config.json + model.safetensors (F32, untied head)
