@@ -313,8 +313,10 @@ typedef struct {
     uint8_t rows[16];
 } amx_tile_config;
 
-/// The inputs as amx_rows reads them: row-major bf16 for the kernel that takes the last
-/// OC % 16 weight rows, and B tiles [token block][channel block][16 pairs][16 tokens][2].
+/// What both AMX paths read beside the weights' rows: the inputs, row-major bf16 (the A tiles
+/// of amx_packed_rows, read in place, and the rows dp_rows512 takes for the last OC % 16
+/// outputs), and `tiles`: for amx_rows the inputs packed as B tiles [token block][channel
+/// block][16 pairs][16 tokens][2], for amx_packed_rows the weights packed once the same way.
 typedef struct {
     const uint16_t *rows;
     const uint16_t *tiles;
@@ -355,14 +357,9 @@ RS_INLINE RS_AVX512 void amx_store(float *out, const float *cbuf, const float *b
 /// The weights' full 16-row blocks as B tiles, packed once where a model is built: block (ob, kb)
 /// holds, as 32-bit pairs, T[kk][o] = w[16 ob + o][32 kb + 2 kk ... + 1] (amx_pack's layout).
 /// Each block of 16 outputs is then one contiguous run of C/32 tiles, streamed in order.
-typedef struct {
-    const uint16_t *rows;   // the inputs, row-major bf16: the A tiles, read in place
-    const uint16_t *tiles;  // the packed weights
-} amx_packed_input;
-
 static RS_AMXBF16 void amx_packed_rows(float *out, const void *input, const void *weights, const float *bias,
                                        int64_t n, int64_t c, int64_t oc, int64_t o0, int64_t o1) {
-    const amx_packed_input *x = input;
+    const amx_input *x = input;
     int64_t kbs = c / 32, full = o0 + (o1 - o0) / 16 * 16;
     amx_tile_config config = {.palette = 1};
     for (int64_t t0 = 0; t0 < n; t0 += RS_AMX_PACKED_TOKENS) {
@@ -724,7 +721,7 @@ void rs_matmul_skinny_bf16_tiles(float *out, const float *in, const uint16_t *w,
         size_t count = (size_t)(n * c);
         uint16_t *x = input_scratch(count * sizeof(uint16_t));
         rs_float_to_bf16(x, in, (int64_t)count);
-        amx_packed_input input = {x, tiles};
+        amx_input input = {x, tiles};
         rs_matmul_split(amx_packed_rows, out, &input, w, bias, n, c, oc, threaded);
         return;
     }
