@@ -64,10 +64,17 @@ struct SmolLM2JobTests {
             #expect(prompt.hasPrefix("<|im_start|>system\n") && prompt.contains("<|im_end|>\n<|im_start|>user\nWhat is ")
                     && prompt.hasSuffix("<|im_end|>\n<|im_start|>assistant\n"), "\(prompt)")
         }
-        // Answers end at the end of turn when they finish.
-        let imEnd = try #require(tokenizer.tokenId("<|im_end|>"))
+        // Answers that finish end at one of the vocabulary's end tokens (`<|im_end|>`, or
+        // `<|endoftext|>`, which SmolLM2 at T=1 sometimes writes instead), and only there; answers
+        // cut at the length limit hold none.
+        let stops = tokenizer.stopTokenIds
+        #expect(stops.contains(try #require(tokenizer.tokenId("<|im_end|>"))))
         #expect(lines.contains { $0.finishReason == "stop" })
-        for t in lines where t.finishReason == "stop" { #expect(t.responseTokens.last == imEnd || t.responseTokens.last == tokenizer.eosTokenId) }
+        for t in lines {
+            let ends = t.responseTokens.indices.filter { stops.contains(t.responseTokens[$0]) }
+            let expected = t.finishReason == "stop" ? [t.responseTokens.count - 1] : []
+            #expect(ends == expected, "\(t.requestID) (\(t.finishReason)) ends with \(t.responseTokens.suffix(3).map { tokenizer.tokenString($0) ?? "?" })")
+        }
 
         let records = try String(contentsOf: dir.appendingPathComponent("learner.jsonl"), encoding: .utf8)
             .split(separator: "\n").map { try JSONDecoder().decode(Step.self, from: Data($0.utf8)) }
