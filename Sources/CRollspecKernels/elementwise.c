@@ -281,10 +281,35 @@ static RS_AVX2 void swiglu_256(float *out, const float *gate, const float *up, i
 }
 #endif
 
-void rs_swiglu(float *out, const float *gate, const float *up, int64_t count) {
+static void swiglu_span(float *out, const float *gate, const float *up, int64_t count) {
 #if RS_X86
     if (RS_ISA_NOW >= RS_ISA_AVX512) { swiglu_512(out, gate, up, count); return; }
     if (RS_ISA_NOW == RS_ISA_AVX2) { swiglu_256(out, gate, up, count); return; }
 #endif
     for (int64_t i = 0; i < count; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+// Below this many elements one thread is faster than a fork/join: a verify of 8 rows (12,288
+// for SmolLM2) took 5 µs a layer on one thread, a division and an exp per element.
+#define RS_SWIGLU_SPLIT 4096
+
+typedef struct {
+    float *out;
+    const float *gate, *up;
+    int64_t count, chunk;
+} swiglu_job;
+
+static void swiglu_task(void *ctx, int task) {
+    const swiglu_job *j = ctx;
+    int64_t i0 = task * j->chunk, i1 = i0 + j->chunk < j->count ? i0 + j->chunk : j->count;
+    swiglu_span(j->out + i0, j->gate + i0, j->up + i0, i1 - i0);
+}
+
+/// Each element on its own, so the split (whole cache lines per thread) changes no bit.
+void rs_swiglu(float *out, const float *gate, const float *up, int64_t count) {
+    int threads = rs_threads_get();
+    if (threads <= 1 || count < RS_SWIGLU_SPLIT) { swiglu_span(out, gate, up, count); return; }
+    int64_t chunk = ((count + threads - 1) / threads + 15) / 16 * 16;
+    swiglu_job job = {out, gate, up, count, chunk};
+    rs_parallel_for(swiglu_task, &job, (int)((count + chunk - 1) / chunk));
 }

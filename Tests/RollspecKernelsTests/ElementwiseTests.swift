@@ -55,6 +55,29 @@ import RollspecKernels
         }
     }
 
+    /// A SwiGLU long enough to be split over the kernel pool (a verify of 8 rows: 12,288
+    /// elements) gives every thread count the bits of one thread, also where a thread's share
+    /// ends inside a vector.
+    @Test(arguments: [4096, 4097, 12_288 + 5])
+    func longSwigluSplitsWithoutChangingABit(count: Int) {
+        let saved = kernelThreads
+        defer { setKernelThreads(saved) }
+        let gate = randomBuffer(count, seed: UInt64(count) + 31, in: -12...12)
+        let up = randomBuffer(count, seed: UInt64(count) + 32, in: -2...2)
+        let want = FloatBuffer(count: count)
+        swigluForwardReference(want.pointer, gate.pointer, up.pointer, count: count)
+        setKernelThreads(1)
+        let one = gate.copy()
+        swigluForward(one.pointer, one.pointer, up.pointer, count: count)
+        #expect(relativeError(one, want) < 1e-5)
+        for threads in [2, 3, 5] {
+            setKernelThreads(threads)
+            let got = gate.copy()  // out aliases gate, as in the model
+            swigluForward(got.pointer, got.pointer, up.pointer, count: count)
+            #expect(memcmp(got.pointer, one.pointer, count * MemoryLayout<Float>.size) == 0, "threads=\(threads)")
+        }
+    }
+
     @Test(arguments: lengths)
     func addAndDot(count: Int) {
         let a = randomBuffer(count, seed: UInt64(count) + 6), b = randomBuffer(count, seed: UInt64(count) + 7)
