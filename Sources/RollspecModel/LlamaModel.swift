@@ -304,17 +304,21 @@ public final class LlamaModel {
         if featureBuffer == nil {
             rmsNormForward(s.xb.pointer, s.xb.pointer, weights.finalNorm.pointer, n: outRows.count, dim: dim, eps: c.rmsNormEps)
         }
-        let out = FloatBuffer(count: outRows.count * c.vocabSize)
-        if let ids = outputVocabulary, let subset = subsetHead {
-            let part = FloatBuffer(count: outRows.count * ids.count)
-            linear(part.pointer, s.xb.pointer, subset, roundedHead, nil, n: outRows.count, inDim: dim, outDim: ids.count)
-            for r in 0..<outRows.count {
-                let row = out.pointer + r * c.vocabSize
-                row.update(repeating: -.infinity, count: c.vocabSize)
-                for (i, t) in ids.enumerated() { row[Int(t)] = part[r * ids.count + i] }
+        // Every logit is written below, so the buffer is not zeroed first (1.5 MB for a verify
+        // of 8 rows: ~2% of its pass).
+        let out = FloatBuffer(count: outRows.count * c.vocabSize) { out in
+            if let ids = outputVocabulary, let subset = subsetHead {
+                let part = FloatBuffer(count: outRows.count * ids.count) {
+                    linear($0, s.xb.pointer, subset, roundedHead, nil, n: outRows.count, inDim: dim, outDim: ids.count)
+                }
+                for r in 0..<outRows.count {
+                    let row = out + r * c.vocabSize
+                    row.initialize(repeating: -.infinity, count: c.vocabSize)
+                    for (i, t) in ids.enumerated() { row[Int(t)] = part[r * ids.count + i] }
+                }
+            } else {
+                linear(out, s.xb.pointer, weights.lmHead, roundedHead, nil, n: outRows.count, inDim: dim, outDim: c.vocabSize)
             }
-        } else {
-            linear(out.pointer, s.xb.pointer, weights.lmHead, roundedHead, nil, n: outRows.count, inDim: dim, outDim: c.vocabSize)
         }
         var result = Logits(vocabSize: c.vocabSize, buffer: out, segmentRows: segmentRows)
         result.features = featureBuffer
