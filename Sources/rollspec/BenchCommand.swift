@@ -47,6 +47,9 @@ struct BenchDecodeCommand: ParsableCommand {
     @Option(name: .long, help: "Also time batched decoding of B independent sequences (one token each per step), B comma-separated: the RL rollout workload.")
     var sequences: String?
 
+    @Option(name: .long, help: "With --sequences: also time each B sequences verifying k rows each (k comma-separated, e.g. 2,3,4), a rollout batch's speculative step, against the same B with one row each.")
+    var batchWidths: String?
+
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
@@ -69,6 +72,20 @@ struct BenchDecodeCommand: ParsableCommand {
         /// and the forward's share of it (1 = the loop adds nothing to the model's pass).
         var generationStepMs: Double
         var forwardShareOfGeneration: Double
+        /// The same B sequences verifying k rows each (`--batch-widths`).
+        var verifies: [BatchVerify]?
+    }
+
+    /// B sequences verifying k rows each in one pass: what a k-th row of every sequence costs
+    /// beside B more sequences of one row (`ratioToOneRow` against `ratioOfSequences`).
+    struct BatchVerify: Encodable {
+        var rows: Int
+        var medianStepMs: Double
+        /// Step time over the same B sequences' one-row step.
+        var ratioToOneRow: Double
+        /// t(B·k sequences of one row) / t(B), when B·k was also timed: the cost of as many
+        /// rows from new sequences.
+        var ratioOfSequences: Double?
     }
 
     struct Report: Encodable {
@@ -130,7 +147,12 @@ struct BenchDecodeCommand: ParsableCommand {
             let t = median(times[k]!)
             return Row(k: k, medianMs: t * 1000, ratioToK1: t / t1, tokensPerSecond: Double(k) / t)
         }
-        let batches = try sequences.map { try timeBatches(model: model, sizes: parseCountList($0, option: "--sequences", range: 1...256), prompt: prompt) }
+        let verifyWidths = try batchWidths.map { try parseCountList($0, option: "--batch-widths", range: 1...16) } ?? []
+        if !verifyWidths.isEmpty && sequences == nil { throw ValidationError("--batch-widths needs --sequences") }
+        let batches = try sequences.map {
+            try timeBatches(model: model, sizes: parseCountList($0, option: "--sequences", range: 1...256), prompt: prompt,
+                            verifyWidths: verifyWidths)
+        }
         let report = Report(model: modelOptions.model, threads: kernelThreads, context: context,
                             decodeTokensPerSecond: decodeRate, rows: rows, batches: batches, machine: .current())
         if json {
@@ -149,13 +171,22 @@ struct BenchDecodeCommand: ParsableCommand {
                     print(String(format: "%4d  %8.2f  %10.2f  %9.1f  %19.2f  %14.2f", b.sequences, b.medianStepMs, b.ratioToOne,
                                  b.tokensPerSecond, b.generationStepMs, b.forwardShareOfGeneration))
                 }
+                if batches.contains(where: { $0.verifies != nil }) {
+                    print("   B   k   step ms   t(B×k)/t(B×1)   t(B·k seqs)/t(B)   (B sequences verifying k rows each)")
+                    for b in batches {
+                        for v in b.verifies ?? [] {
+                            let more = v.ratioOfSequences.map { String(format: "%17.2f", $0) } ?? String(repeating: " ", count: 16) + "-"
+                            print(String(format: "%4d  %2d  %8.2f  %14.2f  ", b.sequences, v.rows, v.medianStepMs, v.ratioToOneRow) + more)
+                        }
+                    }
+                }
             }
         }
     }
 
     /// Median step time of decoding B sequences side by side, each after its own copy of
     /// `prompt`, for each B in `sizes`, interleaved round-robin as the verify widths are.
-    private func timeBatches(model: LlamaModel, sizes: [Int], prompt: [Int]) throws -> [BatchRow] {
+    private func timeBatches(model: LlamaModel, sizes: [Int], prompt: [Int], verifyWidths: [Int]) throws -> [BatchRow] {
         guard sizes.allSatisfy({ $0 >= 1 && $0 <= 256 }), !sizes.isEmpty else {
             throw ValidationError("--sequences must be in 1...256")
         }
@@ -163,6 +194,8 @@ struct BenchDecodeCommand: ParsableCommand {
         let caches = (0..<all.max()!).map { _ in model.makeCache(capacity: context + 256) }
         for cache in caches { _ = model.prefill(prompt, cache: cache) }
         var times = [Int: [Double]]()
+        var verifyTimes = [[Int]: [Double]]()  // [B, k]
+        let widths = verifyWidths.filter { $0 > 1 }
         for round in -1..<rounds {
             for b in all {
                 let used = Array(caches[..<b])
@@ -171,6 +204,16 @@ struct BenchDecodeCommand: ParsableCommand {
                 let dt = Date().timeIntervalSince(t0)
                 for cache in used { cache.truncate(to: prompt.count) }
                 if round >= 0 { times[b, default: []].append(dt) }
+                guard sizes.contains(b) else { continue }
+                for k in widths {
+                    // Every sequence's pending token and k - 1 drafted ones, logits for all rows.
+                    let segments = used.map { ForwardSegment(tokens: [Int](repeating: 1, count: k), cache: $0) }
+                    let t0 = Date()
+                    _ = model.forward(segments, logits: .all)
+                    let dt = Date().timeIntervalSince(t0)
+                    for cache in used { cache.truncate(to: prompt.count) }
+                    if round >= 0 { verifyTimes[[b, k], default: []].append(dt) }
+                }
             }
         }
         let one = median(times[1]!)
@@ -187,8 +230,13 @@ struct BenchDecodeCommand: ParsableCommand {
             _ = try? generator.generateBatch(requests)
             let perStep = generator.lastTimeline.dropFirst().map(\.seconds)
             let g = perStep.isEmpty ? t : median(Array(perStep))
+            let verifies = widths.isEmpty ? nil : widths.map { k in
+                let v = median(verifyTimes[[b, k]]!)
+                return BatchVerify(rows: k, medianStepMs: v * 1000, ratioToOneRow: v / t,
+                                   ratioOfSequences: times[b * k].map { median($0) / t })
+            }
             return BatchRow(sequences: b, medianStepMs: t * 1000, ratioToOne: t / one, tokensPerSecond: Double(b) / t,
-                            generationStepMs: g * 1000, forwardShareOfGeneration: t / g)
+                            generationStepMs: g * 1000, forwardShareOfGeneration: t / g, verifies: verifies)
         }
     }
 }
