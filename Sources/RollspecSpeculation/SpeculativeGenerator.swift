@@ -200,7 +200,7 @@ public final class SpeculativeGenerator {
             let verifySeconds = Date().timeIntervalSince(t0)
             // Every verified row costs the same, a tree's candidates as much as its chain.
             let totalTokens = segments.reduce(0) { $0 + $1.tokens.count + $1.alternatives.count }
-            costs.pass.observe(tokens: totalTokens, seconds: verifySeconds)
+            costs.pass.observe(tokens: totalTokens, seconds: verifySeconds, sequences: batch)
             let plainStep = costs.pass.plainStepSeconds(batch: batch) ?? verifySeconds / Double(batch)
 
             // 3. Accept, emit, roll back the cache past rejected tokens.

@@ -60,6 +60,27 @@ import RollspecTesting
         #expect(kSmall > kLarge)
     }
 
+    @Test func theSlopeFollowsAPassCostWhereItBends() {
+        // One-row steps of B sequences, bf16, one thread, context 100 (`rollspec bench decode
+        // --threads 1 --sequences 4,8,16,32,64 --batch-widths 2,3`, 2026-12-06): flat to 16
+        // rows, then steep. In the same run a second row for each of 8 sequences cost 1.11× their
+        // one-row step, 0.11 of a sequence's share; for each of 32 sequences 1.57×, 0.57. A
+        // line through these steps (the model before it read sizes) priced the first at 0.35.
+        var model = CostModel()
+        for (n, ms) in [(1, 11.8), (4, 18.8), (8, 19.1), (16, 21.9), (32, 37.4), (64, 65.4)] {
+            model.observe(tokens: n, seconds: ms / 1000)
+        }
+        let at8 = model.verifySlope(batch: 8)!, at32 = model.verifySlope(batch: 32)!
+        #expect(at8 < 0.2, "slope at 8 sequences \(at8)")
+        #expect(at32 > 0.5, "slope at 32 sequences \(at32)")
+        // A suffix draft accepted 0.3 of the time then pays with 8 sequences live, not with 32.
+        var c = SpeculationController(maxLookahead: 4)
+        c.verifySlope = at8
+        #expect(c.lookahead(for: .suffix, state: state(alpha: 0.3, proposer: .suffix)) >= 1)
+        c.verifySlope = at32
+        #expect(c.lookahead(for: .suffix, state: state(alpha: 0.3, proposer: .suffix)) == 0)
+    }
+
     @Test func treesGrowAsTheBatchEmpties() {
         // The same measured pass times as above: a full batch of 32 pays for a bare chain, one
         // sequence left alone for 1 + 1/slope rows.
