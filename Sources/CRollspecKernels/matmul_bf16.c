@@ -382,7 +382,7 @@ static RS_AMXBF16 void amx_packed_rows(float *out, const void *input, const void
             for (int64_t kb = 0; kb < kbs; kb++) {
                 // With two or three token blocks the tile products no longer hide the weights'
                 // misses; the tiles RS_AMX_PACKED_PF ahead in the packed stream are fetched into
-                // L2 meanwhile (one thread, 32 rows: 0.73–0.99× the time; with one block it
+                // L2 meanwhile (one thread, 32 rows: 0.71–0.97× the time; with one block it
                 // cost up to 5% with two threads, so it is left off there).
                 if (nb > 1)
                     for (int l = 0; l < 16; l++)

@@ -99,6 +99,8 @@ struct BenchDecodeCommand: ParsableCommand {
     }
 
     func run() throws {
+        let verifyWidths = try batchWidths.map { try parseCountList($0, option: "--batch-widths", range: 1...16) } ?? []
+        if !verifyWidths.isEmpty && sequences == nil { throw ValidationError("--batch-widths needs --sequences") }
         let loaded = try LoadedModel.load(modelOptions)
         let model = loaded.model
         let ks = try parseCountList(widths, option: "--widths", range: 1...64)
@@ -147,8 +149,6 @@ struct BenchDecodeCommand: ParsableCommand {
             let t = median(times[k]!)
             return Row(k: k, medianMs: t * 1000, ratioToK1: t / t1, tokensPerSecond: Double(k) / t)
         }
-        let verifyWidths = try batchWidths.map { try parseCountList($0, option: "--batch-widths", range: 1...16) } ?? []
-        if !verifyWidths.isEmpty && sequences == nil { throw ValidationError("--batch-widths needs --sequences") }
         let batches = try sequences.map {
             try timeBatches(model: model, sizes: parseCountList($0, option: "--sequences", range: 1...256), prompt: prompt,
                             verifyWidths: verifyWidths)
