@@ -9,7 +9,9 @@
 #   PROMPTS=prompts_train_diverse.jsonl MINUTES=13 EPOCHS=12 RES=eagle-diverse REF=eagle bash run-eagle.sh
 #   ANSWER_BATCH=64 answers 64 prompts side by side (default 16)
 #   TOTAL_MINUTES=30 bounds answers and training together: training gets what the answers leave
-#   (the 30-minute recipe on any machine, whatever its decode speed)
+#   (the 30-minute recipe on any machine, whatever its decode speed); EPOCHS caps it too, so
+#   EPOCHS=40 lets the minutes decide (greedy answers on a fast machine left 11 of the 30 unused
+#   at 12 epochs: README, "The greedy draft given the whole 30 minutes")
 #   SETS="heldout" benches only the held-out prompts; SETS="" skips the benches
 #   TEMP=1 has the target write its training answers at temperature 1 (default 0, greedy): the
 #   contexts the draft then trains on are the ones RL samples
