@@ -227,15 +227,26 @@ public final class FeatureDraftModel {
     /// - Parameter features: `[tokens.count, C]` the feature that precedes each token.
     /// - Returns: logits of the last pair and the draft's guessed feature of every pair.
     public func forward(tokens: [Int], features: UnsafePointer<Float>, cache: KVCache) -> Logits {
-        let dim = config.hiddenSize, n = tokens.count
+        forward([ForwardSegment(tokens: tokens, cache: cache)], features: features)
+    }
+
+    /// Runs the pairs of several sequences in one pass, each segment's at the next positions
+    /// of its own cache: a rollout batch's drafts cost one draft pass per depth, not one per
+    /// sequence.
+    /// - Parameter features: `[n, C]` the feature that precedes each token, the segments'
+    ///   rows in order.
+    /// - Returns: logits of each segment's last pair (row s for segment s) and the draft's
+    ///   guessed feature of every pair (`featureRows[s]`).
+    public func forward(_ segments: [ForwardSegment], features: UnsafePointer<Float>) -> Logits {
+        precondition(segments.allSatisfy { $0.alternatives.isEmpty }, "a feature draft runs chains only")
+        let dim = config.hiddenSize, n = segments.reduce(0) { $0 + $1.tokens.count }
         let pairs = FloatBuffer(count: n * 2 * dim), mixed = FloatBuffer(count: n * dim)
-        for (i, token) in tokens.enumerated() {
+        for (i, token) in segments.lazy.flatMap(\.tokens).enumerated() {
             precondition(token >= 0 && token < config.vocabSize, "token id \(token) outside vocabulary")
             (pairs.pointer + i * 2 * dim).update(from: weights.body.embedding.pointer + token * dim, count: dim)
             (pairs.pointer + i * 2 * dim + dim).update(from: features + i * dim, count: dim)
         }
         linear(mixed.pointer, pairs.pointer, weights.fc, roundedFC, weights.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
-        return body.forward([ForwardSegment(tokens: tokens, cache: cache)], logits: .last, features: true,
-                            inputs: mixed.pointer)
+        return body.forward(segments, logits: .last, features: true, inputs: mixed.pointer)
     }
 }

@@ -55,29 +55,81 @@ public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer {
 
     public func propose(context: [Int], maxTokens: Int, sampling: SamplingParameters,
                         random: inout RandomSource) -> Draft {
-        let dim = model.config.hiddenSize
-        let n = context.count
-        // Every position but the pending one must have its feature; otherwise stay silent.
-        guard maxTokens > 0, n >= 2, features.count == (n - 1) * dim else { return .empty(kind) }
-        cache.truncate(to: built)
-        var out = features.withUnsafeBufferPointer {
-            model.forward(tokens: Array(context[(built + 1)..<n]), features: $0.baseAddress! + built * dim, cache: cache)
-        }
-        built = n - 1
+        var randoms = [random]
+        defer { random = randoms[0] }
+        return Self.propose(together: [DraftRequest(proposer: self, context: context, maxTokens: maxTokens, sampling: sampling)],
+                            random: &randoms)[0]
+    }
 
-        var builder = DraftTreeBuilder(shape: rowBudget.map { tree.limited(toRows: $0) } ?? tree, sampling: sampling,
-                                       outputVocabulary: model.body.outputVocabulary)
-        while true {
-            let depth = builder.draw(logits: out.row(0), vocabSize: model.config.vocabSize, random: &random)
-            builder.append(depth)
-            if builder.tokens.count == maxTokens || builder.chainIsComplete { break }
-            // The draft's guess of the feature at the position it just predicted.
-            let previous = out
-            out = withExtendedLifetime(previous) {
-                model.forward(tokens: [depth.token], features: previous.features!.pointer + (previous.featureRows[0].upperBound - 1) * dim,
-                              cache: cache)
-            }
+    /// One sequence's share of drafting together: `propose`'s arguments.
+    public struct DraftRequest {
+        public var proposer: FeatureDraftProposer
+        public var context: [Int]
+        public var maxTokens: Int
+        public var sampling: SamplingParameters
+
+        public init(proposer: FeatureDraftProposer, context: [Int], maxTokens: Int, sampling: SamplingParameters) {
+            self.proposer = proposer
+            self.context = context
+            self.maxTokens = maxTokens
+            self.sampling = sampling
         }
-        return builder.draft(proposer: kind)
+    }
+
+    /// Drafts for several sequences whose proposers share one draft model, as `propose` would
+    /// for each, in one draft pass per depth for all of them. In a rollout batch the draft is
+    /// a small pass whose cost is mostly its weights streaming, so B sequences drafting
+    /// one after another paid B passes per depth; together they pay about one.
+    /// Each request draws from its own `random[i]`, in the same order as alone, so a
+    /// sequence's draft depends on the others only through the pass's rounding.
+    public static func propose(together requests: [DraftRequest], random: inout [RandomSource]) -> [Draft] {
+        precondition(random.count == requests.count, "one random stream per request")
+        guard let model = requests.first?.proposer.model else { return [] }
+        precondition(requests.allSatisfy { $0.proposer.model === model }, "proposers drafting together share their model")
+        precondition(Set(requests.map { ObjectIdentifier($0.proposer) }).count == requests.count, "one request per proposer")
+        let dim = model.config.hiddenSize
+        // Every position but the pending one must have its feature; otherwise stay silent.
+        var live = requests.indices.filter { r in
+            let q = requests[r], n = q.context.count
+            return q.maxTokens > 0 && n >= 2 && q.proposer.features.count == (n - 1) * dim
+        }
+        var builders = requests.map { q in
+            DraftTreeBuilder(shape: q.proposer.rowBudget.map { q.proposer.tree.limited(toRows: $0) } ?? q.proposer.tree,
+                             sampling: q.sampling, outputVocabulary: model.body.outputVocabulary)
+        }
+        // First the pairs built from the target's features since each proposer's last draft
+        // (the guesses of that draft are dropped: EAGLE's re-feeding).
+        var segments: [ForwardSegment] = []
+        var known: [Float] = []
+        for r in live {
+            let p = requests[r].proposer, n = requests[r].context.count
+            p.cache.truncate(to: p.built)
+            segments.append(ForwardSegment(tokens: Array(requests[r].context[(p.built + 1)..<n]), cache: p.cache))
+            known.append(contentsOf: p.features[(p.built * dim)...])
+            p.built = n - 1
+        }
+        var out: Logits? = segments.isEmpty ? nil : known.withUnsafeBufferPointer { model.forward(segments, features: $0.baseAddress!) }
+        // Then a depth at a time, every chain still growing in one pass, each pairing its
+        // drafted token with the draft's guess of the feature at the position it predicted.
+        while let logits = out {
+            var next: [Int] = []
+            segments = []
+            var guesses: [Float] = []
+            for (s, r) in live.enumerated() {
+                let depth = builders[r].draw(logits: logits.row(s), vocabSize: model.config.vocabSize, random: &random[r])
+                builders[r].append(depth)
+                if builders[r].tokens.count == requests[r].maxTokens || builders[r].chainIsComplete { continue }
+                next.append(r)
+                segments.append(ForwardSegment(tokens: [depth.token], cache: requests[r].proposer.cache))
+                let last = logits.featureRows[s].upperBound - 1
+                guesses.append(contentsOf: UnsafeBufferPointer(start: logits.features!.pointer + last * dim, count: dim))
+            }
+            live = next
+            out = live.isEmpty ? nil : guesses.withUnsafeBufferPointer { model.forward(segments, features: $0.baseAddress!) }
+        }
+        return requests.indices.map { r in
+            let kind = requests[r].proposer.kind
+            return builders[r].tokens.isEmpty ? .empty(kind) : builders[r].draft(proposer: kind)
+        }
     }
 }

@@ -171,23 +171,42 @@ public final class SpeculativeGenerator {
                 for (name, perToken) in costs.draftSecondsPerToken { controller.draftCost[name] = perToken / plain }
             }
 
-            // 1. Draft.
-            var drafts: [Draft] = []
-            var draftSeconds: [Double] = []
-            for i in active {
-                let t0 = Date()
-                drafts.append(seqs[i].propose(controller: controller))
-                let dt = Date().timeIntervalSince(t0)
-                draftSeconds.append(dt)
-                let d = drafts.last!
-                // A proposer's first draft of a sequence also reads the whole prompt (a draft
-                // model's prefill): a one-off, not what each further token costs. Counted in,
-                // it could price a draft out for good, since one not chosen is never re-timed.
-                let first = seqs[i].drafted.insert(d.proposer).inserted
-                if !d.isEmpty && !first {
-                    let old = costs.draftSecondsPerToken[d.proposer] ?? dt / Double(d.tokens.count)
-                    costs.draftSecondsPerToken[d.proposer] = 0.8 * old + 0.2 * dt / Double(d.tokens.count)
+            // 1. Draft. Sequences whose proposers share a feature draft draft together, one
+            // draft pass per depth for all of them (`FeatureDraftProposer.propose(together:)`).
+            var drafts = [Draft](repeating: .empty(.plain), count: active.count)
+            var draftSeconds = [Double](repeating: 0, count: active.count)
+            var together: [ObjectIdentifier: [(slot: Int, proposer: FeatureDraftProposer, k: Int)]] = [:]
+            for (j, i) in active.enumerated() {
+                guard let (proposer, k) = seqs[i].choose(controller: controller) else { continue }
+                if let feature = proposer as? FeatureDraftProposer {
+                    together[ObjectIdentifier(feature.model), default: []].append((j, feature, k))
+                    continue
                 }
+                let t0 = Date()
+                drafts[j] = proposer.propose(context: seqs[i].context, maxTokens: k, sampling: seqs[i].request.sampling,
+                                             random: &seqs[i].random)
+                draftSeconds[j] = Date().timeIntervalSince(t0)
+                costs.observeDraft(drafts[j], seconds: draftSeconds[j], first: seqs[i].drafted.insert(drafts[j].proposer).inserted)
+            }
+            for group in together.values.sorted(by: { $0[0].slot < $1[0].slot }) {
+                var randoms = group.map { seqs[active[$0.slot]].random }
+                let t0 = Date()
+                let out = FeatureDraftProposer.propose(together: group.map {
+                    let i = active[$0.slot]
+                    return .init(proposer: $0.proposer, context: seqs[i].context, maxTokens: $0.k, sampling: seqs[i].request.sampling)
+                }, random: &randoms)
+                let dt = Date().timeIntervalSince(t0)
+                let tokens = out.reduce(0) { $0 + $1.tokens.count }
+                var first = false
+                for (m, member) in group.enumerated() {
+                    let i = active[member.slot]
+                    seqs[i].random = randoms[m]
+                    drafts[member.slot] = out[m]
+                    // Each sequence's share of the pass, by the tokens it drafted.
+                    draftSeconds[member.slot] = tokens > 0 ? dt * Double(out[m].tokens.count) / Double(tokens) : dt / Double(group.count)
+                    if !out[m].isEmpty && seqs[i].drafted.insert(out[m].proposer).inserted { first = true }
+                }
+                costs.observeDraft(Draft(tokens: out.flatMap(\.tokens), proposer: .draft), seconds: dt, first: first)
             }
 
             // 2. Verify every sequence's pending token + draft in one target pass.
@@ -239,6 +258,17 @@ public struct MeasuredCosts: Sendable {
     public var draftSecondsPerToken: [ProposerKind: Double] = [:]
     public var acceptance: [ProposerKind: RunningAcceptance] = [:]
     public init() {}
+
+    /// One drafting call took `seconds` to draft `draft`'s tokens (the drafts of a whole group
+    /// drafting together, when they did). A proposer's first draft of a sequence also reads
+    /// the whole prompt (a draft model's prefill): a one-off, not what each further token
+    /// costs. Counted in, it could price a draft out for good, since one not chosen is never
+    /// re-timed.
+    mutating func observeDraft(_ draft: Draft, seconds: Double, first: Bool) {
+        guard !draft.isEmpty && !first else { return }
+        let perToken = seconds / Double(draft.tokens.count)
+        draftSecondsPerToken[draft.proposer] = 0.8 * (draftSecondsPerToken[draft.proposer] ?? perToken) + 0.2 * perToken
+    }
 }
 
 /// A proposer's per-token acceptance α over recent drafts, as the geometric model counts it
@@ -330,15 +360,16 @@ private struct SequenceRun {
         }
     }
 
-    mutating func propose(controller: SpeculationController) -> Draft {
+    /// The proposer to draft with this step and its lookahead, or nil to decode plainly.
+    func choose(controller: SpeculationController) -> (proposer: Proposer, k: Int)? {
         let remaining = request.maxTokens - result.tokens.count
         guard remaining > 1, let choice = controller.choose(among: proposers.map(\.kind), state: control),
               let proposer = proposers.first(where: { $0.kind == choice.proposer })
-        else { return .empty(.plain) }
+        else { return nil }
         // Never draft past the token budget: the bonus token takes the last place.
         let k = min(choice.k, remaining - 1)
         if let tree = proposer as? TreeProposer { tree.rowBudget = controller.treeRows(lookahead: k) }
-        return proposer.propose(context: context, maxTokens: k, sampling: request.sampling, random: &random)
+        return (proposer, k)
     }
 
     /// Verifies and emits; returns how many draft tokens were accepted.

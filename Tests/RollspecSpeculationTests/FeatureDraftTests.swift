@@ -215,6 +215,48 @@ import RollspecTesting
         }
     }
 
+    @Test func sequencesDraftingTogetherDraftWhatEachDraftsAlone() {
+        // Three sequences of different lengths share one draft and draft in one pass per
+        // depth. Greedy, each gets the chain a from-scratch pass over its own pairs gives, of
+        // its own length. At T = 1 with a shaped tree each gets the tokens, candidates and
+        // distributions it gets drafting alone with the same random stream, and leaves that
+        // stream where drafting alone leaves it. A segment reading another's rows (logits,
+        // guessed features or cache) changes them.
+        let draft = FeatureDraftModel(weights: TinyModels.randomFeatureDraft(target: target.weights, seed: 4))
+        let contexts = [[1, 5, 9, 2, 7], [3, 8], [4, 4, 10, 11, 12, 13, 2]]
+        let lengths = [3, 1, 4]
+        func proposers(_ tree: DraftTreeShape) -> [FeatureDraftProposer] {
+            contexts.map { context in
+                let p = FeatureDraftProposer(model: draft, tree: tree)
+                p.begin(prompt: context)
+                let f = referenceFeatures(Array(context.dropLast()))
+                f.withUnsafeBufferPointer { p.observeTargetFeatures($0.baseAddress!, count: context.count - 1) }
+                return p
+            }
+        }
+        func requests(_ ps: [FeatureDraftProposer], _ sampling: SamplingParameters) -> [FeatureDraftProposer.DraftRequest] {
+            ps.indices.map { .init(proposer: ps[$0], context: contexts[$0], maxTokens: lengths[$0], sampling: sampling) }
+        }
+        var randoms = contexts.map { _ in RandomSource(seed: 1) }
+        let greedy = FeatureDraftProposer.propose(together: requests(proposers(.chain), .greedy), random: &randoms)
+        for r in contexts.indices {
+            #expect(greedy[r].tokens == draftFromScratch(draft, contexts[r], count: lengths[r]), "sequence \(r)")
+        }
+
+        let sampling = SamplingParameters(temperature: 1, seed: 1)
+        let shape = DraftTreeShape.shaped(rows: 6, extendThreshold: 0)
+        var together = contexts.indices.map { RandomSource(seed: UInt64(10 + $0)) }
+        let drafts = FeatureDraftProposer.propose(together: requests(proposers(shape), sampling), random: &together)
+        let alone = proposers(shape)
+        for r in contexts.indices {
+            var random = RandomSource(seed: UInt64(10 + r))
+            let d = alone[r].propose(context: contexts[r], maxTokens: lengths[r], sampling: sampling, random: &random)
+            #expect(d.tokens.count == lengths[r] && !d.alternatives.isEmpty, "sequence \(r)")
+            #expect(drafts[r] == d, "sequence \(r)")
+            #expect(together[r].nextUnit() == random.nextUnit(), "sequence \(r)")
+        }
+    }
+
     @Test func aRestrictedHeadDraftsItsGreedyTreeOverItsOwnTokens() {
         // The proposer ranks only the head's tokens; the model's own logits over all 48 (−∞
         // outside the head) must give the same chain and runner-ups, as token ids.
