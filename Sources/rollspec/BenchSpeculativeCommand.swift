@@ -15,7 +15,10 @@ struct BenchSpeculativeCommand: ParsableCommand {
             acceptance rate, the mean acceptance length (counting the bonus token) and the \
             per-position acceptance. At temperature 0 it also checks that both outputs are \
             identical. The prompts file has one prompt per line: plain text, or a JSON object \
-            {"prompt": "..."} (for prompts with newlines).
+            {"prompt": "..."} (for prompts with newlines). With --batch B the prompts go B at \
+            a time through the batched loop rollout workers run, plainly and then speculatively \
+            (one target pass a step for all live sequences, which end at different lengths: a \
+            batch's long tail).
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -42,16 +45,21 @@ struct BenchSpeculativeCommand: ParsableCommand {
     @Option(name: .long, help: "Random seed.")
     var seed: UInt64 = 0
 
+    @Option(name: .long, help: "Prompts generated side by side, as a rollout worker's batch (1: one at a time).")
+    var batch: Int = 1
+
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
     func validate() throws {
         do { try SamplingParameters(temperature: temperature, topK: topK, topP: topP).validate() }
         catch { throw ValidationError("\(error)") }
+        guard (1...256).contains(batch) else { throw ValidationError("--batch must be in 1...256, got \(batch)") }
     }
 
     struct Report: Encodable {
         var prompts: Int
+        var batch: Int
         var temperature: Float
         var topK: Int
         var topP: Float
@@ -101,39 +109,42 @@ struct BenchSpeculativeCommand: ParsableCommand {
         let draft = try speculation.loadDraft(threads: modelOptions.threads, target: loaded.model)
         let suffixIndex = SuffixIndex()
         let plain = Generator(model: loaded.model)
+        let plainBatched = SpeculativeGenerator(model: loaded.model) { [] }
         let spec = speculation.makeGenerator(target: loaded.model, draft: draft, suffixIndex: suffixIndex)
         var plainSeconds = 0.0, specSeconds = 0.0, plainTokens = 0, specTokens = 0
         var report = SpeculationReport()
         var rounds = Rounds()
         var identical = true
-        for (i, text) in texts.enumerated() {
-            let prompt = loaded.tokenizer.encode(try loaded.promptText(text, chat: chat))
-            let request = GenerationRequest(
-                prompt: prompt, maxTokens: maxTokens,
+        let requests = try texts.enumerated().map { i, text in
+            GenerationRequest(
+                prompt: loaded.tokenizer.encode(try loaded.promptText(text, chat: chat)), maxTokens: maxTokens,
                 sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed &+ UInt64(i)),
                 stopTokens: loaded.tokenizer.stopTokenIds)
+        }
+        for start in stride(from: 0, to: requests.count, by: batch) {
+            let group = Array(requests[start..<min(start + batch, requests.count)])
             var t0 = Date()
-            let a = try plain.generate(request)
+            let a = batch == 1 ? [try plain.generate(group[0]).tokens] : try plainBatched.generateBatch(group).map(\.result.tokens)
             plainSeconds += Date().timeIntervalSince(t0)
-            plainTokens += a.tokens.count
+            plainTokens += a.reduce(0) { $0 + $1.count }
             t0 = Date()
-            let b = try spec.generate(request)
+            let b = try spec.generateBatch(group)
             specSeconds += Date().timeIntervalSince(t0)
-            specTokens += b.tokens.count
+            specTokens += b.reduce(0) { $0 + $1.result.tokens.count }
             report = report + spec.lastReport
             rounds.add(spec.lastTimeline)
-            if a.tokens != b.tokens { identical = false }
+            if a != b.map(\.result.tokens) { identical = false }
             if !json {
                 FileHandle.standardError.write(Data(String(
                     format: "\rprompt %d/%d  plain %.1f tok/s  speculative %.1f tok/s  acceptance %.2f   ",
-                    i + 1, texts.count, Double(plainTokens) / plainSeconds, Double(specTokens) / specSeconds,
+                    start + group.count, texts.count, Double(plainTokens) / plainSeconds, Double(specTokens) / specSeconds,
                     report.overall.acceptanceRate).utf8))
             }
         }
         if !json { printError("") }
         let plainRate = Double(plainTokens) / plainSeconds, specRate = Double(specTokens) / specSeconds
         let out = Report(
-            prompts: texts.count, temperature: temperature, topK: topK, topP: topP, mode: speculation.speculate.rawValue,
+            prompts: texts.count, batch: batch, temperature: temperature, topK: topK, topP: topP, mode: speculation.speculate.rawValue,
             draftTreeRows: speculation.draftTreeRows, draftAlternatives: try speculation.alternativeCounts,
             plainTokens: plainTokens, speculativeTokens: specTokens,
             plainTokensPerSecond: plainRate, speculativeTokensPerSecond: specRate, speedup: specRate / plainRate,

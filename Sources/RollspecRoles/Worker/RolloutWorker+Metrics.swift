@@ -52,6 +52,10 @@ public struct WorkerBatchRecord: Codable, Sendable, Equatable {
     public var stepSequences: [Int]
     public var stepRows: [Int]
     public var stepSeconds: [Double]
+    /// Of each step's seconds, those spent drafting and those in the target's verify pass
+    /// (the rest is acceptance and bookkeeping).
+    public var stepDraftSeconds: [Double]
+    public var stepVerifySeconds: [Double]
     /// generated / (prefill + decode).
     public var tokensPerSecond: Double
     /// generated / decode: the figure to hold against `bench decode` at `sequences` rows.
@@ -83,6 +87,8 @@ public struct WorkerBatchRecord: Codable, Sendable, Equatable {
         stepSequences = timeline.map(\.sequences)
         stepRows = timeline.map(\.rows)
         stepSeconds = timeline.map { ($0.seconds * 1e6).rounded() / 1e6 }
+        stepDraftSeconds = timeline.map { ($0.draftSeconds * 1e6).rounded() / 1e6 }
+        stepVerifySeconds = timeline.map { ($0.verifySeconds * 1e6).rounded() / 1e6 }
         let total = prefillSeconds + decodeSeconds
         tokensPerSecond = total > 0 ? Double(generatedTokens) / total : 0
         decodeTokensPerSecond = decodeSeconds > 0 ? Double(generatedTokens) / decodeSeconds : 0
