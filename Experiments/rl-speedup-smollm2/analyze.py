@@ -112,6 +112,14 @@ def summarise(runs):
             # Tokens over the workers' decode seconds (prefill excluded), summed over batches.
             "decodeTokensPerSecond": sum(b["generatedTokens"] for b in r["batches"]) / max(1e-9, sum(b["decodeSeconds"] for b in r["batches"])),
         }
+        timed = [b for b in r["batches"] if "stepDraftSeconds" in b]
+        if timed:
+            # Of the workers' decode steps: drafting, the target's verify passes, and the rest
+            # (acceptance, sampling, bookkeeping), as shares of their seconds.
+            total = sum(sum(b["stepSeconds"]) for b in timed)
+            draft = sum(sum(b["stepDraftSeconds"]) for b in timed)
+            verify = sum(sum(b["stepVerifySeconds"]) for b in timed)
+            row["decodeShares"] = {"draft": draft / total, "verify": verify / total, "rest": 1 - (draft + verify) / total}
         split = step_split(r)
         if split:
             row["stepSplitSeconds"] = {k: mean([x[k] for x in split]) for k in split[0]}
@@ -260,7 +268,16 @@ def main():
     if not runs:
         sys.exit(f"no runs under {res}")
     summary = summarise(runs)
-    md = (table(summary) + "\n\nWhere a step's seconds go (means over steps):\n\n" + where_the_time_goes(summary)
+    shares = {v: r["decodeShares"] for v, r in summary.items() if "decodeShares" in r}
+    if shares:
+        where_the_time_goes_in_decode = ("\n\nThe workers' decode steps: drafting, verify passes, the rest:\n\n"
+                                         "| variant | drafting | verify | acceptance and bookkeeping |\n|---|---|---|---|\n"
+                                         + "".join(f"| {v} | {x['draft']:.1%} | {x['verify']:.1%} | {x['rest']:.1%} |\n"
+                                                   for v, x in shares.items()))
+    else:
+        where_the_time_goes_in_decode = ""
+    md = (table(summary) + where_the_time_goes_in_decode
+          + "\n\nWhere a step's seconds go (means over steps):\n\n" + where_the_time_goes(summary)
           + "\n" + restart_report(runs, res) + trainer_report(runs))
     print(md)
     with open(os.path.join(res, "summary.md"), "w") as f:
