@@ -72,6 +72,13 @@ struct BenchSpeculativeCommand: ParsableCommand {
         var plainTokensPerSecond: Double
         var speculativeTokensPerSecond: Double
         var speedup: Double
+        /// Seconds to generate every prompt's answer, plainly and speculatively, and their
+        /// ratio. With --batch a batch lasts as long as its longest answer, and speculation
+        /// samples other answers (with the same law), so tokens/s also moves with how long
+        /// they came out; this ratio is the time to finish the same requests.
+        var plainSeconds: Double
+        var speculativeSeconds: Double
+        var timeRatio: Double
         var acceptanceRate: Double
         var meanAcceptanceLength: Double
         var perPositionAcceptance: [Double]
@@ -148,6 +155,7 @@ struct BenchSpeculativeCommand: ParsableCommand {
             draftTreeRows: speculation.draftTreeRows, draftAlternatives: try speculation.alternativeCounts,
             plainTokens: plainTokens, speculativeTokens: specTokens,
             plainTokensPerSecond: plainRate, speculativeTokensPerSecond: specRate, speedup: specRate / plainRate,
+            plainSeconds: plainSeconds, speculativeSeconds: specSeconds, timeRatio: plainSeconds / specSeconds,
             acceptanceRate: report.overall.acceptanceRate, meanAcceptanceLength: report.overall.meanAcceptanceLength,
             perPositionAcceptance: report.overall.perPositionAcceptance,
             identicalOutputs: temperature == 0 ? identical : nil, byProposer: report.byProposer, rounds: rounds,
@@ -160,7 +168,8 @@ struct BenchSpeculativeCommand: ParsableCommand {
         }
         print(String(format: "plain        %8.2f tokens/s  (%d tokens)", plainRate, plainTokens))
         print(String(format: "speculative  %8.2f tokens/s  (%d tokens)  mode %@", specRate, specTokens, speculation.speculate.rawValue))
-        print(String(format: "speedup      %8.3fx", specRate / plainRate))
+        print(String(format: "speedup      %8.3fx  (tokens/s; time for the same requests: %.2f s against %.2f s plain, %.3fx)",
+                     specRate / plainRate, specSeconds, plainSeconds, plainSeconds / specSeconds))
         if temperature == 0 { print("outputs identical to plain greedy: \(identical ? "yes" : "NO")") }
         let perStep = { (seconds: Double) in 1000 * seconds / Double(max(1, rounds.steps)) }
         print(String(format: "a decode step %.2f ms: draft %.2f, verify %.2f, accept and bookkeeping %.2f (%d steps)",

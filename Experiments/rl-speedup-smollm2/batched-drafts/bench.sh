@@ -39,11 +39,11 @@ for setting in "b11-chain:--batch 11 --draft-max 4" "b4-tree8:--batch 4 --draft-
             # shellcheck disable=SC2086
             /tmp/rollspec-ab/$build bench speculative "${common[@]}" $args > "$res/$name-$build-$round.json" 2>/dev/null
             python3 -c "import json,sys; r=json.load(open(sys.argv[1])); t=r['rounds']; n=max(1,t['steps'])
-print(f\"{sys.argv[2]:10s} {sys.argv[3]:8s} {r['speedup']:.3f}x  mean length {r['meanAcceptanceLength']:.2f}  step {1e3*t['seconds']/n:.2f} ms: draft {1e3*t['draftSeconds']/n:.2f}, verify {1e3*t['verifySeconds']/n:.2f}  plain {r['plainTokensPerSecond']:.0f} tok/s\")" \
+print(f\"{sys.argv[2]:10s} {sys.argv[3]:8s} {r['speedup']:.3f}x tokens/s, {r['timeRatio']:.3f}x time  mean length {r['meanAcceptanceLength']:.2f}  step {1e3*t['seconds']/n:.2f} ms: draft {1e3*t['draftSeconds']/n:.2f}, verify {1e3*t['verifySeconds']/n:.2f}  plain {r['plainTokensPerSecond']:.0f} tok/s\")" \
                 "$res/$name-$build-$round.json" "$name" "$build"
         done
     done
 done
 /tmp/rollspec-ab/together bench speculative "${common[@]}" --batch 1 --draft-tree-rows 8 --draft-tree-extend 0.1 > "$res/b1-tree8.json" 2>/dev/null
-python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"b1-tree8   {r['speedup']:.3f}x  mean length {r['meanAcceptanceLength']:.2f}  plain {r['plainTokensPerSecond']:.0f} tok/s\")" "$res/b1-tree8.json"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"b1-tree8   {r['speedup']:.3f}x tokens/s, {r['timeRatio']:.3f}x time  mean length {r['meanAcceptanceLength']:.2f}  plain {r['plainTokensPerSecond']:.0f} tok/s\")" "$res/b1-tree8.json"
 echo "results: $res"
