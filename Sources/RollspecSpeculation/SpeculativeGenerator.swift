@@ -206,7 +206,7 @@ public final class SpeculativeGenerator {
                     draftSeconds[member.slot] = tokens > 0 ? dt * Double(out[m].tokens.count) / Double(tokens) : dt / Double(group.count)
                     if !out[m].isEmpty && seqs[i].drafted.insert(out[m].proposer).inserted { first = true }
                 }
-                costs.observeDraft(Draft(tokens: out.flatMap(\.tokens), proposer: .draft), seconds: dt, first: first)
+                costs.observeDraft(Draft(tokens: out.flatMap(\.tokens), proposer: group[0].proposer.kind), seconds: dt, first: first)
             }
 
             // 2. Verify every sequence's pending token + draft in one target pass.
