@@ -1,4 +1,5 @@
 import Foundation
+import RollspecKernels
 import RollspecModel
 
 /// Proposes with a small Llama-family draft model that shares the target's vocabulary.
@@ -12,7 +13,7 @@ import RollspecModel
 /// `confidenceThreshold` (a cheap signal that the rest would be rejected). Beside its chain it
 /// can offer further candidates per position, its next most likely tokens under greedy decoding
 /// and draws without replacement at T > 0 (`tree`, see `DraftTreeBuilder`).
-public final class DraftModelProposer: TreeProposer {
+public final class DraftModelProposer: TreeProposer, BatchDrafting {
     public let kind = ProposerKind.draft
     public let model: LlamaModel
     public var confidenceThreshold: Float
@@ -22,6 +23,8 @@ public final class DraftModelProposer: TreeProposer {
     private var cache: KVCache
     /// The tokens whose keys and values are in `cache`, in order.
     private var seen: [Int] = []
+
+    public var batchKey: ObjectIdentifier { ObjectIdentifier(model) }
 
     public init(model: LlamaModel, confidenceThreshold: Float = 0, tree: DraftTreeShape = .chain) {
         if case .shaped(let rows, _) = tree { precondition(rows >= 2, "a tree needs the pending token's row and one more") }
@@ -36,41 +39,60 @@ public final class DraftModelProposer: TreeProposer {
         seen = []
     }
 
-    public func propose(context: [Int], maxTokens: Int, sampling: SamplingParameters,
-                       random: inout RandomSource) -> Draft {
-        guard maxTokens > 0, !context.isEmpty else { return .empty(kind) }
-        // Roll back to the common prefix, then catch up on the new tokens in one pass.
-        var common = 0
-        let limit = min(seen.count, context.count - 1)
-        while common < limit && seen[common] == context[common] { common += 1 }
-        cache.truncate(to: common)
-        seen.removeLast(seen.count - common)
-        let newTokens = Array(context[common...])
-        var logits = model.forward([ForwardSegment(tokens: newTokens, cache: cache)], logits: .last).rowArray(0)
-        seen += newTokens
-
-        var builder = DraftTreeBuilder(shape: rowBudget.map { tree.limited(toRows: $0) } ?? tree, sampling: sampling,
-                                       outputVocabulary: model.outputVocabulary)
-        while true {
-            let depth = logits.withUnsafeBufferPointer {
-                builder.draw(logits: $0.baseAddress!, vocabSize: model.config.vocabSize, random: &random)
-            }
-            if confidenceThreshold > 0, !builder.tokens.isEmpty {
-                // Confidence of the draft in its own pick (its top probability when greedy).
-                let confidence = sampling.isGreedy ? topProbability(logits) : depth.probability
-                if confidence < confidenceThreshold { break }
-            }
-            builder.append(depth)
-            if builder.tokens.count == maxTokens || builder.chainIsComplete { break }
-            logits = model.decode(depth.token, cache: cache)
-            seen.append(depth.token)
+    /// Drafts for several sequences that share this draft model, one pass per depth: first
+    /// each sequence's tokens since the common prefix of what its cache holds and its context,
+    /// then each chain still growing (`BatchDrafting`). A sequence's chain stops where its own
+    /// confidence falls below its proposer's threshold.
+    public static func propose(together requests: [DraftRequest], random: inout [RandomSource]) -> [Draft] {
+        precondition(random.count == requests.count, "one random stream per request")
+        let proposers = members(of: requests)
+        guard let model = proposers.first?.model else { return [] }
+        var live = requests.indices.filter { requests[$0].maxTokens > 0 && !requests[$0].context.isEmpty }
+        var builders = requests.indices.map { r in
+            DraftTreeBuilder(shape: proposers[r].rowBudget.map { proposers[r].tree.limited(toRows: $0) } ?? proposers[r].tree,
+                             sampling: requests[r].sampling, outputVocabulary: model.outputVocabulary)
         }
-        return builder.draft(proposer: kind)
+        // Roll each cache back to the common prefix, then catch up on the new tokens.
+        var segments: [ForwardSegment] = []
+        for r in live {
+            let p = proposers[r], context = requests[r].context
+            var common = 0
+            let limit = min(p.seen.count, context.count - 1)
+            while common < limit && p.seen[common] == context[common] { common += 1 }
+            p.cache.truncate(to: common)
+            p.seen.removeLast(p.seen.count - common)
+            segments.append(ForwardSegment(tokens: Array(context[common...]), cache: p.cache))
+            p.seen += context[common...]
+        }
+        var out: Logits? = segments.isEmpty ? nil : model.forward(segments, logits: .last)
+        while let logits = out {
+            var next: [Int] = []
+            segments = []
+            for (s, r) in live.enumerated() {
+                let p = proposers[r], row = logits.row(s)
+                let depth = builders[r].draw(logits: row, vocabSize: model.config.vocabSize, random: &random[r])
+                if p.confidenceThreshold > 0, !builders[r].tokens.isEmpty {
+                    // Confidence of the draft in its own pick (its top probability when greedy).
+                    let confidence = requests[r].sampling.isGreedy ? topProbability(row, vocabSize: model.config.vocabSize) : depth.probability
+                    if confidence < p.confidenceThreshold { continue }
+                }
+                builders[r].append(depth)
+                if builders[r].tokens.count == requests[r].maxTokens || builders[r].chainIsComplete { continue }
+                next.append(r)
+                segments.append(ForwardSegment(tokens: [depth.token], cache: p.cache))
+                p.seen.append(depth.token)
+            }
+            live = next
+            out = live.isEmpty ? nil : model.forward(segments, logits: .last)
+        }
+        return requests.indices.map { r in
+            builders[r].tokens.isEmpty ? .empty(proposers[r].kind) : builders[r].draft(proposer: proposers[r].kind)
+        }
     }
 
     /// The draft's probability of its most likely token, at temperature 1.
-    private func topProbability(_ logits: [Float]) -> Float {
-        let best = logits.indices.max { logits[$0] < logits[$1] }!
-        return logits.withUnsafeBufferPointer { expf(logSoftmax($0.baseAddress!, vocabSize: $0.count, at: best)) }
+    private static func topProbability(_ logits: UnsafePointer<Float>, vocabSize: Int) -> Float {
+        let best = topKIndices(logits, count: vocabSize, k: 1)[0]
+        return expf(logSoftmax(logits, vocabSize: vocabSize, at: best))
     }
 }

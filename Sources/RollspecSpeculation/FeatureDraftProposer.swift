@@ -20,7 +20,7 @@ public protocol TargetFeatureConsumer: AnyObject {
 /// token; each next step pairs the drafted token with the draft's guessed feature.
 /// Like `DraftModelProposer`, it samples from its own distribution and returns it, so the
 /// verifier stays exact at any temperature.
-public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer {
+public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer, BatchDrafting {
     public let kind = ProposerKind.draft
     public let model: FeatureDraftModel
     /// The token tree it proposes beside its chain, at any temperature (`DraftTreeBuilder`).
@@ -34,6 +34,8 @@ public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer {
     private var features: [Float] = []
     /// Draft cache entries built from the target's features (the rest are guesses).
     private var built = 0
+
+    public var batchKey: ObjectIdentifier { ObjectIdentifier(model) }
 
     public init(model: FeatureDraftModel, tree: DraftTreeShape = .chain) {
         if case .shaped(let rows, _) = tree { precondition(rows >= 2, "a tree needs the pending token's row and one more") }
@@ -53,56 +55,29 @@ public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer {
         features.append(contentsOf: UnsafeBufferPointer(start: rows, count: count * model.config.hiddenSize))
     }
 
-    public func propose(context: [Int], maxTokens: Int, sampling: SamplingParameters,
-                        random: inout RandomSource) -> Draft {
-        var randoms = [random]
-        defer { random = randoms[0] }
-        return Self.propose(together: [DraftRequest(proposer: self, context: context, maxTokens: maxTokens, sampling: sampling)],
-                            random: &randoms)[0]
-    }
-
-    /// One sequence's share of drafting together: `propose`'s arguments.
-    public struct DraftRequest {
-        public var proposer: FeatureDraftProposer
-        public var context: [Int]
-        public var maxTokens: Int
-        public var sampling: SamplingParameters
-
-        public init(proposer: FeatureDraftProposer, context: [Int], maxTokens: Int, sampling: SamplingParameters) {
-            self.proposer = proposer
-            self.context = context
-            self.maxTokens = maxTokens
-            self.sampling = sampling
-        }
-    }
-
-    /// Drafts for several sequences whose proposers share one draft model, as `propose` would
-    /// for each, in one draft pass per depth for all of them. In a rollout batch the draft is
-    /// a small pass whose cost is mostly its weights streaming, so B sequences drafting
-    /// one after another paid B passes per depth; together they pay about one.
-    /// Each request draws from its own `random[i]`, in the same order as alone, so a
-    /// sequence's draft depends on the others only through the pass's rounding.
+    /// Drafts for several sequences that share this draft model, one draft pass per depth:
+    /// first each sequence's pairs built from the target's features since its last draft,
+    /// then each chain still growing (`BatchDrafting`).
     public static func propose(together requests: [DraftRequest], random: inout [RandomSource]) -> [Draft] {
         precondition(random.count == requests.count, "one random stream per request")
-        guard let model = requests.first?.proposer.model else { return [] }
-        precondition(requests.allSatisfy { $0.proposer.model === model }, "proposers drafting together share their model")
-        precondition(Set(requests.map { ObjectIdentifier($0.proposer) }).count == requests.count, "one request per proposer")
+        let proposers = members(of: requests)
+        guard let model = proposers.first?.model else { return [] }
         let dim = model.config.hiddenSize
         // Every position but the pending one must have its feature; otherwise stay silent.
         var live = requests.indices.filter { r in
-            let q = requests[r], n = q.context.count
-            return q.maxTokens > 0 && n >= 2 && q.proposer.features.count == (n - 1) * dim
+            let n = requests[r].context.count
+            return requests[r].maxTokens > 0 && n >= 2 && proposers[r].features.count == (n - 1) * dim
         }
-        var builders = requests.map { q in
-            DraftTreeBuilder(shape: q.proposer.rowBudget.map { q.proposer.tree.limited(toRows: $0) } ?? q.proposer.tree,
-                             sampling: q.sampling, outputVocabulary: model.body.outputVocabulary)
+        var builders = requests.indices.map { r in
+            DraftTreeBuilder(shape: proposers[r].rowBudget.map { proposers[r].tree.limited(toRows: $0) } ?? proposers[r].tree,
+                             sampling: requests[r].sampling, outputVocabulary: model.body.outputVocabulary)
         }
         // First the pairs built from the target's features since each proposer's last draft
         // (the guesses of that draft are dropped: EAGLE's re-feeding).
         var segments: [ForwardSegment] = []
         var known: [Float] = []
         for r in live {
-            let p = requests[r].proposer, n = requests[r].context.count
+            let p = proposers[r], n = requests[r].context.count
             p.cache.truncate(to: p.built)
             segments.append(ForwardSegment(tokens: Array(requests[r].context[(p.built + 1)..<n]), cache: p.cache))
             known.append(contentsOf: p.features[(p.built * dim)...])
@@ -120,7 +95,7 @@ public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer {
                 builders[r].append(depth)
                 if builders[r].tokens.count == requests[r].maxTokens || builders[r].chainIsComplete { continue }
                 next.append(r)
-                segments.append(ForwardSegment(tokens: [depth.token], cache: requests[r].proposer.cache))
+                segments.append(ForwardSegment(tokens: [depth.token], cache: proposers[r].cache))
                 let last = logits.featureRows[s].upperBound - 1
                 guesses.append(contentsOf: UnsafeBufferPointer(start: logits.features!.pointer + last * dim, count: dim))
             }
@@ -128,8 +103,7 @@ public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer {
             out = live.isEmpty ? nil : guesses.withUnsafeBufferPointer { model.forward(segments, features: $0.baseAddress!) }
         }
         return requests.indices.map { r in
-            let kind = requests[r].proposer.kind
-            return builders[r].tokens.isEmpty ? .empty(kind) : builders[r].draft(proposer: kind)
+            builders[r].tokens.isEmpty ? .empty(proposers[r].kind) : builders[r].draft(proposer: proposers[r].kind)
         }
     }
 }

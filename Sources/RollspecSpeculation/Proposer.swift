@@ -49,3 +49,52 @@ public protocol TreeProposer: Proposer {
     /// Most verified rows (the pending token's included) the next draft may use; nil: as shaped.
     var rowBudget: Int? { get set }
 }
+
+/// One sequence's share of drafting together: `Proposer.propose`'s arguments.
+public struct DraftRequest {
+    public var proposer: any Proposer
+    public var context: [Int]
+    public var maxTokens: Int
+    public var sampling: SamplingParameters
+
+    public init(proposer: any Proposer, context: [Int], maxTokens: Int, sampling: SamplingParameters) {
+        self.proposer = proposer
+        self.context = context
+        self.maxTokens = maxTokens
+        self.sampling = sampling
+    }
+}
+
+/// A proposer whose drafts for several sequences are made in one call, one pass of its model
+/// per depth for all of them: a rollout batch's sequences sharing one draft model. A draft
+/// model's pass costs mostly its weights streaming, so B sequences drafting one after another
+/// paid B passes per depth; together they pay about one.
+public protocol BatchDrafting: Proposer {
+    /// Proposers whose keys are equal can draft together (the identity of the model they share).
+    var batchKey: ObjectIdentifier { get }
+    /// What `propose` gives each request, in order; the requests' proposers are of this type
+    /// and share `batchKey`. Request i draws from `random[i]` in the order it would alone, so
+    /// a sequence's draft depends on the others only through the pass's rounding.
+    static func propose(together requests: [DraftRequest], random: inout [RandomSource]) -> [Draft]
+}
+
+extension BatchDrafting {
+    public func propose(context: [Int], maxTokens: Int, sampling: SamplingParameters,
+                        random: inout RandomSource) -> Draft {
+        var randoms = [random]
+        defer { random = randoms[0] }
+        return Self.propose(together: [DraftRequest(proposer: self, context: context, maxTokens: maxTokens, sampling: sampling)],
+                            random: &randoms)[0]
+    }
+
+    /// The requests' proposers as this type, checked to share one model.
+    static func members(of requests: [DraftRequest]) -> [Self] {
+        let members = requests.map { request -> Self in
+            guard let p = request.proposer as? Self else { preconditionFailure("drafting together mixes proposer types") }
+            return p
+        }
+        precondition(Set(members.map(\.batchKey)).count <= 1, "proposers drafting together share their model")
+        precondition(Set(members.map { ObjectIdentifier($0) }).count == members.count, "one request per proposer")
+        return members
+    }
+}

@@ -171,15 +171,15 @@ public final class SpeculativeGenerator {
                 for (name, perToken) in costs.draftSecondsPerToken { controller.draftCost[name] = perToken / plain }
             }
 
-            // 1. Draft. Sequences whose proposers share a feature draft draft together, one
-            // draft pass per depth for all of them (`FeatureDraftProposer.propose(together:)`).
+            // 1. Draft. Sequences whose proposers share a draft model draft together, one pass
+            // of it per depth for all of them (`BatchDrafting`).
             var drafts = [Draft](repeating: .empty(.plain), count: active.count)
             var draftSeconds = [Double](repeating: 0, count: active.count)
-            var together: [ObjectIdentifier: [(slot: Int, proposer: FeatureDraftProposer, k: Int)]] = [:]
+            var together: [ObjectIdentifier: [(slot: Int, proposer: any BatchDrafting, k: Int)]] = [:]
             for (j, i) in active.enumerated() {
                 guard let (proposer, k) = seqs[i].choose(controller: controller) else { continue }
-                if let feature = proposer as? FeatureDraftProposer {
-                    together[ObjectIdentifier(feature.model), default: []].append((j, feature, k))
+                if let batched = proposer as? any BatchDrafting {
+                    together[batched.batchKey, default: []].append((j, batched, k))
                     continue
                 }
                 let t0 = Date()
@@ -191,7 +191,7 @@ public final class SpeculativeGenerator {
             for group in together.values.sorted(by: { $0[0].slot < $1[0].slot }) {
                 var randoms = group.map { seqs[active[$0.slot]].random }
                 let t0 = Date()
-                let out = FeatureDraftProposer.propose(together: group.map {
+                let out = type(of: group[0].proposer).propose(together: group.map {
                     let i = active[$0.slot]
                     return .init(proposer: $0.proposer, context: seqs[i].context, maxTokens: $0.k, sampling: seqs[i].request.sampling)
                 }, random: &randoms)

@@ -234,7 +234,7 @@ import RollspecTesting
                 return p
             }
         }
-        func requests(_ ps: [FeatureDraftProposer], _ sampling: SamplingParameters) -> [FeatureDraftProposer.DraftRequest] {
+        func requests(_ ps: [FeatureDraftProposer], _ sampling: SamplingParameters) -> [DraftRequest] {
             ps.indices.map { .init(proposer: ps[$0], context: contexts[$0], maxTokens: lengths[$0], sampling: sampling) }
         }
         var randoms = contexts.map { _ in RandomSource(seed: 1) }

@@ -52,6 +52,55 @@ import RollspecTesting
         }
     }
 
+    @Test func tokenDraftsMadeTogetherAreTheDraftsMadeAlone() throws {
+        // Three sequences share one token-level draft and draft in one pass per depth. Greedy,
+        // each chain is the draft model's own greedy continuation of its context (plain
+        // generation with the draft), round after round as the contexts grow and the caches
+        // roll back. At T = 1, with a tree and a confidence threshold that stops some chains
+        // early, each gets what it gets drafting alone with the same random stream.
+        let draft = self.draft
+        let lengths = [3, 1, 4]
+        var contexts = Self.prompts
+        let greedy = contexts.map { _ in DraftModelProposer(model: draft) }
+        for (p, c) in zip(greedy, contexts) { p.begin(prompt: c) }
+        for round in 0..<3 {
+            var randoms = contexts.map { _ in RandomSource(seed: 1) }
+            let drafts = DraftModelProposer.propose(together: contexts.indices.map {
+                DraftRequest(proposer: greedy[$0], context: contexts[$0], maxTokens: lengths[$0], sampling: .greedy)
+            }, random: &randoms)
+            for r in contexts.indices {
+                let alone = try Generator(model: draft).generate(
+                    GenerationRequest(prompt: contexts[r], maxTokens: lengths[r], sampling: .greedy)).tokens
+                #expect(drafts[r].tokens == alone, "round \(round), sequence \(r)")
+                // Keep part of the draft and add a token of our own: the next round rolls back.
+                contexts[r] += Array(drafts[r].tokens.prefix(round % 2)) + [(round * 7 + r * 5 + 3) % 48]
+            }
+        }
+
+        let sampling = SamplingParameters(temperature: 1, seed: 1)
+        func proposers() -> [DraftModelProposer] {
+            contexts.map { c in
+                let p = DraftModelProposer(model: draft, confidenceThreshold: 0.2, tree: .shaped(rows: 5, extendThreshold: 0))
+                p.begin(prompt: c)
+                return p
+            }
+        }
+        let group = proposers()
+        var together = contexts.indices.map { RandomSource(seed: UInt64(20 + $0)) }
+        let drafts = DraftModelProposer.propose(together: contexts.indices.map {
+            DraftRequest(proposer: group[$0], context: contexts[$0], maxTokens: 4, sampling: sampling)
+        }, random: &together)
+        let alone = proposers()
+        for r in contexts.indices {
+            var random = RandomSource(seed: UInt64(20 + r))
+            let d = alone[r].propose(context: contexts[r], maxTokens: 4, sampling: sampling, random: &random)
+            #expect(!d.tokens.isEmpty, "sequence \(r)")
+            #expect(drafts[r] == d, "sequence \(r)")
+            #expect(together[r].nextUnit() == random.nextUnit(), "sequence \(r)")
+        }
+        #expect(drafts.contains { $0.tokens.count < 4 }, "no chain stopped early: the threshold went untested")
+    }
+
     @Test(arguments: [SpeculationMode.draft, .suffix, .auto])
     func sampledLogprobsAreThePlainOnesForTheSameTokens(mode: SpeculationMode) throws {
         // Whatever tokens speculation emits, their logprobs are those plain scoring gives.
