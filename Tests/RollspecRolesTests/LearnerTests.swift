@@ -70,6 +70,9 @@ import Testing
         // F32, or as BF16 (half) to bfloat16 workers.
         let dtype: SafeTensorsFile.DType = precision == .bfloat16 ? .bf16 : .f32
         let expected = try CheckpointCodec.encode(BuiltinModels.randomWeights(config: BuiltinModels.policyConfig(), seed: 1), dtype: dtype).count
+        // The learner exits once it has sent its last version; the broker may log that
+        // version's arrival a moment later (under load, after this line was first reached).
+        _ = job.wait(seconds: 10) { job.events("broker").events(.policyReceived).count >= 4 }
         let received = job.events("broker").events(.policyReceived).compactMap { $0["bytes"].flatMap(Int.init) }
         #expect(received.count == 4 && received.allSatisfy { $0 == expected }, "\(received), expected \(expected) bytes each")
     }
