@@ -22,9 +22,9 @@ swift build -c release >/dev/null
 alone=$(mktemp -d)
 git worktree add -f --detach "$alone" HEAD >/dev/null
 git diff HEAD | (cd "$alone" && git apply --allow-empty)
-sed -i 's/together\[ObjectIdentifier(feature.model), default: \[\]\]/together[ObjectIdentifier(feature), default: []]/' \
+sed -i 's/together\[batched.batchKey, default: \[\]\]/together[ObjectIdentifier(batched), default: []]/' \
     "$alone/Sources/RollspecSpeculation/SpeculativeGenerator.swift"
-grep -q 'ObjectIdentifier(feature), default' "$alone/Sources/RollspecSpeculation/SpeculativeGenerator.swift"
+grep -q 'together\[ObjectIdentifier(batched), default' "$alone/Sources/RollspecSpeculation/SpeculativeGenerator.swift"
 (cd "$alone" && swift build -c release >/dev/null)
 mkdir -p "$res" /tmp/rollspec-ab
 cp .build/release/rollspec /tmp/rollspec-ab/together
