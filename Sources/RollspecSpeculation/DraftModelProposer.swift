@@ -47,11 +47,7 @@ public final class DraftModelProposer: TreeProposer, BatchDrafting {
         precondition(random.count == requests.count, "one random stream per request")
         let proposers = members(of: requests)
         guard let model = proposers.first?.model else { return [] }
-        var live = requests.indices.filter { requests[$0].maxTokens > 0 && !requests[$0].context.isEmpty }
-        var builders = requests.indices.map { r in
-            DraftTreeBuilder(shape: proposers[r].rowBudget.map { proposers[r].tree.limited(toRows: $0) } ?? proposers[r].tree,
-                             sampling: requests[r].sampling, outputVocabulary: model.outputVocabulary)
-        }
+        let live = requests.indices.filter { requests[$0].maxTokens > 0 && !requests[$0].context.isEmpty }
         // Roll each cache back to the common prefix, then catch up on the new tokens.
         var segments: [ForwardSegment] = []
         for r in live {
@@ -64,29 +60,19 @@ public final class DraftModelProposer: TreeProposer, BatchDrafting {
             segments.append(ForwardSegment(tokens: Array(context[common...]), cache: p.cache))
             p.seen += context[common...]
         }
-        var out: Logits? = segments.isEmpty ? nil : model.forward(segments, logits: .last)
-        while let logits = out {
-            var next: [Int] = []
-            segments = []
-            for (s, r) in live.enumerated() {
-                let p = proposers[r], row = logits.row(s)
-                let depth = builders[r].draw(logits: row, vocabSize: model.config.vocabSize, random: &random[r])
-                if p.confidenceThreshold > 0, !builders[r].tokens.isEmpty {
-                    // Confidence of the draft in its own pick (its top probability when greedy).
-                    let confidence = requests[r].sampling.isGreedy ? topProbability(row, vocabSize: model.config.vocabSize) : depth.probability
-                    if confidence < p.confidenceThreshold { continue }
-                }
-                builders[r].append(depth)
-                if builders[r].tokens.count == requests[r].maxTokens || builders[r].chainIsComplete { continue }
-                next.append(r)
-                segments.append(ForwardSegment(tokens: [depth.token], cache: p.cache))
-                p.seen.append(depth.token)
-            }
-            live = next
-            out = live.isEmpty ? nil : model.forward(segments, logits: .last)
-        }
-        return requests.indices.map { r in
-            builders[r].tokens.isEmpty ? .empty(proposers[r].kind) : builders[r].draft(proposer: proposers[r].kind)
+        let vocab = model.config.vocabSize
+        return growTogether(requests, proposers: proposers, live: live,
+                            first: segments.isEmpty ? nil : model.forward(segments, logits: .last),
+                            outputVocabulary: model.outputVocabulary, vocabSize: vocab, random: &random,
+                            keeps: { r, depth, logits in
+                                // Confidence of the draft in its own pick (its top probability when greedy).
+                                let p = proposers[r]
+                                guard p.confidenceThreshold > 0 else { return true }
+                                let confidence = requests[r].sampling.isGreedy ? topProbability(logits, vocabSize: vocab) : depth.probability
+                                return confidence >= p.confidenceThreshold
+                            }) { grow, _ in
+            for g in grow { proposers[g.request].seen.append(g.token) }
+            return model.forward(grow.map { ForwardSegment(tokens: [$0.token], cache: proposers[$0.request].cache) }, logits: .last)
         }
     }
 

@@ -64,13 +64,9 @@ public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer, Ba
         guard let model = proposers.first?.model else { return [] }
         let dim = model.config.hiddenSize
         // Every position but the pending one must have its feature; otherwise stay silent.
-        var live = requests.indices.filter { r in
+        let live = requests.indices.filter { r in
             let n = requests[r].context.count
             return requests[r].maxTokens > 0 && n >= 2 && proposers[r].features.count == (n - 1) * dim
-        }
-        var builders = requests.indices.map { r in
-            DraftTreeBuilder(shape: proposers[r].rowBudget.map { proposers[r].tree.limited(toRows: $0) } ?? proposers[r].tree,
-                             sampling: requests[r].sampling, outputVocabulary: model.body.outputVocabulary)
         }
         // First the pairs built from the target's features since each proposer's last draft
         // (the guesses of that draft are dropped: EAGLE's re-feeding).
@@ -83,27 +79,21 @@ public final class FeatureDraftProposer: TreeProposer, TargetFeatureConsumer, Ba
             known.append(contentsOf: p.features[(p.built * dim)...])
             p.built = n - 1
         }
-        var out: Logits? = segments.isEmpty ? nil : known.withUnsafeBufferPointer { model.forward(segments, features: $0.baseAddress!) }
-        // Then a depth at a time, every chain still growing in one pass, each pairing its
-        // drafted token with the draft's guess of the feature at the position it predicted.
-        while let logits = out {
-            var next: [Int] = []
-            segments = []
+        let first = segments.isEmpty ? nil : known.withUnsafeBufferPointer { model.forward(segments, features: $0.baseAddress!) }
+        // Then each drafted token paired with the draft's guess of the feature at the position
+        // it predicted.
+        return growTogether(requests, proposers: proposers, live: live, first: first,
+                            outputVocabulary: model.body.outputVocabulary, vocabSize: model.config.vocabSize,
+                            random: &random) { grow, logits in
             var guesses: [Float] = []
-            for (s, r) in live.enumerated() {
-                let depth = builders[r].draw(logits: logits.row(s), vocabSize: model.config.vocabSize, random: &random[r])
-                builders[r].append(depth)
-                if builders[r].tokens.count == requests[r].maxTokens || builders[r].chainIsComplete { continue }
-                next.append(r)
-                segments.append(ForwardSegment(tokens: [depth.token], cache: proposers[r].cache))
-                let last = logits.featureRows[s].upperBound - 1
+            for g in grow {
+                let last = logits.featureRows[g.slot].upperBound - 1
                 guesses.append(contentsOf: UnsafeBufferPointer(start: logits.features!.pointer + last * dim, count: dim))
             }
-            live = next
-            out = live.isEmpty ? nil : guesses.withUnsafeBufferPointer { model.forward(segments, features: $0.baseAddress!) }
-        }
-        return requests.indices.map { r in
-            builders[r].tokens.isEmpty ? .empty(proposers[r].kind) : builders[r].draft(proposer: proposers[r].kind)
+            return guesses.withUnsafeBufferPointer {
+                model.forward(grow.map { ForwardSegment(tokens: [$0.token], cache: proposers[$0.request].cache) },
+                              features: $0.baseAddress!)
+            }
         }
     }
 }

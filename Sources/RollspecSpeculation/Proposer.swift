@@ -69,9 +69,11 @@ public struct DraftRequest {
 /// per depth for all of them: a rollout batch's sequences sharing one draft model. A draft
 /// model's pass costs mostly its weights streaming, so B sequences drafting one after another
 /// paid B passes per depth; together they pay about one.
-public protocol BatchDrafting: Proposer {
+public protocol BatchDrafting: TreeProposer {
     /// Proposers whose keys are equal can draft together (the identity of the model they share).
     var batchKey: ObjectIdentifier { get }
+    /// The token tree it proposes beside its chain (`DraftTreeBuilder`).
+    var tree: DraftTreeShape { get }
     /// What `propose` gives each request, in order; the requests' proposers are of this type
     /// and share `batchKey`. Request i draws from `random[i]` in the order it would alone, so
     /// a sequence's draft depends on the others only through the pass's rounding.
@@ -96,5 +98,39 @@ extension BatchDrafting {
         precondition(Set(members.map(\.batchKey)).count <= 1, "proposers drafting together share their model")
         precondition(Set(members.map { ObjectIdentifier($0) }).count == members.count, "one request per proposer")
         return members
+    }
+
+    /// The depth loop every draft shares. Row s of `first` holds the next logits of request
+    /// `live[s]`. Each depth draws every live request's next token from its own stream and
+    /// tree; `keeps` may end a chain before a drawn depth joins it (never its first); chains
+    /// at their length or complete stop, and `step` runs the rest one depth further, in one
+    /// pass, returning their logits (row s for `grow[s]`; `slot` is its row in the pass before).
+    static func growTogether(
+        _ requests: [DraftRequest], proposers: [Self], live: [Int], first: Logits?, outputVocabulary: [Int32]?,
+        vocabSize: Int, random: inout [RandomSource],
+        keeps: (_ request: Int, _ depth: DraftTreeBuilder.Depth, _ logits: UnsafePointer<Float>) -> Bool = { _, _, _ in true },
+        step: (_ grow: [(request: Int, slot: Int, token: Int)], _ logits: Logits) -> Logits
+    ) -> [Draft] {
+        var builders = requests.indices.map { r in
+            DraftTreeBuilder(shape: proposers[r].rowBudget.map { proposers[r].tree.limited(toRows: $0) } ?? proposers[r].tree,
+                             sampling: requests[r].sampling, outputVocabulary: outputVocabulary)
+        }
+        var live = live, out = first
+        while let logits = out {
+            var grow: [(request: Int, slot: Int, token: Int)] = []
+            for (s, r) in live.enumerated() {
+                let row = logits.row(s)
+                let depth = builders[r].draw(logits: row, vocabSize: vocabSize, random: &random[r])
+                guard builders[r].tokens.isEmpty || keeps(r, depth, row) else { continue }
+                builders[r].append(depth)
+                if builders[r].tokens.count == requests[r].maxTokens || builders[r].chainIsComplete { continue }
+                grow.append((r, s, depth.token))
+            }
+            live = grow.map(\.request)
+            out = grow.isEmpty ? nil : step(grow, logits)
+        }
+        return requests.indices.map { r in
+            builders[r].tokens.isEmpty ? .empty(proposers[r].kind) : builders[r].draft(proposer: proposers[r].kind)
+        }
     }
 }

@@ -86,9 +86,10 @@ public struct WorkerBatchRecord: Codable, Sendable, Equatable {
         self.threads = threads
         stepSequences = timeline.map(\.sequences)
         stepRows = timeline.map(\.rows)
-        stepSeconds = timeline.map { ($0.seconds * 1e6).rounded() / 1e6 }
-        stepDraftSeconds = timeline.map { ($0.draftSeconds * 1e6).rounded() / 1e6 }
-        stepVerifySeconds = timeline.map { ($0.verifySeconds * 1e6).rounded() / 1e6 }
+        let microseconds = { (seconds: Double) in (seconds * 1e6).rounded() / 1e6 }
+        stepSeconds = timeline.map { microseconds($0.seconds) }
+        stepDraftSeconds = timeline.map { microseconds($0.draftSeconds) }
+        stepVerifySeconds = timeline.map { microseconds($0.verifySeconds) }
         let total = prefillSeconds + decodeSeconds
         tokensPerSecond = total > 0 ? Double(generatedTokens) / total : 0
         decodeTokensPerSecond = decodeSeconds > 0 ? Double(generatedTokens) / decodeSeconds : 0
