@@ -10,47 +10,81 @@
 // verify of several rows paid for: the cache streamed from L2 once per (token, head) pair.
 // Each query's sums keep one order whatever unit it is in, so the bits are those of
 // computing it alone. Scores live in a per-unit scratch block.
+//
+// A cache holds float32 or bfloat16 keys and values (`rs_attention_segment.bf16`). bfloat16
+// is widened to float32 exactly as it is loaded, so attending over a bfloat16 cache gives the
+// bits of attending over a float32 cache holding the same (rounded) values; only the bytes
+// read from memory halve, which is what a rollout batch's decode step waits on.
 #include "internal.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+
+/// `base` advanced by `elements` cache elements (4 bytes each, or 2 for bfloat16).
+RS_INLINE const void *kv_at(const void *base, int64_t elements, const int bf16) {
+    return (const char *)base + elements * (bf16 ? 2 : 4);
+}
+
+/// Element `i` of a cache row as a float (bfloat16 widened exactly).
+RS_INLINE float kv_get(const void *row, int64_t i, const int bf16) {
+    if (!bf16) return ((const float *)row)[i];
+    uint32_t bits = (uint32_t)((const uint16_t *)row)[i] << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
 
 
 #if RS_X86
+/// 16 channels of a cache row from `row` (masked), widened to float32 if bfloat16.
+RS_INLINE RS_AVX512 __m512 kv_load_512(const void *row, __mmask16 m, const int bf16) {
+    if (!bf16) return _mm512_maskz_loadu_ps(m, row);
+    __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+
+/// 8 channels of a cache row from `row`, widened to float32 if bfloat16.
+RS_INLINE RS_AVX2 __m256 kv_load_256(const void *row, const int bf16) {
+    if (!bf16) return _mm256_loadu_ps(row);
+    __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)row));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+
 /// scores[p] = scale · q·k_p for p < len, four keys at a time folded by one reduce4.
-static RS_AVX512 void scores_512(float *scores, const float *q, const float *k, const float *k_last, int64_t len,
-                                 int64_t stride, int64_t d, float scale) {
+RS_INLINE RS_AVX512 void scores_512(float *scores, const float *q, const void *k, const void *k_last, int64_t len,
+                                    int64_t stride, int64_t d, float scale, const int bf16) {
     __m128 sc = _mm_set1_ps(scale);
     int64_t p = 0;
     for (; p + 4 <= len; p += 4) {
-        const float *k0 = k + p * stride, *k1 = k0 + stride, *k2 = k1 + stride;
-        const float *k3 = k_last && p + 4 == len ? k_last : k2 + stride;
+        const void *k0 = kv_at(k, p * stride, bf16), *k1 = kv_at(k0, stride, bf16), *k2 = kv_at(k1, stride, bf16);
+        const void *k3 = k_last && p + 4 == len ? k_last : kv_at(k2, stride, bf16);
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
         for (int64_t i = 0; i < d; i += 16) {
             __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : rs_mask16(d - i);
             __m512 x = _mm512_maskz_loadu_ps(m, q + i);
-            a0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, k0 + i), a0);
-            a1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, k1 + i), a1);
-            a2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, k2 + i), a2);
-            a3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, k3 + i), a3);
+            a0 = _mm512_fmadd_ps(x, kv_load_512(kv_at(k0, i, bf16), m, bf16), a0);
+            a1 = _mm512_fmadd_ps(x, kv_load_512(kv_at(k1, i, bf16), m, bf16), a1);
+            a2 = _mm512_fmadd_ps(x, kv_load_512(kv_at(k2, i, bf16), m, bf16), a2);
+            a3 = _mm512_fmadd_ps(x, kv_load_512(kv_at(k3, i, bf16), m, bf16), a3);
         }
         _mm_storeu_ps(scores + p, _mm_mul_ps(rs_reduce4_512(a0, a1, a2, a3), sc));
     }
     for (; p < len; p++) {
-        const float *kp = k_last && p == len - 1 ? k_last : k + p * stride;
+        const void *kp = k_last && p == len - 1 ? k_last : kv_at(k, p * stride, bf16);
         __m512 a = _mm512_setzero_ps();
         for (int64_t i = 0; i < d; i += 16) {
             __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : rs_mask16(d - i);
-            a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_maskz_loadu_ps(m, kp + i), a);
+            a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), kv_load_512(kv_at(kp, i, bf16), m, bf16), a);
         }
         scores[p] = rs_hsum_512(a) * scale;
     }
 }
 
 /// out = Σ_p w[p] · v_p over 64-channel slices held in four registers.
-static RS_AVX512 void mix_512(float *out, const float *w, const float *v, const float *v_last, int64_t len,
-                              int64_t stride, int64_t d) {
+RS_INLINE RS_AVX512 void mix_512(float *out, const float *w, const void *v, const void *v_last, int64_t len,
+                                 int64_t stride, int64_t d, const int bf16) {
     for (int64_t i = 0; i < d; i += 64) {
         __mmask16 m[4];
         for (int j = 0; j < 4; j++) {
@@ -60,12 +94,12 @@ static RS_AVX512 void mix_512(float *out, const float *w, const float *v, const 
         __m512 o0 = _mm512_setzero_ps(), o1 = _mm512_setzero_ps();
         __m512 o2 = _mm512_setzero_ps(), o3 = _mm512_setzero_ps();
         for (int64_t p = 0; p < len; p++) {
-            const float *vp = (v_last && p == len - 1 ? v_last : v + p * stride) + i;
+            const void *vp = kv_at(v_last && p == len - 1 ? v_last : kv_at(v, p * stride, bf16), i, bf16);
             __m512 s = _mm512_set1_ps(w[p]);
-            o0 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[0], vp), o0);
-            o1 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[1], vp + 16), o1);
-            o2 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[2], vp + 32), o2);
-            o3 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[3], vp + 48), o3);
+            o0 = _mm512_fmadd_ps(s, kv_load_512(vp, m[0], bf16), o0);
+            o1 = _mm512_fmadd_ps(s, kv_load_512(kv_at(vp, 16, bf16), m[1], bf16), o1);
+            o2 = _mm512_fmadd_ps(s, kv_load_512(kv_at(vp, 32, bf16), m[2], bf16), o2);
+            o3 = _mm512_fmadd_ps(s, kv_load_512(kv_at(vp, 48, bf16), m[3], bf16), o3);
         }
         _mm512_mask_storeu_ps(out + i, m[0], o0);
         _mm512_mask_storeu_ps(out + i + 16, m[1], o1);
@@ -78,55 +112,55 @@ static RS_AVX512 void mix_512(float *out, const float *w, const float *v, const 
 
 /// scores_512 at AVX2 width: four keys at a time over 8-channel slices, the channels past the
 /// last full slice added one by one.
-static RS_AVX2 void scores_256(float *scores, const float *q, const float *k, const float *k_last, int64_t len,
-                               int64_t stride, int64_t d, float scale) {
+RS_INLINE RS_AVX2 void scores_256(float *scores, const float *q, const void *k, const void *k_last, int64_t len,
+                                  int64_t stride, int64_t d, float scale, const int bf16) {
     __m128 sc = _mm_set1_ps(scale);
     int64_t full = d / 8 * 8, p = 0;
     for (; p + 4 <= len; p += 4) {
-        const float *k0 = k + p * stride, *k1 = k0 + stride, *k2 = k1 + stride;
-        const float *k3 = k_last && p + 4 == len ? k_last : k2 + stride;
+        const void *k0 = kv_at(k, p * stride, bf16), *k1 = kv_at(k0, stride, bf16), *k2 = kv_at(k1, stride, bf16);
+        const void *k3 = k_last && p + 4 == len ? k_last : kv_at(k2, stride, bf16);
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
         for (int64_t i = 0; i < full; i += 8) {
             __m256 x = _mm256_loadu_ps(q + i);
-            a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k0 + i), a0);
-            a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k1 + i), a1);
-            a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k2 + i), a2);
-            a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k3 + i), a3);
+            a0 = _mm256_fmadd_ps(x, kv_load_256(kv_at(k0, i, bf16), bf16), a0);
+            a1 = _mm256_fmadd_ps(x, kv_load_256(kv_at(k1, i, bf16), bf16), a1);
+            a2 = _mm256_fmadd_ps(x, kv_load_256(kv_at(k2, i, bf16), bf16), a2);
+            a3 = _mm256_fmadd_ps(x, kv_load_256(kv_at(k3, i, bf16), bf16), a3);
         }
         float s[4];
         _mm_storeu_ps(s, rs_reduce4_256(a0, a1, a2, a3));
-        const float *kr[4] = {k0, k1, k2, k3};
+        const void *kr[4] = {k0, k1, k2, k3};
         for (int r = 0; r < 4; r++) {
-            for (int64_t i = full; i < d; i++) s[r] += q[i] * kr[r][i];
+            for (int64_t i = full; i < d; i++) s[r] += q[i] * kv_get(kr[r], i, bf16);
         }
         _mm_storeu_ps(scores + p, _mm_mul_ps(_mm_loadu_ps(s), sc));
     }
     for (; p < len; p++) {
-        const float *kp = k_last && p == len - 1 ? k_last : k + p * stride;
+        const void *kp = k_last && p == len - 1 ? k_last : kv_at(k, p * stride, bf16);
         __m256 a = _mm256_setzero_ps();
-        for (int64_t i = 0; i < full; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kp + i), a);
+        for (int64_t i = 0; i < full; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv_load_256(kv_at(kp, i, bf16), bf16), a);
         float s = rs_hsum_256(a);
-        for (int64_t i = full; i < d; i++) s += q[i] * kp[i];
+        for (int64_t i = full; i < d; i++) s += q[i] * kv_get(kp, i, bf16);
         scores[p] = s * scale;
     }
 }
 
 /// mix_512 at AVX2 width: 32-channel slices in four registers, then 8-channel slices, then
 /// the channels left one by one.
-static RS_AVX2 void mix_256(float *out, const float *w, const float *v, const float *v_last, int64_t len,
-                            int64_t stride, int64_t d) {
+RS_INLINE RS_AVX2 void mix_256(float *out, const float *w, const void *v, const void *v_last, int64_t len,
+                               int64_t stride, int64_t d, const int bf16) {
     int64_t i = 0;
     for (; i + 32 <= d; i += 32) {
         __m256 o0 = _mm256_setzero_ps(), o1 = _mm256_setzero_ps();
         __m256 o2 = _mm256_setzero_ps(), o3 = _mm256_setzero_ps();
         for (int64_t p = 0; p < len; p++) {
-            const float *vp = (v_last && p == len - 1 ? v_last : v + p * stride) + i;
+            const void *vp = kv_at(v_last && p == len - 1 ? v_last : kv_at(v, p * stride, bf16), i, bf16);
             __m256 s = _mm256_set1_ps(w[p]);
-            o0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vp), o0);
-            o1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vp + 8), o1);
-            o2 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vp + 16), o2);
-            o3 = _mm256_fmadd_ps(s, _mm256_loadu_ps(vp + 24), o3);
+            o0 = _mm256_fmadd_ps(s, kv_load_256(vp, bf16), o0);
+            o1 = _mm256_fmadd_ps(s, kv_load_256(kv_at(vp, 8, bf16), bf16), o1);
+            o2 = _mm256_fmadd_ps(s, kv_load_256(kv_at(vp, 16, bf16), bf16), o2);
+            o3 = _mm256_fmadd_ps(s, kv_load_256(kv_at(vp, 24, bf16), bf16), o3);
         }
         _mm256_storeu_ps(out + i, o0);
         _mm256_storeu_ps(out + i + 8, o1);
@@ -136,59 +170,76 @@ static RS_AVX2 void mix_256(float *out, const float *w, const float *v, const fl
     for (; i + 8 <= d; i += 8) {
         __m256 o = _mm256_setzero_ps();
         for (int64_t p = 0; p < len; p++) {
-            const float *vp = v_last && p == len - 1 ? v_last : v + p * stride;
-            o = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), _mm256_loadu_ps(vp + i), o);
+            const void *vp = v_last && p == len - 1 ? v_last : kv_at(v, p * stride, bf16);
+            o = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), kv_load_256(kv_at(vp, i, bf16), bf16), o);
         }
         _mm256_storeu_ps(out + i, o);
     }
     for (; i < d; i++) {
         float o = 0;
-        for (int64_t p = 0; p < len; p++) o += w[p] * (v_last && p == len - 1 ? v_last : v + p * stride)[i];
+        for (int64_t p = 0; p < len; p++) o += w[p] * kv_get(v_last && p == len - 1 ? v_last : kv_at(v, p * stride, bf16), i, bf16);
         out[i] = o;
     }
 }
 #endif
 
 /// Baseline versions (the compiler vectorises the inner loops for the baseline ISA).
-static void scores_scalar(float *scores, const float *q, const float *k, const float *k_last, int64_t len,
-                          int64_t stride, int64_t d, float scale) {
+RS_INLINE void scores_scalar(float *scores, const float *q, const void *k, const void *k_last, int64_t len,
+                             int64_t stride, int64_t d, float scale, const int bf16) {
     for (int64_t p = 0; p < len; p++) {
-        const float *kp = k_last && p == len - 1 ? k_last : k + p * stride;
+        const void *kp = k_last && p == len - 1 ? k_last : kv_at(k, p * stride, bf16);
         float acc[8] = {0};
         int64_t i = 0;
         for (; i + 8 <= d; i += 8)
-            for (int l = 0; l < 8; l++) acc[l] += q[i + l] * kp[i + l];
+            for (int l = 0; l < 8; l++) acc[l] += q[i + l] * kv_get(kp, i + l, bf16);
         float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-        for (; i < d; i++) s += q[i] * kp[i];
+        for (; i < d; i++) s += q[i] * kv_get(kp, i, bf16);
         scores[p] = s * scale;
     }
 }
 
-static void mix_scalar(float *out, const float *w, const float *v, const float *v_last, int64_t len, int64_t stride,
-                       int64_t d) {
+RS_INLINE void mix_scalar(float *out, const float *w, const void *v, const void *v_last, int64_t len, int64_t stride,
+                          int64_t d, const int bf16) {
     for (int64_t i = 0; i < d; i++) out[i] = 0;
     for (int64_t p = 0; p < len; p++) {
-        const float *vp = v_last && p == len - 1 ? v_last : v + p * stride;
+        const void *vp = v_last && p == len - 1 ? v_last : kv_at(v, p * stride, bf16);
         float s = w[p];
-        for (int64_t i = 0; i < d; i++) out[i] += s * vp[i];
+        for (int64_t i = 0; i < d; i++) out[i] += s * kv_get(vp, i, bf16);
     }
 }
+
+#if RS_X86
+static RS_AVX512 void scores_512_f32(float *scores, const float *q, const float *k, int64_t len, int64_t stride,
+                                     int64_t d, float scale) {
+    scores_512(scores, q, k, NULL, len, stride, d, scale, 0);
+}
+static RS_AVX2 void scores_256_f32(float *scores, const float *q, const float *k, int64_t len, int64_t stride,
+                                   int64_t d, float scale) {
+    scores_256(scores, q, k, NULL, len, stride, d, scale, 0);
+}
+static RS_AVX512 void mix_512_f32(float *out, const float *w, const float *v, int64_t len, int64_t stride, int64_t d) {
+    mix_512(out, w, v, NULL, len, stride, d, 0);
+}
+static RS_AVX2 void mix_256_f32(float *out, const float *w, const float *v, int64_t len, int64_t stride, int64_t d) {
+    mix_256(out, w, v, NULL, len, stride, d, 0);
+}
+#endif
 
 void rs_attention_scores(float *scores, const float *q, const float *k, int64_t len, int64_t stride, int64_t d,
                          float scale) {
 #if RS_X86
-    if (RS_ISA_NOW >= RS_ISA_AVX512) { scores_512(scores, q, k, NULL, len, stride, d, scale); return; }
-    if (RS_ISA_NOW == RS_ISA_AVX2) { scores_256(scores, q, k, NULL, len, stride, d, scale); return; }
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { scores_512_f32(scores, q, k, len, stride, d, scale); return; }
+    if (RS_ISA_NOW == RS_ISA_AVX2) { scores_256_f32(scores, q, k, len, stride, d, scale); return; }
 #endif
-    scores_scalar(scores, q, k, NULL, len, stride, d, scale);
+    scores_scalar(scores, q, k, NULL, len, stride, d, scale, 0);
 }
 
 void rs_attention_mix(float *out, const float *w, const float *v, int64_t len, int64_t stride, int64_t d) {
 #if RS_X86
-    if (RS_ISA_NOW >= RS_ISA_AVX512) { mix_512(out, w, v, NULL, len, stride, d); return; }
-    if (RS_ISA_NOW == RS_ISA_AVX2) { mix_256(out, w, v, NULL, len, stride, d); return; }
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { mix_512_f32(out, w, v, len, stride, d); return; }
+    if (RS_ISA_NOW == RS_ISA_AVX2) { mix_256_f32(out, w, v, len, stride, d); return; }
 #endif
-    mix_scalar(out, w, v, NULL, len, stride, d);
+    mix_scalar(out, w, v, NULL, len, stride, d, 0);
 }
 
 /// One query of a unit: its row and head in `query` and `out`, how many cache positions it
@@ -196,14 +247,15 @@ void rs_attention_mix(float *out, const float *w, const float *v, int64_t len, i
 /// cache's own).
 typedef struct {
     int64_t row, h, len;
-    const float *k_last, *v_last;
+    const void *k_last, *v_last;
 } attention_query;
 
 /// A task: `count` queries of kv head `g` over one cache (the queries of consecutive segments
 /// that share a cache: a chain and its tree candidates), `queries[first ..< first + count]`.
 typedef struct {
-    const float *keys, *values;  // the cache, kv head g's columns
+    const void *keys, *values;  // the cache, kv head g's columns
     int64_t g, first, count;
+    int bf16;  // the cache's elements are bfloat16
 } attention_unit;
 
 typedef struct {
@@ -224,28 +276,37 @@ void rs_attention_set_block(int queries) {
 }
 int rs_attention_get_block(void) { return atomic_load_explicit(&rs_attention_block, memory_order_relaxed); }
 
-/// One query on its own: scores against the cache, softmax, weighted values.
-static void attend_one(const attention_job *j, const attention_unit *u, const attention_query *a, float *scores) {
-    int64_t d = j->d, len = a->len, stride = j->kv_heads * d;
-    const float *q = j->query + (a->row * j->heads + a->h) * d;
-    float *o = j->out + (a->row * j->heads + a->h) * d;
-    float scale = (float)(1.0 / sqrt((double)d));
-#if RS_X86
-    if (RS_ISA_NOW >= RS_ISA_AVX512) {
-        scores_512(scores, q, u->keys, a->k_last, len, stride, d, scale);
-        rs_softmax_row(scores, scores, len);
-        mix_512(o, scores, u->values, a->v_last, len, stride, d);
-    } else if (RS_ISA_NOW == RS_ISA_AVX2) {
-        scores_256(scores, q, u->keys, a->k_last, len, stride, d, scale);
-        rs_softmax_row(scores, scores, len);
-        mix_256(o, scores, u->values, a->v_last, len, stride, d);
-    } else
-#endif
-    {
-        scores_scalar(scores, q, u->keys, a->k_last, len, stride, d, scale);
-        rs_softmax_row(scores, scores, len);
-        mix_scalar(o, scores, u->values, a->v_last, len, stride, d);
+/// One query on its own: scores against the cache, softmax, weighted values; one copy per
+/// instruction set and cache element, each with its element fixed at compile time.
+#define RS_ATTEND_ONE(NAME, ATTR, SCORES, MIX)                                                              \
+    static ATTR void NAME(const attention_job *j, const attention_unit *u, const attention_query *a,       \
+                          float *scores) {                                                                  \
+        int64_t d = j->d, len = a->len, stride = j->kv_heads * d;                                           \
+        const float *q = j->query + (a->row * j->heads + a->h) * d;                                         \
+        float *o = j->out + (a->row * j->heads + a->h) * d;                                                 \
+        float scale = (float)(1.0 / sqrt((double)d));                                                       \
+        if (u->bf16) {                                                                                      \
+            SCORES(scores, q, u->keys, a->k_last, len, stride, d, scale, 1);                                \
+            rs_softmax_row(scores, scores, len);                                                            \
+            MIX(o, scores, u->values, a->v_last, len, stride, d, 1);                                        \
+        } else {                                                                                            \
+            SCORES(scores, q, u->keys, a->k_last, len, stride, d, scale, 0);                                \
+            rs_softmax_row(scores, scores, len);                                                            \
+            MIX(o, scores, u->values, a->v_last, len, stride, d, 0);                                        \
+        }                                                                                                   \
     }
+#if RS_X86
+RS_ATTEND_ONE(attend_one_512, RS_AVX512, scores_512, mix_512)
+RS_ATTEND_ONE(attend_one_256, RS_AVX2, scores_256, mix_256)
+#endif
+RS_ATTEND_ONE(attend_one_scalar, , scores_scalar, mix_scalar)
+
+static void attend_one(const attention_job *j, const attention_unit *u, const attention_query *a, float *scores) {
+#if RS_X86
+    if (RS_ISA_NOW >= RS_ISA_AVX512) { attend_one_512(j, u, a, scores); return; }
+    if (RS_ISA_NOW == RS_ISA_AVX2) { attend_one_256(j, u, a, scores); return; }
+#endif
+    attend_one_scalar(j, u, a, scores);
 }
 
 #if RS_X86
@@ -255,15 +316,15 @@ static void attend_one(const attention_job *j, const attention_unit *u, const at
 /// so that they stay in registers.
 RS_INLINE RS_AVX512 void mix_queries_512(const attention_job *j, const attention_unit *u, const attention_query *qs,
                                          const float *const w[4], const __mmask16 m[4], int64_t shared, int64_t i,
-                                         const int NQ) {
+                                         const int NQ, const int bf16) {
     int64_t stride = j->kv_heads * j->d;
     __m512 z = _mm512_setzero_ps();
     __m512 o00 = z, o01 = z, o02 = z, o03 = z, o10 = z, o11 = z, o12 = z, o13 = z;
     __m512 o20 = z, o21 = z, o22 = z, o23 = z, o30 = z, o31 = z, o32 = z, o33 = z;
     for (int64_t p = 0; p < shared; p++) {
-        const float *vp = u->values + p * stride + i;
-        __m512 v0 = _mm512_maskz_loadu_ps(m[0], vp), v1 = _mm512_maskz_loadu_ps(m[1], vp + 16);
-        __m512 v2 = _mm512_maskz_loadu_ps(m[2], vp + 32), v3 = _mm512_maskz_loadu_ps(m[3], vp + 48);
+        const void *vp = kv_at(u->values, p * stride + i, bf16);
+        __m512 v0 = kv_load_512(vp, m[0], bf16), v1 = kv_load_512(kv_at(vp, 16, bf16), m[1], bf16);
+        __m512 v2 = kv_load_512(kv_at(vp, 32, bf16), m[2], bf16), v3 = kv_load_512(kv_at(vp, 48, bf16), m[3], bf16);
         __m512 s0 = _mm512_set1_ps(w[0][p]);
         o00 = _mm512_fmadd_ps(s0, v0, o00); o01 = _mm512_fmadd_ps(s0, v1, o01);
         o02 = _mm512_fmadd_ps(s0, v2, o02); o03 = _mm512_fmadd_ps(s0, v3, o03);
@@ -287,12 +348,12 @@ RS_INLINE RS_AVX512 void mix_queries_512(const attention_job *j, const attention
     for (int e = 0; e < NQ; e++) {
         const attention_query *a = &qs[e];
         for (int64_t p = shared; p < a->len; p++) {
-            const float *vp = (a->v_last && p == a->len - 1 ? a->v_last : u->values + p * stride) + i;
+            const void *vp = kv_at(a->v_last && p == a->len - 1 ? a->v_last : kv_at(u->values, p * stride, bf16), i, bf16);
             __m512 s = _mm512_set1_ps(w[e][p]);
-            o[e][0] = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[0], vp), o[e][0]);
-            o[e][1] = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[1], vp + 16), o[e][1]);
-            o[e][2] = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[2], vp + 32), o[e][2]);
-            o[e][3] = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(m[3], vp + 48), o[e][3]);
+            o[e][0] = _mm512_fmadd_ps(s, kv_load_512(vp, m[0], bf16), o[e][0]);
+            o[e][1] = _mm512_fmadd_ps(s, kv_load_512(kv_at(vp, 16, bf16), m[1], bf16), o[e][1]);
+            o[e][2] = _mm512_fmadd_ps(s, kv_load_512(kv_at(vp, 32, bf16), m[2], bf16), o[e][2]);
+            o[e][3] = _mm512_fmadd_ps(s, kv_load_512(kv_at(vp, 48, bf16), m[3], bf16), o[e][3]);
         }
         float *out = j->out + (a->row * j->heads + a->h) * j->d + i;
         _mm512_mask_storeu_ps(out, m[0], o[e][0]);
@@ -306,7 +367,8 @@ RS_INLINE RS_AVX512 void mix_queries_512(const attention_job *j, const attention
 /// position are read once per group of four keys (scores) or once per four queries (mix)
 /// instead of once per query, while each query keeps the order of sums attend_one gives it,
 /// so the bits do not depend on which queries share a unit. `scores` holds count × `pitch`.
-static RS_AVX512 void attend_unit_512(const attention_job *j, const attention_unit *u, float *scores, int64_t pitch) {
+RS_INLINE RS_AVX512 void attend_unit_512_t(const attention_job *j, const attention_unit *u, float *scores,
+                                           int64_t pitch, const int bf16) {
     const attention_query *qs = j->queries + u->first;
     int64_t count = u->count, d = j->d, stride = j->kv_heads * d;
     float scale = (float)(1.0 / sqrt((double)d));
@@ -321,7 +383,8 @@ static RS_AVX512 void attend_unit_512(const attention_job *j, const attention_un
 
     // Two queries at a time share the four keys' loads; each keeps attend_one's sums.
     for (int64_t p = 0; p < shared; p += 4) {
-        const float *k0 = u->keys + p * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        const void *k0 = kv_at(u->keys, p * stride, bf16), *k1 = kv_at(k0, stride, bf16);
+        const void *k2 = kv_at(k1, stride, bf16), *k3 = kv_at(k2, stride, bf16);
         for (int64_t r = 0; r < count; r += 2) {
             int two = r + 1 < count;
             const float *qa = q[r], *qb = two ? q[r + 1] : q[r];
@@ -329,8 +392,8 @@ static RS_AVX512 void attend_unit_512(const attention_job *j, const attention_un
             for (int64_t i = 0; i < d; i += 16) {
                 __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : rs_mask16(d - i);
                 __m512 x = _mm512_maskz_loadu_ps(m, qa + i), y = _mm512_maskz_loadu_ps(m, qb + i);
-                __m512 c0 = _mm512_maskz_loadu_ps(m, k0 + i), c1 = _mm512_maskz_loadu_ps(m, k1 + i);
-                __m512 c2 = _mm512_maskz_loadu_ps(m, k2 + i), c3 = _mm512_maskz_loadu_ps(m, k3 + i);
+                __m512 c0 = kv_load_512(kv_at(k0, i, bf16), m, bf16), c1 = kv_load_512(kv_at(k1, i, bf16), m, bf16);
+                __m512 c2 = kv_load_512(kv_at(k2, i, bf16), m, bf16), c3 = kv_load_512(kv_at(k3, i, bf16), m, bf16);
                 a0 = _mm512_fmadd_ps(x, c0, a0); a1 = _mm512_fmadd_ps(x, c1, a1);
                 a2 = _mm512_fmadd_ps(x, c2, a2); a3 = _mm512_fmadd_ps(x, c3, a3);
                 b0 = _mm512_fmadd_ps(y, c0, b0); b1 = _mm512_fmadd_ps(y, c1, b1);
@@ -342,7 +405,8 @@ static RS_AVX512 void attend_unit_512(const attention_job *j, const attention_un
     }
     for (int64_t r = 0; r < count; r++) {
         float *s = scores + r * pitch;
-        scores_512(s + shared, q[r], u->keys + shared * stride, qs[r].k_last, qs[r].len - shared, stride, d, scale);
+        scores_512(s + shared, q[r], kv_at(u->keys, shared * stride, bf16), qs[r].k_last, qs[r].len - shared, stride, d,
+                   scale, bf16);
         rs_softmax_row(s, s, qs[r].len);
     }
 
@@ -359,13 +423,18 @@ static RS_AVX512 void attend_unit_512(const attention_job *j, const attention_un
             const float *w[4];
             for (int e = 0; e < 4; e++) w[e] = scores + (r0 + (e < nq ? e : 0)) * pitch;
             switch (nq) {
-            case 1: mix_queries_512(j, u, qs + r0, w, m, shared, i, 1); break;
-            case 2: mix_queries_512(j, u, qs + r0, w, m, shared, i, 2); break;
-            case 3: mix_queries_512(j, u, qs + r0, w, m, shared, i, 3); break;
-            default: mix_queries_512(j, u, qs + r0, w, m, shared, i, 4); break;
+            case 1: mix_queries_512(j, u, qs + r0, w, m, shared, i, 1, bf16); break;
+            case 2: mix_queries_512(j, u, qs + r0, w, m, shared, i, 2, bf16); break;
+            case 3: mix_queries_512(j, u, qs + r0, w, m, shared, i, 3, bf16); break;
+            default: mix_queries_512(j, u, qs + r0, w, m, shared, i, 4, bf16); break;
             }
         }
     }
+}
+
+static RS_AVX512 void attend_unit_512(const attention_job *j, const attention_unit *u, float *scores, int64_t pitch) {
+    if (u->bf16) attend_unit_512_t(j, u, scores, pitch, 1);
+    else attend_unit_512_t(j, u, scores, pitch, 0);
 }
 #endif
 
@@ -418,6 +487,7 @@ void rs_attention_segments(float *out, const float *query, const rs_attention_se
     // Consecutive segments over the same cache (a chain and its candidates) share units.
     for (int64_t s0 = 0, s1; s0 < count; s0 = s1) {
         for (s1 = s0 + 1; s1 < count && segments[s1].keys == segments[s0].keys && segments[s1].values == segments[s0].values; s1++) {}
+        int bf16 = segments[s0].bf16 != 0;
         for (int64_t g = 0; g < kv_heads; g++) {
             int64_t begin = at;
             for (int64_t s = s0; s < s1; s++) {
@@ -426,13 +496,14 @@ void rs_attention_segments(float *out, const float *query, const rs_attention_se
                     int own = seg->last_key && t == seg->n - 1;
                     for (int64_t h = g * group; h < (g + 1) * group; h++)
                         queries[at++] = (attention_query){seg->row + t, h, seg->start + t + 1,
-                                                          own ? seg->last_key + g * head_dim : NULL,
-                                                          own ? seg->last_value + g * head_dim : NULL};
+                                                          own ? kv_at(seg->last_key, g * head_dim, bf16) : NULL,
+                                                          own ? kv_at(seg->last_value, g * head_dim, bf16) : NULL};
                 }
             }
             for (int64_t f = begin; f < at; f += block)
-                units[nu++] = (attention_unit){segments[s0].keys + g * head_dim, segments[s0].values + g * head_dim, g, f,
-                                               at - f < block ? at - f : block};
+                units[nu++] = (attention_unit){kv_at(segments[s0].keys, g * head_dim, bf16),
+                                               kv_at(segments[s0].values, g * head_dim, bf16), g, f,
+                                               at - f < block ? at - f : block, bf16};
         }
     }
     attention_job job = {out, query, queries, units, heads, kv_heads, head_dim};
@@ -450,6 +521,6 @@ void rs_attention_segments(float *out, const float *query, const rs_attention_se
 
 void rs_attention(float *out, const float *query, const float *keys, const float *values,
                   int64_t start, int64_t n, int64_t heads, int64_t kv_heads, int64_t head_dim) {
-    rs_attention_segment one = {keys, values, start, n, 0, NULL, NULL};
+    rs_attention_segment one = {keys, values, start, n, 0, NULL, NULL, 0};
     rs_attention_segments(out, query, &one, 1, heads, kv_heads, head_dim);
 }

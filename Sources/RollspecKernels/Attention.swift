@@ -59,30 +59,55 @@ public func attentionForward(
         Int64(headDim))
 }
 
+/// What a KV cache holds its keys and values as.
+public enum CacheElement: Sendable, Equatable {
+    /// float32, as the forward pass computes them.
+    case float32
+    /// Rounded to bfloat16 (nearest, ties to even) as they are written, and widened exactly as
+    /// attention reads them: half the bytes a decode step reads from the cache, which in a
+    /// rollout batch at a few hundred positions is more than the weights.
+    case bfloat16
+
+    /// Bytes per element.
+    public var bytes: Int { self == .float32 ? 4 : 2 }
+}
+
 /// One sequence's part of `attentionForward(_:_:segments:heads:kvHeads:headDim:)`: its own
 /// cache, the cache position of its first new token, and that token's row in query and out.
-/// `lastKey` and `lastValue` (`[KV * D]`), when given, stand at position
+/// `lastKey` and `lastValue` (`[KV * D]` of the cache's element), when given, stand at position
 /// `startPosition + n − 1` in place of the cache's rows there: a token-tree candidate that
 /// shares its position with the chain's token attends over the chain before it and over itself.
 public struct AttentionSegment {
-    public var keys: UnsafePointer<Float>
-    public var values: UnsafePointer<Float>
+    /// `[L, KV * D]` of `element`.
+    public var keys: UnsafeRawPointer
+    /// `[L, KV * D]` of `element`.
+    public var values: UnsafeRawPointer
+    public var element: CacheElement
     public var startPosition: Int
     public var n: Int
     public var row: Int
-    public var lastKey: UnsafePointer<Float>?
-    public var lastValue: UnsafePointer<Float>?
+    public var lastKey: UnsafeRawPointer?
+    public var lastValue: UnsafeRawPointer?
 
-    public init(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, startPosition: Int, n: Int, row: Int,
-                lastKey: UnsafePointer<Float>? = nil, lastValue: UnsafePointer<Float>? = nil) {
+    public init(keys: UnsafeRawPointer, values: UnsafeRawPointer, element: CacheElement, startPosition: Int, n: Int,
+                row: Int, lastKey: UnsafeRawPointer? = nil, lastValue: UnsafeRawPointer? = nil) {
         precondition((lastKey == nil) == (lastValue == nil), "a last key comes with its value")
         self.keys = keys
         self.values = values
+        self.element = element
         self.startPosition = startPosition
         self.n = n
         self.row = row
         self.lastKey = lastKey
         self.lastValue = lastValue
+    }
+
+    /// A segment over a float32 cache.
+    public init(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, startPosition: Int, n: Int, row: Int,
+                lastKey: UnsafePointer<Float>? = nil, lastValue: UnsafePointer<Float>? = nil) {
+        self.init(keys: UnsafeRawPointer(keys), values: UnsafeRawPointer(values), element: .float32,
+                  startPosition: startPosition, n: n, row: row,
+                  lastKey: lastKey.map { UnsafeRawPointer($0) }, lastValue: lastValue.map { UnsafeRawPointer($0) })
     }
 }
 
@@ -96,7 +121,8 @@ public func attentionForward(
     precondition(heads % kvHeads == 0, "heads must be a multiple of kvHeads")
     let parts = segments.map {
         rs_attention_segment(keys: $0.keys, values: $0.values, start: Int64($0.startPosition), n: Int64($0.n),
-                             row: Int64($0.row), last_key: $0.lastKey, last_value: $0.lastValue)
+                             row: Int64($0.row), last_key: $0.lastKey, last_value: $0.lastValue,
+                             bf16: $0.element == .bfloat16 ? 1 : 0)
     }
     parts.withUnsafeBufferPointer {
         rs_attention_segments(out, query, $0.baseAddress, Int64($0.count), Int64(heads), Int64(kvHeads), Int64(headDim))

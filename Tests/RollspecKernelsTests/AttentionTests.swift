@@ -1,5 +1,6 @@
 import Testing
 import RollspecKernels
+import RollspecTesting
 
 /// Causal GQA attention against the reference: decode (one token after a long context),
 /// verification (several tokens at once), odd head dims, with and without threads.
@@ -191,5 +192,57 @@ import RollspecKernels
             }
         }
     }
-}
 
+    /// A bfloat16 cache (keys and values rounded by the library as a model writes them) gives
+    /// the bits of a float32 cache holding the same values rounded by `BFloat16Reference`, for
+    /// every kind of query (a chain, candidates with their own key and value, a sequence over
+    /// another cache), one at a time and together, on every path. Widening is exact, so only
+    /// the bytes read may differ.
+    @Test(arguments: [(heads: 9, kvHeads: 3, d: 64), (heads: 8, kvHeads: 2, d: 24), (heads: 6, kvHeads: 1, d: 100)])
+    func aBFloat16CacheGivesTheBitsOfAFloatCacheOfTheRoundedValues(_ shape: (heads: Int, kvHeads: Int, d: Int)) {
+        let (heads, kvHeads, d) = shape
+        let qDim = heads * d, kvDim = kvHeads * d
+        let start = 45, chain = 3, slots = [45, 46, 47, 45]
+        let other = (start: 90, n: 1)
+        let rows = chain + slots.count + other.n
+        let q = randomBuffer(rows * qDim, seed: 61, in: -2...2)
+        let raw = [randomBuffer((start + chain) * kvDim, seed: 62, in: -2...2), randomBuffer((start + chain) * kvDim, seed: 63),
+                   randomBuffer(slots.count * kvDim, seed: 64, in: -2...2), randomBuffer(slots.count * kvDim, seed: 65),
+                   randomBuffer((other.start + other.n) * kvDim, seed: 66, in: -2...2),
+                   randomBuffer((other.start + other.n) * kvDim, seed: 67)]
+        let halves = raw.map { BFloat16Buffer(rounding: $0) }
+        let rounded = raw.map { FloatBuffer($0.array.map(BFloat16Reference.nearest)) }
+        #expect(zip(raw, rounded).allSatisfy { $0.array != $1.array }, "the rounding changed nothing")
+
+        func segments(_ p: [UnsafeRawPointer], _ element: CacheElement) -> [AttentionSegment] {
+            let b = element.bytes
+            var parts = [AttentionSegment(keys: p[0], values: p[1], element: element, startPosition: start, n: chain, row: 0)]
+            for (a, slot) in slots.enumerated() {
+                parts.append(AttentionSegment(keys: p[0], values: p[1], element: element, startPosition: slot, n: 1,
+                                              row: chain + a, lastKey: p[2] + a * kvDim * b, lastValue: p[3] + a * kvDim * b))
+            }
+            parts.append(AttentionSegment(keys: p[4], values: p[5], element: element, startPosition: other.start, n: other.n,
+                                          row: chain + slots.count))
+            return parts
+        }
+        let bf16 = segments(halves.map { UnsafeRawPointer($0.pointer) }, .bfloat16)
+        let f32 = segments(rounded.map { UnsafeRawPointer($0.pointer) }, .float32)
+        let savedThreads = kernelThreads, savedBlock = attentionQueryBlock
+        defer { setKernelThreads(savedThreads); setAttentionQueryBlock(savedBlock) }
+        withExtendedLifetime((raw, halves, rounded)) {
+            for isa in supportedISAs {
+                for (threads, block) in [(1, 1), (2, attentionQueryBlockMax)] {
+                    setKernelThreads(threads)
+                    setAttentionQueryBlock(block)
+                    let got = FloatBuffer(count: rows * qDim), want = FloatBuffer(count: rows * qDim)
+                    withISA(isa) {
+                        attentionForward(got.pointer, q.pointer, segments: bf16, heads: heads, kvHeads: kvHeads, headDim: d)
+                        attentionForward(want.pointer, q.pointer, segments: f32, heads: heads, kvHeads: kvHeads, headDim: d)
+                    }
+                    let same = (0..<got.count).allSatisfy { got[$0].bitPattern == want[$0].bitPattern }
+                    #expect(same, "\(isa) threads=\(threads) block=\(block): differs by \(relativeError(got, want))")
+                }
+            }
+        }
+    }
+}

@@ -174,11 +174,14 @@ void rs_attention(float *out, const float *query, const float *keys, const float
 /// of its first new token, and that token's row in `query` and `out`. When `last_key` and
 /// `last_value` are set (`[KV*D]` each), they stand at position start + n − 1 in place of the
 /// cache's rows there: a token-tree candidate that shares its position with the chain's token
-/// attends over the chain before it and itself, with no cache row swapped.
+/// attends over the chain before it and itself, with no cache row swapped. With `bf16` set,
+/// the cache and the last key and value hold bfloat16, widened exactly as they are read.
+/// Segments over the same cache must agree on it.
 typedef struct {
-    const float *keys, *values;  // [L, KV*D], L ≥ start + n
+    const void *keys, *values;  // [L, KV*D] floats, or bfloat16 when bf16; L ≥ start + n
     int64_t start, n, row;
-    const float *last_key, *last_value;  // NULL: the cache's own rows
+    const void *last_key, *last_value;  // NULL: the cache's own rows
+    int32_t bf16;
 } rs_attention_segment;
 
 /// `rs_attention` for several sequences at once, each over its own cache, their n new tokens
