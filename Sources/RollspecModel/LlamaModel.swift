@@ -146,9 +146,12 @@ public final class LlamaModel {
         isa >= .amxBF16 ? 512 : isa >= .avx512bf16 ? 256 : 16
     }
 
-    /// A fresh, empty KV cache shaped for this model.
-    public func makeCache(capacity: Int = 256) -> KVCache {
-        KVCache(config: config, capacity: capacity)
+    /// A fresh, empty KV cache shaped for this model, holding its keys and values as
+    /// `element`: by default float32 for a `.float32` model and bfloat16 for a `.bfloat16`
+    /// one. Every cache a sequence's passes use must hold the same element for its logits to
+    /// be this model's; benchmarks pass the other to compare the two.
+    public func makeCache(capacity: Int = 256, element: CacheElement? = nil) -> KVCache {
+        KVCache(config: config, capacity: capacity, element: element ?? (precision == .bfloat16 ? .bfloat16 : .float32))
     }
 
     // MARK: Entry points
@@ -245,16 +248,18 @@ public final class LlamaModel {
             parts.reserveCapacity(attentionParts)
             for (i, seg) in segments.enumerated() {
                 let m = seg.tokens.count
-                seg.cache.keyRow(layer: l, position: starts[i]).update(from: s.k.pointer + row * kvDim, count: m * kvDim)
-                seg.cache.valueRow(layer: l, position: starts[i]).update(from: s.v.pointer + row * kvDim, count: m * kvDim)
-                let keys = seg.cache.keys[l].pointer, values = seg.cache.values[l].pointer
-                parts.append(AttentionSegment(keys: keys, values: values, startPosition: starts[i], n: m, row: row))
+                seg.cache.write(layer: l, position: starts[i], keys: s.k.pointer + row * kvDim,
+                                values: s.v.pointer + row * kvDim, n: m)
+                let keys = seg.cache.keysBase(layer: l), values = seg.cache.valuesBase(layer: l), element = seg.cache.element
+                parts.append(AttentionSegment(keys: keys, values: values, element: element, startPosition: starts[i], n: m,
+                                              row: row))
                 for (a, alternative) in seg.alternatives.enumerated() {
                     let alternativeRow = row + m + a
-                    let key = s.k.pointer + alternativeRow * kvDim, value = s.v.pointer + alternativeRow * kvDim
-                    seg.cache.setAside(alternative: a, layer: l, key: key, value: value)
-                    parts.append(AttentionSegment(keys: keys, values: values, startPosition: starts[i] + alternative.position,
-                                                  n: 1, row: alternativeRow, lastKey: key, lastValue: value))
+                    let aside = seg.cache.setAside(alternative: a, layer: l, key: s.k.pointer + alternativeRow * kvDim,
+                                                   value: s.v.pointer + alternativeRow * kvDim)
+                    parts.append(AttentionSegment(keys: keys, values: values, element: element,
+                                                  startPosition: starts[i] + alternative.position, n: 1, row: alternativeRow,
+                                                  lastKey: aside.key, lastValue: aside.value))
                 }
                 row += seg.rowCount
             }
@@ -352,9 +357,10 @@ func linear(_ out: UnsafeMutablePointer<Float>, _ input: UnsafeMutablePointer<Fl
 public enum WeightPrecision: String, Sendable, CaseIterable, Codable {
     /// The weights as loaded (float32); activations, the KV cache and every sum in float32.
     case float32
-    /// Every weight, and every matrix product's input, rounded to bfloat16 (nearest, ties to
-    /// even); each product of two bf16 values is exact, and sums, norms, attention, the KV
-    /// cache and the residual stream stay float32. Half the memory traffic per decode step and
+    /// Every weight, every matrix product's input, and the KV cache's keys and values rounded
+    /// to bfloat16 (nearest, ties to even); each product of two bf16 values is exact, and sums,
+    /// norms, attention's arithmetic and the residual stream stay float32. Half the memory
+    /// traffic per decode step (weights and cache) and
     /// twice the multiply-adds per instruction with AVX512_BF16, ~3 significant digits, as RL
     /// rollout engines run their policy. For a policy, rollouts then come from this model, and
     /// its logprobs are this model's; a float32 learner sees them differ by the rounding

@@ -50,8 +50,9 @@ public final class TrainingModel {
     public var outputWidth: Int { outputVocabulary?.count ?? config.vocabSize }
 
     /// - Parameter products: `.bfloat16` runs the forward as a `.bfloat16` `LlamaModel` of the
-    ///   same weights does: every weight and every matrix product's input rounded to bfloat16,
-    ///   float32 sums (mixed precision, as RL learners on GPUs train). Its logprobs are then
+    ///   same weights does: every weight, every matrix product's input, and the keys and
+    ///   values attention reads rounded to bfloat16, float32 sums (mixed precision, as RL
+    ///   learners on GPUs train). Its logprobs are then
     ///   those of bfloat16 rollout workers, up to summation order. The backward takes the
     ///   gradient straight through the rounding, and the layers' products of the backward are
     ///   of bfloat16 values too (`matmulBackward(…, transposedWeight:…)`); the head's backward,
@@ -160,6 +161,12 @@ public final class TrainingModel {
             b.positions.withUnsafeBufferPointer { pos in
                 ropeForward(s.q.pointer, positions: pos.baseAddress!, n: n, heads: c.numAttentionHeads, headDim: c.headDim, table: ropeTable)
                 ropeForward(s.k.pointer, positions: pos.baseAddress!, n: n, heads: c.numKeyValueHeads, headDim: c.headDim, table: ropeTable)
+            }
+            if products == .bfloat16 {
+                // A `.bfloat16` model's KV cache holds its keys and values rounded (the
+                // gradient goes straight through, as for the products' inputs).
+                roundToBFloat16(s.k.pointer, count: n * kvDim)
+                roundToBFloat16(s.v.pointer, count: n * kvDim)
             }
             if let layout = b.shared {
                 let t = sharedScratch(layout)

@@ -7,9 +7,9 @@ import RollspecTesting
 /// CPU's instruction set: single-token decode, verifies and batches through the bf16 kernel
 /// (VDPBF16PS, or float FMAs on widened values at lower levels), and passes wider than
 /// `roundedMaxRows()` through `sgemm` on the rounded float copy with inputs rounded in Swift.
-/// That function is checked against an independent implementation on the real model in
-/// `RealSmolLM2Tests.bfloat16MatchesTransformersWithTheSameRounding`. The weights are
-/// rounded here by `BFloat16Reference`, not by the library's bit trick.
+/// That function is checked against an independent numpy implementation on three small models
+/// in `ReferenceLogitsTests.bfloat16LogitsMatchTheNumpyReference`. The weights are rounded here
+/// by `BFloat16Reference`, not by the library's bit trick.
 @Suite struct BFloat16PolicyTests {
     static func roundedHere(_ w: LlamaWeights) -> LlamaWeights {
         var tensors = [String: FloatBuffer]()

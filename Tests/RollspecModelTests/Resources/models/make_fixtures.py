@@ -8,8 +8,9 @@ definitions (RMSNorm, rotate-half RoPE, grouped-query attention, SwiGLU MLP).
 
 `expected.json` also holds, under "bfloat16_logits", what rollspec's bfloat16 policy
 (`models.precision: bfloat16`) must compute: the same float64 pass with every weight rounded
-to bfloat16 and every matrix product's input rounded to bfloat16 (through float32, nearest,
-ties to even: `bf16` below). Norms, attention, the residual stream and the sums stay float64.
+to bfloat16, every matrix product's input rounded to bfloat16 (through float32, nearest,
+ties to even: `bf16` below), and the keys (after RoPE) and values rounded likewise, as its KV
+cache holds them. Norms, attention's arithmetic, the residual stream and the sums stay float64.
 
 Run from this folder:  python3 make_fixtures.py   (needs numpy and safetensors)
 """
@@ -106,6 +107,8 @@ def reference_forward(cfg, w, tokens, bfloat16=False):
         v = v.reshape(T, nkv, hd).transpose(1, 0, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
+        if bfloat16:  # the KV cache's elements
+            k, v = bf16(k), bf16(v)
         k = np.repeat(k, nh // nkv, axis=0)  # repeat_kv
         v = np.repeat(v, nh // nkv, axis=0)
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + mask
