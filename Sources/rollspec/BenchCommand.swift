@@ -44,7 +44,7 @@ struct BenchDecodeCommand: ParsableCommand {
     @Option(name: .long, help: "Verify widths to time, comma-separated.")
     var widths: String = "1,2,4,8,16"
 
-    @Option(name: .long, help: "Also time batched decoding of B independent sequences (one token each per step), B comma-separated: the RL rollout workload.")
+    @Option(name: .long, help: "Also time batched decoding of B independent sequences (one token each per step), B comma-separated: the RL rollout workload. A bfloat16 model also times the same steps over float32 caches, in the same rounds.")
     var sequences: String?
 
     @Option(name: .long, help: "With --sequences: also time each B sequences verifying k rows each (k comma-separated, e.g. 2,3,4), a rollout batch's speculative step, against the same B with one row each.")
@@ -74,6 +74,10 @@ struct BenchDecodeCommand: ParsableCommand {
         var forwardShareOfGeneration: Double
         /// The same B sequences verifying k rows each (`--batch-widths`).
         var verifies: [BatchVerify]?
+        /// A bfloat16 model only: the same step over float32 caches (what the model's caches
+        /// held before they were bfloat16), and that time over `medianStepMs`.
+        var float32CacheStepMs: Double?
+        var float32CacheOverBFloat16: Double?
     }
 
     /// B sequences verifying k rows each in one pass: what a k-th row of every sequence costs
@@ -166,10 +170,14 @@ struct BenchDecodeCommand: ParsableCommand {
                 print(String(format: "%4d  %10.2f  %10.2f  %9.1f", r.k, r.medianMs, r.ratioToK1, r.tokensPerSecond))
             }
             if let batches {
-                print("   B   step ms   t(B)/t(1)   tokens/s   generation step ms   forward share   (B sequences, one token each per step)")
+                let floatColumns = batches.contains { $0.float32CacheStepMs != nil }
+                print("   B   step ms   t(B)/t(1)   tokens/s   generation step ms   forward share"
+                      + (floatColumns ? "   f32-cache ms   f32 / bf16 cache" : "") + "   (B sequences, one token each per step)")
                 for b in batches {
-                    print(String(format: "%4d  %8.2f  %10.2f  %9.1f  %19.2f  %14.2f", b.sequences, b.medianStepMs, b.ratioToOne,
-                                 b.tokensPerSecond, b.generationStepMs, b.forwardShareOfGeneration))
+                    var line = String(format: "%4d  %8.2f  %10.2f  %9.1f  %19.2f  %14.2f", b.sequences, b.medianStepMs, b.ratioToOne,
+                                      b.tokensPerSecond, b.generationStepMs, b.forwardShareOfGeneration)
+                    if let f = b.float32CacheStepMs, let r = b.float32CacheOverBFloat16 { line += String(format: "  %13.2f  %16.2f", f, r) }
+                    print(line)
                 }
                 if batches.contains(where: { $0.verifies != nil }) {
                     print("   B   k   step ms   t(B×k)/t(B×1)   t(B·k seqs)/t(B)   (B sequences verifying k rows each)")
@@ -193,6 +201,11 @@ struct BenchDecodeCommand: ParsableCommand {
         let all = Array(Set(sizes + [1])).sorted()
         let caches = (0..<all.max()!).map { _ in model.makeCache(capacity: context + 256) }
         for cache in caches { _ = model.prefill(prompt, cache: cache) }
+        // A bfloat16 model's caches hold bfloat16; float32 ones beside them are the baseline.
+        let floatCaches = model.precision == .bfloat16
+            ? (0..<all.max()!).map { _ in model.makeCache(capacity: context + 256, element: .float32) } : []
+        for cache in floatCaches { _ = model.prefill(prompt, cache: cache) }
+        var floatTimes = [Int: [Double]]()
         var times = [Int: [Double]]()
         var verifyTimes = [[Int]: [Double]]()  // [B, k]
         let widths = verifyWidths.filter { $0 > 1 }
@@ -205,6 +218,14 @@ struct BenchDecodeCommand: ParsableCommand {
                 for cache in used { cache.truncate(to: prompt.count) }
                 if round >= 0 { times[b, default: []].append(dt) }
                 guard sizes.contains(b) else { continue }
+                if !floatCaches.isEmpty {
+                    let used = Array(floatCaches[..<b])
+                    let t0 = Date()
+                    _ = model.decodeBatch([Int](repeating: 1, count: b), caches: used)
+                    let dt = Date().timeIntervalSince(t0)
+                    for cache in used { cache.truncate(to: prompt.count) }
+                    if round >= 0 { floatTimes[b, default: []].append(dt) }
+                }
                 for k in widths {
                     // Every sequence's pending token and k - 1 drafted ones, logits for all rows.
                     let segments = used.map { ForwardSegment(tokens: [Int](repeating: 1, count: k), cache: $0) }
@@ -235,8 +256,10 @@ struct BenchDecodeCommand: ParsableCommand {
                 return BatchVerify(rows: k, medianStepMs: v * 1000, ratioToOneRow: v / t,
                                    ratioOfSequences: times[b * k].map { median($0) / t })
             }
+            let float = floatTimes[b].map(median)
             return BatchRow(sequences: b, medianStepMs: t * 1000, ratioToOne: t / one, tokensPerSecond: Double(b) / t,
-                            generationStepMs: g * 1000, forwardShareOfGeneration: t / g, verifies: verifies)
+                            generationStepMs: g * 1000, forwardShareOfGeneration: t / g, verifies: verifies,
+                            float32CacheStepMs: float.map { $0 * 1000 }, float32CacheOverBFloat16: float.map { $0 / t })
         }
     }
 }
