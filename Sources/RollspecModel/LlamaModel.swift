@@ -139,11 +139,12 @@ public final class LlamaModel {
     /// skinny kernel at 64–256 rows on SmolLM2's shapes, where that one runs near the float FMA
     /// peak, as `sgemm` does (`rollspec bench matmul --bfloat16 --rows 64,128,256`, 2 threads,
     /// Zen 4); without, its float FMAs on widened weights lose to `sgemm` past ~16 rows. With
-    /// AMX tiles it ran 2.5–6.7× the float skinny kernel at 64 and 256 rows (2-vCPU Emerald
-    /// Rapids, `Experiments/kernels/results-amx.txt`); 512 is a bound taken from there, not a
-    /// crossover measured against `sgemm`.
+    /// AMX tiles it ran 2.5–6.7× the float skinny kernel at 64 and 256 rows, and 3.5–5.5×
+    /// `sgemm` at 1,024 and 2,048 rows (2-vCPU Emerald Rapids, `rollspec bench matmul --bfloat16
+    /// --rows 256,512,1024,2048`), so with AMX every pass reads the bfloat16 copies: a batch of
+    /// distinct prompts' prefill too.
     public static func roundedMaxRows(_ isa: KernelISA = .current) -> Int {
-        isa >= .amxBF16 ? 512 : isa >= .avx512bf16 ? 256 : 16
+        isa >= .amxBF16 ? Int.max : isa >= .avx512bf16 ? 256 : 16
     }
 
     /// A fresh, empty KV cache shaped for this model, holding its keys and values as

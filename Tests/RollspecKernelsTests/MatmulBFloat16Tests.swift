@@ -111,6 +111,14 @@ import RollspecTesting
         }
     }
 
+    /// A prefill's rows (600, past every row bound the kernels had), which a `.bfloat16` model
+    /// multiplies here when the CPU has AMX, at the CPU's own level only: the reference is slow.
+    @Test func aPrefillsRows() {
+        for tiles in [false, true] {
+            check(n: 600, inDim: 96, outDim: 48, bias: true, threaded: true, isa: .detected, tiles: tiles)
+        }
+    }
+
     @Test func roundsToNearestEven() {
         // 1 + 2⁻⁸ is halfway between bf16 1 and 1 + 2⁻⁷: ties go to the even one (1).
         // 1 + 3·2⁻⁸ is halfway between 1 + 2⁻⁷ and 1 + 2⁻⁶: ties go to 1 + 2⁻⁶.
