@@ -36,6 +36,23 @@ RS_INLINE float kv_get(const void *row, int64_t i, const int bf16) {
 }
 
 
+/// Cache positions ahead of the one being read whose rows are prefetched: a batch's caches
+/// stream from memory, a few kilobytes per (sequence, kv head), too short for the hardware
+/// prefetcher to ramp up on the rows' stride. Only when a call reads more than
+/// RS_KV_PREFETCH_BYTES of caches: one sequence's rows stay in L2 from one step to the next,
+/// and prefetching them costs its verify ~10% of attention.
+#define RS_KV_AHEAD 16
+#define RS_KV_PREFETCH_BYTES (1 << 20)
+
+/// Prefetches `rows` cache rows of `d` elements from `row` on (`stride` elements apart).
+RS_INLINE void kv_prefetch(const void *row, int rows, int64_t stride, int64_t d, const int bf16) {
+    int64_t bytes = d * (bf16 ? 2 : 4);
+    for (int r = 0; r < rows; r++) {
+        const char *at = kv_at(row, r * stride, bf16);
+        for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(at + b, 0, 3);
+    }
+}
+
 #if RS_X86
 /// 16 channels of a cache row from `row` (masked), widened to float32 if bfloat16.
 RS_INLINE RS_AVX512 __m512 kv_load_512(const void *row, __mmask16 m, const int bf16) {
@@ -264,6 +281,7 @@ typedef struct {
     const attention_query *queries;
     const attention_unit *units;
     int64_t heads, kv_heads, d;
+    int prefetch;  // the caches read are too big to stay in cache: prefetch their rows
 } attention_job;
 
 /// Most queries a unit holds (a verify's tokens × the query heads of one kv head, in turn).
@@ -323,6 +341,7 @@ RS_INLINE RS_AVX512 void mix_queries_512(const attention_job *j, const attention
     __m512 o20 = z, o21 = z, o22 = z, o23 = z, o30 = z, o31 = z, o32 = z, o33 = z;
     for (int64_t p = 0; p < shared; p++) {
         const void *vp = kv_at(u->values, p * stride + i, bf16);
+        if (j->prefetch) kv_prefetch(kv_at(vp, RS_KV_AHEAD * stride, bf16), 1, stride, j->d - i < 64 ? j->d - i : 64, bf16);
         __m512 v0 = kv_load_512(vp, m[0], bf16), v1 = kv_load_512(kv_at(vp, 16, bf16), m[1], bf16);
         __m512 v2 = kv_load_512(kv_at(vp, 32, bf16), m[2], bf16), v3 = kv_load_512(kv_at(vp, 48, bf16), m[3], bf16);
         __m512 s0 = _mm512_set1_ps(w[0][p]);
@@ -385,6 +404,7 @@ RS_INLINE RS_AVX512 void attend_unit_512_t(const attention_job *j, const attenti
     for (int64_t p = 0; p < shared; p += 4) {
         const void *k0 = kv_at(u->keys, p * stride, bf16), *k1 = kv_at(k0, stride, bf16);
         const void *k2 = kv_at(k1, stride, bf16), *k3 = kv_at(k2, stride, bf16);
+        if (j->prefetch) kv_prefetch(kv_at(k0, RS_KV_AHEAD * stride, bf16), 4, stride, d, bf16);
         for (int64_t r = 0; r < count; r += 2) {
             int two = r + 1 < count;
             const float *qa = q[r], *qb = two ? q[r + 1] : q[r];
@@ -483,11 +503,12 @@ void rs_attention_segments(float *out, const float *query, const rs_attention_se
     attention_unit stack_u[nq <= 512 ? nq : 1];
     attention_query *queries = nq <= 512 ? stack_q : malloc((size_t)nq * sizeof(attention_query));
     attention_unit *units = nq <= 512 ? stack_u : malloc((size_t)nq * sizeof(attention_unit));
-    int64_t nu = 0, at = 0;
+    int64_t nu = 0, at = 0, bytes = 0;
     // Consecutive segments over the same cache (a chain and its candidates) share units.
     for (int64_t s0 = 0, s1; s0 < count; s0 = s1) {
         for (s1 = s0 + 1; s1 < count && segments[s1].keys == segments[s0].keys && segments[s1].values == segments[s0].values; s1++) {}
         int bf16 = segments[s0].bf16 != 0;
+        bytes += 2 * (segments[s0].start + segments[s0].n) * kv_heads * head_dim * (bf16 ? 2 : 4);
         for (int64_t g = 0; g < kv_heads; g++) {
             int64_t begin = at;
             for (int64_t s = s0; s < s1; s++) {
@@ -506,7 +527,7 @@ void rs_attention_segments(float *out, const float *query, const rs_attention_se
                                                at - f < block ? at - f : block, bf16};
         }
     }
-    attention_job job = {out, query, queries, units, heads, kv_heads, head_dim};
+    attention_job job = {out, query, queries, units, heads, kv_heads, head_dim, bytes > RS_KV_PREFETCH_BYTES};
     // Work ≈ 2 · heads · Σ tokens · positions · D multiply-adds; below ~32k a thread wake costs
     // more. All segments share one fork/join: a batch of 64 sequences used to pay 64 per layer.
     work *= heads * head_dim;
