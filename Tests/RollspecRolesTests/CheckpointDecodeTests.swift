@@ -141,13 +141,16 @@ import Testing
         config.intermediateSize = 512
         let weights = BuiltinModels.randomWeights(config: config, seed: 7)
         let bytes = try CheckpointCodec.encode(weights)  // ~10 MB
-        let queue = WeightsDecodeQueue()
-        let caller = Thread.current
+        // The decoding queue is held back, so that the submits can only have returned without
+        // decoding (waiting for a decode of milliseconds instead was flaky under load).
+        let decoder = DispatchQueue(label: "test.weights-decode")
+        decoder.suspend()
+        let queue = WeightsDecodeQueue(queue: decoder)
         queue.submit(bytes, kind: .policy, version: 3, assembledAt: 1.5)
-        // Decoding 10 MB takes milliseconds; the submit did not wait for it.
-        #expect(queue.decoding == 1)
-        #expect(Thread.current == caller)
         queue.submit(bytes.dropLast(4), kind: .draft, version: 2, assembledAt: 2.5)
+        #expect(queue.decoding == 2)
+        #expect(queue.takeFinished().isEmpty)
+        decoder.resume()
         queue.waitUntilIdle()
         #expect(queue.decoding == 0)
         let done = queue.takeFinished()

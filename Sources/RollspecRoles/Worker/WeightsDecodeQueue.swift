@@ -29,12 +29,18 @@ final class WeightsDecodeQueue: @unchecked Sendable {
         var decodeSeconds: Double
     }
 
-    private let queue = DispatchQueue(label: "rollspec.weights-decode", qos: .userInitiated)
+    private let queue: DispatchQueue
     private let lock = NSLock()
     /// Decoded and not yet taken; guarded by `lock`.
     private var finished: [Decoded] = []
     /// Submitted and not yet finished; guarded by `lock`.
     private var inProgress = 0
+
+    /// - Parameter queue: the serial queue that decodes (a test suspends its own to hold the
+    ///   decoding back).
+    init(queue: DispatchQueue = DispatchQueue(label: "rollspec.weights-decode", qos: .userInitiated)) {
+        self.queue = queue
+    }
 
     /// Starts decoding `artifact` and returns at once.
     func submit(_ artifact: Data, kind: Kind, version: UInt64, assembledAt: Double) {
