@@ -156,6 +156,7 @@ import RollspecKernels
         let x = FloatBuffer([3, 5, 1, 5, 2, 5, 0, 4])
         #expect(rowLogSumExp(x.pointer, count: 8).argmax == 1)
         #expect(topKIndices(x.pointer, count: 8, k: 4) == [1, 3, 5, 7])
+        #expect(topKIndices(x.pointer, count: 8, k: 1) == [1])  // the vectorised k = 1
         #expect(topKIndices(x.pointer, count: 8, k: 20) == topKIndicesReference(x.pointer, count: 8, k: 20))
         let r = randomBuffer(49_152, seed: 5)
         for k in [1, 2, 16, 100] {

@@ -52,7 +52,8 @@ public struct TokenDistribution: Sendable, Equatable {
         }
         // Softmax at temperature T: exp(z/T − max/T) by the vectorised kernel, summed in double.
         let invT = 1 / p.temperature
-        var weights = [Float](repeating: 0, count: vocabSize)
+        // Every entry is written by the exponentials below: no zeroing first.
+        var weights = [Float](unsafeUninitializedCapacity: vocabSize) { _, initialized in initialized = vocabSize }
         let top = topKIndices(logits, count: vocabSize, k: 1)[0]
         let total = weights.withUnsafeMutableBufferPointer {
             exponentiateShifted($0.baseAddress!, logits, count: vocabSize, scale: invT, max: logits[top])
@@ -83,13 +84,22 @@ public struct TokenDistribution: Sendable, Equatable {
         self.init(tokens: order.map { Int32($0) }, probabilities: order.map { Float(Double(weights[$0]) / keptTotal) })
     }
 
-    /// `[0, 1, …, count − 1]` as token ids.
+    /// `[0, 1, …, count − 1]` as token ids: one shared array per vocabulary size (the last
+    /// one asked for), since every untruncated distribution of a run holds the same ids.
     static func identity(_ count: Int) -> [Int32] {
-        [Int32](unsafeUninitializedCapacity: count) { buffer, initialized in
-            for i in 0..<count { buffer[i] = Int32(i) }
-            initialized = count
+        identityLock.withLock {
+            if identityCache.count != count {
+                identityCache = [Int32](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    for i in 0..<count { buffer[i] = Int32(i) }
+                    initialized = count
+                }
+            }
+            return identityCache
         }
     }
+
+    private static let identityLock = NSLock()
+    nonisolated(unsafe) private static var identityCache: [Int32] = []
 
     /// Token ids sorted by decreasing weight (ties by id), at least covering the top-k /
     /// top-p set. Sorting all V ids each step is wasteful, so it first tries only those above a
