@@ -209,21 +209,22 @@ struct BenchDecodeCommand: ParsableCommand {
         var times = [Int: [Double]]()
         var verifyTimes = [[Int]: [Double]]()  // [B, k]
         let widths = verifyWidths.filter { $0 > 1 }
+        /// Seconds of one decode step of `caches`, which are then rolled back to the prompt.
+        func decodeStep(_ caches: [KVCache]) -> Double {
+            let t0 = Date()
+            _ = model.decodeBatch([Int](repeating: 1, count: caches.count), caches: caches)
+            let dt = Date().timeIntervalSince(t0)
+            for cache in caches { cache.truncate(to: prompt.count) }
+            return dt
+        }
         for round in -1..<rounds {
             for b in all {
                 let used = Array(caches[..<b])
-                let t0 = Date()
-                _ = model.decodeBatch([Int](repeating: 1, count: b), caches: used)
-                let dt = Date().timeIntervalSince(t0)
-                for cache in used { cache.truncate(to: prompt.count) }
+                let dt = decodeStep(used)
                 if round >= 0 { times[b, default: []].append(dt) }
                 guard sizes.contains(b) else { continue }
                 if !floatCaches.isEmpty {
-                    let used = Array(floatCaches[..<b])
-                    let t0 = Date()
-                    _ = model.decodeBatch([Int](repeating: 1, count: b), caches: used)
-                    let dt = Date().timeIntervalSince(t0)
-                    for cache in used { cache.truncate(to: prompt.count) }
+                    let dt = decodeStep(Array(floatCaches[..<b]))
                     if round >= 0 { floatTimes[b, default: []].append(dt) }
                 }
                 for k in widths {
