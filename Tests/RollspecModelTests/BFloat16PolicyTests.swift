@@ -74,6 +74,25 @@ import RollspecTesting
         #expect(rounding > 20 * max(paths, 1e-6), "rounding the activations moved logits by only \(rounding)")
     }
 
+    /// A `.bfloat16` model's cache holds its keys and values rounded to the nearest bfloat16
+    /// (ties to even, by `BFloat16Reference`): layer 0's rows, which no earlier rounding has
+    /// touched, against a float32 cache filled by the same model. A fork copies them as they are.
+    @Test func itsCacheHoldsTheKeysAndValuesRounded() {
+        let model = LlamaModel(weights: TinyModels.randomWeights(config: config, seed: 31), precision: .bfloat16)
+        let tokens = [3, 14, 15, 9, 26, 5]
+        let half = model.makeCache(), float = model.makeCache(element: .float32)
+        #expect(half.element == .bfloat16 && float.element == .float32)
+        _ = model.prefill(tokens, cache: half)
+        _ = model.prefill(tokens, cache: float)
+        let h = half.rows(layer: 0), f = float.rows(layer: 0)
+        #expect(h.keys.count == tokens.count * half.kvDim)
+        #expect(h.keys == f.keys.map(BFloat16Reference.nearest))
+        #expect(h.values == f.values.map(BFloat16Reference.nearest))
+        #expect(h.keys != f.keys, "the float32 keys were bfloat16 already")
+        let copy = half.fork()
+        #expect(copy.rows(layer: 1).keys == half.rows(layer: 1).keys && copy.element == .bfloat16)
+    }
+
     @Test func theCallersWeightsAreNotRounded() {
         let weights = TinyModels.randomWeights(config: config, seed: 32)
         let before = weights.layers[0].wq.array
