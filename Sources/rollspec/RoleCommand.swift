@@ -31,12 +31,15 @@ struct RoleCommand: ParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
-    /// Sets nice 19 on every thread of this process: Linux keeps a nice value per thread, and
-    /// this command may run on a thread other than the main one.
+    /// Sets nice 19 on every thread of this process but the launcher watch's: Linux keeps a
+    /// nice value per thread, and this command may run on a thread other than the main one.
+    /// The watch keeps its priority so that the role still stops promptly with its launcher
+    /// when the cores are busy (`LauncherWatch`).
     static func lowerPriorityOfEveryThread() -> Bool {
         let tids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task"))?.compactMap { id_t($0) } ?? []
         guard !tids.isEmpty else { return setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19) == 0 }
-        return tids.allSatisfy { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), $0, 19) == 0 }
+        let watch = LauncherWatch.threadID.map { id_t($0) }
+        return tids.filter { $0 != watch }.allSatisfy { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), $0, 19) == 0 }
     }
 
     func run() throws {

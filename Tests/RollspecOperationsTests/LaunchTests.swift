@@ -348,9 +348,19 @@ import Yams
         try run.process.run()
         #expect(run.wait(seconds: 60) { run.text("run/learner.jsonl").split(separator: "\n").count >= 3 },
                 "\(run.text("launch.err"))")
-        // The speculator trainer runs at idle priority (trainer.priority: idle), the workers do not.
+        // The speculator trainer runs at idle priority (trainer.priority: idle), the workers do
+        // not; the trainer's launcher watch keeps its priority, so that it stops with the
+        // launcher even when the cores are busy.
         #expect(run.pid(of: "trainer-0").flatMap(Self.niceness) == 19)
         #expect(run.pid(of: "worker-0").flatMap(Self.niceness) == 0)
+        if let trainer = run.pid(of: "trainer-0") {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(trainer)/task")) ?? []
+            let watch = tasks.filter {
+                (try? String(contentsOfFile: "/proc/\(trainer)/task/\($0)/comm", encoding: .utf8))?.hasPrefix("launcher-watch") == true
+            }
+            #expect(watch.count == 1, "\(tasks)")
+            #expect(watch.compactMap { Self.niceness(Int32($0) ?? 0) } == [0])
+        }
         kill(run.process.processIdentifier, SIGINT)
         let status = run.finish(seconds: 40)
         let err = run.text("launch.err")
