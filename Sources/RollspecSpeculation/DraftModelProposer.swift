@@ -76,9 +76,11 @@ public final class DraftModelProposer: TreeProposer, BatchDrafting {
         }
     }
 
-    /// The draft's probability of its most likely token, at temperature 1.
+    /// The draft's probability of its most likely token, at temperature 1: one pass over the
+    /// logits gives the argmax and the log-sum-exp together.
     private static func topProbability(_ logits: UnsafePointer<Float>, vocabSize: Int) -> Float {
-        let best = topKIndices(logits, count: vocabSize, k: 1)[0]
-        return expf(logSoftmax(logits, vocabSize: vocabSize, at: best))
+        let row = rowLogSumExp(logits, count: vocabSize)
+        guard row.argmax >= 0 else { return 0 }  // NaN logits: no confidence (as NaN compared before)
+        return expf(Float(row.logSoftmax(logits, at: row.argmax)))
     }
 }
