@@ -62,10 +62,14 @@ extension Distillation {
         console.line("")
         try FileManager.default.createDirectory(at: cache.deletingLastPathComponent(), withIntermediateDirectories: true)
         try JSONEncoder().encode(examples).write(to: cache)
-        if features {
-            var raw = Data()
-            for e in examples { e.features.withUnsafeBytes { raw.append(contentsOf: $0) } }
-            try raw.write(to: featureFile(cache))
+        if features {  // example by example: the whole set can be several GB
+            let url = featureFile(cache)
+            guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
+            }
+            let file = try FileHandle(forWritingTo: url)
+            defer { try? file.close() }
+            for e in examples { try e.features.withUnsafeBytes { try file.write(contentsOf: Data($0)) } }
         }
         return examples
     }
