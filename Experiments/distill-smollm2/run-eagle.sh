@@ -15,7 +15,8 @@
 #   SETS="heldout" benches only the held-out prompts; SETS="" skips the benches
 #   TEMP=1 has the target write its training answers at temperature 1 (default 0, greedy): the
 #   contexts the draft then trains on are the ones RL samples
-#   ANSWERS=2 has it write that many answers to each training prompt (needs TEMP above 0)
+#   ANSWERS=2 has it write that many answers to each training prompt (needs TEMP above 0); on
+#   the AMX machine of README "Four T=1 answers per prompt", ANSWERS=4 used the 30 minutes best
 #   PRECISION=bfloat16 has it write them as RL workers run it (~1.3x the answers per minute)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
