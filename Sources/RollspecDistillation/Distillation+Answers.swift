@@ -69,7 +69,7 @@ extension Distillation {
             }
             let file = try FileHandle(forWritingTo: url)
             defer { try? file.close() }
-            for e in examples { try e.features.withUnsafeBytes { try file.write(contentsOf: Data($0)) } }
+            for e in examples { try e.features.withUnsafeBytes { try file.write(contentsOf: $0) } }
         }
         return examples
     }

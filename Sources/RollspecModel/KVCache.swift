@@ -147,8 +147,12 @@ public final class KVCache: @unchecked Sendable {
             case .float32:
                 return Array(UnsafeBufferPointer(start: base.assumingMemoryBound(to: Float.self), count: count * kvDim))
             case .bfloat16:
-                let halves = base.assumingMemoryBound(to: UInt16.self)
-                return (0..<(count * kvDim)).map { Float(bitPattern: UInt32(halves[$0]) << 16) }
+                let n = count * kvDim
+                guard n > 0 else { return [] }
+                return [Float](unsafeUninitializedCapacity: n) { out, initialized in
+                    convertBFloat16ToFloat(out.baseAddress!, base.assumingMemoryBound(to: UInt16.self), count: n)
+                    initialized = n
+                }
             }
         }
         return (widen(keys[layer].pointer), widen(values[layer].pointer))

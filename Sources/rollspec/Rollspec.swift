@@ -18,7 +18,7 @@ struct Rollspec: AsyncParsableCommand {
     /// 32 MB). A batched forward pass allocates its activations and `[rows, V]` logits afresh,
     /// a different size each step, while the answers kept meanwhile are small allocations that
     /// then split the freed blocks: `rollspec distill` holding 400 answers at T = 1 peaked at
-    /// 2.9 GB, and 1.8 GB with this (7,600 answers would not have fit in 24 GB). Rollout
+    /// 2.9–3.4 GB, and 2.0 GB with this (7,600 answers grew past 13 GB before, ~5.5 GB after). Rollout
     /// throughput is unchanged (`rollspec bench rollout --sequences 48`).
     static func mapLargeAllocations() {
         // `mallopt` and M_MMAP_THRESHOLD (malloc.h) are not in Swift's Glibc module.
