@@ -21,17 +21,25 @@ extension Distillation {
     /// every answer position (and its features for an EAGLE draft), with a progress line.
     /// Results are cached in `out/data-LABEL-T…-n…-k…[-bf16].json`, keyed by the settings and
     /// the target's precision, so a rerun with the same settings and prompts skips the
-    /// generation (the cached answers must be to the same prompts, in the same order).
+    /// generation (the cached answers must be to the same prompts, in the same order). Beside
+    /// the cache, `….json.target` holds the fingerprint of the target that wrote it
+    /// (`targetFingerprint`): another checkpoint of the same shape, such as an earlier RL
+    /// step's policy, gets answers of its own instead of the cached ones.
     func answers(to prompts: [String], label: String) throws -> [DistillExample] {
         let s = settings
         let cache = s.out.appendingPathComponent("data-\(label)-T\(s.temperature)-n\(s.maxTokens)-k\(s.topK)\(target.precision == .bfloat16 ? "-bf16" : "").json")
         let features = s.draftKind == .eagle, seed: UInt64 = 0
         let width = target.config.hiddenSize
         let encoded = try prompts.map { tokenizer.encode(try promptText($0)) }
-        if let data = try? Data(contentsOf: cache),
+        let fingerprint = targetFingerprint
+        let writer = try? String(contentsOf: targetFile(cache), encoding: .utf8)
+        if let writer, writer != fingerprint {
+            console.line("\(label): the cached answers in \(cache.path) were written by another target (\(writer), this one is \(fingerprint)); writing new ones")
+        } else if let data = try? Data(contentsOf: cache),
            var examples = try? JSONDecoder().decode([DistillExample].self, from: data), examples.map(\.prompt) == encoded,
            !features || readFeatures(featureFile(cache), into: &examples, width: width) {
-            console.line("\(label): \(examples.count) cached target answers from \(cache.path)")
+            let unchecked = writer == nil ? " (written before caches recorded their target: not checked against this one)" : ""
+            console.line("\(label): \(examples.count) cached target answers from \(cache.path)\(unchecked)")
             return examples
         }
         let generator = SpeculativeGenerator(model: target) { [] }
@@ -62,6 +70,7 @@ extension Distillation {
         console.line("")
         try FileManager.default.createDirectory(at: cache.deletingLastPathComponent(), withIntermediateDirectories: true)
         try JSONEncoder().encode(examples).write(to: cache)
+        try fingerprint.write(to: targetFile(cache), atomically: true, encoding: .utf8)
         if features {  // example by example: the whole set can be several GB
             let url = featureFile(cache)
             guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
@@ -74,11 +83,33 @@ extension Distillation {
         return examples
     }
 
+    /// The target's weights and precision in 16 hex digits: FNV-1a (64-bit) over every tensor's
+    /// name and float32 bytes, eight bytes at a time, then the precision. Any checkpoint that
+    /// differs in one weight gets another (up to 64-bit collisions); hashing SmolLM2-135M takes
+    /// a fraction of a second, once per run.
+    var targetFingerprint: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ word: UInt64) { h = (h ^ word) &* 0x0000_0100_0000_01b3 }
+        for (name, buffer) in target.weights.namedTensors {
+            for byte in name.utf8 { mix(UInt64(byte)) }
+            let words = buffer.count / 2
+            UnsafeRawPointer(buffer.pointer).withMemoryRebound(to: UInt64.self, capacity: words) { w in
+                for i in 0..<words { mix(w[i]) }
+            }
+            if buffer.count % 2 == 1 { mix(UInt64(buffer[buffer.count - 1].bitPattern)) }
+        }
+        mix(target.precision == .bfloat16 ? 16 : 32)
+        return String(format: "%016llx", h)
+    }
+
     /// The prompt as the target should see it: a user turn (`chatPrompt`) when `chat` is set.
     func promptText(_ text: String) throws -> String {
         settings.chat ? try chatPrompt(text, tokenizer: tokenizer) : text
     }
 }
+
+/// Where the fingerprint of the target that wrote a data cache lives (`targetFingerprint`).
+private func targetFile(_ cache: URL) -> URL { cache.appendingPathExtension("target") }
 
 /// Where the features of a data cache live: raw little-endian float32, example after example.
 private func featureFile(_ cache: URL) -> URL { cache.appendingPathExtension("features.f32") }

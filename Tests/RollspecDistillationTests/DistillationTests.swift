@@ -217,6 +217,44 @@ import Testing
         }
     }
 
+    /// The cache is for the same target: another checkpoint of the same shape (an earlier RL
+    /// step's policy, say) has its own answers written, not the cached ones; the first
+    /// target's answers are then again not taken for the second's, and a cache that recorded
+    /// no target (written by an older rollspec) is reused with a warning.
+    @Test func aRerunWithAnotherTargetOfTheSameShapeAnswersAfresh() throws {
+        try Self.withScratch { dir in
+            var settings = Self.settings(.eagle, in: dir)
+            settings.measure = false
+            settings.epochs = 1
+            try Self.distill(settings)
+            let other = TinyModels.randomModel(config: Self.target.config, seed: 4)
+            let transcript = Transcript()
+            try Self.distill(settings, target: other, transcript: transcript)
+            #expect(transcript.progress.contains("were written by another target"), "\(transcript.progress)")
+            #expect(!transcript.progress.contains("cached target answers"), "\(transcript.progress)")
+            // The answers on disk are now the other target's: greedy answers of another model.
+            let url = settings.out.appendingPathComponent(Self.cacheFiles(.eagle)[0])
+            let mine = try JSONDecoder().decode([DistillExample].self, from: Data(contentsOf: url))
+            let again = Transcript()
+            try Self.distill(settings, target: other, transcript: again)
+            #expect(again.progress.contains("train: 6 cached target answers from \(url.path)"), "\(again.progress)")
+            #expect(!again.progress.contains("not checked"))
+            let firstTarget = Transcript()
+            try Self.distill(settings, transcript: firstTarget)
+            #expect(firstTarget.progress.contains("were written by another target"), "\(firstTarget.progress)")
+            let theirs = try JSONDecoder().decode([DistillExample].self, from: Data(contentsOf: url))
+            #expect(mine.map(\.answer) != theirs.map(\.answer), "two different targets gave the same greedy answers")
+
+            for label in ["train", "heldout"] {
+                try FileManager.default.removeItem(at: settings.out.appendingPathComponent("data-\(label)-T0.0-n\(Self.maxTokens)-k4.json.target"))
+            }
+            let unrecorded = Transcript()
+            try Self.distill(settings, target: other, transcript: unrecorded)
+            #expect(unrecorded.progress.contains("train: 6 cached target answers from \(url.path) (written before caches recorded their target: not checked against this one)"),
+                    "\(unrecorded.progress)")
+        }
+    }
+
     /// `--answers-per-prompt 2` at T = 1: each training prompt answered twice, the copies with
     /// their own seeds, so the answers differ; the held-out prompts once. A bfloat16 target's
     /// answers are cached under their own name and the summary says which precision wrote them.
