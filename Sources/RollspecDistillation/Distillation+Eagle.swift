@@ -25,8 +25,9 @@ extension Distillation {
         trainer.featureWeight = s.featureWeight
         trainer.noise = s.featureNoise
         trainer.trainOnGuesses = s.trainOnGuesses
+        trainer.keptGuessShare = s.keptGuessShare
         trainer.ceWeight = s.ceWeight
-        let trainExamples = train.map(featureExample), heldExamples = held.map(featureExample)
+        let trainExamples = train.enumerated().map { featureExample($1, id: $0) }, heldExamples = held.map { featureExample($0) }
         let own = draft.namedTensors.reduce(0) { $0 + $1.buffer.count }
         console.line(String(format: "eagle draft: layers %@ of the target, %.1fM parameters of its own; %d training answers (%d tokens), %d held out",
                             chosen.map(String.init).joined(separator: ","), Double(own) / 1e6, train.count,
@@ -67,11 +68,11 @@ extension Distillation {
     }
 
     /// The answer positions count; the prompt's only give context.
-    private func featureExample(_ e: DistillExample) -> FeatureExample {
+    private func featureExample(_ e: DistillExample, id: Int? = nil) -> FeatureExample {
         let tokens = e.prompt + e.answer
         var mask = [Bool](repeating: false, count: tokens.count)
         for j in e.answer.indices { mask[e.prompt.count - 1 + j] = true }
-        return FeatureExample(tokens: tokens, features: e.features, lossMask: mask)
+        return FeatureExample(tokens: tokens, features: e.features, lossMask: mask, id: id)
     }
 }
 

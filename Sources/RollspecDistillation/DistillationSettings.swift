@@ -67,6 +67,9 @@ public struct DistillationSettings: Sendable {
     public var ceWeight: Float = 0
     /// `eagle`: also train each step on the draft's own guessed features (twice the cost per step).
     public var trainOnGuesses = false
+    /// `eagle`: share of answer entries that read the draft's guess of their feature kept from
+    /// the last epoch instead of the target's (training the second drafted token; no extra cost).
+    public var keptGuessShare: Float = 0
 
     /// The defaults, reading `prompts` and writing to `out`.
     public init(prompts: String, out: URL) {
@@ -88,6 +91,12 @@ public struct DistillationSettings: Sendable {
         }
         if answersPerPrompt > 1 && temperature == 0 {
             throw DistillationError("--answers-per-prompt \(answersPerPrompt) needs --temperature above 0: greedy answers to one prompt are all the same")
+        }
+        if !(keptGuessShare >= 0 && keptGuessShare <= 1) {
+            throw DistillationError("--kept-guess-share is a share of entries, in 0...1 (got \(keptGuessShare))")
+        }
+        if keptGuessShare > 0 && draftKind != .eagle {
+            throw DistillationError("--kept-guess-share is for --draft-kind eagle: a layer draft reads no features")
         }
         if let totalMinutes, !(totalMinutes > 0) {
             throw DistillationError("--total-minutes must be positive (got \(totalMinutes))")

@@ -12,11 +12,15 @@ public struct FeatureExample: @unchecked Sendable {
     /// `[T]`: position i counts when the target's prediction of `tokens[i + 1]` is one the
     /// draft should learn (the answer positions).
     public var lossMask: [Bool]
+    /// Identifies the example across steps (its index in the training set), for what the
+    /// trainer keeps per example (`FeatureDraftTrainer.keptGuessShare`); nil: nothing is kept.
+    public var id: Int?
 
-    public init(tokens: [Int], features: [Float], lossMask: [Bool]) {
+    public init(tokens: [Int], features: [Float], lossMask: [Bool], id: Int? = nil) {
         self.tokens = tokens
         self.features = features
         self.lossMask = lossMask
+        self.id = id
     }
 }
 
@@ -64,6 +68,22 @@ public final class FeatureDraftTrainer {
     /// guess): drafting a second token reads a guessed feature, and this teaches the draft to.
     /// A cheap form of EAGLE-3's training-time test; doubles the cost of a step.
     public var trainOnGuesses = false
+    /// Share of the answer entries whose input feature is the draft's own guess of it, kept
+    /// from the example's previous visit (an epoch earlier), in place of the target's feature
+    /// plus noise. A second drafted token reads such a guess, which differs from the target's
+    /// feature far more than the noise does; this teaches the draft to read one at no extra
+    /// cost per step (`trainOnGuesses` does it with fresh guesses and a second pass). Only
+    /// examples with an `id` take part; the first epoch has nothing kept yet.
+    public var keptGuessShare: Float = 0
+    /// Per example id: for each position p, the row in `values` of the kept guess of f_p (−1:
+    /// none), and the guesses as bfloat16 bits (truncated; they stand in for noisy features).
+    private struct KeptGuesses {
+        var row: [Int32]
+        var values: [UInt16]
+    }
+    private var keptGuesses: [Int: KeptGuesses] = [:]
+    /// Entries of the last training pass that read a kept guess.
+    public private(set) var lastEntriesFromKeptGuesses = 0
     /// The last pass's guesses: `[R, C]` and the (example, position) of the feature each guesses.
     private var lastGuesses: [Float] = []
     private var lastGuessed: [(example: Int, position: Int)] = []
@@ -108,13 +128,7 @@ public final class FeatureDraftTrainer {
                                     seconds: Date().timeIntervalSince(start), learningRate: lr)
         }
         if trainOnGuesses {
-            var guessed = batch
-            let dim = draft.config.hiddenSize
-            for (i, t) in lastGuessed.enumerated() {
-                guessed[t.example].features.replaceSubrange(t.position * dim..<(t.position + 1) * dim,
-                                                            with: lastGuesses[i * dim..<(i + 1) * dim])
-            }
-            _ = run(guessed, noisy: true, withGradients: true, accumulate: true)
+            _ = run(batch, noisy: true, withGradients: true, accumulate: true, fromLastGuesses: true)
         }
         let stats = optimizer.step(gradients: self.gradientsByName)
         var out = pass
@@ -185,7 +199,9 @@ public final class FeatureDraftTrainer {
         var nextTokens: [Int]
     }
 
-    private func forward(_ batch: [FeatureExample], noisy: Bool) -> Forward? {
+    /// - Parameter fromLastGuesses: each entry whose feature the last pass over this batch
+    ///   guessed reads the guess instead (no noise); the losses' targets stay the target's.
+    private func forward(_ batch: [FeatureExample], noisy: Bool, fromLastGuesses: Bool = false) -> Forward? {
         let dim = draft.config.hiddenSize
         // Draft entry p of an example is (tokens[p + 1], f_p); it counts when f_{p+1} exists
         // and position p + 1 is masked in.
@@ -215,17 +231,31 @@ public final class FeatureDraftTrainer {
         let amplitude = noisy ? noise * (featureRMS ?? 1) : 0
         let pairs = FloatBuffer(count: n * 2 * dim)
         var row = 0
-        for ex in batch where ex.tokens.count >= 2 {
+        var fromKept = 0
+        var guessed: [Int: [Int: Int]] = [:]  // example → position → row of `lastGuesses`
+        if fromLastGuesses { for (i, t) in lastGuessed.enumerated() { guessed[t.example, default: [:]][t.position] = i } }
+        for (e, ex) in batch.enumerated() where ex.tokens.count >= 2 {
+            let kept = noisy && keptGuessShare > 0 ? ex.id.flatMap { keptGuesses[$0] } : nil
             for p in 0..<(ex.tokens.count - 1) {
                 let out = pairs.pointer + row * 2 * dim
                 out.update(from: draft.body.embedding.pointer + ex.tokens[p + 1] * dim, count: dim)
-                for c in 0..<dim {
-                    let jitter = amplitude > 0 ? amplitude * Float(2 * rng.nextUnit() - 1) : 0
-                    out[dim + c] = ex.features[p * dim + c] + jitter
+                if let i = guessed[e]?[p] {
+                    lastGuesses.withUnsafeBufferPointer { (out + dim).update(from: $0.baseAddress! + i * dim, count: dim) }
+                } else if let kept, p < kept.row.count, kept.row[p] >= 0, Float(rng.nextUnit()) < keptGuessShare {
+                    kept.values.withUnsafeBufferPointer {
+                        convertBFloat16ToFloat(out + dim, $0.baseAddress! + Int(kept.row[p]) * dim, count: dim)
+                    }
+                    fromKept += 1
+                } else {
+                    for c in 0..<dim {
+                        let jitter = amplitude > 0 ? amplitude * Float(2 * rng.nextUnit() - 1) : 0
+                        out[dim + c] = ex.features[p * dim + c] + jitter
+                    }
                 }
                 row += 1
             }
         }
+        if noisy { lastEntriesFromKeptGuesses = fromKept }
         let mixed = FloatBuffer(count: n * dim)
         matmulForward(mixed.pointer, pairs.pointer, draft.fc.pointer, draft.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
         let logits = model.forward(sequences, logitRows: rows, inputs: mixed.pointer)
@@ -262,13 +292,18 @@ public final class FeatureDraftTrainer {
         next.featureWeight = featureWeight
         next.noise = noise
         next.trainOnGuesses = trainOnGuesses
+        next.keptGuessShare = keptGuessShare
         next.featureRMS = featureRMS
         return next
     }
 
-    private func run(_ batch: [FeatureExample], noisy: Bool, withGradients: Bool, accumulate: Bool = false) -> FeatureStepStats? {
+    /// One pass over `batch`: the losses, the held-out acceptance when `withGradients` is off,
+    /// and, with it on, the gradients (added to the last pass's when `accumulate`). Internal for
+    /// the tests of the guessed pass.
+    func run(_ batch: [FeatureExample], noisy: Bool, withGradients: Bool, accumulate: Bool = false,
+             fromLastGuesses: Bool = false) -> FeatureStepStats? {
         let dim = draft.config.hiddenSize
-        guard let f = forward(batch, noisy: noisy) else { return nil }
+        guard let f = forward(batch, noisy: noisy, fromLastGuesses: fromLastGuesses) else { return nil }
         let logits = f.logits, pairs = f.pairs, n = f.entries, r = f.rows
         let targetFeatureRows = f.targetFeatureRows, nextTokens = f.nextTokens
         let width = model.outputWidth
@@ -294,6 +329,7 @@ public final class FeatureDraftTrainer {
         let guess = model.headInput
         lastGuesses = Array(UnsafeBufferPointer(start: guess, count: r * dim))
         lastGuessed = targetFeatureRows
+        if withGradients && noisy && !accumulate && keptGuessShare > 0 { keep(guesses: guess, of: targetFeatureRows, in: batch) }
         let dGuess = FloatBuffer(count: r * dim)
         var featureLoss = 0.0
         let scale = featureWeight / Float(r)
@@ -325,6 +361,23 @@ public final class FeatureDraftTrainer {
         return FeatureStepStats(loss: klWeight * klMean + featureWeight * Float(featureLoss) + (ce?.loss ?? 0), kl: klMean,
                                 featureLoss: Float(featureLoss), expectedAcceptance: acceptance, gradNorm: 0, tokens: r,
                                 seconds: 0, learningRate: optimizer.nextLearningRate)
+    }
+
+    /// Keeps this pass's guesses (`[R, C]`, row i guessing f at `rows[i]`) for the examples'
+    /// next visits, replacing what their last visit kept.
+    private func keep(guesses: UnsafePointer<Float>, of rows: [(example: Int, position: Int)], in batch: [FeatureExample]) {
+        let dim = draft.config.hiddenSize
+        var fresh: [Int: KeptGuesses] = [:]
+        for (i, t) in rows.enumerated() {
+            guard let id = batch[t.example].id else { continue }
+            var k = fresh.removeValue(forKey: id)
+                ?? KeptGuesses(row: [Int32](repeating: -1, count: batch[t.example].tokens.count - 1), values: [])
+            k.row[t.position] = Int32(k.values.count / dim)
+            let g = guesses + i * dim
+            k.values.append(contentsOf: (0..<dim).lazy.map { UInt16(truncatingIfNeeded: g[$0].bitPattern >> 16) })
+            fresh[id] = k
+        }
+        for (id, k) in fresh { keptGuesses[id] = k }
     }
 
     /// Mean over rows of Σ_x min(p(x), q(x)): p the target's softmax over the whole vocabulary,

@@ -105,6 +105,9 @@ struct DistillCommand: ParsableCommand {
     @Flag(name: .long, help: "eagle: also train each step on the draft's own guessed features (a second pass; twice the cost per step).")
     var trainOnGuesses = false
 
+    @Option(name: .long, help: "eagle: share of answer entries (0...1) that read the draft's own guess of their feature, kept from the previous epoch, instead of the target's: trains the second drafted token at no extra cost per step.")
+    var keptGuessShare: Float = 0
+
     @Option(name: .long, help: "Kernel threads (default: all CPUs).")
     var threads: Int?
 
@@ -150,6 +153,7 @@ struct DistillCommand: ParsableCommand {
             s.featureNoise = featureNoise
             s.ceWeight = ceWeight
             s.trainOnGuesses = trainOnGuesses
+            s.keptGuessShare = keptGuessShare
             return s
         }
     }

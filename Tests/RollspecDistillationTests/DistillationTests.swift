@@ -335,6 +335,17 @@ import Testing
         settings.temperature = 1
         #expect(throws: DistillationError("--answers-per-prompt must be at least 1 (got 0)")) { try settings.validate() }
         settings = DistillationSettings(prompts: "p", out: URL(fileURLWithPath: "/nonexistent"))
+        settings.draftKind = .eagle
+        settings.keptGuessShare = 1.5
+        #expect(throws: DistillationError("--kept-guess-share is a share of entries, in 0...1 (got 1.5)")) { try settings.validate() }
+        settings.keptGuessShare = .nan
+        #expect(throws: DistillationError("--kept-guess-share is a share of entries, in 0...1 (got nan)")) { try settings.validate() }
+        settings.keptGuessShare = 0.4
+        settings.draftKind = .layers
+        #expect(throws: DistillationError("--kept-guess-share is for --draft-kind eagle: a layer draft reads no features")) {
+            try settings.validate()
+        }
+        settings = DistillationSettings(prompts: "p", out: URL(fileURLWithPath: "/nonexistent"))
         settings.answerBatch = 0
         #expect(throws: DistillationError("--batch-size, --answer-batch, --epochs, --minutes and --eval-every must be positive")) {
             try settings.validate()

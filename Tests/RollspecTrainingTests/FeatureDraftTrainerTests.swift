@@ -2,7 +2,7 @@ import Foundation
 import RollspecKernels
 import RollspecModel
 import RollspecTesting
-import RollspecTraining
+@testable import RollspecTraining
 import Testing
 
 /// Training a feature-level (EAGLE) draft: its gradient against finite differences, and that
@@ -99,6 +99,73 @@ import Testing
         for i in 0..<300 { _ = t.step(Array(train[(i * 4) % 24..<((i * 4) % 24 + 4)])) }
         let after = t.evaluate(held).expectedAcceptance
         #expect(after > before + 0.25, "expected acceptance \(before) → \(after)")
+    }
+
+    @Test func theGuessedPassReadsTheGuessesAndLearnsTheTargetsFeatures() throws {
+        // `trainOnGuesses`' second pass: every entry whose feature the first pass guessed reads
+        // the guess, and its losses still aim at the target's features. Reference: the draft run
+        // as it drafts (`FeatureDraftModel`, the inference path), twice: once on the target's
+        // features for the guesses, once with the guesses put in their place.
+        let batch = try Self.examples(count: 2, length: 10, seed: 9)
+        let t = trainer(featureWeight: 0.3, fromTarget: false)
+        _ = t.computeGradients(batch, noisy: false)
+        let pass = try #require(t.run(batch, noisy: false, withGradients: false, fromLastGuesses: true))
+
+        let model = FeatureDraftModel(weights: t.draft), dim = Self.config.hiddenSize
+        func guesses(_ e: FeatureExample, _ features: [Float]) -> [Float] {
+            let out = features.withUnsafeBufferPointer {
+                model.forward(tokens: Array(e.tokens[1...]), features: $0.baseAddress!, cache: model.makeCache())
+            }
+            return out.features!.array
+        }
+        func smoothL1(_ d: Float) -> Double { abs(d) < 1 ? Double(0.5 * d * d) : Double(abs(d) - 0.5) }
+        var toTarget = 0.0, toGuess = 0.0, rows = 0
+        for e in batch {
+            let entries = e.tokens.count - 1
+            let counted = (0..<entries).filter { $0 + 1 < entries && e.lossMask[$0 + 1] }
+            let first = guesses(e, e.features)
+            var inputs = e.features
+            for p in counted { inputs.replaceSubrange((p + 1) * dim..<(p + 2) * dim, with: first[p * dim..<(p + 1) * dim]) }
+            let second = guesses(e, inputs)
+            for p in counted {
+                for c in 0..<dim {
+                    toTarget += smoothL1(second[p * dim + c] - e.features[(p + 1) * dim + c])
+                    toGuess += smoothL1(second[p * dim + c] - first[(p + 1) * dim + c])
+                }
+                rows += 1
+            }
+        }
+        toTarget /= Double(rows)
+        toGuess /= Double(rows)
+        #expect(abs(Double(pass.featureLoss) - toTarget) <= 1e-3 * toTarget, "pass \(pass.featureLoss), reference \(toTarget)")
+        // The check can tell: regressing onto the guesses themselves gives another figure.
+        #expect(abs(toGuess - toTarget) > 0.05 * toTarget, "to the target \(toTarget), to the guesses \(toGuess)")
+    }
+
+    @Test func keptGuessesAreReadFromAnExamplesSecondVisitOn() throws {
+        let batch = try Self.examples(count: 3, length: 9, seed: 1).enumerated().map { i, e in
+            var e = e
+            e.id = i
+            return e
+        }
+        // Rows counted per pass: entry p counts when position p + 1 is masked in and has a feature.
+        let rows = batch.reduce(0) { n, e in n + (0..<(e.tokens.count - 2)).filter { e.lossMask[$0 + 1] }.count }
+        let t = trainer(featureWeight: 0.3)
+        t.keptGuessShare = 1
+        _ = t.step(batch)
+        #expect(t.lastEntriesFromKeptGuesses == 0, "nothing is kept before an example's first visit")
+        _ = t.step(batch)
+        #expect(t.lastEntriesFromKeptGuesses == rows, "every guessed feature is read on the next visit")
+        t.keptGuessShare = 0.5
+        var read = 0
+        for _ in 0..<20 { _ = t.step(batch); read += t.lastEntriesFromKeptGuesses }
+        #expect(abs(Double(read) / Double(20 * rows) - 0.5) < 0.1, "share 0.5 read \(read) of \(20 * rows)")
+        // Examples without an id keep nothing; evaluation never reads what was kept.
+        t.keptGuessShare = 1
+        _ = t.step(batch.map { var e = $0; e.id = nil; return e })
+        #expect(t.lastEntriesFromKeptGuesses == 0)
+        let first = t.evaluate(batch), again = t.evaluate(batch)
+        #expect(first.loss == again.loss && first.expectedAcceptance == again.expectedAcceptance)
     }
 }
 
