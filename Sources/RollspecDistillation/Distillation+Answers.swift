@@ -25,13 +25,13 @@ extension Distillation {
     /// the cache, `….json.target` holds the fingerprint of the target that wrote it
     /// (`targetFingerprint`): another checkpoint of the same shape, such as an earlier RL
     /// step's policy, gets answers of its own instead of the cached ones.
-    func answers(to prompts: [String], label: String) throws -> [DistillExample] {
+    /// - Parameter fingerprint: `targetFingerprint`, computed once for all the run's caches.
+    func answers(to prompts: [String], label: String, target fingerprint: String) throws -> [DistillExample] {
         let s = settings
         let cache = s.out.appendingPathComponent("data-\(label)-T\(s.temperature)-n\(s.maxTokens)-k\(s.topK)\(target.precision == .bfloat16 ? "-bf16" : "").json")
         let features = s.draftKind == .eagle, seed: UInt64 = 0
         let width = target.config.hiddenSize
         let encoded = try prompts.map { tokenizer.encode(try promptText($0)) }
-        let fingerprint = targetFingerprint
         let writer = try? String(contentsOf: targetFile(cache), encoding: .utf8)
         if let writer, writer != fingerprint {
             console.line("\(label): the cached answers in \(cache.path) were written by another target (\(writer), this one is \(fingerprint)); writing new ones")
@@ -86,7 +86,7 @@ extension Distillation {
     /// The target's weights and precision in 16 hex digits: FNV-1a (64-bit) over every tensor's
     /// name and float32 bytes, eight bytes at a time, then the precision. Any checkpoint that
     /// differs in one weight gets another (up to 64-bit collisions); hashing SmolLM2-135M takes
-    /// a fraction of a second, once per run.
+    /// ~0.1 s, once per run.
     var targetFingerprint: String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ word: UInt64) { h = (h ^ word) &* 0x0000_0100_0000_01b3 }
