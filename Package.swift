@@ -56,7 +56,7 @@ let package = Package(
         // `rollspec distill` as a library: the target's answers, the draft's training, its outputs.
         .target(
             name: "RollspecDistillation",
-            dependencies: ["RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecKernels"]),
+            dependencies: ["RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecKernels", "CRollspecDigest"]),
         .target(name: "RollspecTesting", dependencies: ["RollspecModel", "RollspecKernels", "RollspecLogging"]),
         // The timed comparisons behind `rollspec bench` (kernels against BLAS, training against
         // sgemm, the wire path against raw libzmq), each with its baseline in the same run.

@@ -1,3 +1,4 @@
+import CRollspecDigest
 import Foundation
 import RollspecModel
 import RollspecSpeculation
@@ -83,23 +84,21 @@ extension Distillation {
         return examples
     }
 
-    /// The target's weights and precision in 16 hex digits: FNV-1a (64-bit) over every tensor's
-    /// name and float32 bytes, eight bytes at a time, then the precision. Any checkpoint that
-    /// differs in one weight gets another (up to 64-bit collisions); hashing SmolLM2-135M takes
-    /// ~0.1 s, once per run.
+    /// The target's weights and precision in 16 hex digits: the first 8 bytes of the bus's
+    /// checkpoint digest (piecewise SHA-256, `CRollspecDigest`) over every tensor's name and
+    /// float32 bytes, then the precision. Any checkpoint that differs in one weight gets another.
     var targetFingerprint: String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ word: UInt64) { h = (h ^ word) &* 0x0000_0100_0000_01b3 }
+        var context = rs_piece_digest_ctx()
+        rs_piece_digest_init(&context)
         for (name, buffer) in target.weights.namedTensors {
-            for byte in name.utf8 { mix(UInt64(byte)) }
-            let words = buffer.count / 2
-            UnsafeRawPointer(buffer.pointer).withMemoryRebound(to: UInt64.self, capacity: words) { w in
-                for i in 0..<words { mix(w[i]) }
-            }
-            if buffer.count % 2 == 1 { mix(UInt64(buffer[buffer.count - 1].bitPattern)) }
+            Array(name.utf8).withUnsafeBytes { rs_piece_digest_update(&context, $0.baseAddress, $0.count) }
+            rs_piece_digest_update(&context, buffer.pointer, buffer.count * MemoryLayout<Float>.size)
         }
-        mix(target.precision == .bfloat16 ? 16 : 32)
-        return String(format: "%016llx", h)
+        var precision: UInt8 = target.precision == .bfloat16 ? 16 : 32
+        rs_piece_digest_update(&context, &precision, 1)
+        var digest = [UInt8](repeating: 0, count: 32)
+        rs_piece_digest_final(&context, &digest)
+        return digest.prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 
     /// The prompt as the target should see it: a user turn (`chatPrompt`) when `chat` is set.

@@ -51,9 +51,9 @@ public struct Distillation {
         }
         // Each copy of the list is answered with other seeds (`answers` seeds by index).
         trainPrompts = Array(repeatElement(trainPrompts, count: settings.answersPerPrompt).joined())
-        let target = targetFingerprint
-        let train = try answers(to: trainPrompts, label: "train", target: target)
-        let held = try answers(to: heldPrompts, label: "heldout", target: target)
+        let fingerprint = targetFingerprint
+        let train = try answers(to: trainPrompts, label: "train", target: fingerprint)
+        let held = try answers(to: heldPrompts, label: "heldout", target: fingerprint)
         let budget = settings.trainingSeconds(afterAnswering: Date().timeIntervalSince(start))
         if settings.totalMinutes != nil {
             console.line(String(format: "answers took %.0f s; %.0f s left for training", Date().timeIntervalSince(start), budget))
