@@ -1,9 +1,10 @@
-"""Guesses kept from the last epoch (README, last section): held-out expected acceptance of the
-first drafted token against training steps for the four-answer draft and the two runs with
-`--kept-guess-share 0.4`, and, from the alternating T=1 benches, how often each drafted position
-was accepted given the one before it. Writes eagle-spr-T1x4-kg40e5/kept-guesses.png.
+"""The draft's second token at T=1 (README, the last two sections): held-out expected acceptance
+of the first drafted token against training steps for the four-answer draft, the two runs with
+`--kept-guess-share 0.4` and the run with `--feature-noise 0.5`, and, from the alternating T=1
+benches, how often each drafted position was accepted given the one before it. Writes
+eagle-spr-T1x4-n50/second-token.png.
 
-    python3 plot_kept_guesses.py
+    python3 plot_second_token.py
 """
 import csv
 import glob
@@ -18,7 +19,8 @@ import matplotlib.pyplot as plt
 here = os.path.dirname(os.path.abspath(__file__))
 runs = [("eagle-spr-T1x4", "four answers (no kept guesses)"),
         ("eagle-spr-T1x4-kg40", "kept guesses 0.4, 1,191 s"),
-        ("eagle-spr-T1x4-kg40e5", "kept guesses 0.4, 4,750 steps")]
+        ("eagle-spr-T1x4-kg40e5", "kept guesses 0.4, 4,750 steps"),
+        ("eagle-spr-T1x4-n50", "feature noise 0.5, 4,750 steps")]
 fig, ax = plt.subplots(1, 2, figsize=(11, 4))
 for name, label in runs:
     rows = list(csv.DictReader(open(os.path.join(here, name, "training_log.csv"))))
@@ -30,10 +32,11 @@ ax[0].set_ylim(0.3, 0.5)
 ax[0].legend()
 
 
-bench = [("x4ref", "four answers", "eagle-spr-T1x4-kg40e5/trees/heldout-T1-f32-x4ref-*.json"),
+bench = [("x4ref", "four answers", "eagle-spr-T1x4-*/trees/heldout-T1-f32-x4ref-*.json"),
+         ("kg40", "kept guesses, 1,191 s", "eagle-spr-T1x4-kg40/trees/heldout-T1-f32-kg40-*.json"),
          ("kg40e5", "kept guesses, 4,750 steps", "eagle-spr-T1x4-kg40e5/trees/heldout-T1-f32-kg40e5-*.json"),
-         ("kg40", "kept guesses, 1,191 s", "eagle-spr-T1x4-kg40/trees/heldout-T1-f32-kg40-*.json")]
-width = 0.27
+         ("n50", "feature noise 0.5", "eagle-spr-T1x4-n50/trees/heldout-T1-f32-n50-*.json")]
+width = 0.2
 for i, (_, label, pattern) in enumerate(bench):
     files = sorted(glob.glob(os.path.join(here, pattern)))
     if not files:
@@ -44,11 +47,11 @@ for i, (_, label, pattern) in enumerate(bench):
         acc = b["acceptedAtPosition"] if acc is None else [x + y for x, y in zip(acc, b["acceptedAtPosition"])]
         rounds += b["drafts"]
     cond = [acc[0] / rounds] + [acc[k] / acc[k - 1] if acc[k - 1] else 0 for k in range(1, 3)]
-    ax[1].bar([k + (i - 1) * width for k in range(3)], cond, width, label=f"{label} ({len(files)} runs)")
+    ax[1].bar([k + (i - 1.5) * width for k in range(3)], cond, width, label=f"{label} ({len(files)} runs)")
 ax[1].set_xticks(range(3), ["1st", "2nd given 1st", "3rd given 2nd"])
 ax[1].set_ylabel("accepted (T=1, float32 policy, tree of 8)")
 ax[1].legend()
 fig.tight_layout()
-out = os.path.join(here, "eagle-spr-T1x4-kg40e5", "kept-guesses.png")
+out = os.path.join(here, "eagle-spr-T1x4-n50", "second-token.png")
 fig.savefig(out, dpi=110)
 print(f"wrote {out}")
