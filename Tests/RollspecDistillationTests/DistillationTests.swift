@@ -51,6 +51,14 @@ import Testing
         return s
     }
 
+    /// `settings` cut to one epoch with no measurement at the end: for the tests of the answer cache.
+    static func oneEpochUnmeasured(_ kind: DraftKind, in dir: URL) -> DistillationSettings {
+        var s = settings(kind, in: dir)
+        s.measure = false
+        s.epochs = 1
+        return s
+    }
+
     @discardableResult
     static func distill(_ settings: DistillationSettings, target: LlamaModel = DistillationTests.target,
                         transcript: Transcript = Transcript()) throws -> DistillationSummary {
@@ -201,9 +209,7 @@ import Testing
     /// afresh, not given the old answers.
     @Test func aRerunWithOtherPromptsOfTheSameCountAnswersThemAfresh() throws {
         try Self.withScratch { dir in
-            var settings = Self.settings(.layers, in: dir)
-            settings.measure = false
-            settings.epochs = 1
+            let settings = Self.oneEpochUnmeasured(.layers, in: dir)
             try Self.distill(settings)
             let other = Self.trainPrompts.indices.map { "another prompt \($0)" }
             try (other.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
@@ -223,9 +229,7 @@ import Testing
     /// no target (written by an older rollspec) is reused with a warning.
     @Test func aRerunWithAnotherTargetOfTheSameShapeAnswersAfresh() throws {
         try Self.withScratch { dir in
-            var settings = Self.settings(.eagle, in: dir)
-            settings.measure = false
-            settings.epochs = 1
+            let settings = Self.oneEpochUnmeasured(.eagle, in: dir)
             try Self.distill(settings)
             let other = TinyModels.randomModel(config: Self.target.config, seed: 4)
             let transcript = Transcript()
@@ -260,11 +264,9 @@ import Testing
     /// answers are cached under their own name and the summary says which precision wrote them.
     @Test func severalAnswersPerPromptAreSampledWithTheirOwnSeeds() throws {
         try Self.withScratch { dir in
-            var settings = Self.settings(.layers, in: dir)
+            var settings = Self.oneEpochUnmeasured(.layers, in: dir)
             settings.temperature = 1
             settings.answersPerPrompt = 2
-            settings.measure = false
-            settings.epochs = 1
             let target = Self.target
             let summary = try Self.distill(settings, target: LlamaModel(weights: target.weights, precision: .bfloat16))
             #expect(summary.targetPrecision == .bfloat16)
