@@ -31,7 +31,9 @@ let package = Package(
         .target(name: "RollspecModel", dependencies: ["RollspecKernels"]),
         .target(name: "RollspecSpeculation", dependencies: ["RollspecModel", "RollspecKernels"]),
         .target(name: "RollspecTraining", dependencies: ["RollspecModel", "RollspecKernels"]),
-        .target(name: "RollspecBus", dependencies: ["CZeroMQ", "CRollspecDigest"]),
+        // The checkpoint digests (SHA-256 and the bus's piecewise SHA-256) for whoever hashes weights.
+        .target(name: "RollspecDigest", dependencies: ["CRollspecDigest"]),
+        .target(name: "RollspecBus", dependencies: ["CZeroMQ", "CRollspecDigest", "RollspecDigest"]),
         // How the processes log: the line handler (text or JSON), event names, reading events back.
         .target(name: "RollspecLogging", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // For RL-loop authors: the job config, the rollout client, metrics queries.
@@ -45,7 +47,7 @@ let package = Package(
         .target(
             name: "RollspecRoles",
             dependencies: [
-                "RollspecClient", "RollspecBus", "RollspecSpeculation", "RollspecTraining", "RollspecModel",
+                "RollspecClient", "RollspecBus", "RollspecDigest", "RollspecSpeculation", "RollspecTraining", "RollspecModel",
                 "RollspecKernels", "RollspecLogging", .product(name: "Logging", package: "swift-log"),
             ]),
         // For operators: the launcher and supervisor, cluster emitters, the run report.
@@ -56,14 +58,14 @@ let package = Package(
         // `rollspec distill` as a library: the target's answers, the draft's training, its outputs.
         .target(
             name: "RollspecDistillation",
-            dependencies: ["RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecKernels", "CRollspecDigest"]),
+            dependencies: ["RollspecModel", "RollspecSpeculation", "RollspecTraining", "RollspecKernels", "RollspecDigest"]),
         .target(name: "RollspecTesting", dependencies: ["RollspecModel", "RollspecKernels", "RollspecLogging"]),
         // The timed comparisons behind `rollspec bench` (kernels against BLAS, training against
         // sgemm, the wire path against raw libzmq), each with its baseline in the same run.
         .target(
             name: "RollspecBenchmarks",
             dependencies: ["RollspecKernels", "CRollspecKernels", "CBLAS", "RollspecModel", "RollspecTraining", "RollspecBus",
-                           "CZeroMQ"]),
+                           "RollspecDigest", "CZeroMQ"]),
         .executableTarget(
             name: "rollspec",
             dependencies: [
@@ -72,7 +74,8 @@ let package = Package(
                 "RollspecLogging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels", "RollspecTesting"]),
+        .testTarget(name: "RollspecKernelsTests", dependencies: ["RollspecKernels", "RollspecModel", "RollspecTesting"]),
+        .testTarget(name: "RollspecDigestTests", dependencies: ["RollspecDigest", "RollspecModel"]),
         .testTarget(name: "RollspecLoggingTests", dependencies: ["RollspecLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "RollspecClientTests", dependencies: ["RollspecClient", "RollspecBus", "RollspecModel", "RollspecTesting"]),
         .testTarget(
@@ -87,7 +90,7 @@ let package = Package(
             name: "RollspecTrainingTests",
             dependencies: ["RollspecTraining", "RollspecModel", "RollspecKernels", "RollspecTesting", "RollspecBenchmarks"]),
         .testTarget(
-            name: "RollspecBusTests", dependencies: ["RollspecBus", "RollspecTesting", "RollspecBenchmarks"],
+            name: "RollspecBusTests", dependencies: ["RollspecBus", "RollspecDigest", "RollspecModel", "RollspecTesting", "RollspecBenchmarks"],
             resources: [.copy("Resources")]),
         .testTarget(
             name: "RollspecSpeculationTests",

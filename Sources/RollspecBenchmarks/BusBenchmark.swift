@@ -1,5 +1,6 @@
 import Foundation
 import RollspecBus
+import RollspecDigest
 import RollspecTraining
 
 /// Throughput of the bus over tcp loopback, for `rollspec bench bus`.

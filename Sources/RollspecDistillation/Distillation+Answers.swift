@@ -1,5 +1,5 @@
-import CRollspecDigest
 import Foundation
+import RollspecDigest
 import RollspecModel
 import RollspecSpeculation
 
@@ -85,20 +85,16 @@ extension Distillation {
     }
 
     /// The target's weights and precision in 16 hex digits: the first 8 bytes of the bus's
-    /// checkpoint digest (piecewise SHA-256, `CRollspecDigest`) over every tensor's name and
-    /// float32 bytes, then the precision. Any checkpoint that differs in one weight gets another.
+    /// checkpoint digest (`PieceDigest`) over every tensor's name and float32 bytes, then the
+    /// precision. Any checkpoint that differs in one weight gets another.
     var targetFingerprint: String {
-        var context = rs_piece_digest_ctx()
-        rs_piece_digest_init(&context)
+        var digest = PieceDigest()
         for (name, buffer) in target.weights.namedTensors {
-            Array(name.utf8).withUnsafeBytes { rs_piece_digest_update(&context, $0.baseAddress, $0.count) }
-            rs_piece_digest_update(&context, buffer.pointer, buffer.count * MemoryLayout<Float>.size)
+            digest.update(Array(name.utf8))
+            digest.update(UnsafeRawBufferPointer(start: buffer.pointer, count: buffer.count * MemoryLayout<Float>.size))
         }
-        var precision: UInt8 = target.precision == .bfloat16 ? 16 : 32
-        rs_piece_digest_update(&context, &precision, 1)
-        var digest = [UInt8](repeating: 0, count: 32)
-        rs_piece_digest_final(&context, &digest)
-        return digest.prefix(8).map { String(format: "%02x", $0) }.joined()
+        digest.update([UInt8(target.precision == .bfloat16 ? 16 : 32)])
+        return hexString(digest.finalize().prefix(8))
     }
 
     /// The prompt as the target should see it: a user turn (`chatPrompt`) when `chat` is set.

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import RollspecBus
+import RollspecDigest
+import RollspecModel
 
 @Suite("Chunk reassembly") struct ChunkReassemblerTests {
     static let whole = Data((0..<1000).map { UInt8(truncatingIfNeeded: $0 * 7 + 3) })

@@ -1,5 +1,6 @@
 import Foundation
 import RollspecBus
+import RollspecDigest
 
 /// The fixed example messages behind the committed test vectors (Resources/vectors/), and the
 /// JSON form of their decoded fields that docs/wire-protocol.md and the Python cross-check use.
@@ -63,7 +64,6 @@ enum Fixtures {
             ]))),
     ]
 
-    static func hex(_ data: Data) -> String { data.map { String(format: "%02x", $0) }.joined() }
 
     static func bytes(hex: String) -> Data? {
         let chars = Array(hex.utf8)
@@ -110,7 +110,7 @@ enum Fixtures {
 
     static func chunk(_ c: WeightsChunk) -> [(String, JSON)] {
         [("index", .uint(UInt64(c.index))), ("count", .uint(UInt64(c.count))), ("offset", .uint(c.offset)),
-         ("total_size", .uint(c.totalSize)), ("digest", .string(hex(c.digest))), ("bytes", .string(hex(c.bytes)))]
+         ("total_size", .uint(c.totalSize)), ("digest", .string(hexString(c.digest))), ("bytes", .string(hexString(c.bytes)))]
     }
 
     static func ints(_ a: [Int32]) -> JSON { .array(a.map { .int(Int64($0)) }) }

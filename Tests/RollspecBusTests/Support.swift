@@ -1,5 +1,6 @@
 import Foundation
 import RollspecBus
+import RollspecModel
 
 /// Builds an envelope by hand from the documented layout (not through `Envelope.encode`), so
 /// tests can forge any header field and still carry a correct CRC-32C.

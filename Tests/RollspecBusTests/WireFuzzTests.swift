@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import RollspecBus
+import RollspecModel
 
 /// Seeded fuzzing of the decoder. Every corrupted input must be refused with the right kind of
 /// `WireError` — never accepted, never a crash, never a huge allocation.

@@ -1,23 +1,11 @@
 // Shared helpers for the kernel tests: seeded random buffers and a relative comparison.
 
 import RollspecKernels
-
-/// SplitMix64: a tiny seeded generator so every test run sees the same inputs.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import RollspecModel
 
 /// A buffer of `count` uniform values in `range`.
 func randomBuffer(_ count: Int, seed: UInt64, in range: ClosedRange<Float> = -1...1) -> FloatBuffer {
-    var rng = SeededGenerator(seed: seed)
+    var rng = SplitMix64(seed: seed)
     let b = FloatBuffer(count: count)
     for i in 0..<count { b[i] = Float.random(in: range, using: &rng) }
     return b

@@ -1,6 +1,7 @@
 import Foundation
 import RollspecBus
 @testable import RollspecClient
+import RollspecModel
 @testable import RollspecRoles
 import Testing
 
@@ -9,18 +10,6 @@ import Testing
 /// none applied, and the valid traffic must still be served exactly once.
 @Suite(.serialized) struct BrokerFuzzTests {
     typealias BrokerLoop = BrokerTests.BrokerLoop
-
-    /// SplitMix64 (Steele et al. 2014): a seeded generator, so a failure replays exactly.
-    struct SeededRandom: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     /// A DEALER that sends well-formed messages under its own name, or any bytes at all.
     final class Conn {
@@ -172,7 +161,7 @@ import Testing
         #expect(try worker.receive { $0.contains { if case .rolloutRequest(let r) = $0 { r.requestID == "held" } else { false } } })
         worker.inbox.removeAll()
 
-        var rng = SeededRandom(state: 20_251_129)
+        var rng = SplitMix64(seed: 20_251_129)
         var expected: [RejectionReason: UInt64] = [:]
         expected[.unauthorizedMetrics] = 1  // the intruder's snapshot, sent before it claimed a role
         var cases = 0

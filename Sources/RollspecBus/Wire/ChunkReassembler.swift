@@ -1,4 +1,5 @@
 import Foundation
+import RollspecDigest
 
 /// Why a chunk was refused. Nothing already collected is lost by a refused chunk, except
 /// on `digestMismatch`, where the whole transfer is dropped (its bytes cannot be trusted).

@@ -1,5 +1,6 @@
 import Foundation
 import RollspecBus
+import RollspecDigest
 import RollspecClient
 import RollspecLogging
 
@@ -58,14 +59,14 @@ extension Broker {
         // Decided on the frame's size alone, before any byte of it is read.
         guard frame.count <= Self.wireLimits.maxMessageSize else {
             let error = WireError.messageTooLarge(size: frame.count, limit: Self.wireLimits.maxMessageSize)
-            reject(error.reason, "\(error) (connection \(hexIdentity(identity)))", answering: undecoded(frame, from: identity))
+            reject(error.reason, "\(error) (connection \(hexString(identity)))", answering: undecoded(frame, from: identity))
             return nil
         }
         let envelope: Envelope
         do {
             envelope = try Envelope(decoding: frame, limits: Self.wireLimits)
         } catch {
-            reject(rejectionReason(error), "\(error) (connection \(hexIdentity(identity)))", answering: undecoded(frame, from: identity))
+            reject(rejectionReason(error), "\(error) (connection \(hexString(identity)))", answering: undecoded(frame, from: identity))
             return nil
         }
         let offender = Offender(envelope, from: identity)

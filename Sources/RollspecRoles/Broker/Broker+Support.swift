@@ -58,6 +58,3 @@ struct IncomingChunks {
         }
     }
 }
-
-/// A routing identity as hex, for log lines.
-func hexIdentity(_ data: Data) -> String { data.map { String(format: "%02x", $0) }.joined() }

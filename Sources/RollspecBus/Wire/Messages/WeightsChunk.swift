@@ -1,4 +1,5 @@
 import Foundation
+import RollspecDigest
 
 /// One piece of a safetensors file (a policy checkpoint or a draft) sent in chunks.
 ///

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import RollspecBus
+import RollspecModel
+@testable import RollspecDigest
 
 /// The bus's checkpoint digest (wire protocol §4) against values computed with Python's
 /// hashlib (`sha256(b"".join(sha256(piece).digest() for each 1 MiB piece))`), and the
@@ -31,18 +32,18 @@ import Testing
     @Test(arguments: Path.allCases) func shortInputs(path: Path) {
         var empty = path.make()
         // No pieces: the SHA-256 of nothing.
-        #expect(Fixtures.hex(empty.finalize()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(hexString(empty.finalize()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         var abc = path.make()
         abc.update(Array("abc".utf8))
         // One piece: SHA-256 of SHA-256("abc").
-        #expect(Fixtures.hex(abc.finalize()) == "4f8b42c22dd3729b519ba6f68d2da7cc5b2d606d05daed5ad5128cc03e6c6358")
+        #expect(hexString(abc.finalize()) == "4f8b42c22dd3729b519ba6f68d2da7cc5b2d606d05daed5ad5128cc03e6c6358")
     }
 
     @Test(arguments: Path.allCases) func hashlibVectors(path: Path) {
         for (count, digest) in Self.vectors {
             var h = path.make()
             h.update(Self.pattern(count))
-            #expect(Fixtures.hex(h.finalize()) == digest, "\(count) bytes")
+            #expect(hexString(h.finalize()) == digest, "\(count) bytes")
         }
     }
 
@@ -59,7 +60,7 @@ import Testing
                 h.update(bytes[at..<at + span])
                 at += span
             }
-            #expect(Fixtures.hex(h.finalize()) == digest)
+            #expect(hexString(h.finalize()) == digest)
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import RollspecBus
+import RollspecModel
+@testable import RollspecDigest
 
 /// The C SHA-256 (SHA-NI and portable paths) against FIPS 180-4 test vectors and against the
 /// pure-Swift `SHA256.Reference`.
@@ -29,8 +30,8 @@ import Testing
 
     @Test(arguments: Path.allCases) func standardVectors(path: Path) {
         for (message, digest) in Self.vectors {
-            #expect(Fixtures.hex(Self.digest(path, message)) == digest, "\(message.count) bytes")
-            #expect(Fixtures.hex(SHA256.Reference.hash(message)) == digest, "reference, \(message.count) bytes")
+            #expect(hexString(Self.digest(path, message)) == digest, "\(message.count) bytes")
+            #expect(hexString(SHA256.Reference.hash(message)) == digest, "reference, \(message.count) bytes")
         }
     }
 
@@ -39,8 +40,8 @@ import Testing
         var h = path.make()
         let thousand = [UInt8](repeating: UInt8(ascii: "a"), count: 1000)
         for _ in 0..<1000 { h.update(thousand) }
-        #expect(Fixtures.hex(h.finalize()) == expected)
-        #expect(Fixtures.hex(SHA256.hash(Data(repeating: UInt8(ascii: "a"), count: 1_000_000))) == expected)
+        #expect(hexString(h.finalize()) == expected)
+        #expect(hexString(SHA256.hash(Data(repeating: UInt8(ascii: "a"), count: 1_000_000))) == expected)
     }
 
     @Test(arguments: Path.allCases) func randomLengthsMatchReference(path: Path) {

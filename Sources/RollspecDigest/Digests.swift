@@ -27,6 +27,12 @@ extension StreamingDigest {
     }
 }
 
+/// Bytes as lower-case hex, two digits each: how digests (and the broker's routing identities)
+/// are printed.
+public func hexString<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    bytes.map { String(format: "%02x", $0) }.joined()
+}
+
 /// SHA-256 (FIPS 180-4).
 ///
 /// Computed by the `CRollspecDigest` C target: SHA-NI when the CPU has the x86 SHA extensions,
