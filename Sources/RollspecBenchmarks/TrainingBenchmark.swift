@@ -192,4 +192,76 @@ extension TrainingBenchmark {
             times: (0..<2).map { PassTimes(products: models[$0].products, forwardSeconds: median(forward[$0]), backwardSeconds: median(backward[$0])) },
             logitDifference: gap / max(largest, 1e-30), gradientCosine: dot / max((a2 * b2).squareRoot(), 1e-300))
     }
+
+    /// What `eagleDraftStep` measured.
+    public struct DraftStepResult: Sendable, Encodable, CustomStringConvertible {
+        public var sequences: Int
+        public var rows: Int
+        public var headRows: Int
+        public var threads: Int
+        /// Median seconds of a step's forward, losses and backward (no optimiser step), float32
+        /// products first: the baseline of the ratio.
+        public var seconds: [Double]
+        public var products: [WeightPrecision]
+        /// Cosine between the two gradients (every tensor of the draft's own).
+        public var gradientCosine: Double
+
+        public var description: String {
+            var lines = [String(format: "an EAGLE draft's training step: %d sequences, %d rows with losses, head of %d tokens, %d threads",
+                                sequences, rows, headRows, threads),
+                         "products    step ms   ms / row   step ×"]
+            for (p, t) in zip(products, seconds) {
+                lines.append(String(format: "%-10@ %8.1f %10.3f %8.2f", p.rawValue, t * 1e3, t * 1e3 / Double(rows), seconds[0] / t))
+            }
+            lines.append(String(format: "gradients' cosine %.6f", gradientCosine))
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// A feature-level draft's training step as `rollspec distill --draft-kind eagle` takes it:
+    /// the target's last layer as the draft, `sequences` sequences of `tokens` tokens with
+    /// features of unit RMS (their values do not change the cost), every position after the
+    /// first two counting, a head of the first `headRows` tokens, the recipe's losses (KL,
+    /// feature regression, cross-entropy). float32 then bfloat16 products
+    /// (`FeatureDraftTrainer.products`), alternating, `repeats` times each; medians.
+    public static func eagleDraftStep(target: LlamaWeights, sequences: Int = 8, tokens: Int = 150, headRows: Int = 8190,
+                                      repeats: Int = 5, seed: UInt64 = 0) -> DraftStepResult {
+        let c = target.config
+        var rng = RandomSource(seed: seed)
+        let batch = (0..<sequences).map { _ in
+            FeatureExample(tokens: (0..<tokens).map { _ in Int(rng.next() % UInt64(c.vocabSize)) },
+                           features: (0..<((tokens - 1) * c.hiddenSize)).map { _ in Float(rng.nextGaussian()) },
+                           lossMask: (0..<tokens).map { $0 >= 2 })
+        }
+        let vocabulary = Array(0..<min(headRows, c.vocabSize))
+        let trainers = [WeightPrecision.float32, .bfloat16].map { products in
+            let draft = DraftFactory.featureDraft(target, layers: [c.numHiddenLayers - 1])
+            let t = FeatureDraftTrainer(draft: draft, optimizer: AdamWConfig(schedule: .constant(0)),
+                                        outputVocabulary: vocabulary, products: products)
+            t.ceWeight = 1
+            return t
+        }
+        var times = [[Double]](repeating: [], count: 2)
+        var rows = 0
+        for round in 0..<(repeats + 1) {
+            for (i, t) in trainers.enumerated() {
+                let start = Date()
+                let stats = t.computeGradients(batch, noisy: false)
+                if round > 0 { times[i].append(Date().timeIntervalSince(start)) }  // round 0 warms up
+                rows = stats?.tokens ?? 0
+            }
+        }
+        func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+        let (a, b) = (trainers[0].gradientsByName, trainers[1].gradientsByName)
+        var dot = 0.0, a2 = 0.0, b2 = 0.0
+        for (name, x) in a {
+            guard let y = b[name] else { continue }
+            for j in 0..<x.count {
+                dot += Double(x[j]) * Double(y[j]); a2 += Double(x[j]) * Double(x[j]); b2 += Double(y[j]) * Double(y[j])
+            }
+        }
+        return DraftStepResult(sequences: sequences, rows: rows, headRows: vocabulary.count, threads: kernelThreads,
+                               seconds: times.map(median), products: trainers.map(\.products),
+                               gradientCosine: dot / max((a2 * b2).squareRoot(), 1e-300))
+    }
 }

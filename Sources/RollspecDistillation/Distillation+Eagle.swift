@@ -20,7 +20,7 @@ extension Distillation {
         let (totalSteps, schedule) = s.schedule(examples: train.count)
         let vocabulary = DraftVocabulary.frequentTokens(train, limit: s.vocabSubset, always: tokenizer.stopTokenIds)
         let trainer = FeatureDraftTrainer(draft: draft, optimizer: AdamWConfig(schedule: schedule, weightDecay: 0.01, maxGradNorm: 1),
-                                          outputVocabulary: s.vocabSubset > 0 ? vocabulary : nil)
+                                          outputVocabulary: s.vocabSubset > 0 ? vocabulary : nil, products: s.draftProducts)
         trainer.klWeight = s.klWeight
         trainer.featureWeight = s.featureWeight
         trainer.noise = s.featureNoise
@@ -29,8 +29,8 @@ extension Distillation {
         trainer.ceWeight = s.ceWeight
         let trainExamples = train.enumerated().map { featureExample($1, id: $0) }, heldExamples = held.map { featureExample($0) }
         let own = draft.namedTensors.reduce(0) { $0 + $1.buffer.count }
-        console.line(String(format: "eagle draft: layers %@ of the target, %.1fM parameters of its own; %d training answers (%d tokens), %d held out",
-                            chosen.map(String.init).joined(separator: ","), Double(own) / 1e6, train.count,
+        console.line(String(format: "eagle draft: layers %@ of the target, %.1fM parameters of its own, %@ products; %d training answers (%d tokens), %d held out",
+                            chosen.map(String.init).joined(separator: ","), Double(own) / 1e6, s.draftProducts.rawValue, train.count,
                             train.reduce(0) { $0 + $1.answer.count }, held.count))
 
         let (step, log, final, start) = distillLoop(

@@ -1,4 +1,5 @@
 import Foundation
+import RollspecModel
 import RollspecTraining
 
 /// Everything a distillation is told besides its target: the options of `rollspec distill`
@@ -70,6 +71,9 @@ public struct DistillationSettings: Sendable {
     /// `eagle`: share of answer entries that read the draft's guess of their feature kept from
     /// the last epoch instead of the target's (training the second drafted token; no extra cost).
     public var keptGuessShare: Float = 0
+    /// `eagle`: how the draft's training step multiplies (`FeatureDraftTrainer.products`):
+    /// bfloat16 runs its products on AMX tiles or VDPBF16PS, several times as fast.
+    public var draftProducts: WeightPrecision = .float32
 
     /// The defaults, reading `prompts` and writing to `out`.
     public init(prompts: String, out: URL) {
@@ -97,6 +101,9 @@ public struct DistillationSettings: Sendable {
         }
         if keptGuessShare > 0 && draftKind != .eagle {
             throw DistillationError("--kept-guess-share is for --draft-kind eagle: a layer draft reads no features")
+        }
+        if draftProducts == .bfloat16 && draftKind != .eagle {
+            throw DistillationError("--draft-products bfloat16 is for --draft-kind eagle")
         }
         if let totalMinutes, !(totalMinutes > 0) {
             throw DistillationError("--total-minutes must be positive (got \(totalMinutes))")

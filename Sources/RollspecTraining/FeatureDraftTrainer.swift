@@ -96,10 +96,30 @@ public final class FeatureDraftTrainer {
     private var headRows: FloatBuffer
     /// Token id → logits column, with an output vocabulary.
     private var column: [Int: Int] = [:]
+    /// How the step's matrix products run (`init(draft:optimizer:outputVocabulary:products:)`).
+    public let products: WeightPrecision
+    /// With bfloat16 products: fc rounded (`[C, 2C]`) and transposed (`[2C, C]`), rounded
+    /// again after each optimiser step, and the teacher's head rows (frozen).
+    private let fc16: (weight: BFloat16Buffer, transposed: BFloat16Buffer)?
+    private let teacherHead16: BFloat16Buffer?
+    private let backwardScratch = MatmulBackwardScratch()
+    /// `[R, S]` buffers of a step, reused from step to step (tens of MB each: fresh pages
+    /// cost the kernel's zeroing): the draft's logits, the teacher's, and the two losses'
+    /// gradients.
+    private let logitsStorage = ReusableBuffer(step: 1 << 20), teacherStorage = ReusableBuffer(step: 1 << 20)
+    private let klStorage = ReusableBuffer(step: 1 << 20), ceStorage = ReusableBuffer(step: 1 << 20)
 
-    public init(draft: FeatureDraftWeights, optimizer: AdamWConfig, outputVocabulary: [Int]? = nil) {
+    /// - Parameter products: `.bfloat16` runs every matrix product of a step, forward and
+    ///   backward, on bfloat16 values with float32 sums (`TrainingModel.init(weights:products:)`,
+    ///   the draft's restricted head included), the teacher's head too; gradients, the
+    ///   optimiser, norms, attention and the losses stay float32. On AMX tiles a step is several
+    ///   times as fast (`rollspec bench training --eagle-draft`). Held-out figures then also
+    ///   come from the bfloat16 products, except the target's own distribution.
+    public init(draft: FeatureDraftWeights, optimizer: AdamWConfig, outputVocabulary: [Int]? = nil,
+                products: WeightPrecision = .float32) {
         self.draft = draft
-        model = TrainingModel(weights: draft.body)
+        self.products = products
+        model = TrainingModel(weights: draft.body, products: products)
         let frozen: Set<String> = ["model.embed_tokens.weight", "lm_head.weight"]
         self.optimizer = AdamW(parameters: draft.namedTensors, config: optimizer, frozen: frozen)
         gradients = LlamaGradients(config: draft.config)
@@ -117,6 +137,12 @@ public final class FeatureDraftTrainer {
         } else {
             headRows = draft.body.lmHead
         }
+        if products == .bfloat16 {
+            fc16 = (BFloat16Buffer(rounding: draft.fc), BFloat16Buffer(transposing: draft.fc, rows: dim, cols: 2 * dim))
+            teacherHead16 = BFloat16Buffer(rounding: headRows)
+        } else {
+            (fc16, teacherHead16) = (nil, nil)
+        }
     }
 
     /// One optimiser step on `batch`.
@@ -131,6 +157,11 @@ public final class FeatureDraftTrainer {
             _ = run(batch, noisy: true, withGradients: true, accumulate: true, fromLastGuesses: true)
         }
         let stats = optimizer.step(gradients: self.gradientsByName)
+        if let fc16 {
+            model.weightsDidChange()
+            fc16.weight.assign(rounding: draft.fc.pointer)
+            fc16.transposed.transpose(from: draft.fc.pointer, rows: draft.config.hiddenSize, cols: 2 * draft.config.hiddenSize)
+        }
         var out = pass
         out.gradNorm = stats.gradNorm
         out.learningRate = stats.learningRate
@@ -257,8 +288,12 @@ public final class FeatureDraftTrainer {
         }
         if noisy { lastEntriesFromKeptGuesses = fromKept }
         let mixed = FloatBuffer(count: n * dim)
-        matmulForward(mixed.pointer, pairs.pointer, draft.fc.pointer, draft.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
-        let logits = model.forward(sequences, logitRows: rows, inputs: mixed.pointer)
+        if let fc16 {
+            matmulForward(mixed.pointer, pairs.pointer, fc16.weight, draft.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
+        } else {
+            matmulForward(mixed.pointer, pairs.pointer, draft.fc.pointer, draft.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
+        }
+        let logits = model.forward(sequences, logitRows: rows, inputs: mixed.pointer, logitsInto: logitsStorage)
         return Forward(logits: logits, pairs: pairs, entries: n, rows: rows.count, targetFeatureRows: targetFeatureRows,
                        nextTokens: nextTokens)
     }
@@ -285,7 +320,7 @@ public final class FeatureDraftTrainer {
     /// each new policy version without restarting Adam. Settings and the measured feature RMS
     /// carry over too; an output vocabulary does not (the online trainer uses none).
     public func rebound(to target: LlamaWeights) throws -> FeatureDraftTrainer {
-        let next = FeatureDraftTrainer(draft: try draft.ownTensors.bound(to: target), optimizer: optimizer.config)
+        let next = FeatureDraftTrainer(draft: try draft.ownTensors.bound(to: target), optimizer: optimizer.config, products: products)
         next.optimizer.continue(from: optimizer)
         next.klWeight = klWeight
         next.ceWeight = ceWeight
@@ -313,16 +348,18 @@ public final class FeatureDraftTrainer {
         for (i, t) in targetFeatureRows.enumerated() {
             (targets.pointer + i * dim).update(from: batch[t.example].features, count: dim, from: t.position * dim)
         }
-        let teacherLogits = FloatBuffer(count: r * width)
-        matmulForward(teacherLogits.pointer, targets.pointer, headRows.pointer, nil, n: r, inDim: dim, outDim: width)
-        let teacher = FloatBuffer(count: r * width)
-        softmaxForward(teacher.pointer, teacherLogits.pointer, n: r, dim: width)
-        let kl = Loss.distillation(logits: logits, vocab: width, targetProbabilities: teacher)
+        let teacherLogits = teacherStorage.view(count: r * width)
+        if let teacherHead16 {
+            matmulForward(teacherLogits.pointer, targets.pointer, teacherHead16, nil, n: r, inDim: dim, outDim: width)
+        } else {
+            matmulForward(teacherLogits.pointer, targets.pointer, headRows.pointer, nil, n: r, inDim: dim, outDim: width)
+        }
+        let kl = Loss.distillation(logits: logits, vocab: width, targetLogits: teacherLogits, into: klStorage)
         var ce: LossResult?
         if ceWeight > 0 {
             let columns = nextTokens.map { t in outputVocabulary == nil ? t : (column[t] ?? -1) }
             ce = Loss.crossEntropy(logits: logits, vocab: width, targets: columns.map { max($0, 0) },
-                                   rowWeights: columns.map { $0 >= 0 ? ceWeight : 0 })
+                                   rowWeights: columns.map { $0 >= 0 ? ceWeight : 0 }, into: ceStorage)
         }
 
         // Smooth L1 (β = 1) of the guessed feature, summed over channels, mean over rows.
@@ -354,8 +391,13 @@ public final class FeatureDraftTrainer {
             let dMixed = FloatBuffer(count: n * dim)
             model.backward(dLogits.pointer, into: gradients, frozen: ["model.embed_tokens.weight", "lm_head.weight"],
                            dHeadInput: dGuess.pointer, dInputs: dMixed.pointer)
-            matmulBackward(nil, dFc.pointer, dFcBias.pointer, dMixed.pointer, pairs.pointer, draft.fc.pointer,
-                           n: n, inDim: 2 * dim, outDim: dim)
+            if let fc16 {
+                matmulBackward(nil, dFc.pointer, dFcBias.pointer, dMixed.pointer, pairs.pointer, transposedWeight: fc16.transposed,
+                               n: n, inDim: 2 * dim, outDim: dim, scratch: backwardScratch)
+            } else {
+                matmulBackward(nil, dFc.pointer, dFcBias.pointer, dMixed.pointer, pairs.pointer, draft.fc.pointer,
+                               n: n, inDim: 2 * dim, outDim: dim)
+            }
         }
         let klMean = kl.unweightedMean
         return FeatureStepStats(loss: klWeight * klMean + featureWeight * Float(featureLoss) + (ce?.loss ?? 0), kl: klMean,

@@ -59,6 +59,8 @@ public final class TrainingModel {
     ///   attention, norms and every gradient stay float32. With VDPBF16PS the products run ~1.9×
     ///   as fast as `sgemm` (`rollspec bench matmul --bfloat16 --rows 2048`); a GRPO pass on
     ///   SmolLM2 1.3× (`rollspec bench training --model …`, with the transposes on both cores).
+    ///   With an `outputVocabulary` (a draft's restricted head) the head's products are of
+    ///   bfloat16 values too, backward included: its rows are few and usually frozen.
     public init(weights: LlamaWeights, products: WeightPrecision = .float32) {
         self.config = weights.config
         self.weights = weights
@@ -73,11 +75,10 @@ public final class TrainingModel {
     /// The bfloat16 copies, rounded from the current weights; nil for float32 products.
     private func currentRounded() -> RoundedWeights? {
         guard products == .bfloat16 else { return nil }
-        precondition(outputVocabulary == nil, "bfloat16 products take the whole head")
-        if let r = rounded {
+        if let r = rounded, r.outputVocabulary == outputVocabulary {
             if !roundedIsCurrent { r.update(from: weights) }
         } else {
-            rounded = RoundedWeights(weights)
+            rounded = RoundedWeights(weights, outputVocabulary: outputVocabulary)
         }
         roundedIsCurrent = true
         return rounded
@@ -132,7 +133,7 @@ public final class TrainingModel {
             a.layers[0].xIn.pointer.update(from: inputs, count: n * dim)
         } else if let r16 {
             // The embedding rows as a bfloat16 model has them: rounded.
-            b.tokens.withUnsafeBufferPointer { r16.embedding.widenRows($0, width: dim, into: a.layers[0].xIn.pointer) }
+            b.tokens.withUnsafeBufferPointer { r16.embedding(of: weights).widenRows($0, width: dim, into: a.layers[0].xIn.pointer) }
         } else {
             b.tokens.withUnsafeBufferPointer { tokens in
                 embeddingForward(a.layers[0].xIn.pointer, weights.embedding.pointer, tokens: tokens.baseAddress!, n: n, dim: dim)
@@ -240,11 +241,18 @@ public final class TrainingModel {
         zero(g.dNorm, r * dim)
         let headName = c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
         let headFrozen = frozen.contains(headName)
-        if let ids = outputVocabulary, let head = subsetHead {
+        let r16 = products == .bfloat16 ? rounded : nil
+        if let ids = outputVocabulary {
             // Gradient of the gathered rows, scattered back into the full head's gradient.
             let dSubset = headFrozen ? nil : FloatBuffer(count: ids.count * dim)
-            matmulBackward(g.dNorm.pointer, dSubset?.pointer, nil, dLogits, a.xFinal.pointer,
-                           head.pointer, n: r, inDim: dim, outDim: ids.count)
+            if let headT = r16?.headTransposed {
+                matmulBackward(g.dNorm.pointer, dSubset?.pointer, nil, dLogits, a.xFinal.pointer, transposedWeight: headT,
+                               n: r, inDim: dim, outDim: ids.count, scratch: backwardScratch)
+            } else {
+                guard let head = subsetHead else { preconditionFailure("the forward gathered no head rows") }
+                matmulBackward(g.dNorm.pointer, dSubset?.pointer, nil, dLogits, a.xFinal.pointer,
+                               head.pointer, n: r, inDim: dim, outDim: ids.count)
+            }
             if let dSubset {
                 for (j, t) in ids.enumerated() {
                     addInPlace(gradients.lmHead.pointer + Int(t) * dim, dSubset.pointer + j * dim, count: dim)
@@ -256,7 +264,6 @@ public final class TrainingModel {
         }
         if let dHeadInput { addInPlace(g.dNorm.pointer, dHeadInput, count: r * dim) }
         zero(g.dx2, r * dim)
-        let r16 = products == .bfloat16 ? rounded : nil
         rmsNormBackward(g.dx2.pointer, gradients.finalNorm.pointer, g.dNorm.pointer, a.xGathered.pointer,
                         (r16?.finalNorm ?? weights.finalNorm).pointer, n: r, dim: dim, eps: c.rmsNormEps)
         zero(g.dx, n * dim)
@@ -581,9 +588,9 @@ final class Activations {
 }
 
 /// What a `TrainingModel` with bfloat16 products reads in its forward: bfloat16 copies of the
-/// matrices, the head and the embedding, and the norms and biases rounded to bfloat16 (held
-/// as float32), so the forward is a `.bfloat16` `LlamaModel`'s. `update(from:)` rounds new
-/// weights into the same storage.
+/// matrices, the head (or its `outputVocabulary` rows) and the embedding, and the norms and
+/// biases rounded to bfloat16 (held as float32), so the forward is a `.bfloat16`
+/// `LlamaModel`'s. `update(from:)` rounds new weights into the same storage.
 final class RoundedWeights {
     /// A layer's vectors as the forward reads them.
     struct Vectors {
@@ -624,18 +631,51 @@ final class RoundedWeights {
     let transposed: [Transposed]
     let vectors: [Vectors]
     let finalNorm: FloatBuffer
-    /// `[V, C]` the head; for a tied model also the embedding.
+    /// The token ids whose head rows `head` holds (`TrainingModel.outputVocabulary`), or nil
+    /// for all of them.
+    let outputVocabulary: [Int32]?
+    /// `[V, C]` the head (for a tied model also the embedding), or `[S, C]` its rows of
+    /// `outputVocabulary`.
     let head: BFloat16Buffer
-    /// `[V, C]` the embedding: `head` when tied.
-    let embedding: BFloat16Buffer
+    /// `[C, S]` the rows of `outputVocabulary` transposed, for the head's backward; nil for the
+    /// whole head, whose backward stays float32.
+    let headTransposed: BFloat16Buffer?
+    /// `[V, C]` the embedding, rounded when a forward first reads it after `update(from:)`:
+    /// a draft's forward reads features instead, and a tied head of all rows is it already.
+    private var roundedEmbedding: BFloat16Buffer?
+    private var embeddingIsCurrent = false
 
-    init(_ w: LlamaWeights) {
+    init(_ w: LlamaWeights, outputVocabulary: [Int32]? = nil) {
         layers = w.layers.map { RoundedLayer($0, config: w.config) }
         transposed = w.layers.map { Transposed($0, w.config) }
         vectors = w.layers.map(Vectors.init(rounding:))
         finalNorm = w.finalNorm.roundedToBFloat16()
-        head = BFloat16Buffer(rounding: w.lmHead)
-        embedding = w.config.tieWordEmbeddings ? head : BFloat16Buffer(rounding: w.embedding)
+        self.outputVocabulary = outputVocabulary
+        if let ids = outputVocabulary {
+            let rows = Self.gather(ids, of: w)
+            head = BFloat16Buffer(rounding: rows)
+            headTransposed = BFloat16Buffer(transposing: rows, rows: ids.count, cols: w.config.hiddenSize)
+        } else {
+            head = BFloat16Buffer(rounding: w.lmHead)
+            headTransposed = nil
+            if w.config.tieWordEmbeddings { (roundedEmbedding, embeddingIsCurrent) = (head, true) }
+        }
+    }
+
+    /// The head's rows of `ids`, `[S, C]`.
+    private static func gather(_ ids: [Int32], of w: LlamaWeights) -> FloatBuffer {
+        let dim = w.config.hiddenSize
+        return FloatBuffer(count: ids.count * dim) { out in
+            for (j, t) in ids.enumerated() { (out + j * dim).update(from: w.lmHead.pointer + Int(t) * dim, count: dim) }
+        }
+    }
+
+    /// The embedding as the forward reads it, rounded from `w` if it is not yet.
+    func embedding(of w: LlamaWeights) -> BFloat16Buffer {
+        if let e = roundedEmbedding, embeddingIsCurrent { return e }
+        if let e = roundedEmbedding { e.assign(rounding: w.embedding.pointer) } else { roundedEmbedding = BFloat16Buffer(rounding: w.embedding) }
+        embeddingIsCurrent = true
+        return roundedEmbedding!
     }
 
     func update(from w: LlamaWeights) {
@@ -647,8 +687,14 @@ final class RoundedWeights {
             for case let (copy?, weight?) in [(v.bq, l.bq), (v.bk, l.bk), (v.bv, l.bv)] { roundInto(copy, weight) }
         }
         roundInto(finalNorm, w.finalNorm)
-        BFloat16Buffer.round(w.lmHead.pointer, count: w.lmHead.count, into: head.pointer)
-        if embedding !== head { BFloat16Buffer.round(w.embedding.pointer, count: w.embedding.count, into: embedding.pointer) }
+        if let ids = outputVocabulary, let headTransposed {
+            let rows = Self.gather(ids, of: w)
+            head.assign(rounding: rows.pointer)
+            headTransposed.transpose(from: rows.pointer, rows: ids.count, cols: w.config.hiddenSize)
+        } else {
+            head.assign(rounding: w.lmHead.pointer)
+        }
+        if roundedEmbedding !== head { embeddingIsCurrent = false }
     }
 
     private func roundInto(_ copy: FloatBuffer, _ weight: FloatBuffer) {

@@ -350,11 +350,17 @@ struct BenchTrainingCommand: ParsableCommand {
             vocab 8192, dim 256, 6 layers, 8/4 heads, ffn 768, tied head; batches of 8 x 128 tokens, logits and \
             cross-entropy on every position. With --model: a GRPO update's pass on that checkpoint (--groups groups \
             of 8 responses continuing their prompt, logits on every response token), float32 products against \
-            bfloat16 products (the learner with bfloat16 workers), alternating, in the same run.
+            bfloat16 products (the learner with bfloat16 workers), alternating, in the same run. With --model and \
+            --eagle-draft: an EAGLE draft's training step on that target instead (`rollspec distill --draft-kind \
+            eagle`: its last layer, a head of 8,190 tokens, 8 sequences of 150 tokens), float32 against bfloat16 \
+            products (`--draft-products`), alternating, in the same run.
             """)
 
     @Option(name: .long, help: "A checkpoint (HF directory or .gguf): time a GRPO update's pass on it instead.")
     var model: String?
+
+    @Flag(name: .long, help: "With --model: time an EAGLE draft's training step on it (float32 against bfloat16 products).")
+    var eagleDraft = false
 
     @Option(name: .long, help: "With --model: groups of 8 responses in the pass.")
     var groups: Int = 2
@@ -380,12 +386,19 @@ struct BenchTrainingCommand: ParsableCommand {
                 throw ValidationError("--groups, --prompt-tokens and --steps must be at least 1, --response-tokens at least 2")
             }
             let loaded = try LoadedModel.load(try ModelOptions.parse(["--model", model]))
+            if eagleDraft {
+                let r = TrainingBenchmark.eagleDraftStep(target: loaded.model.weights, repeats: steps)
+                print("machine: \(MachineRecord.current().summary)")
+                print(json ? String(decoding: try JSONEncoder().encode(r), as: UTF8.self) : r.description)
+                return
+            }
             let r = TrainingBenchmark.policyPass(weights: loaded.model.weights, groups: groups, promptTokens: promptTokens,
                                                  responseTokens: responseTokens, repeats: steps)
             print("machine: \(MachineRecord.current().summary)")
             print(json ? String(decoding: try JSONEncoder().encode(r), as: UTF8.self) : r.description)
             return
         }
+        if eagleDraft { throw ValidationError("--eagle-draft needs --model (the target whose draft is timed)") }
         let r = TrainingBenchmark.throughput(steps: steps)
         if json {
             struct Out: Encodable {

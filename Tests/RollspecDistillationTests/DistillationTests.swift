@@ -348,6 +348,11 @@ import Testing
             try settings.validate()
         }
         settings = DistillationSettings(prompts: "p", out: URL(fileURLWithPath: "/nonexistent"))
+        settings.draftProducts = .bfloat16
+        #expect(throws: DistillationError("--draft-products bfloat16 is for --draft-kind eagle")) { try settings.validate() }
+        settings.draftKind = .eagle
+        try settings.validate()
+        settings = DistillationSettings(prompts: "p", out: URL(fileURLWithPath: "/nonexistent"))
         settings.answerBatch = 0
         #expect(throws: DistillationError("--batch-size, --answer-batch, --epochs, --minutes and --eval-every must be positive")) {
             try settings.validate()

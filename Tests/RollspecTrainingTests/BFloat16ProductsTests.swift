@@ -94,4 +94,56 @@ import Testing
         }
         #expect(largest > 1e-4, "bfloat16 products round: some gradient must move (\(largest))")
     }
+
+    /// With an output vocabulary (a draft's restricted head) the logits are the whole bfloat16
+    /// model's at those tokens, the head's rows follow the weights after `weightsDidChange()`,
+    /// and the head's gradient, scattered back to the rows of those tokens, is the float32
+    /// model's to bfloat16's precision (nothing elsewhere).
+    @Test func anOutputVocabularyIsTheWholeHeadsColumns() throws {
+        let c = Case(tied: false, bias: false)
+        let config = Self.config(c)
+        let weights = TinyModels.randomWeights(config: config, seed: 24, scale: 1)
+        let (shared, continuing, _, rows) = SharedPrefixTests.batches()
+        let ids: [Int32] = Array(0..<Int32(config.vocabSize)).filter { $0 % 3 != 1 }
+        let whole = TrainingModel(weights: weights, products: .bfloat16)
+            .forward(shared, continuing: continuing, logitRows: rows.map(\.shared))
+        let model = TrainingModel(weights: weights, products: .bfloat16)
+        model.outputVocabulary = ids
+        let logits = model.forward(shared, continuing: continuing, logitRows: rows.map(\.shared))
+        var worst: Float = 0
+        for i in rows.indices {
+            for (j, t) in ids.enumerated() { worst = max(worst, abs(logits[i * ids.count + j] - whole[i * config.vocabSize + Int(t)])) }
+        }
+        #expect(worst < 1e-5, "against the whole head's columns: \(worst)")
+
+        for i in 0..<weights.lmHead.count { weights.lmHead[i] *= 1.5 }
+        model.weightsDidChange()
+        let scaled = model.forward(shared, continuing: continuing, logitRows: rows.map(\.shared))
+        let wholeScaled = TrainingModel(weights: weights, products: .bfloat16)
+            .forward(shared, continuing: continuing, logitRows: rows.map(\.shared))
+        worst = 0
+        for i in rows.indices {
+            for (j, t) in ids.enumerated() { worst = max(worst, abs(scaled[i * ids.count + j] - wholeScaled[i * config.vocabSize + Int(t)])) }
+        }
+        #expect(worst < 1e-5, "after the head changed: \(worst)")
+
+        func headGradient(_ products: WeightPrecision) -> [Float] {
+            let m = TrainingModel(weights: weights, products: products)
+            m.outputVocabulary = ids
+            let z = m.forward(shared, continuing: continuing, logitRows: rows.map(\.shared))
+            let targets = rows.map { r in ids.firstIndex(of: Int32(r.target)) ?? 0 }
+            let loss = Loss.crossEntropy(logits: z, vocab: ids.count, targets: targets)
+            let g = LlamaGradients(config: config)
+            m.backward(loss.dLogits.pointer, into: g)
+            return g.lmHead.array
+        }
+        let float = headGradient(.float32), bf16 = headGradient(.bfloat16)
+        func norm(_ x: some Sequence<Float>) -> Float { x.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+        let diff = norm(zip(bf16, float).map { $0 - $1 }), size = norm(float)
+        #expect(size > 0 && diff <= 0.03 * size, "head gradient differs by \(diff) of \(size)")
+        #expect(diff > 1e-4 * size, "bfloat16 products round: the head's gradient must move (\(diff))")
+        let dim = config.hiddenSize
+        let outside = (0..<config.vocabSize).filter { !ids.contains(Int32($0)) }
+        #expect(outside.allSatisfy { t in (0..<dim).allSatisfy { bf16[t * dim + $0] == 0 } }, "rows outside the vocabulary get nothing")
+    }
 }

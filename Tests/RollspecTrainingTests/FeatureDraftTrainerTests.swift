@@ -52,6 +52,41 @@ import Testing
         }
     }
 
+    /// bfloat16 products (`products: .bfloat16`) give the float32 step's gradient to
+    /// bfloat16's precision, tensor by tensor, restricted head included; and after a step the
+    /// rounded copies are the new weights' (a trainer made afresh on them evaluates the same).
+    @Test(arguments: [nil, Array(0..<32).filter { $0 % 3 != 1 }])
+    func bfloat16ProductsGiveTheFloatGradient(vocabulary: [Int]?) throws {
+        let batch = try Self.examples(count: 3, length: 9, seed: 1)
+        func make(_ products: WeightPrecision) -> FeatureDraftTrainer {
+            let draft = DraftFactory.featureDraft(Self.target, layers: [1], embeddingScale: 1, featureScale: 0.5)
+            let t = FeatureDraftTrainer(draft: draft, optimizer: AdamWConfig(schedule: .constant(3e-3), weightDecay: 0),
+                                        outputVocabulary: vocabulary, products: products)
+            (t.featureWeight, t.ceWeight) = (0.3, 0.5)
+            return t
+        }
+        let float = make(.float32), bf16 = make(.bfloat16)
+        _ = float.computeGradients(batch, noisy: false)
+        _ = bf16.computeGradients(batch, noisy: false)
+        let want = float.gradientsByName, got = bf16.gradientsByName
+        func norm(_ x: [Float]) -> Float { x.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+        let overall = norm(want.values.flatMap(\.array))
+        var largest: Float = 0
+        for (name, g) in got {
+            let w = try #require(want[name]).array
+            let diff = norm(zip(g.array, w).map { $0 - $1 }), size = norm(w)
+            #expect(diff <= 0.03 * size + 1e-3 * overall, "\(name): differs by \(diff) of \(size)")
+            largest = max(largest, diff / max(size, 1e-12))
+        }
+        #expect(largest > 1e-4, "bfloat16 products round: some gradient must move (\(largest))")
+
+        _ = bf16.step(batch)
+        let fresh = FeatureDraftTrainer(draft: try bf16.draft.ownTensors.bound(to: Self.target), optimizer: AdamWConfig(schedule: .constant(0)),
+                                        outputVocabulary: vocabulary, products: .bfloat16)
+        (fresh.featureWeight, fresh.ceWeight) = (0.3, 0.5)
+        #expect(bf16.evaluate(batch).loss == fresh.evaluate(batch).loss, "the stepped trainer's copies are its new weights'")
+    }
+
     @Test func aGradientWithoutTheFeatureTermFailsTheCheck() throws {
         // The check above must see the feature regression: analytic gradients taken without it
         // disagree with finite differences of the loss that has it.

@@ -26,20 +26,33 @@ import Testing
         for v in 0..<Self.vocab { #expect(r.dLogits[Self.vocab + v] == 0) }
     }
 
-    @Test func distillationFullDistribution() {
+    @Test func distillationFromTargetLogits() {
         let z = Self.logits()
-        let p = randomBuffer(Self.rows * Self.vocab, seed: 32, scale: 1)
-        softmaxForward(p.pointer, p.pointer, n: Self.rows, dim: Self.vocab)
-        let r = Loss.distillation(logits: z, vocab: Self.vocab, targetProbabilities: p)
-        // KL(p‖p) = 0 and KL ≥ 0.
-        #expect(r.rowLosses.allSatisfy { $0 >= 0 })
-        let same = Loss.distillation(logits: z, vocab: Self.vocab,
-                                     targetProbabilities: { let q = FloatBuffer(count: z.count); softmaxForward(q.pointer, z.pointer, n: Self.rows, dim: Self.vocab); return q }())
-        #expect(abs(same.loss) < 1e-6)
+        let t = randomBuffer(Self.rows * Self.vocab, seed: 32, scale: 1)
+        let r = Loss.distillation(logits: z, vocab: Self.vocab, targetLogits: t)
+        // Against the definition, Σ p log(p / q), summed in Double from the two softmaxes.
+        let p = FloatBuffer(count: z.count), q = FloatBuffer(count: z.count)
+        softmaxForward(p.pointer, t.pointer, n: Self.rows, dim: Self.vocab)
+        softmaxForward(q.pointer, z.pointer, n: Self.rows, dim: Self.vocab)
+        for row in 0..<Self.rows {
+            let kl = (0..<Self.vocab).reduce(0.0) { acc, x in
+                let i = row * Self.vocab + x
+                return acc + Double(p[i]) * (log(Double(p[i])) - log(Double(q[i])))
+            }
+            #expect(abs(Double(r.rowLosses[row]) - kl) < 1e-5, "row \(row)")
+        }
+        // KL(p‖p) = 0.
+        #expect(abs(Loss.distillation(logits: z, vocab: Self.vocab, targetLogits: z).loss) < 1e-6)
         let res = GradientChecker.check(parameter: z, analytic: r.dLogits) {
-            Double(Loss.distillation(logits: z, vocab: Self.vocab, targetProbabilities: p).loss)
+            Double(Loss.distillation(logits: z, vocab: Self.vocab, targetLogits: t).loss)
         }
         #expect(res.passes(tolerance: 1e-2), "\(res)")
+        // Reused storage gives the same figures.
+        let storage = ReusableBuffer(step: 64)
+        _ = Loss.distillation(logits: t, vocab: Self.vocab, targetLogits: z, into: storage)
+        let again = Loss.distillation(logits: z, vocab: Self.vocab, targetLogits: t, into: storage)
+        #expect(again.rowLosses == r.rowLosses)
+        #expect((0..<z.count).allSatisfy { again.dLogits[$0] == r.dLogits[$0] })
     }
 
     static let topK: [[TopKProbability]] = [

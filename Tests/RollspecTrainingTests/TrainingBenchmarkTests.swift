@@ -31,6 +31,16 @@ import Testing
         #expect(r.gradientCosine > 0.99 && r.gradientCosine < 1, "\(r)")
     }
 
+    /// `rollspec bench training --model … --eagle-draft`: both precisions timed on one step,
+    /// their gradients pointing the same way but not identical.
+    @Test func eagleDraftStepTimesBothPrecisions() {
+        let weights = TinyModels.randomWeights(config: TinyModels.llamaConfig(), seed: 5)
+        let r = TrainingBenchmark.eagleDraftStep(target: weights, sequences: 2, tokens: 9, headRows: 20, repeats: 1)
+        #expect(r.rows == 2 * 6 && r.headRows == 20, "\(r)")
+        #expect(r.products == [.float32, .bfloat16] && r.seconds.allSatisfy { $0 > 0 })
+        #expect(r.gradientCosine > 0.99 && r.gradientCosine < 1, "\(r)")
+    }
+
     @Test func overfitBound() {
         let weights = DraftFactory.scratch(config: DraftTrainerTests.config, seed: 1, std: 0.1)
         let trainer = DraftTrainer(

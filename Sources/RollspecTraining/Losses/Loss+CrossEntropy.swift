@@ -8,9 +8,12 @@ extension Loss {
     ///   - targets: `[R]` token ids.
     ///   - mask: `[R]` rows that count (default all).
     ///   - rowWeights: `[R]` per-row weights (default 1).
+    ///   - storage: where the gradient goes, reused from call to call (a view of it); nil
+    ///     allocates it.
     /// - Returns: loss = Σ w_r ℓ_r / #counted and dLogits = w_r (softmax − onehot) / #counted.
     public static func crossEntropy(
-        logits: FloatBuffer, vocab: Int, targets: [Int], mask: [Bool]? = nil, rowWeights: [Float]? = nil
+        logits: FloatBuffer, vocab: Int, targets: [Int], mask: [Bool]? = nil, rowWeights: [Float]? = nil,
+        into storage: ReusableBuffer? = nil
     ) -> LossResult {
         let rows = logits.count / vocab
         precondition(targets.count == rows, "targets has \(targets.count) rows, logits \(rows)")
@@ -20,7 +23,8 @@ extension Loss {
             return counted[r] ? Int32(targets[r]) : -1
         }
         var losses = [Float](repeating: 0, count: rows)
-        let dLogits = FloatBuffer(count: rows * vocab) { _ in }  // written in full by the fused forward
+        // Written in full by the fused forward.
+        let dLogits = storage?.view(count: rows * vocab) ?? FloatBuffer(count: rows * vocab) { _ in }
         t32.withUnsafeBufferPointer { t in
             losses.withUnsafeMutableBufferPointer { l in
                 softmaxCrossEntropyForward(l.baseAddress!, dLogits.pointer, logits.pointer, targets: t.baseAddress!, n: rows, vocab: vocab)

@@ -16,35 +16,39 @@ public enum TopKTreatment: String, Codable, Sendable {
 }
 
 extension Loss {
-    /// Forward KL(p ‖ q) of the model's q = softmax(logits) from a target's full distribution.
+    /// Forward KL(p ‖ q) of the model's q = softmax(logits) from a target given by its logits,
+    /// p = softmax(targetLogits), with no logarithm per entry:
+    /// ℓ_r = Σ_x p (log p − log q) = Σ_x p (t_x − z_x) + lse(z) − lse(t).
     ///
     /// - Parameters:
     ///   - logits: `[R, V]` model logits.
-    ///   - targetProbabilities: `[R, V]` target probabilities p (rows summing to 1).
-    /// - Returns: ℓ_r = Σ_x p log(p/q); ∂ℓ_r/∂z = (Σp)·q − p, scaled as in `LossResult`.
+    ///   - targetLogits: `[R, V]` the target's logits.
+    ///   - storage: where the gradient goes, reused from call to call (a view of it, valid until
+    ///     its next use); nil allocates it. A draft's step makes `[R, V]` of them, tens of MB,
+    ///     and fresh pages cost the kernel's zeroing.
+    /// - Returns: ℓ_r; ∂ℓ_r/∂z = q − p, scaled as in `LossResult`.
     public static func distillation(
-        logits: FloatBuffer, vocab: Int, targetProbabilities: FloatBuffer,
-        mask: [Bool]? = nil, rowWeights: [Float]? = nil
+        logits: FloatBuffer, vocab: Int, targetLogits: FloatBuffer,
+        mask: [Bool]? = nil, rowWeights: [Float]? = nil, into storage: ReusableBuffer? = nil
     ) -> LossResult {
         let rows = logits.count / vocab
-        precondition(targetProbabilities.count == logits.count, "target probabilities must be [R, V] like the logits")
+        precondition(targetLogits.count == logits.count, "target logits must be [R, V] like the logits")
         let (scales, counted, count) = rowScales(rows: rows, mask: mask, rowWeights: rowWeights)
-        let q = FloatBuffer(count: rows * vocab) { softmaxForward($0, logits.pointer, n: rows, dim: vocab) }
+        let q = storage?.view(count: rows * vocab) ?? FloatBuffer(count: rows * vocab)
+        softmaxForward(q.pointer, logits.pointer, n: rows, dim: vocab)
+        let p = FloatBuffer(count: vocab)
         var losses = [Float](repeating: 0, count: rows)
         var loss: Double = 0
         for r in 0..<rows {
-            let z = logits.pointer + r * vocab, qr = q.pointer + r * vocab, p = targetProbabilities.pointer + r * vocab
+            let z = logits.pointer + r * vocab, t = targetLogits.pointer + r * vocab, qr = q.pointer + r * vocab
             guard counted[r] else { memset(qr, 0, vocab * 4); continue }
-            let lse = logSumExp(logits: z, vocab: vocab)
-            var kl: Double = 0, mass: Double = 0
-            for x in 0..<vocab where p[x] > 0 {
-                kl += Double(p[x]) * (log(Double(p[x])) - (Double(z[x]) - lse))
-                mass += Double(p[x])
-            }
+            softmaxForward(p.pointer, t, n: 1, dim: vocab)
+            let cross = Double(dotProduct(p.pointer, t, count: vocab)) - Double(dotProduct(p.pointer, z, count: vocab))
+            let kl = max(0, cross + logSumExp(logits: z, vocab: vocab) - logSumExp(logits: t, vocab: vocab))
             losses[r] = Float(kl)
             loss += Double(scales[r]) * kl
-            let s = scales[r], m = Float(mass)
-            for x in 0..<vocab { qr[x] = s * (m * qr[x] - p[x]) }
+            let s = scales[r]
+            for x in 0..<vocab { qr[x] = s * (qr[x] - p[x]) }
         }
         return LossResult(loss: Float(loss), dLogits: q, rowLosses: losses, count: count)
     }
