@@ -190,19 +190,20 @@ public struct TransposedInput {
 /// Both products run through the bf16 kernel: the first against `transposedWeight`
 /// (`[C, OC]`, bf16(weightᵀ)), the second against the input transposed and rounded here, or
 /// `transposedInput` when the caller made it once for several products of this input.
-/// Any gradient may be nil to skip it.
+/// Any gradient may be nil to skip it; without `dInput`, `transposedWeight` may be nil too.
 public func matmulBackward(
     _ dInput: UnsafeMutablePointer<Float>?, _ dWeight: UnsafeMutablePointer<Float>?,
     _ dBias: UnsafeMutablePointer<Float>?, _ dOut: UnsafePointer<Float>,
-    _ input: UnsafePointer<Float>, transposedWeight: BFloat16Buffer, transposedInput: TransposedInput? = nil,
+    _ input: UnsafePointer<Float>, transposedWeight: BFloat16Buffer?, transposedInput: TransposedInput? = nil,
     n: Int, inDim: Int, outDim: Int, scratch: MatmulBackwardScratch
 ) {
-    precondition(transposedWeight.count == inDim * outDim, "bf16 weight has \(transposedWeight.count) values, expected \(inDim)×\(outDim)")
+    precondition(transposedWeight.map { $0.count == inDim * outDim } ?? (dInput == nil),
+                 "dInput needs the transposed weight, [\(inDim), \(outDim)]; got \(transposedWeight?.count ?? 0) values")
     guard n > 0 else { return }
     if let dBias {
         for r in 0..<n { rs_add_inplace(dBias, dOut + r * outDim, Int64(outDim)) }
     }
-    if let dInput {
+    if let dInput, let transposedWeight {
         let product = scratch.product.view(count: n * inDim)
         rs_matmul_skinny_bf16(product.pointer, dOut, transposedWeight.pointer, nil, Int64(n), Int64(outDim), Int64(inDim), 1)
         rs_add_inplace(dInput, product.pointer, Int64(n * inDim))

@@ -98,9 +98,10 @@ public final class FeatureDraftTrainer {
     private var column: [Int: Int] = [:]
     /// How the step's matrix products run (`init(draft:optimizer:outputVocabulary:products:)`).
     public let products: WeightPrecision
-    /// With bfloat16 products: fc rounded (`[C, 2C]`) and transposed (`[2C, C]`), rounded
-    /// again after each optimiser step, and the teacher's head rows (frozen).
-    private let fc16: (weight: BFloat16Buffer, transposed: BFloat16Buffer)?
+    /// With bfloat16 products: fc rounded (`[C, 2C]`; again after each optimiser step: its
+    /// backward needs no transposed copy, as nothing comes before it), and the teacher's head
+    /// rows (frozen).
+    private let fc16: BFloat16Buffer?
     private let teacherHead16: BFloat16Buffer?
     private let backwardScratch = MatmulBackwardScratch()
     /// `[R, S]` buffers of a step, reused from step to step (tens of MB each: fresh pages
@@ -138,7 +139,7 @@ public final class FeatureDraftTrainer {
             headRows = draft.body.lmHead
         }
         if products == .bfloat16 {
-            fc16 = (BFloat16Buffer(rounding: draft.fc), BFloat16Buffer(transposing: draft.fc, rows: dim, cols: 2 * dim))
+            fc16 = BFloat16Buffer(rounding: draft.fc)
             teacherHead16 = BFloat16Buffer(rounding: headRows)
         } else {
             (fc16, teacherHead16) = (nil, nil)
@@ -159,8 +160,7 @@ public final class FeatureDraftTrainer {
         let stats = optimizer.step(gradients: self.gradientsByName)
         if let fc16 {
             model.weightsDidChange()
-            fc16.weight.assign(rounding: draft.fc.pointer)
-            fc16.transposed.transpose(from: draft.fc.pointer, rows: draft.config.hiddenSize, cols: 2 * draft.config.hiddenSize)
+            fc16.assign(rounding: draft.fc.pointer)
         }
         var out = pass
         out.gradNorm = stats.gradNorm
@@ -289,7 +289,7 @@ public final class FeatureDraftTrainer {
         if noisy { lastEntriesFromKeptGuesses = fromKept }
         let mixed = FloatBuffer(count: n * dim)
         if let fc16 {
-            matmulForward(mixed.pointer, pairs.pointer, fc16.weight, draft.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
+            matmulForward(mixed.pointer, pairs.pointer, fc16, draft.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
         } else {
             matmulForward(mixed.pointer, pairs.pointer, draft.fc.pointer, draft.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
         }
@@ -391,8 +391,8 @@ public final class FeatureDraftTrainer {
             let dMixed = FloatBuffer(count: n * dim)
             model.backward(dLogits.pointer, into: gradients, frozen: ["model.embed_tokens.weight", "lm_head.weight"],
                            dHeadInput: dGuess.pointer, dInputs: dMixed.pointer)
-            if let fc16 {
-                matmulBackward(nil, dFc.pointer, dFcBias.pointer, dMixed.pointer, pairs.pointer, transposedWeight: fc16.transposed,
+            if fc16 != nil {
+                matmulBackward(nil, dFc.pointer, dFcBias.pointer, dMixed.pointer, pairs.pointer, transposedWeight: nil,
                                n: n, inDim: 2 * dim, outDim: dim, scratch: backwardScratch)
             } else {
                 matmulBackward(nil, dFc.pointer, dFcBias.pointer, dMixed.pointer, pairs.pointer, draft.fc.pointer,
