@@ -177,20 +177,13 @@ extension TrainingBenchmark {
                 backward[i].append(end.timeIntervalSince(mid))
             }
         }
-        func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
         let largest = logits[0].reduce(0) { max($0, abs($1)) }
         let gap = zip(logits[0], logits[1]).reduce(0) { max($0, abs($1.0 - $1.1)) }
-        var dot = 0.0, a2 = 0.0, b2 = 0.0
-        for (a, b) in zip(gradients[0].namedTensors, gradients[1].namedTensors) {
-            for j in 0..<a.buffer.count {
-                let x = Double(a.buffer[j]), y = Double(b.buffer[j])
-                dot += x * y; a2 += x * x; b2 += y * y
-            }
-        }
         return PolicyPassResult(
             rows: offset, responseTokens: logitRows.count, threads: kernelThreads,
             times: (0..<2).map { PassTimes(products: models[$0].products, forwardSeconds: median(forward[$0]), backwardSeconds: median(backward[$0])) },
-            logitDifference: gap / max(largest, 1e-30), gradientCosine: dot / max((a2 * b2).squareRoot(), 1e-300))
+            logitDifference: gap / max(largest, 1e-30),
+            gradientCosine: cosine(zip(gradients[0].namedTensors, gradients[1].namedTensors).map { ($0.buffer, $1.buffer) }))
     }
 
     /// What `eagleDraftStep` measured.
@@ -251,17 +244,23 @@ extension TrainingBenchmark {
                 rows = stats?.tokens ?? 0
             }
         }
-        func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
         let (a, b) = (trainers[0].gradientsByName, trainers[1].gradientsByName)
-        var dot = 0.0, a2 = 0.0, b2 = 0.0
-        for (name, x) in a {
-            guard let y = b[name] else { continue }
-            for j in 0..<x.count {
-                dot += Double(x[j]) * Double(y[j]); a2 += Double(x[j]) * Double(x[j]); b2 += Double(y[j]) * Double(y[j])
-            }
-        }
         return DraftStepResult(sequences: sequences, rows: rows, headRows: vocabulary.count, threads: kernelThreads,
                                seconds: times.map(median), products: trainers.map(\.products),
-                               gradientCosine: dot / max((a2 * b2).squareRoot(), 1e-300))
+                               gradientCosine: cosine(a.compactMap { name, x in b[name].map { (x, $0) } }))
+    }
+
+    private static func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+
+    /// The cosine between two gradients given tensor by tensor as pairs, summed in Double.
+    private static func cosine(_ pairs: [(FloatBuffer, FloatBuffer)]) -> Double {
+        var dot = 0.0, a2 = 0.0, b2 = 0.0
+        for (a, b) in pairs {
+            for j in 0..<a.count {
+                let x = Double(a[j]), y = Double(b[j])
+                dot += x * y; a2 += x * x; b2 += y * y
+            }
+        }
+        return dot / max((a2 * b2).squareRoot(), 1e-300)
     }
 }

@@ -132,9 +132,7 @@ public final class FeatureDraftTrainer {
             column = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
             model.outputVocabulary = ids.map { Int32($0) }
             headRows = FloatBuffer(count: ids.count * dim)
-            for (j, t) in ids.enumerated() {
-                (headRows.pointer + j * dim).update(from: draft.body.lmHead.pointer + t * dim, count: dim)
-            }
+            gatherRows(headRows, draft.body.lmHead, ids, width: dim)
         } else {
             headRows = draft.body.lmHead
         }

@@ -382,11 +382,6 @@ public final class TrainingModel {
     }
 
     /// `out[j] = from[rows[j]]`, rows of `width` floats.
-    private func gatherRows(_ out: FloatBuffer, _ from: FloatBuffer, _ rows: [Int], width: Int) {
-        for (j, row) in rows.enumerated() {
-            (out.pointer + j * width).update(from: from.pointer + row * width, count: width)
-        }
-    }
 
     /// `[R, C]` the last forward's head input (the final norm's output) of its logit rows.
     public var headInput: UnsafePointer<Float> {
@@ -397,11 +392,8 @@ public final class TrainingModel {
     /// The head the logits come from: the whole head, or its `outputVocabulary` rows.
     private var headRows: FloatBuffer {
         guard let ids = outputVocabulary else { return weights.lmHead }
-        let dim = config.hiddenSize
-        let head = subsetHead ?? FloatBuffer(count: ids.count * dim)
-        for (j, t) in ids.enumerated() {
-            (head.pointer + j * dim).update(from: weights.lmHead.pointer + Int(t) * dim, count: dim)
-        }
+        let head = subsetHead ?? FloatBuffer(count: ids.count * config.hiddenSize)
+        gatherRows(head, weights.lmHead, ids, width: config.hiddenSize)
         subsetHead = head
         return head
     }
@@ -664,10 +656,9 @@ final class RoundedWeights {
 
     /// The head's rows of `ids`, `[S, C]`.
     private static func gather(_ ids: [Int32], of w: LlamaWeights) -> FloatBuffer {
-        let dim = w.config.hiddenSize
-        return FloatBuffer(count: ids.count * dim) { out in
-            for (j, t) in ids.enumerated() { (out + j * dim).update(from: w.lmHead.pointer + Int(t) * dim, count: dim) }
-        }
+        let rows = FloatBuffer(count: ids.count * w.config.hiddenSize)
+        gatherRows(rows, w.lmHead, ids, width: w.config.hiddenSize)
+        return rows
     }
 
     /// The embedding as the forward reads it, rounded from `w` if it is not yet.
@@ -700,5 +691,12 @@ final class RoundedWeights {
     private func roundInto(_ copy: FloatBuffer, _ weight: FloatBuffer) {
         copy.pointer.update(from: weight.pointer, count: weight.count)
         roundToBFloat16(copy.pointer, count: copy.count)
+    }
+}
+
+/// Rows `rows` of `from` (`[·, width]`) one after another into `out` (`[rows.count, width]`).
+func gatherRows<Index: BinaryInteger>(_ out: FloatBuffer, _ from: FloatBuffer, _ rows: [Index], width: Int) {
+    for (j, row) in rows.enumerated() {
+        (out.pointer + j * width).update(from: from.pointer + Int(row) * width, count: width)
     }
 }
