@@ -214,10 +214,11 @@ extension TrainingBenchmark {
     /// A feature-level draft's training step as `rollspec distill --draft-kind eagle` takes it:
     /// the target's last layer as the draft, `sequences` sequences of `tokens` tokens with
     /// features of unit RMS (their values do not change the cost), every position after the
-    /// first two counting, a head of the first `headRows` tokens, the recipe's losses (KL,
+    /// first two counting, a head of the first `headRows` tokens (nil: the whole head, as the
+    /// speculator trainer trains online), the recipe's losses (KL,
     /// feature regression, cross-entropy). float32 then bfloat16 products
     /// (`FeatureDraftTrainer.products`), alternating, `repeats` times each; medians.
-    public static func eagleDraftStep(target: LlamaWeights, sequences: Int = 8, tokens: Int = 150, headRows: Int = 8190,
+    public static func eagleDraftStep(target: LlamaWeights, sequences: Int = 8, tokens: Int = 150, headRows: Int? = 8190,
                                       repeats: Int = 5, seed: UInt64 = 0) -> DraftStepResult {
         let c = target.config
         var rng = RandomSource(seed: seed)
@@ -226,7 +227,7 @@ extension TrainingBenchmark {
                            features: (0..<((tokens - 1) * c.hiddenSize)).map { _ in Float(rng.nextGaussian()) },
                            lossMask: (0..<tokens).map { $0 >= 2 })
         }
-        let vocabulary = Array(0..<min(headRows, c.vocabSize))
+        let vocabulary = headRows.map { Array(0..<min($0, c.vocabSize)) }
         let trainers = [WeightPrecision.float32, .bfloat16].map { products in
             let draft = DraftFactory.featureDraft(target, layers: [c.numHiddenLayers - 1])
             let t = FeatureDraftTrainer(draft: draft, optimizer: AdamWConfig(schedule: .constant(0)),
@@ -245,7 +246,7 @@ extension TrainingBenchmark {
             }
         }
         let (a, b) = (trainers[0].gradientsByName, trainers[1].gradientsByName)
-        return DraftStepResult(sequences: sequences, rows: rows, headRows: vocabulary.count, threads: kernelThreads,
+        return DraftStepResult(sequences: sequences, rows: rows, headRows: vocabulary?.count ?? c.vocabSize, threads: kernelThreads,
                                seconds: times.map(median), products: trainers.map(\.products),
                                gradientCosine: cosine(a.compactMap { name, x in b[name].map { (x, $0) } }))
     }

@@ -99,10 +99,9 @@ public final class FeatureDraftTrainer {
     /// How the step's matrix products run (`init(draft:optimizer:outputVocabulary:products:)`).
     public let products: WeightPrecision
     /// With bfloat16 products: fc rounded (`[C, 2C]`; again after each optimiser step: its
-    /// backward needs no transposed copy, as nothing comes before it), and the teacher's head
-    /// rows (frozen).
+    /// backward needs no transposed copy, as nothing comes before it). The teacher's logits
+    /// come from the model's rounded head, the same rows (`TrainingModel.roundedHead`).
     private let fc16: BFloat16Buffer?
-    private let teacherHead16: BFloat16Buffer?
     private let backwardScratch = MatmulBackwardScratch()
     /// `[R, S]` buffers of a step, reused from step to step (tens of MB each: fresh pages
     /// cost the kernel's zeroing): the draft's logits, the teacher's, and the two losses'
@@ -120,7 +119,8 @@ public final class FeatureDraftTrainer {
                 products: WeightPrecision = .float32) {
         self.draft = draft
         self.products = products
-        model = TrainingModel(weights: draft.body, products: products)
+        // The draft's embedding and head are its target's, frozen (`frozen` below).
+        model = TrainingModel(weights: draft.body, products: products, fixedHead: true)
         let frozen: Set<String> = ["model.embed_tokens.weight", "lm_head.weight"]
         self.optimizer = AdamW(parameters: draft.namedTensors, config: optimizer, frozen: frozen)
         gradients = LlamaGradients(config: draft.config)
@@ -136,12 +136,7 @@ public final class FeatureDraftTrainer {
         } else {
             headRows = draft.body.lmHead
         }
-        if products == .bfloat16 {
-            fc16 = BFloat16Buffer(rounding: draft.fc)
-            teacherHead16 = BFloat16Buffer(rounding: headRows)
-        } else {
-            (fc16, teacherHead16) = (nil, nil)
-        }
+        fc16 = products == .bfloat16 ? BFloat16Buffer(rounding: draft.fc) : nil
     }
 
     /// One optimiser step on `batch`.
@@ -347,8 +342,8 @@ public final class FeatureDraftTrainer {
             (targets.pointer + i * dim).update(from: batch[t.example].features, count: dim, from: t.position * dim)
         }
         let teacherLogits = teacherStorage.view(count: r * width)
-        if let teacherHead16 {
-            matmulForward(teacherLogits.pointer, targets.pointer, teacherHead16, nil, n: r, inDim: dim, outDim: width)
+        if let head16 = model.roundedHead {
+            matmulForward(teacherLogits.pointer, targets.pointer, head16, nil, n: r, inDim: dim, outDim: width)
         } else {
             matmulForward(teacherLogits.pointer, targets.pointer, headRows.pointer, nil, n: r, inDim: dim, outDim: width)
         }

@@ -22,6 +22,9 @@ public final class TrainingModel {
     public let weights: LlamaWeights
     /// How the forward's matrix products read weights and inputs (`init(weights:products:)`).
     public let products: WeightPrecision
+    /// Whether the embedding and the head stay as they are for this model's life
+    /// (`init(weights:products:fixedHead:)`).
+    public let fixedHead: Bool
     /// The bfloat16 copies the forward reads with `.bfloat16` products, rounded from `weights`
     /// at the first forward after creation or `weightsDidChange()`.
     private var rounded: RoundedWeights?
@@ -61,28 +64,40 @@ public final class TrainingModel {
     ///   SmolLM2 1.3× (`rollspec bench training --model …`, with the transposes on both cores).
     ///   With an `outputVocabulary` (a draft's restricted head) the head's products are of
     ///   bfloat16 values too, backward included: its rows are few and usually frozen.
-    public init(weights: LlamaWeights, products: WeightPrecision = .float32) {
+    /// - Parameter fixedHead: the embedding and the head never change while this model lives
+    ///   (a feature draft's, which are its target's), so bfloat16 copies of them are made once,
+    ///   not again at each `weightsDidChange()`, and the whole head's backward runs on
+    ///   bfloat16 values too (through a transposed copy made once). Its gradient must then be
+    ///   frozen in every `backward`.
+    public init(weights: LlamaWeights, products: WeightPrecision = .float32, fixedHead: Bool = false) {
         self.config = weights.config
         self.weights = weights
         self.products = products
+        self.fixedHead = fixedHead
         ropeTable = RoPETable(headDim: weights.config.headDim, theta: weights.config.ropeTheta, maxPositions: 256)
     }
 
     /// Tells a model with bfloat16 products that `weights` changed (an optimiser step): the next
-    /// forward rounds them again. A float32 model reads `weights` itself and needs no call.
+    /// forward rounds them again (all but the embedding and head with `fixedHead`). A float32
+    /// model reads `weights` itself and needs no call.
     public func weightsDidChange() { roundedIsCurrent = false }
 
     /// The bfloat16 copies, rounded from the current weights; nil for float32 products.
     private func currentRounded() -> RoundedWeights? {
         guard products == .bfloat16 else { return nil }
         if let r = rounded, r.outputVocabulary == outputVocabulary {
-            if !roundedIsCurrent { r.update(from: weights) }
+            if !roundedIsCurrent { r.update(from: weights, head: !fixedHead) }
         } else {
             rounded = RoundedWeights(weights, outputVocabulary: outputVocabulary)
         }
         roundedIsCurrent = true
         return rounded
     }
+
+    /// The head as the forward multiplies it with bfloat16 products, rounded from the current
+    /// weights (its `outputVocabulary` rows, `[S, C]`, or all of it); nil for float32 products.
+    /// A draft's trainer multiplies its teacher's features by it.
+    var roundedHead: BFloat16Buffer? { currentRounded()?.head }
 
     /// Row offsets of the last forward's sequences: sequence s owns rows `offsets[s] ..< offsets[s+1]`.
     public var sequenceOffsets: [Int] { batch?.offsets ?? [0] }
@@ -203,11 +218,11 @@ public final class TrainingModel {
             (a.xGathered.pointer + i * dim).update(from: a.xOut.pointer + row * dim, count: dim)
         }
         rmsNormForward(a.xFinal.pointer, a.xGathered.pointer, (r16?.finalNorm ?? weights.finalNorm).pointer, n: r, dim: dim, eps: c.rmsNormEps)
-        let head = headRows
+        let head = r16 == nil ? headRows : nil  // bfloat16 products read their own rounded rows
         func project(_ out: UnsafeMutablePointer<Float>) {
             if let r16 {
                 matmulForward(out, a.xFinal.pointer, r16.head, nil, n: r, inDim: dim, outDim: outputWidth)
-            } else {
+            } else if let head {
                 matmulForward(out, a.xFinal.pointer, head.pointer, nil, n: r, inDim: dim, outDim: outputWidth)
             }
         }
@@ -241,6 +256,7 @@ public final class TrainingModel {
         zero(g.dNorm, r * dim)
         let headName = c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
         let headFrozen = frozen.contains(headName)
+        precondition(headFrozen || !fixedHead, "a model with a fixed head takes no gradient for it")
         let r16 = products == .bfloat16 ? rounded : nil
         if let ids = outputVocabulary {
             // Gradient of the gathered rows, scattered back into the full head's gradient.
@@ -258,6 +274,11 @@ public final class TrainingModel {
                     addInPlace(gradients.lmHead.pointer + Int(t) * dim, dSubset.pointer + j * dim, count: dim)
                 }
             }
+        } else if fixedHead, let r16 {
+            // The whole head, fixed: bfloat16 products for the input's gradient alone.
+            let headT = r16.headTransposed ?? r16.transposeWholeHead(of: weights)
+            matmulBackward(g.dNorm.pointer, nil, nil, dLogits, a.xFinal.pointer, transposedWeight: headT,
+                           n: r, inDim: dim, outDim: c.vocabSize, scratch: backwardScratch)
         } else {
             matmulBackward(g.dNorm.pointer, headFrozen ? nil : gradients.lmHead.pointer, nil, dLogits, a.xFinal.pointer,
                            weights.lmHead.pointer, n: r, inDim: dim, outDim: c.vocabSize)
@@ -380,8 +401,6 @@ public final class TrainingModel {
             addInPlace(dv.pointer + row * kvDim, t.dv.pointer + j * kvDim, count: kvDim)
         }
     }
-
-    /// `out[j] = from[rows[j]]`, rows of `width` floats.
 
     /// `[R, C]` the last forward's head input (the final norm's output) of its logit rows.
     public var headInput: UnsafePointer<Float> {
@@ -629,9 +648,11 @@ final class RoundedWeights {
     /// `[V, C]` the head (for a tied model also the embedding), or `[S, C]` its rows of
     /// `outputVocabulary`.
     let head: BFloat16Buffer
-    /// `[C, S]` the rows of `outputVocabulary` transposed, for the head's backward; nil for the
-    /// whole head, whose backward stays float32.
-    let headTransposed: BFloat16Buffer?
+    /// `[C, S]` the rows of `outputVocabulary` transposed, for the head's backward, or `[C, V]`
+    /// the whole head's once a backward through a fixed head asked for it
+    /// (`transposeWholeHead`); nil for a whole head that trains, whose backward stays float32
+    /// (transposing all of it after every step would cost).
+    private(set) var headTransposed: BFloat16Buffer?
     /// `[V, C]` the embedding, rounded when a forward first reads it after `update(from:)`:
     /// a draft's forward reads features instead, and a tied head of all rows is it already.
     private var roundedEmbedding: BFloat16Buffer?
@@ -649,7 +670,6 @@ final class RoundedWeights {
             headTransposed = BFloat16Buffer(transposing: rows, rows: ids.count, cols: w.config.hiddenSize)
         } else {
             head = BFloat16Buffer(rounding: w.lmHead)
-            headTransposed = nil
             if w.config.tieWordEmbeddings { (roundedEmbedding, embeddingIsCurrent) = (head, true) }
         }
     }
@@ -661,6 +681,14 @@ final class RoundedWeights {
         return rows
     }
 
+    /// Makes `headTransposed` of the whole head (`[C, V]`) and returns it.
+    func transposeWholeHead(of w: LlamaWeights) -> BFloat16Buffer {
+        precondition(outputVocabulary == nil, "a subset head is transposed from the start")
+        let t = BFloat16Buffer(transposing: w.lmHead, rows: w.config.vocabSize, cols: w.config.hiddenSize)
+        headTransposed = t
+        return t
+    }
+
     /// The embedding as the forward reads it, rounded from `w` if it is not yet.
     func embedding(of w: LlamaWeights) -> BFloat16Buffer {
         if let e = roundedEmbedding, embeddingIsCurrent { return e }
@@ -669,7 +697,8 @@ final class RoundedWeights {
         return roundedEmbedding!
     }
 
-    func update(from w: LlamaWeights) {
+    /// Rounds `w` into the copies; `head: false` leaves the head and the embedding as they are.
+    func update(from w: LlamaWeights, head updatesHead: Bool = true) {
         for (copy, l) in zip(layers, w.layers) { copy.update(from: l) }
         for (copy, l) in zip(transposed, w.layers) { copy.update(from: l, w.config) }
         for (v, l) in zip(vectors, w.layers) {
@@ -678,12 +707,14 @@ final class RoundedWeights {
             for case let (copy?, weight?) in [(v.bq, l.bq), (v.bk, l.bk), (v.bv, l.bv)] { roundInto(copy, weight) }
         }
         roundInto(finalNorm, w.finalNorm)
+        guard updatesHead else { return }
         if let ids = outputVocabulary, let headTransposed {
             let rows = Self.gather(ids, of: w)
             head.assign(rounding: rows.pointer)
             headTransposed.transpose(from: rows.pointer, rows: ids.count, cols: w.config.hiddenSize)
         } else {
             head.assign(rounding: w.lmHead.pointer)
+            headTransposed?.transpose(from: w.lmHead.pointer, rows: w.config.vocabSize, cols: w.config.hiddenSize)
         }
         if roundedEmbedding !== head { embeddingIsCurrent = false }
     }

@@ -353,7 +353,8 @@ struct BenchTrainingCommand: ParsableCommand {
             bfloat16 products (the learner with bfloat16 workers), alternating, in the same run. With --model and \
             --eagle-draft: an EAGLE draft's training step on that target instead (`rollspec distill --draft-kind \
             eagle`: its last layer, a head of 8,190 tokens, 8 sequences of 150 tokens), float32 against bfloat16 \
-            products (`--draft-products`), alternating, in the same run.
+            products (`--draft-products`), alternating, in the same run; `--draft-head-rows 0` gives it the whole \
+            head, as the speculator trainer trains it online (`trainer.precision`).
             """)
 
     @Option(name: .long, help: "A checkpoint (HF directory or .gguf): time a GRPO update's pass on it instead.")
@@ -361,6 +362,9 @@ struct BenchTrainingCommand: ParsableCommand {
 
     @Flag(name: .long, help: "With --model: time an EAGLE draft's training step on it (float32 against bfloat16 products).")
     var eagleDraft = false
+
+    @Option(name: .long, help: "With --eagle-draft: tokens the draft's head covers (its first ones); 0: the whole vocabulary.")
+    var draftHeadRows: Int = 8190
 
     @Option(name: .long, help: "With --model: groups of 8 responses in the pass.")
     var groups: Int = 2
@@ -387,7 +391,9 @@ struct BenchTrainingCommand: ParsableCommand {
             }
             let loaded = try LoadedModel.load(try ModelOptions.parse(["--model", model]))
             if eagleDraft {
-                let r = TrainingBenchmark.eagleDraftStep(target: loaded.model.weights, repeats: steps)
+                guard draftHeadRows >= 0 else { throw ValidationError("--draft-head-rows must be 0 (the whole head) or more") }
+                let r = TrainingBenchmark.eagleDraftStep(target: loaded.model.weights, headRows: draftHeadRows == 0 ? nil : draftHeadRows,
+                                                         repeats: steps)
                 print("machine: \(MachineRecord.current().summary)")
                 print(json ? String(decoding: try JSONEncoder().encode(r), as: UTF8.self) : r.description)
                 return

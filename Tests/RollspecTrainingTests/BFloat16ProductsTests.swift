@@ -65,6 +65,31 @@ import Testing
         #expect(Self.gap(logits, rows, before) > 100 * max(after, 1e-6))
     }
 
+    /// With `fixedHead` (a feature draft's, whose embedding and head are its target's) the
+    /// layers follow their weights after `weightsDidChange()`, as without it, but the head's
+    /// copy is the one rounded first: a change to the head alone leaves the logits as they were.
+    @Test func aFixedHeadIsRoundedOnceAndTheLayersFollow() {
+        let weights = TinyModels.randomWeights(config: Self.config(Case(tied: true, bias: false)), seed: 25, scale: 1)
+        let (shared, continuing, _, rows) = SharedPrefixTests.batches()
+        let model = TrainingModel(weights: weights, products: .bfloat16, fixedHead: true)
+        func logits() -> FloatBuffer { model.forward(shared, continuing: continuing, logitRows: rows.map(\.shared)) }
+        let first = logits()
+        var rng = RandomSource(seed: 6)
+        for l in weights.layers { for i in 0..<l.wDown.count { l.wDown[i] += 0.1 * rng.nextGaussian() } }
+        model.weightsDidChange()
+        let moved = logits()
+        let after = Self.gap(moved, rows, LlamaModel(weights: weights, precision: .bfloat16))
+        #expect(after < 1e-4, "against the changed layers' bfloat16 model: \(after)")
+        #expect(zip(moved.array, first.array).contains { $0 != $1 }, "the layers' change must show")
+
+        let head = weights.lmHead.array
+        for i in 0..<weights.lmHead.count { weights.lmHead[i] *= 1.5 }
+        model.weightsDidChange()
+        let unchanged = logits().array == moved.array
+        #expect(unchanged, "the fixed head's copy is not rounded again")
+        for i in 0..<weights.lmHead.count { weights.lmHead[i] = head[i] }
+    }
+
     /// The gradient of every tensor is the float32 model's to within bfloat16's rounding: a
     /// product's gradient left out, or taken against the wrong matrix, is far outside it.
     @Test(arguments: [Case(tied: true, bias: false), Case(tied: false, bias: true)])
