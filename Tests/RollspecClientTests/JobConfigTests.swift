@@ -296,6 +296,18 @@ extension JobConfigTests {
         #expect(e.key == "learner.precision" && "\(e)".contains("float32, bfloat16") && "\(e)".contains("half"), "\(e)")
     }
 
+    /// The speculator trainer's feature-draft step multiplies as the workers do unless
+    /// `trainer.precision` says otherwise.
+    @Test func theTrainersPrecisionFollowsTheWorkersUnlessSet() throws {
+        func trainer(_ yaml: String) throws -> WeightPrecision { try JobConfig.decode(Data(yaml.utf8), yaml: true).resolvedTrainerPrecision }
+        #expect(try trainer("name: a\n") == .float32)
+        #expect(try trainer("models: {precision: bfloat16}\n") == .bfloat16)
+        #expect(try trainer("models: {precision: bfloat16}\ntrainer: {precision: float32}\n") == .float32)
+        #expect(try trainer("trainer: {precision: bfloat16}\n") == .bfloat16)
+        let e = try #require(error("trainer: {precision: half}\n"))
+        #expect(e.key == "trainer.precision" && "\(e)".contains("float32, bfloat16") && "\(e)".contains("half"), "\(e)")
+    }
+
     @Test func textWhereANumberBelongsSaysWhatWasExpected() throws {
         let e = try #require(error("workers: two\n"))
         #expect(e.key == "workers" && "\(e)".contains("expected Int") && !"\(e)".contains("found null"), "\(e)")

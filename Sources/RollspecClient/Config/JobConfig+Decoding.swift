@@ -173,7 +173,7 @@ extension JobConfig.Driver {
 extension JobConfig.Trainer {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case stateDirectory, bufferSize, heldOutFraction, minTrajectories, stepsPerRound, batchSize
-        case learningRate, recencyDecay, minImprovement, draftLayers, priority
+        case learningRate, recencyDecay, minImprovement, draftLayers, priority, precision
     }
 
     public init(from decoder: Decoder) throws {
@@ -190,6 +190,7 @@ extension JobConfig.Trainer {
         minImprovement = try c.value(.minImprovement, or: minImprovement)
         draftLayers = try c.value(.draftLayers, or: draftLayers)
         priority = try c.value(.priority, or: priority)
+        precision = try c.choice(.precision, or: precision)
     }
 }
 

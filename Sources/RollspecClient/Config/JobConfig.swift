@@ -63,6 +63,10 @@ public struct JobConfig: Codable, Sendable, Equatable {
     /// `models.precision` when it is not set.
     public var resolvedLearnerPrecision: WeightPrecision { learner.precision ?? models.precision }
 
+    /// How the speculator trainer's feature-draft step multiplies: `trainer.precision`, or the
+    /// workers' `models.precision` when it is not set.
+    public var resolvedTrainerPrecision: WeightPrecision { trainer.precision ?? models.precision }
+
     /// `runDirectory`, or `runs/<name>` when it is empty.
     public var resolvedRunDirectory: String { runDirectory.isEmpty ? "runs/\(name)" : runDirectory }
 
@@ -174,6 +178,11 @@ public struct JobConfig: Codable, Sendable, Equatable {
         /// cores like any role.
         public var priority: Priority = .idle
         public enum Priority: String, Codable, Sendable, CaseIterable { case idle, normal }
+        /// How a feature (EAGLE) draft's training step multiplies (`float32`, or `bfloat16`:
+        /// every product on bfloat16 values, float32 sums and AdamW, as `rollspec distill
+        /// --draft-products bfloat16`). nil follows `models.precision`. Token-level drafts train
+        /// in float32.
+        public var precision: WeightPrecision?
         public init() {}
     }
 

@@ -279,7 +279,8 @@ public final class SpeculatorTrainer {
         case .eagle(let trainer, let version):
             return version == policy.version ? trainer : try trainer.rebound(to: policy.weights)
         case .unboundEagle(let own, let state):
-            let trainer = FeatureDraftTrainer(draft: try own.bound(to: policy.weights), optimizer: optimizer)
+            let trainer = FeatureDraftTrainer(draft: try own.bound(to: policy.weights), optimizer: optimizer,
+                                              products: config.resolvedTrainerPrecision)
             if let state, FileManager.default.fileExists(atPath: state.path) { try trainer.optimizer.load(from: state) }
             return trainer
         }
@@ -339,7 +340,8 @@ public final class SpeculatorTrainer {
             candidateScore = Self.heldOutAcceptance(heldOut, trainer.nextTokenProbabilities(held, sampling: sampling))
             current = try baseline.map { data -> Double in
                 guard case .eagle(let own) = try CheckpointCodec.decodeDraft(data) else { return 0 }
-                let workers = FeatureDraftTrainer(draft: try own.bound(to: policy.weights), optimizer: optimizer)
+                let workers = FeatureDraftTrainer(draft: try own.bound(to: policy.weights), optimizer: optimizer,
+                                                  products: config.resolvedTrainerPrecision)
                 return Self.heldOutAcceptance(heldOut, workers.nextTokenProbabilities(held, sampling: sampling))
             } ?? 0
             artifact = try CheckpointCodec.encode(.eagle(trainer.draft.ownTensors))
