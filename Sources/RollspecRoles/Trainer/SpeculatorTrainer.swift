@@ -316,12 +316,17 @@ public final class SpeculatorTrainer {
         }
         let steps = config.trainer.stepsPerRound, batchSize = config.trainer.batchSize
         var loss: Float = 0
+        var stepSeconds = 0.0  // the optimiser steps alone: features and evaluations not included
+        func timed(_ step: () -> Void) { let start = now(); step(); stepSeconds += now() - start }
         let candidateScore: Double, current: Double, artifact: Data
         // Drafts are scored at each trajectory's own sampling, as the workers verify them.
         let sampling = heldOut.map(Self.sampling)
         switch candidate {
         case .tokens(let trainer):
-            for _ in 0..<steps { loss = trainer.step((0..<batchSize).map { _ in Self.example(draw()) }).loss }
+            for _ in 0..<steps {
+                let batch = (0..<batchSize).map { _ in Self.example(draw()) }
+                timed { loss = trainer.step(batch).loss }
+            }
             let held = heldOut.map(Self.example)
             candidateScore = Self.heldOutAcceptance(heldOut, trainer.nextTokenProbabilities(held, sampling: sampling))
             current = try baseline.map { data -> Double in
@@ -336,7 +341,10 @@ public final class SpeculatorTrainer {
             candidate = .eagle(trainer, policyVersion: policy.version)
             self.candidate = candidate
             let held = heldOut.map { featureExample($0, policy: policy) }
-            for _ in 0..<steps { loss = trainer.step((0..<batchSize).map { _ in featureExample(draw(), policy: policy) }).loss }
+            for _ in 0..<steps {
+                let batch = (0..<batchSize).map { _ in featureExample(draw(), policy: policy) }
+                timed { loss = trainer.step(batch).loss }
+            }
             candidateScore = Self.heldOutAcceptance(heldOut, trainer.nextTokenProbabilities(held, sampling: sampling))
             current = try baseline.map { data -> Double in
                 guard case .eagle(let own) = try CheckpointCodec.decodeDraft(data) else { return 0 }
@@ -350,6 +358,7 @@ public final class SpeculatorTrainer {
         var round: Logger.Metadata = [
             "kind": .string(candidate.kind.rawValue), "loss": .stringConvertible(loss),
             "acceptance": .stringConvertible(candidateScore), "workers_acceptance": .stringConvertible(current),
+            "step_seconds": .stringConvertible(stepSeconds / Double(steps)),
         ]
         if featureCount > 0 {
             let each = featureSeconds * 1000 / Double(featureCount)
@@ -360,7 +369,8 @@ public final class SpeculatorTrainer {
             featureCount = 0
         }
         let line = "round (\(candidate.kind.rawValue) draft): "
-            + String(format: "loss %.3f, held-out acceptance %.4f (workers' draft %.4f)", loss, candidateScore, current) + recompute
+            + String(format: "loss %.3f, held-out acceptance %.4f (workers' draft %.4f); %d steps, %.0f ms each",
+                     loss, candidateScore, current, steps, stepSeconds * 1000 / Double(steps)) + recompute
         logger.event(.trainingRound, "\(line)", round)
         guard candidateScore > current + config.trainer.minImprovement else { return }
         let version = max(baselineVersion, draftAssembler.version ?? 0) + 1
