@@ -285,27 +285,30 @@ extension JobConfigTests {
         #expect(priority.key == "trainer.priority" && "\(priority)".contains("idle, normal"), "\(priority)")
     }
 
-    /// The learner multiplies as the workers do unless `learner.precision` says otherwise.
-    @Test func theLearnersPrecisionFollowsTheWorkersUnlessSet() throws {
-        func learner(_ yaml: String) throws -> WeightPrecision { try JobConfig.decode(Data(yaml.utf8), yaml: true).resolvedLearnerPrecision }
-        #expect(try learner("name: a\n") == .float32)
-        #expect(try learner("models: {precision: bfloat16}\n") == .bfloat16)
-        #expect(try learner("models: {precision: bfloat16}\nlearner: {precision: float32}\n") == .float32)
-        #expect(try learner("learner: {precision: bfloat16}\n") == .bfloat16)
-        let e = try #require(error("learner: {precision: half}\n"))
-        #expect(e.key == "learner.precision" && "\(e)".contains("float32, bfloat16") && "\(e)".contains("half"), "\(e)")
+    /// The roles that multiply beside the workers: the learner's update and the speculator
+    /// trainer's feature-draft step.
+    enum MultiplyingRole: String, CaseIterable, Sendable {
+        case learner, trainer
+        func precision(_ c: JobConfig) -> WeightPrecision {
+            switch self {
+            case .learner: c.resolvedLearnerPrecision
+            case .trainer: c.resolvedTrainerPrecision
+            }
+        }
     }
 
-    /// The speculator trainer's feature-draft step multiplies as the workers do unless
-    /// `trainer.precision` says otherwise.
-    @Test func theTrainersPrecisionFollowsTheWorkersUnlessSet() throws {
-        func trainer(_ yaml: String) throws -> WeightPrecision { try JobConfig.decode(Data(yaml.utf8), yaml: true).resolvedTrainerPrecision }
-        #expect(try trainer("name: a\n") == .float32)
-        #expect(try trainer("models: {precision: bfloat16}\n") == .bfloat16)
-        #expect(try trainer("models: {precision: bfloat16}\ntrainer: {precision: float32}\n") == .float32)
-        #expect(try trainer("trainer: {precision: bfloat16}\n") == .bfloat16)
-        let e = try #require(error("trainer: {precision: half}\n"))
-        #expect(e.key == "trainer.precision" && "\(e)".contains("float32, bfloat16") && "\(e)".contains("half"), "\(e)")
+    /// The learner and the trainer multiply as the workers do unless their own `precision`
+    /// says otherwise.
+    @Test(arguments: MultiplyingRole.allCases)
+    func aRolesPrecisionFollowsTheWorkersUnlessSet(_ role: MultiplyingRole) throws {
+        func resolved(_ yaml: String) throws -> WeightPrecision { role.precision(try JobConfig.decode(Data(yaml.utf8), yaml: true)) }
+        let key = role.rawValue
+        #expect(try resolved("name: a\n") == .float32)
+        #expect(try resolved("models: {precision: bfloat16}\n") == .bfloat16)
+        #expect(try resolved("models: {precision: bfloat16}\n\(key): {precision: float32}\n") == .float32)
+        #expect(try resolved("\(key): {precision: bfloat16}\n") == .bfloat16)
+        let e = try #require(error("\(key): {precision: half}\n"))
+        #expect(e.key == "\(key).precision" && "\(e)".contains("float32, bfloat16") && "\(e)".contains("half"), "\(e)")
     }
 
     @Test func textWhereANumberBelongsSaysWhatWasExpected() throws {
