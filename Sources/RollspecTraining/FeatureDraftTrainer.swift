@@ -108,6 +108,11 @@ public final class FeatureDraftTrainer {
     /// gradients.
     private let logitsStorage = ReusableBuffer(step: 1 << 20), teacherStorage = ReusableBuffer(step: 1 << 20)
     private let klStorage = ReusableBuffer(step: 1 << 20), ceStorage = ReusableBuffer(step: 1 << 20)
+    /// The same for the `[N, 2C]` and `[N, C]` / `[R, C]` buffers: the entries' inputs, fc's
+    /// output, the target features, the regression's gradient and the inputs' gradient.
+    private let pairsStorage = ReusableBuffer(step: 1 << 20), mixedStorage = ReusableBuffer(step: 1 << 20)
+    private let targetStorage = ReusableBuffer(step: 1 << 18), dGuessStorage = ReusableBuffer(step: 1 << 18)
+    private let dMixedStorage = ReusableBuffer(step: 1 << 20)
 
     /// - Parameter products: `.bfloat16` runs every matrix product of a step, forward and
     ///   backward, on bfloat16 values with float32 sums (`TrainingModel.init(weights:products:)`,
@@ -253,7 +258,7 @@ public final class FeatureDraftTrainer {
             featureRMS = Float((sq / Double(max(count, 1))).squareRoot())
         }
         let amplitude = noisy ? noise * (featureRMS ?? 1) : 0
-        let pairs = FloatBuffer(count: n * 2 * dim)
+        let pairs = pairsStorage.view(count: n * 2 * dim)  // every row written below
         var row = 0
         var fromKept = 0
         var guessed: [Int: [Int: Int]] = [:]  // example → position → row of `lastGuesses`
@@ -280,7 +285,7 @@ public final class FeatureDraftTrainer {
             }
         }
         if noisy { lastEntriesFromKeptGuesses = fromKept }
-        let mixed = FloatBuffer(count: n * dim)
+        let mixed = mixedStorage.view(count: n * dim)  // written by fc
         if let fc16 {
             matmulForward(mixed.pointer, pairs.pointer, fc16, draft.fcBias.pointer, n: n, inDim: 2 * dim, outDim: dim)
         } else {
@@ -337,7 +342,7 @@ public final class FeatureDraftTrainer {
         let width = model.outputWidth
 
         // Teacher: the target's head on its own next feature.
-        let targets = FloatBuffer(count: r * dim)
+        let targets = targetStorage.view(count: r * dim)  // every row written below
         for (i, t) in targetFeatureRows.enumerated() {
             (targets.pointer + i * dim).update(from: batch[t.example].features, count: dim, from: t.position * dim)
         }
@@ -357,10 +362,11 @@ public final class FeatureDraftTrainer {
 
         // Smooth L1 (β = 1) of the guessed feature, summed over channels, mean over rows.
         let guess = model.headInput
-        lastGuesses = Array(UnsafeBufferPointer(start: guess, count: r * dim))
+        lastGuesses.removeAll(keepingCapacity: true)
+        lastGuesses.append(contentsOf: UnsafeBufferPointer(start: guess, count: r * dim))
         lastGuessed = targetFeatureRows
         if withGradients && noisy && !accumulate && keptGuessShare > 0 { keep(guesses: guess, of: targetFeatureRows, in: batch) }
-        let dGuess = FloatBuffer(count: r * dim)
+        let dGuess = dGuessStorage.view(count: r * dim)  // every entry written below
         var featureLoss = 0.0
         let scale = featureWeight / Float(r)
         for i in 0..<(r * dim) {
@@ -381,7 +387,7 @@ public final class FeatureDraftTrainer {
                 memset(dFc.pointer, 0, dFc.count * 4)
                 memset(dFcBias.pointer, 0, dFcBias.count * 4)
             }
-            let dMixed = FloatBuffer(count: n * dim)
+            let dMixed = dMixedStorage.view(count: n * dim)  // written by the backward
             model.backward(dLogits.pointer, into: gradients, frozen: ["model.embed_tokens.weight", "lm_head.weight"],
                            dHeadInput: dGuess.pointer, dInputs: dMixed.pointer)
             if fc16 != nil {
