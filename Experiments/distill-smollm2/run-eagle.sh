@@ -19,7 +19,9 @@
 #   the AMX machine of README "Four T=1 answers per prompt", ANSWERS=4 used the 30 minutes best
 #   PRECISION=bfloat16 has it write them as RL workers run it (~1.3x the answers per minute)
 #   PRODUCTS=bfloat16 trains the draft with bfloat16 products (--draft-products: AMX tiles or
-#   VDPBF16PS, ~1.6x the steps a minute on the AMX machine; README, "bfloat16 products")
+#   VDPBF16PS, ~1.6x the steps a minute on the AMX machine; README, "bfloat16 products"). With
+#   the four-answer T=1 command there it made the best T=1 draft in the same 30 minutes (README,
+#   "bfloat16 products within the recipe's 30 minutes"); without bf16 instructions it is slower.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=Experiments/distill-smollm2
