@@ -21,7 +21,7 @@
 #   PRODUCTS=bfloat16 trains the draft with bfloat16 products (--draft-products: AMX tiles or
 #   VDPBF16PS, ~1.6x the steps a minute on the AMX machine; README, "bfloat16 products"). With
 #   the four-answer T=1 command there it made the best T=1 draft in the same 30 minutes (README,
-#   "bfloat16 products within the recipe's 30 minutes"); without bf16 instructions it is slower.
+#   "bfloat16 products within the recipe's 30 minutes").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=Experiments/distill-smollm2
