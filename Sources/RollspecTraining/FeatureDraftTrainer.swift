@@ -92,8 +92,6 @@ public final class FeatureDraftTrainer {
     private var rng = RandomSource(seed: 11)
     /// Token ids the draft's head covers (sorted), or nil for the whole vocabulary.
     public private(set) var outputVocabulary: [Int]?
-    /// `[S, C]` head rows of the output vocabulary (the target's head is frozen).
-    private var headRows: FloatBuffer
     /// Token id → logits column, with an output vocabulary.
     private var column: [Int: Int] = [:]
     /// How the step's matrix products run (`init(draft:optimizer:outputVocabulary:products:)`).
@@ -131,15 +129,10 @@ public final class FeatureDraftTrainer {
         gradients = LlamaGradients(config: draft.config)
         dFc = FloatBuffer(count: draft.fc.count)
         dFcBias = FloatBuffer(count: draft.fcBias.count)
-        let dim = draft.config.hiddenSize
         if let ids = outputVocabulary.map({ Array(Set($0)).sorted() }) {
             self.outputVocabulary = ids
             column = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
             model.outputVocabulary = ids.map { Int32($0) }
-            headRows = FloatBuffer(count: ids.count * dim)
-            gatherRows(headRows, draft.body.lmHead, ids, width: dim)
-        } else {
-            headRows = draft.body.lmHead
         }
         fc16 = products == .bfloat16 ? BFloat16Buffer(rounding: draft.fc) : nil
     }
@@ -350,7 +343,7 @@ public final class FeatureDraftTrainer {
         if let head16 = model.roundedHead {
             matmulForward(teacherLogits.pointer, targets.pointer, head16, nil, n: r, inDim: dim, outDim: width)
         } else {
-            matmulForward(teacherLogits.pointer, targets.pointer, headRows.pointer, nil, n: r, inDim: dim, outDim: width)
+            matmulForward(teacherLogits.pointer, targets.pointer, model.headRows.pointer, nil, n: r, inDim: dim, outDim: width)
         }
         let kl = Loss.distillation(logits: logits, vocab: width, targetLogits: teacherLogits, into: klStorage)
         var ce: LossResult?

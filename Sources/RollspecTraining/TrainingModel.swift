@@ -408,9 +408,12 @@ public final class TrainingModel {
         return UnsafePointer(a.xFinal.pointer)
     }
 
-    /// The head the logits come from: the whole head, or its `outputVocabulary` rows.
-    private var headRows: FloatBuffer {
+    /// The head the float32 logits come from: the whole head, or its `outputVocabulary` rows,
+    /// gathered again at each read unless the head is fixed. A draft's trainer multiplies its
+    /// teacher's features by it.
+    var headRows: FloatBuffer {
         guard let ids = outputVocabulary else { return weights.lmHead }
+        if fixedHead, let subsetHead { return subsetHead }
         let head = subsetHead ?? FloatBuffer(count: ids.count * config.hiddenSize)
         gatherRows(head, weights.lmHead, ids, width: config.hiddenSize)
         subsetHead = head
@@ -713,8 +716,7 @@ final class RoundedWeights {
             head.assign(rounding: rows.pointer)
             headTransposed.transpose(from: rows.pointer, rows: ids.count, cols: w.config.hiddenSize)
         } else {
-            head.assign(rounding: w.lmHead.pointer)
-            headTransposed?.transpose(from: w.lmHead.pointer, rows: w.config.vocabSize, cols: w.config.hiddenSize)
+            head.assign(rounding: w.lmHead.pointer)  // a whole head with a transposed copy is fixed: never here
         }
         if roundedEmbedding !== head { embeddingIsCurrent = false }
     }
