@@ -13,6 +13,10 @@ public struct SpecDecodeStats: Sendable, Equatable, Codable {
     /// `acceptedAtPosition[i]`: drafts whose token i (0-based) was accepted (so its whole
     /// prefix was too).
     public var acceptedAtPosition: [Int] = []
+    /// `alternativeAcceptedAtPosition[i]`: drafts whose token accepted at position i was a
+    /// candidate beside the chain's (a token tree's `Draft.alternatives`), which ends the walk
+    /// there: the share of `acceptedAtPosition[i]` a tree's runner-ups carried.
+    public var alternativeAcceptedAtPosition: [Int] = []
     /// Tokens emitted in total (accepted drafts + one per verification or plain step).
     public var emittedTokens = 0
     /// Forward passes of the target.
@@ -28,8 +32,9 @@ public struct SpecDecodeStats: Sendable, Equatable, Codable {
         acceptedAtPosition.map { drafts == 0 ? 0 : Double($0) / Double(drafts) }
     }
 
-    /// Records one verification of `drafted` tokens of which the first `accepted` held.
-    public mutating func record(drafted: Int, accepted: Int) {
+    /// Records one verification of `drafted` tokens of which the first `accepted` held, the
+    /// last of them a candidate beside the chain when `alternative`.
+    public mutating func record(drafted: Int, accepted: Int, alternative: Bool = false) {
         targetSteps += 1
         emittedTokens += accepted + 1
         guard drafted > 0 else { return }
@@ -40,6 +45,12 @@ public struct SpecDecodeStats: Sendable, Equatable, Codable {
             acceptedAtPosition += [Int](repeating: 0, count: drafted - acceptedAtPosition.count)
         }
         for i in 0..<accepted { acceptedAtPosition[i] += 1 }
+        if alternative, accepted > 0 {
+            if alternativeAcceptedAtPosition.count < accepted {
+                alternativeAcceptedAtPosition += [Int](repeating: 0, count: accepted - alternativeAcceptedAtPosition.count)
+            }
+            alternativeAcceptedAtPosition[accepted - 1] += 1
+        }
     }
 
     public static func + (a: SpecDecodeStats, b: SpecDecodeStats) -> SpecDecodeStats {
@@ -51,12 +62,14 @@ public struct SpecDecodeStats: Sendable, Equatable, Codable {
         s.targetSteps += b.targetSteps
         s.draftSeconds += b.draftSeconds
         s.verifySeconds += b.verifySeconds
-        let n = max(a.acceptedAtPosition.count, b.acceptedAtPosition.count)
-        s.acceptedAtPosition = (0..<n).map {
-            ($0 < a.acceptedAtPosition.count ? a.acceptedAtPosition[$0] : 0)
-                + ($0 < b.acceptedAtPosition.count ? b.acceptedAtPosition[$0] : 0)
-        }
+        s.acceptedAtPosition = sum(a.acceptedAtPosition, b.acceptedAtPosition)
+        s.alternativeAcceptedAtPosition = sum(a.alternativeAcceptedAtPosition, b.alternativeAcceptedAtPosition)
         return s
+    }
+
+    /// Element-wise sum of two per-position counts, the shorter padded with zeros.
+    private static func sum(_ a: [Int], _ b: [Int]) -> [Int] {
+        (0..<max(a.count, b.count)).map { ($0 < a.count ? a[$0] : 0) + ($0 < b.count ? b[$0] : 0) }
     }
 }
 
@@ -67,9 +80,9 @@ public struct SpeculationReport: Sendable, Equatable, Codable {
 
     public init() {}
 
-    public mutating func record(proposer: ProposerKind, drafted: Int, accepted: Int) {
-        overall.record(drafted: drafted, accepted: accepted)
-        byProposer[proposer, default: SpecDecodeStats()].record(drafted: drafted, accepted: accepted)
+    public mutating func record(proposer: ProposerKind, drafted: Int, accepted: Int, alternative: Bool = false) {
+        overall.record(drafted: drafted, accepted: accepted, alternative: alternative)
+        byProposer[proposer, default: SpecDecodeStats()].record(drafted: drafted, accepted: accepted, alternative: alternative)
     }
 
     public static func + (a: SpeculationReport, b: SpeculationReport) -> SpeculationReport {

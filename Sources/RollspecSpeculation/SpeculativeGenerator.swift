@@ -427,7 +427,8 @@ private struct SequenceRun {
             }
             observe(features, rows: (first + run.lowerBound)..<(first + run.upperBound))
         }
-        report.record(proposer: draft.proposer, drafted: draft.tokens.count, accepted: outcome.acceptedCount)
+        report.record(proposer: draft.proposer, drafted: draft.tokens.count, accepted: outcome.acceptedCount,
+                      alternative: outcome.alternative != nil)
         report.overall.draftSeconds += draftSeconds
         report.overall.verifySeconds += verifySeconds
         report.byProposer[draft.proposer]?.draftSeconds += draftSeconds

@@ -124,8 +124,13 @@ func acceptanceSummary(_ report: SpeculationReport) -> String {
     var lines: [String] = []
     func line(_ name: String, _ s: SpecDecodeStats) -> String {
         let positions = s.perPositionAcceptance.prefix(8).map { String(format: "%.2f", $0) }.joined(separator: " ")
-        return String(format: "%@: %d drafts, %d drafted, %d accepted, acceptance rate %.3f, mean acceptance length %.2f, per position [%@]",
-                      name, s.drafts, s.draftTokens, s.acceptedTokens, s.acceptanceRate, s.meanAcceptanceLength, positions)
+        var text = String(format: "%@: %d drafts, %d drafted, %d accepted, acceptance rate %.3f, mean acceptance length %.2f, per position [%@]",
+                          name, s.drafts, s.draftTokens, s.acceptedTokens, s.acceptanceRate, s.meanAcceptanceLength, positions)
+        if !s.alternativeAcceptedAtPosition.isEmpty, s.drafts > 0 {
+            let beside = s.alternativeAcceptedAtPosition.prefix(8).map { String(format: "%.2f", Double($0) / Double(s.drafts)) }
+            text += ", of them beside the chain [\(beside.joined(separator: " "))]"
+        }
+        return text
     }
     lines.append(line("speculation", report.overall))
     for (kind, s) in report.byProposer.sorted(by: { $0.key < $1.key }) where kind != .plain {

@@ -137,6 +137,17 @@ import RollspecTesting
         #expect(s.meanAcceptanceLength == 1 + 5.0 / 2)
         #expect(s.perPositionAcceptance == [1, 0.5, 0.5, 0.5])
         #expect(s.emittedTokens == 5 + 3)
+        #expect(s.alternativeAcceptedAtPosition.isEmpty)
+        // A tree's runner-up accepted at position 1 (the chain's first token held): counted
+        // there, and with the rest of the accepted tokens.
+        var t = SpecDecodeStats()
+        t.record(drafted: 3, accepted: 2, alternative: true)
+        t.record(drafted: 3, accepted: 1, alternative: true)
+        t.record(drafted: 3, accepted: 3)
+        #expect(t.acceptedAtPosition == [3, 2, 1])
+        #expect(t.alternativeAcceptedAtPosition == [1, 1])
+        #expect((s + t).alternativeAcceptedAtPosition == [1, 1])
+        #expect((s + t).acceptedAtPosition == [5, 3, 2, 1])
     }
 }
 
