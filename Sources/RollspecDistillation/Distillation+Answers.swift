@@ -26,8 +26,11 @@ extension Distillation {
     /// the cache, `….json.target` holds the fingerprint of the target that wrote it
     /// (`targetFingerprint`): another checkpoint of the same shape, such as an earlier RL
     /// step's policy, gets answers of its own instead of the cached ones.
-    /// - Parameter fingerprint: `targetFingerprint`, computed once for all the run's caches.
-    func answers(to prompts: [String], label: String, target fingerprint: String) throws -> [DistillExample] {
+    /// - Parameters:
+    ///   - fingerprint: `targetFingerprint`, computed once for all the run's caches.
+    ///   - deadline: past it no new batch starts (the first always runs), and the answers
+    ///     written so far are returned, uncached: a rerun with the same budget writes them again.
+    func answers(to prompts: [String], label: String, target fingerprint: String, deadline: Date? = nil) throws -> [DistillExample] {
         let s = settings
         let cache = s.out.appendingPathComponent("data-\(label)-T\(s.temperature)-n\(s.maxTokens)-k\(s.topK)\(target.precision == .bfloat16 ? "-bf16" : "").json")
         let features = s.draftKind == .eagle, seed: UInt64 = 0
@@ -50,6 +53,7 @@ extension Distillation {
         let start = Date()
         var tokens = 0
         for batchStart in stride(from: 0, to: prompts.count, by: s.answerBatch) {
+            if let deadline, batchStart > 0, Date() >= deadline { break }
             let batch = encoded[batchStart..<min(prompts.count, batchStart + s.answerBatch)]
             let requests = batch.enumerated().map { i, prompt in
                 GenerationRequest(
@@ -69,6 +73,11 @@ extension Distillation {
                 label, done, prompts.count, tokens, Double(tokens) / elapsed, eta))
         }
         console.line("")
+        if examples.count < prompts.count {
+            console.line(String(format: "%@: %d of %d answers in %.0f s, when --answer-share of --total-minutes ran out; training takes these (not cached)",
+                                label, examples.count, prompts.count, Date().timeIntervalSince(start)))
+            return examples
+        }
         try FileManager.default.createDirectory(at: cache.deletingLastPathComponent(), withIntermediateDirectories: true)
         try JSONEncoder().encode(examples).write(to: cache)
         try fingerprint.write(to: targetFile(cache), atomically: true, encoding: .utf8)

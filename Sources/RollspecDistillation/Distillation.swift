@@ -52,15 +52,18 @@ public struct Distillation {
         // Each copy of the list is answered with other seeds (`answers` seeds by index).
         trainPrompts = Array(repeatElement(trainPrompts, count: settings.answersPerPrompt).joined())
         let fingerprint = targetFingerprint
-        let train = try answers(to: trainPrompts, label: "train", target: fingerprint)
+        // The held-out answers first: a deadline may cut the training answers short, never them.
         let held = try answers(to: heldPrompts, label: "heldout", target: fingerprint)
+        let train = try answers(to: trainPrompts, label: "train", target: fingerprint,
+                                deadline: settings.answerDeadline(from: start))
         let budget = settings.trainingSeconds(afterAnswering: Date().timeIntervalSince(start))
         if settings.totalMinutes != nil {
             console.line(String(format: "answers took %.0f s; %.0f s left for training", Date().timeIntervalSince(start), budget))
         }
-        let summary = settings.draftKind == .eagle
+        var summary = settings.draftKind == .eagle
             ? try distillFeatureDraft(train: train, held: held, budget: budget)
             : try distillLayerDraft(train: train, held: held, budget: budget)
+        summary.trainingAnswers = train.count
         try summary.write(to: outDir)
         for line in summary.resultLines(outDirectory: outDir) { console.result(line) }
         return summary

@@ -52,6 +52,14 @@ public struct DistillationSettings: Sendable {
     /// training gets what the answers leave of it, or `minutes` if that is less. The final
     /// measurement of real speculative decoding comes after it.
     public var totalMinutes: Double?
+    /// With `totalMinutes`: the share of it the target's training answers may take (nil:
+    /// `defaultAnswerShare`). Once it has passed, no new batch of answers starts and training
+    /// takes the answers written, so a machine slower than the one a recipe was made on trains
+    /// on fewer answers instead of on none. The held-out answers come first, whole.
+    public var answerShare: Double?
+    /// The 30-minute recipes' answers took 15–45% of it on the machines they were made on
+    /// (`Experiments/distill-smollm2`).
+    public static let defaultAnswerShare = 0.5
     /// Peak learning rate.
     public var learningRate: Float = 3e-4
     /// Weight of the KL term (cross-entropy has weight 1).
@@ -108,6 +116,12 @@ public struct DistillationSettings: Sendable {
         if let totalMinutes, !(totalMinutes > 0) {
             throw DistillationError("--total-minutes must be positive (got \(totalMinutes))")
         }
+        if let answerShare {
+            guard totalMinutes != nil else { throw DistillationError("--answer-share is a share of --total-minutes, which is not set") }
+            guard answerShare > 0 && answerShare <= 1 else {
+                throw DistillationError("--answer-share is a share of --total-minutes, in (0, 1] (got \(answerShare))")
+            }
+        }
     }
 
     /// Steps in the whole run (at least one) and the learning-rate schedule over them: warm-up
@@ -117,6 +131,13 @@ public struct DistillationSettings: Sendable {
         let totalSteps = max(1, stepsPerEpoch * epochs)
         return (totalSteps, LearningRateSchedule(peak: learningRate, warmupSteps: min(50, totalSteps / 10),
                                                  totalSteps: totalSteps, minimum: learningRate / 10))
+    }
+
+    /// When the training answers stop starting new batches: `answerShare` of `totalMinutes`
+    /// after `start`, or never without a total budget.
+    func answerDeadline(from start: Date) -> Date? {
+        guard let totalMinutes else { return nil }
+        return start.addingTimeInterval(totalMinutes * 60 * (answerShare ?? Self.defaultAnswerShare))
     }
 
     /// Seconds of training: `minutes`, or what `totalMinutes` leaves after `answering` seconds

@@ -27,6 +27,9 @@ public struct DistillationSummary: Codable, Sendable, Equatable {
     public var draftKind = "layers"
     /// The target's precision while it wrote the training answers (absent in older summaries).
     public var targetPrecision: WeightPrecision?
+    /// The target's answers the draft trained on: fewer than the prompts times
+    /// `answersPerPrompt` when `answerShare` of `totalMinutes` ran out (absent in older summaries).
+    public var trainingAnswers: Int?
     public var machine = MachineRecord.current()
 
     /// Writes `summary.json` to `outDirectory` (pretty-printed, keys sorted).

@@ -81,6 +81,9 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .long, help: "Time budget for the whole run, answers included, in minutes: training gets what the answers leave, or --minutes if less. The final measurement comes after it.")
     var totalMinutes: Double?
 
+    @Option(name: .long, help: "With --total-minutes: the share of it the target's training answers may take (default \(DistillationSettings.defaultAnswerShare)). Once it has passed no new batch of answers starts, and training takes the answers written.")
+    var answerShare: Double?
+
     @Option(name: .long, help: "Peak learning rate.")
     var learningRate: Float = 3e-4
 
@@ -148,6 +151,7 @@ struct DistillCommand: ParsableCommand {
             s.epochs = epochs
             s.minutes = minutes
             s.totalMinutes = totalMinutes
+            s.answerShare = answerShare
             s.learningRate = learningRate
             s.klWeight = klWeight
             s.vocabSubset = vocabSubset

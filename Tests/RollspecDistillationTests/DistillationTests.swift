@@ -207,6 +207,33 @@ import Testing
 
     /// The cache is for the same prompts: a prompt file with as many other prompts is answered
     /// afresh, not given the old answers.
+    /// A total budget whose answer share is gone before the first batch ends: the training
+    /// answers stop after that batch (4 of 6), uncached, and the draft trains on them; the
+    /// held-out answers, written first, are whole and cached.
+    @Test(arguments: DraftKind.allCases)
+    func aTotalBudgetStopsTheTrainingAnswersAtItsShare(kind: DraftKind) throws {
+        try Self.withScratch { dir in
+            var s = Self.oneEpochUnmeasured(kind, in: dir)
+            s.totalMinutes = 1e-6
+            s.answerShare = 0.5
+            let transcript = Transcript()
+            let summary = try Self.distill(s, transcript: transcript)
+            #expect(summary.trainingAnswers == s.answerBatch)
+            #expect(summary.steps >= 1)
+            #expect(transcript.progress.contains("train: 4 of 6 answers in"))
+            let written = try FileManager.default.contentsOfDirectory(atPath: s.out.path)
+            let held = Self.cacheFiles(kind).filter { $0.contains("heldout") }, train = Self.cacheFiles(kind).filter { $0.contains("train") }
+            #expect(held.allSatisfy(written.contains))
+            #expect(!train.contains(where: written.contains))
+            // Without the total budget the same run answers every prompt and caches them.
+            var whole = s
+            whole.totalMinutes = nil
+            whole.answerShare = nil
+            #expect(try Self.distill(whole).trainingAnswers == Self.trainPrompts.count)
+            #expect(Self.cacheFiles(kind).allSatisfy(try FileManager.default.contentsOfDirectory(atPath: s.out.path).contains))
+        }
+    }
+
     @Test func aRerunWithOtherPromptsOfTheSameCountAnswersThemAfresh() throws {
         try Self.withScratch { dir in
             let settings = Self.oneEpochUnmeasured(.layers, in: dir)
@@ -439,5 +466,23 @@ final class Transcript: @unchecked Sendable {
         #expect(s.trainingSeconds(afterAnswering: 2000) == 0)
         s.totalMinutes = -1
         #expect(throws: DistillationError("--total-minutes must be positive (got -1.0)")) { try s.validate() }
+    }
+
+    @Test func theTrainingAnswersStopAtTheirShareOfATotalBudget() throws {
+        var s = DistillationSettings(prompts: "p", out: URL(fileURLWithPath: "/tmp/o"))
+        let start = Date(timeIntervalSince1970: 1_000)
+        #expect(s.answerDeadline(from: start) == nil)  // no total budget: every answer
+        s.totalMinutes = 30
+        #expect(s.answerDeadline(from: start) == start.addingTimeInterval(900))  // half by default
+        s.answerShare = 0.25
+        #expect(s.answerDeadline(from: start) == start.addingTimeInterval(450))
+        try s.validate()
+        for bad in [0, -0.5, 1.5, .nan] {
+            s.answerShare = bad
+            #expect(throws: DistillationError("--answer-share is a share of --total-minutes, in (0, 1] (got \(bad))")) { try s.validate() }
+        }
+        s.answerShare = 0.5
+        s.totalMinutes = nil
+        #expect(throws: DistillationError("--answer-share is a share of --total-minutes, which is not set")) { try s.validate() }
     }
 }
