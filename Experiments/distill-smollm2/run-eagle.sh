@@ -9,7 +9,9 @@
 #   PROMPTS=prompts_train_diverse.jsonl MINUTES=13 EPOCHS=12 RES=eagle-diverse REF=eagle bash run-eagle.sh
 #   ANSWER_BATCH=64 answers 64 prompts side by side (default 16)
 #   TOTAL_MINUTES=30 bounds answers and training together: training gets what the answers leave
-#   (the 30-minute recipe on any machine, whatever its decode speed); EPOCHS caps it too, so
+#   (the 30-minute recipe on any machine, whatever its decode speed), and the training answers
+#   stop at half of it (--answer-share), so a slower machine trains on fewer answers instead of
+#   on none (README, "The 30-minute recipe on a Xeon without AMX"); EPOCHS caps it too, so
 #   EPOCHS=40 lets the minutes decide (greedy answers on a fast machine left 11 of the 30 unused
 #   at 12 epochs: README, "The greedy draft given the whole 30 minutes")
 #   SETS="heldout" benches only the held-out prompts; SETS="" skips the benches
@@ -21,7 +23,9 @@
 #   PRODUCTS=bfloat16 trains the draft with bfloat16 products (--draft-products: AMX tiles or
 #   VDPBF16PS, ~1.6x the steps a minute on the AMX machine; README, "bfloat16 products"). With
 #   the four-answer T=1 command there it made the best T=1 draft in the same 30 minutes (README,
-#   "bfloat16 products within the recipe's 30 minutes").
+#   "bfloat16 products within the recipe's 30 minutes"). Without AMX (VDPBF16PS) the step was
+#   0.58x as fast as float32 on a Xeon of the same model (`rollspec bench training --eagle-draft`):
+#   keep float32 there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=Experiments/distill-smollm2
@@ -38,7 +42,7 @@ start=$(date +%s)
     --epochs "$epochs" --minutes "$minutes" --eval-every 50 --answer-batch "${ANSWER_BATCH:-16}" \
     --temperature "${TEMP:-0}" --answers-per-prompt "${ANSWERS:-1}" --precision "${PRECISION:-float32}" \
     --draft-products "${PRODUCTS:-float32}" \
-    ${TOTAL_MINUTES:+--total-minutes "$TOTAL_MINUTES"} 2>&1 | tr '\r' '\n' | grep -v '^step ' | tee $res/distill.log
+    ${TOTAL_MINUTES:+--total-minutes "$TOTAL_MINUTES"} 2>&1 | tr '\r' '\n' | grep --line-buffered -v '^step ' | tee $res/distill.log
 echo "distill wall time: $(( $(date +%s) - start )) s" | tee $res/wall_time.txt
 cp "$out/training_log.csv" "$out/summary.json" $res/
 bench() {  # bench NAME PROMPTS ARGS...: plain against speculative decoding, both in one run
