@@ -28,8 +28,12 @@ public struct SpecDecodeStats: Sendable, Equatable, Codable {
 
     public var acceptanceRate: Double { draftTokens == 0 ? 0 : Double(acceptedTokens) / Double(draftTokens) }
     public var meanAcceptanceLength: Double { drafts == 0 ? 1 : 1 + Double(acceptedTokens) / Double(drafts) }
-    public var perPositionAcceptance: [Double] {
-        acceptedAtPosition.map { drafts == 0 ? 0 : Double($0) / Double(drafts) }
+    public var perPositionAcceptance: [Double] { shareOfDrafts(acceptedAtPosition) }
+    /// Drafts whose accepted token at position i was a runner-up beside the chain / drafts.
+    public var perPositionAlternativeAcceptance: [Double] { shareOfDrafts(alternativeAcceptedAtPosition) }
+
+    private func shareOfDrafts(_ counts: [Int]) -> [Double] {
+        counts.map { drafts == 0 ? 0 : Double($0) / Double(drafts) }
     }
 
     /// Records one verification of `drafted` tokens of which the first `accepted` held, the
@@ -41,16 +45,17 @@ public struct SpecDecodeStats: Sendable, Equatable, Codable {
         drafts += 1
         draftTokens += drafted
         acceptedTokens += accepted
-        if acceptedAtPosition.count < drafted {
-            acceptedAtPosition += [Int](repeating: 0, count: drafted - acceptedAtPosition.count)
-        }
+        Self.pad(&acceptedAtPosition, to: drafted)
         for i in 0..<accepted { acceptedAtPosition[i] += 1 }
         if alternative, accepted > 0 {
-            if alternativeAcceptedAtPosition.count < accepted {
-                alternativeAcceptedAtPosition += [Int](repeating: 0, count: accepted - alternativeAcceptedAtPosition.count)
-            }
+            Self.pad(&alternativeAcceptedAtPosition, to: accepted)
             alternativeAcceptedAtPosition[accepted - 1] += 1
         }
+    }
+
+    /// Grows a per-position count to at least `count` positions with zeros.
+    private static func pad(_ counts: inout [Int], to count: Int) {
+        if counts.count < count { counts += [Int](repeating: 0, count: count - counts.count) }
     }
 
     public static func + (a: SpecDecodeStats, b: SpecDecodeStats) -> SpecDecodeStats {

@@ -126,9 +126,9 @@ func acceptanceSummary(_ report: SpeculationReport) -> String {
         let positions = s.perPositionAcceptance.prefix(8).map { String(format: "%.2f", $0) }.joined(separator: " ")
         var text = String(format: "%@: %d drafts, %d drafted, %d accepted, acceptance rate %.3f, mean acceptance length %.2f, per position [%@]",
                           name, s.drafts, s.draftTokens, s.acceptedTokens, s.acceptanceRate, s.meanAcceptanceLength, positions)
-        if !s.alternativeAcceptedAtPosition.isEmpty, s.drafts > 0 {
-            let beside = s.alternativeAcceptedAtPosition.prefix(8).map { String(format: "%.2f", Double($0) / Double(s.drafts)) }
-            text += ", of them beside the chain [\(beside.joined(separator: " "))]"
+        if !s.alternativeAcceptedAtPosition.isEmpty {
+            let beside = s.perPositionAlternativeAcceptance.prefix(8).map { String(format: "%.2f", $0) }.joined(separator: " ")
+            text += ", of them beside the chain [\(beside)]"
         }
         return text
     }
